@@ -1,0 +1,136 @@
+"""Loading published checkpoints safely and strictly.
+
+Every checkpoint goes through torch's weights-only unpickler: a file that needs arbitrary code
+to load is refused with a message, never executed. The usual wrappings ('state_dict', 'model',
+'module.' prefixes) are unwrapped, the format is detected from the key names, keys are mapped to
+ours, and the load is strict. Any problem becomes one CheckpointError whose message names the
+file, the detected format, and the missing / unexpected / shape-mismatched keys.
+"""
+from __future__ import annotations
+
+import codecs
+import os
+import pickle
+import zipfile
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+import torch
+
+# Published checkpoints pickle a few harmless NumPy objects next to the tensors (NanoTrack stores
+# the epoch as a numpy scalar). These reconstruct plain data and run no user code.
+_SAFE_NUMPY_GLOBALS = []
+for _name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
+    _mod, _, _attr = _name.rpartition(".")
+    try:
+        _SAFE_NUMPY_GLOBALS.append((getattr(__import__(_mod, fromlist=[_attr]), _attr), _name))
+    except (ImportError, AttributeError):
+        pass
+_SAFE_NUMPY_GLOBALS += [np.dtype, codecs.encode]
+for _cls in ("Float64DType", "Float32DType", "Int64DType", "Int32DType"):
+    if hasattr(np.dtypes, _cls):
+        _SAFE_NUMPY_GLOBALS.append(getattr(np.dtypes, _cls))
+
+#: at most this many key names are listed per category in an error message
+_LIST_LIMIT = 12
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why, in full."""
+
+
+def _fmt_keys(title: str, keys) -> str:
+    keys = list(keys)
+    if not keys:
+        return ""
+    shown = ", ".join(keys[:_LIST_LIMIT])
+    more = f" (+{len(keys) - _LIST_LIMIT} more)" if len(keys) > _LIST_LIMIT else ""
+    return f"\n  {title} ({len(keys)}): {shown}{more}"
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat {key: tensor} dict, unwrapping the usual containers.
+
+    Raises CheckpointError for a missing, damaged or unsafe file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a folder, not a file")
+    try:
+        with torch.serialization.safe_globals(_SAFE_NUMPY_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path!r} was refused: it needs arbitrary code to load, which SiamScope never "
+            f"runs (weights-only loading). Detail: {first}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError,
+            TypeError, IndexError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint: "
+                              f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+    return unwrap_state_dict(obj, path)
+
+
+def unwrap_state_dict(obj, path: str = "<memory>") -> dict[str, torch.Tensor]:
+    """Find the tensor dict inside the usual wrappings and strip 'module.' prefixes."""
+    for _ in range(3):
+        if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+            for key in ("state_dict", "model", "net", "state"):
+                if key in obj and isinstance(obj[key], Mapping):
+                    obj = obj[key]
+                    break
+            else:
+                break
+    if not isinstance(obj, Mapping) or not _is_tensor_dict(obj):
+        raise CheckpointError(f"checkpoint {path!r} holds no state_dict (found {type(obj).__name__} "
+                              f"with keys {list(obj)[:8] if isinstance(obj, Mapping) else '-'})")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        if k.startswith("module."):
+            k = k[len("module."):]
+        out[k] = v
+    return out
+
+
+def _is_tensor_dict(d: Mapping) -> bool:
+    return len(d) > 0 and sum(isinstance(v, torch.Tensor) for v in d.values()) >= max(1, len(d) // 2)
+
+
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str = "<memory>",
+              fmt: str = "unknown", key_map: Optional[Callable[[str], Optional[str]]] = None,
+              ignore: Callable[[str], bool] = lambda k: False) -> None:
+    """Strict load with a complete report.
+
+    `key_map` renames checkpoint keys to the model's (return None to drop a key); `ignore` lists
+    model keys a checkpoint may lack (e.g. BN `num_batches_tracked` in old checkpoints).
+    """
+    if key_map is not None:
+        mapped = {}
+        for k, v in state.items():
+            nk = key_map(k)
+            if nk is not None:
+                mapped[nk] = v
+        state = mapped
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not ignore(k)]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        raise CheckpointError(
+            f"checkpoint {path!r} (detected format: {fmt}) does not fit {type(model).__name__}:"
+            + _fmt_keys("missing keys", missing) + _fmt_keys("unexpected keys", unexpected)
+            + _fmt_keys("shape-mismatched keys", mismatched))
+    full = dict(own)
+    full.update({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.load_state_dict(full, strict=True)
+
+
+def load_checkpoint(model: torch.nn.Module, path, fmt: str = "unknown", key_map=None,
+                    ignore=lambda k: k.endswith("num_batches_tracked")) -> None:
+    """read_state_dict + load_into: the one call trackers use."""
+    load_into(model, read_state_dict(path), os.fspath(path), fmt, key_map, ignore)

@@ -1,0 +1,130 @@
+"""The one interface every tracker implements, and the result it hands to the GUI / CLI.
+
+Data flow: source -> worker -> tracker (crop -> network -> decode) -> TrackResult -> plots/export.
+Frames are BGR uint8 arrays as OpenCV decodes them; boxes are (x, y, w, h) floats in frame pixels.
+Nothing here imports Qt: trackers run headless.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+class TrackingState(str, enum.Enum):
+    TRACKING = "tracking"
+    LOST = "lost"
+    REDETECTING = "re-detecting"
+
+
+@dataclasses.dataclass
+class ChannelMaps:
+    """Per-channel correlation responses of one correlation layer.
+
+    `maps` is (C, h, w) float32: channel c is the depth-wise cross-correlation of template
+    channel c with search channel c (SiamRPN++ §3.4: single channels respond to single object
+    categories). `level` names the feature level ("l3", "layer2", ...), `branch` the head branch
+    ("cls", "loc", "xcorr", ...).
+    """
+
+    level: str
+    branch: str
+    maps: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return f"{self.level}/{self.branch}"
+
+
+@dataclasses.dataclass
+class SearchRegion:
+    """Where the score map lies in the frame: the square search crop, in frame pixels.
+
+    (x, y) is the top-left corner of the crop and `size` its side (the score map covers the
+    crop's centre area; see `score_extent`).
+    """
+
+    x: float
+    y: float
+    size: float
+    # Part of the crop the score map covers, as (x0, y0, x1, y1) in frame pixels: score cell
+    # (i, j) of an S x S map centres at x0 + (j + 0.5) * (x1 - x0) / S.
+    score_extent: tuple[float, float, float, float]
+
+
+@dataclasses.dataclass
+class TrackResult:
+    box: Box
+    score: float
+    state: TrackingState = TrackingState.TRACKING
+    # Final score map (after penalty and window), (S, S) float32, max over anchors where there are several.
+    score_map: Optional[np.ndarray] = None
+    search_region: Optional[SearchRegion] = None
+    channels: list[ChannelMaps] = dataclasses.field(default_factory=list)
+    mask: Optional[np.ndarray] = None  # (H, W) float32 in [0, 1], frame-sized
+    polygon: Optional[np.ndarray] = None  # (4, 2) rotated rectangle, frame pixels
+    distractors: list[Box] = dataclasses.field(default_factory=list)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> milliseconds
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+class StageTimer:
+    """Collects per-stage wall time in milliseconds (crop, network, decode...)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+
+
+class BoxError(ValueError):
+    """The initial box is empty or does not overlap the frame."""
+
+
+def validate_box(box, frame_shape) -> Box:
+    """Check an init box against the frame; return it as floats or raise BoxError with a clear message."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise BoxError(f"box must be four numbers x,y,w,h, got {box!r}") from None
+    if not all(np.isfinite([x, y, w, h])):
+        raise BoxError(f"box has non-finite values: {box!r}")
+    if w < 1 or h < 1:
+        raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} is empty (width and height must be at least 1 px)")
+    H, W = frame_shape[:2]
+    if x >= W or y >= H or x + w <= 0 or y + h <= 0:
+        raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} lies outside the {W}x{H} frame")
+    return (x, y, w, h)
+
+
+class Tracker(abc.ABC):
+    """init(frame, box) then track(frame) -> TrackResult, frame after frame."""
+
+    #: short stable name, as listed by `python main.py trackers`
+    name: str = ""
+    #: the tracker's hyper-parameters (a dataclass instance); the GUI edits it live and a change
+    #: applies from the next frame.
+    params: object = None
+
+    @abc.abstractmethod
+    def init(self, frame: np.ndarray, box: Box) -> None: ...
+
+    @abc.abstractmethod
+    def track(self, frame: np.ndarray) -> TrackResult: ...
+
+    def to(self, device: str) -> "Tracker":
+        """Move the network to a torch device ("cpu", "cuda"); trackers without one ignore it."""
+        return self

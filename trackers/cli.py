@@ -1,0 +1,153 @@
+"""Headless commands: `python main.py track | trackers | bench | eval | ...`.
+
+Same trackers, same code path as the GUI. Bad input is one line on stderr and a non-zero exit,
+never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import cv2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, exit code 2."""
+
+
+def parse_box(text: str):
+    try:
+        vals = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"--box must be x,y,w,h numbers, got {text!r}") from None
+    if len(vals) != 4:
+        raise UsageError(f"--box must be four numbers x,y,w,h, got {text!r}")
+    return tuple(vals)
+
+
+def default_tracker_name() -> str:
+    """The tracker used when none is named: the project's trained default where present."""
+    from trackers import registry
+    names = [s.name for s in registry.all_trackers()]
+    for preferred in ("siamscope-default", "nanotrack-v2"):
+        if preferred in names:
+            return preferred
+    return names[0]
+
+
+def cmd_trackers(args) -> int:
+    from trackers import registry
+    for spec in registry.all_trackers():
+        where = registry.find_weights(spec) if spec.needs_weights else "(built in)"
+        print(f"{spec.name:24s} {spec.title:44s} {where or 'checkpoint ' + spec.weights_file + ' not found'}")
+    for mod, err in registry.IMPORT_ERRORS.items():
+        print(f"# {mod} failed to load: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_track(args) -> int:
+    from trackers import registry
+    from trackers.annotate import draw_result
+    from trackers.results import write_otb
+    from trackers.sources import open_source
+
+    box = parse_box(args.box)
+    name = args.tracker or default_tracker_name()
+    registry.get(name)  # unknown names fail before the video is opened
+    source = open_source(args.source)
+    try:
+        frame = source.read()
+        if frame is None:
+            raise UsageError(f"{args.source!r} has no frames")
+        tracker = registry.build(name, args.weights, args.device)
+        tracker.init(frame, box)
+        boxes = [box]
+        writer = None
+        if args.video_out:
+            H, W = frame.shape[:2]
+            writer = open_video_writer(args.video_out, source.fps, (W, H))
+            from trackers.base import TrackResult
+            writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
+        n, elapsed = 0, 0.0
+        index = 1
+        while (frame := source.read()) is not None:
+            t0 = time.perf_counter()
+            result = tracker.track(frame)
+            elapsed += time.perf_counter() - t0
+            n += 1
+            boxes.append(result.box)
+            if writer is not None:
+                writer.write(draw_result(frame, result, index))
+            if args.verbose:
+                print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
+            index += 1
+        if writer is not None:
+            writer.release()
+        if args.out:
+            write_otb(args.out, boxes)
+    finally:
+        source.close()
+    print(f"tracked {n} frames with {name}")
+    print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
+    return 0
+
+
+def open_video_writer(path: str, fps: float, size) -> cv2.VideoWriter:
+    """An OpenCV VideoWriter for .mp4 / .avi; raises OSError when the file cannot be written."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d) or not os.access(d, os.W_OK):
+        raise OSError(f"cannot write {path!r}: folder {d!r} is missing or not writable")
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.lower().endswith(".mp4") else "MJPG"))
+    writer = cv2.VideoWriter(path, fourcc, fps or 25.0, size)
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {path!r} (OpenCV could not open a writer for it)")
+    return writer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.")
+    sub = p.add_subparsers(dest="command")
+    t = sub.add_parser("track", help="track a video or image folder without a window")
+    t.add_argument("source", help="video file, image-sequence folder, or camera:N")
+    t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
+    t.add_argument("--weights", help="checkpoint file (default: found in the model folders)")
+    t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
+    t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
+    t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
+    t.set_defaults(func=cmd_track)
+    ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
+    ls.set_defaults(func=cmd_trackers)
+    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli"):
+        try:
+            mod = __import__(extra, fromlist=["add_parser"])
+        except ModuleNotFoundError as e:
+            if e.name != extra:
+                raise
+            continue
+        mod.add_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    from models.checkpoint import CheckpointError
+    from trackers.base import BoxError
+    from trackers.sources import SourceError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, BoxError, SourceError, CheckpointError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        # one line, even for a checkpoint report that lists keys on several lines
+        print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,121 @@
+"""Every tracker SiamScope offers, by short stable name.
+
+A TrackerSpec says how to build the tracker (from a checkpoint where it needs one) and where its
+published weights come from. The GUI's picker, `python main.py trackers` and `track --tracker`
+all read this one table. Tracker modules register themselves at import (see `_MODULES`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from typing import Callable, Optional
+
+from .base import Tracker
+
+
+@dataclasses.dataclass
+class TrackerSpec:
+    name: str                      # short, stable: "nanotrack-v2", "siamrpnpp-r50", ...
+    title: str                     # what the picker shows
+    family: str                    # "SiamRPN++", "NanoTrack", ...
+    build: Callable[..., Tracker]  # build(weights: Optional[str], device: str) -> Tracker
+    params_type: type              # the hyper-parameter dataclass
+    needs_weights: bool = True
+    weights_file: str = ""         # published file name, looked up in the model folders
+    description: str = ""
+
+
+_REGISTRY: dict[str, TrackerSpec] = {}
+
+# Modules that define trackers; each calls register() at import. A module that fails to import
+# (a tracker under construction) must not take the others down, so failures are kept and reported.
+_MODULES = [
+    "trackers.nanotrack",
+    "trackers.siamrpn",
+    "trackers.siamfc",
+    "trackers.siamdw",
+    "trackers.dasiamrpn",
+    "trackers.siammask",
+    "trackers.siamattn",
+    "trackers.default",
+]
+IMPORT_ERRORS: dict[str, str] = {}
+_loaded = False
+
+
+def register(spec: TrackerSpec) -> TrackerSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - report, keep the other trackers usable
+            IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+
+
+def all_trackers() -> list[TrackerSpec]:
+    _load_all()
+    return list(_REGISTRY.values())
+
+
+def get(name: str) -> TrackerSpec:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown tracker {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def model_dirs() -> list[str]:
+    """Folders searched for checkpoints: $SIAMSCOPE_MODELS (os.pathsep-separated, searched
+    recursively one level deep), then the user models folder."""
+    dirs = [d for d in os.environ.get("SIAMSCOPE_MODELS", "").split(os.pathsep) if d]
+    dirs.append(user_models_dir())
+    return dirs
+
+
+def user_models_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "siamscope", "models")
+
+
+def find_weights(spec: TrackerSpec) -> Optional[str]:
+    """The tracker's published checkpoint if it lies in one of the model folders, else None."""
+    if not spec.weights_file:
+        return None
+    for d in model_dirs():
+        for sub in ("", *sorted(_subdirs(d))):
+            p = os.path.join(d, sub, spec.weights_file)
+            if os.path.isfile(p):
+                return p
+    return None
+
+
+def _subdirs(d: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(d) if e.is_dir()]
+    except OSError:
+        return []
+
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Tracker:
+    """Build a tracker by name; weights default to the file found in the model folders."""
+    spec = get(name)
+    if spec.needs_weights and weights is None:
+        weights = find_weights(spec)
+        if weights is None:
+            from models.checkpoint import CheckpointError
+            raise CheckpointError(
+                f"tracker {name!r} needs its checkpoint {spec.weights_file!r}: pass --weights FILE, or put "
+                f"the file in {user_models_dir()} or a folder named by SIAMSCOPE_MODELS")
+    return spec.build(weights, device)
