@@ -38,6 +38,7 @@ _MODULES = [
     "trackers.dasiamrpn",
     "trackers.siammask",
     "trackers.siamattn",
+    "trackers.floor",
     "trackers.default",
 ]
 IMPORT_ERRORS: dict[str, str] = {}
