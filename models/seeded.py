@@ -47,3 +47,35 @@ def state_dict_sha256(state: dict[str, torch.Tensor], order) -> str:
         h.update(state[key].detach().cpu().contiguous().numpy().astype(
             state[key].numpy().dtype.newbyteorder("<")).tobytes())
     return h.hexdigest()
+
+
+def seeded_state_dict_torch(manifest: dict) -> dict[str, torch.Tensor]:
+    """Classic fixtures (README_classic.md: SiamFC, SiamDW, DaSiamRPN), rule "seeded:N": walk
+    manifest['state_dict'] in order, drawing each float tensor with one call on a CPU
+    torch.Generator seeded with N; integer tensors (BN num_batches_tracked) are zeros and draw
+    nothing. Afterwards the tensors named in manifest['seeded_rule_gains'] are multiplied by their
+    exact power-of-two gain (the RPN kernel layers, so random-weight scores stay finite)."""
+    seed = int(str(manifest["weights"]).split(":")[1])
+    g = torch.Generator()
+    g.manual_seed(seed)
+    gains = manifest.get("seeded_rule_gains") or {}
+    out = {}
+    for key, shape, dtype in manifest["state_dict"]:
+        shape = tuple(shape)
+        if "float" not in dtype:
+            out[key] = torch.zeros(shape, dtype=getattr(torch, dtype))
+            continue
+        if key.endswith("running_var"):
+            t = torch.rand(shape, generator=g) * 0.5 + 0.75
+        elif key.endswith("running_mean"):
+            t = torch.randn(shape, generator=g) * 0.1
+        elif len(shape) >= 2:
+            t = torch.randn(shape, generator=g) * math.sqrt(2.0 / int(np.prod(shape[1:])))
+        elif key.endswith("weight"):
+            t = torch.rand(shape, generator=g) * 0.5 + 0.75
+        else:
+            t = torch.randn(shape, generator=g) * 0.01
+        if key in gains:
+            t = t * gains[key]
+        out[key] = t
+    return out
