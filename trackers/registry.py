@@ -40,6 +40,7 @@ _MODULES = [
     "trackers.siamattn",
     "trackers.floor",
     "trackers.default",
+    "trackers.opencv_trackers",
 ]
 IMPORT_ERRORS: dict[str, str] = {}
 _loaded = False

@@ -1,0 +1,138 @@
+"""OpenCV's own trackers behind the Tracker interface, as honest anchors for `eval`:
+
+- 'csrt': cv2.TrackerCSRT (discriminative correlation filter with channel and spatial
+  reliability; opencv-contrib), no network, no checkpoint.
+- 'opencv-nanotrack': cv2.TrackerNano, OpenCV's DNN port of NanoTrack v2 running the published
+  ONNX pair (nanotrackv2_backbone_sim.onnx + nanotrackv2_head_sim.onnx), an independent check on
+  our own NanoTrack re-implementation.
+
+These are black boxes: they give a box and (Nano) a score, no score map or channels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .base import Box, StageTimer, Tracker, TrackingState, TrackResult, validate_box
+from .registry import TrackerSpec, register
+
+NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
+NANO_HEAD = "nanotrackv2_head_sim.onnx"
+
+
+@dataclasses.dataclass
+class CSRTParams:
+    """The CSRT options most worth trying; the rest keep OpenCV's defaults."""
+
+    use_hog: bool = True
+    use_color_names: bool = True
+    use_segmentation: bool = True
+    padding: float = 3.0
+    template_size: float = 200.0
+    scale_step: float = 1.02
+    number_of_scales: int = 33
+
+
+@dataclasses.dataclass
+class OpenCVNanoParams:
+    """cv2.TrackerNano has no tunable tracking parameters (its penalty / window are built in)."""
+
+
+def _int_box(box: Box) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h)))
+
+
+class OpenCVTracker(Tracker):
+    """Wraps a cv2.Tracker: init(frame, box) / update(frame) -> (ok, box)."""
+
+    def __init__(self, name: str, params):
+        self.name = name
+        self.params = params
+        self._tracker = None
+        self._box: Box = (0.0, 0.0, 1.0, 1.0)
+
+    def create(self):
+        raise NotImplementedError
+
+    def init(self, frame: np.ndarray, box: Box) -> None:
+        box = validate_box(box, frame.shape)
+        self._tracker = self.create()
+        self._tracker.init(frame, _int_box(box))
+        self._box = box
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        if self._tracker is None:
+            raise RuntimeError(f"{self.name}: track() before init()")
+        timer = StageTimer()
+        with timer.stage("update"):
+            ok, box = self._tracker.update(frame)
+        score = self.score(ok)
+        if ok:
+            self._box = tuple(float(v) for v in box)
+        # On failure OpenCV gives no box; keep the last one so the run stays one box per frame.
+        return TrackResult(box=self._box, score=score,
+                           state=TrackingState.TRACKING if ok else TrackingState.LOST, timings=timer.ms)
+
+    def score(self, ok: bool) -> float:
+        return 1.0 if ok else 0.0
+
+
+class CSRTTracker(OpenCVTracker):
+    def __init__(self, params: Optional[CSRTParams] = None):
+        super().__init__("csrt", params or CSRTParams())
+
+    def create(self):
+        p = self.params
+        cp = cv2.TrackerCSRT_Params()
+        cp.use_hog = bool(p.use_hog)
+        cp.use_color_names = bool(p.use_color_names)
+        cp.use_segmentation = bool(p.use_segmentation)
+        cp.padding = float(p.padding)
+        cp.template_size = float(p.template_size)
+        cp.scale_step = float(p.scale_step)
+        cp.number_of_scales = int(p.number_of_scales)
+        return cv2.TrackerCSRT_create(cp)
+
+
+class OpenCVNanoTracker(OpenCVTracker):
+    def __init__(self, backbone: str, head: str):
+        super().__init__("opencv-nanotrack", OpenCVNanoParams())
+        for f in (backbone, head):
+            if not os.path.isfile(f):
+                from models.checkpoint import CheckpointError
+                raise CheckpointError(f"opencv-nanotrack needs {f!r}, which does not exist")
+        self.backbone, self.head = backbone, head
+
+    def create(self):
+        np_ = cv2.TrackerNano_Params()
+        np_.backbone = self.backbone
+        np_.neckhead = self.head
+        return cv2.TrackerNano_create(np_)
+
+    def score(self, ok: bool) -> float:
+        return float(self._tracker.getTrackingScore())
+
+
+def nano_onnx_pair(weights: str) -> tuple[str, str]:
+    """The backbone / head ONNX files: `weights` names either file or the folder holding both
+    (the registry finds the backbone file in the model folders when none is given)."""
+    d = weights if os.path.isdir(weights) else os.path.dirname(os.path.abspath(weights))
+    return os.path.join(d, NANO_BACKBONE), os.path.join(d, NANO_HEAD)
+
+
+register(TrackerSpec(
+    name="csrt", title="CSRT (OpenCV, correlation filter)", family="OpenCV",
+    build=lambda weights=None, device="cpu": CSRTTracker(), params_type=CSRTParams, needs_weights=False,
+    description="OpenCV's CSRT discriminative correlation filter: a non-Siamese anchor for eval."))
+
+register(TrackerSpec(
+    # needs_weights: the two ONNX files are a download like any checkpoint (the zoo lists them)
+    name="opencv-nanotrack", title="NanoTrack v2 (OpenCV DNN, ONNX)", family="OpenCV",
+    build=lambda weights=None, device="cpu": OpenCVNanoTracker(*nano_onnx_pair(weights)),
+    params_type=OpenCVNanoParams, weights_file=NANO_BACKBONE,
+    description="cv2.TrackerNano on the published NanoTrack v2 ONNX files: an independent NanoTrack."))
