@@ -26,21 +26,29 @@ def crop_window(pos, original_sz: float) -> tuple[float, float, float, float]:
     return xmin, ymin, xmin + original_sz - 1, ymin + original_sz - 1
 
 
-def get_subwindow(frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans) -> np.ndarray:
+def get_subwindow(frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans, *,
+                  corner=None, fill=None) -> np.ndarray:
     """Cut the square window of side `original_sz` around `pos` and resize it to `model_sz`.
 
     Returns an (model_sz, model_sz, 3) uint8 BGR patch. Only the visible part of the frame is
     copied into a mean-filled patch, which gives the same pixels as padding the whole frame (as
     the references do) without allocating a frame-sized buffer for every search crop.
+    References that round the window corner differently (SiamDW: Python 3 `round`, siamfc-pytorch:
+    `np.round`) pass the top-left `corner` (x, y) themselves; `fill` overrides the padding colour
+    (uint8 per channel) where a reference does not truncate the mean (cv2.copyMakeBorder rounds).
     """
     sz = int(original_sz)
     if sz < 1:
         raise ValueError(f"crop side must be at least 1 px, got {original_sz!r}")
-    xmin, ymin, _, _ = crop_window(pos, original_sz)
+    if corner is None:
+        xmin, ymin, _, _ = crop_window(pos, original_sz)
+    else:
+        xmin, ymin = corner
     xmin, ymin = int(xmin), int(ymin)
     H, W = frame.shape[:2]
-    # float64 mean assigned into uint8 truncates, as numpy does in the references
-    fill = np.asarray(avg_chans, dtype=np.float64).astype(np.uint8)
+    if fill is None:
+        # float64 mean assigned into uint8 truncates, as numpy does in the references
+        fill = np.asarray(avg_chans, dtype=np.float64).astype(np.uint8)
     x0, y0 = max(xmin, 0), max(ymin, 0)
     x1, y1 = min(xmin + sz, W), min(ymin + sz, H)
     if x0 == xmin and y0 == ymin and x1 == xmin + sz and y1 == ymin + sz:
