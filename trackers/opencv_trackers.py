@@ -112,7 +112,13 @@ class OpenCVNanoTracker(OpenCVTracker):
         np_ = cv2.TrackerNano_Params()
         np_.backbone = self.backbone
         np_.neckhead = self.head
-        return cv2.TrackerNano_create(np_)
+        # OpenCV 5's DNN engine warns on every create that targets are unsupported: noise, not news
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            return cv2.TrackerNano_create(np_)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
     def score(self, ok: bool) -> float:
         return float(self._tracker.getTrackingScore())

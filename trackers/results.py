@@ -77,7 +77,9 @@ def write_otb(path: str, boxes) -> None:
     """One 'x,y,w,h' line per frame (OTB results convention: the first line is the init box)."""
     with open(path, "w") as f:
         for b in boxes:
-            f.write(",".join(f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v)) for v in b) + "\n")
+            # NaN (no box: target absent / tracker not started) is written as 'nan', as OTB/GOT files do
+            f.write(",".join("nan" if v != v else f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+                             for v in b) + "\n")
 
 
 def read_boxes(path: str):

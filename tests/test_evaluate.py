@@ -1,0 +1,77 @@
+"""`python main.py eval` end to end on the first frames of a real bench sequence."""
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import shared_path
+from trackers import evaluate as E
+from trackers.cli import main
+from trackers.results import read_boxes
+
+
+def _overall(out: str) -> list[float]:
+    line = next(l for l in out.splitlines() if l.startswith("overall"))
+    return [float(v) for v in re.findall(r"\d+\.\d+", line)]
+
+
+def test_eval_smoke_on_bag(tmp_path, capsys):
+    bag = shared_path("bench", "bag")
+    nano_dir = os.path.dirname(shared_path("models", "nanotrack", "nanotrackv2_backbone_sim.onnx"))
+    rc = main(["eval", bag, "--trackers", "opencv-nanotrack,csrt", "--weights", f"opencv-nanotrack={nano_dir}",
+               "--max-frames", "30", "--plots", str(tmp_path / "plots"), "--results", str(tmp_path / "res"),
+               "--quiet", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "opencv-nanotrack" in out and "csrt" in out and re.search(r"^bag\s+30 \|", out, re.M)
+    nano_auc, nano_p20, nano_np, nano_fps, csrt_auc, *_ = _overall(out)
+    # the OpenCV NanoTrack follows the bag over its first second: well above chance, below perfect
+    assert 0.5 < nano_auc < 0.952 and nano_p20 > 0.8 and nano_fps > 0
+    assert 0.0 < csrt_auc < 0.952
+    for name in ("success.png", "precision.png"):
+        img = cv2.imread(str(tmp_path / "plots" / name))
+        assert img is not None and img.shape == (540, 720, 3)
+        assert (img < 128).any(axis=2).mean() > 0.01   # curves and text were drawn
+    boxes = read_boxes(str(tmp_path / "res" / "opencv-nanotrack" / "bag.txt"))
+    gt = read_boxes(os.path.join(bag, "groundtruth.txt"))
+    assert boxes.shape == (30, 4)
+    np.testing.assert_allclose(boxes[0], gt[0], atol=1e-3)   # first line: the init box
+
+
+def test_sequences_found_in_bench_folder_and_truncated():
+    seqs = E.find_sequences(shared_path("bench"), max_frames=5)
+    assert [s.name for s in seqs] == sorted(s.name for s in seqs) and "bag" in [s.name for s in seqs]
+    assert all(len(s.frames) == 5 and s.gt.shape == (5, 4) for s in seqs)
+
+
+def test_init_on_first_present_frame(tmp_path):
+    """GOT-style NaN rows before the target appears: init waits for it, NaN frames are not scored."""
+    bag = shared_path("bench", "bag")
+    seq = E.load_sequence(bag, max_frames=12)
+    seq.gt[:2] = np.nan
+
+    class Still:
+        def init(self, frame, box):
+            self.box = box
+
+        def track(self, frame):
+            from trackers.base import TrackResult
+            return TrackResult(box=self.box, score=1.0)
+
+    run = E.run_sequence(Still(), seq)
+    assert np.isnan(run.boxes[:2]).all()
+    np.testing.assert_allclose(run.boxes[2], seq.gt[2])
+    assert run.tracked == 9 and run.score.frames == 10
+
+
+def test_eval_errors_are_one_line(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nowhere"), "--trackers", "csrt"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--trackers", "csrt"]) == 2
+    assert "no sequences" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--trackers", "no-such-tracker"]) == 2
+    assert "unknown tracker" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--trackers", "csrt", "--weights", "csrt"]) == 2
+    assert "NAME=PATH" in capsys.readouterr().err
