@@ -95,9 +95,15 @@ def find_weights(spec: TrackerSpec) -> Optional[str]:
     """The tracker's published checkpoint if it lies in one of the model folders, else None."""
     if not spec.weights_file:
         return None
+    return find_file(spec.weights_file)
+
+
+def find_file(file_name: str) -> Optional[str]:
+    """A file (a relative path such as 'nanotrackv2.pth' or 'siamrpn_alex_dwxcorr/model.pth') in
+    the model folders or one level below them; None where it is in none."""
     for d in model_dirs():
         for sub in ("", *sorted(_subdirs(d))):
-            p = os.path.join(d, sub, spec.weights_file)
+            p = os.path.join(d, sub, file_name)
             if os.path.isfile(p):
                 return p
     return None
