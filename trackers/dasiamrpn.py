@@ -97,12 +97,10 @@ def py2_round(x: float) -> float:
 
 def crop_py2(frame: np.ndarray, pos, model_sz: int, original_sz: float, avg_chans) -> np.ndarray:
     """The reference's get_subwindow_tracking: window origin round(pos - (sz + 1) / 2) with Python-2
-    rounding. The shared crop computes floor(p - c + 0.5), which differs only on negative .5 ties,
-    so it is handed the centre that puts its origin exactly on the reference's (exact in floats:
-    the origin is an integer and c a multiple of 0.5)."""
+    rounding (pysot's floor(p - c + 0.5) differs on negative .5 ties, which the fixtures hit)."""
     c = (original_sz + 1) / 2
-    snapped = (py2_round(pos[0] - c) + c, py2_round(pos[1] - c) + c)
-    return get_subwindow(frame, snapped, model_sz, original_sz, avg_chans)
+    corner = (py2_round(pos[0] - c), py2_round(pos[1] - c))
+    return get_subwindow(frame, pos, model_sz, original_sz, avg_chans, corner=corner)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
