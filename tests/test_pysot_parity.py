@@ -40,8 +40,8 @@ MARGIN_FRAGILE = 1e-4    # README: below this pscore margin the runner-up is acc
 # 1e-3 px keeps two orders of margin and still catches any wrong formula or off-by-one crop
 OPEN_LOOP_ATOL = 1e-3
 FULL = os.environ.get("SIAMSCOPE_FULL_PARITY") == "1"
-OPEN_LOOP_STEPS = {"siamrpn-alex": 40, "siamrpnpp-mobilev2": 40 if FULL else 12,
-                   "siamrpnpp-r50": 40 if FULL else 6}
+OPEN_LOOP_STEPS = {"siamrpn-alex": 40, "siamrpnpp-mobilev2": 40 if FULL else 5,
+                   "siamrpnpp-r50": 40 if FULL else 5}
 
 
 # -- fixture data, read once ------------------------------------------------------------------
