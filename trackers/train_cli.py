@@ -1,0 +1,39 @@
+"""`python main.py train`: trains the default tracker's neck + head (trackers/train/trainer.py)."""
+from __future__ import annotations
+
+import dataclasses
+
+DEFAULT_OUT = "resources/default_tracker.pth"
+
+
+def add_parser(subparsers) -> None:
+    from trackers.train.trainer import TrainConfig
+    d = TrainConfig()
+    p = subparsers.add_parser("train", help="train the default tracker (siamscope-default) from ../shared/data")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"weights file to write (default {DEFAULT_OUT}); "
+                   "a .train.json record is written beside it")
+    p.add_argument("--data", default=d.data_dir, help="data folder with videos/ and images/ (never the benchmark)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--pairs", type=int, default=d.pairs, help="training pairs (features cached once)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--threads", type=int, default=d.threads, help="one thread budget for ONNX Runtime and torch")
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--cache", help="feature cache .npz: reused when it exists, written otherwise")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import os
+    from trackers.cli import UsageError
+    from trackers.train.trainer import TrainConfig, train
+    if not os.path.isdir(args.data):
+        raise UsageError(f"data folder {args.data!r} does not exist")
+    if "bench" in os.path.normpath(os.path.abspath(args.data)).split(os.sep):
+        raise UsageError("the benchmark folder is for evaluation only; train on ../shared/data")
+    cfg = dataclasses.replace(TrainConfig(), data_dir=args.data, seed=args.seed, pairs=args.pairs,
+                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              threads=args.threads, device=args.device)
+    train(cfg, args.out, cache_path=args.cache)
+    return 0
