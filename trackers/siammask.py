@@ -1,0 +1,155 @@
+"""SiamMask (pysot `SiamMaskTracker`, experiments/siammask_r50_l3).
+
+The box step is the shared RPN loop (`SiameseRPNTracker`: crop, DW-XCorr RPN, anchor decode,
+penalty, window, lr smoothing, clip). Then, at the chosen score cell, the refine head produces a
+127x127 mask for the exemplar-sized window around that cell; the mask is warped back into the
+frame (one cv2.warpAffine, bilinear, zero outside), thresholded at `mask_threshold`, and the
+largest outer contour gives the rotated rectangle (`cv2.minAreaRect` -> 4 corners). A mask whose
+largest contour has no more than 100 px of area falls back to the RPN box's corners (pysot).
+
+`TrackResult.mask` is the frame-sized float mask (probabilities), `TrackResult.polygon` the 4
+corners. `box_source` picks the returned box: "rpn" (pysot's returned bbox, the default),
+"polygon" (axis-aligned extent of the rotated rectangle, what VOT-style evaluation of SiamMask
+reports) or "mask" (bounding rectangle of the thresholded mask). The tracker state always follows
+the RPN box, as in pysot.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.siammask import REFINE_SIDE, SiamMaskNet
+
+from .base import StageTimer, TrackResult
+from .registry import TrackerSpec, register
+from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+
+BOX_SOURCES = ("rpn", "polygon", "mask")
+
+
+@dataclasses.dataclass
+class SiamMaskParams(RPNParams):
+    """experiments/siammask_r50_l3/config.yaml TRACK section."""
+
+    penalty_k: float = 0.1
+    window_influence: float = 0.41
+    lr: float = 0.32
+    exemplar_size: int = 127
+    instance_size: int = 255
+    context_amount: float = 0.5
+    base_size: int = 8               # TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25
+    anchor_stride: int = 8
+    mask_threshold: float = 0.15     # TRACK.MASK_THERSHOLD
+    min_contour_area: float = 100.0  # below this the mask is taken as empty
+    box_source: str = "rpn"
+
+
+def mask_to_frame(mask: np.ndarray, sub_box, frame_shape) -> np.ndarray:
+    """Paste a (127, 127) mask covering `sub_box` (x, y, w, h, frame px) into a frame-sized float
+    mask: pysot's `_crop_back`, the affine map frame -> mask-window expressed as a warp of the mask."""
+    H, W = frame_shape[:2]
+    out = mask.shape[0]
+    s = out / sub_box[2]
+    back = (-sub_box[0] * s, -sub_box[1] * s, W * s, H * s)
+    a = (W - 1) / back[2]
+    b = (H - 1) / back[3]
+    mapping = np.array([[a, 0, -a * back[0]], [0, b, -b * back[1]]], dtype=np.float64)
+    return cv2.warpAffine(mask, mapping, (W, H), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def mask_polygon(mask_in_img: np.ndarray, threshold: float, min_area: float):
+    """4 corners (4, 2) float32 of the min-area rectangle around the largest outer contour of
+    mask > threshold, or None when there is no contour larger than min_area px."""
+    binary = (mask_in_img > threshold).astype(np.uint8)
+    contours = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[-2]
+    if not contours:
+        return None
+    areas = [cv2.contourArea(c) for c in contours]
+    if np.max(areas) <= min_area:
+        return None
+    contour = contours[int(np.argmax(areas))].reshape(-1, 2)
+    return cv2.boxPoints(cv2.minAreaRect(contour))
+
+
+class SiamMaskTracker(SiameseRPNTracker):
+    def __init__(self, network: SiamMaskNet, params: SiamMaskParams, name: str = "", device: str = "cpu"):
+        super().__init__(network, AnchorDecoder(params.anchor_stride), params, name=name, device=device)
+
+    def mask_step(self, step: Decoded, center_before, s_x: float, frame_shape):
+        """Mask at the chosen cell -> (127x127 mask, sub_box, frame-sized mask, polygon (4, 2))."""
+        p = self.params
+        S = int(round(np.sqrt(step.score.size / self.decoder.anchor_num)))
+        _, dy, dx = np.unravel_index(step.best, (self.decoder.anchor_num, S, S))
+        with torch.no_grad():
+            logits = self.network.mask_refine((int(dy), int(dx)))
+        mask = logits.sigmoid().reshape(REFINE_SIDE, REFINE_SIDE).float().cpu().numpy()
+        # the exemplar-sized window of the search crop centred on the chosen cell, in frame px
+        s = s_x / p.instance_size
+        crop_x, crop_y = center_before[0] - s_x / 2, center_before[1] - s_x / 2
+        sub_box = (crop_x + (dx - p.base_size / 2) * p.anchor_stride * s,
+                   crop_y + (dy - p.base_size / 2) * p.anchor_stride * s,
+                   s * p.exemplar_size, s * p.exemplar_size)
+        mask_in_img = mask_to_frame(mask, sub_box, frame_shape)
+        polygon = mask_polygon(mask_in_img, p.mask_threshold, p.min_contour_area)
+        if polygon is None:  # empty mask: the RPN box's corners
+            x, y, w, h = step.box
+            polygon = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+        return mask, sub_box, mask_in_img, np.asarray(polygon, np.float64), (int(dy), int(dx))
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        p = self.params
+        if p.box_source not in BOX_SOURCES:
+            raise ValueError(f"box_source must be one of {', '.join(BOX_SOURCES)}, got {p.box_source!r}")
+        timer = StageTimer()
+        with timer.stage("crop"):
+            patch, scale_z, s_x = self.crop_search(frame)
+        with timer.stage("network"):
+            out = self.run_network(patch)
+            cls = out["cls"].float().cpu().numpy()
+            loc = out["loc"].float().cpu().numpy()
+        with timer.stage("decode"):
+            center_before = self.center.copy()
+            step = self.decode(cls, loc, scale_z, frame.shape)
+            self.center = np.array(step.center)
+            self.size = np.array(step.size)
+        with timer.stage("mask"):
+            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, center_before, s_x, frame.shape)
+        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+        result.mask = mask_in_img.astype(np.float32, copy=False)
+        result.polygon = polygon
+        result.extra.update({"mask_cell": cell, "sub_box": sub_box})
+        if p.box_source == "polygon":
+            x0, y0 = polygon.min(0)
+            x1, y1 = polygon.max(0)
+            result.box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+        elif p.box_source == "mask":
+            ys, xs = np.nonzero(mask_in_img > p.mask_threshold)
+            if xs.size:
+                result.box = (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+                              float(ys.max() - ys.min() + 1))
+        return result
+
+
+def load_siammask(weights: str) -> SiamMaskNet:
+    net = SiamMaskNet()
+    load_checkpoint(net, weights, fmt="pysot siammask_r50_l3")
+    return net.eval()
+
+
+def _build(weights: Optional[str], device: str = "cpu") -> SiamMaskTracker:
+    if weights is None:
+        raise CheckpointError("siammask-r50 needs its checkpoint siammask_r50_l3/model.pth")
+    return SiamMaskTracker(load_siammask(weights), SiamMaskParams(), name="siammask-r50", device=device)
+
+
+register(TrackerSpec(
+    name="siammask-r50", title="SiamMask (ResNet-50)", family="SiamMask", build=_build,
+    params_type=SiamMaskParams, weights_file="siammask_r50_l3/model.pth",
+    description="SiamRPN++ box branch plus a refined segmentation mask and its rotated rectangle "
+                "(pysot siammask_r50_l3)"))
