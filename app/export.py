@@ -1,0 +1,169 @@
+"""What a run keeps for export, and the exports themselves.
+
+`RunStore` keeps every tracked frame's result (without the bulky per-channel maps) and the run's
+`RunRecord`, so a finished run is exported without re-tracking: the annotated video re-reads the
+frames from the source and draws the kept results (`trackers.annotate.draw_result`); a camera
+cannot be re-read, so its frames are kept JPEG-encoded while tracking. Results files are written
+by `trackers.results.export_results` (OTB txt / CSV / JSON by extension).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from typing import Optional
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from trackers.annotate import draw_result
+from trackers.base import TrackResult
+from trackers.cli import open_video_writer
+from trackers.results import RunRecord, export_results
+from trackers.sources import SourceError, open_source
+
+#: at most this many camera frames are kept for a video export (about 10 minutes at 30 fps)
+LIVE_FRAME_LIMIT = 18000
+
+
+def slim(result: TrackResult) -> TrackResult:
+    """The parts of a result an export draws: no channel maps, the mask as booleans."""
+    mask = None if result.mask is None else (np.asarray(result.mask) > 0.5)
+    return dataclasses.replace(result, channels=[], mask=mask)
+
+
+class RunStore:
+    """One tracking run: the record (tracker, params, checkpoint, source, per-frame rows) and the
+    per-frame results for drawing."""
+
+    def __init__(self):
+        self.record: Optional[RunRecord] = None
+        self.results: dict[int, TrackResult] = {}
+        self.live_frames: dict[int, bytes] = {}
+        self.source_spec = None
+        self.source_fps = 25.0
+        self.is_live = False
+        self.version = 0          # bumps on every change (the timeline redraws when it moves)
+
+    def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
+              fps: float, is_live: bool) -> None:
+        self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
+        self.record.set_checkpoint(checkpoint)
+        self.results = {}
+        self.live_frames = {}
+        self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live
+        self.version += 1
+
+    @property
+    def active(self) -> bool:
+        return self.record is not None
+
+    def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool) -> None:
+        if self.record is None:
+            return
+        if init:
+            self.record.add_init(index, result.box)
+        else:
+            self.record.add(index, result)
+        for later in [k for k in self.results if k > index]:   # re-tracking replaces what followed
+            del self.results[later]
+            self.live_frames.pop(later, None)
+        self.results[index] = slim(result)
+        if self.is_live and len(self.live_frames) < LIVE_FRAME_LIMIT:
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if ok:
+                self.live_frames[index] = buf.tobytes()
+        self.version += 1
+
+    def set_params(self, params: dict) -> None:
+        if self.record is not None:
+            self.record.params = dict(params)
+
+    def frame_range(self) -> Optional[tuple[int, int]]:
+        if not self.results:
+            return None
+        return min(self.results), max(self.results)
+
+    def export_results(self, path: str) -> None:
+        """Write the results file; OSError (unwritable path, full disk) propagates, the run stays."""
+        if self.record is None or not self.record.frames:
+            raise ValueError("nothing to export yet: track some frames first")
+        export_results(path, self.record)
+
+
+class VideoExportJob(QThread):
+    """Writes the annotated video of a finished (or running) run on its own thread."""
+
+    progress = Signal(int, int)          # frames written, frames in all
+    done = Signal(bool, str)             # ok, message
+
+    def __init__(self, store: RunStore, path: str, heatmap: bool = False, parent=None):
+        super().__init__(parent)
+        rng = store.frame_range()
+        if rng is None:
+            raise ValueError("nothing to export yet: track some frames first")
+        self.path = path
+        self.heatmap = heatmap
+        self.first, self.last = rng
+        self.results = dict(store.results)        # a snapshot: tracking may go on meanwhile
+        self.live_frames = dict(store.live_frames)
+        self.source_spec = store.source_spec
+        self.fps = store.source_fps
+        self.is_live = store.is_live
+        self._cancel = threading.Event()
+        self.written = 0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _frames(self):
+        if self.is_live:
+            for i in range(self.first, self.last + 1):
+                if i in self.live_frames:
+                    yield i, cv2.imdecode(np.frombuffer(self.live_frames[i], np.uint8), cv2.IMREAD_COLOR)
+            return
+        source = open_source(self.source_spec)
+        try:
+            if self.first:
+                source.seek(self.first)
+            for i in range(self.first, self.last + 1):
+                frame = source.read()
+                if frame is None:
+                    return
+                yield i, frame
+        finally:
+            source.close()
+
+    def run(self) -> None:
+        total = (len(self.live_frames) if self.is_live else self.last - self.first + 1)
+        writer = None
+        try:
+            for i, frame in self._frames():
+                if self._cancel.is_set():
+                    break
+                if writer is None:
+                    H, W = frame.shape[:2]
+                    writer = open_video_writer(self.path, self.fps, (W, H))
+                writer.write(draw_result(frame, self.results.get(i), i, heatmap=self.heatmap))
+                self.written += 1
+                self.progress.emit(self.written, total)
+        except (OSError, SourceError, cv2.error) as e:
+            self._finish(writer, False, f"Video export failed: {e}")
+            return
+        if self._cancel.is_set():
+            self._finish(writer, False, "Video export cancelled")
+            return
+        self._finish(writer, True, f"Wrote {self.written} frames to {self.path}")
+
+    def _finish(self, writer, ok: bool, message: str) -> None:
+        if writer is not None:
+            writer.release()
+        if not ok and os.path.exists(self.path):
+            try:
+                os.remove(self.path)    # no half-written file left behind
+            except OSError:
+                pass
+        if ok and (not os.path.exists(self.path) or os.path.getsize(self.path) == 0):
+            ok, message = False, f"Video export failed: {self.path} is empty (disk full?)"
+        self.done.emit(ok, message)
