@@ -390,3 +390,30 @@ def test_cir_units_crop_after_addition():
     with torch.no_grad():
         assert inc(torch.randn(1, 64, 9, 9)).shape == (1, 320, 7, 7)
         assert nxt(torch.randn(1, 64, 9, 9)).shape == (1, 256, 7, 7)
+
+
+@pytest.mark.parametrize("fid", list(FC))
+def test_fc_params_are_the_reference_config(fid, frames):
+    """Each SiamFC+ tracker runs with its OTB2015 test config (manifest hyper_parameters_used)."""
+    hp = _fixture(fid)["manifest"]["hyper_parameters_used"]
+    tr = _fc_tracker(fid, frames, RecordedNet({}))
+    p = tr.params
+    names = {"exemplar_size": "exemplar_size", "instance_size": "instance_size",
+             "context_amount": "context_amount", "num_scale": "scale_num", "scale_step": "scale_step",
+             "scale_lr": "scale_lr", "scale_penalty": "scale_penalty", "w_influence": "window_influence",
+             "score_size": "response_size", "response_up": "response_up", "total_stride": "total_stride"}
+    for ref, ours in names.items():
+        assert getattr(p, ours) == hp[ref], ref
+    np.testing.assert_array_equal(tr.scale_factors(), hp["scales"])
+    assert (tr.s_x, tr.min_s_x, tr.max_s_x) == (hp["s_x"], hp["min_s_x"], hp["max_s_x"])
+
+
+def test_rpn_params_are_the_reference_config():
+    from trackers.siamdw import SiamRPNPlusParams, SiamRPNPlusTracker
+    hp = _fixture(RPN)["manifest"]["hyper_parameters_used"]
+    p = SiamRPNPlusParams()
+    for k in ("penalty_k", "window_influence", "lr", "exemplar_size", "instance_size", "context_amount"):
+        assert getattr(p, k) == hp[k], k
+    dec = SiamRPNPlusTracker(torch.nn.Identity(), p).decoder
+    assert list(dec.ratios) == hp["ratios"] and list(dec.scales) == hp["scales"]
+    assert dec.stride == hp["total_stride"] and dec.anchor_num == hp["anchor_num"]

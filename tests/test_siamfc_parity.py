@@ -243,3 +243,19 @@ def test_released_checkpoint_format_loads(fx, seeded, tmp_path):
     torch.save(bad, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="backbone.conv5.0.weight"):
         registry.build("siamfc", weights=str(tmp_path / "bad.pth"))
+
+
+def test_params_are_the_reference_defaults(fx):
+    """SiamFCParams defaults = TrackerSiamFC.parse_args defaults as the reference ran them."""
+    from trackers.siamfc import SiamFCParams, SiamFCTracker
+    hp = fx["manifest"]["hyper_parameters_used"]
+    p = SiamFCParams()
+    names = {"exemplar_sz": "exemplar_size", "instance_sz": "instance_size", "context": "context_amount",
+             "scale_num": "scale_num", "scale_step": "scale_step", "scale_lr": "scale_lr",
+             "scale_penalty": "scale_penalty", "window_influence": "window_influence",
+             "response_sz": "response_size", "response_up": "response_up", "total_stride": "total_stride"}
+    for ref, ours in names.items():
+        assert getattr(p, ours) == hp[ref], ref
+    tr = SiamFCTracker(torch.nn.Identity(), p)
+    np.testing.assert_array_equal(tr.scale_factors(), fx["manifest"]["derived"]["scale_factors"])
+    assert tr.upscale_size() == fx["manifest"]["derived"]["upscale_sz"]
