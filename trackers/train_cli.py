@@ -21,6 +21,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="one thread budget for ONNX Runtime and torch")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--cache", help="feature cache .npz: reused when it exists, written otherwise")
+    p.add_argument("--write-synthetic", metavar="DIR",
+                   help="instead of training, write held-out synthetic sequences (OTB layout, exact ground "
+                        "truth) to DIR for `python main.py eval DIR`")
     p.set_defaults(func=cmd_train)
 
 
@@ -32,6 +35,11 @@ def cmd_train(args) -> int:
         raise UsageError(f"data folder {args.data!r} does not exist")
     if "bench" in os.path.normpath(os.path.abspath(args.data)).split(os.sep):
         raise UsageError("the benchmark folder is for evaluation only; train on ../shared/data")
+    if args.write_synthetic:
+        from trackers.train.synthetic import write_sequences
+        for seq in write_sequences(args.data, args.write_synthetic):
+            print(seq)
+        return 0
     cfg = dataclasses.replace(TrainConfig(), data_dir=args.data, seed=args.seed, pairs=args.pairs,
                               epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               threads=args.threads, device=args.device)
