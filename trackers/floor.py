@@ -8,11 +8,14 @@ that make untrained features usable as a similarity:
 
 - the template is the central 8x8 cells of a *search-size* crop's features, so it sees the same
   zero-padding context as the search features it is compared with;
-- the correlation is mean-centred per channel and normalised by both norms: a cosine score in
-  [-1, 1] (normalised cross-correlation), so bright, textured clutter does not win by energy;
+- the correlation is mean-centred and normalised by both norms: features minus their per-channel
+  mean over the first frame's search crop (the part every window shares, background included),
+  then the cosine of template and window in [-1, 1], so bright, textured clutter does not win by
+  energy alone;
 - channels are weighted by how much more energy they carry inside the initial box than in the
-  context ring around it (box cells vs the rest of the 8x8 context window), so channels that
-  fire on the target, not on the background, dominate.
+  context ring around it (box cells vs the rest of the 8x8 context window): weight =
+  max(0, E_box / E_ring - 1), scaled to max 1, so channels that fire on the target, not on the
+  background, dominate.
 
 The box keeps its first-frame aspect ratio (SiamFC only rescales); that and same-kind
 distractors are its known weaknesses.
@@ -28,10 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Box, ChannelMaps, StageTimer, Tracker, TrackingState, TrackResult, validate_box
-from .crop import channel_average, get_subwindow
+from .base import Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, validate_box
+from .crop import channel_average, crop_window, get_subwindow
 from .registry import TrackerSpec, register
-from .siamese import search_region
 
 STRIDE = 16          # EfficientNet-Lite0 stage 5
 STAGE = 5
@@ -124,8 +126,9 @@ class FrozenTrunk:
 
 
 def channel_weights(feat: torch.Tensor, box_cells: tuple[float, float, float, float], context_cells: int) -> torch.Tensor:
-    """(C,) weights from (C, H, W) init features: mean energy inside the box minus mean energy in
-    the ring between the box and the context window, clipped at 0 and scaled to max 1.
+    """(C,) weights from (C, H, W) init features: how many times more mean energy a channel has
+    inside the box than in the ring between the box and the context window, minus 1, clipped at
+    0 and scaled to max 1 (a channel as strong on the background as on the target gets 0).
 
     box_cells is (x0, y0, x1, y1) in feature-cell units; each cell counts with the fraction of
     its area inside the box (a target smaller than a cell still gets its cell).
@@ -143,26 +146,27 @@ def channel_weights(feat: torch.Tensor, box_cells: tuple[float, float, float, fl
     energy = feat.float() ** 2
     e_in = (energy * inside).sum((1, 2)) / inside.sum().clamp(min=1e-6)
     e_ring = (energy * ring).sum((1, 2)) / ring.sum().clamp(min=1e-6)
-    w = (e_in - e_ring).clamp(min=0)
+    # the small floor keeps a channel that is silent in the ring from dividing by zero
+    w = (e_in / (e_ring + 1e-3) - 1).clamp(min=0)
     if float(w.max()) <= 0:
         return torch.ones(C)
     return w / w.max()
 
 
-def weighted_cosine(search: torch.Tensor, template: torch.Tensor, weights: torch.Tensor):
-    """Channel-weighted normalised cross-correlation of a mean-centred template over search maps.
+def weighted_cosine(search: torch.Tensor, template: torch.Tensor, weights: torch.Tensor, mean: torch.Tensor):
+    """Channel-weighted cosine of a template with every k x k window of the search maps, both
+    centred on the same per-channel mean.
 
-    search (B, C, H, W), template (C, k, k) already centred per channel, weights (C,).
+    search (B, C, H, W); template (C, k, k), already centred; weights (C,); mean (C,).
     Returns (cosine (B, H-k+1, W-k+1), per-channel terms (B, C, H-k+1, W-k+1)) where the
-    per-channel terms sum to the cosine: w_c <T_c, X_c - mean X_c> / (|T|_w |X - mean X|_w).
+    per-channel terms sum to the cosine: w_c <T_c, X_c - m_c> / (|T|_w |X - m|_w).
     """
     C, k, _ = template.shape
     n = k * k
+    search = search - mean[None, :, None, None]
     per_channel = F.conv2d(search, (template * weights[:, None, None]).unsqueeze(1), groups=C)
-    s1 = F.avg_pool2d(search, k, stride=1) * n
-    s2 = F.avg_pool2d(search * search, k, stride=1) * n
-    centred_energy = (s2 - s1 * s1 / n).clamp(min=0)
-    x_norm = torch.sqrt((centred_energy * weights[None, :, None, None]).sum(1).clamp(min=1e-12))
+    energy = F.avg_pool2d(search * search, k, stride=1) * n
+    x_norm = torch.sqrt((energy * weights[None, :, None, None]).sum(1).clamp(min=1e-12))
     t_norm = torch.sqrt((template * template * weights[:, None, None]).sum().clamp(min=1e-12))
     per_channel = per_channel / (t_norm * x_norm[:, None])
     return per_channel.sum(1), per_channel
@@ -201,8 +205,8 @@ class FloorTracker(Tracker):
         H, W = feat.shape[-2:]
         k = p.template_cells
         o0, o1 = (H - k) // 2, (W - k) // 2
-        template = feat[:, o0:o0 + k, o1:o1 + k]
-        self.template = template - template.mean((1, 2), keepdim=True)
+        self.feature_mean = feat.mean((1, 2))
+        self.template = feat[:, o0:o0 + k, o1:o1 + k] - self.feature_mean[:, None, None]
         # the box in feature-cell units (crop px / stride), around the crop centre
         scale = p.instance_size / round(self.x_sz)
         half = self.target_sz * scale / 2 / STRIDE
@@ -227,7 +231,7 @@ class FloorTracker(Tracker):
             patches = np.stack([get_subwindow(frame, self.center, p.instance_size, round(s), self.avg) for s in sides])
         with timer.stage("network"):
             feats = self.trunk(patches)
-            cosine, per_channel = weighted_cosine(feats, self.template, self.weights)
+            cosine, per_channel = weighted_cosine(feats, self.template, self.weights, self.feature_mean)
             cosine = cosine.numpy()
         with timer.stage("decode"):
             S = cosine.shape[-1]
@@ -261,10 +265,19 @@ class FloorTracker(Tracker):
         return TrackResult(
             box=box, score=peak_cosine, state=TrackingState.TRACKING,
             score_map=response.astype(np.float32),
-            search_region=search_region(center_before, crop_side, p.instance_size / crop_side,
-                                        STRIDE // p.response_up, up),
+            search_region=self._search_region(center_before, crop_side, up),
             channels=channels, timings=timer.ms,
             extra={"scale_index": best_scale, "channel_weights": self.weights.numpy()})
+
+
+    def _search_region(self, center, crop_side: int, up: int) -> SearchRegion:
+        # response pixel j sits at (j - (up - 1) / 2) * stride / response_up crop px from the centre,
+        # so the map spans +-up/2 of those steps, symmetric about the centre
+        p = self.params
+        half = up / 2 * STRIDE / p.response_up * crop_side / p.instance_size
+        xmin, ymin, _, _ = crop_window(center, crop_side)
+        cx, cy = float(center[0]), float(center[1])
+        return SearchRegion(float(xmin), float(ymin), float(crop_side), (cx - half, cy - half, cx + half, cy + half))
 
 
 register(TrackerSpec(
