@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.nanotrack import NanoTrack, detect_version
+from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
 
 from .registry import TrackerSpec, register
 from .siamese import PointDecoder, RPNParams, SiameseRPNTracker
@@ -58,38 +58,71 @@ def load_nanotrack(version: str, weights: str) -> NanoTrack:
 
 
 class NanoTracker(SiameseRPNTracker):
-    """SiameseRPNTracker with a point decoder, and a lean network call: inference mode, one
-    reused input buffer, no autograd bookkeeping (the per-frame work is small enough that these
-    overheads show in the frame rate)."""
+    """SiameseRPNTracker with a point decoder and a lean per-frame network call.
 
-    def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu"):
+    `engine`: "torch" runs the torch module; "onnxruntime" runs the search branch in ONNX
+    Runtime (models.nanotrack.OnnxSearchEngine, about 3x faster on the CPU for this small
+    network); "auto" (default) takes ONNX Runtime when it is installed and the device is the
+    CPU, else torch. The template is always computed by the torch module.
+    """
+
+    def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
+                 engine: str = "auto"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self._input: Optional[torch.Tensor] = None
+        self.engine = None
+        if engine not in ("auto", "torch", "onnxruntime"):
+            raise ValueError(f"unknown engine {engine!r}: use auto, torch or onnxruntime")
+        if engine == "onnxruntime" or (engine == "auto" and self.device.type == "cpu"):
+            try:
+                self.engine = OnnxSearchEngine(network, threads=torch.get_num_threads(),
+                                               search_size=params.instance_size)
+            except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
+                if engine == "onnxruntime":
+                    raise
+                self.engine = None
+
+    @property
+    def engine_name(self) -> str:
+        return "onnxruntime" if self._use_engine() else "torch"
+
+    def _use_engine(self) -> bool:
+        return self.engine is not None and self.device.type == "cpu"
 
     def _tensor(self, patch: np.ndarray) -> torch.Tensor:
         if self.device.type != "cpu":
             return super()._tensor(patch)
         h, w = patch.shape[:2]
-        if self._input is None or self._input.shape[2:] != (h, w):
+        if self._input is None or tuple(self._input.shape[2:]) != (h, w):
             self._input = torch.empty((1, 3, h, w), dtype=torch.float32)
         # HWC uint8 -> CHW float32 straight into the reused buffer (same values as to_tensor_layout)
         np.copyto(self._input.numpy()[0], patch.transpose(2, 0, 1), casting="unsafe")
         return self._input
 
     def run_network(self, patch: np.ndarray) -> dict:
+        if self._use_engine() and patch.shape[0] == self.engine.search_size:
+            return self.engine.track(self._tensor(patch), with_xcorr=self.collect_channels)
         with torch.inference_mode():
             return self.network.track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():
             super().init(frame, box)
+        if self.engine is not None:
+            self.engine.set_template(self.network._template_state)
+
+    def to(self, device: str) -> "NanoTracker":
+        super().to(device)
+        if self.engine is not None and self.network._template_state is not None:
+            self.engine.set_template(self.network._template_state)
+        return self
 
 
-def build(version: str, weights: Optional[str], device: str = "cpu") -> NanoTracker:
+def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
     if weights is None:
         raise CheckpointError(f"nanotrack-{version} needs a checkpoint (nanotrack{version}.pth)")
     net = load_nanotrack(version, weights)
-    return NanoTracker(net, default_params(version), name=f"nanotrack-{version}", device=device)
+    return NanoTracker(net, default_params(version), name=f"nanotrack-{version}", device=device, engine=engine)
 
 
 _TITLES = {"v1": "NanoTrack V1 (MobileNetV3-small, BAN v1)",
