@@ -71,7 +71,7 @@ def _fc_tracker(fid, frames, network=None):
     from trackers.siamfc import SIAMFC_PLUS_CONFIGS, SiamFCPlusTracker
     d = _fixture(fid)
     name = FC[fid][0]
-    tr = SiamFCPlusTracker(network if network is not None else _net(fid), SIAMFC_PLUS_CONFIGS[name][3], name)
+    tr = SiamFCPlusTracker(network if network is not None else _net(fid), SIAMFC_PLUS_CONFIGS[name][3](), name)
     tr.start(frames[0], d["json"]["init"]["target_pos"], d["json"]["init"]["target_sz"])
     return tr
 

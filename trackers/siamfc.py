@@ -64,6 +64,30 @@ class SiamFCPlusParams(SiamFCParams):
 
 
 @dataclasses.dataclass
+class SiamFCIncep22Params(SiamFCPlusParams):
+    """SiamFCIncep22.yaml, TEST.OTB2015 (instance 263, so exemplar 135)."""
+
+    exemplar_size: int = 135
+    instance_size: int = 263
+    scale_step: float = 1.1832
+    scale_lr: float = 0.3035
+    scale_penalty: float = 0.9453
+    window_influence: float = 0.2496
+
+
+@dataclasses.dataclass
+class SiamFCNext22Params(SiamFCPlusParams):
+    """SiamFCNext22.yaml, TEST.OTB2015 (instance 263, so exemplar 135)."""
+
+    exemplar_size: int = 135
+    instance_size: int = 263
+    scale_step: float = 1.139
+    scale_lr: float = 0.1775
+    scale_penalty: float = 0.9593
+    window_influence: float = 0.2094
+
+
+@dataclasses.dataclass
 class FCStep:
     """What one scoring step produced (the parity tests compare each field)."""
 
@@ -372,24 +396,20 @@ def build_siamfc(weights: Optional[str] = None, device: str = "cpu") -> SiamFCTr
     return SiamFCTracker(net, SiamFCParams(), "siamfc", device)
 
 
-def _siamfc_plus_builder(name: str, ctor_name: str, params: SiamFCPlusParams):
+def _siamfc_plus_builder(name: str, ctor_name: str, params_type: type):
     def build(weights: Optional[str] = None, device: str = "cpu") -> SiamFCPlusTracker:
         from models import cir
         net = _load(getattr(cir, ctor_name)(), weights, "SiamDW")
-        return SiamFCPlusTracker(net, dataclasses.replace(params), name, device)
+        return SiamFCPlusTracker(net, params_type(), name, device)
     return build
 
 
 #: SiamDW OTB2015 test configs (experiments/test/OTB/<arch>.yaml, TEST.OTB2015)
 SIAMFC_PLUS_CONFIGS = {
-    "siamfc-res22": ("siamfc_res22", "CIResNet22.pth", "SiamFC+ CIResNet-22 (SiamDW)",
-                     SiamFCPlusParams()),
+    "siamfc-res22": ("siamfc_res22", "CIResNet22.pth", "SiamFC+ CIResNet-22 (SiamDW)", SiamFCPlusParams),
     "siamfc-incep22": ("siamfc_incep22", "CIResIncep22.pth", "SiamFC+ CIResInception-22 (SiamDW)",
-                       SiamFCPlusParams(exemplar_size=135, instance_size=263, scale_step=1.1832,
-                                        scale_lr=0.3035, scale_penalty=0.9453, window_influence=0.2496)),
-    "siamfc-next22": ("siamfc_next22", "CIResNeXt22.pth", "SiamFC+ CIResNeXt-22 (SiamDW)",
-                      SiamFCPlusParams(exemplar_size=135, instance_size=263, scale_step=1.139,
-                                       scale_lr=0.1775, scale_penalty=0.9593, window_influence=0.2094)),
+                       SiamFCIncep22Params),
+    "siamfc-next22": ("siamfc_next22", "CIResNeXt22.pth", "SiamFC+ CIResNeXt-22 (SiamDW)", SiamFCNext22Params),
 }
 
 register(TrackerSpec(
@@ -400,5 +420,5 @@ register(TrackerSpec(
 for _name, (_ctor, _file, _title, _params) in SIAMFC_PLUS_CONFIGS.items():
     register(TrackerSpec(
         name=_name, title=_title, family="SiamDW", build=_siamfc_plus_builder(_name, _ctor, _params),
-        params_type=SiamFCPlusParams, weights_file=_file,
+        params_type=_params, weights_file=_file,
         description="SiamFC+ on a cropping-inside residual backbone, 3-scale pyramid search."))
