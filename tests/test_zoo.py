@@ -151,7 +151,7 @@ def test_server_gone_is_a_clear_error(tmp_path, server):
     msg = str(err.value)
     assert "cannot download test-ckpt" in msg and f"{base}/ckpt.pth" in msg
     assert os.path.join(str(dest), "sub", "ckpt.pth") in msg
-    assert _leftovers(dest) == []
+    assert not dest.exists()                  # not even an empty folder is made for a failed fetch
 
 
 def test_offline_message_names_url_and_folder(tmp_path, monkeypatch, capsys):

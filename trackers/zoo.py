@@ -101,10 +101,6 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
         return dest
     if not entry.url:
         raise DownloadError(f"{entry.name} has no direct download: {entry.manual_hint(dest_dir)}")
-    try:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-    except OSError as e:
-        raise DownloadError(f"cannot create {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}") from None
     request = urllib.request.Request(entry.url, headers={"User-Agent": "SiamScope"})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -112,7 +108,12 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
         reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else (getattr(e, "reason", None) or e)
         raise DownloadError(f"cannot download {entry.name} from {entry.url} ({reason}); "
                             f"{entry.manual_hint(dest_dir)}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=os.path.dirname(dest))
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=os.path.dirname(dest))
+    except OSError as e:
+        response.close()
+        raise DownloadError(f"cannot write into {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}") from None
     try:
         with response, os.fdopen(fd, "wb") as out:
             _check_not_a_web_page(entry, response, dest_dir)
