@@ -263,6 +263,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
                 state = TrackingState.TRACKING
                 accept = True
                 distractor_idx: list[int] = []
+                self.lost_steps = 0  # switching the part back on starts from the normal search
             else:
                 term = self.distractor_similarity(out["cls_feature"])
                 step = self.decode(cls, loc, scale_z, frame.shape, distractor_term=term,
