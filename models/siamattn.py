@@ -411,8 +411,20 @@ class SiamAttn(nn.Module):
         self.attention = nn.ModuleList(DeformableSiameseAttention(C) for _ in range(3))
         self.rpn_head = MultiRPN(cfg.anchor_num, [C] * 3, weighted=True)
         self.refinement = RegionRefinement(C, backbone.channels[:2], cfg)
+        self._init_output_layers()
         self._zf: Optional[list[torch.Tensor]] = None
         self._maps: Optional[tuple[torch.Tensor, torch.Tensor, int]] = None
+
+    def _init_output_layers(self) -> None:
+        """Small output layers (as detection heads are usually started): an untrained or seeded
+        network then gives logits of a few units and anchor deltas near zero instead of boxes
+        exp(30) anchors wide, and training starts from calm losses."""
+        for rpn in self.rpn_head.levels():
+            for branch in (rpn.cls, rpn.loc):
+                nn.init.normal_(branch.head[-1].weight, std=0.01)
+                nn.init.zeros_(branch.head[-1].bias)
+        nn.init.normal_(self.refinement.mask_head[-1].weight, std=0.01)
+        nn.init.zeros_(self.refinement.mask_head[-1].bias)
 
     # branches (also the ONNX export units)
     def template_features(self, z: torch.Tensor) -> list[torch.Tensor]:
@@ -429,7 +441,9 @@ class SiamAttn(nn.Module):
         za = [a[0] for a in attended]
         xa = [a[1] for a in attended]
         cls, loc, correlations = self.rpn_head.match(self.rpn_head.embed_kernels(za), xa)
-        attn_corr = [xcorr_depthwise(x, z) for z, x in zip(za, xa)]
+        # mean over the template's cells rather than the sum: the fused maps keep one scale
+        # whatever the template size
+        attn_corr = [xcorr_depthwise(x, z) / (z.shape[-2] * z.shape[-1]) for z, x in zip(za, xa)]
         box_map, mask_map = self.refinement.fuse(attn_corr, details, self.backbone.detail_geometry())
         xcorr = [(self.LEVEL_NAMES[level], branch, t) for level, branch, t in correlations]
         xcorr += [(self.LEVEL_NAMES[i], "attn", t) for i, t in enumerate(attn_corr)]
@@ -544,5 +558,5 @@ def siamattn_loss(out: dict, labels: torch.Tensor, loc_target: torch.Tensor, loc
     mask_loss = F.binary_cross_entropy_with_logits(out["mask"], mask_target)
     total = (weights.cls * cls_loss + weights.loc * loc_loss + weights.box * box_loss
              + weights.mask * mask_loss)
-    return total, {"cls": float(cls_loss.detach()), "loc": float(loc_loss.detach()),
+    return total, {"cls": float(torch.as_tensor(cls_loss).detach()), "loc": float(loc_loss.detach()),
                    "box": float(box_loss.detach()), "mask": float(mask_loss.detach())}

@@ -213,10 +213,15 @@ class TinyTrunk(nn.Module):
         return [a, b, c, d, torch.relu(self.s16(d))]
 
 
-def tiny_net(seed=0) -> SiamAttn:
+#: smaller crops than the tracker's 127 / 255 keep the training and ONNX tests quick: a 95 crop
+#: gives an 11-cell template (cut to 7), a 175 crop 21 search cells and a 15-cell correlation
+SMALL = dict(exemplar_size=95, instance_size=175, box_map_size=15)
+
+
+def tiny_net(seed=0, **sizes) -> SiamAttn:
     torch.manual_seed(seed)
     cfg = SiamAttnConfig(channels=16, refine_channels=8, mask_pool=8, box_pool=3, mask_map_size=16,
-                         pretrained_backbone=False)
+                         pretrained_backbone=False, **sizes)
     # 3x3 stride-2 convs padded by 1: cell j of a stride-s level sits at s * j crop pixels
     backbone = StagedBackbone(TinyTrunk(), [4, 6, 8, 8, 10], [2, 4, 8, 8, 16], [0.0] * 5, "tiny")
     return SiamAttn(backbone, cfg)
@@ -244,18 +249,18 @@ def test_shapes_at_every_stage():
     torch.testing.assert_close(deltas, torch.zeros(1, 4))   # the box head starts by keeping the box
 
 
-def _synthetic_batch(B=2, S=25, A=5, M=16):
+def _synthetic_batch(B=2, S=15, A=5, M=16):
     g = _gen(42)
-    z = torch.rand(B, 3, 127, 127, generator=g) * 255
-    x = torch.rand(B, 3, 255, 255, generator=g) * 255
+    z = torch.rand(B, 3, 95, 95, generator=g) * 255
+    x = torch.rand(B, 3, 175, 175, generator=g) * 255
     labels = torch.full((B, A, S, S), -1.0)
-    labels[:, :, 11:14, 11:14] = 1
-    labels[:, :, :4] = 0
-    labels[:, :, -4:] = 0
+    labels[:, :, 6:9, 6:9] = 1
+    labels[:, :, :3] = 0
+    labels[:, :, -3:] = 0
     pos = (labels == 1).float()
     loc_weight = pos / pos.sum(dim=(1, 2, 3), keepdim=True)
     loc_target = torch.randn(B, 4, A, S, S, generator=g) * 0.2
-    rois = torch.tensor([[80.0, 90.0, 180.0, 160.0], [60.0, 60.0, 140.0, 190.0]])[:B]
+    rois = torch.tensor([[50.0, 60.0, 120.0, 110.0], [40.0, 45.0, 100.0, 130.0]])[:B]
     box_target = torch.randn(B, 4, generator=g) * 0.1
     mask_target = torch.zeros(B, 1, M, M)
     mask_target[:, :, 4:12, 3:13] = 1
@@ -263,22 +268,22 @@ def _synthetic_batch(B=2, S=25, A=5, M=16):
 
 
 def test_training_step_reduces_loss_and_reaches_every_parameter():
-    net = tiny_net(1).train()
+    net = tiny_net(1, **SMALL).train()
     z, x, rois, labels, loc_t, loc_w, box_t, mask_t = _synthetic_batch()
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=2e-3)
+    opt = torch.optim.Adam(params, lr=5e-3)
     losses, grads_seen = [], {n: False for n, p in net.named_parameters() if p.requires_grad}
-    for it in range(8):
+    for it in range(5):
         opt.zero_grad()
         loss, parts = siamattn_loss(net(z, x, rois), labels, loc_t, loc_w, box_t, mask_t)
         loss.backward()
         for n, p in net.named_parameters():
             if p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0:
                 grads_seen[n] = True
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         opt.step()
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.9 * losses[0], losses
     # zero-initialised scales, offsets and last box layer block some gradients on the very first
     # step only; after it every parameter has had a non-zero gradient
     assert [n for n, seen in grads_seen.items() if not seen] == []
@@ -301,25 +306,25 @@ def _close(a, b, rel=1e-4):
 
 def test_onnx_template_search_refine_branches_match_torch():
     import warnings
-    net = tiny_net(2).eval()
+    net = tiny_net(2, **SMALL).eval()
     with torch.no_grad():   # non-zero scales so every path is live in the export
         for dsa in net.attention:
             dsa.spatial.alpha.fill_(0.3)
             dsa.channel.scale.fill_(0.2)
             dsa.cross.scale.fill_(0.1)
             dsa.deform.offset.bias.uniform_(-0.7, 0.7)
-    z = torch.rand(1, 3, 127, 127, generator=_gen(7)) * 255
-    x = torch.rand(1, 3, 255, 255, generator=_gen(8)) * 255
-    rois = torch.tensor([[70.0, 80.0, 170.0, 180.0]])
+    z = torch.rand(1, 3, 95, 95, generator=_gen(7)) * 255
+    x = torch.rand(1, 3, 175, 175, generator=_gen(8)) * 255
+    rois = torch.tensor([[50.0, 55.0, 120.0, 125.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.no_grad():
             zf = TemplateBranch(net)(z)
             ref = SearchBranch(net)(*zf, x)
-            ref_refine = RefineBranch(net, 25)(ref[2], ref[3], rois)
+            ref_refine = RefineBranch(net, 15)(ref[2], ref[3], rois)
         got_z = _onnx_run(TemplateBranch(net), (z,), ["z"])
         got = _onnx_run(SearchBranch(net), (*zf, x), ["z3", "z4", "z5", "x"])
-        got_refine = _onnx_run(RefineBranch(net, 25), (ref[2], ref[3], rois), ["box_map", "mask_map", "rois"])
+        got_refine = _onnx_run(RefineBranch(net, 15), (ref[2], ref[3], rois), ["box_map", "mask_map", "rois"])
     for a, b in zip(got_z, zf):
         _close(a, b.numpy())
     for a, b in zip(got, ref):
@@ -343,6 +348,7 @@ def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap():
     ok, frame = cap.read()
     assert ok
     tracker.init(frame, (292.23, 128.36, 145.96, 132.47))
+    mask_seen = False
     for _ in range(3):
         ok, frame = cap.read()
         assert ok
@@ -350,15 +356,21 @@ def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap():
         assert all(math.isfinite(v) for v in r.box) and r.box[2] >= 10 and r.box[3] >= 10
         assert r.score_map is not None and r.score_map.shape == (25, 25)
         assert r.mask is not None and r.mask.shape == frame.shape[:2] and r.mask.dtype == np.float32
-        assert 0 <= r.mask.min() and r.mask.max() <= 1 and r.mask.max() > 0
-        # the mask lies over the RPN's box (mapped from the crop), nowhere far from it
-        x, y, w, h = r.extra["rpn_box"]
+        assert 0 <= r.mask.min() and r.mask.max() <= 1
+        # the mask covers the picked proposal (mapped from the crop to the frame) and nothing else
+        x, y, w, h = r.extra["proposal"]
         ys, xs = np.nonzero(r.mask > 1e-3)
-        assert xs.min() >= x - 0.3 * w - 2 and xs.max() <= x + 1.3 * w + 2
-        assert ys.min() >= y - 0.3 * h - 2 and ys.max() <= y + 1.3 * h + 2
+        if len(xs):
+            mask_seen = True
+            assert xs.min() >= x - 2 and xs.max() <= x + w + 2
+            assert ys.min() >= y - 2 and ys.max() <= y + h + 2
+            inside = r.mask[max(int(y + 0.25 * h), 0):int(y + 0.75 * h), max(int(x + 0.25 * w), 0):int(x + 0.75 * w)]
+            assert inside.size == 0 or inside.min() > 0
         labels = {c.label for c in r.channels}
         assert {"l3/cls", "l4/loc", "l5/attn"} <= labels
         assert "refine" in r.timings
+    # (a seeded network's proposals wander; the first frame's lies on the target and in the frame)
+    assert mask_seen
     cap.release()
     # the same seed builds the same network
     other = registry.build("siamattn", "seed:0")

@@ -103,6 +103,7 @@ class SiamAttnTracker(SiameseRPNTracker):
             center_before = self.center.copy()
             step = self.decode(cls, loc, scale_z, frame.shape)
         rpn_box = step.box
+        proposal = self.proposal_in_frame(step, scale_z, center_before)
         mask = None
         if p.refine_box or p.predict_mask:
             with timer.stage("refine"):
@@ -111,8 +112,15 @@ class SiamAttnTracker(SiameseRPNTracker):
         self.size = np.array(step.size)
         result = self.make_result(step, out, center_before, scale_z, s_x, timer)
         result.mask = mask
-        result.extra["rpn_box"] = rpn_box
+        result.extra["rpn_box"] = rpn_box        # the RPN's box after smoothing, before refinement
+        result.extra["proposal"] = proposal      # the picked proposal itself (the refined region)
         return result
+
+    def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:
+        """The picked RPN proposal (before size smoothing) as a frame box x, y, w, h."""
+        cx, cy, w, h = (float(v) / scale_z for v in step.pred_bbox[:, step.best])
+        cx, cy = cx + float(center_before[0]), cy + float(center_before[1])
+        return (cx - w / 2, cy - h / 2, w, h)
 
     def refine(self, step, scale_z: float, center_before, frame_shape):
         """The refinement module on the picked proposal: (updated step, frame-sized mask or None)."""
