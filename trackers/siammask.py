@@ -123,7 +123,8 @@ class SiamMaskTracker(SiameseRPNTracker):
         result = self.make_result(step, out, center_before, scale_z, s_x, timer)
         result.mask = mask_in_img.astype(np.float32, copy=False)
         result.polygon = polygon
-        result.extra.update({"mask_cell": cell, "sub_box": sub_box})
+        # the refined 127x127 mask over sub_box (x, y, w, h frame px), before the paste-back
+        result.extra.update({"mask_cell": cell, "sub_box": sub_box, "mask_crop": mask})
         if p.box_source == "polygon":
             x0, y0 = polygon.min(0)
             x1, y1 = polygon.max(0)
