@@ -526,6 +526,50 @@ class RefineBranch(nn.Module):
         return self.net.refinement(box_map, mask_map, rois, self.corr_size)
 
 
+# -- training targets -----------------------------------------------------------------------------
+def rpn_targets(box: torch.Tensor, anchors: torch.Tensor, anchor_num: int, size: int,
+                instance_size: int = 255, pos_iou: float = 0.6, neg_iou: float = 0.3):
+    """pysot AnchorTarget for one sample: labels (A, S, S) 1 / 0 / -1, loc deltas (4, A, S, S), loc
+    weight (A, S, S) (one over the positives). `box` (x1, y1, x2, y2) in crop pixels; `anchors`
+    (A*S*S, 4) cx, cy, w, h from the crop centre (`trackers.decode.generate_anchors`); box=None
+    (a negative pair): every anchor negative."""
+    A, S = anchor_num, size
+    labels = torch.zeros(A * S * S)
+    loc = torch.zeros(4, A * S * S)
+    weight = torch.zeros(A * S * S)
+    if box is not None:
+        c = (instance_size - 1) / 2
+        acx, acy, aw, ah = (anchors[:, i] for i in range(4))
+        ax1, ay1, ax2, ay2 = acx - aw / 2 + c, acy - ah / 2 + c, acx + aw / 2 + c, acy + ah / 2 + c
+        x1, y1, x2, y2 = (float(v) for v in box)
+        iw = (torch.minimum(ax2, torch.tensor(x2)) - torch.maximum(ax1, torch.tensor(x1))).clamp(min=0)
+        ih = (torch.minimum(ay2, torch.tensor(y2)) - torch.maximum(ay1, torch.tensor(y1))).clamp(min=0)
+        inter = iw * ih
+        iou = inter / (aw * ah + (x2 - x1) * (y2 - y1) - inter)
+        labels = torch.where(iou > pos_iou, 1.0, torch.where(iou < neg_iou, 0.0, -1.0))
+        gcx, gcy, gw, gh = (x1 + x2) / 2 - c, (y1 + y2) / 2 - c, x2 - x1, y2 - y1
+        loc = torch.stack(((gcx - acx) / aw, (gcy - acy) / ah, torch.log(gw / aw), torch.log(gh / ah)))
+        pos = labels == 1
+        if pos.any():
+            weight = pos.float() / pos.sum()
+    return labels.view(A, S, S), loc.view(4, A, S, S), weight.view(A, S, S)
+
+
+def refine_targets(rois: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The deltas `apply_box_deltas` turns rois (B, 4) into boxes (B, 4), both x1, y1, x2, y2."""
+    rw, rh = rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]
+    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return torch.stack((((boxes[:, 0] + boxes[:, 2]) - (rois[:, 0] + rois[:, 2])) / 2 / rw,
+                        ((boxes[:, 1] + boxes[:, 3]) - (rois[:, 1] + rois[:, 3])) / 2 / rh,
+                        torch.log(bw / rw), torch.log(bh / rh)), 1)
+
+
+def mask_targets(masks: torch.Tensor, rois: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """Crop-sized object masks (B, 1, H, W) in [0, 1] -> (B, 1, size, size) {0, 1} targets over
+    the rois: the same bilinear RoI sampling the mask head's features get."""
+    return (roi_align(masks.float(), rois, size, MapGeometry(0.0, 1.0), sampling=1) > 0.5).float()
+
+
 # -- training loss ------------------------------------------------------------------------------
 @dataclasses.dataclass
 class SiamAttnLossWeights:

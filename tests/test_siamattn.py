@@ -12,8 +12,8 @@ from torch import nn
 from models.siamattn import (ChannelAttention, DeformConv2d, DeformRoIPool, DeformableSiameseAttention,
                              MapGeometry, RefineBranch, SearchBranch, SiamAttn, SiamAttnConfig,
                              SpatialSelfAttention, StagedBackbone, TemplateBranch, apply_box_deltas,
-                             channel_attention_map, deform_conv2d, roi_align, siamattn_loss,
-                             spatial_attention_map)
+                             channel_attention_map, deform_conv2d, mask_targets, refine_targets,
+                             roi_align, rpn_targets, siamattn_loss, spatial_attention_map)
 
 from .conftest import shared_path
 
@@ -191,6 +191,37 @@ def test_apply_box_deltas():
     out = apply_box_deltas(rois, torch.tensor([[0.1, -0.5, math.log(2), 0.0]]))
     # centre (30, 30) + (4, -10); width 40 -> 80, height 20
     torch.testing.assert_close(out, torch.tensor([[-6.0, 10.0, 74.0, 30.0]]))
+
+
+# -- training targets -------------------------------------------------------------------------
+def test_refine_targets_invert_apply_box_deltas():
+    rois = torch.tensor([[10.0, 20.0, 50.0, 40.0], [100.0, 90.0, 160.0, 200.0]])
+    boxes = torch.tensor([[12.0, 15.0, 60.0, 45.0], [90.0, 100.0, 150.0, 180.0]])
+    torch.testing.assert_close(apply_box_deltas(rois, refine_targets(rois, boxes)), boxes)
+
+
+def test_rpn_targets_mark_the_anchor_on_the_box_positive():
+    from trackers.decode import generate_anchors
+    anchors = torch.from_numpy(generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25))
+    # a 64x64 box centred 16 px right of the crop centre: the square anchor (index 2) at cell
+    # (12, 14) matches it exactly
+    box = torch.tensor([127 + 16 - 32, 127 - 32, 127 + 16 + 32, 127 + 32], dtype=torch.float32)
+    labels, loc, weight = rpn_targets(box, anchors, 5, 25)
+    assert labels[2, 12, 14] == 1
+    torch.testing.assert_close(loc[:, 2, 12, 14], torch.zeros(4), atol=1e-6, rtol=0)
+    assert labels[:, 0, 0].eq(0).all()                        # far corner: negative
+    torch.testing.assert_close(weight.sum(), torch.tensor(1.0))
+    assert set(labels.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    assert rpn_targets(None, anchors, 5, 25)[0].eq(0).all()    # negative pair
+
+
+def test_mask_targets_crop_the_object_mask_to_the_roi():
+    m = torch.zeros(1, 1, 100, 100)
+    m[:, :, 20:60, 30:50] = 1          # rows 20..59, columns 30..49
+    t = mask_targets(m, torch.tensor([[30.0, 20.0, 70.0, 60.0]]), size=8)   # roi twice the width
+    ref = torch.zeros(8, 8)
+    ref[:, :4] = 1
+    torch.testing.assert_close(t[0, 0], ref)
 
 
 # -- the whole network on a tiny backbone -------------------------------------------------------
