@@ -167,7 +167,7 @@ def test_free_run(fx, frames):
 
 
 def test_box_from_mask(fx, frames):
-    trk = SiamMaskTracker(fx["net"], SiamMaskParams(box_source="polygon"))
+    trk = SiamMaskTracker(fx["net"], SiamMaskParams(box_from_mask=True))
     trk.init(frames[0], INIT_BOX)
     r = trk.track(frames[1])
     x0, y0 = r.polygon.min(0)

@@ -8,10 +8,9 @@ largest outer contour gives the rotated rectangle (`cv2.minAreaRect` -> 4 corner
 largest contour has no more than 100 px of area falls back to the RPN box's corners (pysot).
 
 `TrackResult.mask` is the frame-sized float mask (probabilities), `TrackResult.polygon` the 4
-corners. `box_source` picks the returned box: "rpn" (pysot's returned bbox, the default),
-"polygon" (axis-aligned extent of the rotated rectangle, what VOT-style evaluation of SiamMask
-reports) or "mask" (bounding rectangle of the thresholded mask). The tracker state always follows
-the RPN box, as in pysot.
+corners. The returned box is pysot's RPN box, or with `box_from_mask` the axis-aligned extent of
+the mask's rotated rectangle (the polygon's bounds). The tracker state always follows the RPN box,
+as in pysot.
 """
 from __future__ import annotations
 
@@ -29,9 +28,6 @@ from .base import StageTimer, TrackResult
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
 
-BOX_SOURCES = ("rpn", "polygon", "mask")
-
-
 @dataclasses.dataclass
 class SiamMaskParams(RPNParams):
     """experiments/siammask_r50_l3/config.yaml TRACK section."""
@@ -46,7 +42,7 @@ class SiamMaskParams(RPNParams):
     anchor_stride: int = 8
     mask_threshold: float = 0.15     # TRACK.MASK_THERSHOLD
     min_contour_area: float = 100.0  # below this the mask is taken as empty
-    box_source: str = "rpn"
+    box_from_mask: bool = False      # return the polygon's axis-aligned bounds instead of the RPN box
 
 
 def mask_to_frame(mask: np.ndarray, sub_box, frame_shape) -> np.ndarray:
@@ -104,8 +100,6 @@ class SiamMaskTracker(SiameseRPNTracker):
 
     def track(self, frame: np.ndarray) -> TrackResult:
         p = self.params
-        if p.box_source not in BOX_SOURCES:
-            raise ValueError(f"box_source must be one of {', '.join(BOX_SOURCES)}, got {p.box_source!r}")
         timer = StageTimer()
         with timer.stage("crop"):
             patch, scale_z, s_x = self.crop_search(frame)
@@ -125,15 +119,10 @@ class SiamMaskTracker(SiameseRPNTracker):
         result.polygon = polygon
         # the refined 127x127 mask over sub_box (x, y, w, h frame px), before the paste-back
         result.extra.update({"mask_cell": cell, "sub_box": sub_box, "mask_crop": mask})
-        if p.box_source == "polygon":
+        if p.box_from_mask:
             x0, y0 = polygon.min(0)
             x1, y1 = polygon.max(0)
             result.box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-        elif p.box_source == "mask":
-            ys, xs = np.nonzero(mask_in_img > p.mask_threshold)
-            if xs.size:
-                result.box = (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-                              float(ys.max() - ys.min() + 1))
         return result
 
 
