@@ -10,8 +10,9 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from trackers.base import ChannelMaps, TrackResult
 
@@ -35,19 +36,25 @@ class HeatmapView(QWidget):
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
-        self.plot.setLabel("bottom", "search crop x", units="px")
-        self.plot.setLabel("left", "y", units="px")
-        self.plot.setTitle("score map")
+        self.plot.setLabel("bottom", "x in the search crop (frame px)")
+        self.plot.setLabel("left", "y (frame px)")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.peak = pg.ScatterPlotItem(size=12, symbol="+", pen=pg.mkPen("c", width=2), brush=None)
         self.plot.addItem(self.peak)
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=HEAT_CMAP, interactive=False, width=12)
         self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.caption = QLabel("score map")
+        self.caption.setAlignment(Qt.AlignCenter)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.caption)
         lay.addWidget(self.plot)
+        self._bar_levels = (0.0, 1.0)
         self.score_map: Optional[np.ndarray] = None
+        self._range: Optional[QRectF] = None
+        self.plot.getPlotItem().vb.disableAutoRange()
 
     def set_result(self, result: Optional[TrackResult]) -> None:
         if result is None or result.score_map is None:
@@ -56,7 +63,7 @@ class HeatmapView(QWidget):
         self.score_map = sm
         lo, hi = _levels(sm)
         self.image.setImage(sm, autoLevels=False)
-        self.bar.setLevels((lo, hi))
+        self.bar.setLevels(self._stable_levels(lo, hi))
         S0, S1 = sm.shape
         if result.search_region is not None:
             sr = result.search_region
@@ -65,42 +72,99 @@ class HeatmapView(QWidget):
         else:
             rect = QRectF(0, 0, S1, S0)
         self.image.setRect(rect)
+        if self._range is None or abs(rect.width() - self._range.width()) > 0.1 * self._range.width():
+            self._range = QRectF(rect)
+            self.plot.setRange(rect, padding=0.02)
         i, j = np.unravel_index(int(np.argmax(sm)), sm.shape)
         self.peak.setData([rect.x() + (j + 0.5) * rect.width() / S1], [rect.y() + (i + 0.5) * rect.height() / S0])
-        self.plot.setTitle(f"score map {S1}x{S0}   max {hi:.3f}")
+        self.caption.setText(f"score map {S1}x{S0} after penalty and window — max {hi:.3f}")
+
+    def _stable_levels(self, lo: float, hi: float) -> tuple[float, float]:
+        """Colour-bar range: [0, 1] for probabilities; otherwise the data range, changed only when
+        the data leave it or use less than half of it (re-drawing the bar's axis costs time)."""
+        if lo >= 0.0 and hi <= 1.0:
+            levels = (0.0, 1.0)
+        else:
+            blo, bhi = self._bar_levels
+            if lo < blo or hi > bhi or (hi - lo) < 0.5 * (bhi - blo):
+                pad = 0.05 * (hi - lo)
+                levels = (lo - pad, hi + pad)
+            else:
+                levels = self._bar_levels
+        self._bar_levels = levels
+        return levels
 
 
-class _Cell:
-    def __init__(self, layout: pg.GraphicsLayout, row: int, col: int):
-        self.label = layout.addLabel("", row=2 * row, col=col, size="8pt")
-        self.vb = layout.addViewBox(row=2 * row + 1, col=col, lockAspect=True, invertY=True,
-                                    enableMouse=False, enableMenu=False)
-        self.vb.setDefaultPadding(0.02)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256))
-        self.vb.addItem(self.image)
-        self.frame = pg.QtWidgets.QGraphicsRectItem()
-        self.frame.setPen(pg.mkPen((255, 220, 0), width=2))
-        self.frame.setVisible(False)
-        self.vb.addItem(self.frame)
+CHANNEL_LUT = CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256)   # (256, 3) uint8
+
+
+def colourise(data: np.ndarray, lut: np.ndarray = CHANNEL_LUT) -> QImage:
+    """A float map as an RGB QImage, min-max normalised (each channel is shown on its own scale)."""
+    lo, hi = _levels(data)
+    idx = np.clip((data - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    rgb = np.ascontiguousarray(lut[idx][..., :3])
+    h, w = idx.shape
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+
+
+class ChannelCell(QFrame):
+    """One channel of the grid: its label (level/branch #index) over its response.
+
+    Plain Qt widgets rather than a pyqtgraph layout: a grid of plots re-lays itself out whenever a
+    label changes, which costs more than the whole frame is worth at tracking rate."""
+
+    clicked = Signal(object)
+    SIDE = 84
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Box)
+        self.setLineWidth(2)
+        self.title = QLabel("")
+        self.title.setAlignment(Qt.AlignCenter)
+        self.title.setStyleSheet("font-size: 8pt;")
+        self.picture = QLabel()
+        self.picture.setFixedSize(self.SIDE, self.SIDE)
+        self.picture.setAlignment(Qt.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 1, 2, 2)
+        lay.setSpacing(1)
+        lay.addWidget(self.title)
+        lay.addWidget(self.picture, 0, Qt.AlignCenter)
         self.key: Optional[tuple] = None
         self.data: Optional[np.ndarray] = None
+        self._style = None
+        self._set_style("normal")
 
-    def show(self, key, data, pinned: bool, selected: bool):
+    def _set_style(self, style: str) -> None:
+        if style != self._style:    # re-polishing a widget is costly: only on change
+            self._style = style
+            colour = {"selected": "#ffd600", "pinned": "#26c6da"}.get(style, "transparent")
+            self.setStyleSheet(f"ChannelCell {{ border: 2px solid {colour}; }}")
+
+    def show_channel(self, key, data, pinned: bool, selected: bool) -> None:
         self.key, self.data = key, data
         level, branch, c = key
-        self.label.setText(f"{'* ' if pinned else ''}{level}/{branch} #{c}")
-        self.image.setImage(data, autoLevels=False, levels=_levels(data))
-        h, w = data.shape
-        self.frame.setRect(QRectF(0, 0, w, h))
-        self.frame.setVisible(selected)
-        self.vb.setVisible(True)
+        text = f"{'* ' if pinned else ''}{level}/{branch} #{c}"
+        if self.title.text() != text:
+            self.title.setText(text)
+        pix = QPixmap.fromImage(colourise(data)).scaled(self.SIDE, self.SIDE, Qt.KeepAspectRatio,
+                                                        Qt.FastTransformation)
+        self.picture.setPixmap(pix)
+        self._set_style("selected" if selected else "pinned" if pinned else "normal")
 
-    def clear(self):
+    def clear(self) -> None:
         self.key, self.data = None, None
-        self.label.setText("")
-        self.image.clear()
-        self.frame.setVisible(False)
+        self.title.setText("")
+        self.picture.clear()
+        self._set_style("normal")
+
+    def mousePressEvent(self, ev) -> None:
+        if ev.button() == Qt.LeftButton and self.key is not None:
+            self.clicked.emit(self.key)
+            ev.accept()
+            return
+        super().mousePressEvent(ev)
 
 
 def top_channels(channels: list[ChannelMaps], k: int, pinned: list[tuple]) -> list[tuple[tuple, np.ndarray]]:
@@ -139,7 +203,7 @@ class ChannelGrid(QWidget):
         self.columns = columns
         self.pinned: list[tuple] = []
         self.selected: Optional[tuple] = None
-        self.cells: list[_Cell] = []
+        self.cells: list[ChannelCell] = []
         self.channels: list[ChannelMaps] = []
         self.k_box = QSpinBox()
         self.k_box.setRange(1, 64)
@@ -162,9 +226,15 @@ class ChannelGrid(QWidget):
         top.addWidget(self.info, 1)
         top.addWidget(self.pin_button)
         top.addWidget(self.unpin_all)
-        self.grid_widget = pg.GraphicsLayoutWidget()
-        self.grid_widget.ci.setSpacing(2)
-        self.grid_widget.scene().sigMouseClicked.connect(self._clicked)
+        self.grid_widget = QWidget()
+        self.grid = QGridLayout(self.grid_widget)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        scroll = QScrollArea()
+        scroll.setWidget(self.grid_widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll = scroll
         self.big = pg.PlotWidget()
         self.big.setAspectLocked(True)
         self.big.invertY(True)
@@ -173,9 +243,12 @@ class ChannelGrid(QWidget):
         self.big_image.setLookupTable(CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256))
         self.big.addItem(self.big_image)
         self.big.setTitle("click a channel")
+        self._big_title = ""
         self.big.setMinimumWidth(150)
+        for axis in ("left", "bottom"):
+            self.big.hideAxis(axis)
         body = QHBoxLayout()
-        body.addWidget(self.grid_widget, 3)
+        body.addWidget(self.scroll, 3)
         body.addWidget(self.big, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -188,9 +261,17 @@ class ChannelGrid(QWidget):
         return self.k_box.value()
 
     def _build_cells(self, n: int) -> None:
-        self.grid_widget.ci.clear()
-        cols = min(self.columns if n > 4 else n, max(n, 1))
-        self.cells = [_Cell(self.grid_widget.ci, i // cols, i % cols) for i in range(n)]
+        for cell in self.cells:
+            self.grid.removeWidget(cell)
+            cell.deleteLater()
+        cols = max(1, min(self.columns, n))
+        self.cells = []
+        for i in range(n):
+            cell = ChannelCell()
+            cell.clicked.connect(self.select)
+            self.grid.addWidget(cell, i // cols, i % cols)
+            self.cells.append(cell)
+        self.grid.setRowStretch((n - 1) // cols + 1, 1)
 
     def _k_changed(self, k: int) -> None:
         self.redraw()
@@ -212,18 +293,14 @@ class ChannelGrid(QWidget):
             if item is None:
                 cell.clear()
             else:
-                cell.show(item[0], item[1], item[0] in self.pinned, item[0] == self.selected)
+                cell.show_channel(item[0], item[1], item[0] in self.pinned, item[0] == self.selected)
         total = sum(len(c.maps) for c in self.channels)
         levels = ", ".join(f"{c.label} ({len(c.maps)})" for c in self.channels)
-        self.info.setText(f"{total} channels: {levels}" if self.channels else "this tracker reports no correlation channels")
+        info = f"{total} channels: {levels}" if self.channels else "this tracker reports no correlation channels"
+        if info != self.info.text():
+            self.info.setText(info)
+            self.info.setToolTip(info)
         self._show_big()
-
-    def _clicked(self, ev) -> None:
-        pos = ev.scenePos()
-        for cell in self.cells:
-            if cell.key is not None and cell.vb.sceneBoundingRect().contains(pos):
-                self.select(cell.key)
-                return
 
     def select(self, key: Optional[tuple]) -> None:
         self.selected = key
@@ -264,11 +341,17 @@ class ChannelGrid(QWidget):
                     data = c.maps[key[2]]
         if data is None:
             self.big_image.clear()
-            self.big.setTitle("click a channel" if key is None else "channel not in this frame")
+            title = "click a channel" if key is None else "channel not in this frame"
+            if title != self._big_title:
+                self._big_title = title
+                self.big.setTitle(title)
             return
         self.big_image.setImage(data, autoLevels=False, levels=_levels(data))
         pin = " (pinned)" if key in self.pinned else ""
-        self.big.setTitle(f"{key[0]}/{key[1]} #{key[2]}{pin}  peak {float(data.max()):.3g}")
+        title = f"{key[0]}/{key[1]} #{key[2]}{pin}"
+        if title != self._big_title:      # a title change re-lays the plot out: only on change
+            self._big_title = title
+            self.big.setTitle(title)
 
 
 class Timeline(QWidget):
@@ -332,6 +415,9 @@ class Timeline(QWidget):
         self.set_state(state)
 
     def set_state(self, state: Optional[str]) -> None:
+        if state == getattr(self, "_state", "?"):
+            return
+        self._state = state
         if not state:
             self.state_label.setText("")
             self.state_label.setStyleSheet("")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Optional
 
 import pyqtgraph as pg
@@ -30,6 +31,9 @@ SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 
 MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
                   "info": "background:#1565c0; color:white;"}
 PREFERRED_TRACKERS = ("nanotrack-v2", "siamscope-default")
+MIN_DRAW_INTERVAL_MS = 30        # at most ~33 redraws a second
+MAX_DRAW_INTERVAL_MS = 500
+TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
 # Threads that did not end in time when their window closed; kept referenced so Python does not
 # destroy a running QThread (which would abort the process).
 _ORPHANS: list = []
@@ -86,6 +90,9 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Optional[QSettings] = None, tracker_factory=build_tracker):
         super().__init__()
+        # Hand the GIL between the worker and the GUI thread every millisecond instead of every
+        # five: the event loop then waits less behind the worker's Python code.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self.setWindowTitle("SiamScope")
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -118,11 +125,15 @@ class MainWindow(QMainWindow):
         self.worker.on("message", self.show_message)
         self.worker.start()
 
-        # draws the latest packet at most ~60 times a second; a packet that arrives while another
-        # is waiting replaces it
-        self.display_timer = QTimer(self, interval=15)
-        self.display_timer.timeout.connect(self._draw_latest)
+        # Draws the latest packet; a packet that arrives while another waits replaces it. The pause
+        # between draws adapts to what a draw (and the repaint it causes) costs, so drawing takes at
+        # most about a third of the GUI thread and the event loop stays responsive on a slow machine.
+        self.display_timer = QTimer(self, singleShot=True, interval=MIN_DRAW_INTERVAL_MS)
+        self.display_timer.timeout.connect(self._draw_cycle)
         self.display_timer.start()
+        self._draw_started_at = 0.0
+        self.draw_cost_ms = 0.0
+        self._timeline_drawn_at = 0.0
         self._fill_trackers()
 
     # -- construction ----------------------------------------------------------------------------
@@ -488,6 +499,8 @@ class MainWindow(QMainWindow):
 
     def _on_playing_changed(self, playing: bool) -> None:
         self.playing = playing
+        if not playing and self.drawn_packet is not None:
+            self._refresh_timeline(self.drawn_packet, self._result_for(self.drawn_packet), force=True)
         self.play_button.setChecked(playing)
         self.play_button.setText("Pause" if playing else "Play")
 
@@ -526,10 +539,35 @@ class MainWindow(QMainWindow):
             return p.result
         return self.store.results.get(p.index)   # a frame of this run seen again (seek / step back)
 
-    def _draw_latest(self) -> None:
+    def _draw_cycle(self) -> None:
+        if self._closing:
+            return
+        self._draw_started_at = time.perf_counter()
+        self.worker.gui_idle.clear()
+        try:
+            drew = self._draw_latest()
+        except BaseException:
+            self.worker.gui_idle.set()
+            raise
+        if drew:
+            # runs once the event loop is free again, i.e. after the repaint this draw caused
+            QTimer.singleShot(0, self._after_draw)
+        else:
+            self.worker.gui_idle.set()
+            self.display_timer.start(MIN_DRAW_INTERVAL_MS)
+
+    def _after_draw(self) -> None:
+        self.worker.gui_idle.set()
+        if self._closing:
+            return
+        cost = (time.perf_counter() - self._draw_started_at) * 1e3
+        self.draw_cost_ms = cost if self.draw_cost_ms == 0 else 0.7 * self.draw_cost_ms + 0.3 * cost
+        self.display_timer.start(int(min(MAX_DRAW_INTERVAL_MS, max(MIN_DRAW_INTERVAL_MS, 2 * self.draw_cost_ms))))
+
+    def _draw_latest(self) -> bool:
         p, self._pending = self._pending, None
         if p is None:
-            return
+            return False
         result = self._result_for(p)
         self.video.set_frame(p.rgb)
         self.video.set_result(result)
@@ -537,11 +575,7 @@ class MainWindow(QMainWindow):
             self.heatmap.set_result(p.result)
             if p.result.channels or p.kind == "track":
                 self.channels.set_result(p.result)
-        if self.store.version != self._timeline_version or p.index != self.current_index:
-            self._timeline_version = self.store.version
-            frames = self.store.record.frames if self.store.record is not None else []
-            self.timeline.set_run(frames, p.index, (result.state.value if p.kind == "track" else
-                                                    "init" if p.kind == "init" else None) if result else None)
+        self._refresh_timeline(p, result)
         self.current_index = p.index
         if self.slider.isEnabled() and not self.slider.isSliderDown():
             self.slider.blockSignals(True)
@@ -552,6 +586,20 @@ class MainWindow(QMainWindow):
         self.drawn_packet = p
         self.packets_drawn += 1
         self.drawn.emit(p.index)
+        return True
+
+    def _refresh_timeline(self, p: FramePacket, result: Optional[TrackResult], force: bool = False) -> None:
+        now = time.perf_counter()
+        changed = self.store.version != self._timeline_version or p.index != self.current_index
+        if not force and not (changed and (now - self._timeline_drawn_at > TIMELINE_INTERVAL_S or not self.playing)):
+            return
+        self._timeline_version = self.store.version
+        self._timeline_drawn_at = now
+        frames = self.store.record.frames if self.store.record is not None else []
+        state = None
+        if result is not None:
+            state = "init" if p.kind == "init" else result.state.value
+        self.timeline.set_run(frames, p.index, state)
 
     def _frame_text(self, index: int) -> str:
         total = self.source_info.frame_count if self.source_info else None
@@ -638,6 +686,7 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self.display_timer.stop()
+        self.worker.gui_idle.set()
         try:
             self.worker.outbox.wake.disconnect()
         except (RuntimeError, TypeError):

@@ -13,6 +13,7 @@ the camera the stale frames are dropped (and counted) and the latest one is trac
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -112,9 +113,25 @@ class LatestFrameGrabber:
         self._thread.join(timeout=2.0)
 
 
+def compute_threads() -> int:
+    """Threads for the network: all cores but one, which stays free for the GUI thread (on a
+    2-core machine a network that spins both cores starves the event loop)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def build_tracker(name: str, weights: Optional[str], device: str) -> Tracker:
+    """registry.build, with the thread count the tracker's engines pick up while being built
+    (e.g. NanoTrack's ONNX Runtime session) set to compute_threads(); torch's own setting is put
+    back afterwards."""
+    import torch
+
     from trackers import registry
-    return registry.build(name, weights or None, device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, compute_threads()))
+    try:
+        return registry.build(name, weights or None, device)
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Outbox(QObject):
@@ -150,6 +167,11 @@ class TrackingWorker(QThread):
         self._frame: Optional[np.ndarray] = None
         self._index = -1
         self._next_due = 0.0
+        # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
+        # before its next frame instead of fighting the GUI thread for the GIL, so a redraw takes
+        # milliseconds rather than being stretched many times over (see MainWindow._draw_cycle).
+        self.gui_idle = threading.Event()
+        self.gui_idle.set()
 
     # -- the GUI side: thread-safe command queue, events ----------------------------------------
     def on(self, kind: str, callback) -> None:
@@ -213,7 +235,10 @@ class TrackingWorker(QThread):
                 if self._quit:
                     break
                 if self._playing and time.perf_counter() >= self._next_due:
+                    self.gui_idle.wait(0.25)
                     self._advance()
+                    # let the GUI thread take the GIL between frames even at full speed
+                    time.sleep(0.0005)
         finally:
             self._close_source()
 

@@ -1,0 +1,88 @@
+"""Helpers for the GUI tests: a window with NanoTrack V2 on bag.avi, real mouse drags, IoU."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import shared_path
+
+TRACKER = "nanotrack-v2"
+BAG = ("data", "videos", "bag.avi")
+BAG_GT = ("bench", "bag", "groundtruth.txt")
+NANO_WEIGHTS = ("models", "nanotrack", "nanotrackv2.pth")
+
+
+def require_nanotrack() -> str:
+    from trackers import registry
+    names = [s.name for s in registry.all_trackers()]
+    if TRACKER not in names:
+        err = registry.IMPORT_ERRORS.get("trackers.nanotrack", "not registered")
+        pytest.skip(f"tracker {TRACKER!r} is not available ({err})")
+    return shared_path(*NANO_WEIGHTS)
+
+
+def ground_truth() -> np.ndarray:
+    from trackers.results import read_boxes
+    return read_boxes(shared_path(*BAG_GT))
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def make_window(qtbot, tmp_path):
+    """A shown MainWindow with its own settings file (the user's QSettings stay untouched)."""
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    settings = QSettings(str(tmp_path / "siamscope.ini"), QSettings.IniFormat)
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.resize(1400, 880)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def open_bag(qtbot, window, weights: str):
+    """Open bag.avi and load NanoTrack V2; returns when the first frame is on screen."""
+    window.select_tracker(TRACKER, weights)
+    window.open_source(shared_path(*BAG))
+    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None,
+                    timeout=30000)
+    assert window.tracker_info.name == TRACKER
+
+
+def drag_box(qtbot, view, box) -> None:
+    """Draw a box with real mouse press / move / release events on the video view's viewport."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    x, y, w, h = box
+    p0 = view.frame_to_widget(x, y)
+    p1 = view.frame_to_widget(x + w, y + h)
+    mid = view.frame_to_widget(x + w / 2, y + h / 2)
+    vp = view.viewport()
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p0)
+    QTest.mouseMove(vp, mid)
+    QTest.mouseMove(vp, p1)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p1)
+    qtbot.wait(20)
+
+
+def frame_pixel_size(view) -> float:
+    """Frame pixels per widget pixel (how precisely a mouse drag can place a box)."""
+    a = view.frame_to_widget(0, 0)
+    b = view.frame_to_widget(100, 0)
+    return 100.0 / max(b.x() - a.x(), 1)
+
+
+def wait_drawn_latest(qtbot, window, timeout=10000) -> None:
+    """Wait until the worker is paused and the last packet it sent is the one on screen."""
+    qtbot.waitUntil(lambda: not window.playing and window.latest is not None
+                    and window.drawn_packet is window.latest, timeout=timeout)

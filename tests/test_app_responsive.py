@@ -1,0 +1,69 @@
+"""The window stays responsive while it tracks, and closing it mid-run neither hangs nor crashes."""
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+
+from tests.app_support import ground_truth, make_window, open_bag, require_nanotrack  # noqa: E402
+
+TICK_MS = 5
+P99_LIMIT_MS = 100.0     # the issue's requirement for this machine
+
+
+def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))   # track as fast as it can
+    window.video.set_user_box(tuple(gt[0]))
+
+    # a 5 ms timer: how late each tick fires is how long the event loop was kept busy
+    late_ms = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        late_ms.append((now - last[0]) * 1e3 - TICK_MS)
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking and window.current_index >= 5, timeout=30000)
+    drawn0, received0 = window.packets_drawn, window.packets_received
+    last[0] = time.perf_counter()
+    timer.start()
+    qtbot.waitUntil(lambda: window.current_index >= 150 or not window.playing, timeout=120000)
+    timer.stop()
+    tracked = window.packets_received - received0
+    drawn = window.packets_drawn - drawn0
+    late = np.asarray(late_ms[1:])
+    p99 = float(np.percentile(late, 99))
+    print(f"event-loop lateness over {len(late)} ticks while tracking {tracked} frames (drawn {drawn}): "
+          f"median {np.median(late):.1f} ms, p99 {p99:.1f} ms, max {late.max():.1f} ms")
+    # the worker tracked every frame, and the views kept up as far as they could (they skip frames
+    # by design: a redraw waits twice its own cost, so on a loaded 2-core machine it is a few a second)
+    assert tracked >= 100 and drawn >= 5
+    assert len(late) >= 50
+    assert p99 < P99_LIMIT_MS
+
+    # -- close the window while it tracks: the worker ends, nothing hangs, nothing raises
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(1.0))
+    if not window.playing:
+        window.seek(10)
+        window.set_playing(True)
+    qtbot.waitUntil(lambda: window.playing, timeout=10000)
+    worker = window.worker
+    t0 = time.perf_counter()
+    window.close()
+    closed_in = time.perf_counter() - t0
+    assert worker.isFinished()
+    assert closed_in < 10.0, closed_in
+    qtbot.wait(100)   # let any late event arrive: the window must ignore it
