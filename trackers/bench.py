@@ -1,0 +1,165 @@
+"""`python main.py bench`: tracking speed on the same frames, our trackers against OpenCV's.
+
+Runs our nanotrack-v2 and cv2.TrackerNano (OpenCV's C++ NanoTrack on the published v2 ONNX files)
+over the same decoded frames in one process and prints both frame rates and their ratio; then,
+where registered, the pysot trackers siamrpnpp-r50 and siamrpn-alex on seeded weights (regenerated
+from the fixture manifests: speed does not depend on the weight values, and the published pysot
+weights are not on this machine).
+
+Only `tracker.track(frame)` is timed (crop + network + decode), never decoding or init. The
+trackers run in alternation for several rounds and each keeps its best round, so a burst of load
+from another process hurts both sides alike instead of deciding the ratio.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional
+
+import cv2
+
+from .base import Tracker
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(REPO, "..", "shared"))
+DEFAULT_VIDEO = os.path.join(SHARED, "data", "videos", "bag.avi")
+DEFAULT_NANO_DIR = os.path.join(SHARED, "models", "nanotrack")
+BAG_BOX = (292.23, 128.36, 145.96, 132.47)
+# pysot trackers timed on seeded weights: registry name -> fixture folder
+PYSOT_SEEDED = {"siamrpnpp-r50": "pysot_siamrpn_r50_l234_dwxcorr", "siamrpn-alex": "pysot_siamrpn_alex_dwxcorr"}
+
+
+class BenchError(OSError):
+    """Missing input for the benchmark (reported as one line by the CLI)."""
+
+
+def read_frames(path: str, limit: Optional[int] = None) -> list:
+    from .sources import open_source
+    source = open_source(path)
+    frames = []
+    try:
+        while (limit is None or len(frames) < limit) and (frame := source.read()) is not None:
+            frames.append(frame)
+    finally:
+        source.close()
+    if len(frames) < 2:
+        raise BenchError(f"{path!r} has fewer than 2 frames")
+    return frames
+
+
+def time_tracker(tracker: Tracker, frames: list, box) -> float:
+    """Seconds spent in track() over frames[1:], after init on frames[0]."""
+    tracker.init(frames[0], box)
+    elapsed = 0.0
+    for frame in frames[1:]:
+        t0 = time.perf_counter()
+        tracker.track(frame)
+        elapsed += time.perf_counter() - t0
+    return elapsed
+
+
+def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
+    """Alternate the trackers for `rounds` rounds; fps of each one's fastest round."""
+    best = {name: float("inf") for name in trackers}
+    for _ in range(rounds):
+        for name, tracker in trackers.items():
+            best[name] = min(best[name], time_tracker(tracker, frames, box))
+    return {name: (len(frames) - 1) / t for name, t in best.items()}
+
+
+def build_ours(nano_dir: str, weights: Optional[str]):
+    from . import registry
+    path = weights or os.path.join(nano_dir, "nanotrackv2.pth")
+    if not os.path.isfile(path):
+        found = registry.find_weights(registry.get("nanotrack-v2"))
+        if found is None:
+            raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
+        path = found
+    tracker = registry.build("nanotrack-v2", path)
+    tracker.collect_channels = False  # nothing draws the channel grid here
+    return tracker
+
+
+def build_cv2_nano(nano_dir: str):
+    from .opencv_trackers import OpenCVNanoTracker
+    backbone = os.path.join(nano_dir, "nanotrackv2_backbone_sim.onnx")
+    head = os.path.join(nano_dir, "nanotrackv2_head_sim.onnx")
+    for f in (backbone, head):
+        if not os.path.isfile(f):
+            raise BenchError(f"cv2.TrackerNano needs {f!r}, which does not exist (pass --nanotrack-dir)")
+    return OpenCVNanoTracker(backbone, head)
+
+
+def build_seeded_pysot(name: str, fixtures_dir: str):
+    """A registered pysot tracker with the fixture's seeded weights, or None (with the reason)."""
+    from . import registry
+    try:
+        registry.get(name)
+        from . import siamrpn
+    except (KeyError, ImportError) as e:
+        return None, f"not available ({e})"
+    manifest_path = os.path.join(fixtures_dir, PYSOT_SEEDED[name], "manifest.json")
+    if not os.path.isfile(manifest_path):
+        return None, f"skipped: {manifest_path} is absent"
+    from models.checkpoint import load_into
+    from models.seeded import seeded_state_dict
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    v = siamrpn.VARIANT_BY_NAME[name]
+    net = siamrpn.build_network(v.experiment)
+    load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
+    tracker = siamrpn.make_tracker(v, net.eval())
+    if hasattr(tracker, "collect_channels"):
+        tracker.collect_channels = False
+    return tracker, ""
+
+
+def cmd_bench(args) -> int:
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    video = args.video or DEFAULT_VIDEO
+    if not os.path.exists(video):
+        raise BenchError(f"video {video!r} does not exist (pass --video)")
+    box = tuple(float(v) for v in args.box.split(",")) if args.box else BAG_BOX
+    frames = read_frames(video, args.frames)
+    nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
+    ours = build_ours(nano_dir, args.weights)
+    theirs = build_cv2_nano(nano_dir)
+    fps = best_fps({"ours": ours, "cv2": theirs}, frames, box, args.rounds)
+    n = len(frames) - 1
+    engine = getattr(ours, "engine_name", "torch")
+    print(f"video {os.path.basename(video)}: {n} tracked frames, best of {args.rounds} rounds, "
+          f"{torch.get_num_threads()} torch threads, {cv2.getNumThreads()} OpenCV threads")
+    print(f"nanotrack-v2 (ours, {engine}): {fps['ours']:.1f} fps")
+    print(f"cv2.TrackerNano (OpenCV, v2 ONNX): {fps['cv2']:.1f} fps")
+    print(f"ratio ours/cv2: {fps['ours'] / fps['cv2']:.2f}")
+    if not args.no_pysot:
+        fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
+            if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+        sub = frames[: args.pysot_frames + 1]
+        for name in PYSOT_SEEDED:
+            tracker, why = build_seeded_pysot(name, fixtures_dir)
+            if tracker is None:
+                print(f"{name}: {why}")
+                continue
+            f = best_fps({name: tracker}, sub, box, 1)[name]
+            print(f"{name} (seeded weights): {f:.2f} fps ({len(sub) - 1} frames)")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="tracking speed: our NanoTrack v2 vs cv2.TrackerNano, pysot trackers")
+    p.add_argument("--video", help="video or image folder (default ../shared/data/videos/bag.avi)")
+    p.add_argument("--box", help="init box x,y,w,h (default: the bag box 292.23,128.36,145.96,132.47)")
+    p.add_argument("--nanotrack-dir", help="folder with nanotrackv2.pth and the v2 ONNX files "
+                                           "(default ../shared/models/nanotrack)")
+    p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
+    p.add_argument("--frames", type=int, help="use only the first N frames")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
+    p.add_argument("--threads", type=int, help="torch / OpenCV thread count (default: theirs)")
+    p.add_argument("--pysot-frames", type=int, default=20, help="frames for the pysot trackers (default 20)")
+    p.add_argument("--no-pysot", action="store_true", help="skip the pysot trackers")
+    p.set_defaults(func=cmd_bench)
