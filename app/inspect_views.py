@@ -114,7 +114,7 @@ class ChannelCell(QFrame):
     label changes, which costs more than the whole frame is worth at tracking rate."""
 
     clicked = Signal(object)
-    SIDE = 84
+    SIDE = 62
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -233,6 +233,7 @@ class ChannelGrid(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.grid_widget)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.NoFrame)
         self.scroll = scroll
         self.big = pg.PlotWidget()
@@ -260,10 +261,24 @@ class ChannelGrid(QWidget):
     def k(self) -> int:
         return self.k_box.value()
 
+    def _fitting_columns(self) -> int:
+        """As many columns as the grid's width holds (a cell is SIDE + borders wide)."""
+        width = self.scroll.viewport().width()
+        return max(1, width // (ChannelCell.SIDE + 12))
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        if self.cells and self._fitting_columns() != self.columns:
+            self.columns = self._fitting_columns()
+            self._build_cells(len(self.cells))
+            self.redraw()
+
     def _build_cells(self, n: int) -> None:
         for cell in self.cells:
             self.grid.removeWidget(cell)
             cell.deleteLater()
+        for r in range(self.grid.rowCount()):
+            self.grid.setRowStretch(r, 0)
         cols = max(1, min(self.columns, n))
         self.cells = []
         for i in range(n):

@@ -517,6 +517,9 @@ class MainWindow(QMainWindow):
             if p.kind == "init":
                 self._begin_run_if_needed()
                 self.video.set_user_box(None)
+                if self.messages.level == "info":
+                    self.messages.hide()     # "draw a box, press Start" is done with
+                    self.statusBar().clearMessage()
             self.store.add(p.index, p.frame, p.result, init=p.kind == "init")
             if p.kind == "track" and p.track_ms > 0:
                 fps = 1000.0 / p.track_ms

@@ -21,7 +21,10 @@ LOST_PEN = QPen(QColor(255, 60, 60), 2)
 DRAW_PEN = pg.mkPen((255, 220, 0), width=2, style=Qt.DashLine)
 for _pen in (BOX_PEN, LOST_PEN):
     _pen.setCosmetic(True)   # width in screen pixels, whatever the zoom
-HEAT_LUT = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256)
+# Overlay colours: inferno, with opacity rising with the score so that low-score cells leave the
+# frame visible and the peak stands out (alpha 0 at the map's minimum, 160 at its maximum).
+HEAT_LUT = np.concatenate([pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False),
+                           (np.linspace(0.0, 1.0, 256) ** 1.5 * 160).astype(np.uint8)[:, None]], 1)
 MASK_RGB = (255, 80, 0)
 
 
@@ -44,7 +47,6 @@ class VideoView(pg.GraphicsView):
         self.vb.addItem(self.image)
         self.heat = pg.ImageItem(axisOrder="row-major")
         self.heat.setLookupTable(HEAT_LUT)
-        self.heat.setOpacity(0.45)
         self.heat.setZValue(5)
         self.heat.setVisible(False)
         self.vb.addItem(self.heat)
