@@ -346,6 +346,8 @@ def test_released_checkpoint_formats_load(name, fid, fmt, tmp_path):
     torch.save(bad, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match=key.replace(".", r"\.")):
         registry.build(name, weights=str(tmp_path / "bad.pth"))
+    path.unlink()  # the SiamRPN+ file is 130 MB: do not leave it in pytest's kept temp folders
+    (tmp_path / "bad.pth").unlink()
 
 
 # -- CIR networks without fixtures ----------------------------------------------------------------
