@@ -61,6 +61,8 @@ def cmd_track(args) -> int:
         frame = source.read()
         if frame is None:
             raise UsageError(f"{args.source!r} has no frames")
+        from trackers.base import validate_box
+        validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
         tracker = registry.build(name, args.weights, args.device)
         tracker.init(frame, box)
         boxes = [box]
