@@ -543,21 +543,35 @@ class MainWindow(QMainWindow):
         return self.store.results.get(p.index)   # a frame of this run seen again (seek / step back)
 
     def _draw_cycle(self) -> None:
+        """Draw the latest packet in a few event-loop passes (the video; the heatmap; the channel
+        grid; the timeline), each followed by its repaint, so no single pass blocks the event loop
+        for long. The worker holds back its next frame meanwhile (gui_idle)."""
         if self._closing:
+            return
+        p, self._pending = self._pending, None
+        if p is None:
+            self.display_timer.start(MIN_DRAW_INTERVAL_MS)
             return
         self._draw_started_at = time.perf_counter()
         self.worker.gui_idle.clear()
+        result = self._result_for(p)
+        passes = [lambda: self._draw_video(p, result)]
+        if p.result is not None:
+            passes.append(lambda: self.heatmap.set_result(p.result))
+            if p.result.channels or p.kind == "track":
+                passes.append(lambda: self.channels.set_result(p.result))
+        passes.append(lambda: self._finish_draw(p, result))
+        self._run_passes(passes)
+
+    def _run_passes(self, passes: list) -> None:
+        if self._closing or not passes:
+            self._after_draw()
+            return
         try:
-            drew = self._draw_latest()
-        except BaseException:
-            self.worker.gui_idle.set()
-            raise
-        if drew:
-            # runs once the event loop is free again, i.e. after the repaint this draw caused
-            QTimer.singleShot(0, self._after_draw)
-        else:
-            self.worker.gui_idle.set()
-            self.display_timer.start(MIN_DRAW_INTERVAL_MS)
+            passes[0]()
+        finally:
+            # the next pass runs once the event loop is free again, after this pass's repaint
+            QTimer.singleShot(0, lambda: self._run_passes(passes[1:]))
 
     def _after_draw(self) -> None:
         self.worker.gui_idle.set()
@@ -567,29 +581,22 @@ class MainWindow(QMainWindow):
         self.draw_cost_ms = cost if self.draw_cost_ms == 0 else 0.7 * self.draw_cost_ms + 0.3 * cost
         self.display_timer.start(int(min(MAX_DRAW_INTERVAL_MS, max(MIN_DRAW_INTERVAL_MS, 2 * self.draw_cost_ms))))
 
-    def _draw_latest(self) -> bool:
-        p, self._pending = self._pending, None
-        if p is None:
-            return False
-        result = self._result_for(p)
+    def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
         self.video.set_frame(p.rgb)
         self.video.set_result(result)
-        if p.result is not None:
-            self.heatmap.set_result(p.result)
-            if p.result.channels or p.kind == "track":
-                self.channels.set_result(p.result)
-        self._refresh_timeline(p, result)
-        self.current_index = p.index
         if self.slider.isEnabled() and not self.slider.isSliderDown():
             self.slider.blockSignals(True)
             self.slider.setValue(p.index)
             self.slider.blockSignals(False)
         self.frame_label.setText(self._frame_text(p.index))
         self.info.setText(self._info_text(p, result))
+
+    def _finish_draw(self, p: FramePacket, result: Optional[TrackResult]) -> None:
+        self._refresh_timeline(p, result)
+        self.current_index = p.index
         self.drawn_packet = p
         self.packets_drawn += 1
         self.drawn.emit(p.index)
-        return True
 
     def _refresh_timeline(self, p: FramePacket, result: Optional[TrackResult], force: bool = False) -> None:
         now = time.perf_counter()
