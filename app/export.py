@@ -59,7 +59,8 @@ class RunStore:
     def active(self) -> bool:
         return self.record is not None
 
-    def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool) -> None:
+    def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool,
+            jpeg: Optional[bytes] = None) -> None:
         if self.record is None:
             return
         if init:
@@ -71,9 +72,11 @@ class RunStore:
             self.live_frames.pop(later, None)
         self.results[index] = slim(result)
         if self.is_live and len(self.live_frames) < LIVE_FRAME_LIMIT:
-            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if ok:
-                self.live_frames[index] = buf.tobytes()
+            if jpeg is None:
+                ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                jpeg = buf.tobytes() if ok else None
+            if jpeg is not None:
+                self.live_frames[index] = jpeg
         self.version += 1
 
     def set_params(self, params: dict) -> None:

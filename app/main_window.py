@@ -520,7 +520,7 @@ class MainWindow(QMainWindow):
                 if self.messages.level == "info":
                     self.messages.hide()     # "draw a box, press Start" is done with
                     self.statusBar().clearMessage()
-            self.store.add(p.index, p.frame, p.result, init=p.kind == "init")
+            self.store.add(p.index, p.frame, p.result, init=p.kind == "init", jpeg=p.jpeg)
             if p.kind == "track" and p.track_ms > 0:
                 fps = 1000.0 / p.track_ms
                 self.track_fps = fps if self.track_fps == 0 else 0.9 * self.track_fps + 0.1 * fps

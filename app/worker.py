@@ -59,6 +59,7 @@ class FramePacket:
     kind: str = "frame"
     track_ms: float = 0.0        # wall time of tracker.track() (or init)
     dropped: int = 0             # camera frames dropped so far because the tracker was slower
+    jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
 
 
 class LatestFrameGrabber:
@@ -427,7 +428,12 @@ class TrackingWorker(QThread):
     def _emit_packet(self, frame, result, kind, ms: float = 0.0) -> None:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
         dropped = self._grabber.dropped if self._grabber is not None else 0
-        self._post("frame", FramePacket(self._index, frame, rgb, result, kind, ms, dropped))
+        jpeg = None
+        if self._grabber is not None and result is not None:
+            # a camera frame cannot be read again: keep it (compressed) for exporting the run
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            jpeg = buf.tobytes() if ok else None
+        self._post("frame", FramePacket(self._index, frame, rgb, result, kind, ms, dropped, jpeg))
 
     def _set_playing(self, playing: bool) -> None:
         if playing != self._playing:

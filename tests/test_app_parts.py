@@ -1,0 +1,123 @@
+"""Parts of the app that need no tracker: opening by drag-and-drop and command line, the camera
+grabber dropping stale frames, export cancel, the channel ranking."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from tests.app_support import BAG, make_window  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
+from trackers.base import ChannelMaps, TrackResult  # noqa: E402
+from trackers.sources import FrameSource  # noqa: E402
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # QDragEnterEvent's QPoint constructor
+def test_drop_a_video_file_onto_the_window(qtbot, tmp_path):
+    video = shared_path(*BAG)
+    window = make_window(qtbot, tmp_path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(video)])
+    # what Qt delivers during a drag from a file manager: enter (accepted for local files), drop
+    enter = QDragEnterEvent(QPoint(200, 200), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    assert QApplication.sendEvent(window, enter) and enter.isAccepted()
+    drop = QDropEvent(QPointF(200, 200), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(window, drop)
+    qtbot.waitUntil(lambda: window.source_info is not None and window.drawn_packet is not None, timeout=20000)
+    assert window.source_info.frame_count == 196
+    assert (window.source_info.width, window.source_info.height) == (480, 360)
+    assert window.drawn_packet.rgb.shape == (360, 480, 3)
+    assert window.slider.isEnabled() and window.slider.maximum() == 195
+    # seeking shows the chosen frame
+    window.seek(120)
+    qtbot.waitUntil(lambda: window.current_index == 120, timeout=20000)
+
+
+def test_command_line_arguments():
+    from app.main_window import parse_app_args
+    assert parse_app_args([]) is None
+    assert parse_app_args(["../shared/data/videos/bag.avi"]) == "../shared/data/videos/bag.avi"
+    assert parse_app_args(["--camera", "2"]) == 2
+    with pytest.raises(SystemExit, match="camera index"):
+        parse_app_args(["--camera", "front"])
+
+
+class _FastCamera(FrameSource):
+    """A live source delivering numbered frames every 2 ms (pixel value = frame number % 256)."""
+
+    is_live = True
+
+    def __init__(self):
+        self.name = "fake camera"
+        self.n = 0
+
+    def read(self):
+        time.sleep(0.002)
+        self.n += 1
+        return np.full((8, 8, 3), self.n % 256, np.uint8)
+
+
+def test_camera_grabber_drops_stale_frames_and_hands_out_the_latest():
+    from app.worker import LatestFrameGrabber
+    grabber = LatestFrameGrabber(_FastCamera())
+    try:
+        taken = []
+        for _ in range(10):
+            frame, seq = grabber.latest(timeout=1.0)
+            assert frame is not None
+            taken.append(seq)
+            time.sleep(0.02)          # a tracker ten times slower than the camera
+        # every hand-out is newer than the last; the frames in between were dropped and counted
+        assert all(b > a for a, b in zip(taken, taken[1:]))
+        assert max(np.diff(taken)) > 2
+        time.sleep(0.01)
+        frame, seq = grabber.latest(timeout=1.0)
+        with grabber._lock:
+            assert grabber.dropped >= seq - len(taken) - 1 - 1
+        assert grabber.dropped > 20
+    finally:
+        grabber.stop()
+
+
+def test_video_export_cancel_leaves_no_file(qtbot, tmp_path):
+    from app.export import RunStore, VideoExportJob
+    video = shared_path(*BAG)
+    store = RunStore()
+    store.start("test", {}, None, video, video, 25.0, False)
+    for i in range(40):
+        store.add(i, np.zeros((360, 480, 3), np.uint8), TrackResult(box=(10 + i, 10, 50, 40), score=0.9), init=i == 0)
+    out = tmp_path / "cancelled.avi"
+    job = VideoExportJob(store, str(out))
+    results = []
+    job.done.connect(lambda ok, msg: results.append((ok, msg)))
+    job.cancel()
+    job.run()                         # on this thread: deterministic
+    assert results and results[0][0] is False and "cancelled" in results[0][1]
+    assert not out.exists()
+    # and a full export writes every frame of the run
+    full = VideoExportJob(store, str(tmp_path / "full.avi"))
+    done = []
+    full.done.connect(lambda ok, msg: done.append(ok))
+    full.run()
+    assert done == [True] and full.written == 40
+
+
+def test_channel_ranking_pins_first_then_strongest():
+    from app.inspect_views import top_channels
+    a = np.zeros((4, 3, 3), np.float32)
+    b = np.zeros((2, 3, 3), np.float32)
+    for c, peak in enumerate([0.1, 0.9, 0.3, 0.5]):
+        a[c, 1, 1] = peak
+    b[0, 0, 0], b[1, 2, 2] = 0.7, 0.2
+    chans = [ChannelMaps("l3", "cls", a), ChannelMaps("l3", "loc", b)]
+    keys = [k for k, _ in top_channels(chans, 3, [])]
+    assert keys == [("l3", "cls", 1), ("l3", "loc", 0), ("l3", "cls", 3)]
+    keys = [k for k, _ in top_channels(chans, 3, [("l3", "cls", 0)])]
+    assert keys == [("l3", "cls", 0), ("l3", "cls", 1), ("l3", "loc", 0)]
+    assert len(top_channels(chans, 10, [])) == 6
