@@ -68,15 +68,15 @@ def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
     return {name: (len(frames) - 1) / t for name, t in best.items()}
 
 
-def build_ours(nano_dir: str, weights: Optional[str]):
-    from . import registry
+def build_ours(nano_dir: str, weights: Optional[str], engine: str = "auto"):
+    from . import nanotrack, registry
     path = weights or os.path.join(nano_dir, "nanotrackv2.pth")
     if not os.path.isfile(path):
         found = registry.find_weights(registry.get("nanotrack-v2"))
         if found is None:
             raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
         path = found
-    tracker = registry.build("nanotrack-v2", path)
+    tracker = nanotrack.build("v2", path, engine=engine)
     tracker.collect_channels = False  # nothing draws the channel grid here
     return tracker
 
@@ -126,7 +126,7 @@ def cmd_bench(args) -> int:
     box = tuple(float(v) for v in args.box.split(",")) if args.box else BAG_BOX
     frames = read_frames(video, args.frames)
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
-    ours = build_ours(nano_dir, args.weights)
+    ours = build_ours(nano_dir, args.weights, args.engine)
     theirs = build_cv2_nano(nano_dir)
     fps = best_fps({"ours": ours, "cv2": theirs}, frames, box, args.rounds)
     n = len(frames) - 1
@@ -157,6 +157,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--nanotrack-dir", help="folder with nanotrackv2.pth and the v2 ONNX files "
                                            "(default ../shared/models/nanotrack)")
     p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="how our NanoTrack runs its network (default auto: ONNX Runtime on the CPU)")
     p.add_argument("--frames", type=int, help="use only the first N frames")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (default: theirs)")
