@@ -294,7 +294,7 @@ class MainWindow(QMainWindow):
 
     # -- sources ---------------------------------------------------------------------------------
     def open_source(self, spec) -> None:
-        """A video file, an image folder, or a camera index (int)."""
+        """A video file, an image folder, a camera index (int), or a FrameSource object."""
         if isinstance(spec, str) and not spec.startswith("camera:"):
             if not os.path.exists(spec):
                 self.show_message("error", f"Cannot open {spec}: no such file or folder")

@@ -276,7 +276,7 @@ class TrackingWorker(QThread):
         self._set_playing(False)
         self._set_tracking(False)
         try:
-            source = open_source(spec)
+            source = spec if isinstance(spec, FrameSource) else open_source(spec)
         except (SourceError, OSError, ValueError) as e:
             self._post("message", "error", f"Cannot open {spec}: {e}")
             return
@@ -296,6 +296,8 @@ class TrackingWorker(QThread):
         self.source_info = SourceInfo(spec, source.name, source.frame_count, source.fps, source.is_live, W, H)
         self._post("source", self.source_info)
         self._emit_packet(self._frame, None, "frame")
+        if source.is_live:
+            self._set_playing(True)      # a camera shows its live picture straight away
 
     def _cmd_configure(self, name, weights, device):
         config = (name, weights or None, device)

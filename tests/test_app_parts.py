@@ -121,3 +121,48 @@ def test_channel_ranking_pins_first_then_strongest():
     keys = [k for k, _ in top_channels(chans, 3, [("l3", "cls", 0)])]
     assert keys == [("l3", "cls", 0), ("l3", "cls", 1), ("l3", "loc", 0)]
     assert len(top_channels(chans, 10, [])) == 6
+
+
+class _BagCamera(FrameSource):
+    """bag.avi played as a 200 fps camera, looping: faster than the tracker, so frames go stale."""
+
+    is_live = True
+
+    def __init__(self, path):
+        import cv2
+        self.name = "bag camera"
+        cap = cv2.VideoCapture(path)
+        self.frames = []
+        while len(self.frames) < 60:
+            ok, f = cap.read()
+            if not ok:
+                break
+            self.frames.append(f)
+        cap.release()
+        self.n = 0
+
+    def read(self):
+        time.sleep(0.005)
+        self.n += 1
+        return self.frames[(self.n - 1) % len(self.frames)]
+
+
+def test_camera_is_tracked_in_real_time_dropping_stale_frames(qtbot, tmp_path):
+    from tests.app_support import TRACKER, ground_truth, require_nanotrack
+    weights = require_nanotrack()
+    window = make_window(qtbot, tmp_path)
+    window.select_tracker(TRACKER, weights)
+    window.open_source(_BagCamera(shared_path(*BAG)))
+    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None, timeout=30000)
+    assert window.source_info.is_live and not window.slider.isEnabled()
+    window.video.set_user_box(tuple(ground_truth()[0]))
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking and window.drawn_packet is not None
+                    and window.drawn_packet.kind == "track" and window.drawn_packet.dropped > 5, timeout=30000)
+    assert "dropped" in window.info.text()
+    window.stop_tracking()
+    qtbot.waitUntil(lambda: not window.tracking, timeout=10000)
+    frames = [f.frame for f in window.store.record.frames]
+    # the tracker took the newest frame each time: frame numbers jump over the dropped ones
+    assert len(frames) >= 3 and max(np.diff(frames)) > 1
+    assert set(frames) <= set(window.store.live_frames)   # kept for a video export

@@ -70,6 +70,16 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     shown_peaks = [c.data.max() for c in shown]
     assert shown_peaks == sorted(shown_peaks, reverse=True)
 
+    # -- the heatmap blended over the video lies at the score map's true place in the frame
+    window.heat_check.setChecked(True)
+    assert view.heat.isVisible()
+    np.testing.assert_array_equal(view.heat.image, result.score_map)
+    x0, y0, x1, y1 = result.search_region.score_extent
+    np.testing.assert_allclose(view.heat.mapRectToParent(view.heat.boundingRect()).getRect(),
+                               (x0, y0, x1 - x0, y1 - y0), rtol=1e-6, atol=1e-3)
+    window.heat_check.setChecked(False)
+    assert not view.heat.isVisible()
+
     # -- click a channel (the third) to enlarge it, pin it; it stays first across frames
     cell = shown[2]
     QTest.mouseClick(cell.picture, Qt.LeftButton, Qt.NoModifier, cell.picture.rect().center())
