@@ -365,7 +365,7 @@ def test_onnx_template_search_refine_branches_match_torch():
 
 
 # -- the tracker ----------------------------------------------------------------------------------
-def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap():
+def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap(tmp_path):
     import cv2
     from trackers import registry
     from trackers.siamattn import SiamAttnTracker
@@ -403,8 +403,16 @@ def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap():
     # (a seeded network's proposals wander; the first frame's lies on the target and in the frame)
     assert mask_seen
     cap.release()
-    # the same seed builds the same network
-    other = registry.build("siamattn", "seed:0")
+    # a saved network loads back as a checkpoint (variant detected from its keys)
+    from models.checkpoint import CheckpointError
+    ckpt = tmp_path / "siamattn_effnet.pth"
+    torch.save({"state_dict": tracker.network.state_dict()}, ckpt)
+    loaded = registry.build("siamattn", str(ckpt)).network.state_dict()
     a = dict(tracker.network.state_dict())
-    b = other.network.state_dict()
-    assert all(torch.equal(a[k].cpu(), b[k]) for k in a)
+    assert a.keys() == loaded.keys() and all(torch.equal(a[k].cpu(), loaded[k]) for k in a)
+    bad = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, bad)
+    with pytest.raises(CheckpointError, match="not a SiamAttn checkpoint"):
+        registry.build("siamattn", str(bad))
+    with pytest.raises(CheckpointError, match="seed:N"):
+        registry.build("siamattn", "seed:x")
