@@ -166,3 +166,30 @@ def test_camera_is_tracked_in_real_time_dropping_stale_frames(qtbot, tmp_path):
     # the tracker took the newest frame each time: frame numbers jump over the dropped ones
     assert len(frames) >= 3 and max(np.diff(frames)) > 1
     assert set(frames) <= set(window.store.live_frames)   # kept for a video export
+
+
+def test_video_view_draws_mask_polygon_distractors_and_lost_state(qtbot):
+    from app.video_view import VideoView
+    from trackers.base import TrackingState
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(480, 360)
+    view.show()
+    view.set_frame(np.zeros((120, 160, 3), np.uint8))
+    mask = np.zeros((120, 160), np.float32)
+    mask[40:60, 50:90] = 0.9
+    poly = np.array([[50, 40], [90, 42], [88, 60], [48, 58]], np.float32)
+    result = TrackResult(box=(50, 40, 40, 20), score=0.7, state=TrackingState.LOST, mask=mask, polygon=poly,
+                         distractors=[(5, 5, 10, 10), (120, 80, 20, 15)])
+    view.set_result(result)
+    assert view.result_box.isVisible() and view.result_box.rect().getRect() == (50, 40, 40, 20)
+    assert view.result_box.pen().color().red() == 255        # lost: drawn red
+    rgba = view.mask.image
+    assert view.mask.isVisible() and rgba.shape == (120, 160, 4)
+    assert (rgba[..., 3] > 0).sum() == 20 * 40                 # exactly the mask's pixels are tinted
+    xs, ys = view.polygon.getData()
+    assert len(xs) == 5 and (xs[0], ys[0]) == (xs[-1], ys[-1])  # closed outline
+    dx, _ = view.distractors.getData()
+    assert len(dx) == 2 * 4 * 2                                 # two boxes, four edges, two points each
+    view.set_result(None)
+    assert not view.result_box.isVisible() and not view.mask.isVisible()

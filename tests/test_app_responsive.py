@@ -9,6 +9,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
 from tests.app_support import ground_truth, make_window, open_bag, require_nanotrack  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
 
 TICK_MS = 5
 P99_LIMIT_MS = 100.0     # the requirement for this machine
@@ -54,12 +55,28 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     assert len(late) >= 50
     assert p99 < P99_LIMIT_MS
 
-    # -- close the window while it tracks: the worker ends, nothing hangs, nothing raises
+    # -- switch the tracker while it tracks: tracking stops cleanly, the new one is loaded
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(1.0))
     if not window.playing:
         window.seek(10)
         window.set_playing(True)
     qtbot.waitUntil(lambda: window.playing, timeout=10000)
+    v3 = shared_path("models", "nanotrack", "nanotrackv3.pth")
+    window.select_tracker("nanotrack-v3", v3)
+    qtbot.waitUntil(lambda: window.tracker_info.name == "nanotrack-v3" and not window.tracking, timeout=60000)
+    # -- switch the video while playing: the new one opens, nothing of the old run is drawn on it
+    window.set_playing(True)
+    qtbot.waitUntil(lambda: window.playing, timeout=10000)
+    window.open_source(shared_path("data", "videos", "cup.mp4"))
+    qtbot.waitUntil(lambda: window.source_info.name.endswith("cup.mp4") and window.drawn_packet is not None
+                    and window.drawn_packet.frame.shape[:2] == (window.source_info.height, window.source_info.width),
+                    timeout=30000)
+    assert window.store.record is None
+
+    # -- close the window while it tracks: the worker ends, nothing hangs, nothing raises
+    window.video.set_user_box((100.0, 100.0, 80.0, 80.0))
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking and window.playing, timeout=30000)
     worker = window.worker
     t0 = time.perf_counter()
     window.close()
