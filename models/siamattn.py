@@ -53,8 +53,8 @@ class SiamAttnConfig:
     pool_sampling: int = 2       # bilinear samples per bin side
     roi_offset_gain: float = 0.1  # deformable RoI offsets, in fractions of the box size
     template_center: int = 7     # template features cut to 7x7 (SiamRPN++ neck)
-    exemplar_size: int = 127
-    instance_size: int = 255
+    exemplar_size: int = 127     # template crop side the network is trained with
+    instance_size: int = 255     # search crop side (the refinement reads the actual one from the input)
     stride: int = 8              # RPN grid stride in crop pixels
     pretrained_backbone: bool = True   # ImageNet weights for EfficientNet-Lite0 where available
     train_backbone: bool = False
@@ -279,20 +279,21 @@ class RegionRefinement(nn.Module):
             nn.Upsample(scale_factor=cfg.mask_map_size / cfg.mask_pool, mode="bilinear", align_corners=False),
             nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(16, 1, 1))
 
-    def geometries(self, corr_size: int) -> tuple[MapGeometry, MapGeometry]:
-        """(box map, mask map) geometries for correlation maps of corr_size cells."""
-        base = correlation_geometry(corr_size, self.cfg.stride, self.cfg.instance_size)
+    def geometries(self, corr_size: int, instance_size: int) -> tuple[MapGeometry, MapGeometry]:
+        """(box map, mask map) geometries for correlation maps of corr_size cells on a search
+        crop of instance_size pixels."""
+        base = correlation_geometry(corr_size, self.cfg.stride, instance_size)
         return (resized_geometry(base, corr_size, self.cfg.box_map_size),
                 resized_geometry(base, corr_size, self.cfg.mask_map_size))
 
     def fuse(self, correlations: Sequence[torch.Tensor], details: Sequence[torch.Tensor],
-             detail_geometry: Sequence[MapGeometry]) -> tuple[torch.Tensor, torch.Tensor]:
+             detail_geometry: Sequence[MapGeometry], instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> box map (B, rc, 25, 25), mask map (B, rc, 64, 64), both over the correlation grid's extent."""
         S = correlations[0].shape[-1]
         box = sum(_resize(conv(c), self.cfg.box_map_size) for conv, c in zip(self.box_fuse, correlations))
         mask = sum(_resize(conv(c), self.cfg.mask_map_size) for conv, c in zip(self.mask_fuse, correlations))
         # early search features, sampled at the mask map's cells: the fine detail the mask needs
-        _, mask_geom = self.geometries(S)
+        _, mask_geom = self.geometries(S, instance_size)
         M = self.cfg.mask_map_size
         idx = torch.arange(M, device=mask.device, dtype=mask.dtype) * mask_geom.step + mask_geom.origin
         px = idx.view(1, 1, M).expand(mask.shape[0], M, M)
@@ -302,10 +303,10 @@ class RegionRefinement(nn.Module):
         return F.relu(box), F.relu(mask)
 
     def forward(self, box_map: torch.Tensor, mask_map: torch.Tensor, rois: torch.Tensor,
-                corr_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                corr_size: int, instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> box deltas (B, 4) = (dx / w, dy / h, log w' / w, log h' / h) relative to rois, and
         mask logits (B, 1, 64, 64) over the roi."""
-        box_geom, mask_geom = self.geometries(corr_size)
+        box_geom, mask_geom = self.geometries(corr_size, instance_size)
         deltas = self.box_head(self.box_pool(box_map, rois, box_geom))
         mask = self.mask_head(self.mask_pool(mask_map, rois, mask_geom))
         return deltas, mask
@@ -435,8 +436,9 @@ class SiamAttn(nn.Module):
         return self.neck(levels[2:]), levels[:2]
 
     def match(self, zf: Sequence[torch.Tensor], xf: Sequence[torch.Tensor],
-              details: Sequence[torch.Tensor]) -> dict:
-        """Attention, RPN and refinement maps from template and search features."""
+              details: Sequence[torch.Tensor], instance_size: int) -> dict:
+        """Attention, RPN and refinement maps from template and search features (search crop of
+        instance_size pixels)."""
         attended = [dsa(z, x) for dsa, z, x in zip(self.attention, zf, xf)]
         za = [a[0] for a in attended]
         xa = [a[1] for a in attended]
@@ -444,11 +446,12 @@ class SiamAttn(nn.Module):
         # mean over the template's cells rather than the sum: the fused maps keep one scale
         # whatever the template size
         attn_corr = [xcorr_depthwise(x, z) / (z.shape[-2] * z.shape[-1]) for z, x in zip(za, xa)]
-        box_map, mask_map = self.refinement.fuse(attn_corr, details, self.backbone.detail_geometry())
+        box_map, mask_map = self.refinement.fuse(attn_corr, details, self.backbone.detail_geometry(),
+                                                 instance_size)
         xcorr = [(self.LEVEL_NAMES[level], branch, t) for level, branch, t in correlations]
         xcorr += [(self.LEVEL_NAMES[i], "attn", t) for i, t in enumerate(attn_corr)]
         return {"cls": cls, "loc": loc, "xcorr": xcorr, "box_map": box_map, "mask_map": mask_map,
-                "corr_size": attn_corr[0].shape[-1]}
+                "corr_size": attn_corr[0].shape[-1], "instance_size": instance_size}
 
     # tracking
     def template(self, z: torch.Tensor) -> None:
@@ -458,24 +461,24 @@ class SiamAttn(nn.Module):
         if self._zf is None:
             raise RuntimeError("track() called before template()")
         xf, details = self.search_features(x)
-        out = self.match(self._zf, xf, details)
-        self._maps = (out["box_map"], out["mask_map"], out["corr_size"])
+        out = self.match(self._zf, xf, details, x.shape[-1])
+        self._maps = (out["box_map"], out["mask_map"], out["corr_size"], x.shape[-1])
         return out
 
     def refine(self, rois: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Box deltas (B, 4) and mask logits (B, 1, 64, 64) for rois (B, 4) of the last track()."""
         if self._maps is None:
             raise RuntimeError("refine() called before track()")
-        box_map, mask_map, size = self._maps
-        return self.refinement(box_map, mask_map, rois, size)
+        box_map, mask_map, size, instance_size = self._maps
+        return self.refinement(box_map, mask_map, rois, size, instance_size)
 
     # training
     def forward(self, z: torch.Tensor, x: torch.Tensor, rois: torch.Tensor) -> dict:
         """One pass for a batch: cls, loc (RPN), box_deltas and mask logits for the given rois."""
         xf, details = self.search_features(x)
-        out = self.match(self.template_features(z), xf, details)
+        out = self.match(self.template_features(z), xf, details, x.shape[-1])
         out["box_deltas"], out["mask"] = self.refinement(out["box_map"], out["mask_map"], rois,
-                                                         out["corr_size"])
+                                                         out["corr_size"], x.shape[-1])
         return out
 
 
@@ -511,19 +514,20 @@ class SearchBranch(nn.Module):
 
     def forward(self, z3: torch.Tensor, z4: torch.Tensor, z5: torch.Tensor, x: torch.Tensor):
         xf, details = self.net.search_features(x)
-        out = self.net.match([z3, z4, z5], xf, details)
+        out = self.net.match([z3, z4, z5], xf, details, x.shape[-1])
         return out["cls"], out["loc"], out["box_map"], out["mask_map"]
 
 
 class RefineBranch(nn.Module):
-    """(box_map, mask_map, rois (1, 4)) -> box deltas, mask logits."""
+    """(box_map, mask_map, rois (1, 4)) -> box deltas, mask logits, for a corr_size correlation
+    grid on an instance_size search crop."""
 
-    def __init__(self, net: SiamAttn, corr_size: int):
+    def __init__(self, net: SiamAttn, corr_size: int, instance_size: int):
         super().__init__()
-        self.net, self.corr_size = net, corr_size
+        self.net, self.corr_size, self.instance_size = net, corr_size, instance_size
 
     def forward(self, box_map: torch.Tensor, mask_map: torch.Tensor, rois: torch.Tensor):
-        return self.net.refinement(box_map, mask_map, rois, self.corr_size)
+        return self.net.refinement(box_map, mask_map, rois, self.corr_size, self.instance_size)
 
 
 # -- training targets -----------------------------------------------------------------------------

@@ -352,10 +352,10 @@ def test_onnx_template_search_refine_branches_match_torch():
         with torch.no_grad():
             zf = TemplateBranch(net)(z)
             ref = SearchBranch(net)(*zf, x)
-            ref_refine = RefineBranch(net, 15)(ref[2], ref[3], rois)
+            ref_refine = RefineBranch(net, 15, 175)(ref[2], ref[3], rois)
         got_z = _onnx_run(TemplateBranch(net), (z,), ["z"])
         got = _onnx_run(SearchBranch(net), (*zf, x), ["z3", "z4", "z5", "x"])
-        got_refine = _onnx_run(RefineBranch(net, 15), (ref[2], ref[3], rois), ["box_map", "mask_map", "rois"])
+        got_refine = _onnx_run(RefineBranch(net, 15, 175), (ref[2], ref[3], rois), ["box_map", "mask_map", "rois"])
     for a, b in zip(got_z, zf):
         _close(a, b.numpy())
     for a, b in zip(got, ref):
