@@ -51,7 +51,7 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
           f"median {np.median(late):.1f} ms, p99 {p99:.1f} ms, max {late.max():.1f} ms")
     # the worker tracked every frame, and the views kept up as far as they could (they skip frames
     # by design: a redraw waits twice its own cost, so on a loaded 2-core machine it is a few a second)
-    assert tracked >= 100 and drawn >= 5
+    assert tracked >= 100 and drawn >= 3
     assert len(late) >= 50
     assert p99 < P99_LIMIT_MS
 
