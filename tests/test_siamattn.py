@@ -224,6 +224,33 @@ def test_mask_targets_crop_the_object_mask_to_the_roi():
     torch.testing.assert_close(t[0, 0], ref)
 
 
+def test_refinement_grid_is_the_anchor_grid():
+    from models.siamattn import correlation_geometry
+    from trackers.decode import generate_anchors
+    anchors = generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25)
+    geom = correlation_geometry(25, 8, 255)
+    # anchor cell x offsets from the crop centre (127) == the refinement's cell positions
+    np.testing.assert_allclose(anchors[:25, 0] + 127, geom.origin + 8 * np.arange(25))
+
+
+def test_backbone_levels_are_resampled_onto_the_centred_stride8_grid():
+    # a level whose cells hold their own crop-pixel x: after resampling, cell j holds 7 + 8 j
+    class Ramp(nn.Module):
+        def forward(self, x):
+            out = []
+            for s, o in zip([2, 4, 8, 16, 32], [0.0, 2.0, 6.0, 14.0, 30.0]):   # EfficientNet geometry
+                n = -(-x.shape[-1] // s)
+                pos = o + s * torch.arange(n, dtype=torch.float32)
+                out.append(pos.view(1, 1, 1, n).expand(1, 1, n, n).contiguous())
+            return out
+    bb = StagedBackbone(Ramp(), [1] * 5, [2, 4, 8, 16, 32], [0.0, 2.0, 6.0, 14.0, 30.0], "ramp")
+    levels = bb(torch.zeros(1, 3, 255, 255))
+    want = 7 + 8 * torch.arange(31, dtype=torch.float32)
+    for f, lo, hi in ((levels[2], 0, 31), (levels[3], 1, 30), (levels[4], 3, 28)):   # edges are clamped
+        assert f.shape[-2:] == (31, 31)
+        torch.testing.assert_close(f[0, 0, 5, lo:hi], want[lo:hi])
+
+
 # -- the whole network on a tiny backbone -------------------------------------------------------
 class TinyTrunk(nn.Module):
     """Five levels like the real backbones (strides 2, 4, 8, 8, 16), few channels."""
