@@ -1,0 +1,138 @@
+"""The default tracker: its EfficientNet-Lite0 backbone, the trained tracker on real video, and the
+training pipeline (labels, losses, pairs, a few optimiser steps)."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import shared_path
+
+from models.checkpoint import CheckpointError
+from models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, pretrained_path
+
+
+@pytest.fixture
+def one_thread():
+    # the 2-core CI machine is shared; one torch thread is faster than two fighting for it
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _imagenet_top1(net, path):
+    img = cv2.imread(path)
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    x = torch.from_numpy(cv2.resize(img, (224, 224)).transpose(2, 0, 1)[None].astype(np.float32))
+    with torch.no_grad():
+        p = net.classify(x).softmax(1)[0]
+    return int(p.argmax()), float(p.max())
+
+
+def test_backbone_loads_package_weights_strictly_and_classifies(one_thread):
+    net = EfficientNetLite0(with_classifier=True).load_pretrained().eval()
+    # ImageNet classes: 950 orange, 948 Granny Smith, 805 soccer ball
+    assert _imagenet_top1(net, shared_path("data", "images", "orange.jpg"))[0] == 950
+    assert _imagenet_top1(net, shared_path("data", "images", "apple.jpg"))[0] == 948
+    assert _imagenet_top1(net, shared_path("data", "images", "messi5.jpg"))[0] == 805
+
+
+def test_backbone_stages_shapes_and_strict_load(one_thread, tmp_path):
+    net = efficientnet_lite0((3, 5))
+    assert net.channels == [40, 112] and net.strides == [8, 16]
+    assert not any(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        f8, f16 = net(torch.full((1, 3, 255, 255), 127.0))
+        z = net(torch.full((1, 3, 127, 127), 127.0))[1]
+    assert f8.shape == (1, 40, 32, 32) and f16.shape == (1, 112, 16, 16) and z.shape == (1, 112, 8, 8)
+    # the truncated trunk must still refuse a file that lacks one of its weights
+    state = torch.load(pretrained_path(), map_location="cpu", weights_only=True)
+    del state["_blocks.4._depthwise_conv.weight"]
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    with pytest.raises(CheckpointError, match="_blocks.4._depthwise_conv.weight"):
+        EfficientNetLite0((3,)).load_pretrained(str(bad))
+
+
+def _iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def test_default_tracker_follows_bag(one_thread):
+    from trackers import registry
+    from trackers.results import read_boxes
+    seq = shared_path("bench", "bag")
+    gt = read_boxes(os.path.join(seq, "groundtruth.txt"))
+    frames = sorted(os.listdir(os.path.join(seq, "img")))
+    spec = registry.get("siamscope-default")
+    assert not spec.needs_weights
+    tracker = registry.build("siamscope-default")
+    tracker.init(cv2.imread(os.path.join(seq, "img", frames[0])), tuple(gt[0]))
+    ious = []
+    for i in range(1, 40):
+        r = tracker.track(cv2.imread(os.path.join(seq, "img", frames[i])))
+        ious.append(_iou(r.box, gt[i]))
+    assert r.score_map.shape == (13, 13)
+    assert r.channels and r.channels[0].maps.shape == (48, 13, 13)
+    assert np.mean(ious) > 0.6, np.round(ious, 2)
+    assert min(ious) > 0.3, np.round(ious, 2)
+
+
+def test_point_labels_and_giou_on_known_boxes():
+    from trackers.decode import generate_points
+    from trackers.train.trainer import giou_loss, point_labels
+    points = torch.from_numpy(generate_points(16, 13))
+    boxes = torch.tensor([[0.0, 0.0, 64.0, 64.0], [0.0, 0.0, 64.0, 64.0]])
+    label, ltrb, mask = point_labels(boxes, torch.tensor([True, False]), points)
+    centre = 6 * 13 + 6                  # the grid point at (0, 0)
+    assert label[0, centre] == 1 and label[1, centre] == 0
+    assert (label[1] == 0).all() and not mask[1].any()       # a negative pair has only negatives
+    assert label[0, 0] == 0                                    # the far corner is background
+    assert torch.equal(ltrb[0, :, centre], torch.tensor([32.0, 32.0, 32.0, 32.0]))
+    assert int((label[0] == 1).sum()) == 5                     # centre and its 4 neighbours at 16 px
+    t = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    assert float(giou_loss(t, t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(giou_loss(t * 2, t)) > 0.5
+
+
+def test_training_pairs_and_a_few_steps_reduce_the_loss(one_thread):
+    from models.siamscope import SiamScopeNet
+    from trackers.decode import generate_points
+    from trackers.train.pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
+    from trackers.train.trainer import losses, point_labels
+    data = shared_path("data")
+    assert "bag.avi" not in TRAIN_VIDEOS and "cup.mp4" not in TRAIN_VIDEOS   # the benchmark's sequences
+    lib = Library(data, frames_per_video=6, videos=("Megamind.avi",))   # one video keeps it fast
+    pairs = list(Sampler(lib, PairConfig(negative=0.25), seed=3).pairs(8))
+    assert all(p.template.shape == (127, 127, 3) and p.search.shape == (255, 255, 3) for p in pairs)
+    pos = [p for p in pairs if p.positive]
+    assert pos and all(np.abs(p.box[:2]).max() <= 64 * 1.3 for p in pos)   # the spatial-aware shift range
+    torch.manual_seed(0)
+    net = SiamScopeNet(efficientnet_lite0((5,)), channels=16)
+    to_t = lambda a: torch.from_numpy(np.stack(a).transpose(0, 3, 1, 2).astype(np.float32))
+    with torch.no_grad():
+        zf = net.features(to_t([p.template for p in pairs]))
+        xf = net.features(to_t([p.search for p in pairs]))
+    points = torch.from_numpy(generate_points(16, 13))
+    label, ltrb, mask = point_labels(torch.from_numpy(np.stack([p.box for p in pairs])),
+                                     torch.tensor([p.positive for p in pairs]), points)
+    opt = torch.optim.Adam(net.trainable_parameters(), lr=3e-3)
+    net.train()
+    history = []
+    for _ in range(6):
+        c, l = losses(*net.forward_features(zf, xf), label, ltrb, mask)
+        loss = c + 1.2 * l
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert history[-1] < 0.8 * history[0], history
