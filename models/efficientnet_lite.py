@@ -70,8 +70,10 @@ class SameConv2d(nn.Conv2d):
         ih, iw = x.shape[-2:]
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
-        ph = max((-(-ih // sh) - 1) * sh + kh - ih, 0)
-        pw = max((-(-iw // sw) - 1) * sw + kw - iw, 0)
+        # ceil(i / s) written with positive operands only: ONNX export turns `//` into a
+        # truncating division, which differs from Python's floor on negative numbers
+        ph = max(((ih + sh - 1) // sh - 1) * sh + kh - ih, 0)
+        pw = max(((iw + sw - 1) // sw - 1) * sw + kw - iw, 0)
         if ph or pw:
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
