@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.packets_received = 0
         self.packets_drawn = 0
         self.track_fps = 0.0
+        self.track_ms = 0.0
         self.export_job: Optional[VideoExportJob] = None
         self._closing = False
 
@@ -522,8 +523,9 @@ class MainWindow(QMainWindow):
                     self.statusBar().clearMessage()
             self.store.add(p.index, p.frame, p.result, init=p.kind == "init", jpeg=p.jpeg)
             if p.kind == "track" and p.track_ms > 0:
-                fps = 1000.0 / p.track_ms
-                self.track_fps = fps if self.track_fps == 0 else 0.9 * self.track_fps + 0.1 * fps
+                # smooth the time per frame, then invert (averaging fps would overweight fast frames)
+                self.track_ms = p.track_ms if self.track_ms == 0 else 0.9 * self.track_ms + 0.1 * p.track_ms
+                self.track_fps = 1000.0 / self.track_ms
         self._pending = p
 
     def _begin_run_if_needed(self) -> None:
@@ -612,8 +614,9 @@ class MainWindow(QMainWindow):
         self.timeline.set_run(frames, p.index, state)
 
     def _frame_text(self, index: int) -> str:
+        # frame numbers start at 0 everywhere (results files, timeline); the last is frame_count - 1
         total = self.source_info.frame_count if self.source_info else None
-        return f"{index + 1} / {total}" if total else f"{index + 1}"
+        return f"{index} / {total - 1}" if total else f"{index}"
 
     def _info_text(self, p: FramePacket, result: Optional[TrackResult]) -> str:
         parts = [f"frame {p.index}"]
@@ -622,7 +625,7 @@ class MainWindow(QMainWindow):
             if result.state.value != "tracking":
                 parts.append(result.state.value.upper())
         if p.kind == "track":
-            parts.append(f"{self.track_fps:5.1f} fps")
+            parts.append(f"{self.track_fps:5.1f} fps (mean)")
             stages = " ".join(f"{k} {v:.1f}" for k, v in p.result.timings.items())
             parts.append(f"{p.track_ms:.1f} ms ({stages})" if stages else f"{p.track_ms:.1f} ms")
         if self.source_info is not None and self.source_info.is_live:
