@@ -277,7 +277,10 @@ class TrackingWorker(QThread):
         self._set_tracking(False)
         try:
             source = spec if isinstance(spec, FrameSource) else open_source(spec)
-        except (SourceError, OSError, ValueError) as e:
+        except SourceError as e:     # its message names the file / camera already
+            self._post("message", "error", str(e))
+            return
+        except (OSError, ValueError) as e:
             self._post("message", "error", f"Cannot open {spec}: {e}")
             return
         self._close_source()
