@@ -433,7 +433,12 @@ class MainWindow(QMainWindow):
             self.show_message("error", f"{spec.title or name} needs its checkpoint ({spec.weights_file or 'a .pth file'}): "
                               "choose it with the Checkpoint… button")
             return
-        self.worker.configure(name, weights if spec.needs_weights else None, self.device_combo.currentData())
+        weights = weights if spec.needs_weights else None
+        device = self.device_combo.currentData()
+        info = self.tracker_info
+        if info is None or (info.name, info.weights, info.device) != (name, weights, device):
+            self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
+        self.worker.configure(name, weights, device)
 
     def _on_tracker_ready(self, info: TrackerInfo) -> None:
         self.tracker_info = info
