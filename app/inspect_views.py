@@ -28,6 +28,7 @@ def cache_axes(plot_item) -> None:
         axis = plot_item.getAxis(name)
         if axis is not None:
             axis.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            axis.enableAutoSIPrefix(False)   # pixels and frame numbers, never "x0.001"
 
 
 def _levels(a: np.ndarray) -> tuple[float, float]:
@@ -67,6 +68,7 @@ class HeatmapView(QWidget):
         self.score_map: Optional[np.ndarray] = None
         self._range: Optional[QRectF] = None
         self.plot.getPlotItem().vb.disableAutoRange()
+        self.plot.setRange(QRectF(0, 0, 255, 255), padding=0.02)
 
     def set_result(self, result: Optional[TrackResult]) -> None:
         if result is None or result.score_map is None:
@@ -219,6 +221,7 @@ class ChannelGrid(QWidget):
         self.pinned: list[tuple] = []
         self.selected: Optional[tuple] = None
         self.cells: list[ChannelCell] = []
+        self._had_result = False
         self.channels: list[ChannelMaps] = []
         self.k_box = QSpinBox()
         self.k_box.setRange(1, 64)
@@ -310,6 +313,7 @@ class ChannelGrid(QWidget):
         if result is None:
             return
         self.channels = result.channels
+        self._had_result = True
         self.redraw()
 
     def shown(self) -> list[tuple[tuple, np.ndarray]]:
@@ -326,7 +330,10 @@ class ChannelGrid(QWidget):
                 cell.show_channel(item[0], item[1], item[0] in self.pinned, item[0] == self.selected)
         total = sum(len(c.maps) for c in self.channels)
         levels = ", ".join(f"{c.label} ({len(c.maps)})" for c in self.channels)
-        info = f"{total} channels: {levels}" if self.channels else "this tracker reports no correlation channels"
+        if self.channels:
+            info = f"{total} channels: {levels}"
+        else:
+            info = "this tracker reports no correlation channels" if self._had_result else "no channels yet"
         if info != self.info.text():
             self.info.setText(info)
             self.info.setToolTip(info)
@@ -421,6 +428,8 @@ class Timeline(QWidget):
         lay.addWidget(self.plot, 1)
         lay.addLayout(side)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.plot.setXRange(0, 100, padding=0)
+        self.plot.setYRange(0, 1.05, padding=0)
         self.frames = np.zeros(0)
         self.scores = np.zeros(0)
 

@@ -141,11 +141,11 @@ class MainWindow(QMainWindow):
     def _build_widgets(self) -> None:
         self.messages = MessageBar()
         self.tracker_combo = QComboBox()
-        self.tracker_combo.setMinimumWidth(200)
+        self.tracker_combo.setMinimumWidth(160)
         self.tracker_combo.setToolTip("tracker")
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("checkpoint file")
-        self.weights_edit.setMinimumWidth(220)
+        self.weights_edit.setMinimumWidth(160)
         self.weights_edit.editingFinished.connect(self._weights_edited)
         self.weights_button = QPushButton("Checkpoint…")
         self.weights_button.clicked.connect(self.choose_weights)
@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.params = ParamsPanel()
+        self.params.setMinimumWidth(230)
         self.params.paramChanged.connect(self._param_changed)
         dock = QDockWidget("Hyper-parameters", self)
         dock.setObjectName("params")
@@ -430,7 +431,7 @@ class MainWindow(QMainWindow):
         spec = registry.get(name)
         weights = self.weights_edit.text().strip() or None
         if spec.needs_weights and weights is None:
-            self.show_message("error", f"{spec.title or name} needs its checkpoint ({spec.weights_file or 'a .pth file'}): "
+            self.show_message("warning", f"{spec.title or name} needs its checkpoint ({spec.weights_file or 'a .pth file'}): "
                               "choose it with the Checkpoint… button")
             return
         weights = weights if spec.needs_weights else None
