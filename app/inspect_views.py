@@ -429,7 +429,8 @@ class Timeline(QWidget):
         lay.addLayout(side)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.setXRange(0, 100, padding=0)
-        self.plot.setYRange(0, 1.05, padding=0)
+        self.plot.setYRange(-0.02, 1.08, padding=0)
+        self._unit_scale = True
         self.frames = np.zeros(0)
         self.scores = np.zeros(0)
 
@@ -449,6 +450,14 @@ class Timeline(QWidget):
         ys = [v for _ in init_frames for v in (0.0, 1.0)]
         self.inits.setData(xs, ys)
         self.cursor.setValue(current)
+        # probabilities on a fixed 0..1 scale; other scores (SiamFC responses) on their own range
+        unit = not len(scores) or (scores.min() >= 0.0 and scores.max() <= 1.0)
+        if unit != self._unit_scale:
+            self._unit_scale = unit
+            if unit:
+                self.plot.setYRange(-0.02, 1.08, padding=0)
+            else:
+                self.plot.enableAutoRange(axis="y")
         if self.follow.isChecked() and len(frames):
             lo = max(float(frames[0]), current - 300)
             self.plot.setXRange(lo, max(current + 10, lo + 20), padding=0)

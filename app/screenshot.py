@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     window.video.set_user_box(tuple(float(v) for v in args.box.split(",")))
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(1.0))
     window.start_tracking()
-    wait(lambda: window.current_index >= args.frames or (window.tracking and not window.playing),
-         f"frame {args.frames}")
+    wait(lambda: window.tracking and window.playing, "tracking to start")
+    wait(lambda: window.current_index >= args.frames or not window.playing, f"frame {args.frames}")
     window.set_playing(False)
     wait(lambda: not window.playing and window.drawn_packet is window.latest, "the pause")
     if args.pin >= 0 and args.pin < len(window.channels.cells) and window.channels.cells[args.pin].key:
