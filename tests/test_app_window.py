@@ -112,6 +112,8 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     rec = window.store.record
     assert [f.frame for f in rec.frames] == list(range(196))
     ious = [iou(f.box, gt[f.frame]) for f in rec.frames if not f.init]
+    print(f"nanotrack-v2 in the app on bag.avi: mean IoU {np.mean(ious):.3f} over {len(ious)} tracked frames "
+          f"(re-initialised at frame {here})")
     assert np.mean(ious) > 0.6, np.mean(ious)
 
     # -- export the annotated video of the finished run (no re-tracking) and read it back
