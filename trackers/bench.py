@@ -28,6 +28,22 @@ DEFAULT_NANO_DIR = os.path.join(SHARED, "models", "nanotrack")
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 # pysot trackers timed on seeded weights: registry name -> fixture folder
 PYSOT_SEEDED = {"siamrpnpp-r50": "pysot_siamrpn_r50_l234_dwxcorr", "siamrpn-alex": "pysot_siamrpn_alex_dwxcorr"}
+# `bench --all`: trackers whose published weights are not on this machine are timed on the
+# fixtures' seeded weights (same network, same cost per frame): registry name -> fixture folder.
+SEEDED_FIXTURE = {
+    "siamrpn-alex": "pysot_siamrpn_alex_dwxcorr",
+    "siamrpnpp-r50": "pysot_siamrpn_r50_l234_dwxcorr",
+    "siamrpnpp-mobilev2": "pysot_siamrpn_mobilev2_l234_dwxcorr",
+    "siamrpnpp-r50-lt": "pysot_siamrpn_r50_l234_dwxcorr_lt",
+    "siammask-r50": "pysot_siammask_r50_l3",
+    "siamfc": "siamfc_alexnet",
+    "siamfc-res22": "siamdw_siamfcres22",
+    "siamfc-incep22": "siamdw_siamfcincep22",
+    "siamfc-next22": "siamdw_siamfcnext22",
+    "siamrpn-res22": "siamdw_siamrpnres22",
+    "dasiamrpn-big": "dasiamrpn_big",
+    "dasiamrpn-vot": "dasiamrpn_vot",
+}
 
 
 class BenchError(OSError):
@@ -115,6 +131,53 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     return tracker, ""
 
 
+def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
+    """Write the fixture's seeded weights as a plain state_dict checkpoint; return its path."""
+    import torch
+    from models.seeded import seeded_state_dict, seeded_state_dict_torch
+    with open(os.path.join(fixture_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    # pysot / NanoTrack manifests carry `seeded_rule` (NumPy rule); the classic ones a torch.Generator rule
+    state = seeded_state_dict(manifest) if "seeded_rule" in manifest else seeded_state_dict_torch(manifest)
+    path = os.path.join(out_dir, os.path.basename(fixture_dir) + ".pth")
+    torch.save(state, path)
+    return path
+
+
+def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int) -> None:
+    """Time every registered tracker on the same frames (`bench --all`)."""
+    import tempfile
+    from . import registry
+    from models.checkpoint import CheckpointError
+    sub = frames[: n_frames + 1]
+    print(f"all trackers, {len(sub) - 1} frames each (seeded = fixture weights, same cost per frame):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in registry.all_trackers():
+            weights, how = None, "no checkpoint:"
+            if spec.name in SEEDED_FIXTURE:
+                fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
+                if not os.path.isdir(fixture):
+                    print(f"  {spec.name:22s} skipped: {fixture} is absent")
+                    continue
+                weights, how = seeded_checkpoint(fixture, tmp), "seeded"
+            elif spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+                fname = spec.weights_file
+                weights, how = os.path.join(nano_dir, fname), "real"
+            elif spec.needs_weights:
+                weights, how = registry.find_weights(spec), "found"
+                if weights is None and spec.name == "siamattn":
+                    weights, how = "seed:0", "seeded"
+            try:
+                tracker = registry.build(spec.name, weights)
+            except (CheckpointError, OSError, KeyError) as e:
+                print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
+                continue
+            if hasattr(tracker, "collect_channels"):
+                tracker.collect_channels = False
+            f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
+            print(f"  {spec.name:22s} {f:7.1f} fps  ({how.rstrip(':') if how.endswith(':') else how + ' weights'})")
+
+
 def cmd_bench(args) -> int:
     import torch
     if args.threads:
@@ -136,7 +199,10 @@ def cmd_bench(args) -> int:
     print(f"nanotrack-v2 (ours, {engine}): {fps['ours']:.1f} fps")
     print(f"cv2.TrackerNano (OpenCV, v2 ONNX): {fps['cv2']:.1f} fps")
     print(f"ratio ours/cv2: {fps['ours'] / fps['cv2']:.2f}")
-    if not args.no_pysot:
+    if args.all:
+        fixtures_dir = os.path.join(SHARED, "fixtures")
+        bench_all(frames, box, fixtures_dir, nano_dir, args.pysot_frames)
+    elif not args.no_pysot:
         fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
             if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
         sub = frames[: args.pysot_frames + 1]
@@ -164,4 +230,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (default: theirs)")
     p.add_argument("--pysot-frames", type=int, default=20, help="frames for the pysot trackers (default 20)")
     p.add_argument("--no-pysot", action="store_true", help="skip the pysot trackers")
+    p.add_argument("--all", action="store_true",
+                   help="time every registered tracker (seeded fixture weights where the published ones are absent)")
     p.set_defaults(func=cmd_bench)
