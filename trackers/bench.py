@@ -153,7 +153,7 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
     print(f"all trackers, {len(sub) - 1} frames each (seeded = fixture weights, same cost per frame):")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
-            weights, how = None, "no checkpoint:"
+            weights, how = None, "no checkpoint"
             if spec.name in SEEDED_FIXTURE:
                 fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
                 if not os.path.isdir(fixture):
@@ -175,7 +175,7 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
             if hasattr(tracker, "collect_channels"):
                 tracker.collect_channels = False
             f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
-            print(f"  {spec.name:22s} {f:7.1f} fps  ({how.rstrip(':') if how.endswith(':') else how + ' weights'})")
+            print(f"  {spec.name:22s} {f:7.1f} fps  ({how if weights is None else how + ' weights'})")
 
 
 def cmd_bench(args) -> int:
