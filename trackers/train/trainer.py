@@ -45,9 +45,9 @@ from .pairs import Library, PairConfig, Sampler
 class TrainConfig:
     data_dir: str = os.path.join("..", "shared", "data")
     seed: int = 0
-    pairs: int = 8000
+    pairs: int = 12000
     val_fraction: float = 0.05
-    epochs: int = 16
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 3e-3
     final_lr_ratio: float = 0.05
