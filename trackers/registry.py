@@ -91,11 +91,21 @@ def user_models_dir() -> str:
     return os.path.join(base, "siamscope", "models")
 
 
+#: the project's own resources folder: checkpoints the project trains and ships (e.g. siamattn_effnet.pth)
+RESOURCES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
+
+
 def find_weights(spec: TrackerSpec) -> Optional[str]:
-    """The tracker's published checkpoint if it lies in one of the model folders, else None."""
+    """The tracker's checkpoint if it lies in one of the model folders, else the one shipped in the
+    project's resources/ folder, else None (a file in the model folders wins over the shipped one)."""
     if not spec.weights_file:
         return None
-    return find_file(spec.weights_file)
+    found = find_file(spec.weights_file)
+    if found is None:
+        shipped = os.path.join(RESOURCES_DIR, spec.weights_file)
+        if os.path.isfile(shipped):
+            return shipped
+    return found
 
 
 def find_file(file_name: str) -> Optional[str]:

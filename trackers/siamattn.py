@@ -2,7 +2,11 @@
 Siamese loop, then the region refinement module's box and mask for the picked proposal.
 
 Network: models/siamattn.py. No weights were published; `siamattn_effnet.pth` (EfficientNet-Lite0
-backbone) comes from the project's training pipeline. Without it the tracker can still be built
+backbone) comes from the project's training pipeline (`python main.py train --model siamattn`,
+trackers/train/siamattn_train.py) and ships in resources/ (everything but the frozen backbone,
+which comes from its package; record in resources/siamattn_effnet.json): with no weights given,
+that file is used (`registry.find_weights` looks in resources/ after the model folders). A whole
+network's state dict (backbone included) loads too. Without any file the tracker can still be built
 with a seeded random initialisation by passing `seed:N` as the weights (CLI `--weights seed:0`,
 or typed into the app's checkpoint field): the whole pipeline runs, attention, heatmap, channel
 maps and mask included, but the boxes mean nothing.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Optional
 
 import cv2
@@ -42,17 +47,31 @@ class SiamAttnParams(RPNParams):
     max_refine_shift: float = 0.5
 
 
+#: the project's trained weights (trackers/train/siamattn_train.py; record in resources/siamattn_effnet.json)
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources",
+                       "siamattn_effnet.pth")
+#: neck input channels (the first RPN level's backbone channels) -> backbone, for files without the backbone
+_NECK_IN = {40: "efficientnet-lite0", 512: "resnet50"}
+
+
 def detect_config(state: dict) -> Optional[SiamAttnConfig]:
-    """The network configuration a SiamAttn state dict was saved from, or None if it is not one."""
-    if "neck.downsample2.downsample.0.weight" not in state or not any(k.startswith("attention.") for k in state):
+    """The network configuration a SiamAttn state dict was saved from, or None if it is not one.
+
+    Two layouts: the whole network (backbone included), or everything but a frozen EfficientNet-
+    Lite0 backbone, which then comes from its package (`pretrained_backbone=True`), as the
+    project's trained file holds it."""
+    key = "neck.downsample2.downsample.0.weight"
+    if key not in state or not any(k.startswith("attention.") for k in state):
         return None
     if "backbone.trunk._conv_stem.weight" in state:
-        backbone = "efficientnet-lite0"
+        backbone, from_package = "efficientnet-lite0", False
     elif "backbone.trunk.conv1.weight" in state:
-        backbone = "resnet50"
+        backbone, from_package = "resnet50", False
+    elif not any(k.startswith("backbone.") for k in state) and _NECK_IN.get(int(state[key].shape[1])) == "efficientnet-lite0":
+        backbone, from_package = "efficientnet-lite0", True
     else:
         return None
-    cfg = SiamAttnConfig(backbone=backbone, pretrained_backbone=False)
+    cfg = SiamAttnConfig(backbone=backbone, pretrained_backbone=from_package)
     cfg.channels = int(state["neck.downsample2.downsample.0.weight"].shape[0])
     if "refinement.box_fuse.0.weight" in state:
         cfg.refine_channels = int(state["refinement.box_fuse.0.weight"].shape[0])
@@ -73,7 +92,13 @@ def load_siamattn(weights: str) -> SiamAttn:
         net = build_siamattn(SiamAttnConfig(pretrained_backbone=False))
         load_into(net, state, weights, "not a SiamAttn checkpoint")  # raises with the key report
     net = build_siamattn(cfg)
-    load_into(net, state, weights, f"siamattn-{cfg.backbone}", ignore=lambda k: k.endswith("num_batches_tracked"))
+    ignore = lambda k: k.endswith("num_batches_tracked")  # noqa: E731
+    if cfg.pretrained_backbone:
+        # backbone from the package; every other weight from the file, strictly
+        trained = torch.nn.ModuleDict({n: m for n, m in net.named_children() if n != "backbone"})
+        load_into(trained, state, weights, f"siamattn-{cfg.backbone} (all but the backbone)", ignore=ignore)
+    else:
+        load_into(net, state, weights, f"siamattn-{cfg.backbone}", ignore=ignore)
     return net.eval()
 
 
@@ -170,6 +195,8 @@ def paste_mask(prob: np.ndarray, roi, crop_center: float, scale_z: float, frame_
 
 
 def build(weights: Optional[str], device: str = "cpu", params: Optional[SiamAttnParams] = None) -> SiamAttnTracker:
+    if weights is None and os.path.isfile(WEIGHTS):
+        weights = WEIGHTS
     if weights is None:
         raise CheckpointError("siamattn needs its checkpoint siamattn_effnet.pth (from the project's training "
                               "pipeline), or seed:N for a seeded random network")

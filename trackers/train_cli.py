@@ -4,16 +4,23 @@ from __future__ import annotations
 import dataclasses
 
 DEFAULT_OUT = "resources/default_tracker.pth"
+SIAMATTN_OUT = "resources/siamattn_effnet.pth"
 
 
 def add_parser(subparsers) -> None:
     from trackers.train.trainer import TrainConfig
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train the default tracker (siamscope-default) from ../shared/data")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"weights file to write (default {DEFAULT_OUT}); "
-                   "a .train.json record is written beside it")
+    p.add_argument("--model", choices=("default", "siamattn"), default="default",
+                   help="default: the default tracker (siamscope-default); siamattn: SiamAttn's attention, RPN "
+                        "and refinement on the same pairs (trackers/train/siamattn_train.py; its own defaults "
+                        "for --pairs/--epochs/--batch-size/--lr where those are not given)")
+    p.add_argument("--out", default=None, help=f"weights file to write (default {DEFAULT_OUT}, or {SIAMATTN_OUT} "
+                   "with --model siamattn); a .train.json (siamattn: .json) record is written beside it")
     p.add_argument("--data", default=d.data_dir, help="data folder with videos/ and images/ (never the benchmark)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--time-limit", type=float, default=0.0,
+                   help="siamattn only: stop training after this many seconds (0: none)")
     p.add_argument("--pairs", type=int, default=d.pairs, help="training pairs (features cached once)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -40,8 +47,26 @@ def cmd_train(args) -> int:
         for seq in write_sequences(args.data, args.write_synthetic):
             print(seq)
         return 0
+    if args.model == "siamattn":
+        return _train_siamattn(args)
     cfg = dataclasses.replace(TrainConfig(), data_dir=args.data, seed=args.seed, pairs=args.pairs,
                               epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               threads=args.threads, device=args.device)
-    train(cfg, args.out, cache_path=args.cache)
+    train(cfg, args.out or DEFAULT_OUT, cache_path=args.cache)
+    return 0
+
+
+def _train_siamattn(args) -> int:
+    import sys
+    from trackers.train.siamattn_train import SiamAttnTrainConfig, train_siamattn
+    d = SiamAttnTrainConfig()
+    given = set(a.split("=")[0] for a in sys.argv[1:] if a.startswith("--"))
+
+    def pick(flag, value, default):
+        return value if flag in given else default
+    cfg = dataclasses.replace(d, data_dir=args.data, seed=args.seed, threads=args.threads, device=args.device,
+                              pairs=pick("--pairs", args.pairs, d.pairs), epochs=pick("--epochs", args.epochs, d.epochs),
+                              batch_size=pick("--batch-size", args.batch_size, d.batch_size),
+                              lr=pick("--lr", args.lr, d.lr), time_limit_s=args.time_limit)
+    train_siamattn(cfg, args.out or SIAMATTN_OUT, cache_path=args.cache)
     return 0
