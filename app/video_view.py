@@ -100,7 +100,7 @@ class VideoView(pg.GraphicsView):
         self.result_box.setVisible(True)
         self._set_heat(result)
         if result.mask is not None:
-            m = np.asarray(result.mask) > 0.5
+            m = np.asarray(result.mask) > result.mask_threshold
             rgba = np.zeros(m.shape + (4,), np.uint8)
             rgba[m] = (*MASK_RGB, 110)
             self.mask.setImage(rgba, autoLevels=False, levels=(0, 255))

@@ -42,7 +42,7 @@ def draw_result(frame: np.ndarray, result: Optional[TrackResult], frame_index: O
     if result is None:
         return out
     if result.mask is not None and result.mask.shape[:2] == out.shape[:2]:
-        m = result.mask > 0.5
+        m = result.mask > result.mask_threshold
         out[m] = (out[m].astype(np.float32) * 0.5 + MASK_COLOUR * 0.5).astype(np.uint8)
     for d in result.distractors:
         dx, dy, dw, dh = (int(round(v)) for v in d)

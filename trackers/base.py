@@ -69,6 +69,8 @@ class TrackResult:
     search_region: Optional[SearchRegion] = None
     channels: list[ChannelMaps] = dataclasses.field(default_factory=list)
     mask: Optional[np.ndarray] = None  # (H, W) float32 in [0, 1], frame-sized
+    # where the tracker itself cuts the mask (SiamMask: 0.15); overlays draw mask > mask_threshold
+    mask_threshold: float = 0.5
     polygon: Optional[np.ndarray] = None  # (4, 2) rotated rectangle, frame pixels
     distractors: list[Box] = dataclasses.field(default_factory=list)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> milliseconds

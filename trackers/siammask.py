@@ -116,6 +116,7 @@ class SiamMaskTracker(SiameseRPNTracker):
             mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, center_before, s_x, frame.shape)
         result = self.make_result(step, out, center_before, scale_z, s_x, timer)
         result.mask = mask_in_img.astype(np.float32, copy=False)
+        result.mask_threshold = p.mask_threshold
         result.polygon = polygon
         # the refined 127x127 mask over sub_box (x, y, w, h frame px), before the paste-back
         result.extra.update({"mask_cell": cell, "sub_box": sub_box, "mask_crop": mask})
