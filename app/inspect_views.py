@@ -132,6 +132,9 @@ class ChannelCell(QFrame):
 
     clicked = Signal(object)
     SIDE = 62
+    # fixed cell width so the grid's column count is known before the labels arrive; a long
+    # label ("layer3/mask #171") is cut at the left edge and shown whole in the tooltip
+    WIDTH = SIDE + 30
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -140,6 +143,8 @@ class ChannelCell(QFrame):
         self.title = QLabel("")
         self.title.setAlignment(Qt.AlignCenter)
         self.title.setStyleSheet("font-size: 8pt;")
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setFixedWidth(self.WIDTH)
         self.picture = QLabel()
         self.picture.setFixedSize(self.SIDE, self.SIDE)
         self.picture.setAlignment(Qt.AlignCenter)
@@ -162,9 +167,11 @@ class ChannelCell(QFrame):
     def show_channel(self, key, data, pinned: bool, selected: bool) -> None:
         self.key, self.data = key, data
         level, branch, c = key
-        text = f"{'* ' if pinned else ''}{level}/{branch} #{c}"
+        # "layer3" -> "L3" so level, branch and index fit over a 62-px map; the tooltip has it whole
+        text = f"{'* ' if pinned else ''}{str(level).replace('layer', 'L')}/{branch} #{c}"
         if self.title.text() != text:
             self.title.setText(text)
+            self.title.setToolTip(f"{level}/{branch} channel {c}" + (" (pinned)" if pinned else ""))
         pix = QPixmap.fromImage(colourise(data)).scaled(self.SIDE, self.SIDE, Qt.KeepAspectRatio,
                                                         Qt.FastTransformation)
         self.picture.setPixmap(pix)
@@ -282,7 +289,7 @@ class ChannelGrid(QWidget):
     def _fitting_columns(self) -> int:
         """As many columns as the grid's width holds (a cell is SIDE + borders wide)."""
         width = self.scroll.viewport().width()
-        return max(1, width // (ChannelCell.SIDE + 12))
+        return max(1, width // (ChannelCell.WIDTH + self.grid.spacing()))
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
