@@ -30,7 +30,8 @@ from .worker import FramePacket, SourceInfo, TrackerInfo, TrackingWorker, build_
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
                   "info": "background:#1565c0; color:white;"}
-PREFERRED_TRACKERS = ("nanotrack-v2", "siamscope-default")
+# the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
+PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
 MIN_DRAW_INTERVAL_MS = 30        # at most ~33 redraws a second
 MAX_DRAW_INTERVAL_MS = 500
 TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
@@ -278,6 +279,8 @@ class MainWindow(QMainWindow):
         self._action(t, "Stop", self.stop_tracking, Qt.Key_Escape)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.params_dock.toggleViewAction())
+        z = self.menuBar().addMenu("&Models")
+        self._action(z, "Model &zoo: published checkpoints…", self.open_model_zoo)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         a = QAction(text, self)
@@ -359,7 +362,7 @@ class MainWindow(QMainWindow):
         self.tracker_combo.blockSignals(True)
         self.tracker_combo.clear()
         for spec in specs:
-            self.tracker_combo.addItem(spec.title or spec.name, spec.name)
+            self.tracker_combo.addItem(self._tracker_label(spec), spec.name)
         self.tracker_combo.blockSignals(False)
         if not specs:
             problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
@@ -372,6 +375,28 @@ class MainWindow(QMainWindow):
         self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
         self.device_combo.currentIndexChanged.connect(lambda _: self.configure_tracker())
         self._tracker_changed()
+
+    @staticmethod
+    def _tracker_label(spec) -> str:
+        """The picker's text: the title, marked where the checkpoint is not in a model folder."""
+        title = spec.title or spec.name
+        if spec.needs_weights and registry.find_weights(spec) is None:
+            return f"{title}  — no checkpoint"
+        return title
+
+    def _refresh_tracker_labels(self) -> None:
+        for i in range(self.tracker_combo.count()):
+            self.tracker_combo.setItemText(i, self._tracker_label(registry.get(self.tracker_combo.itemData(i))))
+
+    def open_model_zoo(self, entries=None, dest_dir=None):
+        """The model-zoo dialog (non-modal); a finished download refreshes the picker."""
+        from .zoo_dialog import ModelZooDialog
+        dialog = ModelZooDialog(self, entries, dest_dir)
+        dialog.downloaded.connect(lambda _path: (self._refresh_tracker_labels(),
+                                                 self._fill_weights(self.tracker_name())))
+        dialog.show()
+        self.zoo_dialog = dialog
+        return dialog
 
     def tracker_name(self) -> str:
         return self.tracker_combo.currentData() or ""
@@ -714,6 +739,11 @@ class MainWindow(QMainWindow):
             self.export_job.cancel()
             if not self.export_job.wait(10000):
                 _ORPHANS.append(self.export_job)
+        zoo_job = getattr(getattr(self, "zoo_dialog", None), "job", None)
+        if zoo_job is not None and zoo_job.isRunning():
+            zoo_job.cancel()
+            if not zoo_job.wait(10000):
+                _ORPHANS.append(zoo_job)
         if not self.worker.shutdown():
             _ORPHANS.append(self.worker)
 

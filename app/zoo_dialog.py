@@ -1,0 +1,140 @@
+"""Model zoo dialog: which published checkpoints are present, and fetching them with a progress bar.
+
+The download itself is trackers/zoo.py's (sha256-checked, written to a temporary file and renamed
+only on success); here it runs on a QThread so the window never freezes, and a failure (offline,
+as on the CI machine) shows the zoo's message: the URL and the folder to put the file in.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+from trackers import registry, zoo
+
+
+class DownloadJob(QThread):
+    progress = Signal(int, int)        # bytes done, bytes in all (0 = unknown)
+    done = Signal(bool, str)           # ok, path or message
+
+    def __init__(self, entry: zoo.ZooEntry, dest_dir: Optional[str] = None, parent=None):
+        super().__init__(parent)
+        self.entry, self.dest_dir = entry, dest_dir
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> None:
+        try:
+            path = zoo.download(self.entry, self.dest_dir,
+                                progress=lambda d, t: self.progress.emit(int(d), int(t or 0)),
+                                cancelled=self._cancel.is_set)
+        except zoo.DownloadError as e:
+            self.done.emit(False, str(e))
+        except OSError as e:  # a disk error the zoo did not word itself
+            self.done.emit(False, f"download of {self.entry.name} failed: {e}")
+        else:
+            self.done.emit(True, path)
+
+
+class ModelZooDialog(QDialog):
+    """The published checkpoints, one row each: tracker, file, present or not, licence."""
+
+    downloaded = Signal(str)           # path of a checkpoint that just landed
+
+    COLUMNS = ("tracker", "checkpoint", "status", "licence")
+
+    def __init__(self, parent=None, entries: Optional[list] = None, dest_dir: Optional[str] = None):
+        super().__init__(parent)
+        self.setWindowTitle("Model zoo")
+        self.resize(820, 420)
+        self.entries = list(entries) if entries is not None else zoo.load_manifest()
+        self.dest_dir = dest_dir
+        self.job: Optional[DownloadJob] = None
+        self.table = QTableWidget(len(self.entries), len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels([c.capitalize() for c in self.COLUMNS])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.verticalHeader().hide()
+        self.message = QLabel(f"Downloads go to {dest_dir or registry.user_models_dir()}")
+        self.message.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.hide()
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button = QPushButton("Cancel download")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.bar, 1)
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.message)
+        lay.addLayout(buttons)
+        self.refresh()
+        if self.entries:
+            self.table.selectRow(0)
+
+    def status(self, entry: zoo.ZooEntry) -> str:
+        if self.dest_dir is not None:
+            import os
+            return "present" if os.path.isfile(os.path.join(self.dest_dir, entry.file)) else "missing"
+        return "present" if entry.installed() else "missing"
+
+    def refresh(self) -> None:
+        for row, e in enumerate(self.entries):
+            for col, text in enumerate((e.tracker, e.file, self.status(e), e.licence)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(e.url or e.page)
+                self.table.setItem(row, col, item)
+
+    def download_selected(self) -> Optional[DownloadJob]:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or (self.job is not None and self.job.isRunning()):
+            return None
+        entry = self.entries[rows[0].row()]
+        self.job = DownloadJob(entry, self.dest_dir, self)
+        self.job.progress.connect(self._progress)
+        self.job.done.connect(self._done)
+        self.bar.setRange(0, 0)            # busy until the size is known
+        self.bar.show()
+        self.cancel_button.show()
+        self.download_button.setEnabled(False)
+        self.message.setText(f"Downloading {entry.name} from {entry.url or entry.page} …")
+        self.job.start()
+        return self.job
+
+    def _progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+
+    def _done(self, ok: bool, text: str) -> None:
+        self.bar.hide()
+        self.cancel_button.hide()
+        self.download_button.setEnabled(True)
+        self.message.setText(f"Saved {text}" if ok else text)
+        self.refresh()
+        if ok:
+            self.downloaded.emit(text)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def closeEvent(self, ev) -> None:
+        if self.job is not None and self.job.isRunning():
+            self.job.cancel()
+            self.job.wait(5000)
+        super().closeEvent(ev)
