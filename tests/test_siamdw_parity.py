@@ -222,6 +222,18 @@ def test_fc_real_network_step_and_result(frames):
     assert (x + w / 2, y + h / 2) == pytest.approx(tuple(s["pos_after"][0]))
 
 
+@pytest.mark.parametrize("fid", list(FC) + [RPN])
+def test_open_loop_with_real_network(fid, frames):
+    """The real network in the loop, open loop over frames 1..40: every state within STATE_TOL."""
+    s = _fixture(fid)["steps"]
+    tr = _rpn_tracker(frames) if fid == RPN else _fc_tracker(fid, frames)
+    for i in range(40):
+        tr.track(frames[i + 1])
+        pos, size = (tr.center, tr.size) if fid == RPN else (tr.pos, tr.size)
+        np.testing.assert_allclose(pos, s["pos_after"][i], atol=STATE_TOL, err_msg=f"step {i + 1}")
+        np.testing.assert_allclose(size, s["sz_after"][i], atol=STATE_TOL, err_msg=f"step {i + 1}")
+
+
 # -- SiamRPN+ -------------------------------------------------------------------------------------
 def test_rpn_network_outputs_and_intermediates():
     io = _fixture(RPN)["io"]
