@@ -250,12 +250,8 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         p = self.params
         timer = StageTimer()
         searching = p.distractor_aware and self.lost_steps > 0
-        with timer.stage("crop"):
-            patch, scale_z, s_x = self.crop_search(frame)
-        with timer.stage("network"):
-            out = self.run_network(patch)
-            cls = out["cls"].float().cpu().numpy()
-            loc = out["loc"].float().cpu().numpy()
+        instance_size = self.instance_size  # grows while lost; read before the step changes that
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
         with timer.stage("decode"):
             center_before = self.center.copy()
             if not p.distractor_aware:
@@ -291,7 +287,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
             result.box = (self.center[0] - w / 2, self.center[1] - h / 2, w, h)
         result.distractors = [self._frame_box(step.pred_bbox[:, i], center_before, scale_z)
                               for i in distractor_idx]
-        result.extra["instance_size"] = int(patch.shape[0])
+        result.extra["instance_size"] = int(instance_size)
         return result
 
     @staticmethod

@@ -191,14 +191,25 @@ class SiameseRPNTracker(Tracker):
         self.channel_average = channel_average(frame)
         self.network.template(self._tensor(self.crop_exemplar(frame)))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
-        timer = StageTimer()
+    def search_and_score(self, frame: np.ndarray, timer: StageTimer, instance_size: Optional[int] = None):
+        """The crop and network stages of a frame, timed: (outputs, cls, loc, scale_z, crop side).
+
+        cls / loc come back as numpy arrays for the decoders; `outputs` keeps the tensors (and the
+        correlation maps) for the result."""
         with timer.stage("crop"):
-            patch, scale_z, s_x = self.crop_search(frame)
+            if instance_size is None:
+                patch, scale_z, s_x = self.crop_search(frame)
+            else:
+                patch, scale_z, s_x = self.crop_search(frame, instance_size)
         with timer.stage("network"):
             out = self.run_network(patch)
             cls = out["cls"].float().cpu().numpy()
             loc = out["loc"].float().cpu().numpy()
+        return out, cls, loc, scale_z, s_x
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        timer = StageTimer()
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
         with timer.stage("decode"):
             center_before = self.center.copy()
             step = self.decode(cls, loc, scale_z, frame.shape)

@@ -101,12 +101,7 @@ class SiamMaskTracker(SiameseRPNTracker):
     def track(self, frame: np.ndarray) -> TrackResult:
         p = self.params
         timer = StageTimer()
-        with timer.stage("crop"):
-            patch, scale_z, s_x = self.crop_search(frame)
-        with timer.stage("network"):
-            out = self.run_network(patch)
-            cls = out["cls"].float().cpu().numpy()
-            loc = out["loc"].float().cpu().numpy()
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
         with timer.stage("decode"):
             center_before = self.center.copy()
             step = self.decode(cls, loc, scale_z, frame.shape)

@@ -129,12 +129,7 @@ class SiamRPNLTTracker(SiameseRPNTracker):
         timer = StageTimer()
         longterm_before = self.longterm
         instance_size = p.lost_instance_size if longterm_before else p.instance_size
-        with timer.stage("crop"):
-            patch, scale_z, s_x = self.crop_search(frame, instance_size)
-        with timer.stage("network"):
-            out = self.run_network(patch)
-            cls = out["cls"].float().cpu().numpy()
-            loc = out["loc"].float().cpu().numpy()
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
         with timer.stage("decode"):
             center_before = self.center.copy()
             step = self.decode(cls, loc, scale_z, frame.shape)
