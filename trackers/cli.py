@@ -53,6 +53,10 @@ def cmd_track(args) -> int:
     from trackers.results import write_otb
     from trackers.sources import open_source
 
+    if args.threads:
+        import torch
+        torch.set_num_threads(max(1, args.threads))
+        cv2.setNumThreads(max(1, args.threads))
     box = parse_box(args.box)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
@@ -119,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--threads", type=int,
+                   help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
