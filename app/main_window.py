@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.latest: Optional[FramePacket] = None       # last packet received
         self.drawn_packet: Optional[FramePacket] = None  # last packet drawn
         self._pending: Optional[FramePacket] = None
+        self.synced = 0                # the last worker.sync() barrier the worker has answered
         self._timeline_version = -1
         self.packets_received = 0
         self.packets_drawn = 0
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.worker.on("playing", self._on_playing_changed)
         self.worker.on("tracking", self._on_tracking_changed)
         self.worker.on("message", self.show_message)
+        self.worker.on("synced", self._on_synced)
         self.worker.start()
 
         # Draws the latest packet; a packet that arrives while another waits replaces it. The pause
@@ -535,6 +537,9 @@ class MainWindow(QMainWindow):
             self._refresh_timeline(self.drawn_packet, self._result_for(self.drawn_packet), force=True)
         self.play_button.setChecked(playing)
         self.play_button.setText("Pause" if playing else "Play")
+
+    def _on_synced(self, number: int) -> None:
+        self.synced = number
 
     def _on_tracking_changed(self, tracking: bool) -> None:
         self.tracking = tracking

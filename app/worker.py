@@ -168,6 +168,7 @@ class TrackingWorker(QThread):
         self._frame: Optional[np.ndarray] = None
         self._index = -1
         self._next_due = 0.0
+        self._sync_count = 0
         # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
         # before its next frame instead of fighting the GUI thread for the GIL, so a redraw takes
         # milliseconds rather than being stretched many times over (see MainWindow._draw_cycle).
@@ -221,6 +222,15 @@ class TrackingWorker(QThread):
 
     def stop_tracking(self) -> None:
         self.send("stop")
+
+    def sync(self) -> int:
+        """A barrier: the worker answers with a "synced" event carrying the returned number once it
+        has handled every command sent before this one (so every packet those commands produce has
+        been posted ahead of the answer). The window and its tests use it to know when a pause or a
+        step has really taken effect, rather than trusting a state event that may still be on its way."""
+        self._sync_count += 1
+        self.send("sync", self._sync_count)
+        return self._sync_count
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
         """Ask the loop to end and wait for it; True when the thread has finished."""
@@ -371,6 +381,9 @@ class TrackingWorker(QThread):
             self._post("message", "error", f"{type(self.tracker.params).__name__} has no parameter {name!r}")
             return
         setattr(self.tracker.params, name, value)
+
+    def _cmd_sync(self, number):
+        self._post("synced", number)
 
     def _cmd_stop(self):
         self._set_playing(False)

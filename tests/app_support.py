@@ -83,6 +83,9 @@ def frame_pixel_size(view) -> float:
 
 
 def wait_drawn_latest(qtbot, window, timeout=10000) -> None:
-    """Wait until the worker is paused and the last packet it sent is the one on screen."""
-    qtbot.waitUntil(lambda: not window.playing and window.latest is not None
+    """Wait until the worker has handled every command sent so far (a pause, a step: the
+    worker.sync() barrier, so a "playing" event still on its way cannot fool us) and the last
+    packet it sent is the one on screen."""
+    barrier = window.worker.sync()
+    qtbot.waitUntil(lambda: window.synced >= barrier and not window.playing and window.latest is not None
                     and window.drawn_packet is window.latest, timeout=timeout)
