@@ -247,7 +247,7 @@ class TrackingWorker(QThread):
                     break
                 if self._playing and time.perf_counter() >= self._next_due:
                     self.gui_idle.wait(0.25)
-                    self._advance()
+                    self._advance_safely()
                     # let the GUI thread take the GIL between frames even at full speed
                     time.sleep(0.0005)
         finally:
@@ -363,7 +363,7 @@ class TrackingWorker(QThread):
     def _cmd_step(self):
         self._set_playing(False)
         if self.source is not None:
-            self._advance()
+            self._advance_safely()
 
     def _cmd_seek(self, index):
         if self.source is None or self.source.is_live:
@@ -402,6 +402,16 @@ class TrackingWorker(QThread):
         self._frame, self._index = frame, self.source.position - 1
         if emit:
             self._emit_packet(frame, None, "frame")
+
+    def _advance_safely(self) -> None:
+        """Play one frame; a source that fails (a camera unplugged, an unreadable image in a folder,
+        a broken video) pauses with a message instead of ending the worker thread. The run so far
+        stays in the window, so it can still be exported."""
+        try:
+            self._advance()
+        except Exception as e:  # noqa: BLE001 - SourceError, OSError, cv2.error
+            self._set_playing(False)
+            self._post("message", "error", f"{_describe(e)} — playback paused; the results so far are kept")
 
     def _advance(self) -> None:
         """Read the next frame, track it when a tracker is initialised, and emit it."""

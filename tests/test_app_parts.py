@@ -168,6 +168,70 @@ def test_camera_is_tracked_in_real_time_dropping_stale_frames(qtbot, tmp_path):
     assert set(frames) <= set(window.store.live_frames)   # kept for a video export
 
 
+class _CaptureThatDies:
+    """What cv2.VideoCapture does when its camera is unplugged: read() starts returning (False, None)."""
+
+    def __init__(self, frames, alive_for: int):
+        self.frames, self.alive_for, self.n = frames, alive_for, 0
+
+    def read(self):
+        time.sleep(0.01)
+        self.n += 1
+        if self.n > self.alive_for:
+            return False, None
+        return True, self.frames[(self.n - 1) % len(self.frames)]
+
+    def release(self):
+        pass
+
+
+def test_camera_unplugged_while_tracking_pauses_with_a_message_and_keeps_the_run(qtbot, tmp_path):
+    from tests.app_support import TRACKER, ground_truth, require_nanotrack
+    from trackers.sources import CameraSource
+    weights = require_nanotrack()
+    # the real CameraSource around a capture whose device goes away after 120 frames
+    camera = CameraSource.__new__(CameraSource)
+    camera.name, camera.fps, camera.position = "camera 0", 30.0, 0
+    camera.cap = _CaptureThatDies(_BagCamera(shared_path(*BAG)).frames, alive_for=120)
+    window = make_window(qtbot, tmp_path)
+    window.select_tracker(TRACKER, weights)
+    window.open_source(camera)
+    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None, timeout=30000)
+    window.video.set_user_box(tuple(ground_truth()[0]))
+    window.start_tracking()
+    qtbot.waitUntil(lambda: "stopped delivering frames" in window.messages.text, timeout=30000)
+    assert window.messages.level == "error" and "results so far are kept" in window.messages.text
+    qtbot.waitUntil(lambda: not window.playing, timeout=5000)
+    # the worker thread is alive and the tracked frames are still there to export
+    assert window.worker.isRunning() and window.tracking
+    assert len(window.store.record.frames) >= 2
+    # and it still takes commands: another source opens
+    window.open_source(shared_path(*BAG))
+    qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.name.endswith("bag.avi"),
+                    timeout=20000)
+
+
+def test_unreadable_image_in_a_folder_pauses_with_its_name(qtbot, tmp_path):
+    import cv2
+    folder = tmp_path / "seq" / "img"
+    folder.mkdir(parents=True)
+    cap = cv2.VideoCapture(shared_path(*BAG))
+    for i in range(1, 6):
+        ok, frame = cap.read()
+        assert ok
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
+    cap.release()
+    (folder / "0006.jpg").write_bytes(b"not a jpeg")       # a damaged file in the middle
+    window = make_window(qtbot, tmp_path)
+    window.open_source(str(tmp_path / "seq"))
+    qtbot.waitUntil(lambda: window.drawn_packet is not None, timeout=20000)
+    window.set_playing(True)
+    qtbot.waitUntil(lambda: "0006.jpg" in window.messages.text, timeout=20000)
+    assert window.messages.level == "error"
+    qtbot.waitUntil(lambda: not window.playing and window.current_index == 4, timeout=5000)
+    assert window.worker.isRunning()
+
+
 def test_video_view_draws_mask_polygon_distractors_and_lost_state(qtbot):
     from app.video_view import VideoView
     from trackers.base import TrackingState
