@@ -107,6 +107,26 @@ def test_track_image_folder(tmp_path, v2_weights, bag_gt):
     assert mean_iou(boxes, bag_gt) >= MIN_MEAN_IOU
 
 
+def test_damaged_frame_mid_folder_keeps_the_boxes_before_it(tmp_path, v2_weights, bag_gt, capsys):
+    """A damaged image in the middle of a sequence: one error line naming it, exit 2, and the
+    boxes tracked up to it are in --out (nothing tracked is lost)."""
+    import shutil
+    img = tmp_path / "seq" / "img"
+    img.mkdir(parents=True)
+    src = sorted(os.listdir(shared_path("bench", "bag", "img")))[:12]
+    for i, name in enumerate(src):
+        shutil.copy(shared_path("bench", "bag", "img", name), img / f"{i + 1:04d}.jpg")
+    (img / "0009.jpg").write_bytes(b"\xff\xd8 truncated")
+    out = tmp_path / "partial.txt"
+    proc = InProcess(["track", tmp_path / "seq", "--tracker", "nanotrack-v2", "--weights", v2_weights,
+                      "--box", BAG_BOX, "--out", out], capsys)
+    line = assert_one_line_error(proc, "0009.jpg", "8 boxes", str(out))
+    assert "after 8 frames" in line
+    boxes = read_boxes(out)
+    assert len(boxes) == 8
+    assert mean_iou(boxes, bag_gt[:8]) > 0.6   # the real boxes of a tracker that follows the bag
+
+
 def test_trackers_lists_nanotrack():
     proc = run_main("trackers")
     assert proc.returncode == 0, proc.stderr

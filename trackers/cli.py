@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Optional
 
 import cv2
 
@@ -51,7 +52,7 @@ def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
     from trackers.results import write_otb
-    from trackers.sources import open_source
+    from trackers.sources import SourceError, open_source
 
     if args.threads:
         import torch
@@ -78,21 +79,28 @@ def cmd_track(args) -> int:
             writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
         n, elapsed = 0, 0.0
         index = 1
-        while (frame := source.read()) is not None:
-            t0 = time.perf_counter()
-            result = tracker.track(frame)
-            elapsed += time.perf_counter() - t0
-            n += 1
-            boxes.append(result.box)
-            if writer is not None:
-                writer.write(draw_result(frame, result, index))
-            if args.verbose:
-                print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
-            index += 1
+        failure: Optional[SourceError] = None
+        try:
+            while (frame := source.read()) is not None:
+                t0 = time.perf_counter()
+                result = tracker.track(frame)
+                elapsed += time.perf_counter() - t0
+                n += 1
+                boxes.append(result.box)
+                if writer is not None:
+                    writer.write(draw_result(frame, result, index))
+                if args.verbose:
+                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
+                index += 1
+        except SourceError as e:
+            failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
         if writer is not None:
             writer.release()
         if args.out:
             write_otb(args.out, boxes)
+        if failure is not None:
+            kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
+            raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     finally:
         source.close()
     print(f"tracked {n} frames with {name}")
