@@ -19,7 +19,7 @@ from PySide6.QtCore import QThread, Signal
 
 from trackers.annotate import draw_result
 from trackers.base import TrackResult
-from trackers.cli import open_video_writer
+from trackers.cli import check_written_video, open_video_writer
 from trackers.results import RunRecord, export_results
 from trackers.sources import SourceError, open_source
 
@@ -162,11 +162,19 @@ class VideoExportJob(QThread):
     def _finish(self, writer, ok: bool, message: str) -> None:
         if writer is not None:
             writer.release()
-        if not ok and os.path.exists(self.path):
+        if not ok:
+            self._remove_partial()
+        if ok:
+            try:
+                check_written_video(self.path, self.written)
+            except OSError as e:
+                ok, message = False, f"Video export failed: {e}; the run's results are kept"
+                self._remove_partial()
+        self.done.emit(ok, message)
+
+    def _remove_partial(self) -> None:
+        if os.path.lexists(self.path):
             try:
                 os.remove(self.path)    # no half-written file left behind
             except OSError:
                 pass
-        if ok and (not os.path.exists(self.path) or os.path.getsize(self.path) == 0):
-            ok, message = False, f"Video export failed: {self.path} is empty (disk full?)"
-        self.done.emit(ok, message)

@@ -4,6 +4,7 @@ exports back; checkpoint and box problems shown inside the window; the hyper-par
 import dataclasses
 import hashlib
 import json
+import os
 
 import cv2
 import numpy as np
@@ -171,6 +172,22 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.messages.level == "error" and "export failed" in window.messages.text,
                     timeout=5000)
     assert len(window.store.record.frames) == 196
+
+    # -- a full disk: /dev/full takes every open() and fails every write with ENOSPC, as a full disk
+    # does. OpenCV's VideoWriter reports nothing, so the job reads the file back and counts frames.
+    if os.path.exists("/dev/full"):
+        full_json, full_video = tmp_path / "full.json", tmp_path / "full.avi"
+        os.symlink("/dev/full", full_json)
+        os.symlink("/dev/full", full_video)
+        assert not window.export_results(str(full_json))
+        assert "No space left" in window.messages.text and "results are kept" in window.messages.text
+        window.export_video(str(full_video))
+        qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+        qtbot.waitUntil(lambda: "disk full" in window.messages.text, timeout=5000)
+        assert window.messages.level == "error" and "0 of the 196 frames" in window.messages.text
+        assert not os.path.lexists(full_video) and not os.path.lexists(full_json)   # nothing half-written
+        assert len(window.store.record.frames) == 196
+        assert window.export_results(str(tmp_path / "after.txt"))                  # still exportable
 
 
 def test_problems_are_shown_in_the_window_and_params_apply_live(qtbot, tmp_path):

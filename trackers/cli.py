@@ -96,6 +96,7 @@ def cmd_track(args) -> int:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
         if writer is not None:
             writer.release()
+            check_written_video(args.video_out, len(boxes))
         if args.out:
             write_otb(args.out, boxes)
         if failure is not None:
@@ -118,6 +119,22 @@ def open_video_writer(path: str, fps: float, size) -> cv2.VideoWriter:
     if not writer.isOpened():
         raise OSError(f"cannot write video {path!r} (OpenCV could not open a writer for it)")
     return writer
+
+
+def check_written_video(path: str, frames_written: int) -> None:
+    """Read the finished file back and raise OSError when fewer frames come out than went in.
+
+    OpenCV's VideoWriter.write() reports nothing (a full disk only prints FFmpeg warnings), so
+    reading the file back is the one way to know the export really holds every frame."""
+    cap = cv2.VideoCapture(path)
+    readable = 0
+    try:
+        while cap.isOpened() and readable < frames_written and cap.grab():
+            readable += 1
+    finally:
+        cap.release()
+    if readable < frames_written:
+        raise OSError(f"{path} holds only {readable} of the {frames_written} frames written (disk full?)")
 
 
 def build_parser() -> argparse.ArgumentParser:

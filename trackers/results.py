@@ -7,6 +7,7 @@ run without re-tracking.
 from __future__ import annotations
 
 import csv
+import errno
 import dataclasses
 import hashlib
 import json
@@ -111,12 +112,25 @@ def write_json(path: str, run: RunRecord) -> None:
         json.dump(data, f, indent=1)
 
 
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def export_results(path: str, run: RunRecord) -> None:
     """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on an unwritable path."""
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".csv":
-        write_csv(path, run)
-    elif ext == ".json":
-        write_json(path, run)
-    else:
-        write_otb(path, [r.box for r in run.frames])
+    try:
+        if ext == ".csv":
+            write_csv(path, run)
+        elif ext == ".json":
+            write_json(path, run)
+        else:
+            write_otb(path, [r.box for r in run.frames])
+    except OSError as e:
+        # a disk that filled up mid-write leaves a truncated file: remove it (the run is still in
+        # memory). Other errors (no such folder, permission denied) happen at open(): nothing to remove.
+        if e.errno in _OUT_OF_SPACE and os.path.lexists(path):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        raise
