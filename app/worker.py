@@ -167,6 +167,11 @@ class TrackingWorker(QThread):
         self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
         self._frame: Optional[np.ndarray] = None
         self._index = -1
+        # A file can be seeked while a run is paused: the tracker's state then belongs to another
+        # frame. `_tracker_at` is the frame whose state the tracker holds; `_run_boxes` the boxes
+        # this run gave each frame, so playing on from a frame it has seen restarts the tracker there.
+        self._tracker_at = -1
+        self._run_boxes: dict[int, tuple] = {}
         self._next_due = 0.0
         self._sync_count = 0
         # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
@@ -347,13 +352,36 @@ class TrackingWorker(QThread):
         except BoxError as e:
             self._post("message", "error", str(e))
             return
+        self._init_tracker(box)
+        if play:
+            self._set_playing(True)
+
+    def _init_tracker(self, box) -> None:
         t0 = time.perf_counter()
         self.tracker.init(self._frame, box)
         ms = (time.perf_counter() - t0) * 1e3
         self._set_tracking(True)
+        self._tracker_at = self._index
+        for later in [k for k in self._run_boxes if k > self._index]:   # a re-run replaces what followed
+            del self._run_boxes[later]
+        self._run_boxes[self._index] = tuple(box)
         self._emit_packet(self._frame, TrackResult(box=box, score=1.0), "init", ms)
-        if play:
-            self._set_playing(True)
+
+    def _resync_tracker(self) -> bool:
+        """Before tracking the frame after the one on screen: if the user seeked away from the frame
+        the tracker last saw, restart it on the frame on screen from this run's box for it (recorded
+        as a re-initialisation). False (and paused, with a message) when this run never reached it."""
+        if self._index == self._tracker_at or self._grabber is not None:
+            return True
+        box = self._run_boxes.get(self._index)
+        if box is None:
+            self._set_playing(False)
+            self._post("message", "warning",
+                       f"The tracker last saw frame {self._tracker_at}; this run has no box for frame "
+                       f"{self._index}. Draw a box here to restart it, or go back to frame {self._tracker_at}.")
+            return False
+        self._init_tracker(box)
+        return True
 
     def _cmd_play(self, playing):
         if playing and self.source is None:
@@ -415,6 +443,8 @@ class TrackingWorker(QThread):
 
     def _advance(self) -> None:
         """Read the next frame, track it when a tracker is initialised, and emit it."""
+        if self._tracking and self.tracker is not None and not self._resync_tracker():
+            return
         if self._grabber is not None:
             frame, seq = self._grabber.latest(timeout=0.2)
             if frame is None:
@@ -436,11 +466,15 @@ class TrackingWorker(QThread):
             except Exception as e:  # noqa: BLE001 - e.g. a hyper-parameter the network cannot take
                 self._set_playing(False)
                 self._frame, self._index = frame, index
+                self._tracker_at = index    # play on from here (after a fix) with the state it has
                 self._emit_packet(frame, None, "frame")
                 self._post("message", "error", f"Tracking failed on frame {self._index}: {_describe(e)}")
                 return
             ms = (time.perf_counter() - t0) * 1e3
             kind = "track"
+            self._tracker_at = index
+            if self._grabber is None:
+                self._run_boxes[index] = tuple(result.box)
         self._frame, self._index = frame, index
         self._emit_packet(frame, result, kind, ms)
 
@@ -470,6 +504,9 @@ class TrackingWorker(QThread):
             self._post("playing", playing)
 
     def _set_tracking(self, tracking: bool) -> None:
+        if not tracking:
+            self._run_boxes.clear()
+            self._tracker_at = -1
         if tracking != self._tracking:
             self._tracking = tracking
             self._post("tracking", tracking)

@@ -242,3 +242,46 @@ def test_problems_are_shown_in_the_window_and_params_apply_live(qtbot, tmp_path)
     window.step()
     qtbot.waitUntil(lambda: window.current_index == here + 2, timeout=10000)
     assert window.worker.tracker.params.penalty_k == pytest.approx(params_type().penalty_k)
+
+
+def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_path):
+    """Seeking while a run is paused leaves the tracker's state on another frame. Playing on from a
+    frame this run tracked restarts the tracker there from that frame's box (a recorded
+    re-initialisation); from a frame it never reached, the window asks for a box instead."""
+    weights = require_nanotrack()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    gt = ground_truth()
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
+    window.video.set_user_box(tuple(gt[0]))
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.current_index >= 30, timeout=60000)
+    window.set_playing(False)
+    wait_drawn_latest(qtbot, window)
+    box10 = window.store.results[10].box
+
+    # back to frame 10, which this run tracked; one step: restart there, then track frame 11
+    window.seek(10)
+    qtbot.waitUntil(lambda: window.current_index == 10, timeout=10000)
+    window.step()
+    qtbot.waitUntil(lambda: window.current_index == 11 and window.drawn_packet.kind == "track", timeout=10000)
+    reinit = window.store.record.reinitialisations
+    assert [r["frame"] for r in reinit] == [0, 10]
+    np.testing.assert_allclose(reinit[1]["box"], box10, atol=1e-4)
+    assert max(window.store.results) == 11                 # what followed frame 10 was replaced
+    assert [f.frame for f in window.store.record.frames] == list(range(12))
+    assert iou(window.drawn_packet.result.box, gt[11]) > 0.5
+
+    # forward past what the run reached: no box there, so it asks for one instead of tracking
+    window.seek(150)
+    qtbot.waitUntil(lambda: window.current_index == 150, timeout=10000)
+    window.step()
+    qtbot.waitUntil(lambda: "no box for frame 150" in window.messages.text, timeout=10000)
+    wait_drawn_latest(qtbot, window)
+    assert window.current_index == 150 and window.tracking and window.drawn_packet.kind == "frame"
+    # a box drawn on it restarts the tracker there
+    drag_box(qtbot, window.video, tuple(gt[150]))
+    qtbot.waitUntil(lambda: window.drawn_packet.kind == "init" and window.current_index == 150, timeout=10000)
+    window.step()
+    qtbot.waitUntil(lambda: window.current_index == 151 and window.drawn_packet.kind == "track", timeout=10000)
+    assert iou(window.drawn_packet.result.box, gt[151]) > 0.5
