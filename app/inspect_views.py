@@ -11,8 +11,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QFrame, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGraphicsItem, QGraphicsOpacityEffect, QGridLayout, QHBoxLayout, QLabel,
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from trackers.base import ChannelMaps, TrackResult
 
@@ -66,15 +66,18 @@ class HeatmapView(QWidget):
         self._bar_levels = (0.0, 1.0)
         self._shown_levels = None
         self.score_map: Optional[np.ndarray] = None
+        self.frame: Optional[int] = None    # the frame the shown map belongs to
         self._range: Optional[QRectF] = None
         self.plot.getPlotItem().vb.disableAutoRange()
         self.plot.setRange(QRectF(0, 0, 255, 255), padding=0.02)
 
-    def set_result(self, result: Optional[TrackResult]) -> None:
+    def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
         if result is None or result.score_map is None:
             return
         sm = np.asarray(result.score_map, np.float32)
         self.score_map = sm
+        self.frame = frame
+        self.image.setOpacity(1.0)
         lo, hi = _levels(sm)
         self.image.setImage(sm, autoLevels=False)
         levels = self._stable_levels(lo, hi)
@@ -94,7 +97,16 @@ class HeatmapView(QWidget):
             self.plot.setRange(rect, padding=0.02)
         i, j = np.unravel_index(int(np.argmax(sm)), sm.shape)
         self.peak.setData([rect.x() + (j + 0.5) * rect.width() / S1], [rect.y() + (i + 0.5) * rect.height() / S0])
-        self.caption.setText(f"score map {S1}x{S0} after penalty and window — max {hi:.3f}")
+        where = f"frame {frame}: " if frame is not None else ""
+        self.caption.setText(f"{where}score map {S1}x{S0} after penalty and window — max {hi:.3f}")
+
+    def mark_stale(self, frame_on_screen: int) -> None:
+        """The video shows a frame with no network output (seeked to, or not tracked): keep the last
+        map for reference, but dimmed and captioned with the frame it belongs to."""
+        if self.score_map is None or self.frame == frame_on_screen:
+            return
+        self.image.setOpacity(0.3)
+        self.caption.setText(f"score map of frame {self.frame} — frame {frame_on_screen} has no network output")
 
     def _stable_levels(self, lo: float, hi: float) -> tuple[float, float]:
         """Colour-bar range: [0, 1] for probabilities; otherwise the data range, changed only when
@@ -230,6 +242,8 @@ class ChannelGrid(QWidget):
         self.cells: list[ChannelCell] = []
         self._had_result = False
         self.channels: list[ChannelMaps] = []
+        self.frame: Optional[int] = None    # the frame the shown channels belong to
+        self._stale_note = ""
         self.k_box = QSpinBox()
         self.k_box.setRange(1, 64)
         self.k_box.setValue(k)
@@ -316,11 +330,24 @@ class ChannelGrid(QWidget):
     def _k_changed(self, k: int) -> None:
         self.redraw()
 
-    def set_result(self, result: Optional[TrackResult]) -> None:
+    def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
         if result is None:
             return
         self.channels = result.channels
+        self.frame = frame
+        self._stale_note = ""
+        self.scroll.setGraphicsEffect(None)
         self._had_result = True
+        self.redraw()
+
+    def mark_stale(self, frame_on_screen: int) -> None:
+        """As ScoreMapView.mark_stale: the channels of an earlier frame, dimmed and labelled."""
+        if not self.channels or self.frame == frame_on_screen:
+            return
+        self._stale_note = f"frame {self.frame}'s "
+        effect = QGraphicsOpacityEffect(self.scroll)
+        effect.setOpacity(0.35)
+        self.scroll.setGraphicsEffect(effect)
         self.redraw()
 
     def shown(self) -> list[tuple[tuple, np.ndarray]]:
@@ -338,7 +365,7 @@ class ChannelGrid(QWidget):
         total = sum(len(c.maps) for c in self.channels)
         levels = ", ".join(f"{c.label} ({len(c.maps)})" for c in self.channels)
         if self.channels:
-            info = f"{total} channels: {levels}"
+            info = f"{self._stale_note}{total} channels: {levels}"
         else:
             info = "this tracker reports no correlation channels" if self._had_result else "no channels yet"
         if info != self.info.text():

@@ -594,10 +594,16 @@ class MainWindow(QMainWindow):
         self.worker.gui_idle.clear()
         result = self._result_for(p)
         passes = [lambda: self._draw_video(p, result)]
-        if p.result is not None:
-            passes.append(lambda: self.heatmap.set_result(p.result))
-            if p.result.channels or p.kind == "track":
-                passes.append(lambda: self.channels.set_result(p.result))
+        # the views show this frame's network output, or mark what they hold as another frame's
+        # (a seek, a frame played without tracking, an init, which runs no search)
+        if p.result is not None and p.result.score_map is not None:
+            passes.append(lambda: self.heatmap.set_result(p.result, p.index))
+        else:
+            passes.append(lambda: self.heatmap.mark_stale(p.index))
+        if p.result is not None and (p.result.channels or p.kind == "track"):
+            passes.append(lambda: self.channels.set_result(p.result, p.index))
+        else:
+            passes.append(lambda: self.channels.mark_stale(p.index))
         passes.append(lambda: self._finish_draw(p, result))
         self._run_passes(passes)
 

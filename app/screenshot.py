@@ -25,6 +25,8 @@ def parse_args(argv):
     p.add_argument("--weights", default=os.path.join(SHARED, "models", "nanotrack", "nanotrackv2.pth"))
     p.add_argument("--box", default="292.23,128.36,145.96,132.47", help="x,y,w,h on the first frame")
     p.add_argument("--frames", type=int, default=80, help="track this many frames, then pause and grab")
+    p.add_argument("--seek", type=int, default=-1,
+                   help="after the pause, seek to this frame and step once (shows how a seek within a run is handled)")
     p.add_argument("--size", default="1500x920", help="window size WxH")
     p.add_argument("--heatmap", action="store_true", help="blend the score map over the video")
     p.add_argument("--pin", type=int, default=1, help="enlarge and pin the channel at this grid position (-1: none)")
@@ -69,7 +71,16 @@ def main(argv=None) -> int:
     wait(lambda: window.tracking and window.playing, "tracking to start")
     wait(lambda: window.current_index >= args.frames or not window.playing, f"frame {args.frames}")
     window.set_playing(False)
-    wait(lambda: not window.playing and window.drawn_packet is window.latest, "the pause")
+
+    def settle(what):
+        barrier = window.worker.sync()    # every command so far handled, its packets drawn
+        wait(lambda: window.synced >= barrier and not window.playing and window.drawn_packet is window.latest, what)
+
+    settle("the pause")
+    if args.seek >= 0:
+        window.seek(args.seek)
+        window.step()
+        settle(f"the step after seeking to frame {args.seek}")
     if args.pin >= 0 and args.pin < len(window.channels.cells) and window.channels.cells[args.pin].key:
         window.channels.pin(window.channels.cells[args.pin].key)
     end = time.monotonic() + 0.5      # let the last redraw and repaint land
