@@ -121,3 +121,28 @@ def test_training_masks_fit_boxes_and_cached_forward_matches_the_network(one_thr
                              torch.from_numpy(sampled_details(net, xl)), rois)
     for k in ("cls", "loc", "box_deltas", "mask"):
         assert torch.allclose(out[k], ref[k], atol=1e-4, rtol=1e-4), k
+
+
+def test_training_can_continue_from_a_weights_file(one_thread, tmp_path):
+    """`train --model siamattn --init FILE` starts from FILE (strictly loaded): with a zero learning
+    rate the weights come out as they went in (batch-norm running statistics aside); a file of
+    another network is refused with the checkpoint report."""
+    from models.checkpoint import CheckpointError, read_state_dict
+    from trackers.train.siamattn_train import SiamAttnTrainConfig, train_siamattn
+    data = shared_path("data")
+    cfg = SiamAttnTrainConfig(data_dir=data, pairs=8, batch_size=4, lr=0.0, val_fraction=0.25,
+                              init_from=WEIGHTS)
+    out = str(tmp_path / "continued.pth")
+    lines = []
+    train_siamattn(cfg, out, log=lines.append)
+    assert lines[0] == f"starting from {WEIGHTS}"
+    before, after = read_state_dict(WEIGHTS), read_state_dict(out)
+    assert before.keys() == after.keys()
+    frozen = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(frozen) > 100
+    for k in frozen:
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, msg=k)
+    wrong = shared_path("models", "nanotrack", "nanotrackv2.pth")
+    with pytest.raises(CheckpointError, match="nanotrackv2.pth"):
+        train_siamattn(SiamAttnTrainConfig(data_dir=data, pairs=8, init_from=wrong), str(tmp_path / "x.pth"),
+                       log=lambda s: None)

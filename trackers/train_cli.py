@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="one thread budget for ONNX Runtime and torch")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--cache", help="feature cache .npz: reused when it exists, written otherwise")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="siamattn only: start from this SiamAttn weights file (continue an earlier run)")
     p.add_argument("--write-synthetic", metavar="DIR",
                    help="instead of training, write held-out synthetic sequences (OTB layout, exact ground "
                         "truth) to DIR for `python main.py eval DIR`")
@@ -67,6 +69,7 @@ def _train_siamattn(args) -> int:
     cfg = dataclasses.replace(d, data_dir=args.data, seed=args.seed, threads=args.threads, device=args.device,
                               pairs=pick("--pairs", args.pairs, d.pairs), epochs=pick("--epochs", args.epochs, d.epochs),
                               batch_size=pick("--batch-size", args.batch_size, d.batch_size),
-                              lr=pick("--lr", args.lr, d.lr), time_limit_s=args.time_limit)
+                              lr=pick("--lr", args.lr, d.lr), time_limit_s=args.time_limit,
+                              init_from=args.init)
     train_siamattn(cfg, args.out or SIAMATTN_OUT, cache_path=args.cache)
     return 0

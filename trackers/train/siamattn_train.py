@@ -79,6 +79,7 @@ class SiamAttnTrainConfig:
     device: str = "auto"
     extract_batch: int = 8
     time_limit_s: float = 0.0      # stop training (between steps) after this long; 0: no limit
+    init_from: Optional[str] = None  # start from this SiamAttn weights file (continue a run), strictly
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -326,7 +327,16 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     net_cfg = SiamAttnConfig(channels=cfg.channels, refine_channels=cfg.refine_channels)
-    net = build_siamattn(net_cfg, seed=cfg.seed)
+    if cfg.init_from:
+        from trackers.siamattn import load_siamattn
+        net = load_siamattn(cfg.init_from)     # strict: a file of another network is refused
+        if net.cfg.channels != cfg.channels or net.cfg.refine_channels != cfg.refine_channels:
+            raise ValueError(f"{cfg.init_from} has {net.cfg.channels}/{net.cfg.refine_channels} channels, "
+                             f"the config {cfg.channels}/{cfg.refine_channels}")
+        net_cfg = net.cfg
+        log(f"starting from {cfg.init_from}")
+    else:
+        net = build_siamattn(net_cfg, seed=cfg.seed)
     info: dict = {}
     if cache_path and os.path.isfile(cache_path):
         log(f"features: reusing {cache_path}")
