@@ -59,6 +59,7 @@ class TrainConfig:
     threads: int = 1               # one thread: on a shared 2-core machine a second one spins more than it works
     device: str = "auto"            # "auto": cuda where present, else cpu
     extract_batch: int = 16
+    keep_best: bool = True          # keep the epoch with the lowest validation loss (the cache is small: it overfits)
 
 
 # -- features -----------------------------------------------------------------------------------
@@ -255,6 +256,7 @@ def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device:
     history = []
     step = 0
     t0 = time.perf_counter()
+    best_loss, best_epoch, best_state = math.inf, None, None
 
     def batch_loss(idx):
         z = zf[idx].float().to(device)
@@ -293,8 +295,16 @@ def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device:
         history.append(rec)
         log(f"  epoch {epoch + 1}/{cfg.epochs}  cls {rec['cls']:.4f} loc {rec['loc']:.4f}  "
             f"val cls {rec['val_cls']:.4f} loc {rec['val_loc']:.4f}  {rec['seconds']:.0f} s")
+        if vc:
+            val_loss = cfg.cls_weight * rec["val_cls"] + cfg.loc_weight * rec["val_loc"]
+            if val_loss < best_loss:
+                best_loss, best_epoch = val_loss, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in net.head_state_dict().items()}
+    if cfg.keep_best and best_state is not None and best_epoch != cfg.epochs:
+        net.load_state_dict(best_state, strict=False)   # neck + head only; the backbone is frozen
+        log(f"  kept epoch {best_epoch} (lowest validation loss {best_loss:.4f})")
     net.eval()
-    return {"history": history, "steps": step}
+    return {"history": history, "steps": step, "kept_epoch": best_epoch if cfg.keep_best else cfg.epochs}
 
 
 def git_commit() -> str:
