@@ -162,14 +162,13 @@ class VideoExportJob(QThread):
     def _finish(self, writer, ok: bool, message: str) -> None:
         if writer is not None:
             writer.release()
-        if not ok:
-            self._remove_partial()
         if ok:
             try:
                 check_written_video(self.path, self.written)
             except OSError as e:
                 ok, message = False, f"Video export failed: {e}; the run's results are kept"
-                self._remove_partial()
+        if not ok:
+            self._remove_partial()
         self.done.emit(ok, message)
 
     def _remove_partial(self) -> None:

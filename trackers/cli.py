@@ -96,9 +96,10 @@ def cmd_track(args) -> int:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
         if writer is not None:
             writer.release()
-            check_written_video(args.video_out, len(boxes))
         if args.out:
             write_otb(args.out, boxes)
+        if writer is not None:
+            check_written_video(args.video_out, len(boxes))   # after --out: the boxes are kept either way
         if failure is not None:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")

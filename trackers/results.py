@@ -7,8 +7,8 @@ run without re-tracking.
 from __future__ import annotations
 
 import csv
-import errno
 import dataclasses
+import errno
 import hashlib
 import json
 import os
