@@ -5,6 +5,7 @@ them keeps a queue of results.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import numpy as np
@@ -136,6 +137,15 @@ def colourise(data: np.ndarray, lut: np.ndarray = CHANNEL_LUT) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
 
 
+def channel_name(key: tuple) -> str:
+    """(level, branch, index) as a short label: a level named word + number ("layer3", "stride16")
+    becomes its capital initial + number ("L3", "S16"); other names stay as they are."""
+    level, branch, c = key
+    m = re.fullmatch(r"([A-Za-z]{3,})(\d+)", str(level))
+    short = f"{m.group(1)[0].upper()}{m.group(2)}" if m else str(level)
+    return f"{short}/{branch} #{c}"
+
+
 class ChannelCell(QFrame):
     """One channel of the grid: its label (level/branch #index) over its response.
 
@@ -179,8 +189,9 @@ class ChannelCell(QFrame):
     def show_channel(self, key, data, pinned: bool, selected: bool) -> None:
         self.key, self.data = key, data
         level, branch, c = key
-        # "layer3" -> "L3" so level, branch and index fit over a 62-px map; the tooltip has it whole
-        text = f"{'* ' if pinned else ''}{str(level).replace('layer', 'L')}/{branch} #{c}"
+        # "layer3" -> "L3", "stride16" -> "S16" so level, branch and index fit over a 62-px map (the
+        # index matters most); the tooltip has the names whole
+        text = f"{'* ' if pinned else ''}{channel_name(key)}"
         if self.title.text() != text:
             self.title.setText(text)
             self.title.setToolTip(f"{level}/{branch} channel {c}" + (" (pinned)" if pinned else ""))
@@ -419,7 +430,7 @@ class ChannelGrid(QWidget):
             return
         self.big_image.setImage(data, autoLevels=False, levels=_levels(data))
         pin = " (pinned)" if key in self.pinned else ""
-        title = f"{key[0]}/{key[1]} #{key[2]}{pin}"
+        title = f"{channel_name(key)}{pin}"
         if title != self._big_title:      # a title change re-lays the plot out: only on change
             self._big_title = title
             self.big.setTitle(title)

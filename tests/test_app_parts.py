@@ -108,6 +108,15 @@ def test_video_export_cancel_leaves_no_file(qtbot, tmp_path):
     assert done == [True] and full.written == 40
 
 
+def test_channel_names_are_short_enough_to_keep_the_index():
+    from app.inspect_views import channel_name
+    assert channel_name(("layer3", "cls", 171)) == "L3/cls #171"
+    assert channel_name(("stride16", "xcorr", 32)) == "S16/xcorr #32"
+    assert channel_name(("conv5", "xcorr", 7)) == "C5/xcorr #7"
+    assert channel_name(("pw", "reg", 0)) == "pw/reg #0"           # not word + number: unchanged
+    assert channel_name(("features", "xcorr", 3)) == "features/xcorr #3"
+
+
 def test_channel_ranking_pins_first_then_strongest():
     from app.inspect_views import top_channels
     a = np.zeros((4, 3, 3), np.float32)
