@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
+from tests.conftest import box_iou as iou, shared_path
 
 TRACKER = "nanotrack-v2"
 BAG = ("data", "videos", "bag.avi")
@@ -24,16 +24,6 @@ def require_nanotrack() -> str:
 def ground_truth() -> np.ndarray:
     from trackers.results import read_boxes
     return read_boxes(shared_path(*BAG_GT))
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def make_window(qtbot, tmp_path):

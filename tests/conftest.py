@@ -1,4 +1,5 @@
-"""Shared test helpers: where ../shared lives, and skipping with a clear message when a file is absent."""
+"""Shared test helpers: where ../shared lives (skipping with a clear message when a file is absent),
+the IoU of two boxes, a one-thread fixture."""
 import os
 import sys
 
@@ -24,3 +25,24 @@ def _torch_threads():
     # Same thread count as the fixtures were recorded with; also keeps the 2-core CI machine sane.
     import torch
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on the shared 2-core CI machine one is faster than two fighting."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

@@ -7,19 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_path
+from tests.conftest import box_iou, shared_path
 
 from models.checkpoint import CheckpointError
 from models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, pretrained_path
-
-
-@pytest.fixture
-def one_thread():
-    # the 2-core CI machine is shared; one torch thread is faster than two fighting for it
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _imagenet_top1(net, path):
@@ -58,15 +49,6 @@ def test_backbone_stages_shapes_and_strict_load(one_thread, tmp_path):
         EfficientNetLite0((3,)).load_pretrained(str(bad))
 
 
-def _iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
-
-
 def test_default_tracker_follows_bag(one_thread):
     from trackers import registry
     from trackers.results import read_boxes
@@ -80,7 +62,7 @@ def test_default_tracker_follows_bag(one_thread):
     ious = []
     for i in range(1, 40):
         r = tracker.track(cv2.imread(os.path.join(seq, "img", frames[i])))
-        ious.append(_iou(r.box, gt[i]))
+        ious.append(box_iou(r.box, gt[i]))
     assert r.score_map.shape == (13, 13)
     assert r.channels and r.channels[0].maps.shape == (48, 13, 13)
     assert np.mean(ious) > 0.6, np.round(ious, 2)

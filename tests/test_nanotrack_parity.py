@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_path
+from tests.conftest import box_iou as iou, shared_path
 
 from models.checkpoint import read_state_dict
 from models.nanotrack import NanoTrack, detect_version
@@ -363,15 +363,6 @@ def test_v1_loads_and_tracks_bag():
     for i in range(1, 61):
         ious.append(iou(tracker.track(frames[i]).box, gt[i]))
     assert np.mean(ious) > 0.6, f"mean IoU {np.mean(ious):.3f}"
-
-
-def iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def test_registered_with_reference_hyperparameters():

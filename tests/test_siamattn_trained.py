@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, shared_path
+from tests.conftest import ROOT, box_iou, shared_path
 
 WEIGHTS = os.path.join(ROOT, "resources", "siamattn_effnet.pth")
 
@@ -16,23 +16,6 @@ WEIGHTS = os.path.join(ROOT, "resources", "siamattn_effnet.pth")
 # (frame 24); pass 1 gave 0.67 / 0.39. The thresholds leave a margin for other CPUs / libraries
 MEAN_IOU = 0.5
 MIN_IOU = 0.25
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def test_trained_weights_load_strictly_and_are_found_by_default(one_thread, tmp_path):
@@ -74,7 +57,7 @@ def test_trained_siamattn_follows_bag(one_thread):
     ious = []
     for i in range(1, 31):
         r = tracker.track(cv2.imread(os.path.join(seq, "img", frames[i])))
-        ious.append(_iou(r.box, gt[i]))
+        ious.append(box_iou(r.box, gt[i]))
     assert r.mask is not None and r.mask.shape == cv2.imread(os.path.join(seq, "img", frames[0])).shape[:2]
     assert np.mean(ious) > MEAN_IOU, np.round(ious, 2)
     assert min(ious) > MIN_IOU, np.round(ious, 2)

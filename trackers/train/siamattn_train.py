@@ -51,7 +51,7 @@ from trackers.crop import get_subwindow
 from trackers.decode import generate_anchors
 
 from .pairs import Library, Pair, PairConfig, Sampler
-from .trainer import _has_ort, _quiet, git_commit, lr_at, pick_device
+from .trainer import _has_ort, _quiet, git_commit, lr_at, pick_device, reuse_or_build
 
 INSTANCE = 255
 EXEMPLAR = 127
@@ -338,18 +338,16 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     else:
         net = build_siamattn(net_cfg, seed=cfg.seed)
     info: dict = {}
-    if cache_path and os.path.isfile(cache_path):
-        log(f"features: reusing {cache_path}")
-        cache = AttnCache.load(cache_path)
-    else:
+
+    def build() -> AttnCache:
         lib = Library(cfg.data_dir)
         info["data"] = lib.describe()
-        sampler = MaskedSampler(lib, PairConfig(), seed=cfg.seed)
         extractor = LevelExtractor(net, device, cfg.threads)
         log(f"features: {cfg.pairs} pairs, backbone on {'onnxruntime' if extractor.use_ort else device}")
-        cache = build_attn_cache(sampler, net, extractor, cfg.pairs, cfg.extract_batch, log)
-        if cache_path:
-            cache.save(cache_path)
+        return build_attn_cache(MaskedSampler(lib, PairConfig(), seed=cfg.seed), net, extractor, cfg.pairs,
+                                cfg.extract_batch, log)
+
+    cache = reuse_or_build(cache_path, AttnCache.load, build, log)
     t_feat = time.perf_counter() - t_start
     result = _train_loop(net, cache, cfg, device, log)
     t_total = time.perf_counter() - t_start

@@ -230,6 +230,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def reuse_or_build(cache_path: Optional[str], load: Callable[[str], object], build: Callable[[], object],
+                   log: Callable[[str], None]):
+    """The feature cache at `cache_path` when that file exists; otherwise `build()` it and save it
+    there (when a path is given), so a second run with other training settings skips the backbone."""
+    if cache_path and os.path.isfile(cache_path):
+        log(f"features: reusing {cache_path}")
+        return load(cache_path)
+    cache = build()
+    if cache_path:
+        cache.save(cache_path)
+    return cache
+
+
 def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device: torch.device,
                log: Callable[[str], None] = print) -> dict:
     """Train neck + head on the cache; returns the history (per-epoch losses)."""
@@ -324,18 +337,15 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
     device = pick_device(cfg.device)
     backbone = efficientnet_lite0((BACKBONE_STAGE,))
     info: dict = {}
-    if cache_path and os.path.isfile(cache_path):
-        log(f"features: reusing {cache_path}")
-        cache = FeatureCache.load(cache_path)
-    else:
+
+    def build() -> FeatureCache:
         lib = Library(cfg.data_dir)
         info["data"] = lib.describe()
-        sampler = Sampler(lib, PairConfig(), seed=cfg.seed)
         extractor = FeatureExtractor(backbone, device, cfg.threads)
         log(f"features: {cfg.pairs} pairs, backbone on {'onnxruntime' if extractor.use_ort else device}")
-        cache = build_cache(sampler, extractor, cfg.pairs, cfg.extract_batch, log)
-        if cache_path:
-            cache.save(cache_path)
+        return build_cache(Sampler(lib, PairConfig(), seed=cfg.seed), extractor, cfg.pairs, cfg.extract_batch, log)
+
+    cache = reuse_or_build(cache_path, FeatureCache.load, build, log)
     t_feat = time.perf_counter() - t_start
     torch.manual_seed(cfg.seed)
     net = SiamScopeNet(backbone, channels=cfg.channels)
