@@ -179,8 +179,8 @@ def test_model_io_onnxruntime(version):
     tracker = build(version, weights(version), engine="onnxruntime")
     with torch.no_grad():
         tracker.network.template(torch.from_numpy(io["template"]))
-    tracker.engine.set_template(tracker.network._template_state)
-    out = tracker.engine.track(io["search"])
+    assert tracker.engine_name == "onnxruntime"
+    out = tracker.onnx_engine.track(io["search"])   # reads the template state the module now holds
     assert_net_close(out["cls"].numpy(), io["cls"], NET_RTOL_ORT, "ORT cls")
     assert_net_close(out["loc"].numpy(), io["loc"], NET_RTOL_ORT, "ORT loc")
     pw = {b: t for lvl, b, t in out["xcorr"] if lvl == "pw"}

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
+from models.nanotrack import NanoTrack, detect_version
 
 from .registry import TrackerSpec, register
 from .siamese import PointDecoder, RPNParams, SiameseRPNTracker
@@ -61,33 +61,15 @@ class NanoTracker(SiameseRPNTracker):
     """SiameseRPNTracker with a point decoder and a lean per-frame network call.
 
     `engine`: "torch" runs the torch module; "onnxruntime" runs the search branch in ONNX
-    Runtime (models.nanotrack.OnnxSearchEngine, about 3x faster on the CPU for this small
-    network); "auto" (default) takes ONNX Runtime when it is installed and the device is the
-    CPU, else torch. The template is always computed by the torch module.
+    Runtime (trackers/engines.py; about 3x faster on the CPU for this small network); "auto"
+    (default) takes what is measured faster here. The template is always computed by the torch module.
     """
 
     def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
                  engine: str = "auto"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self._input: Optional[torch.Tensor] = None
-        self.engine = None
-        if engine not in ("auto", "torch", "onnxruntime"):
-            raise ValueError(f"unknown engine {engine!r}: use auto, torch or onnxruntime")
-        if engine == "onnxruntime" or (engine == "auto" and self.device.type == "cpu"):
-            try:
-                self.engine = OnnxSearchEngine(network, threads=torch.get_num_threads(),
-                                               search_size=params.instance_size)
-            except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
-                if engine == "onnxruntime":
-                    raise
-                self.engine = None
-
-    @property
-    def engine_name(self) -> str:
-        return "onnxruntime" if self._use_engine() else "torch"
-
-    def _use_engine(self) -> bool:
-        return self.engine is not None and self.device.type == "cpu"
+        self.set_engine(engine)
 
     def _tensor(self, patch: np.ndarray) -> torch.Tensor:
         if self.device.type != "cpu":
@@ -100,22 +82,12 @@ class NanoTracker(SiameseRPNTracker):
         return self._input
 
     def run_network(self, patch: np.ndarray) -> dict:
-        if self._use_engine() and patch.shape[0] == self.engine.search_size:
-            return self.engine.track(self._tensor(patch), with_xcorr=self.collect_channels)
         with torch.inference_mode():
-            return self.network.track(self._tensor(patch))
+            return self.network_track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():
             super().init(frame, box)
-        if self.engine is not None:
-            self.engine.set_template(self.network._template_state)
-
-    def to(self, device: str) -> "NanoTracker":
-        super().to(device)
-        if self.engine is not None and self.network._template_state is not None:
-            self.engine.set_template(self.network._template_state)
-        return self
 
 
 def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:

@@ -18,6 +18,7 @@ from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
+from .engines import EngineMixin
 
 
 @dataclasses.dataclass
@@ -107,7 +108,7 @@ class Decoded:
     box: Box                # returned box (x, y, w, h)
 
 
-class SiameseRPNTracker(Tracker):
+class SiameseRPNTracker(EngineMixin, Tracker):
     """A Siamese tracker made of a network (template / track) and a decoder (anchors / points).
 
     `network.template(z)` stores the template features; `network.track(x)` returns a dict with
@@ -132,6 +133,7 @@ class SiameseRPNTracker(Tracker):
         self.device = torch.device(device)
         self.network.to(self.device)
         return self
+
 
     # -- stages -------------------------------------------------------------------------------
     def context_size(self) -> float:
@@ -159,7 +161,7 @@ class SiameseRPNTracker(Tracker):
 
     @torch.no_grad()
     def run_network(self, patch: np.ndarray) -> dict:
-        return self.network.track(self._tensor(patch))
+        return self.network_track(self._tensor(patch))
 
     def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
         p = self.params
