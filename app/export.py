@@ -47,8 +47,8 @@ class RunStore:
         self.version = 0          # bumps on every change (the timeline redraws when it moves)
 
     def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
-              fps: float, is_live: bool) -> None:
-        self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
+              fps: float, is_live: bool, compute: Optional[dict] = None) -> None:
+        self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name, compute=dict(compute or {}))
         self.record.set_checkpoint(checkpoint)
         self.results = {}
         self.live_frames = {}

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, 
                                QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar, QPushButton,
                                QSizePolicy, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
-from trackers import registry
+from trackers import compute, registry
 from trackers.base import TrackResult
 
 from .export import RunStore, VideoExportJob
@@ -27,6 +27,7 @@ from .params_panel import ParamsPanel
 from .video_view import VideoView
 from .worker import FramePacket, SourceInfo, TrackerInfo, TrackingWorker, build_tracker
 
+ENGINES = [("Engine: auto", "auto"), ("Engine: torch", "torch"), ("Engine: ONNX Runtime", "onnxruntime")]
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
                   "info": "background:#1565c0; color:white;"}
@@ -116,6 +117,9 @@ class MainWindow(QMainWindow):
         self.export_job: Optional[VideoExportJob] = None
         self._closing = False
 
+        # the compute policy: one core kept for this (the Qt) thread, unless the user chose a count
+        self.compute_policy = compute.apply(compute.decide(self.threads_preference(), gui=True))
+        self._channels_shown = True
         self._build_widgets()
         self._build_menus()
 
@@ -156,6 +160,13 @@ class MainWindow(QMainWindow):
         for d in available_devices():
             self.device_combo.addItem(d.upper(), d)
         self.device_combo.setToolTip("where the network runs")
+        self.engine_combo = QComboBox()
+        for label, value in ENGINES:
+            self.engine_combo.addItem(label, value)
+        remembered = str(self.settings.value("engine", "auto") or "auto")
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(remembered)))
+        self.engine_combo.setToolTip("what runs the network: auto = the engine measured fastest on this machine")
+        self.engine_combo.currentIndexChanged.connect(self._engine_changed)
         self.start_button = QPushButton("▶ Start")
         self.start_button.setToolTip("initialise the tracker on this frame with the drawn box and play")
         self.start_button.clicked.connect(self.start_tracking)
@@ -180,7 +191,8 @@ class MainWindow(QMainWindow):
 
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
-        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo):
+        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo,
+                  self.engine_combo):
             bar.addWidget(w)
         bar.addSpacing(12)
         for w in (self.start_button, self.play_button, self.step_button, self.stop_button, QLabel("Speed"),
@@ -281,6 +293,20 @@ class MainWindow(QMainWindow):
         self._action(t, "Stop", self.stop_tracking, Qt.Key_Escape)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.params_dock.toggleViewAction())
+        self.channels_action = QAction("DW-XCorr &channel grid", self, checkable=True, checked=True)
+        self.channels_action.toggled.connect(self.channels.setVisible)
+        v.addAction(self.channels_action)
+        s = self.menuBar().addMenu("&Settings")
+        self.threads_menu = s.addMenu("Compute &threads")
+        self.threads_actions = {}
+        cores = compute.available_cores()
+        for n in [0] + list(range(1, cores + 1)):
+            label = f"Automatic ({compute.decide(0, gui=True).threads}: one core kept for the window)" if n == 0 \
+                else f"{n}"
+            a = QAction(label, self, checkable=True, checked=(n == self.threads_preference()))
+            a.triggered.connect(lambda _=False, n=n: self.set_threads_preference(n))
+            self.threads_menu.addAction(a)
+            self.threads_actions[n] = a
         z = self.menuBar().addMenu("&Models")
         self._action(z, "Model &zoo: published checkpoints…", self.open_model_zoo)
 
@@ -420,6 +446,29 @@ class MainWindow(QMainWindow):
         self.settings.setValue("tracker", name)
         self.configure_tracker()
 
+    def threads_preference(self) -> int:
+        """Remembered compute-thread count; 0 = automatic (every core but one)."""
+        try:
+            return max(0, int(self.settings.value("compute/threads", 0) or 0))
+        except (TypeError, ValueError):
+            return 0
+
+    def set_threads_preference(self, threads: int) -> None:
+        """Remember the thread count and apply it (the worker rebuilds the tracker between frames)."""
+        self.settings.setValue("compute/threads", int(threads))
+        for n, a in self.threads_actions.items():
+            a.setChecked(n == threads)
+        self.compute_policy = compute.decide(threads, gui=True)
+        self.worker.set_compute(self.compute_policy)
+        self.show_message("info", f"Compute threads: {self.compute_policy.threads}")
+
+    def engine_choice(self) -> str:
+        return self.engine_combo.currentData() or "auto"
+
+    def _engine_changed(self) -> None:
+        self.settings.setValue("engine", self.engine_choice())
+        self.configure_tracker()
+
     def _tracker_changed(self) -> None:
         name = self.tracker_name()
         self.settings.setValue("tracker", name)
@@ -464,15 +513,16 @@ class MainWindow(QMainWindow):
         weights = weights if spec.needs_weights else None
         device = self.device_combo.currentData()
         info = self.tracker_info
-        if info is None or (info.name, info.weights, info.device) != (name, weights, device):
+        engine = self.engine_choice()
+        if info is None or (info.name, info.weights, info.device, info.choice) != (name, weights, device, engine):
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
-        self.worker.configure(name, weights, device)
+        self.worker.configure(name, weights, device, engine)
 
     def _on_tracker_ready(self, info: TrackerInfo) -> None:
         self.tracker_info = info
         self.params.set_params(info.params, title=info.name)
         where = f" from {os.path.basename(info.weights)}" if info.weights else ""
-        self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+        self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()} ({info.engine})")
 
     def _param_changed(self, name: str, value) -> None:
         self.worker.set_param(name, value)
@@ -572,7 +622,8 @@ class MainWindow(QMainWindow):
         if rec is None or rec.tracker != info.name or self.store.source_spec != src.spec or \
                 rec.checkpoint != (os.path.abspath(info.weights) if info.weights else None):
             self.store.start(info.name, self.params.values(), info.weights, src.spec, str(src.name), src.fps,
-                             src.is_live)
+                             src.is_live, dict(self.compute_policy.describe(), engine=info.engine,
+                                               engine_choice=info.choice))
             self._timeline_version = -1
 
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:
@@ -621,6 +672,10 @@ class MainWindow(QMainWindow):
         self.worker.gui_idle.set()
         if self._closing:
             return
+        shown = self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
+        if shown != self._channels_shown:      # hidden or collapsed: the network stops copying the maps out
+            self._channels_shown = shown
+            self.worker.set_channels_visible(shown)
         cost = (time.perf_counter() - self._draw_started_at) * 1e3
         self.draw_cost_ms = cost if self.draw_cost_ms == 0 else 0.7 * self.draw_cost_ms + 0.3 * cost
         self.display_timer.start(int(min(MAX_DRAW_INTERVAL_MS, max(MIN_DRAW_INTERVAL_MS, 2 * self.draw_cost_ms))))

@@ -13,7 +13,6 @@ the camera the stale frames are dropped (and counted) and the latest one is trac
 from __future__ import annotations
 
 import dataclasses
-import os
 import queue
 import threading
 import time
@@ -45,6 +44,8 @@ class TrackerInfo:
     weights: Optional[str]
     device: str
     params: object               # a copy of tracker.params, for building the panel
+    engine: str = "torch"        # what runs the network: "torch", "onnxruntime" (or "opencv")
+    choice: str = "auto"         # the engine asked for
 
 
 @dataclasses.dataclass
@@ -114,25 +115,11 @@ class LatestFrameGrabber:
         self._thread.join(timeout=2.0)
 
 
-def compute_threads() -> int:
-    """Threads for the network: all cores but one, which stays free for the GUI thread (on a
-    2-core machine a network that spins both cores starves the event loop)."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def build_tracker(name: str, weights: Optional[str], device: str) -> Tracker:
-    """registry.build, with the thread count the tracker's engines pick up while being built
-    (e.g. NanoTrack's ONNX Runtime session) set to compute_threads(); torch's own setting is put
-    back afterwards."""
-    import torch
-
+def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
+    """registry.build with the engine asked for. Threads follow the process's compute policy
+    (trackers/compute.py), which the window applies with one core kept for the GUI thread."""
     from trackers import registry
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(before, compute_threads()))
-    try:
-        return registry.build(name, weights or None, device)
-    finally:
-        torch.set_num_threads(before)
+    return registry.build(name, weights or None, device, engine=engine)
 
 
 class _Outbox(QObject):
@@ -165,6 +152,7 @@ class TrackingWorker(QThread):
         self._tracking = False
         self._playing = False
         self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
+        self._channels_visible = True
         self._frame: Optional[np.ndarray] = None
         self._index = -1
         # A file can be seeked while a run is paused: the tracker's state then belongs to another
@@ -204,8 +192,18 @@ class TrackingWorker(QThread):
     def open_source(self, spec) -> None:
         self.send("open", spec)
 
-    def configure(self, name: str, weights: Optional[str], device: str) -> None:
-        self.send("configure", name, weights, device)
+    def configure(self, name: str, weights: Optional[str], device: str, engine: str = "auto") -> None:
+        self.send("configure", name, weights, device, engine)
+
+    def set_channels_visible(self, visible: bool) -> None:
+        """Collect the DW-XCorr channel maps only while the GUI shows them (they are extra
+        network outputs, copied out and packed per frame)."""
+        self.send("channels", bool(visible))
+
+    def set_compute(self, policy) -> None:
+        """Apply a compute policy (trackers/compute.py) between frames and rebuild the tracker,
+        whose ONNX Runtime session fixes its thread count when created."""
+        self.send("compute", policy)
 
     def init_box(self, box, index: Optional[int] = None, play: bool = False) -> None:
         self.send("init", tuple(box), index, play)
@@ -317,8 +315,20 @@ class TrackingWorker(QThread):
         if source.is_live:
             self._set_playing(True)      # a camera shows its live picture straight away
 
-    def _cmd_configure(self, name, weights, device):
-        config = (name, weights or None, device)
+    def _cmd_channels(self, visible):
+        self._channels_visible = visible
+        if self.tracker is not None and hasattr(self.tracker, "collect_channels"):
+            self.tracker.collect_channels = visible
+
+    def _cmd_compute(self, policy):
+        from trackers import compute
+        compute.apply(policy)
+        if self._tracker_config is not None:
+            config, self._tracker_config = self._tracker_config, None
+            self._cmd_configure(*config)
+
+    def _cmd_configure(self, name, weights, device, engine="auto"):
+        config = (name, weights or None, device, engine)
         if config == self._tracker_config and self.tracker is not None:
             return
         was_tracking = self._tracking
@@ -327,14 +337,17 @@ class TrackingWorker(QThread):
         self.tracker = None
         self._tracker_config = None
         try:
-            tracker = self._tracker_factory(name, weights or None, device)
+            tracker = self._tracker_factory(name, weights or None, device, engine)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
             self._post("message", "error", f"Cannot load {name}: {_describe(e)}")
             return
         self.tracker = tracker
         self._tracker_config = config
+        if hasattr(tracker, "collect_channels"):
+            tracker.collect_channels = self._channels_visible
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
-        self._post("tracker", TrackerInfo(name, weights or None, device, params))
+        self._post("tracker", TrackerInfo(name, weights or None, device, params,
+                                          getattr(tracker, "engine_name", "torch"), engine))
         if was_tracking:
             self._post("message", "info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 

@@ -46,6 +46,27 @@ SEEDED_FIXTURE = {
 }
 
 
+#: Reference implementations' fps on the bag frames, 2 torch threads, quiet machine, as issue #11
+#: records them (pysot for the SiamRPN family and SiamMask, HonglinChu's NanoTrack python code).
+#: Not re-measured here: the reference code is not installed on this machine.
+REFERENCE_FPS = {
+    "siamrpn-alex": ("pysot SiamRPN (AlexNet)", 18.6),
+    "siamrpnpp-mobilev2": ("pysot SiamRPN++ MobileNetV2", 9.1),
+    "siamrpnpp-r50": ("pysot SiamRPN++ R50", 2.2),
+    "siammask-r50": ("pysot SiamMask", 3.4),
+    "nanotrack-v2": ("NanoTrack v2 python", 84.0),
+}
+REFERENCE_HOW = ("reference fps: issue #11's figures for the reference Python code (same bag frames, 2 torch "
+                 "threads, quiet 2-core machine); not re-measured in this run")
+#: the targets of issue #11, printed next to the figures
+TARGET_VS_REFERENCE = 1.5
+TARGET_LOADED = 0.7
+TARGET_GUI = 0.9
+#: `bench --load` / `--gui` trackers by default: the two the app is used with most, and the pysot AlexNet
+LOAD_TRACKERS = ("siamscope-default", "nanotrack-v2", "siamrpn-alex")
+GUI_TRACKERS = ("nanotrack-v2", "siamscope-default")
+
+
 class BenchError(OSError):
     """Missing input for the benchmark (reported as one line by the CLI)."""
 
@@ -144,76 +165,205 @@ def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
     return path
 
 
-def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int) -> None:
-    """Time every registered tracker on the same frames (`bench --all`)."""
+def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
+    """(weights, how) for timing a registered tracker: the fixture's seeded weights where the
+    published ones are not on this machine (same network, same cost per frame), else the real ones."""
+    from . import registry
+    if spec.name in SEEDED_FIXTURE:
+        fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
+        if not os.path.isdir(fixture):
+            raise BenchError(f"{fixture} is absent")
+        return seeded_checkpoint(fixture, tmp), "seeded weights"
+    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+        return os.path.join(nano_dir, spec.weights_file), "real weights"
+    if spec.needs_weights:
+        found = registry.find_weights(spec)
+        if found is None and spec.name == "siamattn":
+            return "seed:0", "seeded weights"
+        return found, "real weights"
+    return None, "no checkpoint"
+
+
+def build_for_bench(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
+    """(tracker, how) with channel maps off (nothing draws them here); raises BenchError when it cannot be built."""
+    from . import registry
+    from .base import EngineError
+    from models.checkpoint import CheckpointError
+    spec = registry.get(name)
+    weights, how = bench_weights(spec, fixtures_dir, nano_dir, tmp)
+    try:
+        tracker = registry.build(name, weights, engine=engine)
+    except (CheckpointError, EngineError, OSError, KeyError) as e:
+        raise BenchError(str(e).splitlines()[0]) from None
+    if hasattr(tracker, "collect_channels"):
+        tracker.collect_channels = False
+    return tracker, how
+
+
+def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int, engine: str = "auto") -> None:
+    """Time every registered tracker on the same frames (`bench --all`), next to the reference figures."""
     import tempfile
     from . import registry
-    from models.checkpoint import CheckpointError
     sub = frames[: n_frames + 1]
-    print(f"all trackers, {len(sub) - 1} frames each (seeded = fixture weights, same cost per frame):")
+    print(f"all trackers, {len(sub) - 1} frames each, engine {engine} (seeded = fixture weights, same cost per frame):")
+    print(f"  ({REFERENCE_HOW}; target >= {TARGET_VS_REFERENCE}x)")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
-            weights, how = None, "no checkpoint"
-            if spec.name in SEEDED_FIXTURE:
-                fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
-                if not os.path.isdir(fixture):
-                    print(f"  {spec.name:22s} skipped: {fixture} is absent")
-                    continue
-                weights, how = seeded_checkpoint(fixture, tmp), "seeded"
-            elif spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
-                fname = spec.weights_file
-                weights, how = os.path.join(nano_dir, fname), "real"
-            elif spec.needs_weights:
-                weights, how = registry.find_weights(spec), "found"
-                if weights is None and spec.name == "siamattn":
-                    weights, how = "seed:0", "seeded"
             try:
-                tracker = registry.build(spec.name, weights)
-            except (CheckpointError, OSError, KeyError) as e:
-                print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
+                tracker, how = build_for_bench(spec.name, engine, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
                 continue
-            if hasattr(tracker, "collect_channels"):
-                tracker.collect_channels = False
             f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
-            print(f"  {spec.name:22s} {f:7.1f} fps  ({how if weights is None else how + ' weights'})")
+            line = f"  {spec.name:22s} {f:7.1f} fps  {tracker.engine_name:11s} ({how})"
+            if spec.name in REFERENCE_FPS:
+                ref_name, ref = REFERENCE_FPS[spec.name]
+                line += f"  reference {ref_name} {ref:.1f} fps -> {f / ref:.2f}x"
+            print(line, flush=True)
+
+
+def start_busy_process():
+    """One process that keeps a core busy (`while True: pass`), as a desktop's other work does."""
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def mean_fps(tracker: Tracker, frames: list, box, rounds: int) -> float:
+    """Frames per second over all rounds together (under steady load a best round would flatter)."""
+    total = sum(time_tracker(tracker, frames, box) for _ in range(rounds))
+    return rounds * (len(frames) - 1) / total
+
+
+def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
+    """Each tracker idle, then with one busy core (a process this command starts and stops), same
+    frames, same process: prints both fps and their ratio; returns [(name, idle, loaded)]."""
+    import tempfile
+    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure (mean fps); 'loaded' = one extra "
+          f"process spinning a core (`while True: pass`), started by this command; target >= {TARGET_LOADED}x")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            try:
+                tracker, how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {name:22s} skipped: {e}")
+                continue
+            time_tracker(tracker, frames[:4], box)          # warm-up outside both figures
+            idle = mean_fps(tracker, frames, box, rounds)
+            busy = start_busy_process()
+            try:
+                time.sleep(0.2)                              # let the busy process reach its core
+                loaded = mean_fps(tracker, frames, box, rounds)
+            finally:
+                busy.kill()
+                busy.wait()
+            rows.append((name, idle, loaded))
+            print(f"  {name:22s} {tracker.engine_name:11s} idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
+                  f"ratio {loaded / idle:.2f}", flush=True)
+    return rows
+
+
+def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str) -> list:
+    """GUI vs `track` on the same frames, in this one run: each tracker's `track` fps (a child
+    `python main.py track`), then the app driven offscreen at speed "max" with the heatmap on the
+    video and the channel grid shown (a child `python -m app.gui_bench`). Returns [(name, cli, gui)]."""
+    import subprocess
+    import sys
+    import tempfile
+    main_py = os.path.join(REPO, "main.py")
+    print(f"GUI vs headless on {os.path.basename(video)}: `track` fps (track() time) vs the app's tracked frames "
+          f"per second at speed max, heatmap + channel grid shown, offscreen; target >= {TARGET_GUI}x")
+    rows = []
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    box_arg = ",".join(f"{v:g}" for v in box)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = video
+        if n_frames:
+            clip = os.path.join(tmp, "frames")
+            os.makedirs(clip)
+            for i, f in enumerate(read_frames(video, n_frames + 1)):
+                cv2.imwrite(os.path.join(clip, f"{i:05d}.png"), f)
+        for name in names:
+            from . import registry
+            spec = registry.get(name)
+            weights = os.path.join(nano_dir, spec.weights_file) if name.startswith("nanotrack-") else None
+            common = ["--tracker", name, "--box", box_arg, "--engine", engine, "--threads", str(threads or 0)]
+            if weights:
+                common += ["--weights", weights]
+            cli = subprocess.run([sys.executable, main_py, "track", clip, *common], env=env,
+                                 capture_output=True, text=True)
+            gui = subprocess.run([sys.executable, "-m", "app.gui_bench", clip, *common], env=env, cwd=REPO,
+                                 capture_output=True, text=True)
+            try:
+                cli_fps = float(cli.stdout.strip().splitlines()[-1].split()[0])
+                result = json.loads(gui.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                print(f"  {name:22s} failed: {(cli.stderr or gui.stderr).strip().splitlines()[-1:]}")
+                continue
+            gui_fps = result["fps"]
+            rows.append((name, cli_fps, gui_fps))
+            print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps ({result['frames']} frames, "
+                  f"{result['drawn']} drawn, engine {result['engine']}, {result['threads']} threads)   "
+                  f"ratio {gui_fps / cli_fps:.2f}", flush=True)
+    return rows
 
 
 def cmd_bench(args) -> int:
-    import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    from .cli import apply_compute
+    policy = apply_compute(args)
+    print(policy.summary())
     video = args.video or DEFAULT_VIDEO
     if not os.path.exists(video):
         raise BenchError(f"video {video!r} does not exist (pass --video)")
     box = tuple(float(v) for v in args.box.split(",")) if args.box else BAG_BOX
-    frames = read_frames(video, args.frames)
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
+    fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
+        if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if args.gui:
+        names = _names(args.trackers, GUI_TRACKERS)
+        bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir)
+        return 0
+    frames = read_frames(video, args.frames)
+    if args.load:
+        names = _names(args.trackers, LOAD_TRACKERS)
+        bench_load(frames[: args.load_frames + 1], box, names, args.engine, args.rounds, fixtures_dir, nano_dir)
+        return 0
     ours = build_ours(nano_dir, args.weights, args.engine)
     theirs = build_cv2_nano(nano_dir)
     fps = best_fps({"ours": ours, "cv2": theirs}, frames, box, args.rounds)
     n = len(frames) - 1
-    engine = getattr(ours, "engine_name", "torch")
-    print(f"video {os.path.basename(video)}: {n} tracked frames, best of {args.rounds} rounds, "
-          f"{torch.get_num_threads()} torch threads, {cv2.getNumThreads()} OpenCV threads")
-    print(f"nanotrack-v2 (ours, {engine}): {fps['ours']:.1f} fps")
+    print(f"video {os.path.basename(video)}: {n} tracked frames, best of {args.rounds} rounds")
+    print(f"nanotrack-v2 (ours, {ours.engine_name}): {fps['ours']:.1f} fps")
     print(f"cv2.TrackerNano (OpenCV, v2 ONNX): {fps['cv2']:.1f} fps")
-    print(f"ratio ours/cv2: {fps['ours'] / fps['cv2']:.2f}")
+    print(f"ratio ours/cv2: {fps['ours'] / fps['cv2']:.2f} (target >= 1.2)")
     if args.all:
-        fixtures_dir = os.path.join(SHARED, "fixtures")
-        bench_all(frames, box, fixtures_dir, nano_dir, args.pysot_frames)
+        bench_all(frames, box, fixtures_dir, nano_dir, args.pysot_frames, args.engine)
     elif not args.no_pysot:
-        fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
-            if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
         sub = frames[: args.pysot_frames + 1]
         for name in PYSOT_SEEDED:
             tracker, why = build_seeded_pysot(name, fixtures_dir)
             if tracker is None:
                 print(f"{name}: {why}")
                 continue
+            if args.engine != "torch":
+                tracker.set_engine(args.engine)
             f = best_fps({name: tracker}, sub, box, 1)[name]
-            print(f"{name} (seeded weights): {f:.2f} fps ({len(sub) - 1} frames)")
+            print(f"{name} (seeded weights, {tracker.engine_name}): {f:.2f} fps ({len(sub) - 1} frames)")
     return 0
+
+
+def _names(text: Optional[str], default) -> list:
+    from . import registry
+    if not text:
+        return list(default)
+    if text == "all":
+        return [s.name for s in registry.all_trackers()]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        registry.get(n)      # an unknown name fails before anything runs
+    return names
 
 
 def add_parser(subparsers) -> None:
@@ -223,13 +373,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--nanotrack-dir", help="folder with nanotrackv2.pth and the v2 ONNX files "
                                            "(default ../shared/models/nanotrack)")
     p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
-    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
-                   help="how our NanoTrack runs its network (default auto: ONNX Runtime on the CPU)")
     p.add_argument("--frames", type=int, help="use only the first N frames")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    p.add_argument("--threads", type=int, help="torch / OpenCV thread count (default: theirs)")
+    from .cli import add_compute_arguments
+    add_compute_arguments(p)
     p.add_argument("--pysot-frames", type=int, default=20, help="frames for the pysot trackers (default 20)")
     p.add_argument("--no-pysot", action="store_true", help="skip the pysot trackers")
     p.add_argument("--all", action="store_true",
                    help="time every registered tracker (seeded fixture weights where the published ones are absent)")
+    p.add_argument("--load", action="store_true",
+                   help="each tracker idle and with one busy core (a process this command starts): both fps, ratio")
+    p.add_argument("--load-frames", type=int, default=40, help="frames per --load figure (default 40)")
+    p.add_argument("--gui", action="store_true",
+                   help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames")
+    p.add_argument("--trackers", help="comma-separated trackers for --load / --gui, or 'all' "
+                                      f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.set_defaults(func=cmd_bench)

@@ -28,6 +28,23 @@ def parse_box(text: str):
     return tuple(vals)
 
 
+def add_compute_arguments(p: argparse.ArgumentParser) -> None:
+    """--threads and --engine, the same for track, eval and bench (trackers/compute.py, engines.py)."""
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads for torch, ONNX Runtime and OpenCV (default 0: every core)")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="what runs the per-frame network (default auto: the one measured fastest here, "
+                        "decided once per model and cached)")
+
+
+def apply_compute(args):
+    """Apply the compute policy --threads asks for; returns it."""
+    from trackers import compute
+    if args.threads is not None and args.threads < 0:
+        raise UsageError(f"--threads must be 0 (every core) or a positive count, got {args.threads}")
+    return compute.apply(compute.decide(args.threads))
+
+
 def default_tracker_name() -> str:
     """The tracker used when none is named: the project's trained default where present."""
     from trackers import registry
@@ -54,10 +71,7 @@ def cmd_track(args) -> int:
     from trackers.results import write_otb
     from trackers.sources import SourceError, open_source
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(max(1, args.threads))
-        cv2.setNumThreads(max(1, args.threads))
+    apply_compute(args)
     box = parse_box(args.box)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
@@ -68,7 +82,7 @@ def cmd_track(args) -> int:
             raise UsageError(f"{args.source!r} has no frames")
         from trackers.base import validate_box
         validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-        tracker = registry.build(name, args.weights, args.device)
+        tracker = registry.build(name, args.weights, args.device, engine=args.engine)
         tracker.init(frame, box)
         boxes = [box]
         writer = None
@@ -105,7 +119,7 @@ def cmd_track(args) -> int:
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     finally:
         source.close()
-    print(f"tracked {n} frames with {name}")
+    print(f"tracked {n} frames with {name} ({tracker.engine_name})")
     print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
     return 0
 
@@ -149,8 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument("--threads", type=int,
-                   help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")
+    add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
@@ -168,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
-    from trackers.base import BoxError
+    from trackers.base import BoxError, EngineError
     from trackers.sources import SourceError
 
     parser = build_parser()
@@ -178,7 +191,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, SourceError, CheckpointError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)

@@ -61,7 +61,7 @@ class DefaultTracker(SiameseRPNTracker):
 
     def run_network(self, patch: np.ndarray) -> dict:
         with torch.inference_mode():
-            return self.network.track(self._tensor(patch))
+            return self.network_track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():

@@ -249,12 +249,9 @@ def parse_weights(items) -> dict[str, str]:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers import registry
-    from .cli import UsageError
+    from .cli import UsageError, apply_compute
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    apply_compute(args)
     weights = parse_weights(args.weights)
     explicit = bool(args.trackers)
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if explicit else default_trackers()
@@ -271,14 +268,14 @@ def cmd_eval(args) -> int:
     builders = {}
     for n in names:
         try:
-            registry.build(n, weights.get(n), args.device)  # fail now, not after other trackers ran
+            registry.build(n, weights.get(n), args.device, engine=args.engine)  # fail now, not later
         except CheckpointError as e:
             if explicit:
                 raise
             # a default tracker whose checkpoint is not here is left out, said so, not fatal
             print(f"# {n} left out: {' '.join(str(e).split())}", file=sys.stderr)
             continue
-        builders[n] = (lambda n=n: registry.build(n, weights.get(n), args.device))
+        builders[n] = (lambda n=n: registry.build(n, weights.get(n), args.device, engine=args.engine))
     if not builders:
         raise UsageError("no tracker to evaluate")
     progress = None if args.quiet else (lambda msg: print("# " + msg, file=sys.stderr, flush=True))
@@ -313,6 +310,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--results", metavar="OUTDIR", help="write OUTDIR/<tracker>/<seq>.txt boxes (OTB format)")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
+    from .cli import add_compute_arguments
+    add_compute_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
     p.set_defaults(func=cmd_eval)

@@ -104,8 +104,9 @@ _TITLES = {"v1": "NanoTrack V1 (MobileNetV3-small, BAN v1)",
 for _v in ("v1", "v2", "v3"):
     register(TrackerSpec(
         name=f"nanotrack-{_v}", title=_TITLES[_v], family="NanoTrack",
-        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device)),
-        params_type=NanoTrackParams, needs_weights=True, weights_file=f"nanotrack{_v}.pth",
+        # built on torch; registry.build then sets the engine asked for (default auto) once
+        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device, engine="torch")),
+        params_type=NanoTrackParams, needs_weights=True, weights_file=f"nanotrack{_v}.pth", default_engine="auto",
         description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
                     "pixel-wise correlation + channel attention head."))
 

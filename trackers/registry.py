@@ -24,6 +24,7 @@ class TrackerSpec:
     needs_weights: bool = True
     weights_file: str = ""         # published file name, looked up in the model folders
     description: str = ""
+    default_engine: Optional[str] = None   # engine when none is asked for (None: what build() gives)
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}
@@ -126,8 +127,10 @@ def _subdirs(d: str) -> list[str]:
         return []
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Tracker:
-    """Build a tracker by name; weights default to the file found in the model folders."""
+def build(name: str, weights: Optional[str] = None, device: str = "cpu", engine: Optional[str] = None) -> Tracker:
+    """Build a tracker by name; weights default to the file found in the model folders. `engine`
+    ("auto", "torch", "onnxruntime"; trackers/engines.py) picks what runs the per-frame network;
+    None keeps the tracker's own default."""
     spec = get(name)
     if spec.needs_weights and weights is None:
         weights = find_weights(spec)
@@ -136,4 +139,8 @@ def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Trac
             raise CheckpointError(
                 f"tracker {name!r} needs its checkpoint {spec.weights_file!r}: pass --weights FILE, or put "
                 f"the file in {user_models_dir()} or a folder named by SIAMSCOPE_MODELS")
-    return spec.build(weights, device)
+    tracker = spec.build(weights, device)
+    engine = engine or spec.default_engine
+    if engine is not None:
+        tracker.set_engine(engine)
+    return tracker

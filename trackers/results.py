@@ -45,6 +45,8 @@ class RunRecord:
     checkpoint_sha256: Optional[str] = None
     source: str = ""
     frames: list[FrameRecord] = dataclasses.field(default_factory=list)
+    # how the run was computed: the compute policy's thread pools (trackers/compute.py) and the engine
+    compute: dict = dataclasses.field(default_factory=dict)
 
     def add_init(self, frame_index: int, box: Box) -> None:
         self._drop_from(frame_index)
@@ -71,7 +73,7 @@ class RunRecord:
     def metadata(self) -> dict:
         return {"tracker": self.tracker, "params": self.params, "checkpoint": self.checkpoint,
                 "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
-                "reinitialisations": self.reinitialisations, "frames": len(self.frames)}
+                "reinitialisations": self.reinitialisations, "frames": len(self.frames), "compute": self.compute}
 
 
 def write_otb(path: str, boxes) -> None:

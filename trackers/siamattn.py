@@ -113,7 +113,7 @@ class SiamAttnTracker(SiameseRPNTracker):
 
     @torch.inference_mode()
     def run_network(self, patch: np.ndarray) -> dict:
-        return self.network.track(self._tensor(patch))
+        return self.network_track(self._tensor(patch))
 
     def track(self, frame: np.ndarray) -> TrackResult:
         p: SiamAttnParams = self.params

@@ -30,6 +30,7 @@ import torch
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import get_subwindow, to_tensor_layout
+from .engines import EngineMixin
 from .registry import TrackerSpec, register
 
 
@@ -103,7 +104,7 @@ class FCStep:
     disp_response: np.ndarray   # (dx, dy) in upsampled-map pixels from the map centre
 
 
-class SiamFCTracker(Tracker):
+class SiamFCTracker(EngineMixin, Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
 
     rgb_input = True
@@ -159,7 +160,14 @@ class SiamFCTracker(Tracker):
 
     @torch.no_grad()
     def run_network(self, patches) -> dict:
-        return self.network.track(self._batch(patches), with_channels=self.collect_channels)
+        return self.network_track(self._batch(patches), with_channels=self.collect_channels)
+
+    def engine_shapes(self) -> tuple[tuple, tuple]:
+        p = self.params   # one exemplar; the search is a batch of one crop per scale
+        return (1, 3, p.exemplar_size, p.exemplar_size), (p.scale_num, 3, p.instance_size, p.instance_size)
+
+    def engine_track_kwargs(self) -> dict:
+        return {"with_channels": True}   # exported with the channel maps; fetched only when shown
 
     def score(self, raw: np.ndarray) -> FCStep:
         """Upsample, choose the scale, normalise, window, argmax (both references' order)."""
