@@ -295,6 +295,7 @@ class MainWindow(QMainWindow):
         v.addAction(self.params_dock.toggleViewAction())
         self.channels_action = QAction("DW-XCorr &channel grid", self, checkable=True, checked=True)
         self.channels_action.toggled.connect(self.channels.setVisible)
+        self.channels_action.toggled.connect(self._sync_channels_shown)
         v.addAction(self.channels_action)
         s = self.menuBar().addMenu("&Settings")
         self.threads_menu = s.addMenu("Compute &threads")
@@ -672,13 +673,16 @@ class MainWindow(QMainWindow):
         self.worker.gui_idle.set()
         if self._closing:
             return
-        shown = self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
-        if shown != self._channels_shown:      # hidden or collapsed: the network stops copying the maps out
-            self._channels_shown = shown
-            self.worker.set_channels_visible(shown)
+        self._sync_channels_shown(self.channels.isVisible() and not self.channels.visibleRegion().isEmpty())
         cost = (time.perf_counter() - self._draw_started_at) * 1e3
         self.draw_cost_ms = cost if self.draw_cost_ms == 0 else 0.7 * self.draw_cost_ms + 0.3 * cost
         self.display_timer.start(int(min(MAX_DRAW_INTERVAL_MS, max(MIN_DRAW_INTERVAL_MS, 2 * self.draw_cost_ms))))
+
+    def _sync_channels_shown(self, shown: bool) -> None:
+        """Hidden (View menu) or collapsed (splitter): the tracker stops copying the maps out."""
+        if shown != self._channels_shown:
+            self._channels_shown = shown
+            self.worker.set_channels_visible(shown)
 
     def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
         self.video.set_frame(p.rgb)
