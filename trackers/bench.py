@@ -272,6 +272,8 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
     import subprocess
     import sys
     import tempfile
+
+    from . import compute
     main_py = os.path.join(REPO, "main.py")
     print(f"GUI vs headless on {os.path.basename(video)}: fps = frames / time in tracker.track(), in `track` and in "
           f"the app (offscreen, speed max, heatmap + channel grid shown); GUI wall = tracked frames per wall "
@@ -290,9 +292,10 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
             from . import registry
             spec = registry.get(name)
             weights = os.path.join(nano_dir, spec.weights_file) if name.startswith("nanotrack-") else None
-            common = ["--tracker", name, "--box", box_arg, "--engine", engine, "--threads", str(threads or 0)]
+            common = ["--tracker", name, "--box", box_arg, "--engine", engine]
             if weights:
                 common += ["--weights", weights]
+            common += ["--threads", str(threads or 0)]      # last: replaced below
             cli = subprocess.run([sys.executable, main_py, "track", clip, *common], env=env,
                                  capture_output=True, text=True)
             gui = subprocess.run([sys.executable, "-m", "app.gui_bench", clip, *common], env=env, cwd=REPO,
@@ -305,9 +308,21 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
                 continue
             gui_fps = result["fps"]
             rows.append((name, cli_fps, gui_fps))
+            same = ""
+            if not threads and result["threads"] != compute.current().threads:
+                # the app keeps a core for its Qt thread: `track` at the app's thread count too, so
+                # the cost of the window itself shows apart from the core it keeps
+                again = subprocess.run([sys.executable, main_py, "track", clip, *common[:-2], "--threads",
+                                        str(result["threads"])], env=env, capture_output=True, text=True)
+                try:
+                    same_fps = float(again.stdout.strip().splitlines()[-1].split()[0])
+                    same = (f"; `track` at the app's {result['threads']} thread(s): {same_fps:.1f} fps -> "
+                            f"{gui_fps / same_fps:.2f}x")
+                except (IndexError, ValueError):
+                    pass
             print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps   ratio {gui_fps / cli_fps:.2f}   "
                   f"(GUI wall {result['wall_fps']:.1f} fps = {result['wall_fps'] / cli_fps:.2f}x; {result['frames']} "
-                  f"frames, {result['drawn']} drawn, engine {result['engine']}, {result['threads']} threads)",
+                  f"frames, {result['drawn']} drawn, engine {result['engine']}, {result['threads']} threads{same})",
                   flush=True)
     return rows
 
@@ -327,9 +342,9 @@ def cmd_bench(args) -> int:
         names = _names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir)
         return 0
+    names = _names(args.trackers, LOAD_TRACKERS) if args.load else []
     frames = read_frames(video, args.frames)
     if args.load:
-        names = _names(args.trackers, LOAD_TRACKERS)
         bench_load(frames[: args.load_frames + 1], box, names, args.engine, args.rounds, fixtures_dir, nano_dir)
         return 0
     ours = build_ours(nano_dir, args.weights, args.engine)
