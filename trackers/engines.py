@@ -44,8 +44,8 @@ OPSET = 17
 EXPORTER = "torch.onnx.export(dynamo=False)"
 #: bump when the exported graph's layout changes, so old cache files are not reused
 GRAPH_LAYOUT = 1
-#: timed runs per engine in the `auto` probe (after one warm-up run each); the fastest counts
-PROBE_RUNS = 3
+#: timed runs per engine in the `auto` probe (alternating, after one warm-up run each); the fastest counts
+PROBE_RUNS = 5
 #: torch must be this much slower before `auto` leaves it (ties keep the eager reference engine)
 AUTO_MARGIN = 1.05
 
@@ -303,16 +303,6 @@ class OnnxEngine:
         return out
 
 
-def _time_call(fn, runs: int) -> float:
-    fn()                                   # warm-up (first-run allocations, lazy init)
-    best = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1e3
-
-
 def _decisions_path() -> str:
     return os.path.join(cache_dir(), "auto_engine.json")
 
@@ -339,14 +329,25 @@ def _write_decision(key: str, decision: dict) -> None:
 
 
 def probe(engine: OnnxEngine, net: torch.nn.Module, runs: int = PROBE_RUNS) -> dict:
-    """Time one dummy frame in both engines (fastest of `runs`), with the current template."""
+    """Time one dummy frame in both engines, alternating them (a burst of load from another
+    process then hits both alike), after one warm-up call each; the fastest call of each counts."""
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(engine.x_shape, generator=gen) * 255
     kwargs = dict(engine.track_kwargs)
-    with torch.inference_mode():
-        torch_ms = _time_call(lambda: net.track(x, **kwargs), runs)
-    ort_ms = _time_call(lambda: engine.track(x, with_channels=False), runs)
-    return {"torch_ms": round(torch_ms, 3), "onnxruntime_ms": round(ort_ms, 3)}
+
+    def run_torch():
+        with torch.inference_mode():
+            net.track(x, **kwargs)
+    calls = {"torch_ms": run_torch, "onnxruntime_ms": lambda: engine.track(x, with_channels=False)}
+    best = {k: float("inf") for k in calls}
+    for k, fn in calls.items():
+        fn()
+    for _ in range(runs):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], (time.perf_counter() - t0) * 1e3)
+    return {k: round(v, 3) for k, v in best.items()}
 
 
 class EngineMixin:
