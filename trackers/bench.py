@@ -230,18 +230,13 @@ def start_busy_process():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def mean_fps(tracker: Tracker, frames: list, box, rounds: int) -> float:
-    """Frames per second over all rounds together (under steady load a best round would flatter)."""
-    total = sum(time_tracker(tracker, frames, box) for _ in range(rounds))
-    return rounds * (len(frames) - 1) / total
-
-
 def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
     """Each tracker idle, then with one busy core (a process this command starts and stops), same
     frames, same process: prints both fps and their ratio; returns [(name, idle, loaded)]."""
     import tempfile
-    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure (mean fps); 'loaded' = one extra "
-          f"process spinning a core (`while True: pass`), started by this command; target >= {TARGET_LOADED}x")
+    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure, idle and loaded rounds alternating "
+          f"(fps over all rounds); 'loaded' = one extra process spinning a core (`while True: pass`), started "
+          f"and stopped by this command; target >= {TARGET_LOADED}x")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -251,14 +246,19 @@ def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir:
                 print(f"  {name:22s} skipped: {e}")
                 continue
             time_tracker(tracker, frames[:4], box)          # warm-up outside both figures
-            idle = mean_fps(tracker, frames, box, rounds)
-            busy = start_busy_process()
-            try:
-                time.sleep(0.2)                              # let the busy process reach its core
-                loaded = mean_fps(tracker, frames, box, rounds)
-            finally:
-                busy.kill()
-                busy.wait()
+            # idle and loaded rounds alternate, so a change in the machine's own load during the
+            # run hits both figures alike
+            spent = {"idle": 0.0, "loaded": 0.0}
+            for _ in range(rounds):
+                spent["idle"] += time_tracker(tracker, frames, box)
+                busy = start_busy_process()
+                try:
+                    time.sleep(0.2)                          # let the busy process reach its core
+                    spent["loaded"] += time_tracker(tracker, frames, box)
+                finally:
+                    busy.kill()
+                    busy.wait()
+            idle, loaded = (rounds * (len(frames) - 1) / spent[k] for k in ("idle", "loaded"))
             rows.append((name, idle, loaded))
             print(f"  {name:22s} {tracker.engine_name:11s} idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
                   f"ratio {loaded / idle:.2f}", flush=True)
