@@ -8,7 +8,11 @@ Tolerances (written down here, the issue asks for them):
 * network outputs: |onnx - torch| <= NET_RTOL * max|torch| + NET_ATOL per output tensor (float32
   summation order differs between the engines; measured ~1e-6 relative, ResNet-50 ~1e-5);
 * open-loop boxes over OPEN_LOOP_FRAMES frames: every coordinate within BOX_ATOL pixels (the
-  state feeds back, so tiny output differences may move a crop by a rounding step).
+  state feeds back, so tiny output differences may move a crop by a rounding step);
+* SiamFC-type trackers pick the argmax of a 16x bicubic-upsampled response: where two upsampled
+  cells are within float32 noise of each other (seeded weights give flat maps) the engines may pick
+  neighbours, one cell = total_stride / response_up = 0.5 search-crop px, about 1 frame px here;
+  their boxes are held to SIAMFC_BOX_ATOL.
 """
 import os
 
@@ -21,6 +25,7 @@ from tests.conftest import shared_path
 NET_RTOL = 1e-4
 NET_ATOL = 1e-5
 BOX_ATOL = 0.05
+SIAMFC_BOX_ATOL = 1.5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
@@ -115,7 +120,8 @@ def test_onnx_engine_matches_torch(name, tmp_path_factory):
     ort.init(frames[0], BAG_BOX)
     for i, frame in enumerate(frames[1:], 1):
         a, b = ref.track(frame), ort.track(frame)
-        np.testing.assert_allclose(b.box, a.box, atol=BOX_ATOL, rtol=0, err_msg=f"{name} frame {i}")
+        atol = SIAMFC_BOX_ATOL if name.startswith("siamfc") else BOX_ATOL
+        np.testing.assert_allclose(b.box, a.box, atol=atol, rtol=0, err_msg=f"{name} frame {i}")
         assert len(b.channels) == len(a.channels)
 
 

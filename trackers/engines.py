@@ -152,13 +152,16 @@ class _Plan:
         return plan
 
     def flat(self, out: dict, state: dict) -> list[torch.Tensor]:
-        """The same traversal as from_probe, on a traced call: the graph's outputs in order."""
+        """The same traversal as from_probe, on a traced call: the graph's outputs in order. Which
+        leaves are outputs is the probe's decision: under tracing a size read from a tensor (SiamAttn's
+        `corr_size`) may come back as a tensor, and is still the constant the probe recorded."""
         flat: list[torch.Tensor] = []
-        order = [k for k in out if k != "xcorr"] + (["xcorr"] if "xcorr" in out else [])
-        for k in order:
-            flat += [leaf for leaf in pytree.tree_leaves(out[k]) if isinstance(leaf, torch.Tensor)]
-        for k in state:
-            flat += [leaf for leaf in pytree.tree_leaves(state[k]) if isinstance(leaf, torch.Tensor)]
+        for entries, values in ((self.outputs, out), (self.state, state)):
+            for k, _, leaves in entries:
+                traced = pytree.tree_leaves(values[k])
+                if len(traced) != len(leaves):
+                    raise EngineError(f"track() output {k!r} changed structure under tracing")
+                flat += [t for t, (kind, _) in zip(traced, leaves) if kind == "out"]
         return flat
 
 
