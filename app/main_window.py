@@ -66,7 +66,10 @@ class MessageBar(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 3, 4, 3)
         lay.addWidget(self.label, 1)
+        self._actions_layout = QHBoxLayout()
+        lay.addLayout(self._actions_layout)
         lay.addWidget(close)
+        self.action_buttons: list[QPushButton] = []
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.level = ""
         self.text = ""
@@ -74,15 +77,41 @@ class MessageBar(QWidget):
         self._timer.timeout.connect(self.hide)
         self.hide()
 
-    def show_message(self, level: str, text: str) -> None:
+    def show_message(self, level: str, text: str, actions=()) -> None:
+        """`actions`: (button text, callable) pairs shown beside the text -- the fix, right there."""
         self.level, self.text = level, text
         self.label.setText(text)
         self.setStyleSheet(MESSAGE_STYLES.get(level, MESSAGE_STYLES["info"]))
+        for b in self.action_buttons:
+            self._actions_layout.removeWidget(b)
+            b.deleteLater()
+        self.action_buttons = []
+        for label, slot in actions:
+            b = QPushButton(label)
+            b.setStyleSheet("background:white; color:black; padding:2px 8px;")
+            b.clicked.connect(lambda *_, f=slot: f())
+            self._actions_layout.addWidget(b)
+            self.action_buttons.append(b)
         self.show()
         if level == "info":
             self._timer.start()
         else:
             self._timer.stop()
+
+
+def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
+    """(line, tooltip) naming the tracker that is loaded, its checkpoint file and sha256."""
+    if info is None:
+        return "Loaded: no tracker", "no tracker is loaded: Start loads the picked one"
+    if info.checkpoint:
+        sha = info.checkpoint_sha256 or "not a file"
+        line = (f"Loaded: {info.name} on {info.device.upper()} · {os.path.basename(info.checkpoint)} "
+                f"· sha256 {sha[:12]}")
+        tip = f"{info.name}\ncheckpoint: {os.path.abspath(info.checkpoint)}\nsha256: {sha}"
+    else:
+        line = f"Loaded: {info.name} on {info.device.upper()} · no checkpoint file (no trained weights)"
+        tip = line
+    return line, tip
 
 
 class MainWindow(QMainWindow):
@@ -178,15 +207,28 @@ class MainWindow(QMainWindow):
         self.heat_check = QCheckBox("Heatmap on video")
         self.heat_check.toggled.connect(self._heat_toggled)
 
+        # two rows, so the picker shows its whole text at 1280 px: what to run, then how to run it
+        # beside what is loaded
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
         for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo):
             bar.addWidget(w)
-        bar.addSpacing(12)
+        bar.setStretch(2, 1)
+        transport = QHBoxLayout()
+        transport.setContentsMargins(6, 0, 6, 0)
         for w in (self.start_button, self.play_button, self.step_button, self.stop_button, QLabel("Speed"),
                   self.speed_combo, self.heat_check):
-            bar.addWidget(w)
-        bar.setStretch(2, 1)
+            transport.addWidget(w)
+        self.tracker_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.stop_button.setEnabled(False)       # nothing to stop until a run starts
+
+        # what is loaded (name, checkpoint file, sha256): its own line, so it is never cut
+        self.loaded_label = QLabel()
+        self.loaded_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.loaded_label.setContentsMargins(8, 0, 6, 0)
+        self.loaded_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.loaded_label.setText(provenance_text(None)[0])
+        transport.addWidget(self.loaded_label, 1)
 
         self.video = VideoView()
         self.video.setMinimumSize(320, 240)
@@ -239,6 +281,7 @@ class MainWindow(QMainWindow):
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(2)
         cl.addLayout(bar)
+        cl.addLayout(transport)
         cl.addWidget(self.messages)
         cl.addWidget(main, 1)
         self.setCentralWidget(central)
@@ -295,8 +338,8 @@ class MainWindow(QMainWindow):
         return a
 
     # -- messages --------------------------------------------------------------------------------
-    def show_message(self, level: str, text: str) -> None:
-        self.messages.show_message(level, text)
+    def show_message(self, level: str, text: str, actions=()) -> None:
+        self.messages.show_message(level, text, actions)
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
 
     # -- sources ---------------------------------------------------------------------------------
@@ -378,13 +421,19 @@ class MainWindow(QMainWindow):
         self.device_combo.currentIndexChanged.connect(lambda _: self.configure_tracker())
         self._tracker_changed()
 
-    @staticmethod
-    def _tracker_label(spec) -> str:
-        """The picker's text: the title, marked where the checkpoint is not in a model folder."""
+    def _tracker_label(self, spec) -> str:
+        """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
+        model folder)."""
         title = spec.title or spec.name
-        if spec.needs_weights and registry.find_weights(spec) is None:
+        if spec.needs_weights and self._known_weights(spec) is None:
             return f"{title}  — no checkpoint"
         return title
+
+    def _known_weights(self, spec) -> Optional[str]:
+        """The checkpoint chosen for this tracker before (if the file is still there), else the one
+        in the model folders."""
+        remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")
+        return remembered if remembered and os.path.isfile(remembered) else registry.find_weights(spec)
 
     def _refresh_tracker_labels(self) -> None:
         for i in range(self.tracker_combo.count()):
@@ -415,6 +464,7 @@ class MainWindow(QMainWindow):
         if weights is not None:
             self.weights_edit.setText(weights)
             self.settings.setValue(f"weights/{name}", weights)
+            self._refresh_tracker_labels()
         else:
             self._fill_weights(name)
         self.settings.setValue("tracker", name)
@@ -428,8 +478,7 @@ class MainWindow(QMainWindow):
 
     def _fill_weights(self, name: str) -> None:
         spec = registry.get(name)
-        remembered = str(self.settings.value(f"weights/{name}", "") or "")
-        path = remembered if remembered and os.path.isfile(remembered) else (registry.find_weights(spec) or "")
+        path = self._known_weights(spec) or ""
         self.weights_edit.setText(path)
         self.weights_edit.setEnabled(spec.needs_weights)
         self.weights_button.setEnabled(spec.needs_weights)
@@ -449,30 +498,52 @@ class MainWindow(QMainWindow):
         name = self.tracker_name()
         if name:
             self.settings.setValue(f"weights/{name}", self.weights_edit.text().strip())
+            self._refresh_tracker_labels()      # "— no checkpoint" goes once one is chosen
             self.configure_tracker()
 
-    def configure_tracker(self) -> None:
+    def configure_tracker(self) -> bool:
+        """Ask the worker for the picked tracker; False (the loaded one dropped, the fix offered in
+        place) when it needs a checkpoint that nobody has chosen."""
         name = self.tracker_name()
         if not name:
-            return
+            return False
         spec = registry.get(name)
         weights = self.weights_edit.text().strip() or None
         if spec.needs_weights and weights is None:
-            self.show_message("warning", f"{spec.title or name} needs its checkpoint ({spec.weights_file or 'a .pth file'}): "
-                              "choose it with the Checkpoint… button")
-            return
+            # never leave the previous tracker running under this one's name
+            self.worker.unload()
+            self._show_tracker(None)
+            self.show_message("warning", f"{spec.title or name} needs its checkpoint "
+                              f"({spec.weights_file or 'a .pth file'}). Choose the file, or download it "
+                              "from the model zoo.",
+                              actions=[("Choose file…", self.choose_weights),
+                                       ("Open model zoo", self.open_model_zoo)])
+            return False
         weights = weights if spec.needs_weights else None
         device = self.device_combo.currentData()
         info = self.tracker_info
         if info is None or (info.name, info.weights, info.device) != (name, weights, device):
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
         self.worker.configure(name, weights, device)
+        return True
 
-    def _on_tracker_ready(self, info: TrackerInfo) -> None:
+    def _on_tracker_ready(self, info: Optional[TrackerInfo]) -> None:
+        self._show_tracker(info)
+        if info is not None:
+            where = f" from {os.path.basename(info.checkpoint)}" if info.checkpoint else ""
+            self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+
+    def _show_tracker(self, info: Optional[TrackerInfo]) -> None:
+        """Tracker bar and panel say what is loaded (never what is merely picked)."""
         self.tracker_info = info
-        self.params.set_params(info.params, title=info.name)
-        where = f" from {os.path.basename(info.weights)}" if info.weights else ""
-        self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+        text, tip = provenance_text(info)
+        self.loaded_label.setText(text)
+        self.loaded_label.setToolTip(tip)
+        if info is None:
+            self.params.set_params(None)
+            return
+        ckpt = f" ({os.path.basename(info.checkpoint)})" if info.checkpoint else ""
+        self.params.set_params(info.params, title=info.name + ckpt)
 
     def _param_changed(self, name: str, value) -> None:
         self.worker.set_param(name, value)
@@ -487,7 +558,8 @@ class MainWindow(QMainWindow):
         if box is None:
             self.show_message("warning", "Drag a box around the target on the video first")
             return
-        self.configure_tracker()
+        if not self.configure_tracker():
+            return      # refused in place: the message bar offers the checkpoint
         self.worker.init_box(box, self.drawn_packet.index, play=True)
 
     def set_playing(self, playing: bool) -> None:
@@ -570,9 +642,9 @@ class MainWindow(QMainWindow):
         if info is None or src is None:
             return
         if rec is None or rec.tracker != info.name or self.store.source_spec != src.spec or \
-                rec.checkpoint != (os.path.abspath(info.weights) if info.weights else None):
-            self.store.start(info.name, self.params.values(), info.weights, src.spec, str(src.name), src.fps,
-                             src.is_live)
+                rec.checkpoint != (os.path.abspath(info.checkpoint) if info.checkpoint else None):
+            self.store.start(info.name, self.params.values(), info.checkpoint, src.spec, str(src.name), src.fps,
+                             src.is_live, checkpoint_sha256=info.checkpoint_sha256)
             self._timeline_version = -1
 
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:

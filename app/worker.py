@@ -25,6 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from trackers.base import BoxError, TrackResult, Tracker, validate_box
+from trackers.results import file_sha256
 from trackers.sources import FrameSource, SourceError, open_source
 
 
@@ -42,9 +43,13 @@ class SourceInfo:
 @dataclasses.dataclass
 class TrackerInfo:
     name: str
-    weights: Optional[str]
+    weights: Optional[str]       # the checkpoint the user gave (None: the tracker's own choice)
     device: str
     params: object               # a copy of tracker.params, for building the panel
+    # what was actually loaded: the file (the given one, the one found in the model folders, or
+    # the built-in weights in resources/) and its sha256 -- the one source of "what produced this"
+    checkpoint: Optional[str] = None
+    checkpoint_sha256: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -228,6 +233,10 @@ class TrackingWorker(QThread):
     def stop_tracking(self) -> None:
         self.send("stop")
 
+    def unload(self) -> None:
+        """Drop the loaded tracker (the picked one cannot be built): nothing runs a stale one."""
+        self.send("unload")
+
     def sync(self) -> int:
         """A barrier: the worker answers with a "synced" event carrying the returned number once it
         has handled every command sent before this one (so every packet those commands produce has
@@ -329,12 +338,15 @@ class TrackingWorker(QThread):
         try:
             tracker = self._tracker_factory(name, weights or None, device)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
+            self._post("tracker", None)     # the window must not go on showing the previous tracker
             self._post("message", "error", f"Cannot load {name}: {_describe(e)}")
             return
         self.tracker = tracker
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
-        self._post("tracker", TrackerInfo(name, weights or None, device, params))
+        checkpoint = _loaded_checkpoint(name, weights or None)
+        self._post("tracker", TrackerInfo(name, weights or None, device, params, checkpoint,
+                                          file_sha256(checkpoint)))
         if was_tracking:
             self._post("message", "info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 
@@ -416,6 +428,15 @@ class TrackingWorker(QThread):
     def _cmd_stop(self):
         self._set_playing(False)
         self._set_tracking(False)
+
+    def _cmd_unload(self):
+        self._set_playing(False)
+        self._set_tracking(False)
+        had = self.tracker is not None
+        self.tracker = None
+        self._tracker_config = None
+        if had:
+            self._post("tracker", None)
 
     # -- frames --------------------------------------------------------------------------------
     def _seek_to(self, index: int, emit: bool) -> None:
@@ -521,6 +542,14 @@ class TrackingWorker(QThread):
             except Exception:  # noqa: BLE001
                 pass
             self.source = None
+
+
+def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
+    from trackers import registry
+    try:
+        return registry.loaded_checkpoint(registry.get(name), weights)
+    except KeyError:     # a tracker built by a test's factory under a name the registry lacks
+        return weights
 
 
 def _describe(e: BaseException) -> str:
