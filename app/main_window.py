@@ -735,7 +735,9 @@ class MainWindow(QMainWindow):
     def _info_text(self, p: FramePacket, result: Optional[TrackResult]) -> str:
         parts = [f"frame {p.index}"]
         if result is not None:
-            parts.append(f"score {result.score:.3f}")
+            # "confidence": the chosen cell before penalty and window (the score map's caption gives
+            # the peak after them, which is a different, usually lower, number)
+            parts.append(f"confidence {result.score:.3f}")
             if result.state.value != "tracking":
                 parts.append(result.state.value.upper())
         if p.kind == "track":

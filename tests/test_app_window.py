@@ -281,7 +281,7 @@ def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_pa
     assert window.current_index == 150 and window.tracking and window.drawn_packet.kind == "frame"
     # the heatmap and channels still hold an earlier frame's output: they say so, dimmed
     assert window.heatmap.caption.text().endswith("frame 150 has no network output")
-    assert window.heatmap.image.opacity() < 1 and window.channels.scroll.graphicsEffect() is not None
+    assert window.heatmap.image.opacity() < 1 and window.channels.dimmed
     assert window.channels.info.text().startswith(f"frame {window.heatmap.frame}'s ")
     # a box drawn on it restarts the tracker there
     drag_box(qtbot, window.video, tuple(gt[150]))
@@ -290,4 +290,4 @@ def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_pa
     qtbot.waitUntil(lambda: window.current_index == 151 and window.drawn_packet.kind == "track", timeout=10000)
     assert iou(window.drawn_packet.result.box, gt[151]) > 0.5
     assert window.heatmap.caption.text().startswith("frame 151: score map")
-    assert window.heatmap.image.opacity() == 1 and window.channels.scroll.graphicsEffect() is None
+    assert window.heatmap.image.opacity() == 1 and not window.channels.dimmed
