@@ -489,9 +489,15 @@ class ChannelGrid(QWidget):
             self.big.setTitle(title)
 
 
+#: the timeline's score-axis choices: auto fits the scores (and IoU) shown, so a good run is not a
+#: flat line under the top edge; "0 – 1" is the fixed probability scale
+AXIS_CHOICES = [("axis: auto", "auto"), ("axis: 0 – 1", "unit")]
+
+
 class Timeline(QWidget):
     """Best score per frame, the current frame marked, lost / re-detecting frames coloured and the
-    frames where the tracker was (re-)initialised drawn as dashed lines."""
+    frames where the tracker was (re-)initialised drawn as dashed lines; with ground truth, the
+    IoU with it per frame (magenta) and the mean IoU / AUC so far."""
 
     seekRequested = Signal(int)
 
@@ -508,6 +514,7 @@ class Timeline(QWidget):
         self.plot.addItem(self.bad)
         self.inits = pg.PlotCurveItem(pen=pg.mkPen((0, 255, 0, 140), width=1, style=Qt.DashLine), connect="pairs")
         self.plot.addItem(self.inits)
+        self.iou_curve = self.plot.plot([], [], pen=pg.mkPen((255, 64, 255), width=1.2))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 220, 0), width=1.5))
         self.plot.addItem(self.cursor)
         cache_axes(self.plot.getPlotItem())
@@ -517,9 +524,20 @@ class Timeline(QWidget):
         self.follow = QCheckBox("follow")
         self.follow.setChecked(True)
         self.follow.setToolTip("keep the current frame in view")
+        self.axis_combo = QComboBox()
+        for label, name in AXIS_CHOICES:
+            self.axis_combo.addItem(label, name)
+        self.axis_combo.setToolTip("score axis: fitted to the run, or fixed at 0 – 1")
+        self.axis_combo.currentIndexChanged.connect(lambda _: self._fit_y(force=True))
+        self.score_label = QLabel("")       # mean IoU / AUC so far (with ground truth)
+        self.score_label.setAlignment(Qt.AlignCenter)
+        self.score_label.setWordWrap(True)
+        self.score_label.setStyleSheet("color:#ff40ff;")
         side = QVBoxLayout()
         side.addWidget(self.state_label)
         side.addWidget(self.follow)
+        side.addWidget(self.axis_combo)
+        side.addWidget(self.score_label)
         side.addStretch(1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -528,15 +546,49 @@ class Timeline(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.setXRange(0, 100, padding=0)
         self.plot.setYRange(-0.02, 1.08, padding=0)
-        self._unit_scale = True
+        self._y_range: Optional[tuple[float, float]] = (-0.02, 1.08)
         self.frames = np.zeros(0)
         self.scores = np.zeros(0)
+        self._fit_scores = np.zeros(0)
+        self.ious: dict[int, float] = {}
+
+    def set_ious(self, ious: dict[int, float], summary: str = "") -> None:
+        """IoU with the ground truth per frame (empty: no ground truth) and its summary line."""
+        self.ious = ious
+        frames = sorted(ious)
+        self.iou_curve.setData(frames, [ious[f] for f in frames])
+        if summary != self.score_label.text():
+            self.score_label.setText(summary)
+
+    def _fit_y(self, force: bool = False) -> None:
+        """The score axis: 0 – 1, or (auto) the range of the scores and IoU shown, padded; changed
+        only when the data leave it or use much less of it (re-laying the axis out costs time)."""
+        if self.axis_combo.currentData() == "unit":
+            target = (-0.02, 1.08)
+        else:
+            values = np.concatenate([self._fit_scores[np.isfinite(self._fit_scores)],
+                                     np.fromiter(self.ious.values(), float, len(self.ious))])
+            if not len(values):
+                target = (-0.02, 1.08)
+            else:
+                lo, hi = float(values.min()), float(values.max())
+                pad = max(0.05 * (hi - lo), 0.01)
+                target = (lo - pad, hi + pad)
+                cur = self._y_range
+                if not force and cur is not None and cur[0] <= lo and cur[1] >= hi and \
+                        (hi - lo) >= 0.6 * (cur[1] - cur[0]):
+                    return
+        if force or target != self._y_range:
+            self._y_range = target
+            self.plot.setYRange(*target, padding=0)
 
     def set_run(self, records, current: int, state: Optional[str]) -> None:
         """records: the run's FrameRecords in frame order."""
         frames = np.fromiter((r.frame for r in records), float, len(records))
         scores = np.fromiter((r.score for r in records), float, len(records))
         self.frames, self.scores = frames, scores
+        # an init frame's score is 1 by definition: fitting the axis to it would flatten the run
+        self._fit_scores = scores[~np.fromiter((r.init for r in records), bool, len(records))]
         self.curve.setData(frames, scores)
         bad = [(r.frame, r.score, STATE_COLOURS[r.state]) for r in records if r.state in STATE_COLOURS]
         if bad:
@@ -545,17 +597,10 @@ class Timeline(QWidget):
             self.bad.setData([], [])
         init_frames = [r.frame for r in records if r.init]
         xs = [v for f in init_frames for v in (f, f)]
-        ys = [v for _ in init_frames for v in (0.0, 1.0)]
+        ys = [v for _ in init_frames for v in (-1e6, 1e6)]      # full height, whatever the axis
         self.inits.setData(xs, ys)
         self.cursor.setValue(current)
-        # probabilities on a fixed 0..1 scale; other scores (SiamFC responses) on their own range
-        unit = not len(scores) or (scores.min() >= 0.0 and scores.max() <= 1.0)
-        if unit != self._unit_scale:
-            self._unit_scale = unit
-            if unit:
-                self.plot.setYRange(-0.02, 1.08, padding=0)
-            else:
-                self.plot.enableAutoRange(axis="y")
+        self._fit_y()
         if self.follow.isChecked() and len(frames):
             lo = max(float(frames[0]), current - 300)
             self.plot.setXRange(lo, max(current + 10, lo + 20), padding=0)

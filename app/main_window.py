@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, 
 
 from trackers import registry
 from trackers.base import TrackResult
+from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
+                                  read_groundtruth, score_so_far)
 
 from .export import RunStore, VideoExportJob
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
@@ -143,6 +145,8 @@ class MainWindow(QMainWindow):
         self.track_fps = 0.0
         self.track_ms = 0.0
         self.export_job: Optional[VideoExportJob] = None
+        self.groundtruth: Optional[GroundTruth] = None
+        self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against it
         self._closing = False
 
         self._build_widgets()
@@ -235,8 +239,11 @@ class MainWindow(QMainWindow):
         self.video.boxDrawn.connect(self._box_drawn)
         self.video.drawStarted.connect(self._draw_started)
         self.info = QLabel("Open a video (File ▸ Open, or drop a file here)")
-        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.info.setStyleSheet("font-family: monospace;")
+        # wraps rather than cuts (SiamMask's stage timings run long); two lines tall always, so
+        # the video does not jump when a line wraps
+        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.info.setWordWrap(True)
+        self.info.setFixedHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setTracking(False)
         self.slider.setEnabled(False)
@@ -311,6 +318,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Open &video…", self.choose_video, QKeySequence.Open)
         self._action(m, "Open image &folder…", self.choose_folder)
         self._action(m, "Open &camera…", self.choose_camera)
+        self._action(m, "Attach &ground truth…", self.choose_groundtruth, QKeySequence("Ctrl+G"))
         m.addSeparator()
         self._action(m, "Export annotated &video…", self.choose_export_video)
         self._action(m, "Export &results…", self.choose_export_results)
@@ -384,8 +392,51 @@ class MainWindow(QMainWindow):
                 ev.acceptProposedAction()
                 return
 
+    # -- ground truth ----------------------------------------------------------------------------
+    def choose_groundtruth(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Attach ground truth", self._last_dir(),
+                                              "Ground truth (*.txt *.label);;All files (*)")
+        if path:
+            self.attach_groundtruth(path)
+
+    def attach_groundtruth(self, path: Optional[str]) -> bool:
+        """Read a ground-truth file (OTB / GOT-10k / LaSOT / VOT) for the open sequence; None
+        detaches it. A file that cannot be read is one message; what was attached stays."""
+        if path is None:
+            self.groundtruth = None
+        else:
+            try:
+                gt = read_groundtruth(path)
+            except GroundTruthError as e:
+                self.show_message("error", str(e))
+                return False
+            self.groundtruth = gt
+            count = self.source_info.frame_count if self.source_info else None
+            note = ""
+            if count and len(gt) != count:
+                note = f" — it has {len(gt)} rows for {count} frames; frames without a row have no truth"
+            self.show_message("warning" if note else "info",
+                              f"Ground truth {gt.path} ({gt.layout}, {gt.present} boxes){note}")
+        self._timeline_version = -1
+        if self.drawn_packet is not None:
+            self._draw_groundtruth(self.drawn_packet.index)
+            self._refresh_timeline(self.drawn_packet, self._result_for(self.drawn_packet), force=True)
+        return True
+
+    def _draw_groundtruth(self, index: int) -> None:
+        self.video.set_groundtruth(self.groundtruth.box(index) if self.groundtruth is not None else None)
+
     def _on_source_opened(self, info: SourceInfo) -> None:
         self.source_info = info
+        self.groundtruth = None
+        self.video.set_groundtruth(None)
+        if isinstance(info.spec, str) and os.path.exists(info.spec):
+            found = find_groundtruth(info.spec)      # a sequence folder brings its own
+            if found is not None:
+                try:
+                    self.groundtruth = read_groundtruth(found)
+                except GroundTruthError as e:
+                    self.show_message("warning", f"{e} — open the sequence without ground truth")
         self.store = RunStore()
         self._timeline_version = -1
         self.timeline.set_run([], 0, None)
@@ -397,8 +448,9 @@ class MainWindow(QMainWindow):
         self.slider.setRange(0, max((info.frame_count or 1) - 1, 0))
         self.slider.setValue(0)
         self.slider.blockSignals(False)
+        gt = f", ground truth {os.path.basename(self.groundtruth.path)}" if self.groundtruth is not None else ""
         self.show_message("info", f"Opened {name} ({info.width}x{info.height}"
-                          + (f", {info.frame_count} frames" if info.frame_count else "")
+                          + (f", {info.frame_count} frames" if info.frame_count else "") + gt
                           + "). Drag a box around the target, then press Start.")
 
     # -- trackers --------------------------------------------------------------------------------
@@ -462,11 +514,9 @@ class MainWindow(QMainWindow):
         self.tracker_combo.setCurrentIndex(i)
         self.tracker_combo.blockSignals(False)
         if weights is not None:
-            self.weights_edit.setText(weights)
             self.settings.setValue(f"weights/{name}", weights)
             self._refresh_tracker_labels()
-        else:
-            self._fill_weights(name)
+        self._fill_weights(name, weights)
         self.settings.setValue("tracker", name)
         self.configure_tracker()
 
@@ -476,9 +526,9 @@ class MainWindow(QMainWindow):
         self._fill_weights(name)
         self.configure_tracker()
 
-    def _fill_weights(self, name: str) -> None:
+    def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
         spec = registry.get(name)
-        path = self._known_weights(spec) or ""
+        path = path if path is not None else (self._known_weights(spec) or "")
         self.weights_edit.setText(path)
         self.weights_edit.setEnabled(spec.needs_weights)
         self.weights_button.setEnabled(spec.needs_weights)
@@ -700,6 +750,7 @@ class MainWindow(QMainWindow):
     def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
         self.video.set_frame(p.rgb)
         self.video.set_result(result)
+        self._draw_groundtruth(p.index)
         if self.slider.isEnabled() and not self.slider.isSliderDown():
             self.slider.blockSignals(True)
             self.slider.setValue(p.index)
@@ -725,6 +776,17 @@ class MainWindow(QMainWindow):
         state = None
         if result is not None:
             state = "init" if p.kind == "init" else result.state.value
+        ious, summary, self.run_score = {}, "", None
+        if self.groundtruth is not None:
+            pred = {f.frame: f.box for f in frames}
+            ious = iou_by_frame(pred, self.groundtruth)
+            self.run_score = score_so_far(pred, self.groundtruth)
+            if self.run_score is not None:
+                summary = (f"IoU {ious.get(p.index, float('nan')):.2f}\nmean {self.run_score.mean_iou:.3f}\n"
+                           f"AUC {self.run_score.auc:.3f}\n({self.run_score.frames} fr.)")
+            else:
+                summary = "ground truth:\nno frame scored yet"
+        self.timeline.set_ious(ious, summary)
         self.timeline.set_run(frames, p.index, state)
 
     def _frame_text(self, index: int) -> str:
@@ -740,6 +802,10 @@ class MainWindow(QMainWindow):
             parts.append(f"confidence {result.score:.3f}")
             if result.state.value != "tracking":
                 parts.append(result.state.value.upper())
+        if result is not None and self.groundtruth is not None:
+            truth = self.groundtruth.box(p.index)
+            parts.append("IoU " + (f"{iou_by_frame({p.index: result.box}, self.groundtruth)[p.index]:.2f}"
+                                   if truth is not None else "– (no truth)"))
         if p.kind == "track":
             parts.append(f"{self.track_fps:5.1f} fps (mean)")
             stages = " ".join(f"{k} {v:.1f}" for k, v in p.result.timings.items())

@@ -18,8 +18,10 @@ from trackers.base import TrackResult, TrackingState
 
 BOX_PEN = QPen(QColor(0, 255, 0), 2)
 LOST_PEN = QPen(QColor(255, 60, 60), 2)
+# ground truth: magenta, dashed, so it reads as "the reference" beside the tracker's solid green
+GT_PEN = QPen(QColor(255, 64, 255), 2, Qt.DashLine)
 DRAW_PEN = pg.mkPen((255, 220, 0), width=2, style=Qt.DashLine)
-for _pen in (BOX_PEN, LOST_PEN):
+for _pen in (BOX_PEN, LOST_PEN, GT_PEN):
     _pen.setCosmetic(True)   # width in screen pixels, whatever the zoom
 # Overlay colours: inferno, with opacity rising with the score so that low-score cells leave the
 # frame visible and the peak stands out (alpha 0 at the map's minimum, 160 at its maximum).
@@ -64,6 +66,11 @@ class VideoView(pg.GraphicsView):
         self.result_box.setZValue(8)
         self.result_box.setVisible(False)
         self.vb.addItem(self.result_box)
+        self.gt_box = QGraphicsRectItem()
+        self.gt_box.setPen(GT_PEN)
+        self.gt_box.setZValue(7.5)
+        self.gt_box.setVisible(False)
+        self.vb.addItem(self.gt_box)
         self.roi = pg.RectROI((0, 0), (1, 1), pen=DRAW_PEN, movable=True, rotatable=False, removable=False)
         self.roi.addScaleHandle((0, 0), (1, 1))
         self.roi.addScaleHandle((1, 0), (0, 1))
@@ -134,6 +141,14 @@ class VideoView(pg.GraphicsView):
         x0, y0, x1, y1 = result.search_region.score_extent
         self.heat.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.heat.setVisible(True)
+
+    def set_groundtruth(self, box: Optional[tuple]) -> None:
+        """The ground-truth box of the frame on screen (None: none for it)."""
+        if box is None:
+            self.gt_box.setVisible(False)
+            return
+        self.gt_box.setRect(QRectF(*box))
+        self.gt_box.setVisible(True)
 
     # -- the user's box --------------------------------------------------------------------------
     def user_box(self) -> Optional[tuple]:
