@@ -579,7 +579,9 @@ class MainWindow(QMainWindow):
 
     def _on_tracker_ready(self, info: Optional[TrackerInfo]) -> None:
         self._show_tracker(info)
-        if info is not None:
+        # a load overtaken by a later pick (arrowing through the picker) is not news: the message
+        # bar keeps what concerns the picked tracker (e.g. its missing checkpoint)
+        if info is not None and info.name == self.tracker_name():
             where = f" from {os.path.basename(info.checkpoint)}" if info.checkpoint else ""
             self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
 
