@@ -12,11 +12,12 @@ import time
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar, QPushButton,
-                               QSizePolicy, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QSizePolicy, QSlider, QSplitter, QStackedWidget, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from trackers import registry
 from trackers.base import TrackResult
@@ -26,6 +27,8 @@ from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, f
 from .export import RunStore, VideoExportJob
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .params_panel import ParamsPanel
+from .recent import RecentFiles
+from .start_page import StartPage
 from .video_view import VideoView
 from .worker import FramePacket, SourceInfo, TrackerInfo, TrackingWorker, build_tracker
 
@@ -107,12 +110,13 @@ def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
         return "Loaded: no tracker", "no tracker is loaded: Start loads the picked one"
     if info.checkpoint:
         sha = info.checkpoint_sha256 or "not a file"
-        line = (f"Loaded: {info.name} on {info.device.upper()} · {os.path.basename(info.checkpoint)} "
-                f"· sha256 {sha[:12]}")
-        tip = f"{info.name}\ncheckpoint: {os.path.abspath(info.checkpoint)}\nsha256: {sha}"
+        # short enough for the tracker bar at 1280 px (the device is in its own box); all in the tooltip
+        line = f"Loaded: {info.name} · {os.path.basename(info.checkpoint)} · sha256 {sha[:8]}"
+        tip = (f"{info.name} on {info.device.upper()}\ncheckpoint: {os.path.abspath(info.checkpoint)}\n"
+               f"sha256: {sha}")
     else:
-        line = f"Loaded: {info.name} on {info.device.upper()} · no checkpoint file (no trained weights)"
-        tip = line
+        line = f"Loaded: {info.name} · no checkpoint file"
+        tip = f"{info.name} on {info.device.upper()}: no trained weights file (training-free, or built in code)"
     return line, tip
 
 
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("SiamScope", "SiamScope")
+        self.recent = RecentFiles(self.settings)
         self.store = RunStore()
         self.source_info: Optional[SourceInfo] = None
         self.tracker_info: Optional[TrackerInfo] = None
@@ -146,11 +151,13 @@ class MainWindow(QMainWindow):
         self.track_ms = 0.0
         self.export_job: Optional[VideoExportJob] = None
         self.groundtruth: Optional[GroundTruth] = None
+        self._pending_reinit: Optional[tuple] = None     # (box, frame) awaiting "discard later frames?"
         self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against it
         self._closing = False
 
         self._build_widgets()
         self._build_menus()
+        self.start_page.set_recent(self.recent.paths())
 
         self.worker = TrackingWorker(tracker_factory=tracker_factory)
         self.worker.on("frame", self._on_packet)
@@ -225,6 +232,10 @@ class MainWindow(QMainWindow):
             transport.addWidget(w)
         self.tracker_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.stop_button.setEnabled(False)       # nothing to stop until a run starts
+        # clicking a transport button leaves the keyboard with the video, where Space and the
+        # arrows mean play and step (a focused button would take Space as a click)
+        for b in (self.start_button, self.play_button, self.step_button, self.stop_button, self.weights_button):
+            b.setFocusPolicy(Qt.NoFocus)
 
         # what is loaded (name, checkpoint file, sha256): its own line, so it is never cut
         self.loaded_label = QLabel()
@@ -238,7 +249,7 @@ class MainWindow(QMainWindow):
         self.video.setMinimumSize(320, 240)
         self.video.boxDrawn.connect(self._box_drawn)
         self.video.drawStarted.connect(self._draw_started)
-        self.info = QLabel("Open a video (File ▸ Open, or drop a file here)")
+        self.info = QLabel("")
         # wraps rather than cuts (SiamMask's stage timings run long); two lines tall always, so
         # the video does not jump when a line wraps
         self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
@@ -257,7 +268,15 @@ class MainWindow(QMainWindow):
         video_panel = QWidget()
         vl = QVBoxLayout(video_panel)
         vl.setContentsMargins(0, 0, 0, 0)
-        vl.addWidget(self.video, 1)
+        self.start_page = StartPage()
+        self.start_page.openVideo.connect(self.choose_video)
+        self.start_page.openFolder.connect(self.choose_folder)
+        self.start_page.openCamera.connect(self.choose_camera)
+        self.start_page.openRecent.connect(self.open_source)
+        self.video_stack = QStackedWidget()       # the start page until a source is open
+        self.video_stack.addWidget(self.start_page)
+        self.video_stack.addWidget(self.video)
+        vl.addWidget(self.video_stack, 1)
         vl.addWidget(self.info)
         vl.addLayout(slider_row)
 
@@ -318,6 +337,8 @@ class MainWindow(QMainWindow):
         self._action(m, "Open &video…", self.choose_video, QKeySequence.Open)
         self._action(m, "Open image &folder…", self.choose_folder)
         self._action(m, "Open &camera…", self.choose_camera)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._action(m, "Attach &ground truth…", self.choose_groundtruth, QKeySequence("Ctrl+G"))
         m.addSeparator()
         self._action(m, "Export annotated &video…", self.choose_export_video)
@@ -332,8 +353,13 @@ class MainWindow(QMainWindow):
         self._action(t, "Stop", self.stop_tracking, Qt.Key_Escape)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.params_dock.toggleViewAction())
+        self._action(v, "&Fit the video", self.video.fit, Qt.Key_F)
+        self._action(v, "Zoom &in", lambda: self._zoom_centre(1), Qt.Key_Plus)
+        self._action(v, "Zoom &out", lambda: self._zoom_centre(-1), Qt.Key_Minus)
         z = self.menuBar().addMenu("&Models")
         self._action(z, "Model &zoo: published checkpoints…", self.open_model_zoo)
+        h = self.menuBar().addMenu("&Help")
+        self._action(h, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence("?"))
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         a = QAction(text, self)
@@ -344,6 +370,37 @@ class MainWindow(QMainWindow):
         menu.addAction(a)
         self.addAction(a)
         return a
+
+    # -- comfort: zoom, recent files, shortcuts, focus -------------------------------------------
+    def _zoom_centre(self, notches: int) -> None:
+        vp = self.video.viewport()
+        self.video.zoom_at(QPointF(vp.width() / 2, vp.height() / 2), notches)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent.paths()
+        for path in paths:
+            a = self.recent_menu.addAction(path)
+            a.triggered.connect(lambda *_, p=path: self.open_source(p))
+        if not paths:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def show_shortcuts(self) -> None:
+        from .shortcuts import ShortcutsSheet
+        sheet = ShortcutsSheet(self.actions(), self)
+        self.shortcuts_sheet = sheet
+        sheet.finished.connect(lambda *_: self.return_focus())
+        sheet.open()
+
+    def return_focus(self) -> None:
+        """After a dialog: the window active and the video holding the keyboard, so Space, the
+        arrows and Esc work without a click first."""
+        if self._closing:
+            return
+        self.activateWindow()
+        self.raise_()
+        target = self.video if self.video_stack.currentWidget() is self.video else self.start_page
+        target.setFocus(Qt.OtherFocusReason)
 
     # -- messages --------------------------------------------------------------------------------
     def show_message(self, level: str, text: str, actions=()) -> None:
@@ -365,16 +422,19 @@ class MainWindow(QMainWindow):
     def choose_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(),
                                               "Videos (*.avi *.mp4 *.mov *.mkv *.webm *.mpg);;All files (*)")
+        self.return_focus()
         if path:
             self.open_source(path)
 
     def choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open image-sequence folder", self._last_dir())
+        self.return_focus()
         if path:
             self.open_source(path)
 
     def choose_camera(self) -> None:
         index, ok = QInputDialog.getInt(self, "Open camera", "Camera index:", 0, 0, 16)
+        self.return_focus()
         if ok:
             self.open_source(index)
 
@@ -396,6 +456,7 @@ class MainWindow(QMainWindow):
     def choose_groundtruth(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Attach ground truth", self._last_dir(),
                                               "Ground truth (*.txt *.label);;All files (*)")
+        self.return_focus()
         if path:
             self.attach_groundtruth(path)
 
@@ -428,6 +489,11 @@ class MainWindow(QMainWindow):
 
     def _on_source_opened(self, info: SourceInfo) -> None:
         self.source_info = info
+        self.video_stack.setCurrentWidget(self.video)
+        self.video.setFocus(Qt.OtherFocusReason)
+        if isinstance(info.spec, str) and os.path.exists(info.spec):
+            self.recent.add(info.spec)
+            self.start_page.set_recent(self.recent.paths())
         self.groundtruth = None
         self.video.set_groundtruth(None)
         if isinstance(info.spec, str) and os.path.exists(info.spec):
@@ -497,6 +563,7 @@ class MainWindow(QMainWindow):
         dialog = ModelZooDialog(self, entries, dest_dir)
         dialog.downloaded.connect(lambda _path: (self._refresh_tracker_labels(),
                                                  self._fill_weights(self.tracker_name())))
+        dialog.finished.connect(lambda *_: self.return_focus())
         dialog.show()
         self.zoo_dialog = dialog
         return dialog
@@ -540,6 +607,7 @@ class MainWindow(QMainWindow):
         start = self.weights_edit.text() or self._last_dir()
         path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
                                               "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
+        self.return_focus()
         if path:
             self.weights_edit.setText(path)
             self._weights_edited()
@@ -644,11 +712,34 @@ class MainWindow(QMainWindow):
 
     def _box_drawn(self, box: tuple) -> None:
         if self.tracking and self.drawn_packet is not None:
-            # paused mid-run: a new box re-initialises the tracker on the frame on screen
-            self.worker.init_box(box, self.drawn_packet.index, play=False)
+            # paused mid-run: a new box re-initialises the tracker on the frame on screen; when the
+            # run went past this frame, that throws its later frames away: ask first, in place
+            index = self.drawn_packet.index
+            later = sorted(k for k in self.store.results if k > index)
+            if later:
+                self._pending_reinit = (box, index)
+                self.show_message("warning", f"Re-initialising on frame {index} discards frames {later[0]}–"
+                                  f"{later[-1]} of this run ({len(later)} frames).",
+                                  actions=[("Discard them and restart here", self.confirm_reinit),
+                                           ("Keep the run", self.cancel_reinit)])
+                return
+            self.worker.init_box(box, index, play=False)
         else:
             self.show_message("info", f"Box {box[0]:.0f},{box[1]:.0f} {box[2]:.0f}x{box[3]:.0f}: "
                               "adjust it with its handles, then press Start")
+
+    def confirm_reinit(self) -> None:
+        pending, self._pending_reinit = self._pending_reinit, None
+        self.messages.hide()
+        if pending is not None:
+            self.worker.init_box(pending[0], pending[1], play=False)
+        self.return_focus()
+
+    def cancel_reinit(self) -> None:
+        self._pending_reinit = None
+        self.video.set_user_box(None)
+        self.show_message("info", "Kept the run; the drawn box is dropped")
+        self.return_focus()
 
     def _heat_toggled(self, on: bool) -> None:
         self.video.show_heatmap = on

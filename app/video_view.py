@@ -83,7 +83,43 @@ class VideoView(pg.GraphicsView):
         self.show_heatmap = False
         self.frame_shape: Optional[tuple] = None
         self._drag_origin: Optional[QPointF] = None
+        self._pan_from: Optional[QPointF] = None      # widget position of an ongoing pan
         self._setting_roi = False
+        # the keyboard goes to the video after a dialog closes (the window's keys work at once)
+        self.setFocusPolicy(Qt.StrongFocus)
+
+    # -- zoom and pan ---------------------------------------------------------------------------
+    ZOOM_STEP = 1.25     # one wheel notch
+    MAX_ZOOM = 40.0
+
+    def zoom(self) -> float:
+        """How many times the frame is enlarged over fitting the view (1 = fit)."""
+        if self.frame_shape is None:
+            return 1.0
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        H, W = self.frame_shape[:2]
+        return max(W / max(x1 - x0, 1e-9), H / max(y1 - y0, 1e-9))
+
+    def fit(self) -> None:
+        """The whole frame in view again."""
+        if self.frame_shape is not None:
+            self.vb.setRange(QRectF(0, 0, self.frame_shape[1], self.frame_shape[0]), padding=0)
+
+    def zoom_at(self, widget_pos, notches: float) -> None:
+        """Zoom by `notches` wheel steps (positive: in), keeping the frame point under `widget_pos` still."""
+        if self.frame_shape is None or notches == 0:
+            return
+        factor = self.ZOOM_STEP ** (-notches)
+        if self.zoom() / factor > self.MAX_ZOOM:
+            return
+        if notches < 0 and self.zoom() * self.ZOOM_STEP ** notches <= 1.0:
+            self.fit()          # never smaller than the fitted frame
+            return
+        self.vb.scaleBy((factor, factor), center=self.widget_to_frame(widget_pos))
+
+    def wheelEvent(self, ev):
+        self.zoom_at(ev.position(), ev.angleDelta().y() / 120.0)
+        ev.accept()
 
     # -- frames and results ---------------------------------------------------------------------
     def set_frame(self, rgb: np.ndarray) -> None:
@@ -194,6 +230,11 @@ class VideoView(pg.GraphicsView):
 
     def mousePressEvent(self, ev):
         pos = ev.position()
+        if self.frame_shape is not None and (ev.button() == Qt.MiddleButton or (
+                ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier)):
+            self._pan_from = QPointF(pos)     # Ctrl+drag or middle drag pans; a plain drag draws
+            ev.accept()
+            return
         if (ev.button() == Qt.LeftButton and self.drawing_enabled and self.frame_shape is not None
                 and not self._over_roi(pos)):
             self._drag_origin = self.widget_to_frame(pos)
@@ -203,6 +244,12 @@ class VideoView(pg.GraphicsView):
         super().mousePressEvent(ev)
 
     def mouseMoveEvent(self, ev):
+        if self._pan_from is not None:
+            a, b = self.widget_to_frame(self._pan_from), self.widget_to_frame(ev.position())
+            self.vb.translateBy(x=a.x() - b.x(), y=a.y() - b.y())
+            self._pan_from = QPointF(ev.position())
+            ev.accept()
+            return
         if self._drag_origin is not None:
             self._show_drag(self.widget_to_frame(ev.position()))
             ev.accept()
@@ -210,6 +257,10 @@ class VideoView(pg.GraphicsView):
         super().mouseMoveEvent(ev)
 
     def mouseReleaseEvent(self, ev):
+        if self._pan_from is not None:
+            self._pan_from = None
+            ev.accept()
+            return
         if self._drag_origin is not None and ev.button() == Qt.LeftButton:
             box = self._show_drag(self.widget_to_frame(ev.position()))
             self._drag_origin = None

@@ -21,7 +21,11 @@ from trackers.channel_rank import interior_mask, peak_response, target_contrast,
 
 
 def answer_file_dialog(qtbot, path: str) -> list:
-    """Type `path` into the next file dialog and press Enter (real key events), as a user would."""
+    """Type `path` into the next file dialog and press Enter (real key events), as a user would.
+    The dialog follows a typed folder as it goes and may take the first Enter for that, so the
+    path is typed again until the dialog has accepted it."""
+    import os
+    path = os.path.abspath(path)
     done = []
 
     def fill():
@@ -33,7 +37,10 @@ def answer_file_dialog(qtbot, path: str) -> list:
         edit.clear()
         QTest.keyClicks(edit, path)
         QTest.keyClick(edit, Qt.Key_Return)
-        done.append(True)
+        if dialog.isVisible():
+            QTimer.singleShot(100, fill)
+        else:
+            done.append(True)
 
     QTimer.singleShot(20, fill)
     return done

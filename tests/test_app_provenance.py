@@ -47,7 +47,7 @@ def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tm
                     and window.drawn_packet is not None, timeout=60000)
     sha = file_sha256(WEIGHTS)
     assert window.tracker_info.checkpoint == WEIGHTS and window.tracker_info.checkpoint_sha256 == sha
-    assert "default_tracker.pth" in window.loaded_label.text() and sha[:12] in window.loaded_label.text()
+    assert "default_tracker.pth" in window.loaded_label.text() and sha[:8] in window.loaded_label.text()
     assert sha in window.loaded_label.toolTip()
     assert "default_tracker.pth" in window.params.title.text()
     assert "Stop" == window.stop_button.text() and not window.stop_button.isEnabled()
@@ -109,5 +109,5 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
     qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "nanotrack-v2",
                     timeout=60000)
     assert window.tracker_info.checkpoint == weights
-    assert file_sha256(weights)[:12] in window.loaded_label.text()
+    assert file_sha256(weights)[:8] in window.loaded_label.text()
     assert "nanotrackv2.pth" in window.params.title.text()

@@ -66,10 +66,13 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert len(shown) == window.channels.k
     for cell in shown:
         np.testing.assert_array_equal(cell.data, maps[cell.key[:2]][cell.key[2]])
-    peaks = np.concatenate([m.reshape(len(m), -1).max(1) for m in maps.values()])
-    assert shown[0].data.max() == pytest.approx(peaks.max())   # strongest channel first
-    shown_peaks = [c.data.max() for c in shown]
-    assert shown_peaks == sorted(shown_peaks, reverse=True)
+    # ranked by how much each channel concentrates on the target (trackers/channel_rank.py)
+    from trackers.channel_rank import channel_values
+    values = np.concatenate(list(channel_values(result.channels, "target", result.box,
+                                                result.search_region).values()))
+    assert shown[0].value == pytest.approx(values.max())       # most target-selective first
+    shown_values = [c.value for c in shown]
+    assert shown_values == sorted(shown_values, reverse=True)
 
     # -- the heatmap blended over the video lies at the score map's true place in the frame
     window.heat_check.setChecked(True)
