@@ -506,7 +506,7 @@ class Timeline(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "frame")
-        self.plot.setLabel("left", "score")
+        self.plot.setLabel("left", "score · IoU")
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.2)
         self.curve = self.plot.plot([], [], pen=pg.mkPen((80, 200, 255), width=1.5))
@@ -529,15 +529,16 @@ class Timeline(QWidget):
             self.axis_combo.addItem(label, name)
         self.axis_combo.setToolTip("score axis: fitted to the run, or fixed at 0 – 1")
         self.axis_combo.currentIndexChanged.connect(lambda _: self._fit_y(force=True))
-        self.score_label = QLabel("")       # mean IoU / AUC so far (with ground truth)
-        self.score_label.setAlignment(Qt.AlignCenter)
-        self.score_label.setWordWrap(True)
-        self.score_label.setStyleSheet("color:#ff40ff;")
+        # mean IoU / AUC so far (with ground truth): laid over the plot's top-left corner rather
+        # than in the side column, which a short timeline (1280 x 800) has no height for
+        self.score_label = QLabel("", self.plot)
+        self.score_label.setStyleSheet("color:#ff60ff; background: rgba(0, 0, 0, 170); padding: 1px 4px;")
+        self.score_label.move(70, 4)
+        self.score_label.hide()
         side = QVBoxLayout()
         side.addWidget(self.state_label)
         side.addWidget(self.follow)
         side.addWidget(self.axis_combo)
-        side.addWidget(self.score_label)
         side.addStretch(1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -559,6 +560,9 @@ class Timeline(QWidget):
         self.iou_curve.setData(frames, [ious[f] for f in frames])
         if summary != self.score_label.text():
             self.score_label.setText(summary)
+            self.score_label.adjustSize()
+            self.score_label.setVisible(bool(summary))
+            self.score_label.raise_()
 
     def _fit_y(self, force: bool = False) -> None:
         """The score axis: 0 – 1, or (auto) the range of the scores and IoU shown, padded; changed

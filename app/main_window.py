@@ -875,10 +875,11 @@ class MainWindow(QMainWindow):
             ious = iou_by_frame(pred, self.groundtruth)
             self.run_score = score_so_far(pred, self.groundtruth)
             if self.run_score is not None:
-                summary = (f"IoU {ious.get(p.index, float('nan')):.2f}\nmean {self.run_score.mean_iou:.3f}\n"
-                           f"AUC {self.run_score.auc:.3f}\n({self.run_score.frames} fr.)")
+                here = f"IoU {ious[p.index]:.2f} here · " if p.index in ious else ""
+                summary = (f"{here}mean IoU {self.run_score.mean_iou:.3f} · AUC {self.run_score.auc:.3f} "
+                           f"over {self.run_score.frames} frames (magenta: IoU with the ground truth)")
             else:
-                summary = "ground truth:\nno frame scored yet"
+                summary = "ground truth attached: no frame scored yet"
         self.timeline.set_ious(ious, summary)
         self.timeline.set_run(frames, p.index, state)
 

@@ -104,7 +104,7 @@ def test_ground_truth_iou_timeline_and_target_selective_channels(qtbot, tmp_path
     score = window.run_score
     assert score.frames == len(frames) and score.mean_iou == pytest.approx(float(expected.mean()))
     assert score.auc == pytest.approx(metrics.score_sequence(boxes, gt[[f.frame for f in frames]]).auc)
-    assert f"mean {score.mean_iou:.3f}" in tl.score_label.text() and f"AUC {score.auc:.3f}" in tl.score_label.text()
+    assert f"mean IoU {score.mean_iou:.3f}" in tl.score_label.text() and f"AUC {score.auc:.3f}" in tl.score_label.text()
     assert score.mean_iou > 0.6
     assert f"IoU {expected[-1]:.2f}" in window.info.text()
 
