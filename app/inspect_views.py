@@ -482,6 +482,7 @@ class ChannelGrid(QWidget):
                 self.big.setTitle(title)
             return
         self.big_image.setImage(data, autoLevels=False, levels=levels or _levels(data))
+        self.big_image.setOpacity(0.35 if self.dimmed else 1.0)
         pin = " (pinned)" if key in self.pinned else ""
         title = f"{channel_name(key)}{pin}"
         if title != self._big_title:      # a title change re-lays the plot out: only on change

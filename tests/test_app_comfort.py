@@ -172,3 +172,58 @@ def test_help_says_how_to_start_the_window_and_version_exits():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         expected = tomllib.load(f)["project"]["version"]
     assert out.returncode == 0 and out.stdout.strip() == f"SiamScope {expected}"
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_no_cut_off_text_at_common_screen_sizes(qtbot, tmp_path, size):
+    weights = require_nanotrack()
+    window = make_window(qtbot, tmp_path)
+    window.resize(*size)
+    open_bag(qtbot, window, weights)
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
+    window.video.set_user_box(tuple(ground_truth()[0]))
+    QTest.mouseClick(window.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.current_index >= 5, timeout=60000)
+    window.set_playing(False)
+    wait_drawn_latest(qtbot, window)
+    qtbot.wait(50)      # the last layout pass
+
+    def fits(label) -> bool:
+        if label.wordWrap():
+            return label.heightForWidth(label.contentsRect().width()) <= label.contentsRect().height() + 1
+        return label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width()
+
+    assert fits(window.loaded_label), window.loaded_label.text()
+    assert fits(window.info), window.info.text()
+    assert fits(window.channels.info), window.channels.info.text()
+    combo = window.tracker_combo
+    assert combo.fontMetrics().horizontalAdvance(combo.currentText()) + 24 <= combo.width(), combo.currentText()
+    for cell in window.channels.cells:
+        if cell.key is not None and cell.isVisible():
+            assert fits(cell.title) and fits(cell.value_label), cell.title.text()
+    # the two numbers people compare are named apart
+    assert "confidence" in window.info.text() and "peak" in window.heatmap.caption.text()
+    assert fits(window.heatmap.caption), window.heatmap.caption.text()
+
+
+def test_zoo_dialog_marks_manual_downloads_and_keeps_names_whole(qtbot, tmp_path):
+    from trackers import zoo
+    window = make_window(qtbot, tmp_path)
+    entries = [zoo.ZooEntry(name="a", tracker="siamrpnpp-mobilev2", file="x/model.pth", url=None,
+                            page="https://example.org/drive", source="", licence="CC BY-SA 3.0 (long text)"),
+               zoo.ZooEntry(name="b", tracker="nanotrack-v2", file="n.pth", url="http://127.0.0.1:9/n.pth",
+                            page="", source="", licence="Apache-2.0")]
+    dialog = window.open_model_zoo(entries, str(tmp_path / "models"))
+    qtbot.addWidget(dialog)
+    qtbot.waitExposed(dialog)
+    t = dialog.table
+    assert [t.item(r, 3).text() for r in range(2)] == ["manual download", "direct"]
+    assert t.item(0, 4).text() == "CC BY-SA 3.0" and t.item(0, 4).toolTip() == "CC BY-SA 3.0 (long text)"
+    assert not t.wordWrap()
+    for col in (0, 2, 3, 4):
+        for r in range(2):
+            assert t.fontMetrics().horizontalAdvance(t.item(r, col).text()) <= t.columnWidth(col), (r, col)
+    t.selectRow(0)
+    QTest.mouseClick(dialog.download_button, Qt.LeftButton)
+    assert dialog.job is None and "https://example.org/drive" in dialog.message.text()
+    assert not (tmp_path / "models").exists()
