@@ -111,3 +111,18 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
     assert window.tracker_info.checkpoint == weights
     assert file_sha256(weights)[:8] in window.loaded_label.text()
     assert "nanotrackv2.pth" in window.params.title.text()
+
+
+def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypatch):
+    from trackers import registry
+    from trackers.default import WEIGHTS
+    monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path))
+    assert registry.loaded_checkpoint(registry.get("siamscope-default")) == WEIGHTS
+    floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))
+    assert floor and floor.endswith(".pth") and file_sha256(floor)
+    spec = registry.get("nanotrack-v2")
+    assert registry.loaded_checkpoint(spec) is None                      # none chosen, none found
+    given = str(tmp_path / "mine.pth")
+    assert registry.loaded_checkpoint(spec, given) == given
+    (tmp_path / "nanotrackv2.pth").write_bytes(b"x")
+    assert registry.loaded_checkpoint(spec) == str(tmp_path / "nanotrackv2.pth")   # found in a model folder
