@@ -163,3 +163,27 @@ def test_ground_truth_iou_timeline_and_target_selective_channels(qtbot, tmp_path
             assert _tile_rgb(c).max() <= 110
     r = window.video.gt_box.rect()
     np.testing.assert_allclose([r.x(), r.y(), r.width(), r.height()], gt[150], atol=1e-6)
+
+
+def test_sequence_folder_brings_its_ground_truth_and_a_bad_file_is_one_message(qtbot, tmp_path):
+    import os
+    folder = shared_path("bench", "bag", "img")
+    window = make_window(qtbot, tmp_path)
+    window.open_source(folder)
+    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.source_info is not None, timeout=30000)
+    assert window.groundtruth is not None
+    assert window.groundtruth.path == os.path.abspath(shared_path(*BAG_GT)) and len(window.groundtruth) == 196
+    assert "ground truth groundtruth.txt" in window.messages.text
+    r = window.video.gt_box.rect()
+    np.testing.assert_allclose([r.x(), r.y(), r.width(), r.height()], ground_truth()[0], atol=1e-6)
+
+    bad = tmp_path / "gt.txt"
+    bad.write_text("1,2,3,4\nnot numbers\n")
+    done = answer_file_dialog(qtbot, str(bad))
+    window.video.setFocus()
+    QTest.keyClick(window, Qt.Key_G, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: bool(done) and window.messages.level == "error", timeout=10000)
+    assert "gt.txt, line 2" in window.messages.text
+    assert window.groundtruth.path == os.path.abspath(shared_path(*BAG_GT))      # what was attached stays
+    assert bad.read_text() == "1,2,3,4\nnot numbers\n"
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.video)   # keys work straight after the dialog
