@@ -28,6 +28,13 @@ from .results import read_boxes, write_otb
 FORMATS = ("otb", "got10k")
 
 
+def _file_mode() -> int:
+    # mkstemp creates 0600 files; a result or report gets the mode open() would have given it
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def paths(root: str, fmt: str, tracker: str, seq: str) -> dict[str, str]:
     if fmt == "got10k":
         d = os.path.join(root, tracker, seq)
@@ -49,6 +56,7 @@ def atomic_write(path: str, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
