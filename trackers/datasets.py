@@ -184,17 +184,18 @@ def _load_otb(path: str, max_frames) -> list[DatasetSequence]:
 
 
 def _load_got10k(path: str, max_frames) -> DatasetSequence:
+    name = os.path.basename(os.path.normpath(path))
     gt = read_annotation(os.path.join(path, "groundtruth.txt"))
     frames = _images(path)
     absent = None
-    if os.path.isfile(os.path.join(path, "absence.label")):
-        absent = read_flags(os.path.join(path, "absence.label")) == 1
-    if os.path.isfile(os.path.join(path, "cover.label")):
-        covered = read_flags(os.path.join(path, "cover.label")) == 0
-        if absent is not None and len(covered) != len(absent):
-            raise EvalError(f"sequence {os.path.basename(path)!r}: absence.label and cover.label differ in length")
-        absent = covered if absent is None else (absent | covered)
-    return make_sequence(os.path.basename(os.path.normpath(path)), frames, gt, "got10k", absent, max_frames)
+    for label, absent_when in (("absence.label", 1), ("cover.label", 0)):   # cover 0: fully covered
+        p = os.path.join(path, label)
+        if os.path.isfile(p):
+            flags = read_flags(p)
+            if len(flags) != len(frames):
+                raise EvalError(f"sequence {name!r}: {len(flags)} labels in {label} for {len(frames)} frames")
+            absent = (flags == absent_when) if absent is None else (absent | (flags == absent_when))
+    return make_sequence(name, frames, gt, "got10k", absent, max_frames)
 
 
 def _load_lasot(path: str, max_frames) -> DatasetSequence:
