@@ -122,11 +122,18 @@ def _write(path: str, data) -> None:
         f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
 
 
-def write_report(path: str, results, sequences, job_results, info, args) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".html", ".htm", ".md"):
-        from .cli import UsageError
+def check_report_path(path: str) -> None:
+    """Before any tracking: a report name that cannot be written is said at once."""
+    from .cli import UsageError
+    if os.path.splitext(path)[1].lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"--report must end in .html or .md, got {path!r}")
+    if os.path.isdir(path):
+        raise UsageError(f"--report {path!r} is a folder; give a file name ending in .html or .md")
+
+
+def write_report(path: str, results, sequences, job_results, info, args) -> str:
+    check_report_path(path)
+    ext = os.path.splitext(path)[1].lower()
     title = f"SiamScope evaluation: {os.path.basename(os.path.normpath(args.folder))}"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) if sys.argv else ""

@@ -256,6 +256,9 @@ def cmd_eval(args) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     weights = parse_weights(args.weights)
+    if args.report:
+        from .eval_report import check_report_path
+        check_report_path(args.report)
     explicit = bool(args.trackers)
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if explicit else default_trackers()
     for n in names:
