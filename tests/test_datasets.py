@@ -206,23 +206,36 @@ def test_eval_on_got10k_writes_got10k_layout_and_resumes(tmp_path, capsys):
     assert strip(out[out.index("sequence"):out.index("jobs (")]) == strip(first_table)
 
 
-def test_eval_otb_layout_for_published_results_without_times(tmp_path, capsys):
-    """Published raw results (one txt per sequence, no _time.txt) are scored next to ours."""
+def test_published_raw_results_are_scored_beside_ours(tmp_path, capsys):
+    """Published raw results (one txt per sequence, no _time.txt) in a folder of their own:
+    --compare scores them next to the trackers run, read from the same layout we write."""
     bag = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(bag, "groundtruth.txt"))
-    os.makedirs(tmp_path / "res" / "csrt")
     from trackers.results import write_otb
+    os.makedirs(tmp_path / "published" / "SiamFoo")
+    write_otb(str(tmp_path / "published" / "SiamFoo" / "bag.txt"), gt[:N] + 2.0)
+    assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--quiet", "--threads", "1",
+                 "--compare", str(tmp_path / "published" / "SiamFoo")]) == 0
+    out = capsys.readouterr().out
+    assert "SiamFoo" in out
+    from trackers.metrics import score_sequence
+    expected = score_sequence(gt[:N] + 2.0, gt[:N])
+    cells = out.split("\nbag")[1].split("\n")[0].split("|")[2].split()   # the second tracker's cells
+    auc, p20, _, fps = cells
+    assert float(auc) == pytest.approx(expected.auc, abs=5e-4) and 0.5 < expected.auc < 0.952
+    assert float(p20) == pytest.approx(expected.precision, abs=5e-4)
+    assert fps == "0.0"   # no _time.txt: no speed to report
+    # the same file as a finished result of a tracker we run: read back, not run again
+    os.makedirs(tmp_path / "res" / "csrt")
     write_otb(str(tmp_path / "res" / "csrt" / "bag.txt"), gt[:N] + 2.0)
     assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--results", str(tmp_path / "res"),
                  "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "1 jobs (1 read back)" in out
-    from trackers.metrics import score_sequence
-    expected = score_sequence(gt[:N] + 2.0, gt[:N])
-    _, _, auc, p20, _, fps = out.split("\nbag")[1].split()[:6]
-    assert float(auc) == pytest.approx(expected.auc, abs=5e-4) and 0.5 < expected.auc < 0.952
-    assert float(p20) == pytest.approx(expected.precision, abs=5e-4)
-    assert fps == "0.0"   # no _time.txt: no speed to report
+    assert "1 jobs (1 read back)" in out and f"{expected.auc:.3f}" in out.split("\nbag")[1]
+    # a published folder that lacks a sequence: one clear line
+    assert main(["eval", shared_path("bench"), "--trackers", "csrt", "--max-frames", "3", "--quiet",
+                 "--compare", str(tmp_path / "published" / "SiamFoo")]) == 2
+    assert "no result with 3 boxes for sequence 'bag'" in capsys.readouterr().err
 
 
 def test_got10k_test_split_eval_writes_but_does_not_score(tmp_path, capsys):

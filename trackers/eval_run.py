@@ -88,3 +88,24 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
         out.append(TrackerRuns(name, runs))
     info = RunInfo(executor, used_workers, len(jobs), len(jobs) - len(todo), wall, threads, ray_address)
     return out, results, info
+
+
+def load_published(folder: str, sequences):
+    """Raw results someone else published (pysot / OTB one txt per sequence, or GOT-10k
+    <seq>/<seq>_001.txt), scored beside ours: (TrackerRuns named after the folder, {key: JobResult})."""
+    import os
+    name = os.path.basename(os.path.normpath(folder))
+    root = os.path.dirname(os.path.normpath(folder)) or "."
+    found = {}
+    for seq in sequences:
+        start = int(M.valid_frames(seq.gt).argmax())
+        for fmt in ("otb", "got10k"):
+            r = read_result(root, fmt, name, seq.name, len(seq.frames), start)
+            if r is not None:
+                found[(name, seq.name)] = r
+                break
+        else:
+            raise EvalError(f"--compare {folder!r}: no result with {len(seq.frames)} boxes for sequence "
+                            f"{seq.name!r} ({seq.name}.txt or {seq.name}/{seq.name}_001.txt)")
+    runs = {s.name: sequence_run(found[(name, s.name)], s) for s in sequences if getattr(s, "scored", True)}
+    return TrackerRuns(name, runs), found

@@ -292,9 +292,14 @@ def cmd_eval(args) -> int:
     executor, workers = choose_executor(args, len(builders) * len(sequences), note)
     fmt = args.result_format or ("got10k" if all(getattr(s, "layout", "") == "got10k" for s in sequences) else "otb")
     try:
+        from .eval_run import load_published
+        published = [load_published(folder, sequences) for folder in args.compare or []]   # before any tracking
         results, job_results, info = run_evaluation(
             builders, sequences, args.device, args.threads, executor, workers, args.ray or None, args.results,
             fmt, note, show_progress=not args.quiet)
+        results += [p for p, _ in published]
+        for _, jobs in published:
+            job_results.update(jobs)
     except EvalError as e:
         raise UsageError(str(e)) from None
     scored = [s for s in sequences if getattr(s, "scored", True)]
@@ -357,6 +362,9 @@ def add_parser(subparsers) -> None:
                    help="otb: OUTDIR/<tracker>/<seq>.txt (pysot/OTB/LaSOT/TrackingNet); got10k: "
                         "OUTDIR/<tracker>/<seq>/<seq>_001.txt; both with <seq>_time.txt "
                         "(default: got10k for a GOT-10k folder, else otb)")
+    p.add_argument("--compare", action="append", metavar="DIR",
+                   help="published raw results (DIR/<seq>.txt or DIR/<seq>/<seq>_001.txt, named after DIR) "
+                        "scored beside the trackers run (repeatable)")
     p.add_argument("--report", metavar="FILE", help="write a report: FILE.html (self-contained) or FILE.md")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run the sequence x tracker jobs as Ray tasks on the cluster at ADDRESS, or on a "
