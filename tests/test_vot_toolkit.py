@@ -50,7 +50,7 @@ def test_vot_toolkit_one_pass_accuracy_equals_ours(tmp_path, capsys):
     ws = tmp_path / "workspace"
     assert main(["vot-setup", str(ws), "--trackers", ",".join(TRACKERS), "--sequences", shared_path("bench"),
                  "--max-frames", str(FRAMES)]) == 0
-    ids = [V.TRACKER_PREFIX + t for t in TRACKERS]
+    ids = [V.toolkit_id(t) for t in TRACKERS]
     assert "siamscope-csrt" in capsys.readouterr().out
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # the toolkit's own interpreter
     run = subprocess.run([vot, "evaluate", "--workspace", str(ws), *ids], cwd=ws, env=env,
@@ -88,6 +88,10 @@ def test_vot_toolkit_one_pass_accuracy_equals_ours(tmp_path, capsys):
         theirs = np.array(V.read_vot_trajectory(
             str(ws / "results" / "siamscope-csrt" / "baseline" / s.name / f"{s.name}_001.bin"))[1:])
         assert M.iou(ours[1:], theirs).min() > 0.99, s.name
+
+
+def test_toolkit_ids():
+    assert V.toolkit_id("csrt") == "siamscope-csrt" and V.toolkit_id("siamscope-default") == "siamscope-default"
 
 
 def test_vot_setup_refuses_a_workspace_over_its_sequences(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 - `python main.py vot-setup WORKSPACE [--trackers a,b] [--sequences DIR]` writes a VOT workspace:
   config.yaml, a one-pass stack (stack.yaml: the `unsupervised` experiment, average accuracy),
-  trackers.ini with one `siamscope-<name>` entry per tracker, and sequences/ converted from any
+  trackers.ini with one `siamscope-<name>` entry per tracker (toolkit_id), and sequences/ converted from any
   layout `eval` reads (trackers/datasets.py) into the VOT layout (list.txt, <seq>/sequence,
   color/%08d.jpg, groundtruth.txt). The toolkit then needs no network: the workspace holds its
   sequences and its stack names no dataset to download.
@@ -34,6 +34,11 @@ from . import metrics as M
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRACKER_PREFIX = "siamscope-"
+
+
+def toolkit_id(name: str) -> str:
+    """The tracker's identifier in trackers.ini: siamscope-<name> (siamscope-default stays as it is)."""
+    return name if name.startswith(TRACKER_PREFIX) else TRACKER_PREFIX + name
 
 STACK_YAML = """title: SiamScope one-pass stack (local sequences)
 experiments:
@@ -71,7 +76,7 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
     stdout, sys.stdout = sys.stdout, sys.stderr
     set_threads(threads)
     tracker = registry.build(tracker_name, weights, device)
-    with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=f"{TRACKER_PREFIX}{tracker_name}",
+    with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=toolkit_id(tracker_name),
                 tracker_family="SiamScope") as server:
         while True:
             request = server.wait()
@@ -131,7 +136,7 @@ def tracker_entry(name: str, weights: Optional[str], python: str = sys.executabl
     if weights:
         cmd += f" --weights {weights}"
     env = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    lines = [f"[{TRACKER_PREFIX}{name}]", f"label = SiamScope {name}", "protocol = trax", f"command = {cmd}",
+    lines = [f"[{toolkit_id(name)}]", f"label = SiamScope {name}", "protocol = trax", f"command = {cmd}",
              f"env_PYTHONPATH = {os.pathsep.join(env)}"]
     if os.environ.get("SIAMSCOPE_MODELS"):
         lines.append(f"env_SIAMSCOPE_MODELS = {os.environ['SIAMSCOPE_MODELS']}")
@@ -153,7 +158,7 @@ def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequence
         write_vot_sequence(seq, os.path.join(seq_root, seq.name))
     with open(os.path.join(seq_root, "list.txt"), "w") as f:
         f.writelines(s.name + "\n" for s in sequences)
-    return [TRACKER_PREFIX + n for n in trackers]
+    return [toolkit_id(n) for n in trackers]
 
 
 # -- the toolkit's numbers, computed by us --------------------------------------------------------
