@@ -131,7 +131,9 @@ def make_sequence(name: str, frames: list[str], gt: np.ndarray, layout: str,
         gt = np.vstack([gt, np.full((len(frames) - 1, 4), np.nan)])
         scored = False
     if len(frames) != len(gt):
-        raise EvalError(f"sequence {name!r}: {len(frames)} images but {len(gt)} ground-truth lines")
+        hint = (" (OTB sequences whose annotation starts later than img/, such as David or BlurCar1, are read "
+                "with pysot's OTB100.json, which lists each one's frames)" if layout == "otb" else "")
+        raise EvalError(f"sequence {name!r}: {len(frames)} images but {len(gt)} ground-truth lines{hint}")
     if absent is not None:
         if len(absent) != len(frames):
             raise EvalError(f"sequence {name!r}: {len(absent)} absence labels for {len(frames)} frames")
