@@ -76,7 +76,11 @@ def test_eval_report_html_is_self_contained_with_long_term_scores(tmp_path, caps
     report = tmp_path / "out" / "report.html"
     assert main(["eval", str(data), "--trackers", "csrt,effnet-siamfc-floor", "--threads", "1", "--quiet",
                  "--report", str(report)]) == 0
-    assert f"report written to {report}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"report written to {report}" in out
+    printed = re.findall(r"long-term \(2 sequences with absence labels\) (\S+): precision [\d.]+ recall [\d.]+ F ([\d.]+)",
+                         out)
+    assert [name for name, _ in printed] == ["csrt", "effnet-siamfc-floor"]
     text = report.read_text()
     assert "src=\"http" not in text and "<link" not in text          # nothing fetched from elsewhere
     pngs = _embedded_pngs(text)
@@ -89,6 +93,7 @@ def test_eval_report_html_is_self_contained_with_long_term_scores(tmp_path, caps
     lt = re.search(r"Long-term.*?</table>", text, re.S).group(0)
     f_scores = [float(v) for v in re.findall(r"<tr><td>[a-z-]+</td><td>[\d.]+</td><td>[\d.]+</td><td>([\d.]+)</td>", lt)]
     assert len(f_scores) == 2 and all(0 < f <= 1 for f in f_scores)
+    assert f_scores == [float(f) for _, f in printed]   # the report and the console agree
 
 
 def test_eval_report_markdown_with_plots_beside_it(tmp_path, capsys):

@@ -309,6 +309,10 @@ def cmd_eval(args) -> int:
               f"run and written, not scored")
     if scored:
         print(format_table(results, scored))
+        from .eval_report import long_term_rows
+        for name, lt in long_term_rows(results, sequences, job_results):
+            print(f"long-term ({lt.sequences} sequences with absence labels) {name}: precision {lt.precision:.3f} "
+                  f"recall {lt.recall:.3f} F {lt.f_score:.3f} (confidence >= {lt.threshold:.3f})")
     print(f"{info.jobs} jobs ({info.reused} read back) in {info.wall_seconds:.1f} s, {info.executor}"
           + (f" x {info.workers}" if info.executor != "serial" else ""))
     if args.results:
