@@ -46,11 +46,15 @@ def run_ray(jobs: list[EvalJob], on_result: Callable[[JobResult], None], address
     if started_here:
         kwargs = dict(runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False,
                       configure_logging=False)
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            # a small object store: the results are a few arrays per job
-            ray.init(num_cpus=default_workers(), object_store_memory=200 * 1024 * 1024, **kwargs)
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                # a small object store: the results are a few arrays per job
+                ray.init(num_cpus=default_workers(), object_store_memory=200 * 1024 * 1024, **kwargs)
+        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+            raise EvalError(f"cannot start or reach {where}: {' '.join(str(e).split())[:300]}") from None
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         note(f"ray: {len(jobs)} jobs on {cpus} CPUs" + (f" at {address}" if address else " (local)"))
