@@ -140,3 +140,30 @@ def test_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(tmp_path, seri
     assert killed is not None, "no Ray worker was found running a job"
     assert "4/4 jobs" in err and "4 jobs (0 read back)" in out
     assert _boxes_files(str(tmp_path)) == serial_results
+
+
+def test_interrupted_run_resumes_without_half_written_files(tmp_path, serial_results):
+    """Ctrl-C (a real SIGINT) after the first job: what finished is on disk whole, nothing is
+    half-written, and the same command finishes the rest, reading the finished pairs back."""
+    args = [sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS, "--max-frames", FRAMES,
+            "--threads", "1", "--results", str(tmp_path)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if " 1/4 jobs" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in written if p.name.endswith(".part")]
+    done = _boxes_files(str(tmp_path))
+    assert 1 <= len(done) < 4 and all(serial_results[k] == v for k, v in done.items())
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"4 jobs ({len(done)} read back)" in rerun.stdout
+    assert _boxes_files(str(tmp_path)) == serial_results
