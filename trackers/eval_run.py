@@ -53,6 +53,9 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
             note(f"{len(results)} of {len(jobs)} sequence x tracker results already in {results_dir}: "
                  f"not run again")
     todo = [j for j in jobs if j.key not in results]
+    if executor != "serial":
+        # longest sequences first: the last jobs to start are the short ones, so workers finish together
+        todo.sort(key=lambda j: -len(j.sequence.frames))
     bar = J.ProgressBar(len(todo), progress_stream) if show_progress and todo else None
 
     def on_result(result: J.JobResult) -> None:
