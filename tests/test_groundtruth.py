@@ -32,6 +32,8 @@ def test_got10k_and_lasot_absence_flags(tmp_path):
     (got / "meta_info.ini").write_text("[METAINFO]\n")
     gt = read_groundtruth(str(got))
     assert gt.layout == "GOT-10k" and gt.box(1) is None and gt.box(2) == (3.0, 4.0, 30.0, 40.0)
+    (got / "cover.label").write_text("8\n8\n0\n")           # cover 0: fully covered, as eval reads it
+    assert read_groundtruth(str(got)).box(2) is None
 
     lasot = tmp_path / "airplane-1"
     (lasot / "img").mkdir(parents=True)
@@ -56,6 +58,9 @@ def test_bad_files_give_one_message_naming_file_and_line(tmp_path):
         read_groundtruth(str(bad))
     bad.write_text("1,2,3\n")
     with pytest.raises(GroundTruthError, match="line 1: expected 4 numbers"):
+        read_groundtruth(str(bad))
+    bad.write_text("m1,2,3\n")
+    with pytest.raises(GroundTruthError, match="segmentation mask"):
         read_groundtruth(str(bad))
     bad.write_text("\n\n")
     with pytest.raises(GroundTruthError, match="empty"):

@@ -1,13 +1,20 @@
-"""Ground-truth annotation files, read headless (the app draws them beside the tracker's box).
+"""Ground-truth annotation files for one sequence, read headless (the app draws them beside the
+tracker's box and scores the run against them as it goes).
+
+The dataset loaders (trackers/datasets.py) read whole benchmarks for `eval`; this module reads the
+one file a person attaches to a video or finds beside a sequence folder, and shares their polygon
+and flag readers. One difference on purpose: an empty line here is a frame without a box (rows stay
+aligned with frame numbers, which is what drawing per frame needs), where the loaders skip it.
 
 Layouts read:
 - OTB: `<seq>/groundtruth_rect.txt` (or `groundtruth.txt`), one `x,y,w,h` line per frame, the
   numbers separated by commas, tabs or spaces (OTB mixes them);
-- GOT-10k: `<seq>/groundtruth.txt` `x,y,w,h`; `absence.label` (one 0/1 per frame) marks frames
-  where the target is absent; test sequences carry the first frame's box only;
+- GOT-10k: `<seq>/groundtruth.txt` `x,y,w,h`; `absence.label` (1 = absent) and `cover.label`
+  (0 = fully covered) mark frames without a visible target; test sequences carry the first
+  frame's box only;
 - LaSOT: `<seq>/groundtruth.txt` `x,y,w,h`; `full_occlusion.txt` and `out_of_view.txt` (one
   comma-separated 0/1 line) mark absent frames;
-- VOT: 8 numbers a line (a rotated rectangle): its axis-aligned bounding box is used.
+- VOT: polygons (x1,y1,...,x4,y4 a line): their axis-aligned bounding boxes, as `eval` scores them.
 
 A frame without a box -- a `NaN` row, an empty line, a row with no area, a frame past the file's
 end, or one marked absent -- has no ground truth, and is left out of IoU and AUC (as in
@@ -23,6 +30,8 @@ from typing import Optional
 import numpy as np
 
 from . import metrics
+from .datasets import polygon_to_rect, read_flags
+from .evaluate import EvalError
 
 #: file names tried in a sequence folder, in order
 GT_NAMES = ("groundtruth.txt", "groundtruth_rect.txt", "groundtruth_rect.1.txt")
@@ -60,6 +69,9 @@ def _parse_line(line: str, path: str, number: int) -> np.ndarray:
     text = line.strip()
     if not text:
         return np.full(4, np.nan)
+    if text.startswith("m"):
+        raise GroundTruthError(f"{path}, line {number}: a VOT segmentation mask; only boxes and polygons "
+                               "can be drawn and scored")
     parts = [p for p in _SPLIT.split(text) if p]
     try:
         values = np.array([float(p) for p in parts], np.float64)
@@ -67,26 +79,25 @@ def _parse_line(line: str, path: str, number: int) -> np.ndarray:
         raise GroundTruthError(f"{path}, line {number}: expected x,y,w,h numbers, got {text[:60]!r}") from None
     if len(values) == 4:
         return values
-    if len(values) == 8:           # VOT rotated rectangle x1,y1,...,x4,y4: its bounding box
-        xs, ys = values[0::2], values[1::2]
-        return np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
-    raise GroundTruthError(f"{path}, line {number}: expected 4 numbers (x,y,w,h) or 8 (a polygon), "
+    if len(values) >= 6 and len(values) % 2 == 0:    # VOT polygon x1,y1,...: its bounding box
+        return np.array(polygon_to_rect(list(values)), np.float64)
+    if len(values) == 1 and np.isnan(values[0]):      # a lone 'nan': absent
+        return np.full(4, np.nan)
+    raise GroundTruthError(f"{path}, line {number}: expected 4 numbers (x,y,w,h) or a polygon (x1,y1,...), "
                            f"got {len(values)}")
 
 
-def _flags(path: str, n: int) -> Optional[np.ndarray]:
-    """0/1 flags, one per frame, as LaSOT (one comma-separated line) and GOT-10k (one a line) write them."""
+def _flags(path: str, n: int, absent_when: int) -> Optional[np.ndarray]:
+    """(n,) bool: the frames a 0/1 label file marks absent (GOT-10k one a line, LaSOT one line)."""
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        text = f.read()
     try:
-        values = [int(float(v)) for v in _SPLIT.split(text.strip()) if v]
-    except ValueError:
-        raise GroundTruthError(f"{path}: expected 0/1 flags") from None
+        values = read_flags(path)
+    except EvalError as e:
+        raise GroundTruthError(str(e)) from None
     flags = np.zeros(n, bool)
     m = min(n, len(values))
-    flags[:m] = np.asarray(values[:m]) != 0
+    flags[:m] = values[:m] == absent_when
     return flags
 
 
@@ -110,12 +121,14 @@ def read_groundtruth(path: str) -> GroundTruth:
         raise GroundTruthError(f"{path}: the file is empty")
     rows = [_parse_line(line, path, i + 1) for i, line in enumerate(lines)]
     boxes = np.stack(rows)
-    polygon = any(len([p for p in _SPLIT.split(line.strip()) if p]) == 8 for line in lines[:5])
+    polygon = any(len([p for p in _SPLIT.split(line.strip()) if p]) >= 6 for line in lines[:5])
     folder = os.path.dirname(os.path.abspath(path))
     layout = "VOT polygon" if polygon else "OTB"
     absent = np.zeros(len(boxes), bool)
-    for name, lay in (("full_occlusion.txt", "LaSOT"), ("out_of_view.txt", "LaSOT"), ("absence.label", "GOT-10k")):
-        flags = _flags(os.path.join(folder, name), len(boxes))
+    # as trackers/datasets.py reads them: LaSOT 1 = occluded / out of view; GOT-10k absence 1, cover 0
+    for name, lay, absent_when in (("full_occlusion.txt", "LaSOT", 1), ("out_of_view.txt", "LaSOT", 1),
+                                   ("absence.label", "GOT-10k", 1), ("cover.label", "GOT-10k", 0)):
+        flags = _flags(os.path.join(folder, name), len(boxes), absent_when)
         if flags is not None:
             absent |= flags
             layout = lay
