@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from trackers.base import ChannelMaps, SearchRegion
-from trackers.channel_rank import (PEAK, TARGET, border_cells, interior_mask, rank_channels, target_contrast,
+from trackers.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels, target_contrast,
                                    target_mask)
 
 STRIDE = 8
@@ -67,6 +67,9 @@ def test_the_channel_built_to_fire_on_the_target_ranks_first_and_padding_does_no
     # ranked by the peak, the padding channel wins: what the target ranking exists to avoid
     by_peak = rank_channels([layer], 4, by=PEAK)
     assert by_peak[0].key == ("stride8", "xcorr", 1)
+    # the top channel by the plain maximum peaks on the padding border; by target contrast it does not
+    assert border_peak_counts([layer], 1, TARGET_BOX, region) == {"target": 0, "peak": 1,
+                                                                  "max over the whole map": 1}
 
 
 def test_border_is_left_out_and_pins_come_first():

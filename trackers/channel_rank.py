@@ -146,3 +146,58 @@ def rank_channels(channels: Sequence[ChannelMaps], k: int, pinned: Sequence[tupl
         if need == 0:
             break
     return chosen
+
+
+def border_peak_counts(channels: Sequence[ChannelMaps], k: int, box, region) -> dict[str, int]:
+    """How many of the top-k channels by each ranking (and by the plain maximum over the whole map,
+    the old ranking) have their maximum on the padding border."""
+    def on_border(data: np.ndarray) -> bool:
+        return not interior_mask(data.shape)[np.unravel_index(int(np.argmax(data)), data.shape)]
+
+    counts = {}
+    for by in RANKINGS:
+        counts[by] = sum(on_border(r.data) for r in rank_channels(channels, k, by=by, box=box, region=region))
+    everything = [m for c in channels for m in c.maps]
+    order = np.argsort([-float(m.max()) for m in everything], kind="stable")[:k]
+    counts["max over the whole map"] = sum(on_border(everything[i]) for i in order)
+    return counts
+
+
+def main(argv=None) -> int:
+    """Border-peak counts of the top-k channels per ranking, averaged over a video's first frames:
+    python -m trackers.channel_rank VIDEO --tracker NAME [--weights FILE] --box x,y,w,h [--frames N]"""
+    import argparse
+
+    import cv2
+
+    from . import registry
+    p = argparse.ArgumentParser(prog="python -m trackers.channel_rank", description=main.__doc__.splitlines()[0])
+    p.add_argument("video")
+    p.add_argument("--tracker", default="nanotrack-v2")
+    p.add_argument("--weights")
+    p.add_argument("--box", required=True)
+    p.add_argument("--frames", type=int, default=50)
+    p.add_argument("-k", type=int, default=12)
+    args = p.parse_args(argv)
+    tracker = registry.build(args.tracker, args.weights)
+    cap = cv2.VideoCapture(args.video)
+    ok, frame = cap.read()
+    if not ok:
+        raise SystemExit(f"cannot read {args.video}")
+    tracker.init(frame, tuple(float(v) for v in args.box.split(",")))
+    totals: dict[str, list[int]] = {}
+    for _ in range(args.frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        r = tracker.track(frame)
+        for name, n in border_peak_counts(r.channels, args.k, r.box, r.search_region).items():
+            totals.setdefault(name, []).append(n)
+    for name, ns in totals.items():
+        print(f"{name:>24}: {np.mean(ns):5.2f} of the top {args.k} channels peak on the border "
+              f"(mean over {len(ns)} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
