@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 
 from trackers.base import ChannelMaps, SearchRegion
-from trackers.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels, target_contrast,
-                                   target_mask)
+from trackers.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels,
+                                   target_contrast, target_mask)
 
 STRIDE = 8
 TARGET_BOX = (152.0, 56.0, 48.0, 48.0)      # x, y, w, h in the search image (multiples of the stride)
