@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Optional
 
 import cv2
 
 from .base import Tracker
+from .session import TrackingSession
+from .sources import FrameListSource
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(REPO, "..", "shared"))
@@ -65,14 +66,12 @@ def read_frames(path: str, limit: Optional[int] = None) -> list:
 
 
 def time_tracker(tracker: Tracker, frames: list, box) -> float:
-    """Seconds spent in track() over frames[1:], after init on frames[0]."""
-    tracker.init(frames[0], box)
-    elapsed = 0.0
-    for frame in frames[1:]:
-        t0 = time.perf_counter()
-        tracker.track(frame)
-        elapsed += time.perf_counter() - t0
-    return elapsed
+    """Seconds spent in track() over frames[1:], after init on frames[0] (frames decoded beforehand)."""
+    session = TrackingSession.open(FrameListSource(frames), tracker)
+    session.init(box)
+    while session.advance() is not None:
+        pass
+    return session.tracked_seconds
 
 
 def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import time
 from typing import Callable, Optional
 
 import cv2
@@ -20,7 +19,8 @@ import numpy as np
 
 from . import metrics as M
 from .results import read_boxes, write_otb
-from .sources import IMAGE_EXTS
+from .session import TrackingSession
+from .sources import FrameSource, ImageFolderSource, SourceError
 
 DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
 
@@ -32,8 +32,12 @@ class EvalError(Exception):
 @dataclasses.dataclass
 class Sequence:
     name: str
-    frames: list[str]          # image paths, in order
+    frames: list[str]          # image paths, in the order the app plays them (natural sort)
     gt: np.ndarray             # (N, 4) x,y,w,h, NaN rows where the target is absent
+    path: str = ""             # the sequence folder (frames are read through ImageFolderSource)
+
+    def source(self) -> FrameSource:
+        return ImageFolderSource(self.path)
 
 
 @dataclasses.dataclass
@@ -53,8 +57,10 @@ def _is_sequence(path: str) -> bool:
 
 
 def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
-    img_dir = os.path.join(path, "img")
-    frames = sorted(os.path.join(img_dir, f) for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTS))
+    try:
+        frames = ImageFolderSource(path).files    # the app's frame order, so eval and the app agree
+    except SourceError as e:
+        raise EvalError(str(e)) from None
     gt = read_boxes(os.path.join(path, "groundtruth.txt"))
     name = os.path.basename(os.path.normpath(path))
     if len(frames) != len(gt):
@@ -63,7 +69,7 @@ def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
         frames, gt = frames[:max_frames], gt[:max_frames]
     if not M.valid_frames(gt).any():
         raise EvalError(f"sequence {name!r} has no frame with a ground-truth box")
-    return Sequence(name, frames, gt)
+    return Sequence(name, frames, gt, path)
 
 
 def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequence]:
@@ -83,24 +89,15 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
     valid = M.valid_frames(seq.gt)
     start = int(np.argmax(valid))
     boxes = np.full((len(seq.frames), 4), np.nan)
-    first = _imread(seq.frames[start])
-    tracker.init(first, tuple(seq.gt[start]))
-    boxes[start] = seq.gt[start]
-    seconds = 0.0
-    for i in range(start + 1, len(seq.frames)):
-        frame = _imread(seq.frames[i])
-        t0 = time.perf_counter()
-        result = tracker.track(frame)
-        seconds += time.perf_counter() - t0
-        boxes[i] = result.box
-    return SequenceRun(boxes, seconds, len(seq.frames) - start - 1, M.score_sequence(boxes, seq.gt))
-
-
-def _imread(path: str) -> np.ndarray:
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise EvalError(f"cannot read image {path!r}")
-    return frame
+    with TrackingSession.open(seq.source(), tracker) as session:
+        if start and session.seek(start) is None:
+            raise EvalError(f"sequence {seq.name!r}: cannot read frame {start}")
+        session.init(tuple(seq.gt[start]))
+        while session.index < len(seq.frames) - 1 and session.advance() is not None:
+            pass
+        for i, box in session.boxes.items():
+            boxes[i] = box
+    return SequenceRun(boxes, session.tracked_seconds, session.tracked_frames, M.score_sequence(boxes, seq.gt))
 
 
 @dataclasses.dataclass

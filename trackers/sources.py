@@ -143,6 +143,25 @@ class CameraSource(FrameSource):
         self.cap.release()
 
 
+class FrameListSource(FrameSource):
+    """Frames already decoded (a benchmark times tracking alone, never decoding)."""
+
+    def __init__(self, frames: list, name: str = "frames", fps: float = 25.0):
+        self.name = name
+        self.frames = frames
+        self.frame_count = len(frames)
+        self.fps = fps
+
+    def read(self):
+        if self.position >= len(self.frames):
+            return None
+        self.position += 1
+        return self.frames[self.position - 1]
+
+    def seek(self, index: int) -> None:
+        self.position = min(max(0, index), len(self.frames))
+
+
 def open_source(spec) -> FrameSource:
     """'path/to/video.avi', 'path/to/folder', or a camera as an int or 'camera:N'."""
     if isinstance(spec, int):
