@@ -25,7 +25,9 @@ from .export import RunStore, VideoExportJob
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .params_panel import ParamsPanel
 from .video_view import VideoView
-from .worker import FramePacket, SourceInfo, TrackerInfo, TrackingWorker, build_tracker
+from .worker import TrackingWorker, build_tracker
+from .worker_protocol import (FramePacket, Message, PlayingChanged, SourceInfo, Synced, TrackerInfo,
+                              TrackingChanged)
 
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
@@ -120,13 +122,13 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.worker = TrackingWorker(tracker_factory=tracker_factory)
-        self.worker.on("frame", self._on_packet)
-        self.worker.on("source", self._on_source_opened)
-        self.worker.on("tracker", self._on_tracker_ready)
-        self.worker.on("playing", self._on_playing_changed)
-        self.worker.on("tracking", self._on_tracking_changed)
-        self.worker.on("message", self.show_message)
-        self.worker.on("synced", self._on_synced)
+        self.worker.on(FramePacket, self._on_packet)
+        self.worker.on(SourceInfo, self._on_source_opened)
+        self.worker.on(TrackerInfo, self._on_tracker_ready)
+        self.worker.on(PlayingChanged, lambda e: self._on_playing_changed(e.playing))
+        self.worker.on(TrackingChanged, lambda e: self._on_tracking_changed(e.tracking))
+        self.worker.on(Message, lambda e: self.show_message(e.level, e.text))
+        self.worker.on(Synced, lambda e: self._on_synced(e.number))
         self.worker.start()
 
         # Draws the latest packet; a packet that arrives while another waits replaces it. The pause
