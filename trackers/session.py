@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from .base import Box, TrackResult, Tracker, validate_box
+from .base import TrackResult, Tracker, validate_box
 from .results import FrameLog
 from .sources import FrameSource, open_source
 
