@@ -330,7 +330,7 @@ class MainWindow(QMainWindow):
 
     def _on_tracker_ready(self, info: TrackerInfo) -> None:
         self.tracker_info = info
-        self.params.set_params(info.params, title=info.name)
+        self.params.set_params(info.params, title=info.name, defaults=info.defaults)
         where = f" from {os.path.basename(info.weights)}" if info.weights else ""
         self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
 

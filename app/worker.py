@@ -320,7 +320,7 @@ class TrackingWorker(QThread):
         self.session.set_tracker(tracker)
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
-        self._post(TrackerInfo(name, weights, device, params))
+        self._post(TrackerInfo(name, weights, device, params, _default_params(name)))
         if was_tracking:
             self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 
@@ -471,6 +471,15 @@ class TrackingWorker(QThread):
         except Exception:  # noqa: BLE001
             pass
         self.session = TrackingSession(None, self.session.tracker)
+
+
+def _default_params(name: str):
+    """The registry's default parameters for tracker `name` (None for a tracker it does not know)."""
+    from trackers import registry
+    try:
+        return registry.get(name).make_params()
+    except KeyError:
+        return None
 
 
 def _describe(e: BaseException) -> str:

@@ -95,6 +95,7 @@ class TrackerInfo:
     weights: Optional[str]
     device: str
     params: object               # a copy of tracker.params, for building the panel
+    defaults: object = None      # the variant's default params (the registry's), for "Reset to defaults"
 
 
 @dataclasses.dataclass

@@ -125,8 +125,7 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     net = siamrpn.build_network(v.experiment)
     load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
-    if hasattr(tracker, "collect_channels"):
-        tracker.collect_channels = False
+    tracker.collect_channels = False
     return tracker, ""
 
 
@@ -171,8 +170,7 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
             except (CheckpointError, OSError, KeyError) as e:
                 print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
                 continue
-            if hasattr(tracker, "collect_channels"):
-                tracker.collect_channels = False
+            tracker.collect_channels = False
             f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
             print(f"  {spec.name:22s} {f:7.1f} fps  ({how if weights is None else how + ' weights'})")
 

@@ -43,7 +43,7 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.dasiamrpn import VARIANTS, DaSiamRPN
 
 from . import decode as D
-from .base import Box, StageTimer, TrackingState, TrackResult, validate_box
+from .base import Box, StageTimer, TrackingState, TrackResult, param, validate_box
 from .crop import channel_average, get_subwindow
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
@@ -59,24 +59,32 @@ class DaSiamRPNParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 271
     context_amount: float = 0.5
-    total_stride: int = 8
-    # adaptive search region: objects below small_object_area of the frame get the larger crop
-    adaptive: bool = True
-    small_object_area: float = 0.004
-    small_object_instance_size: int = 287
+    total_stride: int = param(8, "score-grid cell size in search-crop pixels (fixed by the network)", live=False)
+    adaptive: bool = param(True, "adaptive search region: objects smaller than small_object_area of the "
+                                 "frame get the larger crop")
+    small_object_area: float = param(0.004, "box area / frame area below which the larger crop is used",
+                                     range=(0.0, 1.0))
+    small_object_instance_size: int = param(287, "search crop side for small objects", range=(127, 1023))
     # -- the distractor-aware part; off = the reference tracker exactly ----------------------
-    distractor_aware: bool = True
-    distractor_threshold: float = 0.8   # fg probability above which another proposal is a distractor
-    distractor_iou: float = 0.2         # proposals overlapping the chosen box more than this are the target
-    distractor_max: int = 4             # new distractors kept per frame
-    distractor_memory: int = 8          # distractors remembered in all
-    distractor_decay: float = 0.8       # per-frame factor on the remembered alpha_i
-    distractor_weight: float = 0.5      # alpha_hat
-    lost_score: float = 0.3             # best score below this: target lost
-    recover_score: float = 0.6          # while lost, a candidate at least this good is taken
-    search_step: int = 64               # search-crop growth per lost frame (multiple of the stride)
-    max_search_steps: int = 4
-    lost_window_influence: float = 0.001  # cosine window while re-detecting (almost uniform)
+    distractor_aware: bool = param(True, "distractor-aware re-ranking and growing search on loss "
+                                         "(off: the reference tracker exactly)")
+    distractor_threshold: float = param(0.8, "fg probability above which another proposal is a distractor",
+                                        range=(0.0, 1.0))
+    distractor_iou: float = param(0.2, "proposals overlapping the chosen box more than this are the target",
+                                  range=(0.0, 1.0))
+    distractor_max: int = param(4, "new distractors kept per frame", range=(0, 64))
+    distractor_memory: int = param(8, "distractors remembered in all", range=(0, 256))
+    distractor_decay: float = param(0.8, "per-frame factor on the remembered distractor weights",
+                                    range=(0.0, 1.0))
+    distractor_weight: float = param(0.5, "alpha-hat: how much distractor similarity lowers a score",
+                                     range=(0.0, 10.0))
+    lost_score: float = param(0.3, "best score below this: the target is lost", range=(0.0, 1.0))
+    recover_score: float = param(0.6, "while lost, a candidate at least this good is taken", range=(0.0, 1.0))
+    search_step: int = param(64, "search-crop growth per lost frame (a multiple of the stride)",
+                             range=(0, 512))
+    max_search_steps: int = param(4, "how many times the search crop grows while lost", range=(0, 32))
+    lost_window_influence: float = param(0.001, "cosine window while re-detecting (almost uniform)",
+                                         range=(0.0, 1.0))
 
 
 DEFAULT_PARAMS = {
@@ -132,6 +140,8 @@ class DaSiamRPNTracker(SiameseRPNTracker):
     @torch.no_grad()
     def init_state(self, frame: np.ndarray, center, size) -> None:
         """Init from the reference's (target_pos, target_sz) directly (the fixtures record these)."""
+
+    extra_keys = {**SiameseRPNTracker.extra_keys, "instance_size": "search crop side used on this frame"}
         p = self.params
         self.center = np.array(center, dtype=np.float64)
         self.size = np.array(size, dtype=np.float64)
@@ -331,6 +341,7 @@ for _variant in ("big", "vot", "otb"):
     _name = f"dasiamrpn-{_variant}"
     register(TrackerSpec(
         name=_name, title=_TITLES[_variant], family="DaSiamRPN", build=_builder(_variant, _name),
-        params_type=DaSiamRPNParams, weights_file=VARIANTS[_variant].weights_file,
+        params_type=DaSiamRPNParams, default_params=(lambda _v=_variant: default_params(_v)),
+        weights_file=VARIANTS[_variant].weights_file,
         description="SiamRPN with up-channel cross-correlation, distractor-aware re-ranking and "
                     "local-to-global search on loss (foolwood/DaSiamRPN)"))

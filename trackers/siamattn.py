@@ -26,7 +26,7 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.siamattn import SiamAttn, SiamAttnConfig, apply_box_deltas, build_siamattn
 
 from . import decode as D
-from .base import StageTimer, TrackResult
+from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, RPNParams, SiameseRPNTracker
 
@@ -40,11 +40,11 @@ class SiamAttnParams(RPNParams):
     penalty_k: float = 0.05
     window_influence: float = 0.42
     lr: float = 0.38
-    refine_box: bool = True      # replace the RPN box by the refinement module's box
-    predict_mask: bool = True    # compute the frame-sized mask
-    # largest centre shift the refinement may apply, in box sizes (keeps an untrained or confused
-    # refinement from throwing the box across the search region)
-    max_refine_shift: float = 0.5
+    refine_box: bool = param(True, "replace the RPN box by the refinement module's box")
+    predict_mask: bool = param(True, "compute the frame-sized mask")
+    # the limit keeps an untrained or confused refinement from throwing the box across the search region
+    max_refine_shift: float = param(0.5, "largest centre shift the refinement may apply, in box sizes",
+                                    range=(0.0, 5.0))
 
 
 #: the project's trained weights (trackers/train/siamattn_train.py; record in resources/siamattn_effnet.json)
@@ -138,6 +138,10 @@ class SiamAttnTracker(SiameseRPNTracker):
 
     def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:
         """The picked RPN proposal (before size smoothing) as a frame box x, y, w, h."""
+
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "rpn_box": "the RPN's box after smoothing, before refinement",
+                  "proposal": "the picked proposal itself (the refined region)"}
         cx, cy, w, h = (float(v) / scale_z for v in step.pred_bbox[:, step.best])
         cx, cy = cx + float(center_before[0]), cy + float(center_before[1])
         return (cx - w / 2, cy - h / 2, w, h)

@@ -16,7 +16,7 @@ import torch
 
 from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, validate_box)
+                   TrackResult, param, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
 
 
@@ -24,12 +24,17 @@ from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
 class RPNParams:
     """Hyper-parameters of the RPN-family loop (defaults: pysot SiamRPN++ R50)."""
 
-    penalty_k: float = 0.05
-    window_influence: float = 0.42
-    lr: float = 0.38
-    exemplar_size: int = 127
-    instance_size: int = 255
-    context_amount: float = 0.5
+    penalty_k: float = param(0.05, "scale/aspect change penalty: higher keeps the box size steadier",
+                             range=(0.0, 1.0))
+    window_influence: float = param(0.42, "weight of the cosine window: higher prefers positions near the "
+                                          "last centre", range=(0.0, 1.0))
+    lr: float = param(0.38, "size learning rate: how fast the box size follows the network's estimate",
+                      range=(0.0, 1.0))
+    exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
+    instance_size: int = param(255, "search crop side in pixels: larger searches farther, slower",
+                               range=(127, 1023))
+    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
+                                       "(w + h)", range=(0.0, 2.0))
 
 
 class AnchorDecoder:
@@ -114,6 +119,9 @@ class SiameseRPNTracker(Tracker):
     'cls' and 'loc' tensors and optionally 'xcorr': a list of (level, branch, tensor (1, C, h, w))
     depth-wise correlation responses, shown in the GUI's channel grid.
     """
+
+    extra_keys = {"best_index": "index of the chosen candidate in the flattened score",
+                  "pscore": "the chosen candidate's score after penalty and window"}
 
     def __init__(self, network: torch.nn.Module, decoder, params: RPNParams, name: str = "",
                  device: str = "cpu"):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, validate_box)
+                   TrackResult, param, validate_box)
 from .crop import get_subwindow, to_tensor_layout
 from .registry import TrackerSpec, register
 
@@ -37,17 +37,21 @@ from .registry import TrackerSpec, register
 class SiamFCParams:
     """Hyper-parameters (defaults: siamfc-pytorch `TrackerSiamFC.parse_args`)."""
 
-    exemplar_size: int = 127
-    instance_size: int = 255
-    context_amount: float = 0.5
-    scale_num: int = 3
-    scale_step: float = 1.0375
-    scale_lr: float = 0.59
-    scale_penalty: float = 0.9745
-    window_influence: float = 0.176
-    response_size: int = 17
-    response_up: int = 16
-    total_stride: int = 8
+    exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
+    instance_size: int = param(255, "search crop side in pixels (the response size follows from it)",
+                               live=False)
+    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
+                                       "(w + h)", range=(0.0, 2.0))
+    scale_num: int = param(3, "search scales tried per frame", range=(1, 9))
+    scale_step: float = param(1.0375, "ratio between neighbouring search scales", range=(1.0, 2.0))
+    scale_lr: float = param(0.59, "how fast the box size follows the best scale", range=(0.0, 1.0))
+    scale_penalty: float = param(0.9745, "factor on the peaks of the scales other than the current one",
+                                 range=(0.0, 1.0))
+    window_influence: float = param(0.176, "weight of the cosine window: higher prefers positions near "
+                                           "the last centre", range=(0.0, 1.0))
+    response_size: int = param(17, "side of the network's response map (fixed by the crop sizes)", live=False)
+    response_up: int = param(16, "upsampling of the response before the peak is taken", range=(1, 32))
+    total_stride: int = param(8, "response cell size in search-crop pixels (fixed by the network)", live=False)
 
 
 @dataclasses.dataclass
@@ -59,8 +63,10 @@ class SiamFCPlusParams(SiamFCParams):
     scale_lr: float = 0.2226
     scale_penalty: float = 0.937
     window_influence: float = 0.2897
-    min_search_ratio: float = 0.2   # search side kept within [0.2, 5] x its initial value
-    max_search_ratio: float = 5.0
+    min_search_ratio: float = param(0.2, "search side kept at least this times its initial value",
+                                    range=(0.01, 1.0))
+    max_search_ratio: float = param(5.0, "search side kept at most this times its initial value",
+                                    range=(1.0, 100.0))
 
 
 @dataclasses.dataclass
@@ -105,6 +111,9 @@ class FCStep:
 
 class SiamFCTracker(Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
+
+    extra_keys = {"scale": "index of the best search scale", "peak_rc": "row, column of the response peak",
+                  "raw_peak": "the raw response at the peak (the score is its sigmoid)"}
 
     rgb_input = True
 

@@ -24,7 +24,7 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.siammask import REFINE_SIDE, SiamMaskNet
 
-from .base import StageTimer, TrackResult
+from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
 
@@ -38,11 +38,14 @@ class SiamMaskParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    base_size: int = 8               # TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25
-    anchor_stride: int = 8
-    mask_threshold: float = 0.15     # TRACK.MASK_THERSHOLD
-    min_contour_area: float = 100.0  # below this the mask is taken as empty
-    box_from_mask: bool = False      # return the polygon's axis-aligned bounds instead of the RPN box
+    base_size: int = param(8, "TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25 (fixed by the "
+                              "network)", live=False)
+    anchor_stride: int = param(8, "anchor spacing in search-crop pixels (fixed by the network)", live=False)
+    mask_threshold: float = param(0.15, "mask probability above which a pixel is the target "
+                                        "(TRACK.MASK_THERSHOLD)", range=(0.0, 1.0))
+    min_contour_area: float = param(100.0, "mask area (px) below which the mask is taken as empty",
+                                    range=(0.0, 1e6))
+    box_from_mask: bool = param(False, "return the mask's axis-aligned extent instead of the RPN box")
 
 
 def mask_to_frame(mask: np.ndarray, sub_box, frame_shape) -> np.ndarray:
@@ -79,6 +82,11 @@ class SiamMaskTracker(SiameseRPNTracker):
 
     def mask_step(self, step: Decoded, center_before, s_x: float, frame_shape):
         """Mask at the chosen cell -> (127x127 mask, sub_box, frame-sized mask, polygon (4, 2))."""
+
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "mask_cell": "the score cell whose mask was refined",
+                  "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
+                  "mask_crop": "the refined 127x127 mask before the paste-back"}
         p = self.params
         S = int(round(np.sqrt(step.score.size / self.decoder.anchor_num)))
         _, dy, dx = np.unravel_index(step.best, (self.decoder.anchor_num, S, S))
