@@ -96,6 +96,12 @@ class BoxError(ValueError):
     """The initial box is empty or does not overlap the frame."""
 
 
+class UsageError(Exception):
+    """A problem with what the user asked for on the command line: printed as one line, exit code 2.
+    (Here rather than in cli.py so that the commands cli.py lists can raise it without importing
+    cli.py back.)"""
+
+
 def validate_box(box, frame_shape) -> Box:
     """Check an init box against the frame; return it as floats or raise BoxError with a clear message."""
     try:

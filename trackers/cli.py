@@ -12,9 +12,12 @@ from typing import Optional
 
 import cv2
 
+from . import bench, evaluate, train_cli, zoo
+from .base import UsageError
 
-class UsageError(Exception):
-    """A problem with what the user asked for: printed as one line, exit code 2."""
+#: the commands other modules define: each module's add_parser(subparsers) adds its own
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli)
+
 
 
 def parse_box(text: str):
@@ -145,14 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli"):
-        try:
-            mod = __import__(extra, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name != extra:
-                raise
-            continue
-        mod.add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return p
 
 

@@ -122,6 +122,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class DaSiamRPNTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys, "instance_size": "search crop side used on this frame"}
+
     def __init__(self, network: DaSiamRPN, params: DaSiamRPNParams, name: str = "", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(params.total_stride), params, name=name, device=device)
         self.base_instance_size = params.instance_size
@@ -140,8 +142,6 @@ class DaSiamRPNTracker(SiameseRPNTracker):
     @torch.no_grad()
     def init_state(self, frame: np.ndarray, center, size) -> None:
         """Init from the reference's (target_pos, target_sz) directly (the fixtures record these)."""
-
-    extra_keys = {**SiameseRPNTracker.extra_keys, "instance_size": "search crop side used on this frame"}
         p = self.params
         self.center = np.array(center, dtype=np.float64)
         self.size = np.array(size, dtype=np.float64)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from . import metrics as M
+from .base import UsageError
 from .results import read_boxes, write_otb
 from .session import TrackingSession
 from .sources import FrameSource, ImageFolderSource, SourceError
@@ -233,7 +234,6 @@ def default_trackers() -> list[str]:
 
 
 def parse_weights(items) -> dict[str, str]:
-    from .cli import UsageError
     out = {}
     for item in items or []:
         name, sep, path = item.partition("=")
@@ -246,7 +246,6 @@ def parse_weights(items) -> dict[str, str]:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers import registry
-    from .cli import UsageError
 
     if args.threads:
         import torch

@@ -103,6 +103,10 @@ def load_siamattn(weights: str) -> SiamAttn:
 
 
 class SiamAttnTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "rpn_box": "the RPN's box after smoothing, before refinement",
+                  "proposal": "the picked proposal itself (the refined region)"}
+
     def __init__(self, network: SiamAttn, params: SiamAttnParams, name: str = "siamattn",
                  device: str = "cpu"):
         super().__init__(network, AnchorDecoder(stride=network.cfg.stride), params, name=name, device=device)
@@ -138,10 +142,6 @@ class SiamAttnTracker(SiameseRPNTracker):
 
     def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:
         """The picked RPN proposal (before size smoothing) as a frame box x, y, w, h."""
-
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "rpn_box": "the RPN's box after smoothing, before refinement",
-                  "proposal": "the picked proposal itself (the refined region)"}
         cx, cy, w, h = (float(v) / scale_z for v in step.pred_bbox[:, step.best])
         cx, cy = cx + float(center_before[0]), cy + float(center_before[1])
         return (cx - w / 2, cy - h / 2, w, h)

@@ -77,16 +77,16 @@ def mask_polygon(mask_in_img: np.ndarray, threshold: float, min_area: float):
 
 
 class SiamMaskTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "mask_cell": "the score cell whose mask was refined",
+                  "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
+                  "mask_crop": "the refined 127x127 mask before the paste-back"}
+
     def __init__(self, network: SiamMaskNet, params: SiamMaskParams, name: str = "", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(params.anchor_stride), params, name=name, device=device)
 
     def mask_step(self, step: Decoded, center_before, s_x: float, frame_shape):
         """Mask at the chosen cell -> (127x127 mask, sub_box, frame-sized mask, polygon (4, 2))."""
-
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "mask_cell": "the score cell whose mask was refined",
-                  "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
-                  "mask_crop": "the refined 127x127 mask before the paste-back"}
         p = self.params
         S = int(round(np.sqrt(step.score.size / self.decoder.anchor_num)))
         _, dy, dx = np.unravel_index(step.best, (self.decoder.anchor_num, S, S))
