@@ -32,7 +32,6 @@ Distractor-aware part (`distractor_aware=True`, the default; the paper's Sec. 4.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import numpy as np
@@ -44,7 +43,7 @@ from models.dasiamrpn import VARIANTS, DaSiamRPN
 
 from . import decode as D
 from .base import Box, StageTimer, TrackingState, TrackResult, param, validate_box
-from .crop import channel_average, get_subwindow
+from .crop import channel_average, get_subwindow, py2_round
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
 
@@ -96,11 +95,6 @@ DEFAULT_PARAMS = {
 
 def default_params(variant: str, **overrides) -> DaSiamRPNParams:
     return DaSiamRPNParams(**{**DEFAULT_PARAMS[variant], **overrides})
-
-
-def py2_round(x: float) -> float:
-    """Python 2's round(): nearest integer, ties away from zero (the reference is Python-2 code)."""
-    return math.copysign(math.floor(abs(x) + 0.5), x)
 
 
 def crop_py2(frame: np.ndarray, pos, model_sz: int, original_sz: float, avg_chans) -> np.ndarray:

@@ -26,7 +26,6 @@ import dataclasses
 import math
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, Tracking
                    validate_box)
 from .crop import channel_average, crop_window, get_subwindow
 from .registry import TrackerSpec, register
+from .siamfc import hann_window, penalize_scales, score_responses
 
 STRIDE = 16          # EfficientNet-Lite0 stage 5
 STAGE = 5
@@ -226,8 +226,7 @@ class FloorTracker(Tracker):
 
     def _hann_window(self, size: int) -> np.ndarray:
         if self._window is None or self._window.shape[0] != size:
-            w = np.outer(np.hanning(size), np.hanning(size))
-            self._window = w / w.sum()
+            self._window = hann_window(size)
         return self._window
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -242,19 +241,14 @@ class FloorTracker(Tracker):
             cosine, per_channel = weighted_cosine(feats, self.template, self.weights, self.feature_mean)
             cosine = cosine.numpy()
         with timer.stage("decode"):
-            S = cosine.shape[-1]
-            up = S * p.response_up
-            responses = np.stack([cv2.resize(c, (up, up), interpolation=cv2.INTER_CUBIC) for c in cosine])
-            penalties = np.full(len(sides), p.scale_penalty)
-            penalties[len(sides) // 2] = 1.0
-            best_scale = int(np.argmax(responses.reshape(len(sides), -1).max(1) * penalties))
-            peak_cosine = float(responses[best_scale].max())
-            response = responses[best_scale] - responses[best_scale].min()
-            response /= response.sum() + 1e-16
-            response = (1 - p.window_influence) * response + p.window_influence * self._hann_window(up)
-            r, c = np.unravel_index(int(np.argmax(response)), response.shape)
+            up = cosine.shape[-1] * p.response_up
+            step = score_responses(cosine, up, self._hann_window(up), p.window_influence,
+                                   lambda peaks: penalize_scales(peaks, p.scale_penalty), (up - 1) / 2)
+            best_scale = step.best_scale
+            peak_cosine = float(step.up_max[best_scale])
+            response = step.final
             # displacement: response px -> crop px (stride / up) -> frame px (crop side / instance size)
-            disp = (np.array([c, r], dtype=np.float64) - (up - 1) / 2) * STRIDE / p.response_up
+            disp = step.disp_response * STRIDE / p.response_up
             disp *= sides[best_scale] / p.instance_size
             self.center = self.center + disp
             scale = (1 - p.scale_lr) + p.scale_lr * self.scale_factors[best_scale]

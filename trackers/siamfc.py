@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -109,6 +109,44 @@ class FCStep:
     disp_response: np.ndarray   # (dx, dy) in upsampled-map pixels from the map centre
 
 
+def penalize_scales(up_max: np.ndarray, scale_penalty: float) -> np.ndarray:
+    """Scale penalty on the non-unit scales' peaks (float32 maps times a Python float, as
+    siamfc-pytorch multiplies them)."""
+    out = up_max.copy()
+    n = len(out)
+    out[:n // 2] *= scale_penalty
+    out[n // 2 + 1:] *= scale_penalty
+    return out
+
+
+def hann_window(size: int) -> np.ndarray:
+    """The (size, size) cosine window, summing to 1."""
+    w = np.outer(np.hanning(size), np.hanning(size))
+    return w / w.sum()
+
+
+def score_responses(raw: np.ndarray, up_size: int, window: np.ndarray, window_influence: float,
+                    penalize: Callable[[np.ndarray], np.ndarray], peak_origin: float) -> FCStep:
+    """SiamFC's scoring of per-scale responses (n, S, S): upsample to up_size, choose the scale
+    (penalised peaks), normalise, window, argmax, in both references' order. The floor tracker
+    (trackers/floor.py) scores its cosine maps with it too."""
+    n = raw.shape[0]
+    up = np.stack([cv2.resize(r, (up_size, up_size), interpolation=cv2.INTER_CUBIC) for r in raw])
+    up_max = up.reshape(n, -1).max(1)
+    up_max_pen = penalize(up_max)
+    best = int(np.argmax(up_max_pen))
+    chosen = up[best]
+    # float32 like the references: map - min, then / sum
+    cmin = chosen.min()
+    norm = chosen - cmin
+    csum = norm.sum()
+    norm = norm / csum
+    final = (1 - window_influence) * norm + window_influence * window
+    r, c = np.unravel_index(int(final.argmax()), final.shape)
+    disp = np.array([c, r], np.float64) - peak_origin
+    return FCStep(raw, up_max, up_max_pen, best, chosen, float(cmin), float(csum), final, (int(r), int(c)), disp)
+
+
 class SiamFCTracker(Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
 
@@ -143,8 +181,7 @@ class SiamFCTracker(Tracker):
     def window(self) -> np.ndarray:
         U = self.upscale_size()
         if U not in self._windows:
-            w = np.outer(np.hanning(U), np.hanning(U))
-            self._windows[U] = w / w.sum()
+            self._windows[U] = hann_window(U)
         return self._windows[U]
 
     def peak_origin(self) -> float:
@@ -152,13 +189,7 @@ class SiamFCTracker(Tracker):
         return (self.upscale_size() - 1) / 2
 
     def penalize(self, up_max: np.ndarray) -> np.ndarray:
-        """Scale penalty on the non-unit scales' peaks (float32 maps times a Python float, as
-        siamfc-pytorch multiplies them)."""
-        out = up_max.copy()
-        n = len(out)
-        out[:n // 2] *= self.params.scale_penalty
-        out[n // 2 + 1:] *= self.params.scale_penalty
-        return out
+        return penalize_scales(up_max, self.params.scale_penalty)
 
     def _input(self, frame: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if self.rgb_input else frame
@@ -172,24 +203,8 @@ class SiamFCTracker(Tracker):
 
     def score(self, raw: np.ndarray) -> FCStep:
         """Upsample, choose the scale, normalise, window, argmax (both references' order)."""
-        p = self.params
-        U = self.upscale_size()
-        n = raw.shape[0]
-        up = np.stack([cv2.resize(r, (U, U), interpolation=cv2.INTER_CUBIC) for r in raw])
-        up_max = up.reshape(n, -1).max(1)
-        up_max_pen = self.penalize(up_max)
-        best = int(np.argmax(up_max_pen))
-        chosen = up[best]
-        # float32 like the references: map - min, then / sum
-        cmin = chosen.min()
-        norm = chosen - cmin
-        csum = norm.sum()
-        norm = norm / csum
-        final = (1 - p.window_influence) * norm + p.window_influence * self.window()
-        r, c = np.unravel_index(int(final.argmax()), final.shape)
-        disp = np.array([c, r], np.float64) - self.peak_origin()
-        return FCStep(raw, up_max, up_max_pen, best, chosen, float(cmin), float(csum), final,
-                      (int(r), int(c)), disp)
+        return score_responses(raw, self.upscale_size(), self.window(), self.params.window_influence,
+                               self.penalize, self.peak_origin())
 
     # -- siamfc-pytorch specifics -------------------------------------------------------------
     def start(self, frame: np.ndarray, center_xy, size_wh) -> None:
