@@ -45,7 +45,7 @@ from . import decode as D
 from .base import Box, StageTimer, TrackingState, TrackResult, param, validate_box
 from .crop import channel_average, get_subwindow, py2_round
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 
 @dataclasses.dataclass
@@ -250,48 +250,48 @@ class DaSiamRPNTracker(SiameseRPNTracker):
             self.bank_weights = self.bank_weights[keep]
 
     # -- the interface --------------------------------------------------------------------------
-    def track(self, frame: np.ndarray) -> TrackResult:
+    # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
+    def search_size(self) -> int:
+        return self.instance_size  # grows while lost; read before the step changes that
+
+    def decode_step(self, cls: np.ndarray, loc: np.ndarray, ctx: SearchContext) -> Decoded:
+        """Distractor-aware decoding: re-rank by distractor similarity, decide whether the best
+        candidate is the target (notes: accept, state, distractor_idx), remember the distractors."""
         p = self.params
-        timer = StageTimer()
-        searching = p.distractor_aware and self.lost_steps > 0
-        instance_size = self.instance_size  # grows while lost; read before the step changes that
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            if not p.distractor_aware:
-                step = self.decode(cls, loc, scale_z, frame.shape)
-                state = TrackingState.TRACKING
-                accept = True
-                distractor_idx: list[int] = []
-                self.lost_steps = 0  # switching the part back on starts from the normal search
-            else:
-                term = self.distractor_similarity(out["cls_feature"])
-                step = self.decode(cls, loc, scale_z, frame.shape, distractor_term=term,
-                                   window_influence=p.lost_window_influence if searching else None)
-                best_score = float(step.score[step.best])
-                if searching:
-                    accept = best_score >= p.recover_score
-                else:
-                    accept = best_score >= p.lost_score
-                if accept:
-                    state = TrackingState.TRACKING
-                    self.lost_steps = 0
-                else:
-                    state = TrackingState.REDETECTING if searching else TrackingState.LOST
-                    self.lost_steps += 1
-                distractor_idx = self.find_distractors(step) if accept else []
-                self.remember(out["cls_feature"], distractor_idx, step.score)
-            if accept:
-                self.center = np.array(step.center)
-                self.size = np.array(step.size)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
-        result.state = state
-        if not accept:  # the state was kept: report it, not the rejected candidate
+        if not p.distractor_aware:
+            self.lost_steps = 0  # switching the part back on starts from the normal search
+            ctx.notes.update(accept=True, state=TrackingState.TRACKING, distractor_idx=[])
+            return self.decode(cls, loc, ctx.scale_z, ctx.frame_shape)
+        searching = self.lost_steps > 0
+        out = ctx.out
+        term = self.distractor_similarity(out["cls_feature"])
+        step = self.decode(cls, loc, ctx.scale_z, ctx.frame_shape, distractor_term=term,
+                           window_influence=p.lost_window_influence if searching else None)
+        best_score = float(step.score[step.best])
+        accept = best_score >= (p.recover_score if searching else p.lost_score)
+        if accept:
+            state = TrackingState.TRACKING
+            self.lost_steps = 0
+        else:
+            state = TrackingState.REDETECTING if searching else TrackingState.LOST
+            self.lost_steps += 1
+        distractor_idx = self.find_distractors(step) if accept else []
+        self.remember(out["cls_feature"], distractor_idx, step.score)
+        ctx.notes.update(accept=accept, state=state, distractor_idx=distractor_idx)
+        return step
+
+    def accept_step(self, step: Decoded, ctx: SearchContext) -> bool:
+        return ctx.notes["accept"]
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        result.state = ctx.notes["state"]
+        if not ctx.notes["accept"]:  # the state was kept: report it, not the rejected candidate
             w, h = self.size
             result.box = (self.center[0] - w / 2, self.center[1] - h / 2, w, h)
-        result.distractors = [self._frame_box(step.pred_bbox[:, i], center_before, scale_z)
-                              for i in distractor_idx]
-        result.extra["instance_size"] = int(instance_size)
+        result.distractors = [self._frame_box(step.pred_bbox[:, i], ctx.center_before, ctx.scale_z)
+                              for i in ctx.notes["distractor_idx"]]
+        result.extra["instance_size"] = int(ctx.instance_size)
         return result
 
     @staticmethod

@@ -28,7 +28,7 @@ from models.siamattn import SiamAttn, SiamAttnConfig, apply_box_deltas, build_si
 from . import decode as D
 from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, RPNParams, SearchContext, SiameseRPNTracker
 
 SEED_PREFIX = "seed:"
 
@@ -119,25 +119,21 @@ class SiamAttnTracker(SiameseRPNTracker):
     def run_network(self, patch: np.ndarray) -> dict:
         return self.network.track(self._tensor(patch))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
+    def refine_step(self, step, ctx: SearchContext, timer: StageTimer):
         p: SiamAttnParams = self.params
-        timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-        rpn_box = step.box
-        proposal = self.proposal_in_frame(step, scale_z, center_before)
-        mask = None
+        ctx.notes["rpn_box"] = step.box   # the RPN's box after smoothing, before refinement
+        ctx.notes["proposal"] = self.proposal_in_frame(step, ctx.scale_z, ctx.center_before)
+        ctx.notes["mask"] = None
         if p.refine_box or p.predict_mask:
             with timer.stage("refine"):
-                step, mask = self.refine(step, scale_z, center_before, frame.shape)
-        self.center = np.array(step.center)
-        self.size = np.array(step.size)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
-        result.mask = mask
-        result.extra["rpn_box"] = rpn_box        # the RPN's box after smoothing, before refinement
-        result.extra["proposal"] = proposal      # the picked proposal itself (the refined region)
+                step, ctx.notes["mask"] = self.refine(step, ctx.scale_z, ctx.center_before, ctx.frame_shape)
+        return step
+
+    def finish_result(self, result: TrackResult, step, ctx: SearchContext, timer: StageTimer) -> TrackResult:
+        result.mask = ctx.notes["mask"]
+        result.extra["rpn_box"] = ctx.notes["rpn_box"]
+        result.extra["proposal"] = ctx.notes["proposal"]   # the picked proposal itself (the refined region)
         return result
 
     def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:

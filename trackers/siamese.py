@@ -112,6 +112,19 @@ class Decoded:
     box: Box                # returned box (x, y, w, h)
 
 
+@dataclasses.dataclass
+class SearchContext:
+    """One frame's search, as the template's hooks see it."""
+
+    out: dict                    # the network's outputs (tensors, correlation maps)
+    scale_z: float               # crop pixels per frame pixel
+    s_x: int                     # search crop side in frame pixels
+    center_before: np.ndarray    # the state's centre before this frame
+    instance_size: int           # search crop side in crop pixels
+    frame_shape: tuple
+    notes: dict = dataclasses.field(default_factory=dict)   # what a variant's hooks hand each other
+
+
 class SiameseRPNTracker(Tracker):
     """A Siamese tracker made of a network (template / track) and a decoder (anchors / points).
 
@@ -216,14 +229,42 @@ class SiameseRPNTracker(Tracker):
         return out, cls, loc, scale_z, s_x
 
     def track(self, frame: np.ndarray) -> TrackResult:
+        """The RPN-family loop, written once: search -> decode -> refine -> state update -> result.
+        Variants (long-term SiamRPN++, DaSiamRPN, SiamMask, SiamAttn) override the hooks below,
+        not this loop."""
         timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
+        instance_size = self.search_size()
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
+        ctx = SearchContext(out, scale_z, s_x, self.center.copy(), instance_size, frame.shape)
         with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
+            step = self.decode_step(cls, loc, ctx)
+        step = self.refine_step(step, ctx, timer)
+        if self.accept_step(step, ctx):
             self.center = np.array(step.center)
             self.size = np.array(step.size)
-        return self.make_result(step, out, center_before, scale_z, s_x, timer)
+        result = self.make_result(step, out, ctx.center_before, scale_z, s_x, timer)
+        return self.finish_result(result, step, ctx, timer)
+
+    # -- the template's hooks -----------------------------------------------------------------
+    def search_size(self) -> int:
+        """Search crop side for this frame (long-term and DaSiamRPN widen it while lost)."""
+        return self.params.instance_size
+
+    def decode_step(self, cls: np.ndarray, loc: np.ndarray, ctx: SearchContext) -> Decoded:
+        return self.decode(cls, loc, ctx.scale_z, ctx.frame_shape)
+
+    def refine_step(self, step: Decoded, ctx: SearchContext, timer: StageTimer) -> Decoded:
+        """A second stage on the chosen candidate (SiamAttn's refinement); none by default."""
+        return step
+
+    def accept_step(self, step: Decoded, ctx: SearchContext) -> bool:
+        """Whether the state (centre, size) takes the step (DaSiamRPN holds it while lost)."""
+        return True
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        """Add what the variant shows beyond the box and score map (mask, state, distractors)."""
+        return result
 
     def make_result(self, step: Decoded, out: dict, center_before, scale_z: float, s_x: int,
                     timer: StageTimer) -> TrackResult:

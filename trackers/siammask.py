@@ -26,7 +26,7 @@ from models.siammask import REFINE_SIDE, SiamMaskNet
 
 from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 @dataclasses.dataclass
 class SiamMaskParams(RPNParams):
@@ -106,18 +106,12 @@ class SiamMaskTracker(SiameseRPNTracker):
             polygon = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
         return mask, sub_box, mask_in_img, np.asarray(polygon, np.float64), (int(dy), int(dx))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
         p = self.params
-        timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-            self.center = np.array(step.center)
-            self.size = np.array(step.size)
         with timer.stage("mask"):
-            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, center_before, s_x, frame.shape)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, ctx.center_before, ctx.s_x,
+                                                                       ctx.frame_shape)
         result.mask = mask_in_img.astype(np.float32, copy=False)
         result.mask_threshold = p.mask_threshold
         result.polygon = polygon

@@ -26,7 +26,7 @@ from models.pysot import PYSOT_RPN_MODELS
 from . import decode as D
 from .base import StageTimer, TrackResult, TrackingState, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 # pysot ANCHOR section, the same in all four experiments
 ANCHOR_STRIDE = 8
@@ -130,29 +130,25 @@ class SiamRPNLTTracker(SiameseRPNTracker):
                        (float(cx), float(cy)), (float(w), float(h)),
                        (ccx - cw / 2, ccy - ch / 2, cw, ch))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    def search_size(self) -> int:
         p = self.params
-        timer = StageTimer()
+        return p.lost_instance_size if self.longterm else p.instance_size
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        p = self.params
         longterm_before = self.longterm
-        instance_size = p.lost_instance_size if longterm_before else p.instance_size
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-            self.center = np.array(step.center)
-            self.size = np.array(step.size)
-            best_score = float(step.score[step.best])
-            if best_score < p.confidence_low:
-                self.longterm = True
-            elif best_score > p.confidence_high:
-                self.longterm = False
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+        best_score = float(step.score[step.best])
+        if best_score < p.confidence_low:
+            self.longterm = True
+        elif best_score > p.confidence_high:
+            self.longterm = False
         if best_score < p.confidence_low:
             result.state = TrackingState.LOST
         elif self.longterm:
             result.state = TrackingState.REDETECTING
         result.extra.update(longterm_before=longterm_before, longterm=self.longterm,
-                            instance_size=instance_size)
+                            instance_size=ctx.instance_size)
         return result
 
 
