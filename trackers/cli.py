@@ -12,11 +12,11 @@ from typing import Optional
 
 import cv2
 
-from . import bench, evaluate, train_cli, zoo
+from . import bench, evaluate, train_cli, vot_client, zoo
 from .base import UsageError
 
 #: the commands other modules define: each module's add_parser(subparsers) adds its own
-COMMAND_MODULES = (bench, evaluate, zoo, train_cli)
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
 
 
 
