@@ -243,8 +243,6 @@ class ChannelGrid(QWidget):
     """The top-K DW-XCorr channels by peak response. Click a channel to enlarge it; pin it to keep
     it in the grid across frames (how SiamRPN++'s category-selective channels become visible)."""
 
-    pinsChanged = Signal()
-
     def __init__(self, parent=None, k: int = 12, columns: int = 4):
         super().__init__(parent)
         self.columns = columns
@@ -399,7 +397,6 @@ class ChannelGrid(QWidget):
             self.pinned.append(self.selected)
         elif not on and self.selected in self.pinned:
             self.pinned.remove(self.selected)
-        self.pinsChanged.emit()
         self.redraw()
 
     def pin(self, key: tuple) -> None:
@@ -411,7 +408,6 @@ class ChannelGrid(QWidget):
         self.pin_button.blockSignals(True)
         self.pin_button.setChecked(False)
         self.pin_button.blockSignals(False)
-        self.pinsChanged.emit()
         self.redraw()
 
     def _show_big(self) -> None:
