@@ -256,8 +256,6 @@ class ChannelGrid(QWidget):
     ranking value. Click a channel to enlarge it; pin it to keep it in the grid across frames (how
     SiamRPN++'s category-selective channels become visible)."""
 
-    pinsChanged = Signal()
-
     def __init__(self, parent=None, k: int = 12, columns: int = 4):
         super().__init__(parent)
         self.columns = columns
@@ -452,7 +450,6 @@ class ChannelGrid(QWidget):
             self.pinned.append(self.selected)
         elif not on and self.selected in self.pinned:
             self.pinned.remove(self.selected)
-        self.pinsChanged.emit()
         self.redraw()
 
     def pin(self, key: tuple) -> None:
@@ -464,7 +461,6 @@ class ChannelGrid(QWidget):
         self.pin_button.blockSignals(True)
         self.pin_button.setChecked(False)
         self.pin_button.blockSignals(False)
-        self.pinsChanged.emit()
         self.redraw()
 
     def _show_big(self, levels: Optional[tuple[float, float]] = None) -> None:

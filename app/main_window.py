@@ -1,8 +1,12 @@
-"""The SiamScope window: menus, the tracker bar, the views, and the wiring to the worker.
+"""The SiamScope window: menus, the views, and the wiring between its parts and the worker.
 
-The GUI thread only draws. The worker (app/worker.py) owns the source and the tracker and sends
-every frame back as a FramePacket; `_on_packet` records it for export and keeps it as the latest,
-and a display timer draws the latest one, so drawing skips frames rather than falling behind.
+Parts: the tracker bar (app/tracker_bar.py), the message bar (app/message_bar.py), the draw
+scheduler (app/draw_scheduler.py), the export controls (app/export_controls.py), the views
+(app/video_view.py, app/inspect_views.py) and the parameter panel (app/params_panel.py).
+
+The GUI thread only draws. The worker (app/worker.py) owns the run and sends every frame back as a
+FramePacket; `_on_packet` records it for export and hands it to the draw scheduler, which draws
+only the latest one, so drawing skips frames rather than falling behind.
 """
 from __future__ import annotations
 
@@ -12,96 +16,36 @@ import time
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
-                               QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar, QPushButton,
-                               QSizePolicy, QSlider, QSplitter, QStackedWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QInputDialog, QLabel, QMainWindow, QPushButton, QSizePolicy, QSlider, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from trackers import registry
 from trackers.base import TrackResult
 from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
                                   read_groundtruth, score_so_far)
 
+from .draw_scheduler import DrawScheduler
 from .export import RunStore, VideoExportJob
+from .export_controls import ExportControls
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
+from .message_bar import MessageBar
 from .params_panel import ParamsPanel
 from .recent import RecentFiles
 from .start_page import StartPage
+from .tracker_bar import TrackerBar
 from .video_view import VideoView
-from .worker import FramePacket, SourceInfo, TrackerInfo, TrackingWorker, build_tracker
+from .worker import TrackingWorker, build_tracker
+from .worker_protocol import (FramePacket, Message, PlayingChanged, SourceInfo, Synced, TrackerInfo,
+                              TrackerUnloaded, TrackingChanged)
 
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
-MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
-                  "info": "background:#1565c0; color:white;"}
-# the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
-PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
-MIN_DRAW_INTERVAL_MS = 30        # at most ~33 redraws a second
-MAX_DRAW_INTERVAL_MS = 500
 TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
 # Threads that did not end in time when their window closed; kept referenced so Python does not
 # destroy a running QThread (which would abort the process).
 _ORPHANS: list = []
-
-
-def available_devices() -> list[str]:
-    devices = ["cpu"]
-    try:
-        import torch
-        if torch.cuda.is_available():
-            devices.append("cuda")
-    except Exception:  # noqa: BLE001 - a broken CUDA setup still leaves the CPU
-        pass
-    return devices
-
-
-class MessageBar(QWidget):
-    """Problems and hints shown inside the window (never a dialog that blocks, never a traceback)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 3, 4, 3)
-        lay.addWidget(self.label, 1)
-        self._actions_layout = QHBoxLayout()
-        lay.addLayout(self._actions_layout)
-        lay.addWidget(close)
-        self.action_buttons: list[QPushButton] = []
-        self.setAttribute(Qt.WA_StyledBackground, True)
-        self.level = ""
-        self.text = ""
-        self._timer = QTimer(self, singleShot=True, interval=8000)
-        self._timer.timeout.connect(self.hide)
-        self.hide()
-
-    def show_message(self, level: str, text: str, actions=()) -> None:
-        """`actions`: (button text, callable) pairs shown beside the text -- the fix, right there."""
-        self.level, self.text = level, text
-        self.label.setText(text)
-        self.setStyleSheet(MESSAGE_STYLES.get(level, MESSAGE_STYLES["info"]))
-        for b in self.action_buttons:
-            self._actions_layout.removeWidget(b)
-            b.deleteLater()
-        self.action_buttons = []
-        for label, slot in actions:
-            b = QPushButton(label)
-            b.setStyleSheet("background:white; color:black; padding:2px 8px;")
-            b.clicked.connect(lambda *_, f=slot: f())
-            self._actions_layout.addWidget(b)
-            self.action_buttons.append(b)
-        self.show()
-        if level == "info":
-            self._timer.start()
-        else:
-            self._timer.stop()
 
 
 def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
@@ -134,6 +78,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("SiamScope", "SiamScope")
         self.recent = RecentFiles(self.settings)
+        self.groundtruth: Optional[GroundTruth] = None
+        self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against it
+        self._pending_reinit: Optional[tuple] = None     # (box, frame) awaiting "discard later frames?"
         self.store = RunStore()
         self.source_info: Optional[SourceInfo] = None
         self.tracker_info: Optional[TrackerInfo] = None
@@ -142,17 +89,12 @@ class MainWindow(QMainWindow):
         self.current_index = -1
         self.latest: Optional[FramePacket] = None       # last packet received
         self.drawn_packet: Optional[FramePacket] = None  # last packet drawn
-        self._pending: Optional[FramePacket] = None
         self.synced = 0                # the last worker.sync() barrier the worker has answered
         self._timeline_version = -1
         self.packets_received = 0
         self.packets_drawn = 0
         self.track_fps = 0.0
         self.track_ms = 0.0
-        self.export_job: Optional[VideoExportJob] = None
-        self.groundtruth: Optional[GroundTruth] = None
-        self._pending_reinit: Optional[tuple] = None     # (box, frame) awaiting "discard later frames?"
-        self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against it
         self._closing = False
 
         self._build_widgets()
@@ -160,42 +102,31 @@ class MainWindow(QMainWindow):
         self.start_page.set_recent(self.recent.paths())
 
         self.worker = TrackingWorker(tracker_factory=tracker_factory)
-        self.worker.on("frame", self._on_packet)
-        self.worker.on("source", self._on_source_opened)
-        self.worker.on("tracker", self._on_tracker_ready)
-        self.worker.on("playing", self._on_playing_changed)
-        self.worker.on("tracking", self._on_tracking_changed)
-        self.worker.on("message", self.show_message)
-        self.worker.on("synced", self._on_synced)
+        self.worker.on(FramePacket, self._on_packet)
+        self.worker.on(SourceInfo, self._on_source_opened)
+        self.worker.on(TrackerInfo, self._on_tracker_ready)
+        self.worker.on(TrackerUnloaded, lambda e: self._on_tracker_ready(None))
+        self.worker.on(PlayingChanged, lambda e: self._on_playing_changed(e.playing))
+        self.worker.on(TrackingChanged, lambda e: self._on_tracking_changed(e.tracking))
+        self.worker.on(Message, lambda e: self.show_message(e.level, e.text))
+        self.worker.on(Synced, lambda e: self._on_synced(e.number))
         self.worker.start()
 
-        # Draws the latest packet; a packet that arrives while another waits replaces it. The pause
-        # between draws adapts to what a draw (and the repaint it causes) costs, so drawing takes at
-        # most about a third of the GUI thread and the event loop stays responsive on a slow machine.
-        self.display_timer = QTimer(self, singleShot=True, interval=MIN_DRAW_INTERVAL_MS)
-        self.display_timer.timeout.connect(self._draw_cycle)
-        self.display_timer.start()
-        self._draw_started_at = 0.0
-        self.draw_cost_ms = 0.0
+        # draws the latest packet only, at a pace that leaves the event loop responsive
+        self.draws = DrawScheduler(self.worker.gui_idle, self._draw_passes, self)
         self._timeline_drawn_at = 0.0
-        self._fill_trackers()
+        self.tracker_bar.fill()
 
     # -- construction ----------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.messages = MessageBar()
-        self.tracker_combo = QComboBox()
-        self.tracker_combo.setMinimumWidth(160)
-        self.tracker_combo.setToolTip("tracker")
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("checkpoint file")
-        self.weights_edit.setMinimumWidth(160)
-        self.weights_edit.editingFinished.connect(self._weights_edited)
-        self.weights_button = QPushButton("Checkpoint…")
-        self.weights_button.clicked.connect(self.choose_weights)
-        self.device_combo = QComboBox()
-        for d in available_devices():
-            self.device_combo.addItem(d.upper(), d)
-        self.device_combo.setToolTip("where the network runs")
+        self.tracker_bar = TrackerBar(self.settings, self._last_dir)
+        self.tracker_bar.configChanged.connect(self.configure_tracker)
+        self.tracker_bar.message.connect(self.show_message)
+        self.tracker_bar.after_dialog = self.return_focus
+        # the bar's widgets under their old names (tests and the screenshot script drive them)
+        self.tracker_combo, self.device_combo = self.tracker_bar.tracker_combo, self.tracker_bar.device_combo
+        self.weights_edit = self.tracker_bar.weights_edit
         self.start_button = QPushButton("▶ Start")
         self.start_button.setToolTip("initialise the tracker on this frame with the drawn box and play")
         self.start_button.clicked.connect(self.start_tracking)
@@ -222,22 +153,18 @@ class MainWindow(QMainWindow):
         # beside what is loaded
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
-        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo):
-            bar.addWidget(w)
-        bar.setStretch(2, 1)
+        bar.addWidget(self.tracker_bar, 1)
         transport = QHBoxLayout()
         transport.setContentsMargins(6, 0, 6, 0)
         for w in (self.start_button, self.play_button, self.step_button, self.stop_button, QLabel("Speed"),
                   self.speed_combo, self.heat_check):
             transport.addWidget(w)
-        self.tracker_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.stop_button.setEnabled(False)       # nothing to stop until a run starts
         # clicking a transport button leaves the keyboard with the video, where Space and the
         # arrows mean play and step (a focused button would take Space as a click)
-        for b in (self.start_button, self.play_button, self.step_button, self.stop_button, self.weights_button):
+        for b in (self.start_button, self.play_button, self.step_button, self.stop_button):
             b.setFocusPolicy(Qt.NoFocus)
-
-        # what is loaded (name, checkpoint file, sha256): its own line, so it is never cut
+        # what is loaded (name, checkpoint file, sha256): the one source of "what produced this"
         self.loaded_label = QLabel()
         self.loaded_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.loaded_label.setContentsMargins(8, 0, 6, 0)
@@ -323,14 +250,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
 
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.hide()
-        self.cancel_export_button = QPushButton("Cancel export")
-        self.cancel_export_button.hide()
-        self.cancel_export_button.clicked.connect(self.cancel_export)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.cancel_export_button)
+        self.exports = ExportControls(self, self.statusBar(), lambda: self.store, self.heat_check.isChecked,
+                                      self._last_dir, self.show_message)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -341,8 +262,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._action(m, "Attach &ground truth…", self.choose_groundtruth, QKeySequence("Ctrl+G"))
         m.addSeparator()
-        self._action(m, "Export annotated &video…", self.choose_export_video)
-        self._action(m, "Export &results…", self.choose_export_results)
+        self._action(m, "Export annotated &video…", self.exports.choose_export_video)
+        self._action(m, "Export &results…", self.exports.choose_export_results)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.Quit)
         t = self.menuBar().addMenu("&Track")
@@ -491,12 +412,11 @@ class MainWindow(QMainWindow):
         self.source_info = info
         self.video_stack.setCurrentWidget(self.video)
         self.video.setFocus(Qt.OtherFocusReason)
-        if isinstance(info.spec, str) and os.path.exists(info.spec):
-            self.recent.add(info.spec)
-            self.start_page.set_recent(self.recent.paths())
         self.groundtruth = None
         self.video.set_groundtruth(None)
         if isinstance(info.spec, str) and os.path.exists(info.spec):
+            self.recent.add(info.spec)
+            self.start_page.set_recent(self.recent.paths())
             found = find_groundtruth(info.spec)      # a sequence folder brings its own
             if found is not None:
                 try:
@@ -519,105 +439,23 @@ class MainWindow(QMainWindow):
                           + (f", {info.frame_count} frames" if info.frame_count else "") + gt
                           + "). Drag a box around the target, then press Start.")
 
-    # -- trackers --------------------------------------------------------------------------------
-    def _fill_trackers(self) -> None:
-        specs = registry.all_trackers()
-        self.tracker_combo.blockSignals(True)
-        self.tracker_combo.clear()
-        for spec in specs:
-            self.tracker_combo.addItem(self._tracker_label(spec), spec.name)
-        self.tracker_combo.blockSignals(False)
-        if not specs:
-            problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
-            self.show_message("error", "No trackers are available." + (f" ({problems})" if problems else ""))
-            return
-        names = [s.name for s in specs]
-        last = self.settings.value("tracker", "")
-        choice = last if last in names else next((n for n in PREFERRED_TRACKERS if n in names), names[0])
-        self.tracker_combo.setCurrentIndex(names.index(choice))
-        self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
-        self.device_combo.currentIndexChanged.connect(lambda _: self.configure_tracker())
-        self._tracker_changed()
-
-    def _tracker_label(self, spec) -> str:
-        """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
-        model folder)."""
-        title = spec.title or spec.name
-        if spec.needs_weights and self._known_weights(spec) is None:
-            return f"{title}  — no checkpoint"
-        return title
-
-    def _known_weights(self, spec) -> Optional[str]:
-        """The checkpoint chosen for this tracker before (if the file is still there), else the one
-        in the model folders."""
-        remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")
-        return remembered if remembered and os.path.isfile(remembered) else registry.find_weights(spec)
-
-    def _refresh_tracker_labels(self) -> None:
-        for i in range(self.tracker_combo.count()):
-            self.tracker_combo.setItemText(i, self._tracker_label(registry.get(self.tracker_combo.itemData(i))))
-
+    # -- trackers (the bar: app/tracker_bar.py) ----------------------------------------------------
     def open_model_zoo(self, entries=None, dest_dir=None):
         """The model-zoo dialog (non-modal); a finished download refreshes the picker."""
         from .zoo_dialog import ModelZooDialog
         dialog = ModelZooDialog(self, entries, dest_dir)
-        dialog.downloaded.connect(lambda _path: (self._refresh_tracker_labels(),
-                                                 self._fill_weights(self.tracker_name())))
+        dialog.downloaded.connect(lambda _path: self.tracker_bar.refresh_labels())
         dialog.finished.connect(lambda *_: self.return_focus())
         dialog.show()
         self.zoo_dialog = dialog
         return dialog
 
     def tracker_name(self) -> str:
-        return self.tracker_combo.currentData() or ""
+        return self.tracker_bar.tracker_name()
 
     def select_tracker(self, name: str, weights: Optional[str] = None) -> None:
         """Pick a tracker (and optionally its checkpoint) as a user would."""
-        i = self.tracker_combo.findData(name)
-        if i < 0:
-            self.show_message("error", f"Unknown tracker {name!r}")
-            return
-        self.tracker_combo.blockSignals(True)
-        self.tracker_combo.setCurrentIndex(i)
-        self.tracker_combo.blockSignals(False)
-        if weights is not None:
-            self.settings.setValue(f"weights/{name}", weights)
-            self._refresh_tracker_labels()
-        self._fill_weights(name, weights)
-        self.settings.setValue("tracker", name)
-        self.configure_tracker()
-
-    def _tracker_changed(self) -> None:
-        name = self.tracker_name()
-        self.settings.setValue("tracker", name)
-        self._fill_weights(name)
-        self.configure_tracker()
-
-    def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
-        spec = registry.get(name)
-        path = path if path is not None else (self._known_weights(spec) or "")
-        self.weights_edit.setText(path)
-        self.weights_edit.setEnabled(spec.needs_weights)
-        self.weights_button.setEnabled(spec.needs_weights)
-        if spec.needs_weights and not path:
-            self.weights_edit.setPlaceholderText(f"{spec.weights_file or 'checkpoint'} not found — choose it")
-
-    def choose_weights(self) -> None:
-        name = self.tracker_name()
-        start = self.weights_edit.text() or self._last_dir()
-        path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
-                                              "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
-        self.return_focus()
-        if path:
-            self.weights_edit.setText(path)
-            self._weights_edited()
-
-    def _weights_edited(self) -> None:
-        name = self.tracker_name()
-        if name:
-            self.settings.setValue(f"weights/{name}", self.weights_edit.text().strip())
-            self._refresh_tracker_labels()      # "— no checkpoint" goes once one is chosen
-            self.configure_tracker()
+        self.tracker_bar.select_tracker(name, weights)
 
     def configure_tracker(self) -> bool:
         """Ask the worker for the picked tracker; False (the loaded one dropped, the fix offered in
@@ -626,7 +464,7 @@ class MainWindow(QMainWindow):
         if not name:
             return False
         spec = registry.get(name)
-        weights = self.weights_edit.text().strip() or None
+        weights = self.tracker_bar.weights()
         if spec.needs_weights and weights is None:
             # never leave the previous tracker running under this one's name
             self.worker.unload()
@@ -634,11 +472,11 @@ class MainWindow(QMainWindow):
             self.show_message("warning", f"{spec.title or name} needs its checkpoint "
                               f"({spec.weights_file or 'a .pth file'}). Choose the file, or download it "
                               "from the model zoo.",
-                              actions=[("Choose file…", self.choose_weights),
+                              actions=[("Choose file…", self.tracker_bar.choose_weights),
                                        ("Open model zoo", self.open_model_zoo)])
             return False
         weights = weights if spec.needs_weights else None
-        device = self.device_combo.currentData()
+        device = self.tracker_bar.device()
         info = self.tracker_info
         if info is None or (info.name, info.weights, info.device) != (name, weights, device):
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
@@ -663,7 +501,7 @@ class MainWindow(QMainWindow):
             self.params.set_params(None)
             return
         ckpt = f" ({os.path.basename(info.checkpoint)})" if info.checkpoint else ""
-        self.params.set_params(info.params, title=info.name + ckpt)
+        self.params.set_params(info.params, title=info.name + ckpt, defaults=info.defaults)
 
     def _param_changed(self, name: str, value) -> None:
         self.worker.set_param(name, value)
@@ -777,7 +615,7 @@ class MainWindow(QMainWindow):
                 # smooth the time per frame, then invert (averaging fps would overweight fast frames)
                 self.track_ms = p.track_ms if self.track_ms == 0 else 0.9 * self.track_ms + 0.1 * p.track_ms
                 self.track_fps = 1000.0 / self.track_ms
-        self._pending = p
+        self.draws.submit(p)
 
     def _begin_run_if_needed(self) -> None:
         info, src = self.tracker_info, self.source_info
@@ -795,18 +633,8 @@ class MainWindow(QMainWindow):
             return p.result
         return self.store.results.get(p.index)   # a frame of this run seen again (seek / step back)
 
-    def _draw_cycle(self) -> None:
-        """Draw the latest packet in a few event-loop passes (the video; the heatmap; the channel
-        grid; the timeline), each followed by its repaint, so no single pass blocks the event loop
-        for long. The worker holds back its next frame meanwhile (gui_idle)."""
-        if self._closing:
-            return
-        p, self._pending = self._pending, None
-        if p is None:
-            self.display_timer.start(MIN_DRAW_INTERVAL_MS)
-            return
-        self._draw_started_at = time.perf_counter()
-        self.worker.gui_idle.clear()
+    def _draw_passes(self, p: FramePacket) -> list:
+        """The draw of one packet, as passes for the DrawScheduler (app/draw_scheduler.py)."""
         result = self._result_for(p)
         passes = [lambda: self._draw_video(p, result)]
         # the views show this frame's network output, or mark what they hold as another frame's
@@ -820,25 +648,7 @@ class MainWindow(QMainWindow):
         else:
             passes.append(lambda: self.channels.mark_stale(p.index))
         passes.append(lambda: self._finish_draw(p, result))
-        self._run_passes(passes)
-
-    def _run_passes(self, passes: list) -> None:
-        if self._closing or not passes:
-            self._after_draw()
-            return
-        try:
-            passes[0]()
-        finally:
-            # the next pass runs once the event loop is free again, after this pass's repaint
-            QTimer.singleShot(0, lambda: self._run_passes(passes[1:]))
-
-    def _after_draw(self) -> None:
-        self.worker.gui_idle.set()
-        if self._closing:
-            return
-        cost = (time.perf_counter() - self._draw_started_at) * 1e3
-        self.draw_cost_ms = cost if self.draw_cost_ms == 0 else 0.7 * self.draw_cost_ms + 0.3 * cost
-        self.display_timer.start(int(min(MAX_DRAW_INTERVAL_MS, max(MIN_DRAW_INTERVAL_MS, 2 * self.draw_cost_ms))))
+        return passes
 
     def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
         self.video.set_frame(p.rgb)
@@ -908,62 +718,16 @@ class MainWindow(QMainWindow):
             parts.append(f"dropped {p.dropped}")
         return "  ·  ".join(parts)
 
-    # -- export ----------------------------------------------------------------------------------
-    def choose_export_video(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export annotated video", self._last_dir(),
-                                              "MPEG-4 (*.mp4);;AVI / MJPG (*.avi)")
-        if path:
-            if not os.path.splitext(path)[1]:
-                path += ".mp4"
-            self.export_video(path)
-
+    # -- export (app/export_controls.py) ---------------------------------------------------------
     def export_video(self, path: str, heatmap: Optional[bool] = None) -> Optional[VideoExportJob]:
-        if self.export_job is not None and self.export_job.isRunning():
-            self.show_message("warning", "A video export is already running")
-            return None
-        try:
-            job = VideoExportJob(self.store, path, self.heat_check.isChecked() if heatmap is None else heatmap)
-        except ValueError as e:
-            self.show_message("warning", str(e))
-            return None
-        job.progress.connect(self._export_progress)
-        job.done.connect(self._export_done)
-        self.export_job = job
-        self.progress.setRange(0, job.last - job.first + 1)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_export_button.show()
-        job.start()
-        return job
-
-    def _export_progress(self, done: int, total: int) -> None:
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
-
-    def _export_done(self, ok: bool, message: str) -> None:
-        self.progress.hide()
-        self.cancel_export_button.hide()
-        self.show_message("info" if ok else "error", message + ("" if ok else " — the run's results are kept"))
-
-    def cancel_export(self) -> None:
-        if self.export_job is not None:
-            self.export_job.cancel()
-
-    def choose_export_results(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export results", self._last_dir(),
-                                              "JSON with scores, timings and provenance (*.json);;"
-                                              "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
-        if path:
-            self.export_results(path)
+        return self.exports.export_video(path, heatmap)
 
     def export_results(self, path: str) -> bool:
-        try:
-            self.store.export_results(path)
-        except (OSError, ValueError) as e:
-            self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
-            return False
-        self.show_message("info", f"Wrote {len(self.store.record.frames)} frames' results to {path}")
-        return True
+        return self.exports.export_results(path)
+
+    @property
+    def export_job(self) -> Optional[VideoExportJob]:
+        return self.exports.export_job
 
     # -- closing ---------------------------------------------------------------------------------
     def closeEvent(self, ev) -> None:
@@ -974,16 +738,16 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
-        self.display_timer.stop()
-        self.worker.gui_idle.set()
+        self.draws.stop()
         try:
             self.worker.outbox.wake.disconnect()
         except (RuntimeError, TypeError):
             pass
-        if self.export_job is not None and self.export_job.isRunning():
-            self.export_job.cancel()
-            if not self.export_job.wait(10000):
-                _ORPHANS.append(self.export_job)
+        export_job = self.exports.running_job()
+        if export_job is not None:
+            export_job.cancel()
+            if not export_job.wait(10000):
+                _ORPHANS.append(export_job)
         zoo_job = getattr(getattr(self, "zoo_dialog", None), "job", None)
         if zoo_job is not None and zoo_job.isRunning():
             zoo_job.cancel()

@@ -35,8 +35,6 @@ class VideoView(pg.GraphicsView):
     boxDrawn = Signal(tuple)
     #: the user started dragging a new box
     drawStarted = Signal()
-    #: the drawn box was moved or resized with its handles
-    boxAdjusted = Signal(tuple)
 
     MIN_SIDE = 2.0   # a drag smaller than this is a click, not a box
 
@@ -77,14 +75,12 @@ class VideoView(pg.GraphicsView):
         self.roi.addScaleHandle((0, 1), (1, 0))
         self.roi.setZValue(10)
         self.roi.setVisible(False)
-        self.roi.sigRegionChangeFinished.connect(self._roi_changed)
         self.vb.addItem(self.roi)
         self.drawing_enabled = True
         self.show_heatmap = False
         self.frame_shape: Optional[tuple] = None
         self._drag_origin: Optional[QPointF] = None
         self._pan_from: Optional[QPointF] = None      # widget position of an ongoing pan
-        self._setting_roi = False
         # the keyboard goes to the video after a dialog closes (the window's keys work at once)
         self.setFocusPolicy(Qt.StrongFocus)
 
@@ -198,17 +194,9 @@ class VideoView(pg.GraphicsView):
             self.roi.setVisible(False)
             return
         x, y, w, h = box
-        self._setting_roi = True
-        try:
-            self.roi.setPos((x, y), update=False, finish=False)
-            self.roi.setSize((w, h), update=True, finish=False)
-        finally:
-            self._setting_roi = False
+        self.roi.setPos((x, y), update=False, finish=False)
+        self.roi.setSize((w, h), update=True, finish=False)
         self.roi.setVisible(True)
-
-    def _roi_changed(self) -> None:
-        if not self._setting_roi and self.roi.isVisible():
-            self.boxAdjusted.emit(self.user_box())
 
     # -- coordinates -----------------------------------------------------------------------------
     def frame_to_widget(self, x: float, y: float) -> QPoint:

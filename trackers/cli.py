@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Optional
 
 import cv2
 
+from . import bench, evaluate, train_cli, vot_client, zoo
+from .base import UsageError
 
-class UsageError(Exception):
-    """A problem with what the user asked for: printed as one line, exit code 2."""
+#: the commands other modules define: each module's add_parser(subparsers) adds its own
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
+
 
 
 def parse_box(text: str):
@@ -51,8 +53,10 @@ def cmd_trackers(args) -> int:
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
+    from trackers.base import validate_box
     from trackers.results import write_otb
-    from trackers.sources import SourceError, open_source
+    from trackers.session import SessionError, TrackingSession
+    from trackers.sources import SourceError
 
     if args.threads:
         import torch
@@ -61,39 +65,29 @@ def cmd_track(args) -> int:
     box = parse_box(args.box)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
-    source = open_source(args.source)
     try:
-        frame = source.read()
-        if frame is None:
-            raise UsageError(f"{args.source!r} has no frames")
-        from trackers.base import validate_box
-        validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-        tracker = registry.build(name, args.weights, args.device)
-        tracker.init(frame, box)
-        boxes = [box]
+        session = TrackingSession.open(args.source)
+    except SessionError:
+        raise UsageError(f"{args.source!r} has no frames") from None
+    with session:
+        validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
+        session.set_tracker(registry.build(name, args.weights, args.device))
+        step = session.init(box)
         writer = None
         if args.video_out:
-            H, W = frame.shape[:2]
-            writer = open_video_writer(args.video_out, source.fps, (W, H))
-            from trackers.base import TrackResult
-            writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
-        n, elapsed = 0, 0.0
-        index = 1
+            H, W = step.frame.shape[:2]
+            writer = open_video_writer(args.video_out, session.source.fps, (W, H))
+            writer.write(draw_result(step.frame, step.result, step.index))
         failure: Optional[SourceError] = None
         try:
-            while (frame := source.read()) is not None:
-                t0 = time.perf_counter()
-                result = tracker.track(frame)
-                elapsed += time.perf_counter() - t0
-                n += 1
-                boxes.append(result.box)
+            while (step := session.advance()) is not None:
                 if writer is not None:
-                    writer.write(draw_result(frame, result, index))
+                    writer.write(draw_result(step.frame, step.result, step.index))
                 if args.verbose:
-                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
-                index += 1
+                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box) + f" {step.result.score:.4f}")
         except SourceError as e:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+        boxes = list(session.boxes.values())
         if writer is not None:
             writer.release()
         if args.out:
@@ -103,10 +97,9 @@ def cmd_track(args) -> int:
         if failure is not None:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
-    finally:
-        source.close()
+    n = session.tracked_frames
     print(f"tracked {n} frames with {name}")
-    print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
+    print(f"{session.fps:.1f} fps")
     return 0
 
 
@@ -176,15 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli",
-                  "trackers.vot_client"):
-        try:
-            mod = __import__(extra, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name != extra:
-                raise
-            continue
-        mod.add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return p
 
 
