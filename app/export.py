@@ -47,9 +47,13 @@ class RunStore:
         self.version = 0          # bumps on every change (the timeline redraws when it moves)
 
     def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
-              fps: float, is_live: bool) -> None:
+              fps: float, is_live: bool, checkpoint_sha256: Optional[str] = None) -> None:
         self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
-        self.record.set_checkpoint(checkpoint)
+        if checkpoint_sha256 is not None:    # hashed already where it was loaded (off the GUI thread)
+            self.record.checkpoint = os.path.abspath(checkpoint) if checkpoint else None
+            self.record.checkpoint_sha256 = checkpoint_sha256
+        else:
+            self.record.set_checkpoint(checkpoint)
         self.results = FrameLog()
         self.live_frames = FrameLog()
         self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live

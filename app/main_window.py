@@ -16,14 +16,16 @@ import time
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QPointF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QInputDialog, QLabel, QMainWindow, QPushButton, QSizePolicy, QSlider, QSplitter,
-                               QVBoxLayout, QWidget)
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from trackers import registry
 from trackers.base import TrackResult
+from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
+                                  read_groundtruth, score_so_far)
 
 from .draw_scheduler import DrawScheduler
 from .export import RunStore, VideoExportJob
@@ -31,17 +33,35 @@ from .export_controls import ExportControls
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .message_bar import MessageBar
 from .params_panel import ParamsPanel
+from .recent import RecentFiles
+from .start_page import StartPage
 from .tracker_bar import TrackerBar
 from .video_view import VideoView
 from .worker import TrackingWorker, build_tracker
 from .worker_protocol import (FramePacket, Message, PlayingChanged, SourceInfo, Synced, TrackerInfo,
-                              TrackingChanged)
+                              TrackerUnloaded, TrackingChanged)
 
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
 # Threads that did not end in time when their window closed; kept referenced so Python does not
 # destroy a running QThread (which would abort the process).
 _ORPHANS: list = []
+
+
+def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
+    """(line, tooltip) naming the tracker that is loaded, its checkpoint file and sha256."""
+    if info is None:
+        return "Loaded: no tracker", "no tracker is loaded: Start loads the picked one"
+    if info.checkpoint:
+        sha = info.checkpoint_sha256 or "not a file"
+        # short enough for the tracker bar at 1280 px (the device is in its own box); all in the tooltip
+        line = f"Loaded: {info.name} · {os.path.basename(info.checkpoint)} · sha256 {sha[:8]}"
+        tip = (f"{info.name} on {info.device.upper()}\ncheckpoint: {os.path.abspath(info.checkpoint)}\n"
+               f"sha256: {sha}")
+    else:
+        line = f"Loaded: {info.name} · no checkpoint file"
+        tip = f"{info.name} on {info.device.upper()}: no trained weights file (training-free, or built in code)"
+    return line, tip
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +77,10 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("SiamScope", "SiamScope")
+        self.recent = RecentFiles(self.settings)
+        self.groundtruth: Optional[GroundTruth] = None
+        self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against it
+        self._pending_reinit: Optional[tuple] = None     # (box, frame) awaiting "discard later frames?"
         self.store = RunStore()
         self.source_info: Optional[SourceInfo] = None
         self.tracker_info: Optional[TrackerInfo] = None
@@ -75,11 +99,13 @@ class MainWindow(QMainWindow):
 
         self._build_widgets()
         self._build_menus()
+        self.start_page.set_recent(self.recent.paths())
 
         self.worker = TrackingWorker(tracker_factory=tracker_factory)
         self.worker.on(FramePacket, self._on_packet)
         self.worker.on(SourceInfo, self._on_source_opened)
         self.worker.on(TrackerInfo, self._on_tracker_ready)
+        self.worker.on(TrackerUnloaded, lambda e: self._on_tracker_ready(None))
         self.worker.on(PlayingChanged, lambda e: self._on_playing_changed(e.playing))
         self.worker.on(TrackingChanged, lambda e: self._on_tracking_changed(e.tracking))
         self.worker.on(Message, lambda e: self.show_message(e.level, e.text))
@@ -97,6 +123,7 @@ class MainWindow(QMainWindow):
         self.tracker_bar = TrackerBar(self.settings, self._last_dir)
         self.tracker_bar.configChanged.connect(self.configure_tracker)
         self.tracker_bar.message.connect(self.show_message)
+        self.tracker_bar.after_dialog = self.return_focus
         # the bar's widgets under their old names (tests and the screenshot script drive them)
         self.tracker_combo, self.device_combo = self.tracker_bar.tracker_combo, self.tracker_bar.device_combo
         self.weights_edit = self.tracker_bar.weights_edit
@@ -122,21 +149,39 @@ class MainWindow(QMainWindow):
         self.heat_check = QCheckBox("Heatmap on video")
         self.heat_check.toggled.connect(self._heat_toggled)
 
+        # two rows, so the picker shows its whole text at 1280 px: what to run, then how to run it
+        # beside what is loaded
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
         bar.addWidget(self.tracker_bar, 1)
-        bar.addSpacing(12)
+        transport = QHBoxLayout()
+        transport.setContentsMargins(6, 0, 6, 0)
         for w in (self.start_button, self.play_button, self.step_button, self.stop_button, QLabel("Speed"),
                   self.speed_combo, self.heat_check):
-            bar.addWidget(w)
+            transport.addWidget(w)
+        self.stop_button.setEnabled(False)       # nothing to stop until a run starts
+        # clicking a transport button leaves the keyboard with the video, where Space and the
+        # arrows mean play and step (a focused button would take Space as a click)
+        for b in (self.start_button, self.play_button, self.step_button, self.stop_button):
+            b.setFocusPolicy(Qt.NoFocus)
+        # what is loaded (name, checkpoint file, sha256): the one source of "what produced this"
+        self.loaded_label = QLabel()
+        self.loaded_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.loaded_label.setContentsMargins(8, 0, 6, 0)
+        self.loaded_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.loaded_label.setText(provenance_text(None)[0])
+        transport.addWidget(self.loaded_label, 1)
 
         self.video = VideoView()
         self.video.setMinimumSize(320, 240)
         self.video.boxDrawn.connect(self._box_drawn)
         self.video.drawStarted.connect(self._draw_started)
-        self.info = QLabel("Open a video (File ▸ Open, or drop a file here)")
-        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.info.setStyleSheet("font-family: monospace;")
+        self.info = QLabel("")
+        # wraps rather than cuts (SiamMask's stage timings run long); two lines tall always, so
+        # the video does not jump when a line wraps
+        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.info.setWordWrap(True)
+        self.info.setFixedHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setTracking(False)
         self.slider.setEnabled(False)
@@ -150,7 +195,15 @@ class MainWindow(QMainWindow):
         video_panel = QWidget()
         vl = QVBoxLayout(video_panel)
         vl.setContentsMargins(0, 0, 0, 0)
-        vl.addWidget(self.video, 1)
+        self.start_page = StartPage()
+        self.start_page.openVideo.connect(self.choose_video)
+        self.start_page.openFolder.connect(self.choose_folder)
+        self.start_page.openCamera.connect(self.choose_camera)
+        self.start_page.openRecent.connect(self.open_source)
+        self.video_stack = QStackedWidget()       # the start page until a source is open
+        self.video_stack.addWidget(self.start_page)
+        self.video_stack.addWidget(self.video)
+        vl.addWidget(self.video_stack, 1)
         vl.addWidget(self.info)
         vl.addLayout(slider_row)
 
@@ -181,6 +234,7 @@ class MainWindow(QMainWindow):
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(2)
         cl.addLayout(bar)
+        cl.addLayout(transport)
         cl.addWidget(self.messages)
         cl.addWidget(main, 1)
         self.setCentralWidget(central)
@@ -204,6 +258,9 @@ class MainWindow(QMainWindow):
         self._action(m, "Open &video…", self.choose_video, QKeySequence.Open)
         self._action(m, "Open image &folder…", self.choose_folder)
         self._action(m, "Open &camera…", self.choose_camera)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(m, "Attach &ground truth…", self.choose_groundtruth, QKeySequence("Ctrl+G"))
         m.addSeparator()
         self._action(m, "Export annotated &video…", self.exports.choose_export_video)
         self._action(m, "Export &results…", self.exports.choose_export_results)
@@ -217,8 +274,13 @@ class MainWindow(QMainWindow):
         self._action(t, "Stop", self.stop_tracking, Qt.Key_Escape)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.params_dock.toggleViewAction())
+        self._action(v, "&Fit the video", self.video.fit, Qt.Key_F)
+        self._action(v, "Zoom &in", lambda: self._zoom_centre(1), Qt.Key_Plus)
+        self._action(v, "Zoom &out", lambda: self._zoom_centre(-1), Qt.Key_Minus)
         z = self.menuBar().addMenu("&Models")
         self._action(z, "Model &zoo: published checkpoints…", self.open_model_zoo)
+        h = self.menuBar().addMenu("&Help")
+        self._action(h, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence("?"))
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         a = QAction(text, self)
@@ -230,9 +292,40 @@ class MainWindow(QMainWindow):
         self.addAction(a)
         return a
 
+    # -- comfort: zoom, recent files, shortcuts, focus -------------------------------------------
+    def _zoom_centre(self, notches: int) -> None:
+        vp = self.video.viewport()
+        self.video.zoom_at(QPointF(vp.width() / 2, vp.height() / 2), notches)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent.paths()
+        for path in paths:
+            a = self.recent_menu.addAction(path)
+            a.triggered.connect(lambda *_, p=path: self.open_source(p))
+        if not paths:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def show_shortcuts(self) -> None:
+        from .shortcuts import ShortcutsSheet
+        sheet = ShortcutsSheet(self.actions(), self)
+        self.shortcuts_sheet = sheet
+        sheet.finished.connect(lambda *_: self.return_focus())
+        sheet.open()
+
+    def return_focus(self) -> None:
+        """After a dialog: the window active and the video holding the keyboard, so Space, the
+        arrows and Esc work without a click first."""
+        if self._closing:
+            return
+        self.activateWindow()
+        self.raise_()
+        target = self.video if self.video_stack.currentWidget() is self.video else self.start_page
+        target.setFocus(Qt.OtherFocusReason)
+
     # -- messages --------------------------------------------------------------------------------
-    def show_message(self, level: str, text: str) -> None:
-        self.messages.show_message(level, text)
+    def show_message(self, level: str, text: str, actions=()) -> None:
+        self.messages.show_message(level, text, actions)
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
 
     # -- sources ---------------------------------------------------------------------------------
@@ -250,16 +343,19 @@ class MainWindow(QMainWindow):
     def choose_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(),
                                               "Videos (*.avi *.mp4 *.mov *.mkv *.webm *.mpg);;All files (*)")
+        self.return_focus()
         if path:
             self.open_source(path)
 
     def choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open image-sequence folder", self._last_dir())
+        self.return_focus()
         if path:
             self.open_source(path)
 
     def choose_camera(self) -> None:
         index, ok = QInputDialog.getInt(self, "Open camera", "Camera index:", 0, 0, 16)
+        self.return_focus()
         if ok:
             self.open_source(index)
 
@@ -277,8 +373,56 @@ class MainWindow(QMainWindow):
                 ev.acceptProposedAction()
                 return
 
+    # -- ground truth ----------------------------------------------------------------------------
+    def choose_groundtruth(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Attach ground truth", self._last_dir(),
+                                              "Ground truth (*.txt *.label);;All files (*)")
+        self.return_focus()
+        if path:
+            self.attach_groundtruth(path)
+
+    def attach_groundtruth(self, path: Optional[str]) -> bool:
+        """Read a ground-truth file (OTB / GOT-10k / LaSOT / VOT) for the open sequence; None
+        detaches it. A file that cannot be read is one message; what was attached stays."""
+        if path is None:
+            self.groundtruth = None
+        else:
+            try:
+                gt = read_groundtruth(path)
+            except GroundTruthError as e:
+                self.show_message("error", str(e))
+                return False
+            self.groundtruth = gt
+            count = self.source_info.frame_count if self.source_info else None
+            note = ""
+            if count and len(gt) != count:
+                note = f" — it has {len(gt)} rows for {count} frames; frames without a row have no truth"
+            self.show_message("warning" if note else "info",
+                              f"Ground truth {gt.path} ({gt.layout}, {gt.present} boxes){note}")
+        self._timeline_version = -1
+        if self.drawn_packet is not None:
+            self._draw_groundtruth(self.drawn_packet.index)
+            self._refresh_timeline(self.drawn_packet, self._result_for(self.drawn_packet), force=True)
+        return True
+
+    def _draw_groundtruth(self, index: int) -> None:
+        self.video.set_groundtruth(self.groundtruth.box(index) if self.groundtruth is not None else None)
+
     def _on_source_opened(self, info: SourceInfo) -> None:
         self.source_info = info
+        self.video_stack.setCurrentWidget(self.video)
+        self.video.setFocus(Qt.OtherFocusReason)
+        self.groundtruth = None
+        self.video.set_groundtruth(None)
+        if isinstance(info.spec, str) and os.path.exists(info.spec):
+            self.recent.add(info.spec)
+            self.start_page.set_recent(self.recent.paths())
+            found = find_groundtruth(info.spec)      # a sequence folder brings its own
+            if found is not None:
+                try:
+                    self.groundtruth = read_groundtruth(found)
+                except GroundTruthError as e:
+                    self.show_message("warning", f"{e} — open the sequence without ground truth")
         self.store = RunStore()
         self._timeline_version = -1
         self.timeline.set_run([], 0, None)
@@ -290,8 +434,9 @@ class MainWindow(QMainWindow):
         self.slider.setRange(0, max((info.frame_count or 1) - 1, 0))
         self.slider.setValue(0)
         self.slider.blockSignals(False)
+        gt = f", ground truth {os.path.basename(self.groundtruth.path)}" if self.groundtruth is not None else ""
         self.show_message("info", f"Opened {name} ({info.width}x{info.height}"
-                          + (f", {info.frame_count} frames" if info.frame_count else "")
+                          + (f", {info.frame_count} frames" if info.frame_count else "") + gt
                           + "). Drag a box around the target, then press Start.")
 
     # -- trackers (the bar: app/tracker_bar.py) ----------------------------------------------------
@@ -300,6 +445,7 @@ class MainWindow(QMainWindow):
         from .zoo_dialog import ModelZooDialog
         dialog = ModelZooDialog(self, entries, dest_dir)
         dialog.downloaded.connect(lambda _path: self.tracker_bar.refresh_labels())
+        dialog.finished.connect(lambda *_: self.return_focus())
         dialog.show()
         self.zoo_dialog = dialog
         return dialog
@@ -311,28 +457,51 @@ class MainWindow(QMainWindow):
         """Pick a tracker (and optionally its checkpoint) as a user would."""
         self.tracker_bar.select_tracker(name, weights)
 
-    def configure_tracker(self) -> None:
+    def configure_tracker(self) -> bool:
+        """Ask the worker for the picked tracker; False (the loaded one dropped, the fix offered in
+        place) when it needs a checkpoint that nobody has chosen."""
         name = self.tracker_name()
         if not name:
-            return
+            return False
         spec = registry.get(name)
         weights = self.tracker_bar.weights()
         if spec.needs_weights and weights is None:
-            self.show_message("warning", f"{spec.title or name} needs its checkpoint ({spec.weights_file or 'a .pth file'}): "
-                              "choose it with the Checkpoint… button")
-            return
+            # never leave the previous tracker running under this one's name
+            self.worker.unload()
+            self._show_tracker(None)
+            self.show_message("warning", f"{spec.title or name} needs its checkpoint "
+                              f"({spec.weights_file or 'a .pth file'}). Choose the file, or download it "
+                              "from the model zoo.",
+                              actions=[("Choose file…", self.tracker_bar.choose_weights),
+                                       ("Open model zoo", self.open_model_zoo)])
+            return False
         weights = weights if spec.needs_weights else None
         device = self.tracker_bar.device()
         info = self.tracker_info
         if info is None or (info.name, info.weights, info.device) != (name, weights, device):
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
         self.worker.configure(name, weights, device)
+        return True
 
-    def _on_tracker_ready(self, info: TrackerInfo) -> None:
+    def _on_tracker_ready(self, info: Optional[TrackerInfo]) -> None:
+        self._show_tracker(info)
+        # a load overtaken by a later pick (arrowing through the picker) is not news: the message
+        # bar keeps what concerns the picked tracker (e.g. its missing checkpoint)
+        if info is not None and info.name == self.tracker_name():
+            where = f" from {os.path.basename(info.checkpoint)}" if info.checkpoint else ""
+            self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+
+    def _show_tracker(self, info: Optional[TrackerInfo]) -> None:
+        """Tracker bar and panel say what is loaded (never what is merely picked)."""
         self.tracker_info = info
-        self.params.set_params(info.params, title=info.name, defaults=info.defaults)
-        where = f" from {os.path.basename(info.weights)}" if info.weights else ""
-        self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+        text, tip = provenance_text(info)
+        self.loaded_label.setText(text)
+        self.loaded_label.setToolTip(tip)
+        if info is None:
+            self.params.set_params(None)
+            return
+        ckpt = f" ({os.path.basename(info.checkpoint)})" if info.checkpoint else ""
+        self.params.set_params(info.params, title=info.name + ckpt, defaults=info.defaults)
 
     def _param_changed(self, name: str, value) -> None:
         self.worker.set_param(name, value)
@@ -347,7 +516,8 @@ class MainWindow(QMainWindow):
         if box is None:
             self.show_message("warning", "Drag a box around the target on the video first")
             return
-        self.configure_tracker()
+        if not self.configure_tracker():
+            return      # refused in place: the message bar offers the checkpoint
         self.worker.init_box(box, self.drawn_packet.index, play=True)
 
     def set_playing(self, playing: bool) -> None:
@@ -380,11 +550,34 @@ class MainWindow(QMainWindow):
 
     def _box_drawn(self, box: tuple) -> None:
         if self.tracking and self.drawn_packet is not None:
-            # paused mid-run: a new box re-initialises the tracker on the frame on screen
-            self.worker.init_box(box, self.drawn_packet.index, play=False)
+            # paused mid-run: a new box re-initialises the tracker on the frame on screen; when the
+            # run went past this frame, that throws its later frames away: ask first, in place
+            index = self.drawn_packet.index
+            later = sorted(k for k in self.store.results if k > index)
+            if later:
+                self._pending_reinit = (box, index)
+                self.show_message("warning", f"Re-initialising on frame {index} discards frames {later[0]}–"
+                                  f"{later[-1]} of this run ({len(later)} frames).",
+                                  actions=[("Discard them and restart here", self.confirm_reinit),
+                                           ("Keep the run", self.cancel_reinit)])
+                return
+            self.worker.init_box(box, index, play=False)
         else:
             self.show_message("info", f"Box {box[0]:.0f},{box[1]:.0f} {box[2]:.0f}x{box[3]:.0f}: "
                               "adjust it with its handles, then press Start")
+
+    def confirm_reinit(self) -> None:
+        pending, self._pending_reinit = self._pending_reinit, None
+        self.messages.hide()
+        if pending is not None:
+            self.worker.init_box(pending[0], pending[1], play=False)
+        self.return_focus()
+
+    def cancel_reinit(self) -> None:
+        self._pending_reinit = None
+        self.video.set_user_box(None)
+        self.show_message("info", "Kept the run; the drawn box is dropped")
+        self.return_focus()
 
     def _heat_toggled(self, on: bool) -> None:
         self.video.show_heatmap = on
@@ -430,9 +623,9 @@ class MainWindow(QMainWindow):
         if info is None or src is None:
             return
         if rec is None or rec.tracker != info.name or self.store.source_spec != src.spec or \
-                rec.checkpoint != (os.path.abspath(info.weights) if info.weights else None):
-            self.store.start(info.name, self.params.values(), info.weights, src.spec, str(src.name), src.fps,
-                             src.is_live)
+                rec.checkpoint != (os.path.abspath(info.checkpoint) if info.checkpoint else None):
+            self.store.start(info.name, self.params.values(), info.checkpoint, src.spec, str(src.name), src.fps,
+                             src.is_live, checkpoint_sha256=info.checkpoint_sha256)
             self._timeline_version = -1
 
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:
@@ -460,6 +653,7 @@ class MainWindow(QMainWindow):
     def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
         self.video.set_frame(p.rgb)
         self.video.set_result(result)
+        self._draw_groundtruth(p.index)
         if self.slider.isEnabled() and not self.slider.isSliderDown():
             self.slider.blockSignals(True)
             self.slider.setValue(p.index)
@@ -485,6 +679,18 @@ class MainWindow(QMainWindow):
         state = None
         if result is not None:
             state = "init" if p.kind == "init" else result.state.value
+        ious, summary, self.run_score = {}, "", None
+        if self.groundtruth is not None:
+            pred = {f.frame: f.box for f in frames}
+            ious = iou_by_frame(pred, self.groundtruth)
+            self.run_score = score_so_far(pred, self.groundtruth)
+            if self.run_score is not None:
+                here = f"IoU {ious[p.index]:.2f} here · " if p.index in ious else ""
+                summary = (f"{here}mean IoU {self.run_score.mean_iou:.3f} · AUC {self.run_score.auc:.3f} "
+                           f"over {self.run_score.frames} frames (magenta: IoU with the ground truth)")
+            else:
+                summary = "ground truth attached: no frame scored yet"
+        self.timeline.set_ious(ious, summary)
         self.timeline.set_run(frames, p.index, state)
 
     def _frame_text(self, index: int) -> str:
@@ -495,9 +701,15 @@ class MainWindow(QMainWindow):
     def _info_text(self, p: FramePacket, result: Optional[TrackResult]) -> str:
         parts = [f"frame {p.index}"]
         if result is not None:
-            parts.append(f"score {result.score:.3f}")
+            # "confidence": the chosen cell before penalty and window (the score map's caption gives
+            # the peak after them, which is a different, usually lower, number)
+            parts.append(f"confidence {result.score:.3f}")
             if result.state.value != "tracking":
                 parts.append(result.state.value.upper())
+        if result is not None and self.groundtruth is not None:
+            truth = self.groundtruth.box(p.index)
+            parts.append("IoU " + (f"{iou_by_frame({p.index: result.box}, self.groundtruth)[p.index]:.2f}"
+                                   if truth is not None else "– (no truth)"))
         if p.kind == "track":
             parts.append(f"{self.track_fps:5.1f} fps (mean)")
             stages = " ".join(f"{k} {v:.1f}" for k, v in p.result.timings.items())

