@@ -9,7 +9,8 @@ from trackers.compute import prepare_environment  # noqa: E402
 
 prepare_environment()
 
-HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "-h", "--help"}
+HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "vot-setup", "vot-serve",
+                     "-h", "--help", "--version"}
 
 
 def main(argv=None) -> int:

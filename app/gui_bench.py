@@ -78,7 +78,7 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
             # done: playback stopped at the end of the video, every packet drawn or superseded
             finished = _wait(app, lambda: window.tracking and not window.playing and arrivals
                              and window.latest is not None and window.latest.kind == "track"
-                             and window._pending is None, timeout_s)
+                             and window.draws.pending is None, timeout_s)
             if not finished or len(arrivals) < 2:
                 raise RuntimeError(f"tracking did not finish ({len(arrivals)} frames): {window.messages.label.text()}")
             n = len(arrivals)

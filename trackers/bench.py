@@ -13,13 +13,15 @@ from another process hurts both sides alike instead of deciding the ratio.
 from __future__ import annotations
 
 import json
-import os
 import time
+import os
 from typing import Optional
 
 import cv2
 
 from .base import Tracker
+from .session import TrackingSession
+from .sources import FrameListSource
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(REPO, "..", "shared"))
@@ -86,14 +88,12 @@ def read_frames(path: str, limit: Optional[int] = None) -> list:
 
 
 def time_tracker(tracker: Tracker, frames: list, box) -> float:
-    """Seconds spent in track() over frames[1:], after init on frames[0]."""
-    tracker.init(frames[0], box)
-    elapsed = 0.0
-    for frame in frames[1:]:
-        t0 = time.perf_counter()
-        tracker.track(frame)
-        elapsed += time.perf_counter() - t0
-    return elapsed
+    """Seconds spent in track() over frames[1:], after init on frames[0] (frames decoded beforehand)."""
+    session = TrackingSession.open(FrameListSource(frames), tracker)
+    session.init(box)
+    while session.advance() is not None:
+        pass
+    return session.tracked_seconds
 
 
 def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
@@ -147,8 +147,7 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     net = siamrpn.build_network(v.experiment)
     load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
-    if hasattr(tracker, "collect_channels"):
-        tracker.collect_channels = False
+    tracker.collect_channels = False
     return tracker, ""
 
 
