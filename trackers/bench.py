@@ -327,7 +327,7 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
 
 
 def cmd_bench(args) -> int:
-    from .cli import apply_compute
+    from .compute import apply_compute
     policy = apply_compute(args)
     print(policy.summary())
     video = args.video or DEFAULT_VIDEO
@@ -391,7 +391,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
     p.add_argument("--frames", type=int, help="use only the first N frames")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    from .cli import add_compute_arguments
+    from .compute import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("--pysot-frames", type=int, default=20, help="frames for the pysot trackers (default 20)")
     p.add_argument("--no-pysot", action="store_true", help="skip the pysot trackers")

@@ -13,6 +13,7 @@ from typing import Optional
 import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
+from . import compute
 from .base import UsageError
 
 #: the commands other modules define: each module's add_parser(subparsers) adds its own
@@ -28,23 +29,6 @@ def parse_box(text: str):
     if len(vals) != 4:
         raise UsageError(f"--box must be four numbers x,y,w,h, got {text!r}")
     return tuple(vals)
-
-
-def add_compute_arguments(p: argparse.ArgumentParser) -> None:
-    """--threads and --engine, the same for track, eval and bench (trackers/compute.py, engines.py)."""
-    p.add_argument("--threads", type=int, default=0,
-                   help="compute threads for torch, ONNX Runtime and OpenCV (default 0: every core)")
-    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
-                   help="what runs the per-frame network (default auto: the one measured fastest here, "
-                        "decided once per model and cached)")
-
-
-def apply_compute(args):
-    """Apply the compute policy --threads asks for; returns it."""
-    from trackers import compute
-    if args.threads is not None and args.threads < 0:
-        raise UsageError(f"--threads must be 0 (every core) or a positive count, got {args.threads}")
-    return compute.apply(compute.decide(args.threads))
 
 
 def default_tracker_name() -> str:
@@ -75,7 +59,7 @@ def cmd_track(args) -> int:
     from trackers.session import SessionError, TrackingSession
     from trackers.sources import SourceError
 
-    apply_compute(args)
+    compute.apply_compute(args)
     box = parse_box(args.box)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
@@ -177,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
-    add_compute_arguments(t)
+    compute.add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")

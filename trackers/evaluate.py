@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 
-import cv2
 
 from .base import UsageError
 # the shared part, under the names callers have always used (trackers.evaluate.run_sequence, ...)
@@ -41,7 +40,7 @@ def parse_weights(items) -> dict[str, str]:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers import registry
-    from .cli import apply_compute
+    from .compute import apply_compute
 
     apply_compute(args)
     weights = parse_weights(args.weights)
@@ -164,7 +163,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    from .cli import add_compute_arguments
+    from .compute import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
     p.set_defaults(func=cmd_eval)
