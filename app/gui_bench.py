@@ -46,6 +46,7 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import SPEEDS, MainWindow
+    from app.worker_protocol import FramePacket
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +63,7 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
             if p.kind == "track":
                 arrivals.append(time.perf_counter())
                 track_ms.append(p.track_ms)
-        window.worker.on("frame", on_frame)
+        window.worker.on(FramePacket, on_frame)
         try:
             window.select_tracker(tracker, weights)
             window.open_source(source)

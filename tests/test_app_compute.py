@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from tests.app_support import ground_truth, open_bag, require_nanotrack, wait_drawn_latest  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
 from trackers import compute  # noqa: E402
 
 
@@ -84,3 +85,20 @@ def test_engine_and_threads_reach_the_tracker_and_the_export(qtbot, tmp_path, re
     # shown again: the maps come back
     window.channels_action.setChecked(True)
     qtbot.waitUntil(lambda: window.worker.tracker.collect_channels is True, timeout=30000)
+
+
+def test_gui_bench_drives_the_window_through_a_run(qtbot, tmp_path, restore_threads):
+    """`bench --gui`'s child: the real window tracks a short clip at speed max with the heatmap and
+    the channel grid shown, and reports what it measured."""
+    from app.gui_bench import measure
+    from trackers.bench import read_frames
+    weights = require_nanotrack()
+    gt = ground_truth()
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i, f in enumerate(read_frames(shared_path("data", "videos", "bag.avi"), 8)):
+        cv2.imwrite(str(clip / f"{i:04d}.png"), f)
+    result = measure(str(clip), "nanotrack-v2", tuple(gt[0]), weights, engine="onnxruntime", threads=1)
+    assert result["frames"] == 7 and result["engine"] == "onnxruntime" and result["threads"] == 1
+    assert result["fps"] > 0 and result["wall_fps"] > 0 and result["drawn"] >= 1
+    assert result["channels_in_results"]
