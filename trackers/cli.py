@@ -28,6 +28,38 @@ def parse_box(text: str):
     return tuple(vals)
 
 
+def parse_frame_range(start: Optional[int], frames: Optional[str]) -> tuple[int, Optional[int]]:
+    """`--start N` / `--frames A:B` -> (first frame, one past the last or None = to the end).
+
+    Frames are 0-based in decode order; A:B is Python's slice (A included, B not), either side may
+    be left out ('10:', ':200')."""
+    if start is not None and frames is not None:
+        raise UsageError("give --start or --frames, not both")
+    if frames is None:
+        first = 0 if start is None else start
+        if first < 0:
+            raise UsageError(f"--start must be a frame index >= 0, got {first}")
+        return first, None
+    a, sep, b = frames.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first = int(a) if a.strip() else 0
+        end = int(b) if b.strip() else None
+    except ValueError:
+        raise UsageError(f"--frames must be A:B (0-based, B not included; 'A:' runs to the end), got {frames!r}") from None
+    if first < 0 or (end is not None and end <= first + 1):
+        raise UsageError(f"--frames {frames}: need 0 <= A and B > A + 1 (the first frame only initialises)")
+    return first, end
+
+
+def add_frame_range_arguments(parser, what: str) -> None:
+    parser.add_argument("--start", type=int, metavar="N",
+                        help=f"{what} at frame N (0-based), e.g. past black or unusable first frames")
+    parser.add_argument("--frames", metavar="A:B",
+                        help=f"{what} at frame A and stop before frame B (0-based; 'A:' = to the end)")
+
+
 def default_tracker_name() -> str:
     """The tracker used when none is named: the project's trained default where present."""
     from trackers import registry
@@ -59,12 +91,19 @@ def cmd_track(args) -> int:
         torch.set_num_threads(max(1, args.threads))
         cv2.setNumThreads(max(1, args.threads))
     box = parse_box(args.box)
+    first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     source = open_source(args.source)
     try:
+        if first:
+            if source.is_live:
+                raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
+            source.seek(first)
         frame = source.read()
         if frame is None:
+            if first:
+                raise UsageError(f"--start {first} is past the end of {args.source!r} ({source.position} frames)")
             raise UsageError(f"{args.source!r} has no frames")
         from trackers.base import validate_box
         validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
@@ -78,10 +117,10 @@ def cmd_track(args) -> int:
             from trackers.base import TrackResult
             writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
         n, elapsed = 0, 0.0
-        index = 1
+        index = first + 1
         failure: Optional[SourceError] = None
         try:
-            while (frame := source.read()) is not None:
+            while (end is None or index < end) and (frame := source.read()) is not None:
                 t0 = time.perf_counter()
                 result = tracker.track(frame)
                 elapsed += time.perf_counter() - t0
@@ -90,7 +129,8 @@ def cmd_track(args) -> int:
                 if writer is not None:
                     writer.write(draw_result(frame, result, index))
                 if args.verbose:
-                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
+                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}"
+                          f" {result.state.value}")
                 index += 1
         except SourceError as e:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
@@ -105,7 +145,8 @@ def cmd_track(args) -> int:
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     finally:
         source.close()
-    print(f"tracked {n} frames with {name}")
+    print(f"tracked {n} frames with {name}" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
+                                                if first else ""))
     print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
     return 0
 
@@ -148,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
+    add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--threads", type=int,
                    help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")
