@@ -42,6 +42,14 @@ class SequenceRun:
     seconds: float             # time spent in track()
     tracked: int               # frames passed to track()
     score: M.SequenceScore
+    confidence: Optional[np.ndarray] = None   # (N,) the tracker's score per frame (NaN up to the init frame)
+    gt: Optional[np.ndarray] = None           # (N, 4) the sequence's ground truth
+
+    @property
+    def long_term(self) -> M.LongTermScore:
+        """VOT-LT precision / recall / F over the tracked frames (after the init frame)."""
+        start = int(np.argmax(np.isfinite(self.confidence)))
+        return M.long_term_score(self.boxes[start:], self.confidence[start:], self.gt[start:])
 
     @property
     def fps(self) -> float:
@@ -83,6 +91,7 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
     valid = M.valid_frames(seq.gt)
     start = int(np.argmax(valid))
     boxes = np.full((len(seq.frames), 4), np.nan)
+    confidence = np.full(len(seq.frames), np.nan)
     first = _imread(seq.frames[start])
     tracker.init(first, tuple(seq.gt[start]))
     boxes[start] = seq.gt[start]
@@ -93,7 +102,17 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
         result = tracker.track(frame)
         seconds += time.perf_counter() - t0
         boxes[i] = result.box
-    return SequenceRun(boxes, seconds, len(seq.frames) - start - 1, M.score_sequence(boxes, seq.gt))
+        confidence[i] = result.score
+    return SequenceRun(boxes, seconds, len(seq.frames) - start - 1, M.score_sequence(boxes, seq.gt), confidence,
+                       seq.gt)
+
+
+def clip_sequence(seq: Sequence, first: int, end: Optional[int]) -> Sequence:
+    """Frames [first, end) of a sequence (`eval --start / --frames`: first frames that cannot be used)."""
+    frames, gt = seq.frames[first:end], seq.gt[first:end]
+    if len(frames) < 2 or not M.valid_frames(gt).any():
+        raise EvalError(f"sequence {seq.name!r} has no ground-truth box in frames {first}:{end if end else ''}")
+    return Sequence(seq.name, frames, gt)
 
 
 def _imread(path: str) -> np.ndarray:
@@ -154,6 +173,36 @@ def format_table(results: list[TrackerRuns], sequences: list[Sequence]) -> str:
     lines.append(row("overall", sum(len(s.frames) for s in sequences), [(r.overall, r.fps) for r in results]))
     lines.append("AUC: success AUC (IoU > t, t = 0:0.05:1; perfect = 0.952), P@20: precision at 20 px, "
                  "NP: normalised precision at 0.2, fps: frames / time in track(); overall = mean over sequences")
+    return "\n".join(lines)
+
+
+def format_long_term_table(results: list[TrackerRuns], sequences: list[Sequence]) -> str:
+    """VOT-LT precision / recall / F of each tracker on the sequences where the target is absent in
+    some frames (NaN ground truth); '' when there are none."""
+    lt = [s for s in sequences if not M.valid_frames(s.gt).all()]
+    if not lt:
+        return ""
+    cols = ("Pr", "Re", "F")
+    cell = "{:>6s} {:>6s} {:>6s}"
+    width = len(cell.format(*cols))
+    name_w = max([len("sequence"), len("mean")] + [len(s.name) for s in lt])
+    head1 = f"{'':{name_w}s} {'absent':>6s} | " + " | ".join(f"{r.name[:width]:^{width}s}" for r in results)
+    head2 = f"{'sequence':{name_w}s} {'frames':>6s} | " + " | ".join(cell.format(*cols) for _ in results)
+    lines = ["long-term (target absent in some frames): VOT-LT tracking precision / recall / F-score",
+             head1, head2, "-" * len(head2)]
+    scores = {r.name: [r.runs[s.name].long_term for s in lt] for r in results}
+    for k, seq in enumerate(lt):
+        absent = int((~M.valid_frames(seq.gt)).sum())
+        lines.append(f"{seq.name:{name_w}s} {absent:>6d} | " + " | ".join(
+            cell.format(f"{scores[r.name][k].precision:.3f}", f"{scores[r.name][k].recall:.3f}",
+                        f"{scores[r.name][k].f_score:.3f}") for r in results))
+    if len(lt) > 1:
+        lines.append("-" * len(head2))
+        lines.append(f"{'mean':{name_w}s} {'':>6s} | " + " | ".join(
+            cell.format(*(f"{np.mean([getattr(x, a) for x in scores[r.name]]):.3f}"
+                          for a in ("precision", "recall", "f_score"))) for r in results))
+    lines.append("Pr / Re / F at the confidence threshold that maximises F (Lukezic et al. 2018); a frame "
+                 "counts as 'target reported' when the tracker's score is >= the threshold")
     return "\n".join(lines)
 
 
@@ -263,8 +312,12 @@ def cmd_eval(args) -> int:
     unused = set(weights) - set(names)
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
+    from .cli import parse_frame_range
+    first, end = parse_frame_range(args.start, args.frames)
     try:
         sequences = find_sequences(args.folder, args.max_frames)
+        if first or end is not None:
+            sequences = [clip_sequence(s, first, end) for s in sequences]
     except EvalError as e:
         raise UsageError(str(e)) from None
 
@@ -288,6 +341,9 @@ def cmd_eval(args) -> int:
         raise UsageError(str(e)) from None
     print(f"{len(sequences)} sequences in {args.folder}" + (f", first {args.max_frames} frames" if args.max_frames else ""))
     print(format_table(results, sequences))
+    long_term = format_long_term_table(results, sequences)
+    if long_term:
+        print(long_term)
     if args.results:
         for r in results:
             d = os.path.join(args.results, r.name)
@@ -312,6 +368,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plots", metavar="OUTDIR", help="write success.png and precision.png there")
     p.add_argument("--results", metavar="OUTDIR", help="write OUTDIR/<tracker>/<seq>.txt boxes (OTB format)")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
+    from .cli import add_frame_range_arguments
+    add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
