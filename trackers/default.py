@@ -8,29 +8,44 @@ Trained by `python main.py train` (trackers/train/); record: resources/default_t
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.checkpoint import load_into, read_state_dict
 from models.efficientnet_lite import efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 
+from . import decode as D
+from .base import StageTimer, TrackingState, TrackResult
+from .crop import get_subwindow
+from .floor import channel_weights, weighted_cosine
 from .registry import TrackerSpec, register
-from .siamese import PointDecoder, RPNParams, SiameseRPNTracker
+from .siamese import Decoded, PointDecoder, RPNParams, SiameseRPNTracker
 
+VERIFY_STAGE = 3     # EfficientNet-Lite0 stride 8, 40 channels
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources",
                        "default_tracker.pth")
 
 
 @dataclasses.dataclass
 class DefaultParams(RPNParams):
-    """The RPN-family loop's knobs for this network (point stride 16, 13 x 13 grid). Penalty, window
-    and size learning rate are NanoTrack v2's (same stride, same point decoding); they were not
-    tuned on the benchmark."""
+    """The RPN-family loop's knobs for this network (point stride 16, 13 x 13 grid) and the long-term
+    part: a calibrated target-present score, a box that only changes size when that score supports
+    it, LOST and a widened search while the target is gone.
+
+    Penalty, window and size learning rate are NanoTrack v2's (same stride, same point decoding).
+    `presence_*` are the coefficients of a logistic fit (trackers/train/calibrate.py, record in
+    resources/default_tracker.json) of "the target is in view and under the box" on four
+    per-frame figures: the head's peak score, the training-free appearance match (the floor's
+    weighted cosine, trackers/floor.py) at the chosen cell, and the cosine of the first frame's
+    exemplar features with those of an exemplar crop at the candidate (centre halves, stride 8
+    and 16: `DefaultTracker.verify`)."""
 
     penalty_k: float = 0.15
     window_influence: float = 0.49
@@ -39,6 +54,30 @@ class DefaultParams(RPNParams):
     instance_size: int = 255
     context_amount: float = 0.5
     point_stride: int = 16
+    # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
+    appearance_weight: float = 0.3
+    # target-present score = sigmoid(bias + w_cls * head score + w_cos * appearance cosine
+    #                                  + w_fine * stride-8 verification + w_coarse * stride-16 verification)
+    presence_bias: float = -6.0
+    presence_cls: float = 2.0
+    presence_cosine: float = 2.0
+    presence_fine: float = 6.0
+    presence_coarse: float = 4.0
+    # the box: per frame, size and aspect may change by at most max_*_step x presence (relative),
+    # not at all below `resize_min_presence`, and the size stays within [1/max_size_ratio,
+    # max_size_ratio] x its size at init
+    max_scale_step: float = 0.03
+    max_aspect_step: float = 0.03
+    resize_min_presence: float = 0.5
+    move_min_presence: float = 0.25
+    max_size_ratio: float = 4.0
+    # LOST after `lost_frames` frames in a row with presence < lost_presence; then the search crop
+    # widens to `lost_instance_size` (same scale, so the template still fits) without the cosine
+    # window, and a candidate with presence >= found_presence is taken as the target again
+    lost_presence: float = 0.5
+    lost_frames: int = 2
+    found_presence: float = 0.6
+    lost_instance_size: int = 447
 
 
 def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
@@ -46,26 +85,164 @@ def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
     path = weights or WEIGHTS
     state = read_state_dict(path)
     channels = int(state["neck.0.weight"].shape[0]) if "neck.0.weight" in state else 48
-    net = SiamScopeNet(efficientnet_lite0((BACKBONE_STAGE,)), channels=channels)
+    # stride 8 as well: the box verification compares finer features (DefaultTracker.verify)
+    net = SiamScopeNet(efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)), channels=channels)
     trained = nn.ModuleDict({"neck": net.neck, "head": net.head})
     load_into(trained, state, str(path), "siamscope-default (neck + head)")
     return net.eval()
 
 
 class DefaultTracker(SiameseRPNTracker):
-    """SiameseRPNTracker + PointDecoder, network calls in inference mode."""
+    """SiameseRPNTracker + PointDecoder, network calls in inference mode, plus:
+
+    - a second, training-free opinion on every grid cell: the floor's channel-weighted cosine
+      between the first frame's features and the search features (trackers/floor.py), which does
+      not depend on what the head was trained on; the cell is chosen on the head's score mixed
+      with it (`appearance_weight`);
+    - a target-present score (the result's score) from both, calibrated on held-out frames;
+    - a box whose size only changes as far as that score supports (`max_scale_step`...);
+    - LOST while the score stays low, with a widened search, and the target taken back when a
+      candidate scores `found_presence` again.
+    """
 
     def __init__(self, network: SiamScopeNet, params: DefaultParams, device: str = "cpu"):
         super().__init__(network, PointDecoder(params.point_stride), params, name="siamscope-default",
                          device=device)
+        self.lost = False
+        self.low_frames = 0
+
+    # -- the appearance match ---------------------------------------------------------------------
+    def _appearance_template(self, frame: np.ndarray) -> None:
+        """The floor's template on this frame: the central k x k cells of a search-size crop's
+        features (same padding context as the search), centred on that crop's per-channel mean,
+        channels weighted by box-vs-context energy."""
+        patch, scale_z, _ = self.crop_search(frame)
+        feat = self.network.features(self._tensor(patch))[0].float().cpu()
+        H, W = feat.shape[-2:]
+        k = int(self.network._kernels.shape[-1])
+        o0, o1 = (H - k) // 2, (W - k) // 2
+        self.feature_mean = feat.mean((1, 2))
+        self.appearance_template = feat[:, o0:o0 + k, o1:o1 + k] - self.feature_mean[:, None, None]
+        stride = self.params.point_stride
+        half = self.size * scale_z / 2 / stride
+        cx, cy = (W - 1) / 2 + 0.5, (H - 1) / 2 + 0.5
+        self.appearance_weights = channel_weights(feat, (cx - half[0], cy - half[1], cx + half[0], cy + half[1]), k)
+
+    def appearance_map(self, xf: torch.Tensor) -> np.ndarray:
+        """(S, S) weighted cosine on the head's grid: the search features are padded as the head pads
+        them (with the mean, i.e. zero after centring), so cell (i, j) is the head's cell (i, j)."""
+        pad = self.network.head.search_pad
+        x = F.pad(xf.float().cpu() - self.feature_mean[None, :, None, None], [pad] * 4)
+        cosine, _ = weighted_cosine(x, self.appearance_template, self.appearance_weights,
+                                    torch.zeros_like(self.feature_mean))
+        return cosine[0].numpy()
 
     def run_network(self, patch: np.ndarray) -> dict:
         with torch.inference_mode():
-            return self.network.track(self._tensor(patch))
+            net = self.network
+            xf = net.features(self._tensor(patch))
+            cls, loc, corr = net.head.match(net._kernels, net.neck(xf))
+            return {"cls": cls, "loc": loc, "xcorr": [(net.level, "xcorr", corr)],
+                    "appearance": self.appearance_map(xf)}
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():
             super().init(frame, box)
+            self._appearance_template(frame)
+            self.verify_template = self._exemplar_features(frame, self.center, self.size)
+        self.init_size = self.size.copy()
+        self.lost = False
+        self.low_frames = 0
+
+    # -- verification -----------------------------------------------------------------------------
+    def _exemplar_features(self, frame: np.ndarray, center, size) -> list[torch.Tensor]:
+        """Centre halves of the stride-8 and stride-16 features of an exemplar crop at (center, size):
+        the target itself, little of its context."""
+        p = self.params
+        pad = p.context_amount * (size[0] + size[1])
+        s_z = math.sqrt((size[0] + pad) * (size[1] + pad))
+        patch = get_subwindow(frame, center, p.exemplar_size, round(s_z), self.channel_average)
+        out = []
+        for f in self.network.backbone(self._tensor(patch)):
+            k = f.shape[-1]
+            o = k // 4
+            out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
+        return out
+
+    def verify(self, frame: np.ndarray, center, size) -> tuple[float, float]:
+        """(stride-8, stride-16) cosine of the first frame's target features with those at `center`.
+        Finer features keep colour and texture that the head's stride-16 match abstracts away (two
+        faces match at stride 16; hair and glasses tell them apart at stride 8)."""
+        with torch.inference_mode():
+            feats = self._exemplar_features(frame, center, size)
+        return tuple(float((a @ b) / (a.norm() * b.norm() + 1e-12)) for a, b in zip(self.verify_template, feats))
+
+    # -- confidence and box -----------------------------------------------------------------------
+    def presence(self, cls_score: float, cosine: float, fine: float, coarse: float) -> float:
+        p = self.params
+        z = (p.presence_bias + p.presence_cls * cls_score + p.presence_cosine * cosine
+             + p.presence_fine * fine + p.presence_coarse * coarse)
+        return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
+
+    def bounded_size(self, predicted: np.ndarray, lr: float, presence: float) -> np.ndarray:
+        """pysot's smoothed size, then its change of scale and of aspect held within what `presence`
+        supports, and the scale within max_size_ratio of the first frame's."""
+        p = self.params
+        if presence < p.resize_min_presence:
+            return self.size.copy()
+        w, h = self.size * (1 - lr) + predicted * lr
+        old_scale, old_aspect = math.sqrt(self.size[0] * self.size[1]), self.size[0] / self.size[1]
+        s_step, a_step = 1 + p.max_scale_step * presence, 1 + p.max_aspect_step * presence
+        scale = old_scale * min(max(math.sqrt(w * h) / old_scale, 1 / s_step), s_step)
+        aspect = old_aspect * min(max((w / h) / old_aspect, 1 / a_step), a_step)
+        init_scale = math.sqrt(self.init_size[0] * self.init_size[1])
+        scale = min(max(scale, init_scale / p.max_size_ratio), init_scale * p.max_size_ratio)
+        return np.array([scale * math.sqrt(aspect), scale / math.sqrt(aspect)])
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        p = self.params
+        timer = StageTimer()
+        lost_before = self.lost
+        instance_size = p.lost_instance_size if lost_before else p.instance_size
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
+        with timer.stage("decode"):
+            center_before = self.center.copy()
+            S = cls.shape[-1]
+            score = self.decoder.score(cls)
+            cosine = out["appearance"].reshape(-1).astype(np.float64)
+            fused = (1 - p.appearance_weight) * score + p.appearance_weight * np.clip(cosine, 0.0, 1.0)
+            pred_bbox = self.decoder.boxes(loc)
+            window_influence = 0.0 if lost_before else p.window_influence
+            best, penalty, pscore = D.pick_best(fused, pred_bbox, self.size * scale_z, p.penalty_k,
+                                                self._window(S), window_influence)
+            bbox_delta = pred_bbox[:, best] / scale_z
+        with timer.stage("verify"):
+            fine, coarse = self.verify(frame, self.center + bbox_delta[:2], self.size)
+        with timer.stage("decode"):
+            presence = self.presence(float(score[best]), float(cosine[best]), fine, coarse)
+            lr = float(penalty[best] * presence * p.lr)
+            center, size = self.center.copy(), self.size.copy()
+            if lost_before:
+                if presence >= p.found_presence:      # re-detected: go there, keep the size it had
+                    self.lost, self.low_frames = False, 0
+                    center = self.center + bbox_delta[:2]
+            else:
+                self.low_frames = self.low_frames + 1 if presence < p.lost_presence else 0
+                if self.low_frames >= p.lost_frames:
+                    self.lost = True                    # hold the box where the target was last seen
+                elif presence >= p.move_min_presence:
+                    center = self.center + bbox_delta[:2]
+                    size = self.bounded_size(bbox_delta[2:], lr, presence)
+            cx, cy, w, h = D.clip_box(center[0], center[1], size[0], size[1], frame.shape)
+            self.center, self.size = np.array([cx, cy]), np.array([w, h])
+            step = Decoded(score, pred_bbox, penalty, pscore, best, lr, bbox_delta, (cx, cy), (w, h),
+                           (cx - w / 2, cy - h / 2, w, h))
+        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+        result.score = presence
+        result.state = TrackingState.LOST if self.lost else TrackingState.TRACKING
+        result.extra.update(head_score=float(score[best]), appearance=float(cosine[best]),
+                            verify_fine=fine, verify_coarse=coarse, instance_size=instance_size)
+        return result
 
 
 def build(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
