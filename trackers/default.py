@@ -12,6 +12,7 @@ import math
 import os
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,11 +42,12 @@ class DefaultParams(RPNParams):
 
     Penalty, window and size learning rate are NanoTrack v2's (same stride, same point decoding).
     `presence_*` are the coefficients of a logistic fit (trackers/train/calibrate.py, record in
-    resources/default_tracker.json) of "the target is in view and under the box" on four
-    per-frame figures: the head's peak score, the training-free appearance match (the floor's
-    weighted cosine, trackers/floor.py) at the chosen cell, and the cosine of the first frame's
-    exemplar features with those of an exemplar crop at the candidate (centre halves, stride 8
-    and 16: `DefaultTracker.verify`)."""
+    resources/default_tracker.json) of "the target is in view and under the box", fitted leaving
+    one video out, on two per-frame figures relative to their level over the first frames: the
+    training-free appearance match (the floor's weighted cosine, trackers/floor.py) at the chosen
+    cell, and the stride-8 cosine of the first frame's exemplar features with those of an
+    exemplar crop at the candidate (`DefaultTracker.verify`). The head's own score was a
+    candidate and is left out: it stays near 1 on look-alikes and after shot cuts."""
 
     penalty_k: float = 0.15
     window_influence: float = 0.49
@@ -56,13 +58,14 @@ class DefaultParams(RPNParams):
     point_stride: int = 16
     # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
     appearance_weight: float = 0.3
-    # target-present score = sigmoid(bias + w_cls * head score + w_cos * appearance cosine
-    #                                  + w_fine * stride-8 verification + w_coarse * stride-16 verification)
-    presence_bias: float = -6.0
-    presence_cls: float = 2.0
-    presence_cosine: float = 2.0
-    presence_fine: float = 6.0
-    presence_coarse: float = 4.0
+    # target-present score = sigmoid(bias + w_app * appearance / its reference
+    #                                  + w_fine * stride-8 verification / its reference), each
+    # reference being the figure's mean over the first `reference_frames` tracked frames (the
+    # target's own level: a small person in a crowd never matches as well as a face in close-up)
+    presence_bias: float = -3.48
+    presence_appearance: float = 4.79
+    presence_fine: float = 3.21
+    reference_frames: int = 5
     # the box: per frame, size and aspect may change by at most max_*_step x presence (relative),
     # not at all below `resize_min_presence`, and the size stays within [1/max_size_ratio,
     # max_size_ratio] x its size at init
@@ -90,6 +93,18 @@ def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
     trained = nn.ModuleDict({"neck": net.neck, "head": net.head})
     load_into(trained, state, str(path), "siamscope-default (neck + head)")
     return net.eval()
+
+
+def box_histogram(frame: np.ndarray, center, size, bins=(16, 8)) -> np.ndarray:
+    """L1-normalised hue-saturation histogram of the (clipped) box at `center` of `size`."""
+    H, W = frame.shape[:2]
+    x0, y0 = int(max(0, center[0] - size[0] / 2)), int(max(0, center[1] - size[1] / 2))
+    x1, y1 = int(min(W, center[0] + size[0] / 2)), int(min(H, center[1] + size[1] / 2))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.full(bins, 1.0 / (bins[0] * bins[1]), np.float32)
+    hsv = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, list(bins), [0, 180, 0, 256])
+    return cv2.normalize(hist, None, 1, 0, cv2.NORM_L1)
 
 
 class DefaultTracker(SiameseRPNTracker):
@@ -150,9 +165,11 @@ class DefaultTracker(SiameseRPNTracker):
             super().init(frame, box)
             self._appearance_template(frame)
             self.verify_template = self._exemplar_features(frame, self.center, self.size)
+            self.colour_template = box_histogram(frame, self.center, self.size)
         self.init_size = self.size.copy()
         self.lost = False
         self.low_frames = 0
+        self.reference: list[tuple[float, float]] = []
 
     # -- verification -----------------------------------------------------------------------------
     def _exemplar_features(self, frame: np.ndarray, center, size) -> list[torch.Tensor]:
@@ -169,19 +186,28 @@ class DefaultTracker(SiameseRPNTracker):
             out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
         return out
 
-    def verify(self, frame: np.ndarray, center, size) -> tuple[float, float]:
-        """(stride-8, stride-16) cosine of the first frame's target features with those at `center`.
-        Finer features keep colour and texture that the head's stride-16 match abstracts away (two
-        faces match at stride 16; hair and glasses tell them apart at stride 8)."""
+    def verify(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
+        """(stride-8, stride-16) cosine of the first frame's target features with those at `center`,
+        and the Bhattacharyya similarity of the box's hue-saturation histogram with the first
+        frame's. Finer features keep colour and texture that the head's stride-16 match abstracts
+        away (two faces match at stride 16; hair and glasses tell them apart at stride 8)."""
         with torch.inference_mode():
             feats = self._exemplar_features(frame, center, size)
-        return tuple(float((a @ b) / (a.norm() * b.norm() + 1e-12)) for a, b in zip(self.verify_template, feats))
+        fine, coarse = (float((a @ b) / (a.norm() * b.norm() + 1e-12)) for a, b in zip(self.verify_template, feats))
+        colour = 1.0 - float(cv2.compareHist(self.colour_template, box_histogram(frame, center, size),
+                                             cv2.HISTCMP_BHATTACHARYYA))
+        return fine, coarse, colour
 
     # -- confidence and box -----------------------------------------------------------------------
-    def presence(self, cls_score: float, cosine: float, fine: float, coarse: float) -> float:
+    def presence(self, cosine: float, fine: float) -> float:
+        """Calibrated probability that the target is in view under the candidate box. The first
+        `reference_frames` frames also set the reference levels (their running mean until then)."""
         p = self.params
-        z = (p.presence_bias + p.presence_cls * cls_score + p.presence_cosine * cosine
-             + p.presence_fine * fine + p.presence_coarse * coarse)
+        if len(self.reference) < p.reference_frames:
+            self.reference.append((cosine, fine))
+        ref_cos, ref_fine = np.mean(self.reference, axis=0)
+        z = (p.presence_bias + p.presence_appearance * cosine / max(ref_cos, 1e-3)
+             + p.presence_fine * fine / max(ref_fine, 1e-3))
         return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
 
     def bounded_size(self, predicted: np.ndarray, lr: float, presence: float) -> np.ndarray:
@@ -217,9 +243,9 @@ class DefaultTracker(SiameseRPNTracker):
                                                 self._window(S), window_influence)
             bbox_delta = pred_bbox[:, best] / scale_z
         with timer.stage("verify"):
-            fine, coarse = self.verify(frame, self.center + bbox_delta[:2], self.size)
+            fine, coarse, colour = self.verify(frame, self.center + bbox_delta[:2], self.size)
         with timer.stage("decode"):
-            presence = self.presence(float(score[best]), float(cosine[best]), fine, coarse)
+            presence = self.presence(float(cosine[best]), fine)
             lr = float(penalty[best] * presence * p.lr)
             center, size = self.center.copy(), self.size.copy()
             if lost_before:
@@ -241,7 +267,7 @@ class DefaultTracker(SiameseRPNTracker):
         result.score = presence
         result.state = TrackingState.LOST if self.lost else TrackingState.TRACKING
         result.extra.update(head_score=float(score[best]), appearance=float(cosine[best]),
-                            verify_fine=fine, verify_coarse=coarse, instance_size=instance_size)
+                            verify_fine=fine, verify_coarse=coarse, colour=colour, instance_size=instance_size)
         return result
 
 
