@@ -66,11 +66,12 @@ class DefaultParams(RPNParams):
     presence_appearance: float = 4.79
     presence_fine: float = 3.21
     reference_frames: int = 5
-    # the box: per frame, size and aspect may change by at most max_*_step x presence (relative),
-    # not at all below `resize_min_presence`, and the size stays within [1/max_size_ratio,
-    # max_size_ratio] x its size at init
-    max_scale_step: float = 0.03
-    max_aspect_step: float = 0.03
+    # the box: per frame, size and aspect may change by at most max_*_step x support (relative),
+    # support = (presence - resize_min_presence) / (1 - resize_min_presence), so not at all at or
+    # below `resize_min_presence`; the size stays within [1/max_size_ratio, max_size_ratio] x its
+    # size at init
+    max_scale_step: float = 0.02
+    max_aspect_step: float = 0.02
     resize_min_presence: float = 0.5
     move_min_presence: float = 0.25
     max_size_ratio: float = 4.0
@@ -78,7 +79,7 @@ class DefaultParams(RPNParams):
     # widens to `lost_instance_size` (same scale, so the template still fits) without the cosine
     # window, and a candidate with presence >= found_presence is taken as the target again
     lost_presence: float = 0.5
-    lost_frames: int = 2
+    lost_frames: int = 3
     found_presence: float = 0.6
     lost_instance_size: int = 447
 
@@ -214,11 +215,13 @@ class DefaultTracker(SiameseRPNTracker):
         """pysot's smoothed size, then its change of scale and of aspect held within what `presence`
         supports, and the scale within max_size_ratio of the first frame's."""
         p = self.params
-        if presence < p.resize_min_presence:
+        if presence <= p.resize_min_presence:
             return self.size.copy()
+        # how far above "no size change" the score is, 0..1
+        support = min(1.0, (presence - p.resize_min_presence) / (1.0 - p.resize_min_presence))
         w, h = self.size * (1 - lr) + predicted * lr
         old_scale, old_aspect = math.sqrt(self.size[0] * self.size[1]), self.size[0] / self.size[1]
-        s_step, a_step = 1 + p.max_scale_step * presence, 1 + p.max_aspect_step * presence
+        s_step, a_step = 1 + p.max_scale_step * support, 1 + p.max_aspect_step * support
         scale = old_scale * min(max(math.sqrt(w * h) / old_scale, 1 / s_step), s_step)
         aspect = old_aspect * min(max((w / h) / old_aspect, 1 / a_step), a_step)
         init_scale = math.sqrt(self.init_size[0] * self.init_size[1])
@@ -259,6 +262,13 @@ class DefaultTracker(SiameseRPNTracker):
                 elif presence >= p.move_min_presence:
                     center = self.center + bbox_delta[:2]
                     size = self.bounded_size(bbox_delta[2:], lr, presence)
+        if not np.allclose(size, self.size, rtol=1e-3):
+            with timer.stage("verify"):
+                # a new size is taken only where the first frame's target matches it at least as
+                # well as the old one (the head's sizes drift with what it was trained on)
+                if self.verify(frame, center, size)[0] < fine:
+                    size = self.size.copy()
+        with timer.stage("decode"):
             cx, cy, w, h = D.clip_box(center[0], center[1], size[0], size[1], frame.shape)
             self.center, self.size = np.array([cx, cy]), np.array([w, h])
             step = Decoded(score, pred_bbox, penalty, pscore, best, lr, bbox_delta, (cx, cy), (w, h),
