@@ -70,8 +70,8 @@ class DefaultParams(RPNParams):
     # support = (presence - resize_min_presence) / (1 - resize_min_presence), so not at all at or
     # below `resize_min_presence`; the size stays within [1/max_size_ratio, max_size_ratio] x its
     # size at init
-    max_scale_step: float = 0.02
-    max_aspect_step: float = 0.02
+    max_scale_step: float = 0.1
+    max_aspect_step: float = 0.1
     resize_min_presence: float = 0.5
     move_min_presence: float = 0.25
     max_size_ratio: float = 4.0
@@ -79,7 +79,7 @@ class DefaultParams(RPNParams):
     # widens to `lost_instance_size` (same scale, so the template still fits) without the cosine
     # window, and a candidate with presence >= found_presence is taken as the target again
     lost_presence: float = 0.5
-    lost_frames: int = 3
+    lost_frames: int = 5
     found_presence: float = 0.6
     lost_instance_size: int = 447
 
@@ -262,10 +262,11 @@ class DefaultTracker(SiameseRPNTracker):
                 elif presence >= p.move_min_presence:
                     center = self.center + bbox_delta[:2]
                     size = self.bounded_size(bbox_delta[2:], lr, presence)
-        if not np.allclose(size, self.size, rtol=1e-3):
+        if size[0] * size[1] > self.size[0] * self.size[1] * 1.001:
             with timer.stage("verify"):
-                # a new size is taken only where the first frame's target matches it at least as
-                # well as the old one (the head's sizes drift with what it was trained on)
+                # a larger box is taken only where the first frame's target matches it at least as
+                # well as the old one: the head's sizes grow onto background it was not trained on
+                # (a face's box onto the hair), and a box that grows takes in more background yet
                 if self.verify(frame, center, size)[0] < fine:
                     size = self.size.copy()
         with timer.stage("decode"):
