@@ -96,23 +96,24 @@ def test_length_mismatch_and_empty_are_errors():
 
 
 def test_long_term_precision_recall_f_on_a_known_case():
-    """Four frames: target present, present, absent, present; the tracker's IoUs 1, 0.5, -, 0 with
-    confidences 0.9, 0.8, 0.7, 0.2. By hand: tau 0.9 -> Pr 1, Re 1/3, F 0.5; tau 0.8 -> Pr 0.75,
-    Re 0.5, F 0.6 (the best); tau 0.7 -> Pr 0.5, Re 0.5; tau 0.2 -> Pr 0.375, Re 0.5."""
+    """trackers/longterm.py on four frames: target present, present, absent, present; the tracker's
+    IoUs 1, 0.5, -, 0 with confidences 0.9, 0.8, 0.7, 0.2. By hand: tau 0.9 -> Pr 1, Re 1/3, F 0.5;
+    tau 0.8 -> Pr 0.75, Re 0.5, F 0.6 (the best); tau 0.7 -> Pr 0.5, Re 0.5; tau 0.2 -> Pr 0.375."""
+    from trackers import longterm as LT
     gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]], float)
     pred = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [5, 5, 10, 10], [50, 50, 10, 10]], float)  # IoU 1, 0.5, -, 0
-    s = M.long_term_score(pred, [0.9, 0.8, 0.7, 0.2], gt)
-    np.testing.assert_allclose(s.thresholds, [0.9, 0.8, 0.7, 0.2])
-    np.testing.assert_allclose(s.precision_curve, [1.0, 0.75, 0.5, 0.375])
-    np.testing.assert_allclose(s.recall_curve, [1 / 3, 0.5, 0.5, 0.5])
-    assert s.f_score == pytest.approx(0.6)
-    assert (s.precision, s.recall, s.threshold) == (pytest.approx(0.75), pytest.approx(0.5), 0.8)
-    assert (s.present, s.absent) == (3, 1)
-    # the same boxes, but the tracker says "gone" (lowest confidence) on the absent frame: that frame
-    # is now the last to be reported (tau 0.1), after the miss on frame 3 (tau 0.2 -> Pr 1.5 / 3)
-    quiet = M.long_term_score(pred, [0.9, 0.8, 0.1, 0.2], gt)
-    np.testing.assert_allclose(quiet.precision_curve, [1.0, 0.75, 0.5, 0.375])
-    np.testing.assert_allclose(quiet.thresholds, [0.9, 0.8, 0.2, 0.1])
+    present = M.valid_frames(gt)
+    conf = np.array([0.9, 0.8, 0.7, 0.2])
+    taus = np.array([0.2, 0.7, 0.8, 0.9])
+    pr, re = LT.sequence_curves(pred, gt, present, conf, taus, start=-1)     # start -1: every frame counts
+    np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(re, [0.5, 0.5, 0.5, 1 / 3])
+    s = LT.long_term_score([(pred, gt, present, conf, -1)])
+    assert (s.f_score, s.precision, s.recall, s.threshold) == (pytest.approx(0.6), pytest.approx(0.75),
+                                                              pytest.approx(0.5), 0.8)
+    # the same boxes, the absent frame given the lowest confidence: claiming it is now the last step
+    pr, _ = LT.sequence_curves(pred, gt, present, np.array([0.9, 0.8, 0.1, 0.2]), np.array([0.1, 0.2, 0.8, 0.9]), -1)
+    np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
 
 
 def test_presence_rates_count_by_hand():

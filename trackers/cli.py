@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Optional
 
 import cv2
 
+from . import bench, evaluate, train_cli, vot_client, zoo
+from .base import UsageError
 
-class UsageError(Exception):
-    """A problem with what the user asked for: printed as one line, exit code 2."""
+#: the commands other modules define: each module's add_parser(subparsers) adds its own
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
+
 
 
 def parse_box(text: str):
@@ -83,8 +85,10 @@ def cmd_trackers(args) -> int:
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
+    from trackers.base import validate_box
     from trackers.results import write_otb
-    from trackers.sources import SourceError, open_source
+    from trackers.session import SessionError, TrackingSession
+    from trackers.sources import SourceError
 
     if args.threads:
         import torch
@@ -94,46 +98,36 @@ def cmd_track(args) -> int:
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
-    source = open_source(args.source)
     try:
+        session = TrackingSession.open(args.source)
+    except SessionError:
+        raise UsageError(f"{args.source!r} has no frames") from None
+    with session:
         if first:
-            if source.is_live:
+            if session.is_live:
                 raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
-            source.seek(first)
-        frame = source.read()
-        if frame is None:
-            if first:
-                raise UsageError(f"--start {first} is past the end of {args.source!r} ({source.position} frames)")
-            raise UsageError(f"{args.source!r} has no frames")
-        from trackers.base import validate_box
-        validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-        tracker = registry.build(name, args.weights, args.device)
-        tracker.init(frame, box)
-        boxes = [box]
+            if session.seek(first) is None or session.index != first:
+                raise UsageError(f"--start {first} is past the end of {args.source!r} "
+                                 f"({session.source.frame_count or session.index + 1} frames)")
+        validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
+        session.set_tracker(registry.build(name, args.weights, args.device))
+        step = session.init(box)
         writer = None
         if args.video_out:
-            H, W = frame.shape[:2]
-            writer = open_video_writer(args.video_out, source.fps, (W, H))
-            from trackers.base import TrackResult
-            writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
-        n, elapsed = 0, 0.0
-        index = first + 1
+            H, W = step.frame.shape[:2]
+            writer = open_video_writer(args.video_out, session.source.fps, (W, H))
+            writer.write(draw_result(step.frame, step.result, step.index))
         failure: Optional[SourceError] = None
         try:
-            while (end is None or index < end) and (frame := source.read()) is not None:
-                t0 = time.perf_counter()
-                result = tracker.track(frame)
-                elapsed += time.perf_counter() - t0
-                n += 1
-                boxes.append(result.box)
+            while (end is None or session.index + 1 < end) and (step := session.advance()) is not None:
                 if writer is not None:
-                    writer.write(draw_result(frame, result, index))
+                    writer.write(draw_result(step.frame, step.result, step.index))
                 if args.verbose:
-                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}"
-                          f" {result.state.value}")
-                index += 1
+                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
+                          + f" {step.result.score:.4f} {step.result.state.value}")
         except SourceError as e:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+        boxes = list(session.boxes.values())
         if writer is not None:
             writer.release()
         if args.out:
@@ -143,11 +137,10 @@ def cmd_track(args) -> int:
         if failure is not None:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
-    finally:
-        source.close()
+    n = session.tracked_frames
     print(f"tracked {n} frames with {name}" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
                                                 if first else ""))
-    print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
+    print(f"{session.fps:.1f} fps")
     return 0
 
 
@@ -179,9 +172,30 @@ def check_written_video(path: str, frames_written: int) -> None:
         raise OSError(f"{path} holds only {readable} of the {frames_written} frames written (disk full?)")
 
 
+GUI_USAGE = """the app (a window):
+  python main.py                      open the window
+  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
+  python main.py --camera N           open the window on camera N
+In the window press ? for the keyboard shortcuts."""
+
+
+def version() -> str:
+    """The project's version: the installed package's, else pyproject.toml's (a plain checkout)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version as package_version
+        return package_version("siamscope")
+    except PackageNotFoundError:
+        import tomllib
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.")
-    sub = p.add_subparsers(dest="command")
+    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
+                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"SiamScope {version()}")
+    sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
@@ -197,14 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli"):
-        try:
-            mod = __import__(extra, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name != extra:
-                raise
-            continue
-        mod.add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return p
 
 

@@ -23,7 +23,7 @@ from models.efficientnet_lite import efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 
 from . import decode as D
-from .base import StageTimer, TrackingState, TrackResult
+from .base import StageTimer, TrackingState, TrackResult, param
 from .crop import get_subwindow
 from .floor import channel_weights, weighted_cosine
 from .registry import TrackerSpec, register
@@ -55,33 +55,38 @@ class DefaultParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    point_stride: int = 16
+    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
+                                  "the network)", live=False)
     # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
-    appearance_weight: float = 0.3
+    appearance_weight: float = param(0.3, "weight of the training-free appearance match (the floor's cosine) "
+                                          "against the trained head's score when choosing the cell", range=(0, 1))
     # target-present score = sigmoid(bias + w_app * appearance / its reference
     #                                  + w_fine * stride-8 verification / its reference), each
     # reference being the figure's mean over the first `reference_frames` tracked frames (the
     # target's own level: a small person in a crowd never matches as well as a face in close-up)
-    presence_bias: float = -3.48
-    presence_appearance: float = 4.79
-    presence_fine: float = 3.21
-    reference_frames: int = 5
+    presence_bias: float = param(-3.48, "target-present score: bias of the calibrated logistic")
+    presence_appearance: float = param(4.79, "target-present score: weight of the relative appearance match")
+    presence_fine: float = param(3.21, "target-present score: weight of the relative stride-8 verification")
+    reference_frames: int = param(5, "tracked frames that set the target's own match levels", live=False)
     # the box: per frame, size and aspect may change by at most max_*_step x support (relative),
     # support = (presence - resize_min_presence) / (1 - resize_min_presence), so not at all at or
     # below `resize_min_presence`; the size stays within [1/max_size_ratio, max_size_ratio] x its
     # size at init
-    max_scale_step: float = 0.1
-    max_aspect_step: float = 0.1
-    resize_min_presence: float = 0.5
-    move_min_presence: float = 0.25
-    max_size_ratio: float = 4.0
+    max_scale_step: float = param(0.1, "largest relative change of the box's scale in one frame, at full "
+                                       "confidence", range=(0, 1))
+    max_aspect_step: float = param(0.1, "largest relative change of the box's aspect in one frame, at full "
+                                        "confidence", range=(0, 1))
+    resize_min_presence: float = param(0.5, "at or below this score the box keeps its size", range=(0, 1))
+    move_min_presence: float = param(0.25, "below this score the box does not move", range=(0, 1))
+    max_size_ratio: float = param(4.0, "the box's scale stays within this factor of its first size")
     # LOST after `lost_frames` frames in a row with presence < lost_presence; then the search crop
     # widens to `lost_instance_size` (same scale, so the template still fits) without the cosine
     # window, and a candidate with presence >= found_presence is taken as the target again
-    lost_presence: float = 0.5
-    lost_frames: int = 5
-    found_presence: float = 0.6
-    lost_instance_size: int = 447
+    lost_presence: float = param(0.5, "a frame scoring below this counts towards LOST", range=(0, 1))
+    lost_frames: int = param(5, "frames in a row below lost_presence before the state is LOST")
+    found_presence: float = param(0.6, "while LOST, a candidate scoring this much is the target again",
+                                  range=(0, 1))
+    lost_instance_size: int = param(447, "search crop side while LOST (wider search, same scale)")
 
 
 def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
@@ -120,6 +125,14 @@ class DefaultTracker(SiameseRPNTracker):
     - LOST while the score stays low, with a widened search, and the target taken back when a
       candidate scores `found_presence` again.
     """
+
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "head_score": "the trained head's foreground score at the chosen cell",
+                  "appearance": "the floor's weighted cosine with the first frame at the chosen cell",
+                  "verify_fine": "stride-8 cosine of the first frame's target with an exemplar crop at the candidate",
+                  "verify_coarse": "the same at stride 16",
+                  "colour": "hue-saturation histogram similarity of the candidate box with the first box",
+                  "instance_size": "search crop side this frame (wider while LOST)"}
 
     def __init__(self, network: SiamScopeNet, params: DefaultParams, device: str = "cpu"):
         super().__init__(network, PointDecoder(params.point_stride), params, name="siamscope-default",
@@ -289,5 +302,6 @@ def build(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
 register(TrackerSpec(
     name="siamscope-default", title="SiamScope default (EfficientNet-Lite0, trained here)",
     family="SiamScope", build=build, params_type=DefaultParams, needs_weights=False,
+    builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a trained point-based DW-XCorr "
                 "head; weights in resources/, no download."))

@@ -127,76 +127,7 @@ def mean_score(scores: list[SequenceScore]) -> SequenceScore:
                          int(sum(s.frames for s in scores)))
 
 
-# -- long-term tracking (VOT-LT) -----------------------------------------------------------------
-@dataclasses.dataclass
-class LongTermScore:
-    """VOT-LT tracking precision / recall / F over confidence thresholds (Lukezic et al., "Now you
-    see me: evaluating performance in long-term visual tracking", 2018; the VOT-LT challenges).
-
-    A frame's prediction counts as "target reported" when the tracker's confidence is >= the
-    threshold tau. Pr(tau) = mean IoU over the frames where the target is reported (IoU 0 where the
-    ground truth says absent); Re(tau) = sum of those IoUs over the frames where the target is
-    present / the number of such frames; F = 2 Pr Re / (Pr + Re). The F-score is the largest F
-    over tau; precision and recall are read at that tau."""
-
-    thresholds: np.ndarray    # descending
-    precision_curve: np.ndarray
-    recall_curve: np.ndarray
-    present: int              # frames with the target in view
-    absent: int               # frames without it
-
-    @property
-    def f_curve(self) -> np.ndarray:
-        pr, re = self.precision_curve, self.recall_curve
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = np.where(pr + re > 0, 2 * pr * re / (pr + re), 0.0)
-        return f
-
-    @property
-    def best(self) -> int:
-        return int(np.argmax(self.f_curve)) if len(self.thresholds) else 0
-
-    @property
-    def f_score(self) -> float:
-        return float(self.f_curve[self.best]) if len(self.thresholds) else 0.0
-
-    @property
-    def precision(self) -> float:
-        return float(self.precision_curve[self.best]) if len(self.thresholds) else 0.0
-
-    @property
-    def recall(self) -> float:
-        return float(self.recall_curve[self.best]) if len(self.thresholds) else 0.0
-
-    @property
-    def threshold(self) -> float:
-        return float(self.thresholds[self.best]) if len(self.thresholds) else float("nan")
-
-
-def long_term_score(pred, confidence, gt, max_thresholds: int = 100) -> LongTermScore:
-    """Score one sequence: pred and gt (N, 4) x,y,w,h (NaN gt = absent, NaN pred = nothing
-    reported), confidence (N,). Thresholds are the distinct confidences (at most `max_thresholds`
-    of them, evenly spaced in rank, as the VOT toolkit subsamples)."""
-    p, g = _as_boxes(pred), _as_boxes(gt)
-    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
-    if not (len(p) == len(g) == len(conf)):
-        raise ValueError(f"{len(p)} boxes, {len(conf)} confidences, {len(g)} ground-truth frames")
-    present = valid_frames(g)
-    reported_ok = np.all(np.isfinite(p), axis=1) & np.isfinite(conf)
-    overlaps = np.where(present & reported_ok, iou(np.nan_to_num(p), np.where(present[:, None], g, 0.0)), 0.0)
-    thresholds = np.unique(conf[reported_ok])[::-1]
-    if len(thresholds) > max_thresholds:
-        thresholds = thresholds[np.linspace(0, len(thresholds) - 1, max_thresholds).round().astype(int)]
-    pr = np.zeros(len(thresholds))
-    re = np.zeros(len(thresholds))
-    n_present = int(present.sum())
-    for k, tau in enumerate(thresholds):
-        shown = reported_ok & (conf >= tau)
-        pr[k] = overlaps[shown].sum() / shown.sum() if shown.any() else 0.0
-        re[k] = overlaps[shown & present].sum() / n_present if n_present else 0.0
-    return LongTermScore(thresholds, pr, re, n_present, int(len(g) - n_present))
-
-
+# -- confidence ----------------------------------------------------------------------------------
 def presence_rates(confidence, present, threshold: float = 0.5) -> dict:
     """How far a confidence can be read as "the target is there": of the frames scored above
     `threshold`, the fraction where the target is present; of those at or below it, the fraction
