@@ -70,7 +70,7 @@ def cmd_eval(args) -> int:
     unused = set(weights) - set(names)
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
-    from .cli import parse_frame_range
+    from .frame_range import parse_frame_range
     first, end = parse_frame_range(args.start, args.frames)
     try:
         from .datasets import load_dataset
@@ -182,7 +182,7 @@ def add_parser(subparsers) -> None:
                         "local Ray with this machine's cores (needs the 'ray' extra; without it: local processes)")
     p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
-    from .cli import add_frame_range_arguments
+    from .frame_range import add_frame_range_arguments
     add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
