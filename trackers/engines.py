@@ -15,8 +15,9 @@ per-network code:
   refinement that follows sees the same state either way.
 
 The graph is exported once per model and cached on disk (`cache_dir()`), named by a key over the
-weights' sha256, the network class, the input shapes, torch's version, the exporter and the opset:
-a changed checkpoint or a torch upgrade exports anew. Inputs of another shape than the exported
+weights' sha256, the network class and the source file defining it, the outputs' layout, the input
+shapes, torch's version, the exporter and the opset: a changed checkpoint, network code or torch
+exports anew. Inputs of another shape than the exported
 one (SiamRPN++ LT's 831-px lost-target search, DaSiamRPN's growing search) run in torch.
 
 `auto` picks what is measured fastest: both engines run the same dummy frame a few times on this
@@ -83,10 +84,21 @@ def model_key(net: torch.nn.Module, z_shape, x_shape, track_kwargs: dict) -> str
     """What names an exported graph: weights sha256, network class, input shapes, torch version,
     exporter, opset and graph layout."""
     parts = dict(weights=weights_sha256(net), net=f"{type(net).__module__}.{type(net).__qualname__}",
+                 code=_source_sha256(type(net)),
                  z=[int(v) for v in z_shape], x=[int(v) for v in x_shape],
                  kwargs=repr(sorted(track_kwargs.items())), torch=torch.__version__, exporter=EXPORTER,
                  opset=OPSET, layout=GRAPH_LAYOUT)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _source_sha256(cls) -> str:
+    """sha256 of the file that defines the network class: a changed track() exports anew."""
+    import inspect
+    try:
+        with open(inspect.getfile(cls), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except (OSError, TypeError):
+        return ""
 
 
 def _own_attrs(net: torch.nn.Module) -> dict:
@@ -231,7 +243,10 @@ class OnnxEngine:
             self.template_specs = specs
             self.input_names = ["x"] + [f"state_{i}" for i in range(len(flat_inputs))]
             self.output_names = [f"out_{i}" for i in range(self.plan.n_all)]
-            self.key = model_key(net, z_shape, self.x_shape, self.track_kwargs)
+            # the outputs' layout too: a graph cached for another layout is never reused
+            layout = [(k, len(leaves)) for k, _, leaves in self.plan.outputs + self.plan.state]
+            self.key = hashlib.sha256((model_key(net, z_shape, self.x_shape, self.track_kwargs)
+                                       + repr(layout)).encode()).hexdigest()
             self.path = os.path.join(cache_dir(), f"{type(net).__name__}-{self.key[:20]}.onnx")
             model = self._cached_export(net, x, flat_inputs, use_cache)
         finally:
