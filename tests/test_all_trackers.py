@@ -40,9 +40,9 @@ def _weights(spec, tmp_path):
 
 
 @pytest.mark.parametrize("name", [s.name for s in registry.all_trackers()])
-def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path):
+def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path, device):
     spec = registry.get(name)
-    tracker = registry.build(name, _weights(spec, tmp_path))
+    tracker = registry.build(name, _weights(spec, tmp_path), device)
     assert tracker.params is not None and type(tracker.params) is spec.params_type
     tracker.init(frames[0], BOX)
     H, W = frames[0].shape[:2]

@@ -18,6 +18,7 @@ from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
+from .device import check_device, check_precision
 
 
 @dataclasses.dataclass
@@ -115,13 +116,15 @@ class SiameseRPNTracker(Tracker):
     depth-wise correlation responses, shown in the GUI's channel grid.
     """
 
+    dtype = torch.float32   # of the network's weights and inputs (set_precision)
+
     def __init__(self, network: torch.nn.Module, decoder, params: RPNParams, name: str = "",
                  device: str = "cpu"):
         self.network = network.eval()
         self.decoder = decoder
         self.params = params
         self.name = name
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.network.to(self.device)
         self.collect_channels = True
         self.center = np.zeros(2)
@@ -129,8 +132,18 @@ class SiameseRPNTracker(Tracker):
         self.channel_average = np.zeros(3)
 
     def to(self, device: str) -> "SiameseRPNTracker":
-        self.device = torch.device(device)
+        if self.precision != "fp32":
+            check_precision(self.precision, check_device(device))
+        self.device = check_device(device)
         self.network.to(self.device)
+        return self
+
+    def set_precision(self, precision: str) -> "SiameseRPNTracker":
+        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
+        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
+        self.dtype = check_precision(precision, self.device)
+        self.precision = precision
+        self.network.to(dtype=self.dtype)
         return self
 
     # -- stages -------------------------------------------------------------------------------
@@ -155,7 +168,7 @@ class SiameseRPNTracker(Tracker):
         return get_subwindow(frame, self.center, instance_size, s_x, self.channel_average), scale_z, s_x
 
     def _tensor(self, patch: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(to_tensor_layout(patch)).to(self.device)
+        return torch.from_numpy(to_tensor_layout(patch)).to(self.device, self.dtype)
 
     @torch.no_grad()
     def run_network(self, patch: np.ndarray) -> dict:
