@@ -92,3 +92,37 @@ def ort_session(model: bytes, options, device: torch.device):
                           "its CUDA provider cannot run here (no GPU, or CUDA / cuDNN libraries it was built "
                           "for are missing)")
     return session
+
+
+def move_cached_tensors(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Move what the networks keep between calls outside their parameters and buffers (the
+    template features of `template(z)`: tensors, and lists / tuples / dicts of them, set as plain
+    attributes) to `device` and, for floating tensors, `dtype`. `Module.to` leaves those behind, so
+    a tracker moved or switched to fp16 after init would feed its old template to the new network."""
+    def move(v):
+        if isinstance(v, torch.Tensor):
+            return v.to(device, dtype) if v.is_floating_point() else v.to(device)
+        if isinstance(v, list):
+            return [move(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(move(x) for x in v)
+        if isinstance(v, dict):
+            return {k: move(x) for k, x in v.items()}
+        return v
+
+    for m in module.modules():
+        for name, value in list(vars(m).items()):
+            if name.startswith("_") and name in ("_parameters", "_buffers", "_modules") or name == "training":
+                continue
+            if isinstance(value, (torch.Tensor, list, tuple, dict)) and _holds_tensor(value):
+                setattr(m, name, move(value))
+
+
+def _holds_tensor(v) -> bool:
+    if isinstance(v, torch.Tensor):
+        return True
+    if isinstance(v, (list, tuple)):
+        return any(_holds_tensor(x) for x in v)
+    if isinstance(v, dict):
+        return any(_holds_tensor(x) for x in v.values())
+    return False

@@ -100,7 +100,7 @@ class NanoTracker(SiameseRPNTracker):
         return self._input
 
     def _tensor(self, patch: np.ndarray) -> torch.Tensor:
-        if self.device.type != "cpu":
+        if self.device.type != "cpu" or self.dtype != torch.float32:
             return super()._tensor(patch)
         return self._host_input(patch)
 

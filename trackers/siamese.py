@@ -18,7 +18,7 @@ from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
-from .device import check_device, check_precision
+from .device import check_device, check_precision, move_cached_tensors
 
 
 @dataclasses.dataclass
@@ -136,6 +136,7 @@ class SiameseRPNTracker(Tracker):
             check_precision(self.precision, check_device(device))
         self.device = check_device(device)
         self.network.to(self.device)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     def set_precision(self, precision: str) -> "SiameseRPNTracker":
@@ -144,6 +145,7 @@ class SiameseRPNTracker(Tracker):
         self.dtype = check_precision(precision, self.device)
         self.precision = precision
         self.network.to(dtype=self.dtype)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     # -- stages -------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import get_subwindow, to_tensor_layout
-from .device import check_device, check_precision
+from .device import check_device, check_precision, move_cached_tensors
 from .registry import TrackerSpec, register
 
 
@@ -125,6 +125,7 @@ class SiamFCTracker(Tracker):
             check_precision(self.precision, check_device(device))
         self.device = check_device(device)
         self.network.to(self.device)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     def set_precision(self, precision: str) -> "SiamFCTracker":
@@ -133,6 +134,7 @@ class SiamFCTracker(Tracker):
         self.dtype = check_precision(precision, self.device)
         self.precision = precision
         self.network.to(dtype=self.dtype)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     # -- shared parts -------------------------------------------------------------------------
