@@ -227,14 +227,76 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def junit_counts(path: str) -> dict:
+    """tests / failures / errors / skipped of a pytest --junitxml file, and the failed tests' names."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    counts["failed"] = [f"{c.get('classname')}::{c.get('name')}" for c in suite.iter("testcase")
+                        if c.find("failure") is not None or c.find("error") is not None]
+    skips = {}
+    for c in suite.iter("testcase"):
+        sk = c.find("skipped")
+        if sk is not None:
+            why = (sk.get("message") or "").strip()[:160]
+            skips[why] = skips.get(why, 0) + 1
+    counts["skip_reasons"] = skips
+    return counts
+
+
+def write_summary(out_dir: str) -> int:
+    """gpu_check.json / gpu_check.md from what the steps of .ci/gpu-check left in out_dir."""
+    summary: dict = {}
+    bench_json = os.path.join(out_dir, "gpu_bench.json")
+    if os.path.isfile(bench_json):
+        with open(bench_json) as f:
+            summary["bench"] = json.load(f)
+    gui_json = os.path.join(out_dir, "gui_cuda.json")
+    if os.path.isfile(gui_json):
+        with open(gui_json) as f:
+            summary["gui_cuda"] = json.load(f)
+    junit = os.path.join(out_dir, "pytest_cuda.xml")
+    if os.path.isfile(junit):
+        summary["tests_cuda"] = junit_counts(junit)
+    with open(os.path.join(out_dir, "gpu_check.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    md = ["# GPU check", ""]
+    t = summary.get("tests_cuda")
+    if t:
+        md += [f"Tests with SIAMSCOPE_DEVICE=cuda: {t['tests']} run, {t['failures']} failed, {t['errors']} errors, "
+               f"{t['skipped']} skipped.", ""]
+        md += [f"- failed: {n}" for n in t["failed"]]
+        md += [f"- skipped ({k}x): {why}" for why, k in t["skip_reasons"].items()]
+        md.append("")
+    g = summary.get("gui_cuda")
+    if g:
+        md += [f"Main window on {g.get('tracker_device')} ({g.get('gpu')}), {g['tracker']}: {g['tracked_frames']} frames "
+               f"tracked, {g['packets_drawn']} drawn, heatmap {g['heatmap_results_drawn']} and channel grid "
+               f"{g['channel_grid_results_drawn']} redraws of network output ({g['channel_maps_per_frame']} maps a "
+               f"frame), window fps {g['window_fps']}, wall {g['wall_fps']} fps, GPU peak {g.get('gpu_peak_mib')} MiB.", ""]
+    if "bench" in summary:
+        md.append(markdown_table(summary["bench"]))
+    with open(os.path.join(out_dir, "gpu_check.md"), "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+    return 0 if "bench" in summary else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trackers.gpu_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="folder for gpu_bench.json and gpu_bench.md")
+    p.add_argument("--out", help="folder for gpu_bench.json and gpu_bench.md")
+    p.add_argument("--summary", metavar="DIR",
+                   help="instead: gpu_check.json / .md from the files .ci/gpu-check's steps left in DIR")
     p.add_argument("--video", default=DEFAULT_VIDEO)
     p.add_argument("--frames", type=int, default=100, help="tracked frames per run (default 100)")
     p.add_argument("--trackers", help="comma-separated names (default: all registered)")
     p.add_argument("--devices", default="cpu,cuda")
     args = p.parse_args(argv)
+    if args.summary:
+        return write_summary(args.summary)
+    if not args.out:
+        p.error("--out or --summary is needed")
     if not os.path.isfile(args.video):
         print(f"error: video {args.video!r} does not exist (pass --video)", file=sys.stderr)
         return 2
