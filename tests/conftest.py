@@ -82,3 +82,17 @@ def box_iou(a, b) -> float:
     inter = iw * ih
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def pytest_collection_modifyitems(config, items):
+    """SIAMSCOPE_DEVICE_ONLY=1 keeps only the tests that run on SIAMSCOPE_DEVICE (those taking the
+    `device` or `cuda` fixture) and tests/test_device.py: .ci/gpu-check's short list for the GPU."""
+    if os.environ.get("SIAMSCOPE_DEVICE_ONLY") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        (keep if uses & {"device", "cuda"} or item.fspath.basename == "test_device.py" else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
