@@ -129,7 +129,9 @@ def build_for(name: str, weights: Optional[str], device: str, engine: str, preci
     return tracker
 
 
-def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cpu", "cuda"), log=print) -> list:
+def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cpu", "cuda"), log=print,
+                   on_record=None) -> list:
+    """The runs' records; `on_record(records)` after each (so a run cut short still leaves its results)."""
     import torch
 
     from models.checkpoint import CheckpointError
@@ -191,6 +193,8 @@ def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cp
                             rec["vs_cuda_fp32"] = box_parity(boxes, fp32_boxes)
                 records.append(rec)
                 log("  " + summary_line(rec))
+                if on_record is not None:
+                    on_record(records)
     return records
 
 
@@ -305,12 +309,15 @@ def main(argv=None) -> int:
     names = args.trackers.split(",") if args.trackers else None
     report = {"device": device_report(), "video": args.video, "frames": len(frames) - 1, "box": list(BAG_BOX)}
     print(json.dumps(report["device"]))
-    report["runs"] = bench_trackers(frames, BAG_BOX, names, tuple(args.devices.split(",")))
-    with open(os.path.join(args.out, "gpu_bench.json"), "w") as f:
-        json.dump(report, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+    def write(runs):
+        report["runs"] = runs
+        with open(os.path.join(args.out, "gpu_bench.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        with open(os.path.join(args.out, "gpu_bench.md"), "w") as f:
+            f.write(markdown_table(report))
+
+    write(bench_trackers(frames, BAG_BOX, names, tuple(args.devices.split(",")), on_record=write))
     table = markdown_table(report)
-    with open(os.path.join(args.out, "gpu_bench.md"), "w") as f:
-        f.write(table)
     print(table)
     return 0
 
