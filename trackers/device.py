@@ -60,6 +60,16 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
     return DTYPES[precision]
 
 
+def check_finite(tracker, *arrays) -> None:
+    """After an fp16 network call: non-finite outputs mean the activations overflowed half
+    precision's range (65504), seen with the fixtures' seeded random weights; say so instead of
+    tracking on NaNs."""
+    import numpy as np
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise DeviceError(f"{tracker.name or type(tracker).__name__}: the network's {tracker.precision} outputs are "
+                          "not finite (its activations overflow half precision): run it in fp32")
+
+
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 

@@ -18,7 +18,7 @@ from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
-from .device import check_device, check_precision, move_cached_tensors
+from .device import check_device, check_finite, check_precision, move_cached_tensors
 
 
 @dataclasses.dataclass
@@ -220,6 +220,8 @@ class SiameseRPNTracker(Tracker):
             out = self.run_network(patch)
             cls = out["cls"].float().cpu().numpy()
             loc = out["loc"].float().cpu().numpy()
+            if self.precision != "fp32":
+                check_finite(self, cls, loc)
         return out, cls, loc, scale_z, s_x
 
     def track(self, frame: np.ndarray) -> TrackResult:

@@ -30,7 +30,7 @@ import torch
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, validate_box)
 from .crop import get_subwindow, to_tensor_layout
-from .device import check_device, check_precision, move_cached_tensors
+from .device import check_device, check_finite, check_precision, move_cached_tensors
 from .registry import TrackerSpec, register
 
 
@@ -272,6 +272,8 @@ class SiamFCTracker(Tracker):
         with timer.stage("network"):
             out = self.run_network(patches)
             raw = out["response"][:, 0].float().cpu().numpy()
+            if self.precision != "fp32":
+                check_finite(self, raw)
         with timer.stage("decode"):
             center_before = self.center_xy()
             step = self.score(raw)
