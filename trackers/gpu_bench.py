@@ -116,12 +116,15 @@ def engine_name(tracker) -> str:
 
 
 def build_for(name: str, weights: Optional[str], device: str, engine: str, precision: str):
+    """The tracker for one run, or None where it has nothing to run on `device`."""
     from . import registry
     if engine == "onnxruntime" or (name.startswith("nanotrack-") and device != "cpu"):
         from .nanotrack import build
         tracker = build(name.split("-")[1], weights, device, engine="onnxruntime" if engine == "onnxruntime" else "torch")
     else:
         tracker = registry.build(name, weights, device)
+    if device != "cpu" and not hasattr(tracker, "network") and not hasattr(tracker, "trunk"):
+        return None   # an OpenCV anchor: nothing of it runs on the GPU
     if precision != "fp32":
         tracker.set_precision(precision)
     if hasattr(tracker, "collect_channels"):
@@ -166,9 +169,9 @@ def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cp
                 rec = {"tracker": spec.name, "weights": how, "device": device, "engine": engine, "precision": precision}
                 try:
                     tracker = build_for(spec.name, weights, device, engine, precision)
+                    if tracker is None:
+                        continue
                     rec["engine"] = engine_name(tracker)
-                    if device == "cuda" and not hasattr(tracker, "network") and not hasattr(tracker, "trunk"):
-                        continue   # an OpenCV anchor: nothing of it runs on the GPU
                     # the CPU runs may take fewer frames (the big networks crawl there); parity is
                     # then compared over the frames both runs tracked
                     use = frames[: cpu_frames + 1] if device == "cpu" and cpu_frames else frames
