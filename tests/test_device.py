@@ -54,6 +54,10 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs():
         check_device("cuda")
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         nanotrack_v2("cuda")
+    from trackers import registry
+    for name in ("effnet-siamfc-floor", "siamscope-default"):   # the EfficientNet trunk's own path
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            registry.build(name, None, "cuda")
 
 
 def test_fp16_is_refused_on_the_cpu_and_by_trackers_without_it():
