@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli"):
+    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli",
+                  "trackers.vot_client"):
         try:
             mod = __import__(extra, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -256,6 +256,9 @@ def cmd_eval(args) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     weights = parse_weights(args.weights)
+    if args.report:
+        from .eval_report import check_report_path
+        check_report_path(args.report)
     explicit = bool(args.trackers)
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if explicit else default_trackers()
     for n in names:
@@ -264,7 +267,8 @@ def cmd_eval(args) -> int:
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
     try:
-        sequences = find_sequences(args.folder, args.max_frames)
+        from .datasets import load_dataset
+        sequences = load_dataset(args.folder, args.max_frames)
     except EvalError as e:
         raise UsageError(str(e)) from None
 
@@ -278,39 +282,98 @@ def cmd_eval(args) -> int:
             # a default tracker whose checkpoint is not here is left out, said so, not fatal
             print(f"# {n} left out: {' '.join(str(e).split())}", file=sys.stderr)
             continue
-        builders[n] = (lambda n=n: registry.build(n, weights.get(n), args.device))
+        # jobs may run in other processes: they get the checkpoint's path, not a builder
+        spec = registry.get(n)
+        builders[n] = weights.get(n) or (registry.find_weights(spec) if spec.needs_weights else None)
     if not builders:
         raise UsageError("no tracker to evaluate")
-    progress = None if args.quiet else (lambda msg: print("# " + msg, file=sys.stderr, flush=True))
+    from .eval_run import run_evaluation
+    note = lambda msg: print("# " + msg, file=sys.stderr, flush=True)  # noqa: E731
+    executor, workers = choose_executor(args, len(builders) * len(sequences), note)
+    fmt = args.result_format or ("got10k" if all(getattr(s, "layout", "") == "got10k" for s in sequences) else "otb")
     try:
-        results = evaluate(builders, sequences, progress)
+        from .eval_run import load_published
+        published = [load_published(folder, sequences) for folder in args.compare or []]   # before any tracking
+        results, job_results, info = run_evaluation(
+            builders, sequences, args.device, args.threads, executor, workers, args.ray or None, args.results,
+            fmt, note, show_progress=not args.quiet)
+        results += [p for p, _ in published]
+        for _, jobs in published:
+            job_results.update(jobs)
     except EvalError as e:
         raise UsageError(str(e)) from None
+    scored = [s for s in sequences if getattr(s, "scored", True)]
     print(f"{len(sequences)} sequences in {args.folder}" + (f", first {args.max_frames} frames" if args.max_frames else ""))
-    print(format_table(results, sequences))
+    if len(scored) < len(sequences):
+        print(f"{len(sequences) - len(scored)} sequences have a box for the first frame only (a test split): "
+              f"run and written, not scored")
+    if scored:
+        print(format_table(results, scored))
+        from .eval_report import long_term_rows
+        for name, lt in long_term_rows(results, sequences, job_results):
+            print(f"long-term ({lt.sequences} sequences with absence labels) {name}: precision {lt.precision:.3f} "
+                  f"recall {lt.recall:.3f} F {lt.f_score:.3f} (confidence >= {lt.threshold:.3f})")
+    print(f"{info.jobs} jobs ({info.reused} read back) in {info.wall_seconds:.1f} s, {info.executor}"
+          + (f" x {info.workers}" if info.executor != "serial" else ""))
     if args.results:
-        for r in results:
-            d = os.path.join(args.results, r.name)
-            os.makedirs(d, exist_ok=True)
-            for seq_name, run in r.runs.items():
-                write_otb(os.path.join(d, f"{seq_name}.txt"), run.boxes)
-        print(f"results written to {args.results}")
+        print(f"results written to {args.results} ({fmt} layout)")
+    if args.report:
+        from .eval_report import write_report
+        print(f"report written to {write_report(args.report, results, sequences, job_results, info, args)}")
+    if not scored:
+        return 0
     if args.plots:
         for p in write_plots(args.plots, results, os.path.basename(os.path.normpath(args.folder))):
             print(f"plot written to {p}")
     return 0
 
 
+def choose_executor(args, n_jobs: int, note) -> tuple[str, int]:
+    """`--ray [ADDRESS]`: Ray (local processes, said so, where ray is not installed);
+    `--workers N`: N local processes; neither: this process."""
+    from .eval_jobs import default_workers
+    from .cli import UsageError
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.ray is not None:
+        from .ray_eval import available
+        if available():
+            return "ray", 0
+        n = args.workers or default_workers()
+        note(f"ray is not installed (pip install -e '.[ray]'): the {n_jobs} jobs run in {n} local processes "
+             f"(one per core) instead")
+        return "processes", n
+    if args.workers and args.workers > 1:
+        return "processes", args.workers
+    return "serial", 1
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate trackers on a folder of sequences (OTB / GOT-10k layout)")
+    p = subparsers.add_parser("eval", help="evaluate trackers on a benchmark (OTB, GOT-10k, LaSOT, TrackingNet, "
+                                           "VOT layouts or a pysot JSON file)")
     p.add_argument("folder", nargs="?", default=DEFAULT_FOLDER,
-                   help=f"folder of <seq>/img/*.jpg + <seq>/groundtruth.txt (default {DEFAULT_FOLDER})")
+                   help=f"dataset folder (OTB, GOT-10k, LaSOT, TrackingNet or VOT as shipped), one sequence, or "
+                        f"a pysot JSON annotation file (default {DEFAULT_FOLDER})")
     p.add_argument("--trackers", help="comma-separated tracker names (default: the default tracker, "
                                       "nanotrack-v2, csrt; those without a checkpoint are left out)")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
                    help="checkpoint for one tracker (repeatable); default: found in the model folders")
     p.add_argument("--plots", metavar="OUTDIR", help="write success.png and precision.png there")
-    p.add_argument("--results", metavar="OUTDIR", help="write OUTDIR/<tracker>/<seq>.txt boxes (OTB format)")
+    p.add_argument("--results", metavar="OUTDIR",
+                   help="write each result as it finishes, in the toolkits' layout (--result-format); "
+                        "results already there are read back, not run again (resume)")
+    p.add_argument("--result-format", choices=("otb", "got10k"),
+                   help="otb: OUTDIR/<tracker>/<seq>.txt (pysot/OTB/LaSOT/TrackingNet); got10k: "
+                        "OUTDIR/<tracker>/<seq>/<seq>_001.txt; both with <seq>_time.txt "
+                        "(default: got10k for a GOT-10k folder, else otb)")
+    p.add_argument("--compare", action="append", metavar="DIR",
+                   help="published raw results (DIR/<seq>.txt or DIR/<seq>/<seq>_001.txt, named after DIR) "
+                        "scored beside the trackers run (repeatable)")
+    p.add_argument("--report", metavar="FILE", help="write a report: FILE.html (self-contained) or FILE.md")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the sequence x tracker jobs as Ray tasks on the cluster at ADDRESS, or on a "
+                        "local Ray with this machine's cores (needs the 'ray' extra; without it: local processes)")
+    p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
