@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "vot-setup", "vot-serve",
-                     "-h", "--help"}
+                     "-h", "--help", "--version"}
 
 
 def main(argv=None) -> int:

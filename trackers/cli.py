@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Optional
 
 import cv2
 
+from . import bench, evaluate, train_cli, vot_client, zoo
+from .base import UsageError
 
-class UsageError(Exception):
-    """A problem with what the user asked for: printed as one line, exit code 2."""
+#: the commands other modules define: each module's add_parser(subparsers) adds its own
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
+
 
 
 def parse_box(text: str):
@@ -51,8 +53,11 @@ def cmd_trackers(args) -> int:
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
+    from trackers.base import validate_box
     from trackers.results import write_otb
-    from trackers.sources import SourceError, open_source
+    from trackers.device import check_device, check_precision
+    from trackers.session import SessionError, TrackingSession
+    from trackers.sources import SourceError
 
     if args.threads:
         import torch
@@ -61,43 +66,33 @@ def cmd_track(args) -> int:
     box = parse_box(args.box)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
-    source = open_source(args.source)
     try:
-        frame = source.read()
-        if frame is None:
-            raise UsageError(f"{args.source!r} has no frames")
-        from trackers.base import validate_box
-        validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-        from trackers.device import check_device, check_precision
+        session = TrackingSession.open(args.source)
+    except SessionError:
+        raise UsageError(f"{args.source!r} has no frames") from None
+    with session:
+        validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
         check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
         tracker = registry.build(name, args.weights, args.device)
         if args.precision != "fp32":
             tracker.set_precision(args.precision)
-        tracker.init(frame, box)
-        boxes = [box]
+        session.set_tracker(tracker)
+        step = session.init(box)
         writer = None
         if args.video_out:
-            H, W = frame.shape[:2]
-            writer = open_video_writer(args.video_out, source.fps, (W, H))
-            from trackers.base import TrackResult
-            writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
-        n, elapsed = 0, 0.0
-        index = 1
+            H, W = step.frame.shape[:2]
+            writer = open_video_writer(args.video_out, session.source.fps, (W, H))
+            writer.write(draw_result(step.frame, step.result, step.index))
         failure: Optional[SourceError] = None
         try:
-            while (frame := source.read()) is not None:
-                t0 = time.perf_counter()
-                result = tracker.track(frame)
-                elapsed += time.perf_counter() - t0
-                n += 1
-                boxes.append(result.box)
+            while (step := session.advance()) is not None:
                 if writer is not None:
-                    writer.write(draw_result(frame, result, index))
+                    writer.write(draw_result(step.frame, step.result, step.index))
                 if args.verbose:
-                    print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}")
-                index += 1
+                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box) + f" {step.result.score:.4f}")
         except SourceError as e:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+        boxes = list(session.boxes.values())
         if writer is not None:
             writer.release()
         if args.out:
@@ -107,10 +102,9 @@ def cmd_track(args) -> int:
         if failure is not None:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
-    finally:
-        source.close()
+    n = session.tracked_frames
     print(f"tracked {n} frames with {name}")
-    print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
+    print(f"{session.fps:.1f} fps")
     return 0
 
 
@@ -142,9 +136,30 @@ def check_written_video(path: str, frames_written: int) -> None:
         raise OSError(f"{path} holds only {readable} of the {frames_written} frames written (disk full?)")
 
 
+GUI_USAGE = """the app (a window):
+  python main.py                      open the window
+  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
+  python main.py --camera N           open the window on camera N
+In the window press ? for the keyboard shortcuts."""
+
+
+def version() -> str:
+    """The project's version: the installed package's, else pyproject.toml's (a plain checkout)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version as package_version
+        return package_version("siamscope")
+    except PackageNotFoundError:
+        import tomllib
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.")
-    sub = p.add_subparsers(dest="command")
+    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
+                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"SiamScope {version()}")
+    sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
@@ -161,15 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli",
-                  "trackers.vot_client"):
-        try:
-            mod = __import__(extra, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name != extra:
-                raise
-            continue
-        mod.add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return p
 
 

@@ -38,7 +38,7 @@ from typing import Optional
 
 import numpy as np
 
-from .evaluate import EvalError, Sequence
+from .eval_core import EvalError, Sequence
 from .sources import IMAGE_EXTS
 
 LAYOUTS = ("otb", "got10k", "lasot", "trackingnet", "vot", "pysot-json")

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .evaluate import EvalError, Sequence, run_sequence
+from .eval_core import EvalError, Sequence, run_sequence
 
 MAX_ATTEMPTS = 3
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import metrics as M
 from .eval_results import atomic_write
-from .evaluate import write_plots
+from .eval_core import write_plots
 from .longterm import long_term_score
 
 
@@ -124,7 +124,7 @@ def _write(path: str, data) -> None:
 
 def check_report_path(path: str) -> None:
     """Before any tracking: a report name that cannot be written is said at once."""
-    from .cli import UsageError
+    from .base import UsageError
     if os.path.splitext(path)[1].lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"--report must end in .html or .md, got {path!r}")
     if os.path.isdir(path):

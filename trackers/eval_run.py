@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from . import metrics as M
 from . import eval_jobs as J
 from .eval_results import read_result, write_result
-from .evaluate import EvalError, SequenceRun, TrackerRuns
+from .eval_core import EvalError, SequenceRun, TrackerRuns
 
 
 @dataclasses.dataclass

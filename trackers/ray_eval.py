@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional
 
-from .evaluate import EvalError
+from .eval_core import EvalError
 from .eval_jobs import MAX_ATTEMPTS, EvalJob, JobResult, default_workers, run_job
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
