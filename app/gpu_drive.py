@@ -43,6 +43,7 @@ def drive(args) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
+    from app.worker_protocol import FramePacket
 
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -96,7 +97,7 @@ def drive(args) -> dict:
         if p.kind == "track" and p.result is not None:
             tracked["n"] += 1
 
-    window.worker.on("frame", on_packet)    # a second handler of the worker's frame events
+    window.worker.on(FramePacket, on_packet)    # a second handler of the worker's frame events
     t0 = time.perf_counter()
     drawn0 = window.packets_drawn
     window.start_tracking()
