@@ -389,7 +389,7 @@ class _SearchBranch(nn.Module):
 
 class OnnxSearchEngine:
     """Runs NanoTrack's search branch (backbone + BAN head) in ONNX Runtime, on the CPU or, with
-    device "cuda", on ORT's CUDA provider (trackers.device.ort_session refuses a silent CPU fallback).
+    device "cuda", on ORT's CUDA provider (models.device.ort_session refuses a silent CPU fallback).
 
     The torch module stays the source of truth: it computes the template state (once per target)
     and is exported, with its loaded weights, to an in-memory ONNX graph when the engine is built.
@@ -404,7 +404,7 @@ class OnnxSearchEngine:
 
         import onnxruntime as ort
 
-        from trackers.device import ort_session
+        from models.device import ort_session
 
         net = net.eval()
         # the example inputs live where the module's weights are (a module already moved to CUDA

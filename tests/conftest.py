@@ -39,7 +39,7 @@ def device() -> str:
     """The torch device named by SIAMSCOPE_DEVICE ("cpu" by default); skips, saying why, when this
     machine does not have it (SIAMSCOPE_DEVICE=cuda without a usable GPU)."""
     if TEST_DEVICE != "cpu":
-        from trackers.device import DeviceError, check_device
+        from models.device import DeviceError, check_device
         try:
             check_device(TEST_DEVICE)
         except DeviceError as e:
@@ -50,7 +50,7 @@ def device() -> str:
 @pytest.fixture(scope="session")
 def cuda() -> str:
     """For CUDA-only tests: "cuda", or a skip naming why there is no GPU here."""
-    from trackers.device import DeviceError, check_device
+    from models.device import DeviceError, check_device
     try:
         check_device("cuda")
     except DeviceError as e:

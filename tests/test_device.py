@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, box_iou, shared_path
-from trackers.device import DeviceError, check_device, check_precision, ort_providers, ort_session
+from models.device import DeviceError, check_device, check_precision, ort_providers, ort_session
 
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
@@ -113,7 +113,7 @@ def test_ort_cuda_provider_absent_or_unusable_is_said_not_hidden():
 
 
 def test_non_finite_half_precision_outputs_are_refused():
-    from trackers.device import check_finite
+    from models.device import check_finite
     tracker = nanotrack_v2()
     tracker.precision = "fp16"          # as set_precision leaves it on CUDA
     check_finite(tracker, np.zeros(4, np.float32))
@@ -220,7 +220,7 @@ def test_cached_template_follows_the_network_dtype():
     """What template() leaves on the network (plain tensor attributes, out of Module.to's reach)
     moves with it: a float64 network after init tracks on a float64 template (the same path an
     fp16 switch or a device move takes)."""
-    from trackers.device import move_cached_tensors
+    from models.device import move_cached_tensors
     tracker = nanotrack_v2("cpu", "torch")
     frames = bag_frames(3)
     tracker.init(frames[0], BAG_BOX)

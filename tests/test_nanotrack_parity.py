@@ -177,7 +177,7 @@ def test_model_io_onnxruntime(version, device):
     """ORT's CPU provider, or its CUDA provider with SIAMSCOPE_DEVICE=cuda (skipped, saying why,
     where that ONNX Runtime has no CUDA provider)."""
     pytest.importorskip("onnxruntime")
-    from trackers.device import DeviceError, ort_providers
+    from models.device import DeviceError, ort_providers
     io = np.load(fixture(version, "model_io.npz"))
     try:
         ort_providers(torch.device(device))
@@ -362,7 +362,7 @@ def test_open_loop_sequence_onnxruntime(version, video, seq, device):
     pixel, and where that moves round(s_x) across .5 the crops differ and comparison stops. It
     must hold for at least 80% of each sequence (on SIAMSCOPE_DEVICE's provider)."""
     pytest.importorskip("onnxruntime")
-    from trackers.device import DeviceError, ort_providers
+    from models.device import DeviceError, ort_providers
     try:
         ort_providers(torch.device(device))
     except DeviceError as e:

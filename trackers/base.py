@@ -174,6 +174,6 @@ class Tracker(abc.ABC):
     def set_precision(self, precision: str) -> "Tracker":
         """Run the network in `precision`; trackers without a half-precision path refuse fp16."""
         if precision != "fp32":
-            from .device import DeviceError
+            from models.device import DeviceError
             raise DeviceError(f"{self.name or type(self).__name__} has no {precision} path: use fp32")
         return self

@@ -55,7 +55,7 @@ def cmd_track(args) -> int:
     from trackers.annotate import draw_result
     from trackers.base import validate_box
     from trackers.results import write_otb
-    from trackers.device import check_device, check_precision
+    from models.device import check_device, check_precision
     from trackers.session import SessionError, TrackingSession
     from trackers.sources import SourceError
 
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
     from trackers.base import BoxError
-    from trackers.device import DeviceError
+    from models.device import DeviceError
     from trackers.sources import SourceError
 
     parser = build_parser()

@@ -6,7 +6,7 @@ For each registered tracker (weights as `bench --all` takes them: real NanoTrack
 project's own, the fixtures' seeded weights for the rest) it runs, on the same frames of bag.avi:
 
 * cpu: the tracker as built for the CPU (NanoTrack's default engine there is ONNX Runtime);
-* cuda fp32: torch on the GPU, TF32 off (trackers.device.strict_fp32);
+* cuda fp32: torch on the GPU, TF32 off (models.device.strict_fp32);
 * cuda fp16: the network in half precision, where the tracker has that path;
 * cuda onnxruntime: NanoTrack's ORT engine on ORT's CUDA provider, where this ONNX Runtime has one.
 
@@ -140,7 +140,7 @@ def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cp
     from models.checkpoint import CheckpointError
 
     from . import registry
-    from .device import DeviceError, check_device, ort_providers
+    from models.device import DeviceError, check_device, ort_providers
     cuda = "cuda" in devices and torch.cuda.is_available()
     if "cuda" in devices and not cuda:
         log("no CUDA GPU here: CPU runs only")

@@ -14,11 +14,12 @@ from typing import Optional
 import numpy as np
 import torch
 
+from models.device import check_device, check_finite, check_precision, move_cached_tensors
+
 from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
-from .device import check_device, check_finite, check_precision, move_cached_tensors
 
 
 @dataclasses.dataclass

@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 import torch
 
+from models.device import check_device, check_finite, check_precision, move_cached_tensors
+
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
 from .crop import get_subwindow, to_tensor_layout
-from .device import check_device, check_finite, check_precision, move_cached_tensors
 from .registry import TrackerSpec, register
 
 

@@ -1,4 +1,5 @@
-"""Where a tracker's network runs and in which precision; headless (no Qt).
+"""Where a tracker's network runs and in which precision; headless (no Qt). It lives in models/
+so that the ONNX Runtime engines here use the same provider checks as the trackers above.
 
 * `check_device(name)`: a torch device the machine really has, or one DeviceError that says why
   not (asked for CUDA on a machine without a usable GPU, a typo), before any weights are loaded.
