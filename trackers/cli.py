@@ -14,6 +14,7 @@ import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
 from .base import UsageError
+from .frame_range import add_frame_range_arguments, parse_frame_range
 
 #: the commands other modules define: each module's add_parser(subparsers) adds its own
 COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
@@ -64,6 +65,7 @@ def cmd_track(args) -> int:
         torch.set_num_threads(max(1, args.threads))
         cv2.setNumThreads(max(1, args.threads))
     box = parse_box(args.box)
+    first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     try:
@@ -71,6 +73,12 @@ def cmd_track(args) -> int:
     except SessionError:
         raise UsageError(f"{args.source!r} has no frames") from None
     with session:
+        if first:
+            if session.is_live:
+                raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
+            if session.seek(first) is None or session.index != first:
+                raise UsageError(f"--start {first} is past the end of {args.source!r} "
+                                 f"({session.source.frame_count or session.index + 1} frames)")
         validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
         check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
         tracker = registry.build(name, args.weights, args.device)
@@ -85,11 +93,12 @@ def cmd_track(args) -> int:
             writer.write(draw_result(step.frame, step.result, step.index))
         failure: Optional[SourceError] = None
         try:
-            while (step := session.advance()) is not None:
+            while (end is None or session.index + 1 < end) and (step := session.advance()) is not None:
                 if writer is not None:
                     writer.write(draw_result(step.frame, step.result, step.index))
                 if args.verbose:
-                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box) + f" {step.result.score:.4f}")
+                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
+                          + f" {step.result.score:.4f} {step.result.state.value}")
         except SourceError as e:
             failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
         boxes = list(session.boxes.values())
@@ -103,7 +112,8 @@ def cmd_track(args) -> int:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     n = session.tracked_frames
-    print(f"tracked {n} frames with {name}")
+    print(f"tracked {n} frames with {name}" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
+                                                if first else ""))
     print(f"{session.fps:.1f} fps")
     return 0
 
@@ -167,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
+    add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
