@@ -142,6 +142,25 @@ def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
     return path
 
 
+def tracker_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str) -> tuple[Optional[str], str]:
+    """(checkpoint, how it was found) for timing a tracker: the fixture's seeded weights written into
+    `tmp`, the real NanoTrack files, the project's own, or none; BenchError when a fixture is absent."""
+    from . import registry
+    if spec.name in SEEDED_FIXTURE:
+        fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
+        if not os.path.isdir(fixture):
+            raise BenchError(f"{fixture} is absent")
+        return seeded_checkpoint(fixture, tmp), "seeded"
+    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+        return os.path.join(nano_dir, spec.weights_file), "real"
+    if spec.needs_weights:
+        weights = registry.find_weights(spec)
+        if weights is None and spec.name == "siamattn":
+            return "seed:0", "seeded"
+        return weights, "found"
+    return None, "no checkpoint"
+
+
 def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int) -> None:
     """Time every registered tracker on the same frames (`bench --all`)."""
     import tempfile
@@ -151,20 +170,11 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
     print(f"all trackers, {len(sub) - 1} frames each (seeded = fixture weights, same cost per frame):")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
-            weights, how = None, "no checkpoint"
-            if spec.name in SEEDED_FIXTURE:
-                fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
-                if not os.path.isdir(fixture):
-                    print(f"  {spec.name:22s} skipped: {fixture} is absent")
-                    continue
-                weights, how = seeded_checkpoint(fixture, tmp), "seeded"
-            elif spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
-                fname = spec.weights_file
-                weights, how = os.path.join(nano_dir, fname), "real"
-            elif spec.needs_weights:
-                weights, how = registry.find_weights(spec), "found"
-                if weights is None and spec.name == "siamattn":
-                    weights, how = "seed:0", "seeded"
+            try:
+                weights, how = tracker_weights(spec, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
+                continue
             try:
                 tracker = registry.build(spec.name, weights)
             except (CheckpointError, OSError, KeyError) as e:
