@@ -29,9 +29,10 @@ SIAMFC_BOX_ATOL = 1.5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
-# trackers whose network is ours (OpenCV's trackers have no engine choice)
+# trackers whose network is ours (OpenCV's trackers have no engine choice; NanoTrack keeps its own
+# ONNX Runtime engine, models.nanotrack.OnnxSearchEngine, covered by tests/test_nanotrack_parity.py)
 NETWORK_TRACKERS = [
-    "siamscope-default", "nanotrack-v2", "nanotrack-v3", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamscope-default", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
     "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
     "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
 ]
@@ -142,24 +143,24 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
     from trackers import engines
     cache = str(tmp_path_factory.mktemp("onnx-cache"))
     monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
-    first = build("nanotrack-v2", "onnxruntime", tmp_path_factory)
+    first = build("siamscope-default", "onnxruntime", tmp_path_factory)
     path = first.onnx_engine.path
     assert os.path.dirname(path) == cache and os.path.isfile(path)
     stamp = os.stat(path).st_mtime_ns
-    second = build("nanotrack-v2", "onnxruntime", tmp_path_factory)
+    second = build("siamscope-default", "onnxruntime", tmp_path_factory)
     assert second.onnx_engine.path == path and os.stat(path).st_mtime_ns == stamp, "reused, not re-exported"
     # other weights: another graph
     with torch.no_grad():
-        second.network.ban_head.cls_pw_tower[0].weight.mul_(1.5)
+        second.network.head.cls_out.weight.mul_(1.5)
     assert engines.model_key(second.network, (1, 3, 127, 127), (1, 3, 255, 255), {}) not in path
     second.set_engine("onnxruntime")
     assert second.onnx_engine.path != path
 
-    auto = build("nanotrack-v2", "auto", tmp_path_factory)
+    auto = build("siamscope-default", "auto", tmp_path_factory)
     assert auto.engine_probe["engine"] == auto.engine_name
     assert auto.engine_probe["torch_ms"] > 0 and auto.engine_probe["onnxruntime_ms"] > 0
     assert not auto.engine_probe.get("cached")
-    again = build("nanotrack-v2", "auto", tmp_path_factory)
+    again = build("siamscope-default", "auto", tmp_path_factory)
     assert again.engine_probe.get("cached") and again.engine_name == auto.engine_name
     # the probe left no template behind: tracking before init is still refused
     with pytest.raises(RuntimeError):

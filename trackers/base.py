@@ -184,3 +184,13 @@ class Tracker(abc.ABC):
         if choice not in ("auto", "torch"):
             raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
         return self.engine_name
+
+    #: the precision the network computes in ("fp32", or "fp16" on CUDA where the tracker has it)
+    precision: str = "fp32"
+
+    def set_precision(self, precision: str) -> "Tracker":
+        """Run the network in `precision`; trackers without a half-precision path refuse fp16."""
+        if precision != "fp32":
+            from models.device import DeviceError
+            raise DeviceError(f"{self.name or type(self).__name__} has no {precision} path: use fp32")
+        return self

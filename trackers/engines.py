@@ -447,6 +447,7 @@ class EngineMixin:
     def network_track(self, x: torch.Tensor, **kwargs) -> dict:
         """The network's per-frame call in the chosen engine (torch for a shape not exported)."""
         engine = self.onnx_engine
-        if engine is not None and tuple(x.shape) == engine.x_shape and x.device.type == "cpu":
+        if engine is not None and tuple(x.shape) == engine.x_shape and x.device.type == "cpu" \
+                and getattr(self, "precision", "fp32") == "fp32":     # the graph is fp32
             return engine.track(x, with_channels=getattr(self, "collect_channels", True))
         return self.network.track(x, **kwargs)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.nanotrack import NanoTrack, detect_version
+from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
 
 from .base import param
 from .registry import TrackerSpec, register
@@ -62,19 +62,49 @@ class NanoTracker(SiameseRPNTracker):
     """SiameseRPNTracker with a point decoder and a lean per-frame network call.
 
     `engine`: "torch" runs the torch module; "onnxruntime" runs the search branch in ONNX
-    Runtime (trackers/engines.py; about 3x faster on the CPU for this small network); "auto"
-    (default) takes what is measured faster here. The template is always computed by the torch module.
+    Runtime (models.nanotrack.OnnxSearchEngine, about 3x faster on the CPU for this small
+    network); "auto" (default) takes ONNX Runtime when it is installed and the device is the
+    CPU, else torch. The template is always computed by the torch module.
     """
 
     def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
                  engine: str = "auto"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self._input: Optional[torch.Tensor] = None
+        self.engine = None
         self.set_engine(engine)
 
-    def _tensor(self, patch: np.ndarray) -> torch.Tensor:
-        if self.device.type != "cpu":
-            return super()._tensor(patch)
+    def set_engine(self, choice: str, policy=None) -> str:
+        """NanoTrack keeps its own ONNX Runtime engine (models.nanotrack.OnnxSearchEngine, which
+        also runs on ORT's CUDA provider); "auto" takes it on the CPU, where it measured ~3x eager
+        torch. Its threads follow the compute policy (trackers/compute.py)."""
+        from . import compute
+        from .base import EngineError
+        if choice not in ("auto", "torch", "onnxruntime"):
+            raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
+        self.engine_choice = choice
+        self.engine = None
+        if choice == "onnxruntime" or (choice == "auto" and self.device.type == "cpu"):
+            try:
+                self.engine = OnnxSearchEngine(self.network, threads=(policy or compute.current()).ort_intra_op_threads,
+                                               search_size=self.params.instance_size, device=str(self.device))
+            except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
+                if choice == "onnxruntime":
+                    raise
+                self.engine = None
+        self.onnx_engine = self.engine    # what the window and the tests look at, as for the other trackers
+        return self.engine_name
+
+    @property
+    def engine_name(self) -> str:
+        return "onnxruntime" if self._use_engine() else "torch"
+
+    def _use_engine(self) -> bool:
+        # the engine was built for one device (its ORT provider) and runs fp32 only
+        return (self.engine is not None and self.precision == "fp32"
+                and self.engine.device_type == self.device.type)
+
+    def _host_input(self, patch: np.ndarray) -> torch.Tensor:
         h, w = patch.shape[:2]
         if self._input is None or tuple(self._input.shape[2:]) != (h, w):
             self._input = torch.empty((1, 3, h, w), dtype=torch.float32)
@@ -82,13 +112,29 @@ class NanoTracker(SiameseRPNTracker):
         np.copyto(self._input.numpy()[0], patch.transpose(2, 0, 1), casting="unsafe")
         return self._input
 
+    def _tensor(self, patch: np.ndarray) -> torch.Tensor:
+        if self.device.type != "cpu" or self.dtype != torch.float32:
+            return super()._tensor(patch)
+        return self._host_input(patch)
+
     def run_network(self, patch: np.ndarray) -> dict:
+        if self._use_engine() and patch.shape[0] == self.engine.search_size:
+            # ORT reads a host array (its CUDA provider copies it to the GPU itself)
+            return self.engine.track(self._host_input(patch), with_xcorr=self.collect_channels)
         with torch.inference_mode():
-            return self.network_track(self._tensor(patch))
+            return self.network.track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():
             super().init(frame, box)
+        if self.engine is not None:
+            self.engine.set_template(self.network._template_state)
+
+    def to(self, device: str) -> "NanoTracker":
+        super().to(device)
+        if self.engine is not None and self.network._template_state is not None:
+            self.engine.set_template(self.network._template_state)
+        return self
 
 
 def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
@@ -105,10 +151,8 @@ _TITLES = {"v1": "NanoTrack V1 (MobileNetV3-small, BAN v1)",
 for _v in ("v1", "v2", "v3"):
     register(TrackerSpec(
         name=f"nanotrack-{_v}", title=_TITLES[_v], family="NanoTrack",
-        # built on torch; registry.build then sets the engine asked for (default auto) once
-        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device, engine="torch")),
-        params_type=NanoTrackParams, default_params=(lambda _v=_v: default_params(_v)), needs_weights=True,
-        weights_file=f"nanotrack{_v}.pth", default_engine="auto",
+        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device)),
+        params_type=NanoTrackParams, default_params=(lambda _v=_v: default_params(_v)), needs_weights=True, weights_file=f"nanotrack{_v}.pth",
         description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
                     "pixel-wise correlation + channel attention head."))
 
