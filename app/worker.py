@@ -348,7 +348,7 @@ class TrackingWorker(QThread):
         if index is not None and index != self._index and self.source is not None and not self.source.is_live:
             self._seek_to(index, emit=False)
         try:
-            box = validate_box(box, self._frame.shape)
+            box = self.tracker.validate_box(box, self._frame.shape)
         except BoxError as e:
             self._post("message", "error", str(e))
             return

@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .base import Box, StageTimer, Tracker, TrackingState, TrackResult, validate_box
+from .base import Box, BoxError, StageTimer, Tracker, TrackingState, TrackResult, validate_box
 from .registry import TrackerSpec, register
 
 NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
@@ -60,9 +60,14 @@ class OpenCVTracker(Tracker):
         raise NotImplementedError
 
     def init(self, frame: np.ndarray, box: Box) -> None:
-        box = validate_box(box, frame.shape)
+        box = self.validate_box(box, frame.shape)
         self._tracker = self.create()
-        self._tracker.init(frame, _int_box(box))
+        try:
+            self._tracker.init(frame, _int_box(box))
+        except cv2.error as e:
+            # a limit validate_box does not know of yet: still one clear message, not cv2's trace
+            raise BoxError(f"{self.name} cannot start on box {_int_box(box)}: "
+                           f"{str(e).strip().splitlines()[-1]}") from None
         self._box = box
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -82,9 +87,25 @@ class OpenCVTracker(Tracker):
         return 1.0 if ok else 0.0
 
 
+#: CSRT's filters fail (cv2.error) on a box under 2 px on a side or longer than about 35 times its
+#: width (measured on OpenCV 4.x: 300x8 works, 300x7 and 200x5 fail); kept with a margin
+CSRT_MIN_SIDE = 2
+CSRT_MAX_ASPECT = 32.0
+
+
 class CSRTTracker(OpenCVTracker):
     def __init__(self, params: Optional[CSRTParams] = None):
         super().__init__("csrt", params or CSRTParams())
+
+    def validate_box(self, box, frame_shape) -> Box:
+        x, y, w, h = validate_box(box, frame_shape)
+        iw, ih = _int_box((x, y, w, h))[2:]
+        if min(iw, ih) < CSRT_MIN_SIDE:
+            raise BoxError(f"csrt needs a box at least {CSRT_MIN_SIDE} px on each side, got {w:g}x{h:g}")
+        if max(iw, ih) / min(iw, ih) > CSRT_MAX_ASPECT:
+            raise BoxError(f"csrt cannot track a box this elongated ({w:g}x{h:g}): its longer side may be "
+                           f"at most {CSRT_MAX_ASPECT:g} times the shorter")
+        return (x, y, w, h)
 
     def create(self):
         p = self.params

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import hashlib
 import json
 import os
 from typing import Optional
 
 from .base import Box, TrackResult
+from .safe_output import RESULT_EXTS, atomic_write, check_output
 
 
 def file_sha256(path: Optional[str]) -> Optional[str]:
@@ -75,8 +75,9 @@ class RunRecord:
 
 
 def write_otb(path: str, boxes) -> None:
-    """One 'x,y,w,h' line per frame (OTB results convention: the first line is the init box)."""
-    with open(path, "w") as f:
+    """One 'x,y,w,h' line per frame (OTB results convention: the first line is the init box).
+    Written to a temporary file renamed into place: a failed write leaves `path` as it was."""
+    with atomic_write(path) as f:
         for b in boxes:
             # NaN (no box: target absent / tracker not started) is written as 'nan', as OTB/GOT files do
             f.write(",".join("nan" if v != v else f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
@@ -97,7 +98,7 @@ def read_boxes(path: str):
 
 def write_csv(path: str, run: RunRecord) -> None:
     stages = sorted({k for f in run.frames for k in f.timings})
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["frame", "x", "y", "w", "h", "score", "state", "init"] + [f"{s}_ms" for s in stages])
         for r in run.frames:
@@ -108,29 +109,19 @@ def write_csv(path: str, run: RunRecord) -> None:
 def write_json(path: str, run: RunRecord) -> None:
     data = run.metadata()
     data["results"] = [dataclasses.asdict(r) for r in run.frames]
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         json.dump(data, f, indent=1)
 
 
-_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def export_results(path: str, run: RunRecord) -> None:
-    """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on an unwritable path."""
+    """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on a path that cannot or
+    must not be written (checked first: never the run's source or checkpoint, never a device) and on
+    a failed write, which leaves whatever was at `path` untouched."""
+    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint), what="results file")
     ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".csv":
-            write_csv(path, run)
-        elif ext == ".json":
-            write_json(path, run)
-        else:
-            write_otb(path, [r.box for r in run.frames])
-    except OSError as e:
-        # a disk that filled up mid-write leaves a truncated file: remove it (the run is still in
-        # memory). Other errors (no such folder, permission denied) happen at open(): nothing to remove.
-        if e.errno in _OUT_OF_SPACE and os.path.lexists(path):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-        raise
+    if ext == ".csv":
+        write_csv(path, run)
+    elif ext == ".json":
+        write_json(path, run)
+    else:
+        write_otb(path, [r.box for r in run.frames])
