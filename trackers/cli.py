@@ -234,4 +234,6 @@ def main(argv=None) -> int:
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # interrupted before tracking started (or a second Ctrl-C): nothing was half-written
+        print("error: interrupted", file=sys.stderr)
         return 130

@@ -56,8 +56,8 @@ def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = ()
     target = os.path.abspath(path)
     try:
         st = os.stat(target)
-    except FileNotFoundError:
-        st = None
+    except (FileNotFoundError, NotADirectoryError):
+        st = None            # a new file (or a folder that is not one: reported below)
     except OSError as e:
         raise OutputError(f"{what} {path!r} cannot be checked: {e.strerror or e}") from None
     if st is not None:
@@ -73,7 +73,8 @@ def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = ()
             raise OutputError(f"{what} {path!r} exists and is read-only; it is left alone")
     folder = os.path.dirname(os.path.realpath(target))
     if not os.path.isdir(folder):
-        raise OutputError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
+        raise OutputError(f"cannot write {what} {path!r}: folder {folder!r} does not exist"
+                          + (" (it is a file)" if os.path.exists(folder) else ""))
     # the one sure test (root passes os.access everywhere, /proc refuses even root): make a file
     try:
         discard(temp_path_for(os.path.join(folder, os.path.basename(target))))
