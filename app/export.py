@@ -19,8 +19,8 @@ from PySide6.QtCore import QThread, Signal
 
 from trackers.annotate import draw_result
 from trackers.base import TrackResult
-from trackers.cli import check_written_video, open_video_writer
 from trackers.results import RunRecord, export_results
+from trackers.safe_output import VIDEO_EXTS, AtomicVideoWriter, check_output
 from trackers.sources import SourceError, open_source
 
 #: at most this many camera frames are kept for a video export (about 10 minutes at 30 fps)
@@ -96,7 +96,11 @@ class RunStore:
 
 
 class VideoExportJob(QThread):
-    """Writes the annotated video of a finished (or running) run on its own thread."""
+    """Writes the annotated video of a finished (or running) run on its own thread.
+
+    The path is checked when the job is made (OSError: never the source or the checkpoint, never
+    a device or a folder); frames go to a temporary file renamed over the path only once the whole
+    video reads back, so a failed or cancelled export leaves whatever was at the path untouched."""
 
     progress = Signal(int, int)          # frames written, frames in all
     done = Signal(bool, str)             # ok, message
@@ -106,6 +110,9 @@ class VideoExportJob(QThread):
         rng = store.frame_range()
         if rng is None:
             raise ValueError("nothing to export yet: track some frames first")
+        record = store.record
+        check_output(path, VIDEO_EXTS, inputs=(store.source_spec if isinstance(store.source_spec, str) else None,
+                                               record.checkpoint if record else None), what="video")
         self.path = path
         self.heatmap = heatmap
         self.first, self.last = rng
@@ -140,40 +147,39 @@ class VideoExportJob(QThread):
 
     def run(self) -> None:
         total = (len(self.live_frames) if self.is_live else self.last - self.first + 1)
-        writer = None
+        writer: Optional[AtomicVideoWriter] = None
         try:
             for i, frame in self._frames():
                 if self._cancel.is_set():
                     break
                 if writer is None:
                     H, W = frame.shape[:2]
-                    writer = open_video_writer(self.path, self.fps, (W, H))
+                    writer = AtomicVideoWriter(self.path, self.fps, (W, H))
                 writer.write(draw_result(frame, self.results.get(i), i, heatmap=self.heatmap))
                 self.written += 1
                 self.progress.emit(self.written, total)
+            if self._cancel.is_set():
+                raise _Cancelled
+            if writer is None:
+                raise SourceError("the source gave no frames to export")
+            if self.written < total:
+                raise SourceError(f"the source gave only {self.written} of the run's {total} frames "
+                                  "(moved, changed or truncated since tracking?)")
+            writer.finish()           # read back whole, then renamed over the path
+            writer = None
+        except _Cancelled:
+            self._fail(writer, "Video export cancelled; nothing was written")
+            return
         except (OSError, SourceError, cv2.error) as e:
-            self._finish(writer, False, f"Video export failed: {e}")
+            self._fail(writer, f"Video export failed: {e}")
             return
-        if self._cancel.is_set():
-            self._finish(writer, False, "Video export cancelled")
-            return
-        self._finish(writer, True, f"Wrote {self.written} frames to {self.path}")
+        self.done.emit(True, f"Wrote {self.written} frames to {self.path}")
 
-    def _finish(self, writer, ok: bool, message: str) -> None:
+    def _fail(self, writer: Optional[AtomicVideoWriter], message: str) -> None:
         if writer is not None:
-            writer.release()
-        if ok:
-            try:
-                check_written_video(self.path, self.written)
-            except OSError as e:
-                ok, message = False, f"Video export failed: {e}; the run's results are kept"
-        if not ok:
-            self._remove_partial()
-        self.done.emit(ok, message)
+            writer.abort()            # only its own temporary file goes; the path is untouched
+        self.done.emit(False, message)
 
-    def _remove_partial(self) -> None:
-        if os.path.lexists(self.path):
-            try:
-                os.remove(self.path)    # no half-written file left behind
-            except OSError:
-                pass
+
+class _Cancelled(Exception):
+    pass

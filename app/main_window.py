@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
-                               QInputDialog, QLabel, QLineEdit, QMainWindow, QProgressBar, QPushButton,
+                               QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSizePolicy, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from trackers import registry
@@ -38,6 +38,8 @@ TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls)
 # Threads that did not end in time when their window closed; kept referenced so Python does not
 # destroy a running QThread (which would abort the process).
 _ORPHANS: list = []
+#: QSettings key: ask before a close discards an unexported run or cancels an export
+ASK_BEFORE_CLOSING = "ask_before_closing"
 
 
 def available_devices() -> list[str]:
@@ -114,6 +116,8 @@ class MainWindow(QMainWindow):
         self.track_fps = 0.0
         self.track_ms = 0.0
         self.export_job: Optional[VideoExportJob] = None
+        self.exported_version = -1          # the store's version at the last successful export
+        self.close_box: Optional[QMessageBox] = None   # the "close without exporting?" question, while open
         self._closing = False
 
         self._build_widgets()
@@ -692,6 +696,10 @@ class MainWindow(QMainWindow):
         except ValueError as e:
             self.show_message("warning", str(e))
             return None
+        except OSError as e:     # checked before any frame is read: the source, a device, a folder...
+            self.show_message("error", f"Cannot export the video: {e} — the run's results are kept")
+            return None
+        job.run_version = self.store.version
         job.progress.connect(self._export_progress)
         job.done.connect(self._export_done)
         self.export_job = job
@@ -709,6 +717,8 @@ class MainWindow(QMainWindow):
     def _export_done(self, ok: bool, message: str) -> None:
         self.progress.hide()
         self.cancel_export_button.hide()
+        if ok and self.export_job is not None:
+            self.exported_version = self.export_job.run_version
         self.show_message("info" if ok else "error", message + ("" if ok else " — the run's results are kept"))
 
     def cancel_export(self) -> None:
@@ -716,10 +726,12 @@ class MainWindow(QMainWindow):
             self.export_job.cancel()
 
     def choose_export_results(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export results", self._last_dir(),
-                                              "JSON with scores, timings and provenance (*.json);;"
-                                              "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export results", self._last_dir(),
+                                                   "JSON with scores, timings and provenance (*.json);;"
+                                                   "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
         if path:
+            if not os.path.splitext(path)[1]:    # the format is the filter chosen
+                path += ".csv" if "*.csv" in chosen else ".txt" if "*.txt" in chosen else ".json"
             self.export_results(path)
 
     def export_results(self, path: str) -> bool:
@@ -728,11 +740,50 @@ class MainWindow(QMainWindow):
         except (OSError, ValueError) as e:
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
             return False
+        self.exported_version = self.store.version
         self.show_message("info", f"Wrote {len(self.store.record.frames)} frames' results to {path}")
         return True
 
     # -- closing ---------------------------------------------------------------------------------
+    def unexported_run(self) -> bool:
+        """A run with tracked frames that changed since its last export (results or video)."""
+        rec = self.store.record
+        return rec is not None and bool(rec.frames) and self.store.version != self.exported_version
+
+    def close_warnings(self) -> list[str]:
+        out = []
+        if self.export_job is not None and self.export_job.isRunning():
+            out.append(f"A video export to {os.path.basename(self.export_job.path)} is running; closing cancels it "
+                       "(the file already there is kept).")
+        if self.unexported_run():
+            out.append(f"The run ({len(self.store.record.frames)} frames tracked with {self.store.record.tracker}) "
+                       "has not been exported; closing discards it.")
+        return out
+
+    def confirm_close(self) -> bool:
+        """Ask before a close throws work away; True to close. 'Don't ask again' is remembered."""
+        warnings = self.close_warnings()
+        if not warnings or not _setting_bool(self.settings.value(ASK_BEFORE_CLOSING, True)):
+            return True
+        box = QMessageBox(QMessageBox.Warning, "Close SiamScope?", "\n\n".join(warnings), parent=self)
+        close = box.addButton("Close without exporting", QMessageBox.DestructiveRole)
+        box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(QMessageBox.Cancel)
+        dont_ask = QCheckBox("Don't ask again")
+        box.setCheckBox(dont_ask)
+        self.close_box = box
+        box.exec()
+        self.close_box = None
+        if box.clickedButton() is not close:
+            return False
+        if dont_ask.isChecked():
+            self.settings.setValue(ASK_BEFORE_CLOSING, False)
+        return True
+
     def closeEvent(self, ev) -> None:
+        if not self._closing and not self.confirm_close():
+            ev.ignore()
+            return
         self.shutdown()
         super().closeEvent(ev)
 
@@ -757,6 +808,11 @@ class MainWindow(QMainWindow):
                 _ORPHANS.append(zoo_job)
         if not self.worker.shutdown():
             _ORPHANS.append(self.worker)
+
+
+def _setting_bool(value) -> bool:
+    # QSettings' INI files give booleans back as the strings "true" / "false"
+    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "")
 
 
 def parse_app_args(argv: list[str]):

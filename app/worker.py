@@ -454,7 +454,11 @@ class TrackingWorker(QThread):
             frame = self.source.read()
             if frame is None:
                 self._set_playing(False)
-                self._post("message", "info", "End of the video")
+                short = self.source.shortfall()
+                if short:
+                    self._post("message", "warning", f"End of the video: {short}")
+                else:
+                    self._post("message", "info", "End of the video")
                 return
             index = self.source.position - 1
         self._schedule_next()

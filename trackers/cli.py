@@ -85,20 +85,6 @@ class StopSignals:
         return False
 
 
-#: frames a video may fall short of its container's count without a warning: MPEG-4 counts are
-#: often estimated one too high (../shared/data/videos/box.mp4 announces 456 and decodes 455)
-SHORT_TOLERANCE = 1
-
-
-def short_source_warning(source, decoded: int) -> Optional[str]:
-    """A warning line when a file source delivered fewer frames than its container says it has."""
-    expected = getattr(source, "frame_count", None)
-    if source.is_live or not expected or decoded >= expected - SHORT_TOLERANCE:
-        return None
-    return (f"warning: {source.name} ended after {decoded} of the {expected} frames its container "
-            f"announces (truncated or damaged file?)")
-
-
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
@@ -172,7 +158,7 @@ def cmd_track(args) -> int:
         if failure is not None:
             kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
             raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
-        short = short_source_warning(source, len(boxes))
+        short = source.shortfall()
     finally:
         if writer is not None:
             writer.abort()
@@ -181,7 +167,8 @@ def cmd_track(args) -> int:
     print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
     if short:
         # the boxes and video are written either way; the exit code says they do not cover the file
-        print(short + ("" if args.allow_short else "; pass --allow-short to accept it"), file=sys.stderr)
+        print("warning: " + short + ("" if args.allow_short else "; pass --allow-short to accept it"),
+              file=sys.stderr)
         return 0 if args.allow_short else 3
     return 0
 
