@@ -8,8 +8,6 @@ by `trackers.results.export_results` (OTB txt / CSV / JSON by extension).
 """
 from __future__ import annotations
 
-import dataclasses
-import os
 import threading
 from typing import Optional
 
@@ -19,18 +17,12 @@ from PySide6.QtCore import QThread, Signal
 
 from trackers.annotate import draw_result
 from trackers.base import TrackResult
-from trackers.results import RunRecord, export_results
+from trackers.results import PackedMask, RunRecord, export_results, slim, with_mask
 from trackers.safe_output import VIDEO_EXTS, AtomicVideoWriter, check_output
 from trackers.sources import SourceError, open_source
 
 #: at most this many camera frames are kept for a video export (about 10 minutes at 30 fps)
 LIVE_FRAME_LIMIT = 18000
-
-
-def slim(result: TrackResult) -> TrackResult:
-    """The parts of a result an export draws: no channel maps, the mask as booleans."""
-    mask = None if result.mask is None else (np.asarray(result.mask) > 0.5)
-    return dataclasses.replace(result, channels=[], mask=mask)
 
 
 class RunStore:
@@ -40,6 +32,7 @@ class RunStore:
     def __init__(self):
         self.record: Optional[RunRecord] = None
         self.results: dict[int, TrackResult] = {}
+        self.masks: dict[int, PackedMask] = {}
         self.live_frames: dict[int, bytes] = {}
         self.source_spec = None
         self.source_fps = 25.0
@@ -51,6 +44,7 @@ class RunStore:
         self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
         self.record.set_checkpoint(checkpoint)
         self.results = {}
+        self.masks = {}
         self.live_frames = {}
         self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live
         self.version += 1
@@ -69,8 +63,13 @@ class RunStore:
             self.record.add(index, result)
         for later in [k for k in self.results if k > index]:   # re-tracking replaces what followed
             del self.results[later]
+            self.masks.pop(later, None)
             self.live_frames.pop(later, None)
-        self.results[index] = slim(result)
+        self.results[index], packed = slim(result)
+        if packed is not None:
+            self.masks[index] = packed
+        else:
+            self.masks.pop(index, None)
         if self.is_live and len(self.live_frames) < LIVE_FRAME_LIMIT:
             if jpeg is None:
                 ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -78,6 +77,10 @@ class RunStore:
             if jpeg is not None:
                 self.live_frames[index] = jpeg
         self.version += 1
+
+    def result(self, index: int) -> Optional[TrackResult]:
+        """The kept result of frame `index` (mask unpacked), or None."""
+        return with_mask(self.results.get(index), self.masks.get(index))
 
     def set_params(self, params: dict) -> None:
         if self.record is not None:
@@ -117,6 +120,7 @@ class VideoExportJob(QThread):
         self.heatmap = heatmap
         self.first, self.last = rng
         self.results = dict(store.results)        # a snapshot: tracking may go on meanwhile
+        self.masks = dict(store.masks)
         self.live_frames = dict(store.live_frames)
         self.source_spec = store.source_spec
         self.fps = store.source_fps
@@ -155,7 +159,8 @@ class VideoExportJob(QThread):
                 if writer is None:
                     H, W = frame.shape[:2]
                     writer = AtomicVideoWriter(self.path, self.fps, (W, H))
-                writer.write(draw_result(frame, self.results.get(i), i, heatmap=self.heatmap))
+                writer.write(draw_result(frame, with_mask(self.results.get(i), self.masks.get(i)), i,
+                                         heatmap=self.heatmap))
                 self.written += 1
                 self.progress.emit(self.written, total)
             if self._cancel.is_set():

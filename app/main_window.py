@@ -582,7 +582,7 @@ class MainWindow(QMainWindow):
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:
         if p.result is not None:
             return p.result
-        return self.store.results.get(p.index)   # a frame of this run seen again (seek / step back)
+        return self.store.result(p.index)   # a frame of this run seen again (seek / step back)
 
     def _draw_cycle(self) -> None:
         """Draw the latest packet in a few event-loop passes (the video; the heatmap; the channel

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from trackers.base import BoxError, TrackResult, Tracker, validate_box
+from trackers.base import BoxError, TrackResult, Tracker
 from trackers.sources import FrameSource, SourceError, open_source
 
 

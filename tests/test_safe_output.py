@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, shared_path
 from tests.test_cli_track import BAG_BOX, InProcess, assert_one_line_error, run_main
-from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, AtomicVideoWriter, OutputError, atomic_write,
+from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, OutputError, atomic_write,
                                   check_output)
 
 

@@ -6,7 +6,6 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Optional

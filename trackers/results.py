@@ -13,6 +13,9 @@ import json
 import os
 from typing import Optional
 
+import cv2
+import numpy as np
+
 from .base import Box, TrackResult
 from .safe_output import RESULT_EXTS, atomic_write, check_output
 
@@ -72,6 +75,60 @@ class RunRecord:
         return {"tracker": self.tracker, "params": self.params, "checkpoint": self.checkpoint,
                 "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
                 "reinitialisations": self.reinitialisations, "frames": len(self.frames)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedMask:
+    """A frame-sized mask kept for a run as the PNG of its cut (mask > threshold) inside its
+    bounding box: a few kB a frame instead of a frame of floats (0.57 MB at 768x576), so a
+    SiamMask run's memory stays flat however long it runs."""
+
+    shape: tuple[int, int]
+    x: int = 0
+    y: int = 0
+    png: Optional[bytes] = None        # None: nothing above the threshold
+
+    @classmethod
+    def pack(cls, mask: np.ndarray, threshold: float) -> "PackedMask":
+        cut = np.asarray(mask) > threshold
+        shape = cut.shape[:2]
+        ys, xs = np.nonzero(cut)
+        if len(xs) == 0:
+            return cls(shape)
+        x0, y0 = int(xs.min()), int(ys.min())
+        crop = cut[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1].astype(np.uint8) * 255
+        ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ValueError("cannot encode a mask")
+        return cls(shape, x0, y0, buf.tobytes())
+
+    def unpack(self) -> np.ndarray:
+        """The cut mask, frame-sized, as booleans."""
+        out = np.zeros(self.shape, bool)
+        if self.png is not None:
+            crop = cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
+            out[self.y:self.y + crop.shape[0], self.x:self.x + crop.shape[1]] = crop
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.png or b"")
+
+
+def slim(result: TrackResult) -> tuple[TrackResult, Optional[PackedMask]]:
+    """The parts of a result an export or a redraw needs, kept per frame for a run: no channel
+    maps, no intermediate arrays; the mask packed (see PackedMask)."""
+    packed = None if result.mask is None else PackedMask.pack(result.mask, result.mask_threshold)
+    # arrays in `extra` are the tracker's intermediates (SiamMask's 127x127 float mask crop): not drawn
+    extra = {k: v for k, v in result.extra.items() if not isinstance(v, np.ndarray)}
+    return dataclasses.replace(result, channels=[], mask=None, extra=extra), packed
+
+
+def with_mask(result: Optional[TrackResult], packed: Optional[PackedMask]) -> Optional[TrackResult]:
+    """A kept result with its mask unpacked again (booleans: drawn where > 0.5)."""
+    if result is None or packed is None:
+        return result
+    return dataclasses.replace(result, mask=packed.unpack(), mask_threshold=0.5)
 
 
 def write_otb(path: str, boxes) -> None:
