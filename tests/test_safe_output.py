@@ -232,3 +232,9 @@ def test_whole_videos_are_not_reported_short(tmp_path, v2_weights, capsys):
     assert proc.returncode == 0 and "warning" not in proc.stderr
     np.testing.assert_allclose([float(v) for v in out.read_text().split()[0].split(",")],
                                [float(v) for v in BAG_BOX.split(",")])
+
+
+def test_opencv_nanotrack_refuses_a_pth_instead_of_ignoring_it(bag_copy, v2_weights, capsys):
+    proc = InProcess(["track", bag_copy, "--tracker", "opencv-nanotrack", "--weights", v2_weights,
+                      "--box", BAG_BOX], capsys)
+    assert_one_line_error(proc, "onnx pair", "nanotrackv2.pth")

@@ -148,6 +148,11 @@ class OpenCVNanoTracker(OpenCVTracker):
 def nano_onnx_pair(weights: str) -> tuple[str, str]:
     """The backbone / head ONNX files: `weights` names either file or the folder holding both
     (the registry finds the backbone file in the model folders when none is given)."""
+    if weights and not os.path.isdir(weights) and os.path.basename(weights) not in (NANO_BACKBONE, NANO_HEAD):
+        # a .pth (or any other file) would otherwise be passed over in silence for the ONNX pair beside it
+        from models.checkpoint import CheckpointError
+        raise CheckpointError(f"opencv-nanotrack runs the ONNX pair {NANO_BACKBONE} + {NANO_HEAD}; give one of "
+                              f"them or their folder, not {weights!r}")
     d = weights if os.path.isdir(weights) else os.path.dirname(os.path.abspath(weights))
     return os.path.join(d, NANO_BACKBONE), os.path.join(d, NANO_HEAD)
 
