@@ -78,8 +78,9 @@ def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequen
     return [load_sequence(p, max_frames) for p in paths]
 
 
-def run_sequence(tracker, seq: Sequence) -> SequenceRun:
-    """One OPE pass: init on the first frame with a ground-truth box, track every later frame."""
+def run_sequence(tracker, seq: Sequence, stop: Optional[Callable[[], bool]] = None) -> Optional[SequenceRun]:
+    """One OPE pass: init on the first frame with a ground-truth box, track every later frame.
+    None when stop() turned true before the end."""
     valid = M.valid_frames(seq.gt)
     start = int(np.argmax(valid))
     boxes = np.full((len(seq.frames), 4), np.nan)
@@ -88,6 +89,8 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
     boxes[start] = seq.gt[start]
     seconds = 0.0
     for i in range(start + 1, len(seq.frames)):
+        if stop is not None and stop():
+            return None
         frame = _imread(seq.frames[i])
         t0 = time.perf_counter()
         result = tracker.track(frame)
@@ -119,17 +122,23 @@ class TrackerRuns:
 
 
 def evaluate(builders: dict[str, Callable[[], object]], sequences: list[Sequence],
-             progress: Optional[Callable[[str], None]] = None) -> list[TrackerRuns]:
-    """Run each tracker (built fresh per sequence by its builder) over every sequence."""
+             progress: Optional[Callable[[str], None]] = None,
+             stop: Optional[Callable[[], bool]] = None) -> list[TrackerRuns]:
+    """Run each tracker (built fresh per sequence by its builder) over every sequence. When
+    stop() turns true the runs finished so far are returned (the sequence under way is dropped)."""
     out = []
     for name, build in builders.items():
         runs = {}
+        out.append(TrackerRuns(name, runs))
         for seq in sequences:
-            run = run_sequence(build(), seq)
+            if stop is not None and stop():
+                return out
+            run = run_sequence(build(), seq, stop)
+            if run is None:
+                return out
             runs[seq.name] = run
             if progress:
                 progress(f"{name} {seq.name}: AUC {run.score.auc:.3f}  {run.fps:.1f} fps")
-        out.append(TrackerRuns(name, runs))
     return out
 
 
@@ -206,8 +215,15 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
         yy = ly + 10 + 22 * i
         cv2.line(img, (lx, yy), (lx + 28, yy), _COLOURS[i % len(_COLOURS)], 3, cv2.LINE_AA)
         cv2.putText(img, name, (lx + 36, yy + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if not cv2.imwrite(path, img):
-        raise OSError(f"cannot write plot {path!r}")
+    from .safe_output import commit, discard, temp_path_for
+    tmp = temp_path_for(path)          # a temporary .png beside it, renamed over it once written
+    try:
+        if not cv2.imwrite(tmp, img):
+            raise OSError(f"cannot write plot {path!r}")
+        commit(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def write_plots(outdir: str, results: list[TrackerRuns], title: str = "") -> list[str]:
@@ -263,6 +279,12 @@ def cmd_eval(args) -> int:
     unused = set(weights) - set(names)
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
+    # the output folders are checked before any tracking: a run is never thrown away for them
+    from .safe_output import check_output_folder
+    if args.results:
+        check_output_folder(args.results, "--results folder")
+    if args.plots:
+        check_output_folder(args.plots, "--plots folder")
     try:
         sequences = find_sequences(args.folder, args.max_frames)
     except EvalError as e:
@@ -282,23 +304,39 @@ def cmd_eval(args) -> int:
     if not builders:
         raise UsageError("no tracker to evaluate")
     progress = None if args.quiet else (lambda msg: print("# " + msg, file=sys.stderr, flush=True))
-    try:
-        results = evaluate(builders, sequences, progress)
-    except EvalError as e:
-        raise UsageError(str(e)) from None
+    from .cli import StopSignals
+    with StopSignals() as stop:
+        try:
+            results = evaluate(builders, sequences, progress, stop=lambda: stop.signum is not None)
+        except EvalError as e:
+            raise UsageError(str(e)) from None
+        if stop.signum is not None:
+            # interrupted: the finished sequences' boxes are kept, the one under way is not written
+            done = sum(len(r.runs) for r in results)
+            if args.results:
+                write_results(args.results, results)
+            print(f"interrupted by {stop.name} after {done} of {len(builders) * len(sequences)} tracker-sequence runs"
+                  + (f"; their boxes were written to {args.results}" if args.results and done else ""),
+                  file=sys.stderr)
+            return stop.exit_code
     print(f"{len(sequences)} sequences in {args.folder}" + (f", first {args.max_frames} frames" if args.max_frames else ""))
     print(format_table(results, sequences))
     if args.results:
-        for r in results:
-            d = os.path.join(args.results, r.name)
-            os.makedirs(d, exist_ok=True)
-            for seq_name, run in r.runs.items():
-                write_otb(os.path.join(d, f"{seq_name}.txt"), run.boxes)
+        write_results(args.results, results)
         print(f"results written to {args.results}")
     if args.plots:
         for p in write_plots(args.plots, results, os.path.basename(os.path.normpath(args.folder))):
             print(f"plot written to {p}")
     return 0
+
+
+def write_results(folder: str, results: list[TrackerRuns]) -> None:
+    """FOLDER/<tracker>/<seq>.txt, OTB boxes, each written through a temporary file."""
+    for r in results:
+        d = os.path.join(folder, r.name)
+        os.makedirs(d, exist_ok=True)
+        for seq_name, run in r.runs.items():
+            write_otb(os.path.join(d, f"{seq_name}.txt"), run.boxes)
 
 
 def add_parser(subparsers) -> None:

@@ -84,6 +84,27 @@ def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = ()
     return target
 
 
+def check_output_folder(path, what: str = "output folder") -> str:
+    """Raise OutputError unless `path` is a writable folder or one that can be made (its nearest
+    existing parent is a writable folder); return it as an absolute path. Nothing is created."""
+    target = os.path.abspath(os.fspath(path))
+    probe = target
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise OutputError(f"{what} {path!r}: {probe!r} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".siamscope-probe.", dir=probe)
+        os.close(fd)
+        discard(tmp)
+    except OSError as e:
+        raise OutputError(f"cannot write {what} {path!r}: {probe!r} is not writable ({e.strerror or e})") from None
+    return target
+
+
 def check_outputs_distinct(*paths: Optional[str]) -> None:
     """Two outputs of one run must not be the same file (the second would replace the first)."""
     seen = {}
