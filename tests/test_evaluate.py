@@ -77,16 +77,38 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert "NAME=PATH" in capsys.readouterr().err
 
 
+# cv2.TrackerNano's numbers come from OpenCV's own DNN engine, not from our code, so the expected
+# figures are keyed to the OpenCV release. Measured on ../shared/bench with
+#   python main.py eval ../shared/bench --trackers opencv-nanotrack \
+#       --weights opencv-nanotrack=../shared/models/nanotrack --threads 1
+# (eval is deterministic: the same release gives the same figures to the third decimal).
+OPENCV_NANO_FIGURES = {
+    "5.0.0": (0.812, 0.977),   # opencv-contrib-python 5.0.0.93; = ../shared/bench/README.md's record
+    "5.1.0": (0.819, 0.993),   # opencv-contrib-python 5.1.0.95: its DNN engine changed the outputs
+}
+# An unmeasured release is held to the bench record within twice the largest drift measured between
+# the releases above (AUC 0.007, P@20 0.016): a broken sequence loader, OPE loop or metric moves
+# these figures far more than that.
+OPENCV_NANO_DRIFT = (2 * 0.007, 2 * 0.016)
+
+
 def test_opencv_nanotrack_reproduces_the_bench_reference_score(capsys):
     """../shared/bench/README.md records AUC 0.812, P@20 0.977 for cv2.TrackerNano on NanoTrack v2's
-    ONNX over the whole bench: the same tracker through `eval` must give the same figures, which
-    checks the sequence loading, the OPE loop and the metrics together."""
+    ONNX over the whole bench (OpenCV 5.0.0): the same tracker through `eval` must give the figures
+    measured for the installed OpenCV, which checks the sequence loading, the OPE loop and the
+    metrics together."""
     bench = shared_path("bench")
     nano_dir = os.path.dirname(shared_path("models", "nanotrack", "nanotrackv2_backbone_sim.onnx"))
     assert main(["eval", bench, "--trackers", "opencv-nanotrack", "--weights", f"opencv-nanotrack={nano_dir}",
                  "--quiet", "--threads", "1"]) == 0
     auc, p20, _, _ = _overall(capsys.readouterr().out)
-    assert auc == pytest.approx(0.812, abs=0.004) and p20 == pytest.approx(0.977, abs=0.004)
+    if cv2.__version__ in OPENCV_NANO_FIGURES:
+        want_auc, want_p20 = OPENCV_NANO_FIGURES[cv2.__version__]
+        tol_auc = tol_p20 = 0.002
+    else:
+        (want_auc, want_p20), (tol_auc, tol_p20) = OPENCV_NANO_FIGURES["5.0.0"], OPENCV_NANO_DRIFT
+    assert auc == pytest.approx(want_auc, abs=tol_auc), cv2.__version__
+    assert p20 == pytest.approx(want_p20, abs=tol_p20), cv2.__version__
 
 
 def test_eval_checks_output_folders_before_tracking(tmp_path, capsys):

@@ -133,6 +133,20 @@ def test_box_steps_teacher_forced(fx, frames):
         assert np.abs(np.array(st.box) - ts["bbox_out"][i]).max() < STATE_PX
 
 
+# The frame mask is one cv2.warpAffine in both the reference and our code, so its last bits belong
+# to OpenCV. The fixture was recorded with OpenCV 5.0.0 (fixtures README), where ours is identical
+# (measured max difference 0.0). opencv-contrib-python 5.1.0.95 rounds the bilinear weights
+# differently: max difference 1.1e-05 (mask_to_frame(s01_mask, sub_box[0], (360, 480))
+# against s01_mask_in_img). Other releases get 4x that measured drift; the thresholded mask bits and
+# the polygon below stay strict whatever the release.
+FIXTURE_OPENCV = "5.0.0"
+PASTE_BACK_DRIFT = 1.1e-5
+
+
+def paste_back_tolerance() -> float:
+    return 1e-6 if cv2.__version__ == FIXTURE_OPENCV else 4 * PASTE_BACK_DRIFT
+
+
 def test_mask_paste_back_and_polygon(fx):
     """All 40 steps from the recorded 127x127 masks and sub_boxes: frame mask bits and polygon."""
     ts = fx["steps"]
@@ -140,7 +154,7 @@ def test_mask_paste_back_and_polygon(fx):
         m = ts[f"s{i + 1:02d}_mask"]
         mask_in_img = mask_to_frame(m, ts["sub_box"][i], (360, 480))
         if i == 0:
-            assert np.abs(mask_in_img - ts["s01_mask_in_img"]).max() < 1e-6
+            assert np.abs(mask_in_img - ts["s01_mask_in_img"]).max() < paste_back_tolerance()
         assert _bits_differ(mask_in_img, ts["mask_in_img_bits"][i]) <= MASK_BITS, i
         poly = mask_polygon(mask_in_img, 0.15, 100.0)
         assert poly is not None
