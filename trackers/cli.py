@@ -108,25 +108,28 @@ def cmd_track(args) -> int:
         check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
     source = open_source(args.source)
     writer = None
+    # from here a first SIGINT / SIGTERM only ends the loop: what was tracked is written (a second
+    # one interrupts at once, and the temporary files are removed on the way out)
+    stop = StopSignals()
     try:
-        frame = source.read()
-        if frame is None:
-            raise UsageError(f"{args.source!r} has no frames")
-        from trackers.base import validate_box
-        validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-        tracker = registry.build(name, args.weights, args.device)
-        tracker.validate_box(box, frame.shape)     # what this tracker in particular cannot take
-        tracker.init(frame, box)
-        boxes = [box]
-        if args.video_out:
-            H, W = frame.shape[:2]
-            writer = AtomicVideoWriter(args.video_out, source.fps, (W, H))
-            from trackers.base import TrackResult
-            writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
-        n, elapsed = 0, 0.0
-        index = 1
-        failure: Optional[SourceError] = None
-        with StopSignals() as stop:
+        with stop:
+            frame = source.read()
+            if frame is None:
+                raise UsageError(f"{args.source!r} has no frames")
+            from trackers.base import validate_box
+            validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
+            tracker = registry.build(name, args.weights, args.device)
+            tracker.validate_box(box, frame.shape)     # what this tracker in particular cannot take
+            tracker.init(frame, box)
+            boxes = [box]
+            if args.video_out:
+                H, W = frame.shape[:2]
+                writer = AtomicVideoWriter(args.video_out, source.fps, (W, H))
+                from trackers.base import TrackResult
+                writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
+            n, elapsed = 0, 0.0
+            index = 1
+            failure: Optional[SourceError] = None
             try:
                 while stop.signum is None and (frame := source.read()) is not None:
                     t0 = time.perf_counter()
@@ -142,12 +145,12 @@ def cmd_track(args) -> int:
                     index += 1
             except SourceError as e:
                 failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
-            # what was tracked is kept, whatever ended the loop; a signal now interrupts at once
-        if args.out:
-            write_otb(args.out, boxes)
-        if writer is not None:
-            w, writer = writer, None
-            w.finish()        # after --out: the boxes are kept either way
+            # what was tracked is kept, whatever ended the loop
+            if args.out:
+                write_otb(args.out, boxes)
+            if writer is not None:
+                w, writer = writer, None
+                w.finish()        # after --out: the boxes are kept either way
         if stop.signum is not None:
             kept = [f"{len(boxes)} boxes to {args.out}"] if args.out else []
             kept += [f"the video to {args.video_out}"] if args.video_out else []
