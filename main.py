@@ -4,7 +4,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "-h", "--help"}
+HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "vot-setup", "vot-serve",
+                     "-h", "--help", "--version"}
 
 
 def main(argv=None) -> int:

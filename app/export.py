@@ -8,6 +8,7 @@ by `trackers.results.export_results` (OTB txt / CSV / JSON by extension).
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Optional
 
@@ -15,9 +16,9 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from trackers.annotate import draw_result
+from trackers.annotate import decode_jpeg, draw_result, encode_jpeg
 from trackers.base import TrackResult
-from trackers.results import PackedMask, RunRecord, export_results, slim, with_mask
+from trackers.results import FrameLog, RunRecord, export_results, slim, with_mask
 from trackers.safe_output import VIDEO_EXTS, AtomicVideoWriter, check_output
 from trackers.sources import SourceError, open_source
 
@@ -31,27 +32,27 @@ class RunStore:
 
     def __init__(self):
         self.record: Optional[RunRecord] = None
-        self.results: dict[int, TrackResult] = {}
-        self.masks: dict[int, PackedMask] = {}
-        self.live_frames: dict[int, bytes] = {}
+        self.results: FrameLog = FrameLog()        # frame index -> slim TrackResult
+        self.masks: FrameLog = FrameLog()          # frame index -> PackedMask (trackers that give one)
+        self.live_frames: FrameLog = FrameLog()    # frame index -> JPEG bytes (a camera's frames)
         self.source_spec = None
         self.source_fps = 25.0
         self.is_live = False
         self.version = 0          # bumps on every change (the timeline redraws when it moves)
 
     def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
-              fps: float, is_live: bool) -> None:
+              fps: float, is_live: bool, checkpoint_sha256: Optional[str] = None) -> None:
         self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
-        self.record.set_checkpoint(checkpoint)
-        self.results = {}
-        self.masks = {}
-        self.live_frames = {}
+        if checkpoint_sha256 is not None:    # hashed already where it was loaded (off the GUI thread)
+            self.record.checkpoint = os.path.abspath(checkpoint) if checkpoint else None
+            self.record.checkpoint_sha256 = checkpoint_sha256
+        else:
+            self.record.set_checkpoint(checkpoint)
+        self.results = FrameLog()
+        self.masks = FrameLog()
+        self.live_frames = FrameLog()
         self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live
         self.version += 1
-
-    @property
-    def active(self) -> bool:
-        return self.record is not None
 
     def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool,
             jpeg: Optional[bytes] = None) -> None:
@@ -61,19 +62,16 @@ class RunStore:
             self.record.add_init(index, result.box)
         else:
             self.record.add(index, result)
-        for later in [k for k in self.results if k > index]:   # re-tracking replaces what followed
-            del self.results[later]
-            self.masks.pop(later, None)
-            self.live_frames.pop(later, None)
-        self.results[index], packed = slim(result)
+        kept, packed = slim(result)
+        self.results.put(index, kept)               # re-tracking replaces what followed
+        self.masks.drop_after(index)
         if packed is not None:
             self.masks[index] = packed
         else:
             self.masks.pop(index, None)
+        self.live_frames.drop_after(index)
         if self.is_live and len(self.live_frames) < LIVE_FRAME_LIMIT:
-            if jpeg is None:
-                ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                jpeg = buf.tobytes() if ok else None
+            jpeg = jpeg if jpeg is not None else encode_jpeg(frame)
             if jpeg is not None:
                 self.live_frames[index] = jpeg
         self.version += 1
@@ -135,7 +133,7 @@ class VideoExportJob(QThread):
         if self.is_live:
             for i in range(self.first, self.last + 1):
                 if i in self.live_frames:
-                    yield i, cv2.imdecode(np.frombuffer(self.live_frames[i], np.uint8), cv2.IMREAD_COLOR)
+                    yield i, decode_jpeg(self.live_frames[i])
             return
         source = open_source(self.source_spec)
         try:

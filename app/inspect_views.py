@@ -12,10 +12,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QFrame, QGraphicsItem, QGraphicsOpacityEffect, QGridLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from trackers.base import ChannelMaps, TrackResult
+from trackers.channel_rank import PEAK, TARGET, RankedChannel, rank_channels
 
 HEAT_CMAP = pg.colormap.get("inferno")
 CHANNEL_CMAP = pg.colormap.get("viridis")
@@ -99,7 +100,11 @@ class HeatmapView(QWidget):
         i, j = np.unravel_index(int(np.argmax(sm)), sm.shape)
         self.peak.setData([rect.x() + (j + 0.5) * rect.width() / S1], [rect.y() + (i + 0.5) * rect.height() / S0])
         where = f"frame {frame}: " if frame is not None else ""
-        self.caption.setText(f"{where}score map {S1}x{S0} after penalty and window — max {hi:.3f}")
+        # two numbers people compare: the map's peak here is after the scale/ratio penalty and the
+        # cosine window; the tracker's score (status line) is the chosen cell's confidence before them
+        self.caption.setText(f"{where}score map {S1}x{S0}, after penalty and window: peak {hi:.3f}")
+        self.caption.setToolTip(f"peak of this map (after penalty and cosine window): {hi:.3f}\n"
+                                f"tracker score (the chosen cell's confidence before them): {result.score:.3f}")
 
     def mark_stale(self, frame_on_screen: int) -> None:
         """The video shows a frame with no network output (seeked to, or not tracked): keep the last
@@ -128,11 +133,18 @@ class HeatmapView(QWidget):
 CHANNEL_LUT = CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256)   # (256, 3) uint8
 
 
-def colourise(data: np.ndarray, lut: np.ndarray = CHANNEL_LUT) -> QImage:
-    """A float map as an RGB QImage, min-max normalised (each channel is shown on its own scale)."""
-    lo, hi = _levels(data)
-    idx = np.clip((data - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-    rgb = np.ascontiguousarray(lut[idx][..., :3])
+def colourise(data: np.ndarray, lut: np.ndarray = CHANNEL_LUT, levels: Optional[tuple[float, float]] = None,
+              dim: bool = False) -> QImage:
+    """A float map as an RGB QImage, min-max normalised on its own range or on `levels` (a scale
+    shared by several maps). `dim`: darkened, for a map that belongs to an earlier frame (drawn
+    into the image, not with a graphics effect: an opacity effect on the scrolling grid repainted
+    it with fragments of other widgets)."""
+    lo, hi = _levels(data) if levels is None else levels
+    idx = np.clip((data - lo) * (255.0 / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)
+    rgb = lut[idx][..., :3]
+    if dim:
+        rgb = (rgb.astype(np.uint16) * 90 // 255 + 20).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb)
     h, w = idx.shape
     return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
 
@@ -170,13 +182,18 @@ class ChannelCell(QFrame):
         self.picture = QLabel()
         self.picture.setFixedSize(self.SIDE, self.SIDE)
         self.picture.setAlignment(Qt.AlignCenter)
+        self.value_label = QLabel("")       # the ranking value (target contrast or peak)
+        self.value_label.setAlignment(Qt.AlignCenter)
+        self.value_label.setStyleSheet("font-size: 8pt;")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 1, 2, 2)
         lay.setSpacing(1)
         lay.addWidget(self.title)
         lay.addWidget(self.picture, 0, Qt.AlignCenter)
+        lay.addWidget(self.value_label)
         self.key: Optional[tuple] = None
         self.data: Optional[np.ndarray] = None
+        self.value: float = float("nan")
         self._style = None
         self._set_style("normal")
 
@@ -186,8 +203,9 @@ class ChannelCell(QFrame):
             colour = {"selected": "#ffd600", "pinned": "#26c6da"}.get(style, "transparent")
             self.setStyleSheet(f"ChannelCell {{ border: 2px solid {colour}; }}")
 
-    def show_channel(self, key, data, pinned: bool, selected: bool) -> None:
-        self.key, self.data = key, data
+    def show_channel(self, key, data, pinned: bool, selected: bool, value: float = float("nan"),
+                     value_name: str = "", levels: Optional[tuple[float, float]] = None, dim: bool = False) -> None:
+        self.key, self.data, self.value = key, data, value
         level, branch, c = key
         # "layer3" -> "L3", "stride16" -> "S16" so level, branch and index fit over a 62-px map (the
         # index matters most); the tooltip has the names whole
@@ -195,14 +213,19 @@ class ChannelCell(QFrame):
         if self.title.text() != text:
             self.title.setText(text)
             self.title.setToolTip(f"{level}/{branch} channel {c}" + (" (pinned)" if pinned else ""))
-        pix = QPixmap.fromImage(colourise(data)).scaled(self.SIDE, self.SIDE, Qt.KeepAspectRatio,
-                                                        Qt.FastTransformation)
+        shown = "–" if np.isnan(value) else f"{value:.2f}"
+        if self.value_label.text() != shown:
+            self.value_label.setText(shown)
+            self.value_label.setToolTip(value_name)
+        pix = QPixmap.fromImage(colourise(data, levels=levels, dim=dim)).scaled(
+            self.SIDE, self.SIDE, Qt.KeepAspectRatio, Qt.FastTransformation)
         self.picture.setPixmap(pix)
         self._set_style("selected" if selected else "pinned" if pinned else "normal")
 
     def clear(self) -> None:
-        self.key, self.data = None, None
+        self.key, self.data, self.value = None, None, float("nan")
         self.title.setText("")
+        self.value_label.setText("")
         self.picture.clear()
         self._set_style("normal")
 
@@ -217,33 +240,21 @@ class ChannelCell(QFrame):
 def top_channels(channels: list[ChannelMaps], k: int, pinned: list[tuple]) -> list[tuple[tuple, np.ndarray]]:
     """The pinned channels (in pin order) then the strongest others by peak response, k in all
     (or more when more are pinned). Keys are (level, branch, channel index)."""
-    by_label = {(c.level, c.branch): c.maps for c in channels}
-    chosen: list[tuple[tuple, np.ndarray]] = []
-    for key in pinned:
-        maps = by_label.get(key[:2])
-        if maps is not None and key[2] < len(maps):
-            chosen.append((key, maps[key[2]]))
-    taken = {key for key, _ in chosen}
-    need = k - len(chosen)
-    if need > 0 and channels:
-        peaks = np.concatenate([c.maps.reshape(len(c.maps), -1).max(1) for c in channels])
-        owners = [(c.level, c.branch, i) for c in channels for i in range(len(c.maps))]
-        for idx in np.argsort(-peaks, kind="stable"):
-            key = owners[idx]
-            if key in taken:
-                continue
-            chosen.append((key, by_label[key[:2]][key[2]]))
-            need -= 1
-            if need == 0:
-                break
-    return chosen
+    return [(r.key, r.data) for r in rank_channels(channels, k, pinned, by=PEAK)]
+
+
+#: the grid's ranking choices: (label, trackers.channel_rank name, what the tile's value is)
+RANKING_CHOICES = [("target contrast", TARGET, "target contrast: (mean on the target − mean elsewhere) / range, "
+                                                 "border cells left out; 1 = fires on the target only"),
+                   ("peak", PEAK, "peak response over the map's interior (border cells left out)")]
+SCALE_CHOICES = [("per-channel scale", "channel"), ("shared scale", "shared")]
 
 
 class ChannelGrid(QWidget):
-    """The top-K DW-XCorr channels by peak response. Click a channel to enlarge it; pin it to keep
-    it in the grid across frames (how SiamRPN++'s category-selective channels become visible)."""
-
-    pinsChanged = Signal()
+    """The top-K DW-XCorr channels, by default those whose response concentrates most on the
+    tracked target (trackers/channel_rank.py; by peak response as an option), each tile with its
+    ranking value. Click a channel to enlarge it; pin it to keep it in the grid across frames (how
+    SiamRPN++'s category-selective channels become visible)."""
 
     def __init__(self, parent=None, k: int = 12, columns: int = 4):
         super().__init__(parent)
@@ -254,15 +265,30 @@ class ChannelGrid(QWidget):
         self._had_result = False
         self.channels: list[ChannelMaps] = []
         self.frame: Optional[int] = None    # the frame the shown channels belong to
+        self.box = None                     # the tracked box and search region of that frame
+        self.region = None
         self._stale_note = ""
+        self.ranked: list[RankedChannel] = []
         self.k_box = QSpinBox()
         self.k_box.setRange(1, 64)
         self.k_box.setValue(k)
         self.k_box.setPrefix("top ")
-        self.k_box.setToolTip("how many channels to show, strongest peak response first")
+        self.k_box.setToolTip("how many channels to show, highest ranking value first")
         self.k_box.valueChanged.connect(self._k_changed)
+        self.rank_combo = QComboBox()
+        for label, name, tip in RANKING_CHOICES:
+            self.rank_combo.addItem(label, name)
+            self.rank_combo.setItemData(self.rank_combo.count() - 1, tip, Qt.ToolTipRole)
+        self.rank_combo.setToolTip("how channels are ranked (the value under each tile)")
+        self.rank_combo.currentIndexChanged.connect(lambda _: self.redraw())
+        self.scale_combo = QComboBox()
+        for label, name in SCALE_CHOICES:
+            self.scale_combo.addItem(label, name)
+        self.scale_combo.setToolTip("colour scale: each tile on its own range, or one range for all tiles")
+        self.scale_combo.currentIndexChanged.connect(lambda _: self.redraw())
         self.info = QLabel("no correlation channels yet")
-        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.info.setWordWrap(True)       # its own line under the controls: never hidden behind Pin
+        self.info.setStyleSheet("font-size: 8pt;")
         self.pin_button = QPushButton("Pin")
         self.pin_button.setCheckable(True)
         self.pin_button.setEnabled(False)
@@ -271,9 +297,11 @@ class ChannelGrid(QWidget):
         self.unpin_all = QPushButton("Unpin all")
         self.unpin_all.clicked.connect(self.clear_pins)
         top = QHBoxLayout()
-        top.addWidget(QLabel("DW-XCorr channels"))
+        top.addWidget(QLabel("Channels"))
         top.addWidget(self.k_box)
-        top.addWidget(self.info, 1)
+        top.addWidget(self.rank_combo)
+        top.addWidget(self.scale_combo)
+        top.addStretch(1)
         top.addWidget(self.pin_button)
         top.addWidget(self.unpin_all)
         self.grid_widget = QWidget()
@@ -304,8 +332,22 @@ class ChannelGrid(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
+        lay.addWidget(self.info)
         lay.addLayout(body, 1)
         self._build_cells(k)
+
+    @property
+    def ranking(self) -> str:
+        return self.rank_combo.currentData()
+
+    @property
+    def dimmed(self) -> bool:
+        """The tiles show an earlier frame's channels (drawn darkened)."""
+        return bool(self._stale_note)
+
+    @property
+    def shared_scale(self) -> bool:
+        return self.scale_combo.currentData() == "shared"
 
     @property
     def k(self) -> int:
@@ -345,44 +387,53 @@ class ChannelGrid(QWidget):
         if result is None:
             return
         self.channels = result.channels
+        self.box, self.region = result.box, result.search_region
         self.frame = frame
         self._stale_note = ""
-        self.scroll.setGraphicsEffect(None)
         self._had_result = True
         self.redraw()
 
     def mark_stale(self, frame_on_screen: int) -> None:
-        """As ScoreMapView.mark_stale: the channels of an earlier frame, dimmed and labelled."""
-        if not self.channels or self.frame == frame_on_screen:
+        """As HeatmapView.mark_stale: the channels of an earlier frame, dimmed and labelled."""
+        if not self.channels or self.frame == frame_on_screen or self._stale_note:
             return
         self._stale_note = f"frame {self.frame}'s "
-        effect = QGraphicsOpacityEffect(self.scroll)
-        effect.setOpacity(0.35)
-        self.scroll.setGraphicsEffect(effect)
         self.redraw()
 
     def shown(self) -> list[tuple[tuple, np.ndarray]]:
-        return top_channels(self.channels, self.k, self.pinned)
+        return [(r.key, r.data) for r in self.ranked]
 
     def redraw(self) -> None:
-        chosen = self.shown()
+        self.ranked = rank_channels(self.channels, self.k, self.pinned, by=self.ranking, box=self.box,
+                                    region=self.region)
+        chosen = self.ranked
         if len(chosen) != len(self.cells) and (len(chosen) > len(self.cells) or len(self.cells) != self.k):
             self._build_cells(max(len(chosen), 1) if chosen else self.k)
+        levels = None
+        if self.shared_scale and chosen:
+            levels = _levels(np.stack([np.asarray(r.data, np.float32) for r in chosen]))
+        value_name = next(tip for _, name, tip in RANKING_CHOICES if name == self.ranking)
+        dim = bool(self._stale_note)
         for cell, item in zip(self.cells, chosen + [None] * (len(self.cells) - len(chosen))):
             if item is None:
                 cell.clear()
             else:
-                cell.show_channel(item[0], item[1], item[0] in self.pinned, item[0] == self.selected)
+                cell.show_channel(item.key, item.data, item.key in self.pinned, item.key == self.selected,
+                                  item.value, value_name, levels, dim)
         total = sum(len(c.maps) for c in self.channels)
-        levels = ", ".join(f"{c.label} ({len(c.maps)})" for c in self.channels)
+        # the same short level names as the tiles ("S16/xcorr"), so the two read alike
+        layers = ", ".join(f"{channel_name((c.level, c.branch, 0)).rsplit(' #', 1)[0]} ({len(c.maps)})"
+                           for c in self.channels)
         if self.channels:
-            info = f"{self._stale_note}{total} channels: {levels}"
+            info = f"{self._stale_note}{total} channels: {layers} · ranked by {self.rank_combo.currentText()}"
+            if dim:
+                info += " (dimmed: not this frame's)"
         else:
             info = "this tracker reports no correlation channels" if self._had_result else "no channels yet"
         if info != self.info.text():
             self.info.setText(info)
-            self.info.setToolTip(info)
-        self._show_big()
+            self.info.setToolTip(value_name)
+        self._show_big(levels)
 
     def select(self, key: Optional[tuple]) -> None:
         self.selected = key
@@ -399,7 +450,6 @@ class ChannelGrid(QWidget):
             self.pinned.append(self.selected)
         elif not on and self.selected in self.pinned:
             self.pinned.remove(self.selected)
-        self.pinsChanged.emit()
         self.redraw()
 
     def pin(self, key: tuple) -> None:
@@ -411,10 +461,9 @@ class ChannelGrid(QWidget):
         self.pin_button.blockSignals(True)
         self.pin_button.setChecked(False)
         self.pin_button.blockSignals(False)
-        self.pinsChanged.emit()
         self.redraw()
 
-    def _show_big(self) -> None:
+    def _show_big(self, levels: Optional[tuple[float, float]] = None) -> None:
         key = self.selected
         data = None
         if key is not None:
@@ -428,7 +477,8 @@ class ChannelGrid(QWidget):
                 self._big_title = title
                 self.big.setTitle(title)
             return
-        self.big_image.setImage(data, autoLevels=False, levels=_levels(data))
+        self.big_image.setImage(data, autoLevels=False, levels=levels or _levels(data))
+        self.big_image.setOpacity(0.35 if self.dimmed else 1.0)
         pin = " (pinned)" if key in self.pinned else ""
         title = f"{channel_name(key)}{pin}"
         if title != self._big_title:      # a title change re-lays the plot out: only on change
@@ -436,9 +486,15 @@ class ChannelGrid(QWidget):
             self.big.setTitle(title)
 
 
+#: the timeline's score-axis choices: auto fits the scores (and IoU) shown, so a good run is not a
+#: flat line under the top edge; "0 – 1" is the fixed probability scale
+AXIS_CHOICES = [("axis: auto", "auto"), ("axis: 0 – 1", "unit")]
+
+
 class Timeline(QWidget):
     """Best score per frame, the current frame marked, lost / re-detecting frames coloured and the
-    frames where the tracker was (re-)initialised drawn as dashed lines."""
+    frames where the tracker was (re-)initialised drawn as dashed lines; with ground truth, the
+    IoU with it per frame (magenta) and the mean IoU / AUC so far."""
 
     seekRequested = Signal(int)
 
@@ -447,7 +503,7 @@ class Timeline(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "frame")
-        self.plot.setLabel("left", "score")
+        self.plot.setLabel("left", "score · IoU")
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.2)
         self.curve = self.plot.plot([], [], pen=pg.mkPen((80, 200, 255), width=1.5))
@@ -455,6 +511,7 @@ class Timeline(QWidget):
         self.plot.addItem(self.bad)
         self.inits = pg.PlotCurveItem(pen=pg.mkPen((0, 255, 0, 140), width=1, style=Qt.DashLine), connect="pairs")
         self.plot.addItem(self.inits)
+        self.iou_curve = self.plot.plot([], [], pen=pg.mkPen((255, 64, 255), width=1.2))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 220, 0), width=1.5))
         self.plot.addItem(self.cursor)
         cache_axes(self.plot.getPlotItem())
@@ -464,9 +521,21 @@ class Timeline(QWidget):
         self.follow = QCheckBox("follow")
         self.follow.setChecked(True)
         self.follow.setToolTip("keep the current frame in view")
+        self.axis_combo = QComboBox()
+        for label, name in AXIS_CHOICES:
+            self.axis_combo.addItem(label, name)
+        self.axis_combo.setToolTip("score axis: fitted to the run, or fixed at 0 – 1")
+        self.axis_combo.currentIndexChanged.connect(lambda _: self._fit_y(force=True))
+        # mean IoU / AUC so far (with ground truth): laid over the plot's top-left corner rather
+        # than in the side column, which a short timeline (1280 x 800) has no height for
+        self.score_label = QLabel("", self.plot)
+        self.score_label.setStyleSheet("color:#ff60ff; background: rgba(0, 0, 0, 170); padding: 1px 4px;")
+        self.score_label.move(70, 4)
+        self.score_label.hide()
         side = QVBoxLayout()
         side.addWidget(self.state_label)
         side.addWidget(self.follow)
+        side.addWidget(self.axis_combo)
         side.addStretch(1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -475,15 +544,52 @@ class Timeline(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.setXRange(0, 100, padding=0)
         self.plot.setYRange(-0.02, 1.08, padding=0)
-        self._unit_scale = True
+        self._y_range: Optional[tuple[float, float]] = (-0.02, 1.08)
         self.frames = np.zeros(0)
         self.scores = np.zeros(0)
+        self._fit_scores = np.zeros(0)
+        self.ious: dict[int, float] = {}
+
+    def set_ious(self, ious: dict[int, float], summary: str = "") -> None:
+        """IoU with the ground truth per frame (empty: no ground truth) and its summary line."""
+        self.ious = ious
+        frames = sorted(ious)
+        self.iou_curve.setData(frames, [ious[f] for f in frames])
+        if summary != self.score_label.text():
+            self.score_label.setText(summary)
+            self.score_label.adjustSize()
+            self.score_label.setVisible(bool(summary))
+            self.score_label.raise_()
+
+    def _fit_y(self, force: bool = False) -> None:
+        """The score axis: 0 – 1, or (auto) the range of the scores and IoU shown, padded; changed
+        only when the data leave it or use much less of it (re-laying the axis out costs time)."""
+        if self.axis_combo.currentData() == "unit":
+            target = (-0.02, 1.08)
+        else:
+            values = np.concatenate([self._fit_scores[np.isfinite(self._fit_scores)],
+                                     np.fromiter(self.ious.values(), float, len(self.ious))])
+            if not len(values):
+                target = (-0.02, 1.08)
+            else:
+                lo, hi = float(values.min()), float(values.max())
+                pad = max(0.05 * (hi - lo), 0.01)
+                target = (lo - pad, hi + pad)
+                cur = self._y_range
+                if not force and cur is not None and cur[0] <= lo and cur[1] >= hi and \
+                        (hi - lo) >= 0.6 * (cur[1] - cur[0]):
+                    return
+        if force or target != self._y_range:
+            self._y_range = target
+            self.plot.setYRange(*target, padding=0)
 
     def set_run(self, records, current: int, state: Optional[str]) -> None:
         """records: the run's FrameRecords in frame order."""
         frames = np.fromiter((r.frame for r in records), float, len(records))
         scores = np.fromiter((r.score for r in records), float, len(records))
         self.frames, self.scores = frames, scores
+        # an init frame's score is 1 by definition: fitting the axis to it would flatten the run
+        self._fit_scores = scores[~np.fromiter((r.init for r in records), bool, len(records))]
         self.curve.setData(frames, scores)
         bad = [(r.frame, r.score, STATE_COLOURS[r.state]) for r in records if r.state in STATE_COLOURS]
         if bad:
@@ -492,17 +598,10 @@ class Timeline(QWidget):
             self.bad.setData([], [])
         init_frames = [r.frame for r in records if r.init]
         xs = [v for f in init_frames for v in (f, f)]
-        ys = [v for _ in init_frames for v in (0.0, 1.0)]
+        ys = [v for _ in init_frames for v in (-1e6, 1e6)]      # full height, whatever the axis
         self.inits.setData(xs, ys)
         self.cursor.setValue(current)
-        # probabilities on a fixed 0..1 scale; other scores (SiamFC responses) on their own range
-        unit = not len(scores) or (scores.min() >= 0.0 and scores.max() <= 1.0)
-        if unit != self._unit_scale:
-            self._unit_scale = unit
-            if unit:
-                self.plot.setYRange(-0.02, 1.08, padding=0)
-            else:
-                self.plot.enableAutoRange(axis="y")
+        self._fit_y()
         if self.follow.isChecked() and len(frames):
             lo = max(float(frames[0]), current - 300)
             self.plot.setXRange(lo, max(current + 10, lo + 20), padding=0)

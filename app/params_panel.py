@@ -1,8 +1,11 @@
 """The live hyper-parameter panel, generated from the tracker's params dataclass.
 
-One editor per field: floats and ints get spin boxes, bools a check box; other types are shown
-read-only. An edit is emitted as (name, value); the window queues it to the worker, which sets it
-on `tracker.params` between frames, so it applies from the next frame.
+One editor per field: floats and ints get spin boxes (within the field's range), bools a check
+box; structural values (`ParamInfo.live` false: crop sizes the network was built for, strides)
+and other types are shown read-only. Each row's tooltip is the field's meaning (trackers/base.py
+`param`). An edit is emitted as (name, value); the window queues it to the worker, which sets it
+on `tracker.params` between frames, so it applies from the next frame. "Reset to defaults" goes
+back to the variant's defaults as the registry makes them.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from typing import Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
+
+from trackers.base import ParamInfo, param_info
 
 
 def _field_type(cls, field: dataclasses.Field):
@@ -43,40 +48,50 @@ class ParamsPanel(QWidget):
         lay.addStretch(1)
         self.editors: dict[str, QWidget] = {}
         self.params: Optional[object] = None
+        self.defaults: Optional[object] = None
 
-    def set_params(self, params: Optional[object], title: str = "") -> None:
-        """Build the editors for a params dataclass instance (a copy: edits go out by signal)."""
+    def set_params(self, params: Optional[object], title: str = "", defaults: Optional[object] = None) -> None:
+        """Build the editors for a params dataclass instance (a copy: edits go out by signal).
+        `defaults`: the variant's default values (else the dataclass's own)."""
         while self.form.rowCount():
             self.form.removeRow(0)
         self.editors.clear()
         self.params = params
+        self.defaults = defaults
         self.reset.setEnabled(params is not None)
         if params is None or not dataclasses.is_dataclass(params):
             self.title.setText("This tracker has no adjustable parameters" if title else "No tracker loaded")
             return
         self.title.setText(f"{title} — {type(params).__name__}\nchanges apply from the next frame")
+        defaults = self._defaults()
         for f in dataclasses.fields(params):
             value = getattr(params, f.name)
-            editor = self._editor(f.name, _field_type(type(params), f), value)
-            editor.setToolTip(f"{f.name} (default {f.default if f.default is not dataclasses.MISSING else '-'})")
+            info = param_info(type(params), f.name)
+            editor = self._editor(f.name, _field_type(type(params), f), value, info)
+            default = getattr(defaults, f.name, "-") if defaults is not None else "-"
+            editor.setToolTip(_tooltip(f.name, info, default))
             self.form.addRow(f.name, editor)
             self.editors[f.name] = editor
 
-    def _editor(self, name: str, ftype, value) -> QWidget:
-        if isinstance(value, bool) or ftype is bool:
+    def _editor(self, name: str, ftype, value, info: ParamInfo) -> QWidget:
+        lo, hi = info.range if info.range is not None else (-1e6, 1e6)
+        if not info.live:
+            w = QLabel(repr(value))      # structural: shown, not offered for editing
+            w.setEnabled(False)
+        elif isinstance(value, bool) or ftype is bool:
             w = QCheckBox()
             w.setChecked(bool(value))
             w.toggled.connect(lambda v, n=name: self._changed(n, bool(v)))
         elif isinstance(value, int) or ftype is int:
             w = QSpinBox()
-            w.setRange(-1_000_000, 1_000_000)
+            w.setRange(int(lo), int(hi))
             w.setValue(int(value))
             w.setKeyboardTracking(False)
             w.valueChanged.connect(lambda v, n=name: self._changed(n, int(v)))
         elif isinstance(value, float) or ftype is float:
             w = QDoubleSpinBox()
             w.setDecimals(4)
-            w.setRange(-1e6, 1e6)
+            w.setRange(float(lo), float(hi))
             w.setValue(float(value))
             # a step of about a tenth of the value: 0.05 -> 0.005, 0.42 -> 0.05
             step = 10 ** round(math.log10(abs(value))) / 10 if value else 0.01
@@ -104,13 +119,29 @@ class ParamsPanel(QWidget):
     def values(self) -> dict:
         return dataclasses.asdict(self.params) if dataclasses.is_dataclass(self.params) else {}
 
+    def _defaults(self) -> Optional[object]:
+        if self.defaults is not None:
+            return self.defaults
+        try:
+            return type(self.params)()
+        except TypeError:
+            return None
+
     def reset_to_defaults(self) -> None:
         if self.params is None:
             return
-        try:
-            defaults = type(self.params)()
-        except TypeError:
+        defaults = self._defaults()
+        if defaults is None:
             return
         for f in dataclasses.fields(defaults):
             if f.name in self.editors and getattr(defaults, f.name) != getattr(self.params, f.name):
                 self.set_value(f.name, getattr(defaults, f.name))
+
+
+def _tooltip(name: str, info: ParamInfo, default) -> str:
+    lines = [f"{name}: {info.help}" if info.help else name]
+    if not info.live:
+        lines.append("structural: fixed for this network, not editable")
+    else:
+        lines.append(f"default {default}" + (f", range {info.range[0]:g} to {info.range[1]:g}" if info.range else ""))
+    return "\n".join(lines)

@@ -30,6 +30,9 @@ def parse_args(argv):
     p.add_argument("--size", default="1500x920", help="window size WxH")
     p.add_argument("--heatmap", action="store_true", help="blend the score map over the video")
     p.add_argument("--pin", type=int, default=1, help="enlarge and pin the channel at this grid position (-1: none)")
+    p.add_argument("--groundtruth", help="attach this ground-truth file (drawn beside the box, IoU on the timeline)")
+    p.add_argument("--part", choices=("window", "channels", "zoo"), default="window",
+                   help="grab the whole window, the channel view only, or the model-zoo dialog")
     p.add_argument("--out", default=os.path.join(ROOT, "resources", "screenshot.png"))
     p.add_argument("--timeout", type=float, default=180.0)
     return p.parse_args(argv)
@@ -66,6 +69,8 @@ def main(argv=None) -> int:
     window.open_source(args.video)
     wait(lambda: window.drawn_packet is not None and window.tracker_info is not None, "the video and the tracker")
     window.heat_check.setChecked(args.heatmap)
+    if args.groundtruth and not window.attach_groundtruth(args.groundtruth):
+        raise SystemExit(window.messages.text)
     window.video.set_user_box(tuple(float(v) for v in args.box.split(",")))
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(1.0))
     window.start_tracking()
@@ -88,8 +93,19 @@ def main(argv=None) -> int:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
+    window._refresh_timeline(window.drawn_packet, window._result_for(window.drawn_packet), force=True)
+    target = window
+    if args.part == "channels":
+        target = window.channels
+    elif args.part == "zoo":
+        target = window.open_model_zoo()
+        target.show()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    ok = window.grab().save(args.out)
+    ok = target.grab().save(args.out)
     print(f"{'wrote' if ok else 'could not write'} {args.out} at frame {window.current_index}")
     window.close()
     return 0 if ok else 1

@@ -18,8 +18,10 @@ from trackers.base import TrackResult, TrackingState
 
 BOX_PEN = QPen(QColor(0, 255, 0), 2)
 LOST_PEN = QPen(QColor(255, 60, 60), 2)
+# ground truth: magenta, dashed, so it reads as "the reference" beside the tracker's solid green
+GT_PEN = QPen(QColor(255, 64, 255), 2, Qt.DashLine)
 DRAW_PEN = pg.mkPen((255, 220, 0), width=2, style=Qt.DashLine)
-for _pen in (BOX_PEN, LOST_PEN):
+for _pen in (BOX_PEN, LOST_PEN, GT_PEN):
     _pen.setCosmetic(True)   # width in screen pixels, whatever the zoom
 # Overlay colours: inferno, with opacity rising with the score so that low-score cells leave the
 # frame visible and the peak stands out (alpha 0 at the map's minimum, 160 at its maximum).
@@ -33,8 +35,6 @@ class VideoView(pg.GraphicsView):
     boxDrawn = Signal(tuple)
     #: the user started dragging a new box
     drawStarted = Signal()
-    #: the drawn box was moved or resized with its handles
-    boxAdjusted = Signal(tuple)
 
     MIN_SIDE = 2.0   # a drag smaller than this is a click, not a box
 
@@ -64,19 +64,58 @@ class VideoView(pg.GraphicsView):
         self.result_box.setZValue(8)
         self.result_box.setVisible(False)
         self.vb.addItem(self.result_box)
+        self.gt_box = QGraphicsRectItem()
+        self.gt_box.setPen(GT_PEN)
+        self.gt_box.setZValue(7.5)
+        self.gt_box.setVisible(False)
+        self.vb.addItem(self.gt_box)
         self.roi = pg.RectROI((0, 0), (1, 1), pen=DRAW_PEN, movable=True, rotatable=False, removable=False)
         self.roi.addScaleHandle((0, 0), (1, 1))
         self.roi.addScaleHandle((1, 0), (0, 1))
         self.roi.addScaleHandle((0, 1), (1, 0))
         self.roi.setZValue(10)
         self.roi.setVisible(False)
-        self.roi.sigRegionChangeFinished.connect(self._roi_changed)
         self.vb.addItem(self.roi)
         self.drawing_enabled = True
         self.show_heatmap = False
         self.frame_shape: Optional[tuple] = None
         self._drag_origin: Optional[QPointF] = None
-        self._setting_roi = False
+        self._pan_from: Optional[QPointF] = None      # widget position of an ongoing pan
+        # the keyboard goes to the video after a dialog closes (the window's keys work at once)
+        self.setFocusPolicy(Qt.StrongFocus)
+
+    # -- zoom and pan ---------------------------------------------------------------------------
+    ZOOM_STEP = 1.25     # one wheel notch
+    MAX_ZOOM = 40.0
+
+    def zoom(self) -> float:
+        """How many times the frame is enlarged over fitting the view (1 = fit)."""
+        if self.frame_shape is None:
+            return 1.0
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        H, W = self.frame_shape[:2]
+        return max(W / max(x1 - x0, 1e-9), H / max(y1 - y0, 1e-9))
+
+    def fit(self) -> None:
+        """The whole frame in view again."""
+        if self.frame_shape is not None:
+            self.vb.setRange(QRectF(0, 0, self.frame_shape[1], self.frame_shape[0]), padding=0)
+
+    def zoom_at(self, widget_pos, notches: float) -> None:
+        """Zoom by `notches` wheel steps (positive: in), keeping the frame point under `widget_pos` still."""
+        if self.frame_shape is None or notches == 0:
+            return
+        factor = self.ZOOM_STEP ** (-notches)
+        if self.zoom() / factor > self.MAX_ZOOM:
+            return
+        if notches < 0 and self.zoom() * self.ZOOM_STEP ** notches <= 1.0:
+            self.fit()          # never smaller than the fitted frame
+            return
+        self.vb.scaleBy((factor, factor), center=self.widget_to_frame(widget_pos))
+
+    def wheelEvent(self, ev):
+        self.zoom_at(ev.position(), ev.angleDelta().y() / 120.0)
+        ev.accept()
 
     # -- frames and results ---------------------------------------------------------------------
     def set_frame(self, rgb: np.ndarray) -> None:
@@ -135,6 +174,14 @@ class VideoView(pg.GraphicsView):
         self.heat.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.heat.setVisible(True)
 
+    def set_groundtruth(self, box: Optional[tuple]) -> None:
+        """The ground-truth box of the frame on screen (None: none for it)."""
+        if box is None:
+            self.gt_box.setVisible(False)
+            return
+        self.gt_box.setRect(QRectF(*box))
+        self.gt_box.setVisible(True)
+
     # -- the user's box --------------------------------------------------------------------------
     def user_box(self) -> Optional[tuple]:
         if not self.roi.isVisible():
@@ -147,17 +194,9 @@ class VideoView(pg.GraphicsView):
             self.roi.setVisible(False)
             return
         x, y, w, h = box
-        self._setting_roi = True
-        try:
-            self.roi.setPos((x, y), update=False, finish=False)
-            self.roi.setSize((w, h), update=True, finish=False)
-        finally:
-            self._setting_roi = False
+        self.roi.setPos((x, y), update=False, finish=False)
+        self.roi.setSize((w, h), update=True, finish=False)
         self.roi.setVisible(True)
-
-    def _roi_changed(self) -> None:
-        if not self._setting_roi and self.roi.isVisible():
-            self.boxAdjusted.emit(self.user_box())
 
     # -- coordinates -----------------------------------------------------------------------------
     def frame_to_widget(self, x: float, y: float) -> QPoint:
@@ -179,6 +218,11 @@ class VideoView(pg.GraphicsView):
 
     def mousePressEvent(self, ev):
         pos = ev.position()
+        if self.frame_shape is not None and (ev.button() == Qt.MiddleButton or (
+                ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier)):
+            self._pan_from = QPointF(pos)     # Ctrl+drag or middle drag pans; a plain drag draws
+            ev.accept()
+            return
         if (ev.button() == Qt.LeftButton and self.drawing_enabled and self.frame_shape is not None
                 and not self._over_roi(pos)):
             self._drag_origin = self.widget_to_frame(pos)
@@ -188,6 +232,12 @@ class VideoView(pg.GraphicsView):
         super().mousePressEvent(ev)
 
     def mouseMoveEvent(self, ev):
+        if self._pan_from is not None:
+            a, b = self.widget_to_frame(self._pan_from), self.widget_to_frame(ev.position())
+            self.vb.translateBy(x=a.x() - b.x(), y=a.y() - b.y())
+            self._pan_from = QPointF(ev.position())
+            ev.accept()
+            return
         if self._drag_origin is not None:
             self._show_drag(self.widget_to_frame(ev.position()))
             ev.accept()
@@ -195,6 +245,10 @@ class VideoView(pg.GraphicsView):
         super().mouseMoveEvent(ev)
 
     def mouseReleaseEvent(self, ev):
+        if self._pan_from is not None:
+            self._pan_from = None
+            ev.accept()
+            return
         if self._drag_origin is not None and ev.button() == Qt.LeftButton:
             box = self._show_drag(self.widget_to_frame(ev.position()))
             self._drag_origin = None

@@ -1,10 +1,11 @@
-"""The tracking worker: one QThread that owns the frame source and the tracker.
+"""The tracking worker: one QThread that owns the run (a `trackers.session.TrackingSession`: the
+frame source, the tracker, the boxes), so the GUI runs the very loop `track`, `eval` and `bench` run.
 
-The GUI thread never touches either. It sends commands (open, configure, init, play, step, seek,
-param, stop) through a queue; the worker applies them between frames, so a hyper-parameter edit
-takes effect from the next frame and nothing is mutated while `track()` runs. Every frame the
-worker shows goes back as one `FramePacket` on the `frameReady` signal; the GUI keeps only the
-latest for drawing, so a slow redraw skips frames instead of queueing them.
+The GUI thread never touches the session. It sends commands (app/worker_protocol.py: open,
+configure, init, play, step, seek, param, stop) through a queue; the worker applies them between
+frames, so a hyper-parameter edit takes effect from the next frame and nothing is mutated while
+`track()` runs. Every frame the worker shows goes back as one `FramePacket` event; the GUI keeps
+only the latest for drawing, so a slow redraw skips frames instead of queueing them.
 
 Files are tracked frame by frame (nothing skipped), paced to the playback speed. A camera is read
 by a separate grabber thread that keeps only the newest frame, so when the tracker is slower than
@@ -18,48 +19,23 @@ import queue
 import threading
 import time
 import traceback
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from trackers.base import BoxError, TrackResult, Tracker
+from trackers.annotate import encode_jpeg
+from trackers.base import BoxError, Tracker
+from trackers.results import file_sha256
+from trackers.session import SessionError, Step, TrackingFailed, TrackingSession
 from trackers.sources import FrameSource, SourceError, open_source
 
+from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
+                              Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
+                              TrackerInfo, TrackerUnloaded, TrackingChanged, Unload)
 
-@dataclasses.dataclass
-class SourceInfo:
-    spec: object                 # what open_source() was given (path or camera index)
-    name: str
-    frame_count: Optional[int]
-    fps: float
-    is_live: bool
-    width: int
-    height: int
-
-
-@dataclasses.dataclass
-class TrackerInfo:
-    name: str
-    weights: Optional[str]
-    device: str
-    params: object               # a copy of tracker.params, for building the panel
-
-
-@dataclasses.dataclass
-class FramePacket:
-    """One frame as the worker saw it. `kind`: 'frame' (shown, not tracked), 'init' (the tracker
-    was (re-)initialised on it with `result.box`), 'track' (tracked)."""
-
-    index: int
-    frame: np.ndarray            # BGR, as decoded
-    rgb: np.ndarray              # RGB copy for display, made here so the GUI thread does not
-    result: Optional[TrackResult]
-    kind: str = "frame"
-    track_ms: float = 0.0        # wall time of tracker.track() (or init)
-    dropped: int = 0             # camera frames dropped so far because the tracker was slower
-    jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
+__all__ = ["FramePacket", "SourceInfo", "TrackerInfo", "TrackingWorker", "LatestFrameGrabber", "build_tracker"]
 
 
 class LatestFrameGrabber:
@@ -136,111 +112,125 @@ def build_tracker(name: str, weights: Optional[str], device: str) -> Tracker:
 
 
 class _Outbox(QObject):
-    """Events for the GUI thread. Python objects go through a thread-safe queue and the signal
-    carries no arguments: queued signals with Python-object arguments have shown reference-count
+    """Events for the GUI thread. Python objects (app/worker_protocol.py) go through a thread-safe
+    queue and the signal carries no arguments: queued signals with Python-object arguments have shown reference-count
     crashes in PySide6 under load, and this way one wake-up can deliver many events."""
 
     wake = Signal()
 
 
 class TrackingWorker(QThread):
-    """Events (delivered on the GUI thread by `deliver()`, connected to `outbox.wake`):
-    ('source', SourceInfo), ('tracker', TrackerInfo), ('frame', FramePacket), ('playing', bool),
-    ('tracking', bool), ('message', level, text). Register handlers with `on(kind, callback)`."""
+    """Commands and events are the dataclasses of app/worker_protocol.py. Events are delivered on
+    the GUI thread by `deliver()` (connected to `outbox.wake`) to the handlers registered for
+    their type with `on(EventType, callback)`; each callback receives the event."""
 
     def __init__(self, parent=None, tracker_factory=build_tracker):
         super().__init__(parent)
-        self._commands: "queue.Queue[tuple]" = queue.Queue()
-        self._events: "queue.Queue[tuple]" = queue.Queue()
-        self._handlers: dict[str, list] = {}
+        self._commands: "queue.Queue[object]" = queue.Queue()
+        self._events: "queue.Queue[object]" = queue.Queue()
+        self._handlers: dict[type, list[Callable]] = {}
         self.outbox = _Outbox()
         self.outbox.wake.connect(self.deliver)   # the outbox lives on the GUI thread: queued
         self._tracker_factory = tracker_factory
         self._quit = False
-        self.source: Optional[FrameSource] = None
+        # the run: source, tracker, current frame, boxes (trackers/session.py, shared with the CLI)
+        self.session = TrackingSession()
         self.source_info: Optional[SourceInfo] = None
         self._grabber: Optional[LatestFrameGrabber] = None
-        self.tracker: Optional[Tracker] = None
         self._tracker_config: Optional[tuple] = None
-        self._tracking = False
+        self._tracking = False        # what the GUI was last told
         self._playing = False
         self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
-        self._frame: Optional[np.ndarray] = None
-        self._index = -1
-        # A file can be seeked while a run is paused: the tracker's state then belongs to another
-        # frame. `_tracker_at` is the frame whose state the tracker holds; `_run_boxes` the boxes
-        # this run gave each frame, so playing on from a frame it has seen restarts the tracker there.
-        self._tracker_at = -1
-        self._run_boxes: dict[int, tuple] = {}
         self._next_due = 0.0
         self._sync_count = 0
         # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
         # before its next frame instead of fighting the GUI thread for the GIL, so a redraw takes
-        # milliseconds rather than being stretched many times over (see MainWindow._draw_cycle).
+        # milliseconds rather than being stretched many times over (see app/draw_scheduler.py).
         self.gui_idle = threading.Event()
         self.gui_idle.set()
+        self._dispatch = {
+            OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
+            Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
+            SetParam: self._cmd_param, StopTracking: self._cmd_stop, Sync: self._cmd_sync, Quit: self._cmd_quit,
+            Unload: self._cmd_unload,
+        }
+
+    @property
+    def source(self) -> Optional[FrameSource]:
+        return self.session.source
+
+    @property
+    def tracker(self) -> Optional[Tracker]:
+        return self.session.tracker
 
     # -- the GUI side: thread-safe command queue, events ----------------------------------------
-    def on(self, kind: str, callback) -> None:
-        self._handlers.setdefault(kind, []).append(callback)
+    def on(self, event_type: type, callback: Callable) -> None:
+        self._handlers.setdefault(event_type, []).append(callback)
 
     def deliver(self) -> None:
         """Hand the waiting events to their handlers (GUI thread)."""
         while True:
             try:
-                kind, *args = self._events.get_nowait()
+                event = self._events.get_nowait()
             except queue.Empty:
                 return
-            for cb in self._handlers.get(kind, []):
-                cb(*args)
+            for cb in self._handlers.get(type(event), []):
+                cb(event)
 
-    def _post(self, kind: str, *args) -> None:
-        self._events.put((kind, *args))
+    def _post(self, event) -> None:
+        self._events.put(event)
         self.outbox.wake.emit()   # a wake-up that finds the queue drained costs nothing
 
-    def send(self, *command) -> None:
+    def _message(self, level: str, text: str) -> None:
+        self._post(Message(level, text))
+
+    def send(self, command) -> None:
         self._commands.put(command)
 
     def open_source(self, spec) -> None:
-        self.send("open", spec)
+        self.send(OpenSource(spec))
 
     def configure(self, name: str, weights: Optional[str], device: str) -> None:
-        self.send("configure", name, weights, device)
+        self.send(Configure(name, weights, device))
 
     def init_box(self, box, index: Optional[int] = None, play: bool = False) -> None:
-        self.send("init", tuple(box), index, play)
+        self.send(InitBox(tuple(box), index, play))
 
     def play(self, playing: bool = True) -> None:
-        self.send("play", bool(playing))
+        self.send(Play(bool(playing)))
 
     def step(self) -> None:
-        self.send("step")
+        self.send(StepFrame())
 
     def seek(self, index: int) -> None:
-        self.send("seek", int(index))
+        self.send(Seek(int(index)))
 
     def set_speed(self, speed: float) -> None:
-        self.send("speed", float(speed))
+        self.send(SetSpeed(float(speed)))
 
     def set_param(self, name: str, value) -> None:
-        self.send("param", name, value)
+        self.send(SetParam(name, value))
 
     def stop_tracking(self) -> None:
-        self.send("stop")
+        self.send(StopTracking())
+
+    def unload(self) -> None:
+        """Drop the loaded tracker (the picked one cannot be built): nothing runs a stale one."""
+        self.send(Unload())
 
     def sync(self) -> int:
-        """A barrier: the worker answers with a "synced" event carrying the returned number once it
+        """A barrier: the worker answers with a Synced event carrying the returned number once it
         has handled every command sent before this one (so every packet those commands produce has
         been posted ahead of the answer). The window and its tests use it to know when a pause or a
         step has really taken effect, rather than trusting a state event that may still be on its way."""
         self._sync_count += 1
-        self.send("sync", self._sync_count)
+        self.send(Sync(self._sync_count))
         return self._sync_count
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
         """Ask the loop to end and wait for it; True when the thread has finished."""
         self._quit = True
-        self.send("quit")
+        self.send(Quit())
         return self.wait(timeout_ms)
 
     # -- the worker thread ---------------------------------------------------------------------
@@ -277,159 +267,143 @@ class TrackingWorker(QThread):
             except queue.Empty:
                 return
 
-    def _handle_safely(self, cmd: tuple) -> None:
+    def _handle_safely(self, cmd) -> None:
         try:
-            getattr(self, "_cmd_" + cmd[0])(*cmd[1:])
+            self._dispatch[type(cmd)](cmd)
         except Exception as e:  # noqa: BLE001 - a bad command must not end the worker
             self._set_playing(False)
-            self._post("message", "error", _describe(e))
+            self._message("error", _describe(e))
 
-    def _cmd_quit(self):
+    def _cmd_quit(self, cmd: Quit):
         self._quit = True
 
-    def _cmd_open(self, spec):
+    def _cmd_open(self, cmd: OpenSource):
+        spec = cmd.spec
         self._set_playing(False)
-        self._set_tracking(False)
+        self._stop_run()
         try:
             source = spec if isinstance(spec, FrameSource) else open_source(spec)
         except SourceError as e:     # its message names the file / camera already
-            self._post("message", "error", str(e))
+            self._message("error", str(e))
             return
         except (OSError, ValueError) as e:
-            self._post("message", "error", f"Cannot open {spec}: {e}")
+            self._message("error", f"Cannot open {spec}: {e}")
             return
         self._close_source()
-        self.source = source
+        self.session = TrackingSession(source, self.session.tracker)
         if source.is_live:
             self._grabber = LatestFrameGrabber(source)
             frame, _ = self._grabber.latest(timeout=5.0)
+            step = self.session.process(frame, 0) if frame is not None else None
         else:
-            frame = source.read()
-        if frame is None:
+            step = self.session.advance()
+        if step is None:
             self._close_source()
-            self._post("message", "error", f"{spec} has no frames")
+            self._message("error", f"{spec} has no frames")
             return
-        self._frame, self._index = frame, (self.source.position - 1 if not source.is_live else 0)
-        H, W = frame.shape[:2]
+        H, W = step.frame.shape[:2]
         self.source_info = SourceInfo(spec, source.name, source.frame_count, source.fps, source.is_live, W, H)
-        self._post("source", self.source_info)
-        self._emit_packet(self._frame, None, "frame")
+        self._post(self.source_info)
+        self._emit(step)
         if source.is_live:
             self._set_playing(True)      # a camera shows its live picture straight away
 
-    def _cmd_configure(self, name, weights, device):
-        config = (name, weights or None, device)
-        if config == self._tracker_config and self.tracker is not None:
+    def _cmd_configure(self, cmd: Configure):
+        name, weights, device = cmd.name, cmd.weights or None, cmd.device
+        config = (name, weights, device)
+        if config == self._tracker_config and self.session.tracker is not None:
             return
         was_tracking = self._tracking
         self._set_playing(False)
-        self._set_tracking(False)
-        self.tracker = None
+        self.session.set_tracker(None)
+        self._report_tracking()
         self._tracker_config = None
         try:
-            tracker = self._tracker_factory(name, weights or None, device)
+            tracker = self._tracker_factory(name, weights, device)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
-            self._post("message", "error", f"Cannot load {name}: {_describe(e)}")
+            self._post(TrackerUnloaded())     # the window must not go on showing the previous tracker
+            self._message("error", f"Cannot load {name}: {_describe(e)}")
             return
-        self.tracker = tracker
+        self.session.set_tracker(tracker)
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
-        self._post("tracker", TrackerInfo(name, weights or None, device, params))
+        checkpoint = _loaded_checkpoint(name, weights)
+        self._post(TrackerInfo(name, weights, device, params, _default_params(name), checkpoint,
+                               file_sha256(checkpoint)))
         if was_tracking:
-            self._post("message", "info", f"{name} is ready: press Start (or draw a box) to track from this frame")
+            self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 
-    def _cmd_init(self, box, index, play):
-        if self._frame is None:
-            self._post("message", "warning", "Open a video, folder or camera first")
+    def _cmd_init(self, cmd: InitBox):
+        if self.session.frame is None:
+            self._message("warning", "Open a video, folder or camera first")
             return
-        if self.tracker is None:
-            self._post("message", "error", "No tracker is loaded: pick one and its checkpoint")
+        if self.session.tracker is None:
+            self._message("error", "No tracker is loaded: pick one and its checkpoint")
             return
-        if index is not None and index != self._index and self.source is not None and not self.source.is_live:
-            self._seek_to(index, emit=False)
+        if cmd.index is not None and cmd.index != self.session.index and not self.session.is_live:
+            self._seek_to(cmd.index, emit=False)
         try:
-            box = self.tracker.validate_box(box, self._frame.shape)
+            step = self.session.init(cmd.box)
         except BoxError as e:
-            self._post("message", "error", str(e))
+            self._message("error", str(e))
             return
-        self._init_tracker(box)
-        if play:
+        self._report_tracking()
+        self._emit(step)
+        if cmd.play:
             self._set_playing(True)
 
-    def _init_tracker(self, box) -> None:
-        t0 = time.perf_counter()
-        self.tracker.init(self._frame, box)
-        ms = (time.perf_counter() - t0) * 1e3
-        self._set_tracking(True)
-        self._tracker_at = self._index
-        for later in [k for k in self._run_boxes if k > self._index]:   # a re-run replaces what followed
-            del self._run_boxes[later]
-        self._run_boxes[self._index] = tuple(box)
-        self._emit_packet(self._frame, TrackResult(box=box, score=1.0), "init", ms)
-
-    def _resync_tracker(self) -> bool:
-        """Before tracking the frame after the one on screen: if the user seeked away from the frame
-        the tracker last saw, restart it on the frame on screen from this run's box for it (recorded
-        as a re-initialisation). False (and paused, with a message) when this run never reached it."""
-        if self._index == self._tracker_at or self._grabber is not None:
-            return True
-        box = self._run_boxes.get(self._index)
-        if box is None:
-            self._set_playing(False)
-            self._post("message", "warning",
-                       f"The tracker last saw frame {self._tracker_at}; this run has no box for frame "
-                       f"{self._index}. Draw a box here to restart it, or go back to frame {self._tracker_at}.")
-            return False
-        self._init_tracker(box)
-        return True
-
-    def _cmd_play(self, playing):
-        if playing and self.source is None:
+    def _cmd_play(self, cmd: Play):
+        if cmd.playing and self.session.source is None:
             return
-        self._set_playing(playing)
+        self._set_playing(cmd.playing)
 
-    def _cmd_step(self):
+    def _cmd_step(self, cmd: StepFrame):
         self._set_playing(False)
-        if self.source is not None:
+        if self.session.source is not None:
             self._advance_safely()
 
-    def _cmd_seek(self, index):
-        if self.source is None or self.source.is_live:
+    def _cmd_seek(self, cmd: Seek):
+        if self.session.source is None or self.session.is_live:
             return
-        self._seek_to(index, emit=True)
+        self._seek_to(cmd.index, emit=True)
 
-    def _cmd_speed(self, speed):
-        self._speed = max(0.0, speed)
+    def _cmd_speed(self, cmd: SetSpeed):
+        self._speed = max(0.0, cmd.speed)
         self._next_due = time.perf_counter()
 
-    def _cmd_param(self, name, value):
-        if self.tracker is None or self.tracker.params is None:
+    def _cmd_param(self, cmd: SetParam):
+        tracker = self.session.tracker
+        if tracker is None or tracker.params is None:
             return
-        if not hasattr(self.tracker.params, name):
-            self._post("message", "error", f"{type(self.tracker.params).__name__} has no parameter {name!r}")
+        if not hasattr(tracker.params, cmd.name):
+            self._message("error", f"{type(tracker.params).__name__} has no parameter {cmd.name!r}")
             return
-        setattr(self.tracker.params, name, value)
+        setattr(tracker.params, cmd.name, cmd.value)
 
-    def _cmd_sync(self, number):
-        self._post("synced", number)
+    def _cmd_sync(self, cmd: Sync):
+        self._post(Synced(cmd.number))
 
-    def _cmd_stop(self):
+    def _cmd_stop(self, cmd: StopTracking):
         self._set_playing(False)
-        self._set_tracking(False)
+        self._stop_run()
+
+    def _cmd_unload(self, cmd: Unload):
+        self._set_playing(False)
+        had = self.session.tracker is not None
+        self.session.set_tracker(None)
+        self._report_tracking()
+        self._tracker_config = None
+        if had:
+            self._post(TrackerUnloaded())
 
     # -- frames --------------------------------------------------------------------------------
     def _seek_to(self, index: int, emit: bool) -> None:
-        count = self.source.frame_count
-        if count:
-            index = min(index, count - 1)
-        self.source.seek(max(0, index))
-        frame = self.source.read()
-        if frame is None:
-            self._post("message", "warning", f"cannot seek to frame {index}")
+        step = self.session.seek(index)
+        if step is None:
+            self._message("warning", f"cannot seek to frame {index}")
             return
-        self._frame, self._index = frame, self.source.position - 1
         if emit:
-            self._emit_packet(frame, None, "frame")
+            self._emit(step)
 
     def _advance_safely(self) -> None:
         """Play one frame; a source that fails (a camera unplugged, an unreadable image in a folder,
@@ -439,92 +413,103 @@ class TrackingWorker(QThread):
             self._advance()
         except Exception as e:  # noqa: BLE001 - SourceError, OSError, cv2.error
             self._set_playing(False)
-            self._post("message", "error", f"{_describe(e)} — playback paused; the results so far are kept")
+            self._message("error", f"{_describe(e)} — playback paused; the results so far are kept")
 
     def _advance(self) -> None:
         """Read the next frame, track it when a tracker is initialised, and emit it."""
-        if self._tracking and self.tracker is not None and not self._resync_tracker():
-            return
+        if self.session.tracker is not None:
+            try:
+                restarted = self.session.resync()   # the user seeked: restart from this run's box here
+            except SessionError as e:
+                self._set_playing(False)
+                self._message("warning", str(e))
+                return
+            if restarted is not None:
+                self._emit(restarted)
         if self._grabber is not None:
             frame, seq = self._grabber.latest(timeout=0.2)
             if frame is None:
                 return
             index = seq - 1      # frame numbers of a camera count the dropped frames too
         else:
-            frame = self.source.read()
-            if frame is None:
+            got = self.session.read()
+            if got is None:
                 self._set_playing(False)
-                short = self.source.shortfall()
+                short = self.session.source.shortfall()
                 if short:
-                    self._post("message", "warning", f"End of the video: {short}")
+                    self._message("warning", f"End of the video: {short}")
                 else:
-                    self._post("message", "info", "End of the video")
+                    self._message("info", "End of the video")
                 return
-            index = self.source.position - 1
+            frame, index = got
         self._schedule_next()
-        result, kind, ms = None, "frame", 0.0
-        if self._tracking and self.tracker is not None:
-            t0 = time.perf_counter()
-            try:
-                result = self.tracker.track(frame)
-            except Exception as e:  # noqa: BLE001 - e.g. a hyper-parameter the network cannot take
-                self._set_playing(False)
-                self._frame, self._index = frame, index
-                self._tracker_at = index    # play on from here (after a fix) with the state it has
-                self._emit_packet(frame, None, "frame")
-                self._post("message", "error", f"Tracking failed on frame {self._index}: {_describe(e)}")
-                return
-            ms = (time.perf_counter() - t0) * 1e3
-            kind = "track"
-            self._tracker_at = index
-            if self._grabber is None:
-                self._run_boxes[index] = tuple(result.box)
-        self._frame, self._index = frame, index
-        self._emit_packet(frame, result, kind, ms)
+        try:
+            step = self.session.process(frame, index)
+        except TrackingFailed as e:
+            self._set_playing(False)
+            self._emit(e.step)
+            self._message("error", f"Tracking failed on frame {e.step.index}: {_describe(e.cause)}")
+            return
+        self._emit(step)
 
     def _schedule_next(self) -> None:
         now = time.perf_counter()
-        if self._grabber is not None or self._speed <= 0 or self.source is None:
+        if self._grabber is not None or self._speed <= 0 or self.session.source is None:
             self._next_due = now
             return
-        period = 1.0 / (max(self.source.fps, 1.0) * self._speed)
+        period = 1.0 / (max(self.session.source.fps, 1.0) * self._speed)
         # keep a steady cadence, but never try to catch up on time already lost
         self._next_due = max(self._next_due + period, now) if self._next_due > now - period else now + period
 
-    def _emit_packet(self, frame, result, kind, ms: float = 0.0) -> None:
+    def _emit(self, step: Step) -> None:
+        frame = step.frame
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
         dropped = self._grabber.dropped if self._grabber is not None else 0
-        jpeg = None
-        if self._grabber is not None and result is not None:
-            # a camera frame cannot be read again: keep it (compressed) for exporting the run
-            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            jpeg = buf.tobytes() if ok else None
-        self._post("frame", FramePacket(self._index, frame, rgb, result, kind, ms, dropped, jpeg))
+        # a camera frame cannot be read again: keep it (compressed) for exporting the run
+        jpeg = encode_jpeg(frame) if self._grabber is not None and step.result is not None else None
+        self._post(FramePacket(step.index, frame, rgb, step.result, step.kind, step.track_ms, dropped, jpeg))
 
     def _set_playing(self, playing: bool) -> None:
         if playing != self._playing:
             self._playing = playing
             self._next_due = time.perf_counter()
-            self._post("playing", playing)
+            self._post(PlayingChanged(playing))
 
-    def _set_tracking(self, tracking: bool) -> None:
-        if not tracking:
-            self._run_boxes.clear()
-            self._tracker_at = -1
-        if tracking != self._tracking:
-            self._tracking = tracking
-            self._post("tracking", tracking)
+    def _stop_run(self) -> None:
+        self.session.stop()
+        self._report_tracking()
+
+    def _report_tracking(self) -> None:
+        if self.session.tracking != self._tracking:
+            self._tracking = self.session.tracking
+            self._post(TrackingChanged(self._tracking))
 
     def _close_source(self) -> None:
         if self._grabber is not None:
             self._grabber.stop()
             self._grabber = None
-        if self.source is not None:
-            try:
-                self.source.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self.source = None
+        try:
+            self.session.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self.session = TrackingSession(None, self.session.tracker)
+
+
+def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
+    from trackers import registry
+    try:
+        return registry.loaded_checkpoint(registry.get(name), weights)
+    except KeyError:     # a tracker built by a test's factory under a name the registry lacks
+        return weights
+
+
+def _default_params(name: str):
+    """The registry's default parameters for tracker `name` (None for a tracker it does not know)."""
+    from trackers import registry
+    try:
+        return registry.get(name).make_params()
+    except KeyError:
+        return None
 
 
 def _describe(e: BaseException) -> str:

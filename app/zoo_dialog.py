@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Optional
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
@@ -46,12 +47,12 @@ class ModelZooDialog(QDialog):
 
     downloaded = Signal(str)           # path of a checkpoint that just landed
 
-    COLUMNS = ("tracker", "checkpoint", "status", "licence")
+    COLUMNS = ("tracker", "checkpoint", "status", "download", "licence")
 
     def __init__(self, parent=None, entries: Optional[list] = None, dest_dir: Optional[str] = None):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
-        self.resize(820, 420)
+        self.resize(940, 460)
         self.entries = list(entries) if entries is not None else zoo.load_manifest()
         self.dest_dir = dest_dir
         self.job: Optional[DownloadJob] = None
@@ -60,7 +61,14 @@ class ModelZooDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        # whole names, never wrapped mid-word: short columns fit their contents, the file name
+        # takes the rest (elided in the middle, whole in its tooltip)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        header = self.table.horizontalHeader()
+        for col in range(len(self.COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.verticalHeader().hide()
         self.message = QLabel(f"Downloads go to {dest_dir or registry.user_models_dir()}")
         self.message.setWordWrap(True)
@@ -94,16 +102,26 @@ class ModelZooDialog(QDialog):
 
     def refresh(self) -> None:
         for row, e in enumerate(self.entries):
-            for col, text in enumerate((e.tracker, e.file, self.status(e), e.licence)):
+            # no direct URL (a cloud-drive folder): marked, and the tooltip says where to get it
+            how = "direct" if e.url else "manual download"
+            licence = e.licence.split(" (")[0]       # "CC BY-SA 3.0"; the whole text is the tooltip
+            for col, text in enumerate((e.tracker, e.file, self.status(e), how, licence)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(e.url or e.page)
+                item.setToolTip(e.licence if col == 4 else e.manual_hint(self.dest_dir) if not e.url
+                                else f"{e.file}\n{e.url}")
+                if not e.url:
+                    item.setForeground(QColor(180, 90, 0))
                 self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
 
     def download_selected(self) -> Optional[DownloadJob]:
         rows = self.table.selectionModel().selectedRows()
         if not rows or (self.job is not None and self.job.isRunning()):
             return None
         entry = self.entries[rows[0].row()]
+        if not entry.url:
+            self.message.setText(f"{entry.name} has no direct download: {entry.manual_hint(self.dest_dir)}")
+            return None
         self.job = DownloadJob(entry, self.dest_dir, self)
         self.job.progress.connect(self._progress)
         self.job.done.connect(self._done)

@@ -44,6 +44,7 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path):
     spec = registry.get(name)
     tracker = registry.build(name, _weights(spec, tmp_path))
     assert tracker.params is not None and type(tracker.params) is spec.params_type
+    assert tracker.params == spec.make_params()       # the registry's defaults are what it runs with
     tracker.init(frames[0], BOX)
     H, W = frames[0].shape[:2]
     for frame in frames[1:]:
@@ -53,6 +54,7 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path):
         assert all(math.isfinite(v) for v in r.box) and w > 0 and h > 0
         assert x < W and y < H and x + w > 0 and y + h > 0, f"{name} box {r.box} left the frame"
         assert math.isfinite(r.score)
+        assert set(r.extra) <= set(tracker.extra_keys), f"{name} fills undeclared extra keys {set(r.extra)}"
         if name in OPAQUE:
             continue
         assert r.score_map is not None and r.score_map.ndim == 2 and np.isfinite(r.score_map).all()
@@ -65,6 +67,9 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path):
         assert {"crop", "network"} <= set(r.timings), r.timings
         if r.mask is not None:
             assert r.mask.shape == (H, W)
+    # part of the interface: switched off, the channel maps are not collected (benchmarks)
+    tracker.collect_channels = False
+    assert tracker.track(frames[1]).channels == []
 
 
 def test_registry_names_are_short_and_stable():

@@ -178,16 +178,22 @@ def test_camera_is_tracked_in_real_time_dropping_stale_frames(qtbot, tmp_path):
 
 
 class _CaptureThatDies:
-    """What cv2.VideoCapture does when its camera is unplugged: read() starts returning (False, None)."""
+    """What cv2.VideoCapture does when its camera is unplugged: read() starts returning (False, None).
+    The test pulls the plug (`unplug`) once the run really has tracked frames, never after a fixed
+    number of reads: on a loaded machine the tracker can take longer to load than any such count."""
 
-    def __init__(self, frames, alive_for: int):
-        self.frames, self.alive_for, self.n = frames, alive_for, 0
+    def __init__(self, frames):
+        self.frames, self.n = frames, 0
+        self.unplugged = threading.Event()
+
+    def unplug(self) -> None:
+        self.unplugged.set()
 
     def read(self):
         time.sleep(0.01)
-        self.n += 1
-        if self.n > self.alive_for:
+        if self.unplugged.is_set():
             return False, None
+        self.n += 1
         return True, self.frames[(self.n - 1) % len(self.frames)]
 
     def release(self):
@@ -198,16 +204,18 @@ def test_camera_unplugged_while_tracking_pauses_with_a_message_and_keeps_the_run
     from tests.app_support import TRACKER, ground_truth, require_nanotrack
     from trackers.sources import CameraSource
     weights = require_nanotrack()
-    # the real CameraSource around a capture whose device goes away after 120 frames
+    # the real CameraSource around a capture whose device goes away while the run is tracking
     camera = CameraSource.__new__(CameraSource)
     camera.name, camera.fps, camera.position = "camera 0", 30.0, 0
-    camera.cap = _CaptureThatDies(_BagCamera(shared_path(*BAG)).frames, alive_for=120)
+    camera.cap = _CaptureThatDies(_BagCamera(shared_path(*BAG)).frames)
     window = make_window(qtbot, tmp_path)
     window.select_tracker(TRACKER, weights)
     window.open_source(camera)
     qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None, timeout=30000)
     window.video.set_user_box(tuple(ground_truth()[0]))
     window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking and len(window.store.record.frames) >= 2, timeout=30000)
+    camera.cap.unplug()
     qtbot.waitUntil(lambda: "stopped delivering frames" in window.messages.text, timeout=30000)
     assert window.messages.level == "error" and "results so far are kept" in window.messages.text
     qtbot.waitUntil(lambda: not window.playing, timeout=5000)

@@ -66,10 +66,13 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert len(shown) == window.channels.k
     for cell in shown:
         np.testing.assert_array_equal(cell.data, maps[cell.key[:2]][cell.key[2]])
-    peaks = np.concatenate([m.reshape(len(m), -1).max(1) for m in maps.values()])
-    assert shown[0].data.max() == pytest.approx(peaks.max())   # strongest channel first
-    shown_peaks = [c.data.max() for c in shown]
-    assert shown_peaks == sorted(shown_peaks, reverse=True)
+    # ranked by how much each channel concentrates on the target (trackers/channel_rank.py)
+    from trackers.channel_rank import channel_values
+    values = np.concatenate(list(channel_values(result.channels, "target", result.box,
+                                                result.search_region).values()))
+    assert shown[0].value == pytest.approx(values.max())       # most target-selective first
+    shown_values = [c.value for c in shown]
+    assert shown_values == sorted(shown_values, reverse=True)
 
     # -- the heatmap blended over the video lies at the score map's true place in the frame
     window.heat_check.setChecked(True)
@@ -301,7 +304,7 @@ def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_pa
     assert window.current_index == 150 and window.tracking and window.drawn_packet.kind == "frame"
     # the heatmap and channels still hold an earlier frame's output: they say so, dimmed
     assert window.heatmap.caption.text().endswith("frame 150 has no network output")
-    assert window.heatmap.image.opacity() < 1 and window.channels.scroll.graphicsEffect() is not None
+    assert window.heatmap.image.opacity() < 1 and window.channels.dimmed
     assert window.channels.info.text().startswith(f"frame {window.heatmap.frame}'s ")
     # a box drawn on it restarts the tracker there
     drag_box(qtbot, window.video, tuple(gt[150]))
@@ -310,4 +313,4 @@ def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_pa
     qtbot.waitUntil(lambda: window.current_index == 151 and window.drawn_packet.kind == "track", timeout=10000)
     assert iou(window.drawn_packet.result.box, gt[151]) > 0.5
     assert window.heatmap.caption.text().startswith("frame 151: score map")
-    assert window.heatmap.image.opacity() == 1 and window.channels.scroll.graphicsEffect() is None
+    assert window.heatmap.image.opacity() == 1 and not window.channels.dimmed

@@ -118,30 +118,3 @@ def test_eval_checks_output_folders_before_tracking(tmp_path, capsys):
         captured = capsys.readouterr()
         assert "AUC" not in captured.out and len(captured.err.strip().splitlines()) == 1, captured
         assert str(folder) in captured.err
-
-
-def test_eval_interrupt_keeps_the_finished_sequences(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    from tests.conftest import ROOT
-    res = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), "eval", shared_path("bench"),
-                             "--trackers", "siamscope-default,csrt", "--max-frames", "60", "--threads", "1",
-                             "--results", str(res)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        for line in proc.stderr:              # the first sequence's progress line: a real condition
-            if line.startswith("# siamscope-default bag:"):
-                break
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert "interrupted by SIGINT after 1 of 4" in err and "Traceback" not in err
-    assert "overall" not in out
-    boxes = read_boxes(str(res / "siamscope-default" / "bag.txt"))
-    assert boxes.shape == (60, 4)
-    assert not (res / "siamscope-default" / "cup.txt").exists() and not (res / "csrt").exists()

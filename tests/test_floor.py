@@ -53,7 +53,8 @@ def test_floor_follows_the_cup_and_shows_its_insides():
     # 12 frames keep the test short on a 2-core machine; `eval` measures whole sequences
     seq = E.load_sequence(shared_path("bench", "cup"), max_frames=12)
     tracker = registry.build("effnet-siamfc-floor")
-    frames = [E._imread(f) for f in seq.frames]
+    with seq.source() as source:
+        frames = [source.read() for _ in seq.frames]
     tracker.init(frames[0], tuple(seq.gt[0]))
     boxes, results = [seq.gt[0]], []
     for frame in frames[1:]:

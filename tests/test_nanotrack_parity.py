@@ -213,7 +213,8 @@ def test_exemplar_crop_and_template_exact(version):
 def test_points_and_window(version):
     js, st = _steps(version)
     tracker = build(version, weights(version), engine="torch")
-    S = default_params(version).score_size
+    # the grid side is the network's (no parameter sets it): the reference config's OUTPUT_SIZE
+    S = manifest(version)["tracker_hparams"]["score_size (cfg.TRACK.OUTPUT_SIZE)"]
     assert np.array_equal(tracker.decoder.grid(S), st["points"])
     np.testing.assert_allclose(tracker._window(S), st["window"], rtol=0, atol=1e-12)
 
@@ -373,7 +374,6 @@ def test_registered_with_reference_hyperparameters():
         hp = manifest(v)["tracker_hparams"]
         p = default_params(v)
         assert (p.penalty_k, p.window_influence, p.lr) == (hp["penalty_k"], hp["window_influence"], hp["lr"])
-        assert p.score_size == hp["score_size (cfg.TRACK.OUTPUT_SIZE)"]
         assert p.point_stride == hp["point_stride"]
         assert (p.exemplar_size, p.instance_size, p.context_amount) == (
             hp["exemplar_size"], hp["instance_size"], hp["context_amount"])

@@ -60,3 +60,17 @@ def draw_result(frame: np.ndarray, result: Optional[TrackResult], frame_index: O
     cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+#: quality of the JPEG copies kept of camera frames (a camera cannot be re-read for a video export)
+JPEG_QUALITY = 92
+
+
+def encode_jpeg(frame: np.ndarray) -> Optional[bytes]:
+    """A frame as JPEG bytes, or None when OpenCV cannot encode it."""
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+def decode_jpeg(data: bytes) -> Optional[np.ndarray]:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

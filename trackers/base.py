@@ -96,6 +96,12 @@ class BoxError(ValueError):
     """The initial box is empty or does not overlap the frame."""
 
 
+class UsageError(Exception):
+    """A problem with what the user asked for on the command line: printed as one line, exit code 2.
+    (Here rather than in cli.py so that the commands cli.py lists can raise it without importing
+    cli.py back.)"""
+
+
 def validate_box(box, frame_shape) -> Box:
     """Check an init box against the frame; return it as floats or raise BoxError with a clear message."""
     try:
@@ -117,6 +123,32 @@ def validate_box(box, frame_shape) -> Box:
     return (x, y, w, h)
 
 
+@dataclasses.dataclass(frozen=True)
+class ParamInfo:
+    """What a hyper-parameter means (the panel's tooltip), whether it may change during a run, and
+    its sensible range. Structural values (`live=False`: crop sizes the network was built for,
+    strides) are shown but not offered for editing."""
+
+    help: str = ""
+    live: bool = True
+    range: Optional[tuple[float, float]] = None
+
+
+def param(default, help: str, *, live: bool = True, range: Optional[tuple[float, float]] = None):
+    """A field of a params dataclass, with its ParamInfo. A subclass that only changes the default
+    (`lr: float = 0.3`) keeps the meaning declared here: see `param_info`."""
+    return dataclasses.field(default=default, metadata={"param": ParamInfo(help, live, range)})
+
+
+def param_info(params_type: type, name: str) -> ParamInfo:
+    """The ParamInfo of field `name`, from the nearest class in the MRO that declares one."""
+    for cls in getattr(params_type, "__mro__", ()):
+        f = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if f is not None and "param" in f.metadata:
+            return f.metadata["param"]
+    return ParamInfo()
+
+
 class Tracker(abc.ABC):
     """init(frame, box) then track(frame) -> TrackResult, frame after frame."""
 
@@ -125,6 +157,11 @@ class Tracker(abc.ABC):
     #: the tracker's hyper-parameters (a dataclass instance); the GUI edits it live and a change
     #: applies from the next frame.
     params: object = None
+    #: whether track() fills TrackResult.channels (the GUI's channel grid); benchmarks switch it
+    #: off, since copying the maps costs time and nothing draws them there.
+    collect_channels: bool = True
+    #: the keys this tracker puts in TrackResult.extra, with their meaning
+    extra_keys: dict[str, str] = {}
 
     def validate_box(self, box, frame_shape) -> Box:
         """The init box checked for this tracker (BoxError with a clear message); trackers with

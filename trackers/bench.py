@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Optional
 
 import cv2
 
 from .base import Tracker
+from .session import TrackingSession
+from .sources import FrameListSource
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(REPO, "..", "shared"))
@@ -65,14 +66,12 @@ def read_frames(path: str, limit: Optional[int] = None) -> list:
 
 
 def time_tracker(tracker: Tracker, frames: list, box) -> float:
-    """Seconds spent in track() over frames[1:], after init on frames[0]."""
-    tracker.init(frames[0], box)
-    elapsed = 0.0
-    for frame in frames[1:]:
-        t0 = time.perf_counter()
-        tracker.track(frame)
-        elapsed += time.perf_counter() - t0
-    return elapsed
+    """Seconds spent in track() over frames[1:], after init on frames[0] (frames decoded beforehand)."""
+    session = TrackingSession.open(FrameListSource(frames), tracker)
+    session.init(box)
+    while session.advance() is not None:
+        pass
+    return session.tracked_seconds
 
 
 def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
@@ -126,8 +125,7 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     net = siamrpn.build_network(v.experiment)
     load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
-    if hasattr(tracker, "collect_channels"):
-        tracker.collect_channels = False
+    tracker.collect_channels = False
     return tracker, ""
 
 
@@ -257,8 +255,7 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
             except (CheckpointError, OSError, KeyError) as e:
                 print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
                 continue
-            if hasattr(tracker, "collect_channels"):
-                tracker.collect_channels = False
+            tracker.collect_channels = False
             f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
             print(f"  {spec.name:22s} {f:7.1f} fps  ({how if weights is None else how + ' weights'})")
 

@@ -6,15 +6,18 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 from typing import Optional
 
 import cv2
 
+from . import bench, evaluate, train_cli, vot_client, zoo
+from .base import UsageError
 
-class UsageError(Exception):
-    """A problem with what the user asked for: printed as one line, exit code 2."""
+#: the commands other modules define: each module's add_parser(subparsers) adds its own
+COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
+
 
 
 def parse_box(text: str):
@@ -87,10 +90,12 @@ class StopSignals:
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
+    from trackers.base import validate_box
     from trackers.results import write_otb
     from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, AtomicVideoWriter, check_output,
                                       check_outputs_distinct)
-    from trackers.sources import SourceError, open_source
+    from trackers.session import SessionError, TrackingSession
+    from trackers.sources import SourceError
 
     if args.threads:
         import torch
@@ -106,67 +111,56 @@ def cmd_track(args) -> int:
         check_output(args.out, RESULT_EXTS, inputs, what="--out")
     if args.video_out:
         check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
-    source = open_source(args.source)
+    try:
+        session = TrackingSession.open(args.source)
+    except SessionError:
+        raise UsageError(f"{args.source!r} has no frames") from None
     writer = None
     # from here a first SIGINT / SIGTERM only ends the loop: what was tracked is written (a second
     # one interrupts at once, and the temporary files are removed on the way out)
     stop = StopSignals()
     try:
-        with stop:
-            frame = source.read()
-            if frame is None:
-                raise UsageError(f"{args.source!r} has no frames")
-            from trackers.base import validate_box
-            validate_box(box, frame.shape)  # a bad box fails before the checkpoint is loaded
-            tracker = registry.build(name, args.weights, args.device)
-            tracker.validate_box(box, frame.shape)     # what this tracker in particular cannot take
-            tracker.init(frame, box)
-            boxes = [box]
+        with session, stop:
+            validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
+            session.set_tracker(registry.build(name, args.weights, args.device))
+            step = session.init(box)                # and what this tracker in particular cannot take
             if args.video_out:
-                H, W = frame.shape[:2]
-                writer = AtomicVideoWriter(args.video_out, source.fps, (W, H))
-                from trackers.base import TrackResult
-                writer.write(draw_result(frame, TrackResult(box=box, score=1.0), 0))
-            n, elapsed = 0, 0.0
-            index = 1
+                H, W = step.frame.shape[:2]
+                writer = AtomicVideoWriter(args.video_out, session.source.fps, (W, H))
+                writer.write(draw_result(step.frame, step.result, step.index))
             failure: Optional[SourceError] = None
             try:
-                while stop.signum is None and (frame := source.read()) is not None:
-                    t0 = time.perf_counter()
-                    result = tracker.track(frame)
-                    elapsed += time.perf_counter() - t0
-                    n += 1
-                    boxes.append(result.box)
+                while stop.signum is None and (step := session.advance()) is not None:
                     if writer is not None:
-                        writer.write(draw_result(frame, result, index))
+                        writer.write(draw_result(step.frame, step.result, step.index))
                     if args.verbose:
-                        print(f"{index} " + ",".join(f"{v:.2f}" for v in result.box) + f" {result.score:.4f}",
-                              flush=True)
-                    index += 1
+                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
+                              + f" {step.result.score:.4f}", flush=True)
             except SourceError as e:
                 failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
             # what was tracked is kept, whatever ended the loop
+            boxes = list(session.boxes.values())
             if args.out:
                 write_otb(args.out, boxes)
             if writer is not None:
                 w, writer = writer, None
-                w.finish()        # after --out: the boxes are kept either way
-        if stop.signum is not None:
-            kept = [f"{len(boxes)} boxes to {args.out}"] if args.out else []
-            kept += [f"the video to {args.video_out}"] if args.video_out else []
-            print(f"interrupted by {stop.name} after {len(boxes)} frames"
-                  + (f"; wrote {' and '.join(kept)}" if kept else ""), file=sys.stderr)
-            return stop.exit_code
-        if failure is not None:
-            kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
-            raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
-        short = source.shortfall()
+                w.finish()        # read back whole, then renamed into place; after --out: boxes kept either way
+            short = session.source.shortfall()
     finally:
         if writer is not None:
             writer.abort()
-        source.close()
+    if stop.signum is not None:
+        kept = [f"{len(boxes)} boxes to {args.out}"] if args.out else []
+        kept += [f"the video to {args.video_out}"] if args.video_out else []
+        print(f"interrupted by {stop.name} after {len(boxes)} frames"
+              + (f"; wrote {' and '.join(kept)}" if kept else ""), file=sys.stderr)
+        return stop.exit_code
+    if failure is not None:
+        kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
+        raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
+    n = session.tracked_frames
     print(f"tracked {n} frames with {name}")
-    print(f"{n / elapsed if elapsed > 0 else 0.0:.1f} fps")
+    print(f"{session.fps:.1f} fps")
     if short:
         # the boxes and video are written either way; the exit code says they do not cover the file
         print("warning: " + short + ("" if args.allow_short else "; pass --allow-short to accept it"),
@@ -175,9 +169,30 @@ def cmd_track(args) -> int:
     return 0
 
 
+GUI_USAGE = """the app (a window):
+  python main.py                      open the window
+  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
+  python main.py --camera N           open the window on camera N
+In the window press ? for the keyboard shortcuts."""
+
+
+def version() -> str:
+    """The project's version: the installed package's, else pyproject.toml's (a plain checkout)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version as package_version
+        return package_version("siamscope")
+    except PackageNotFoundError:
+        import tomllib
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.")
-    sub = p.add_subparsers(dest="command")
+    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
+                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"SiamScope {version()}")
+    sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
@@ -194,14 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
-    for extra in ("trackers.bench", "trackers.evaluate", "trackers.zoo", "trackers.train_cli"):
-        try:
-            mod = __import__(extra, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name != extra:
-                raise
-            continue
-        mod.add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return p
 
 

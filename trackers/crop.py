@@ -13,6 +13,12 @@ import cv2
 import numpy as np
 
 
+def py2_round(x: float) -> float:
+    """Python 2's round(): nearest integer, ties away from zero. DaSiamRPN and SiamDW are Python-2
+    code, and their crop sides and corners hit exact .5 values."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
 def channel_average(frame: np.ndarray) -> np.ndarray:
     """Per-channel mean of the init frame, the padding colour (float64, as the references keep it)."""
     return np.mean(frame, axis=(0, 1))

@@ -32,7 +32,6 @@ Distractor-aware part (`distractor_aware=True`, the default; the paper's Sec. 4.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import numpy as np
@@ -43,10 +42,10 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.dasiamrpn import VARIANTS, DaSiamRPN
 
 from . import decode as D
-from .base import Box, StageTimer, TrackingState, TrackResult, validate_box
-from .crop import channel_average, get_subwindow
+from .base import Box, StageTimer, TrackingState, TrackResult, param, validate_box
+from .crop import channel_average, get_subwindow, py2_round
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 
 @dataclasses.dataclass
@@ -59,24 +58,32 @@ class DaSiamRPNParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 271
     context_amount: float = 0.5
-    total_stride: int = 8
-    # adaptive search region: objects below small_object_area of the frame get the larger crop
-    adaptive: bool = True
-    small_object_area: float = 0.004
-    small_object_instance_size: int = 287
+    total_stride: int = param(8, "score-grid cell size in search-crop pixels (fixed by the network)", live=False)
+    adaptive: bool = param(True, "adaptive search region: objects smaller than small_object_area of the "
+                                 "frame get the larger crop")
+    small_object_area: float = param(0.004, "box area / frame area below which the larger crop is used",
+                                     range=(0.0, 1.0))
+    small_object_instance_size: int = param(287, "search crop side for small objects", range=(127, 1023))
     # -- the distractor-aware part; off = the reference tracker exactly ----------------------
-    distractor_aware: bool = True
-    distractor_threshold: float = 0.8   # fg probability above which another proposal is a distractor
-    distractor_iou: float = 0.2         # proposals overlapping the chosen box more than this are the target
-    distractor_max: int = 4             # new distractors kept per frame
-    distractor_memory: int = 8          # distractors remembered in all
-    distractor_decay: float = 0.8       # per-frame factor on the remembered alpha_i
-    distractor_weight: float = 0.5      # alpha_hat
-    lost_score: float = 0.3             # best score below this: target lost
-    recover_score: float = 0.6          # while lost, a candidate at least this good is taken
-    search_step: int = 64               # search-crop growth per lost frame (multiple of the stride)
-    max_search_steps: int = 4
-    lost_window_influence: float = 0.001  # cosine window while re-detecting (almost uniform)
+    distractor_aware: bool = param(True, "distractor-aware re-ranking and growing search on loss "
+                                         "(off: the reference tracker exactly)")
+    distractor_threshold: float = param(0.8, "fg probability above which another proposal is a distractor",
+                                        range=(0.0, 1.0))
+    distractor_iou: float = param(0.2, "proposals overlapping the chosen box more than this are the target",
+                                  range=(0.0, 1.0))
+    distractor_max: int = param(4, "new distractors kept per frame", range=(0, 64))
+    distractor_memory: int = param(8, "distractors remembered in all", range=(0, 256))
+    distractor_decay: float = param(0.8, "per-frame factor on the remembered distractor weights",
+                                    range=(0.0, 1.0))
+    distractor_weight: float = param(0.5, "alpha-hat: how much distractor similarity lowers a score",
+                                     range=(0.0, 10.0))
+    lost_score: float = param(0.3, "best score below this: the target is lost", range=(0.0, 1.0))
+    recover_score: float = param(0.6, "while lost, a candidate at least this good is taken", range=(0.0, 1.0))
+    search_step: int = param(64, "search-crop growth per lost frame (a multiple of the stride)",
+                             range=(0, 512))
+    max_search_steps: int = param(4, "how many times the search crop grows while lost", range=(0, 32))
+    lost_window_influence: float = param(0.001, "cosine window while re-detecting (almost uniform)",
+                                         range=(0.0, 1.0))
 
 
 DEFAULT_PARAMS = {
@@ -88,11 +95,6 @@ DEFAULT_PARAMS = {
 
 def default_params(variant: str, **overrides) -> DaSiamRPNParams:
     return DaSiamRPNParams(**{**DEFAULT_PARAMS[variant], **overrides})
-
-
-def py2_round(x: float) -> float:
-    """Python 2's round(): nearest integer, ties away from zero (the reference is Python-2 code)."""
-    return math.copysign(math.floor(abs(x) + 0.5), x)
 
 
 def crop_py2(frame: np.ndarray, pos, model_sz: int, original_sz: float, avg_chans) -> np.ndarray:
@@ -114,6 +116,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class DaSiamRPNTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys, "instance_size": "search crop side used on this frame"}
+
     def __init__(self, network: DaSiamRPN, params: DaSiamRPNParams, name: str = "", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(params.total_stride), params, name=name, device=device)
         self.base_instance_size = params.instance_size
@@ -246,48 +250,48 @@ class DaSiamRPNTracker(SiameseRPNTracker):
             self.bank_weights = self.bank_weights[keep]
 
     # -- the interface --------------------------------------------------------------------------
-    def track(self, frame: np.ndarray) -> TrackResult:
+    # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
+    def search_size(self) -> int:
+        return self.instance_size  # grows while lost; read before the step changes that
+
+    def decode_step(self, cls: np.ndarray, loc: np.ndarray, ctx: SearchContext) -> Decoded:
+        """Distractor-aware decoding: re-rank by distractor similarity, decide whether the best
+        candidate is the target (notes: accept, state, distractor_idx), remember the distractors."""
         p = self.params
-        timer = StageTimer()
-        searching = p.distractor_aware and self.lost_steps > 0
-        instance_size = self.instance_size  # grows while lost; read before the step changes that
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            if not p.distractor_aware:
-                step = self.decode(cls, loc, scale_z, frame.shape)
-                state = TrackingState.TRACKING
-                accept = True
-                distractor_idx: list[int] = []
-                self.lost_steps = 0  # switching the part back on starts from the normal search
-            else:
-                term = self.distractor_similarity(out["cls_feature"])
-                step = self.decode(cls, loc, scale_z, frame.shape, distractor_term=term,
-                                   window_influence=p.lost_window_influence if searching else None)
-                best_score = float(step.score[step.best])
-                if searching:
-                    accept = best_score >= p.recover_score
-                else:
-                    accept = best_score >= p.lost_score
-                if accept:
-                    state = TrackingState.TRACKING
-                    self.lost_steps = 0
-                else:
-                    state = TrackingState.REDETECTING if searching else TrackingState.LOST
-                    self.lost_steps += 1
-                distractor_idx = self.find_distractors(step) if accept else []
-                self.remember(out["cls_feature"], distractor_idx, step.score)
-            if accept:
-                self.center = np.array(step.center)
-                self.size = np.array(step.size)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
-        result.state = state
-        if not accept:  # the state was kept: report it, not the rejected candidate
+        if not p.distractor_aware:
+            self.lost_steps = 0  # switching the part back on starts from the normal search
+            ctx.notes.update(accept=True, state=TrackingState.TRACKING, distractor_idx=[])
+            return self.decode(cls, loc, ctx.scale_z, ctx.frame_shape)
+        searching = self.lost_steps > 0
+        out = ctx.out
+        term = self.distractor_similarity(out["cls_feature"])
+        step = self.decode(cls, loc, ctx.scale_z, ctx.frame_shape, distractor_term=term,
+                           window_influence=p.lost_window_influence if searching else None)
+        best_score = float(step.score[step.best])
+        accept = best_score >= (p.recover_score if searching else p.lost_score)
+        if accept:
+            state = TrackingState.TRACKING
+            self.lost_steps = 0
+        else:
+            state = TrackingState.REDETECTING if searching else TrackingState.LOST
+            self.lost_steps += 1
+        distractor_idx = self.find_distractors(step) if accept else []
+        self.remember(out["cls_feature"], distractor_idx, step.score)
+        ctx.notes.update(accept=accept, state=state, distractor_idx=distractor_idx)
+        return step
+
+    def accept_step(self, step: Decoded, ctx: SearchContext) -> bool:
+        return ctx.notes["accept"]
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        result.state = ctx.notes["state"]
+        if not ctx.notes["accept"]:  # the state was kept: report it, not the rejected candidate
             w, h = self.size
             result.box = (self.center[0] - w / 2, self.center[1] - h / 2, w, h)
-        result.distractors = [self._frame_box(step.pred_bbox[:, i], center_before, scale_z)
-                              for i in distractor_idx]
-        result.extra["instance_size"] = int(instance_size)
+        result.distractors = [self._frame_box(step.pred_bbox[:, i], ctx.center_before, ctx.scale_z)
+                              for i in ctx.notes["distractor_idx"]]
+        result.extra["instance_size"] = int(ctx.instance_size)
         return result
 
     @staticmethod
@@ -331,6 +335,7 @@ for _variant in ("big", "vot", "otb"):
     _name = f"dasiamrpn-{_variant}"
     register(TrackerSpec(
         name=_name, title=_TITLES[_variant], family="DaSiamRPN", build=_builder(_variant, _name),
-        params_type=DaSiamRPNParams, weights_file=VARIANTS[_variant].weights_file,
+        params_type=DaSiamRPNParams, default_params=(lambda _v=_variant: default_params(_v)),
+        weights_file=VARIANTS[_variant].weights_file,
         description="SiamRPN with up-channel cross-correlation, distractor-aware re-ranking and "
                     "local-to-global search on loss (foolwood/DaSiamRPN)"))

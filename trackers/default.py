@@ -19,6 +19,7 @@ from models.checkpoint import load_into, read_state_dict
 from models.efficientnet_lite import efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 
+from .base import param
 from .registry import TrackerSpec, register
 from .siamese import PointDecoder, RPNParams, SiameseRPNTracker
 
@@ -38,7 +39,8 @@ class DefaultParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    point_stride: int = 16
+    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
+                                  "the network)", live=False)
 
 
 def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
@@ -75,5 +77,6 @@ def build(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
 register(TrackerSpec(
     name="siamscope-default", title="SiamScope default (EfficientNet-Lite0, trained here)",
     family="SiamScope", build=build, params_type=DefaultParams, needs_weights=False,
+    builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a trained point-based DW-XCorr "
                 "head; weights in resources/, no download."))

@@ -1,4 +1,5 @@
-"""`python main.py eval`: one-pass evaluation of trackers over a folder of sequences.
+"""`python main.py eval`: one-pass evaluation of trackers over a folder of sequences (the command;
+what every evaluation path shares is trackers/eval_core.py, re-exported here).
 
 Layout (OTB / GOT-10k): FOLDER/<seq>/img/*.jpg and FOLDER/<seq>/groundtruth.txt, one 'x,y,w,h'
 line per frame, NaN where the target is absent. Each tracker is initialised on the first frame
@@ -9,239 +10,15 @@ trackers/metrics.py.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-import time
-from typing import Callable, Optional
 
 import cv2
-import numpy as np
 
-from . import metrics as M
-from .results import read_boxes, write_otb
-from .sources import IMAGE_EXTS
-
-DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
-
-
-class EvalError(Exception):
-    pass
-
-
-@dataclasses.dataclass
-class Sequence:
-    name: str
-    frames: list[str]          # image paths, in order
-    gt: np.ndarray             # (N, 4) x,y,w,h, NaN rows where the target is absent
-
-
-@dataclasses.dataclass
-class SequenceRun:
-    boxes: np.ndarray          # (N, 4), the first valid frame holds the init box
-    seconds: float             # time spent in track()
-    tracked: int               # frames passed to track()
-    score: M.SequenceScore
-
-    @property
-    def fps(self) -> float:
-        return self.tracked / self.seconds if self.seconds > 0 else 0.0
-
-
-def _is_sequence(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "img")) and os.path.isfile(os.path.join(path, "groundtruth.txt"))
-
-
-def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
-    img_dir = os.path.join(path, "img")
-    frames = sorted(os.path.join(img_dir, f) for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTS))
-    gt = read_boxes(os.path.join(path, "groundtruth.txt"))
-    name = os.path.basename(os.path.normpath(path))
-    if len(frames) != len(gt):
-        raise EvalError(f"sequence {name!r}: {len(frames)} images in img/ but {len(gt)} ground-truth lines")
-    if max_frames:
-        frames, gt = frames[:max_frames], gt[:max_frames]
-    if not M.valid_frames(gt).any():
-        raise EvalError(f"sequence {name!r} has no frame with a ground-truth box")
-    return Sequence(name, frames, gt)
-
-
-def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequence]:
-    """The sequences in `folder` (or `folder` itself when it is one sequence), sorted by name."""
-    if not os.path.isdir(folder):
-        raise EvalError(f"benchmark folder {folder!r} does not exist")
-    if _is_sequence(folder):
-        return [load_sequence(folder, max_frames)]
-    paths = sorted(os.path.join(folder, d) for d in os.listdir(folder) if _is_sequence(os.path.join(folder, d)))
-    if not paths:
-        raise EvalError(f"no sequences in {folder!r} (expected <seq>/img/*.jpg and <seq>/groundtruth.txt)")
-    return [load_sequence(p, max_frames) for p in paths]
-
-
-def run_sequence(tracker, seq: Sequence, stop: Optional[Callable[[], bool]] = None) -> Optional[SequenceRun]:
-    """One OPE pass: init on the first frame with a ground-truth box, track every later frame.
-    None when stop() turned true before the end."""
-    valid = M.valid_frames(seq.gt)
-    start = int(np.argmax(valid))
-    boxes = np.full((len(seq.frames), 4), np.nan)
-    first = _imread(seq.frames[start])
-    tracker.init(first, tuple(seq.gt[start]))
-    boxes[start] = seq.gt[start]
-    seconds = 0.0
-    for i in range(start + 1, len(seq.frames)):
-        if stop is not None and stop():
-            return None
-        frame = _imread(seq.frames[i])
-        t0 = time.perf_counter()
-        result = tracker.track(frame)
-        seconds += time.perf_counter() - t0
-        boxes[i] = result.box
-    return SequenceRun(boxes, seconds, len(seq.frames) - start - 1, M.score_sequence(boxes, seq.gt))
-
-
-def _imread(path: str) -> np.ndarray:
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise EvalError(f"cannot read image {path!r}")
-    return frame
-
-
-@dataclasses.dataclass
-class TrackerRuns:
-    name: str
-    runs: dict[str, SequenceRun]
-
-    @property
-    def overall(self) -> M.SequenceScore:
-        return M.mean_score([r.score for r in self.runs.values()])
-
-    @property
-    def fps(self) -> float:
-        s = sum(r.seconds for r in self.runs.values())
-        return sum(r.tracked for r in self.runs.values()) / s if s > 0 else 0.0
-
-
-def evaluate(builders: dict[str, Callable[[], object]], sequences: list[Sequence],
-             progress: Optional[Callable[[str], None]] = None,
-             stop: Optional[Callable[[], bool]] = None) -> list[TrackerRuns]:
-    """Run each tracker (built fresh per sequence by its builder) over every sequence. When
-    stop() turns true the runs finished so far are returned (the sequence under way is dropped)."""
-    out = []
-    for name, build in builders.items():
-        runs = {}
-        out.append(TrackerRuns(name, runs))
-        for seq in sequences:
-            if stop is not None and stop():
-                return out
-            run = run_sequence(build(), seq, stop)
-            if run is None:
-                return out
-            runs[seq.name] = run
-            if progress:
-                progress(f"{name} {seq.name}: AUC {run.score.auc:.3f}  {run.fps:.1f} fps")
-    return out
-
-
-# -- report ------------------------------------------------------------------------------------
-def format_table(results: list[TrackerRuns], sequences: list[Sequence]) -> str:
-    cols = ("AUC", "P@20", "NP", "fps")
-    cell = "{:>6s} {:>6s} {:>6s} {:>6s}"
-    width = len(cell.format(*cols))
-    name_w = max([len("sequence"), len("overall")] + [len(s.name) for s in sequences])
-    head1 = f"{'':{name_w}s} {'':>6s} | " + " | ".join(f"{r.name[:width]:^{width}s}" for r in results)
-    head2 = f"{'sequence':{name_w}s} {'frames':>6s} | " + " | ".join(cell.format(*cols) for _ in results)
-    lines = [head1, head2, "-" * len(head2)]
-
-    def row(label, n, scores_fps):
-        cells = [cell.format(f"{s.auc:.3f}", f"{s.precision:.3f}", f"{s.norm_precision:.3f}", f"{fps:.1f}")
-                 for s, fps in scores_fps]
-        return f"{label:{name_w}s} {n:>6d} | " + " | ".join(cells)
-
-    for seq in sequences:
-        lines.append(row(seq.name, len(seq.frames), [(r.runs[seq.name].score, r.runs[seq.name].fps) for r in results]))
-    lines.append("-" * len(head2))
-    lines.append(row("overall", sum(len(s.frames) for s in sequences), [(r.overall, r.fps) for r in results]))
-    lines.append("AUC: success AUC (IoU > t, t = 0:0.05:1; perfect = 0.952), P@20: precision at 20 px, "
-                 "NP: normalised precision at 0.2, fps: frames / time in track(); overall = mean over sequences")
-    return "\n".join(lines)
-
-
-_COLOURS = [(200, 80, 20), (30, 30, 220), (40, 160, 40), (20, 140, 230), (160, 40, 160), (120, 120, 0),
-            (0, 0, 0), (90, 90, 200)]
-
-
-def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
-              curves: list[tuple[str, np.ndarray]], xticks, size=(720, 540)) -> None:
-    """A line plot drawn with OpenCV (no plotting library is a dependency): curves over x in
-    [x[0], x[-1]], y in [0, 1], legend in the lower corner the curves leave free."""
-    W, H = size
-    left, right, top, bottom = 70, 20, 40, 60
-    img = np.full((H, W, 3), 255, np.uint8)
-    pw, ph = W - left - right, H - top - bottom
-    x0, x1 = float(x[0]), float(x[-1])
-
-    def px(xv, yv):
-        return (int(round(left + (xv - x0) / (x1 - x0) * pw)), int(round(top + (1 - yv) * ph)))
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for k in range(11):                                   # grid and y ticks
-        yv = k / 10
-        cv2.line(img, px(x0, yv), px(x1, yv), (225, 225, 225), 1)
-        cv2.putText(img, f"{yv:.1f}", (left - 40, px(x0, yv)[1] + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    for xv in xticks:
-        cv2.line(img, px(xv, 0), px(xv, 1), (225, 225, 225), 1)
-        label = f"{xv:g}"
-        cv2.putText(img, label, (px(xv, 0)[0] - 4 * len(label), top + ph + 20), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)
-    for i, (_, ys) in enumerate(curves):
-        pts = np.array([px(a, b) for a, b in zip(x, ys)], np.int32)
-        cv2.polylines(img, [pts], False, _COLOURS[i % len(_COLOURS)], 2, cv2.LINE_AA)
-    cv2.putText(img, title, (left, 28), font, 0.65, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, xlabel, (left + pw // 2 - 5 * len(xlabel), H - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    ylab = np.full((24, 10 * len(ylabel) + 10, 3), 255, np.uint8)
-    cv2.putText(ylab, ylabel, (4, 17), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    y_at = max(0, top + ph // 2 - ylab.shape[0] // 2)
-    h = min(ylab.shape[0], H - y_at)
-    img[y_at:y_at + h, 2:2 + ylab.shape[1]] = ylab[:h]
-    # legend: lower left for falling curves (success), lower right for rising ones (precision)
-    rising = np.mean([c[-1] - c[0] for _, c in curves]) > 0 if curves else False
-    lw = max(len(name) for name, _ in curves) * 9 + 50 if curves else 0
-    lx = left + pw - lw - 10 if rising else left + 10
-    ly = top + ph - 14 - 22 * len(curves)
-    cv2.rectangle(img, (lx - 6, ly - 6), (lx + lw, top + ph - 8), (255, 255, 255), -1)
-    cv2.rectangle(img, (lx - 6, ly - 6), (lx + lw, top + ph - 8), (160, 160, 160), 1)
-    for i, (name, _) in enumerate(curves):
-        yy = ly + 10 + 22 * i
-        cv2.line(img, (lx, yy), (lx + 28, yy), _COLOURS[i % len(_COLOURS)], 3, cv2.LINE_AA)
-        cv2.putText(img, name, (lx + 36, yy + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    from .safe_output import commit, discard, temp_path_for
-    tmp = temp_path_for(path)          # a temporary .png beside it, renamed over it once written
-    try:
-        if not cv2.imwrite(tmp, img):
-            raise OSError(f"cannot write plot {path!r}")
-        commit(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
-
-
-def write_plots(outdir: str, results: list[TrackerRuns], title: str = "") -> list[str]:
-    """success.png and precision.png (OTB style: legend entries carry AUC / P@20) in `outdir`."""
-    os.makedirs(outdir, exist_ok=True)
-    ranked_s = sorted(results, key=lambda r: -r.overall.auc)
-    ranked_p = sorted(results, key=lambda r: -r.overall.precision)
-    success = os.path.join(outdir, "success.png")
-    precision = os.path.join(outdir, "precision.png")
-    suffix = f" - {title}" if title else ""
-    draw_plot(success, "Success plot of OPE" + suffix, "overlap threshold", "success rate",
-              M.SUCCESS_THRESHOLDS, [(f"{r.name} [{r.overall.auc:.3f}]", r.overall.success_curve) for r in ranked_s],
-              xticks=np.linspace(0, 1, 11))
-    draw_plot(precision, "Precision plot of OPE" + suffix, "location error threshold (px)", "precision",
-              M.PRECISION_THRESHOLDS, [(f"{r.name} [{r.overall.precision:.3f}]", r.overall.precision_curve)
-                                       for r in ranked_p],
-              xticks=range(0, 51, 5))
-    return [success, precision]
+from .base import UsageError
+# the shared part, under the names callers have always used (trackers.evaluate.run_sequence, ...)
+from .eval_core import (DEFAULT_FOLDER, EvalError, Sequence, SequenceRun, TrackerRuns, draw_plot,  # noqa: F401
+                        evaluate, find_sequences, format_table, load_sequence, run_sequence, write_plots)
 
 
 # -- command -----------------------------------------------------------------------------------
@@ -252,7 +29,6 @@ def default_trackers() -> list[str]:
 
 
 def parse_weights(items) -> dict[str, str]:
-    from .cli import UsageError
     out = {}
     for item in items or []:
         name, sep, path = item.partition("=")
@@ -265,13 +41,21 @@ def parse_weights(items) -> dict[str, str]:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers import registry
-    from .cli import UsageError
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     weights = parse_weights(args.weights)
+    if args.report:
+        from .eval_report import check_report_path
+        check_report_path(args.report)
+    # the output folders are checked before any tracking: a run is never thrown away for them
+    from .safe_output import check_output_folder
+    if args.results:
+        check_output_folder(args.results, "--results folder")
+    if args.plots:
+        check_output_folder(args.plots, "--plots folder")
     explicit = bool(args.trackers)
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if explicit else default_trackers()
     for n in names:
@@ -279,14 +63,9 @@ def cmd_eval(args) -> int:
     unused = set(weights) - set(names)
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
-    # the output folders are checked before any tracking: a run is never thrown away for them
-    from .safe_output import check_output_folder
-    if args.results:
-        check_output_folder(args.results, "--results folder")
-    if args.plots:
-        check_output_folder(args.plots, "--plots folder")
     try:
-        sequences = find_sequences(args.folder, args.max_frames)
+        from .datasets import load_dataset
+        sequences = load_dataset(args.folder, args.max_frames)
     except EvalError as e:
         raise UsageError(str(e)) from None
 
@@ -300,55 +79,97 @@ def cmd_eval(args) -> int:
             # a default tracker whose checkpoint is not here is left out, said so, not fatal
             print(f"# {n} left out: {' '.join(str(e).split())}", file=sys.stderr)
             continue
-        builders[n] = (lambda n=n: registry.build(n, weights.get(n), args.device))
+        # jobs may run in other processes: they get the checkpoint's path, not a builder
+        spec = registry.get(n)
+        builders[n] = weights.get(n) or (registry.find_weights(spec) if spec.needs_weights else None)
     if not builders:
         raise UsageError("no tracker to evaluate")
-    progress = None if args.quiet else (lambda msg: print("# " + msg, file=sys.stderr, flush=True))
-    from .cli import StopSignals
-    with StopSignals() as stop:
-        try:
-            results = evaluate(builders, sequences, progress, stop=lambda: stop.signum is not None)
-        except EvalError as e:
-            raise UsageError(str(e)) from None
-        if stop.signum is not None:
-            # interrupted: the finished sequences' boxes are kept, the one under way is not written
-            done = sum(len(r.runs) for r in results)
-            if args.results:
-                write_results(args.results, results)
-            print(f"interrupted by {stop.name} after {done} of {len(builders) * len(sequences)} tracker-sequence runs"
-                  + (f"; their boxes were written to {args.results}" if args.results and done else ""),
-                  file=sys.stderr)
-            return stop.exit_code
+    from .eval_run import run_evaluation
+    note = lambda msg: print("# " + msg, file=sys.stderr, flush=True)  # noqa: E731
+    executor, workers = choose_executor(args, len(builders) * len(sequences), note)
+    fmt = args.result_format or ("got10k" if all(getattr(s, "layout", "") == "got10k" for s in sequences) else "otb")
+    try:
+        from .eval_run import load_published
+        published = [load_published(folder, sequences) for folder in args.compare or []]   # before any tracking
+        results, job_results, info = run_evaluation(
+            builders, sequences, args.device, args.threads, executor, workers, args.ray or None, args.results,
+            fmt, note, show_progress=not args.quiet)
+        results += [p for p, _ in published]
+        for _, jobs in published:
+            job_results.update(jobs)
+    except EvalError as e:
+        raise UsageError(str(e)) from None
+    scored = [s for s in sequences if getattr(s, "scored", True)]
     print(f"{len(sequences)} sequences in {args.folder}" + (f", first {args.max_frames} frames" if args.max_frames else ""))
-    print(format_table(results, sequences))
+    if len(scored) < len(sequences):
+        print(f"{len(sequences) - len(scored)} sequences have a box for the first frame only (a test split): "
+              f"run and written, not scored")
+    if scored:
+        print(format_table(results, scored))
+        from .eval_report import long_term_rows
+        for name, lt in long_term_rows(results, sequences, job_results):
+            print(f"long-term ({lt.sequences} sequences with absence labels) {name}: precision {lt.precision:.3f} "
+                  f"recall {lt.recall:.3f} F {lt.f_score:.3f} (confidence >= {lt.threshold:.3f})")
+    print(f"{info.jobs} jobs ({info.reused} read back) in {info.wall_seconds:.1f} s, {info.executor}"
+          + (f" x {info.workers}" if info.executor != "serial" else ""))
     if args.results:
-        write_results(args.results, results)
-        print(f"results written to {args.results}")
+        print(f"results written to {args.results} ({fmt} layout)")
+    if args.report:
+        from .eval_report import write_report
+        print(f"report written to {write_report(args.report, results, sequences, job_results, info, args)}")
+    if not scored:
+        return 0
     if args.plots:
         for p in write_plots(args.plots, results, os.path.basename(os.path.normpath(args.folder))):
             print(f"plot written to {p}")
     return 0
 
 
-def write_results(folder: str, results: list[TrackerRuns]) -> None:
-    """FOLDER/<tracker>/<seq>.txt, OTB boxes, each written through a temporary file."""
-    for r in results:
-        d = os.path.join(folder, r.name)
-        os.makedirs(d, exist_ok=True)
-        for seq_name, run in r.runs.items():
-            write_otb(os.path.join(d, f"{seq_name}.txt"), run.boxes)
+def choose_executor(args, n_jobs: int, note) -> tuple[str, int]:
+    """`--ray [ADDRESS]`: Ray (local processes, said so, where ray is not installed);
+    `--workers N`: N local processes; neither: this process."""
+    from .eval_jobs import default_workers
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.ray is not None:
+        from .ray_eval import available
+        if available():
+            return "ray", 0
+        n = args.workers or default_workers()
+        note(f"ray is not installed (pip install -e '.[ray]'): the {n_jobs} jobs run in {n} local processes "
+             f"(one per core) instead")
+        return "processes", n
+    if args.workers and args.workers > 1:
+        return "processes", args.workers
+    return "serial", 1
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate trackers on a folder of sequences (OTB / GOT-10k layout)")
+    p = subparsers.add_parser("eval", help="evaluate trackers on a benchmark (OTB, GOT-10k, LaSOT, TrackingNet, "
+                                           "VOT layouts or a pysot JSON file)")
     p.add_argument("folder", nargs="?", default=DEFAULT_FOLDER,
-                   help=f"folder of <seq>/img/*.jpg + <seq>/groundtruth.txt (default {DEFAULT_FOLDER})")
+                   help=f"dataset folder (OTB, GOT-10k, LaSOT, TrackingNet or VOT as shipped), one sequence, or "
+                        f"a pysot JSON annotation file (default {DEFAULT_FOLDER})")
     p.add_argument("--trackers", help="comma-separated tracker names (default: the default tracker, "
                                       "nanotrack-v2, csrt; those without a checkpoint are left out)")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
                    help="checkpoint for one tracker (repeatable); default: found in the model folders")
     p.add_argument("--plots", metavar="OUTDIR", help="write success.png and precision.png there")
-    p.add_argument("--results", metavar="OUTDIR", help="write OUTDIR/<tracker>/<seq>.txt boxes (OTB format)")
+    p.add_argument("--results", metavar="OUTDIR",
+                   help="write each result as it finishes, in the toolkits' layout (--result-format); "
+                        "results already there are read back, not run again (resume)")
+    p.add_argument("--result-format", choices=("otb", "got10k"),
+                   help="otb: OUTDIR/<tracker>/<seq>.txt (pysot/OTB/LaSOT/TrackingNet); got10k: "
+                        "OUTDIR/<tracker>/<seq>/<seq>_001.txt; both with <seq>_time.txt "
+                        "(default: got10k for a GOT-10k folder, else otb)")
+    p.add_argument("--compare", action="append", metavar="DIR",
+                   help="published raw results (DIR/<seq>.txt or DIR/<seq>/<seq>_001.txt, named after DIR) "
+                        "scored beside the trackers run (repeatable)")
+    p.add_argument("--report", metavar="FILE", help="write a report: FILE.html (self-contained) or FILE.md")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the sequence x tracker jobs as Ray tasks on the cluster at ADDRESS, or on a "
+                        "local Ray with this machine's cores (needs the 'ray' extra; without it: local processes)")
+    p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")

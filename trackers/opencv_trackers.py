@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .base import Box, BoxError, StageTimer, Tracker, TrackingState, TrackResult, validate_box
+from .base import Box, BoxError, StageTimer, TrackResult, Tracker, TrackingState, param, validate_box
 from .registry import TrackerSpec, register
 
 NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
@@ -28,13 +28,16 @@ NANO_HEAD = "nanotrackv2_head_sim.onnx"
 class CSRTParams:
     """The CSRT options most worth trying; the rest keep OpenCV's defaults."""
 
-    use_hog: bool = True
-    use_color_names: bool = True
-    use_segmentation: bool = True
-    padding: float = 3.0
-    template_size: float = 200.0
-    scale_step: float = 1.02
-    number_of_scales: int = 33
+    use_hog: bool = param(True, "HOG features (applies at the next init)")
+    use_color_names: bool = param(True, "colour-names features (applies at the next init)")
+    use_segmentation: bool = param(True, "colour-histogram segmentation of the target (applies at the next init)")
+    padding: float = param(3.0, "search area around the target, in target sizes (applies at the next init)",
+                           range=(1.0, 10.0))
+    template_size: float = param(200.0, "side the template is resized to (applies at the next init)",
+                                 range=(16.0, 1000.0))
+    scale_step: float = param(1.02, "ratio between neighbouring scales (applies at the next init)",
+                              range=(1.0, 2.0))
+    number_of_scales: int = param(33, "scales searched per frame (applies at the next init)", range=(1, 99))
 
 
 @dataclasses.dataclass

@@ -21,9 +21,19 @@ class TrackerSpec:
     family: str                    # "SiamRPN++", "NanoTrack", ...
     build: Callable[..., Tracker]  # build(weights: Optional[str], device: str) -> Tracker
     params_type: type              # the hyper-parameter dataclass
+    # the variant's default parameters where they are not params_type()'s (DaSiamRPN vot/otb,
+    # NanoTrack v1/v3 share one dataclass with other values); "Reset to defaults" uses make_params()
+    default_params: Optional[Callable[[], object]] = None
     needs_weights: bool = True
     weights_file: str = ""         # published file name, looked up in the model folders
     description: str = ""
+    # the file a tracker that needs no checkpoint loads anyway (the project's own weights in
+    # resources/): what a run's provenance names when no checkpoint was given
+    builtin_weights: str = ""
+
+    def make_params(self):
+        """A fresh instance of this tracker's default hyper-parameters."""
+        return self.default_params() if self.default_params is not None else self.params_type()
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}
@@ -124,6 +134,14 @@ def _subdirs(d: str) -> list[str]:
         return [e.name for e in os.scandir(d) if e.is_dir()]
     except OSError:
         return []
+
+
+def loaded_checkpoint(spec: TrackerSpec, weights: Optional[str] = None) -> Optional[str]:
+    """The checkpoint file `build(spec.name, weights)` actually reads: the one given, else the one
+    found in the model folders, else the built-in weights; None for a tracker without any."""
+    if spec.needs_weights:
+        return weights or find_weights(spec)
+    return weights or spec.builtin_weights or None
 
 
 def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Tracker:

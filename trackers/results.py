@@ -30,6 +30,22 @@ def file_sha256(path: Optional[str]) -> Optional[str]:
     return h.hexdigest()
 
 
+class FrameLog(dict):
+    """Per-frame values of one run, keyed by frame index in ascending order.
+
+    The one place the rule "a re-run replaces the later frames" lives: putting frame i (after a
+    seek back, a re-initialisation) drops every frame after i. Keys stay in insertion order, which
+    this rule keeps ascending, so dropping the tail is a few pops, not a scan."""
+
+    def put(self, index: int, value) -> None:
+        self.drop_after(index)
+        self[index] = value
+
+    def drop_after(self, index: int) -> None:
+        while self and next(reversed(self)) > index:
+            self.popitem()
+
+
 @dataclasses.dataclass
 class FrameRecord:
     frame: int
@@ -47,21 +63,19 @@ class RunRecord:
     checkpoint: Optional[str] = None
     checkpoint_sha256: Optional[str] = None
     source: str = ""
-    frames: list[FrameRecord] = dataclasses.field(default_factory=list)
+    rows: FrameLog = dataclasses.field(default_factory=FrameLog)   # frame index -> FrameRecord
+
+    @property
+    def frames(self) -> list[FrameRecord]:
+        return list(self.rows.values())
 
     def add_init(self, frame_index: int, box: Box) -> None:
-        self._drop_from(frame_index)
-        self.frames.append(FrameRecord(frame_index, tuple(float(v) for v in box), 1.0, "init", {}, True))
+        self.rows.put(frame_index, FrameRecord(frame_index, tuple(float(v) for v in box), 1.0, "init", {}, True))
 
     def add(self, frame_index: int, result: TrackResult) -> None:
-        self._drop_from(frame_index)
-        self.frames.append(FrameRecord(frame_index, tuple(float(v) for v in result.box), float(result.score),
-                                       result.state.value, {k: round(v, 3) for k, v in result.timings.items()}))
-
-    def _drop_from(self, frame_index: int) -> None:
-        # re-tracking from an earlier frame (after a seek) replaces what followed
-        while self.frames and self.frames[-1].frame >= frame_index:
-            self.frames.pop()
+        self.rows.put(frame_index, FrameRecord(frame_index, tuple(float(v) for v in result.box), float(result.score),
+                                               result.state.value,
+                                               {k: round(v, 3) for k, v in result.timings.items()}))
 
     @property
     def reinitialisations(self) -> list[dict]:

@@ -26,9 +26,9 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.siamattn import SiamAttn, SiamAttnConfig, apply_box_deltas, build_siamattn
 
 from . import decode as D
-from .base import StageTimer, TrackResult
+from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, RPNParams, SearchContext, SiameseRPNTracker
 
 SEED_PREFIX = "seed:"
 
@@ -40,11 +40,11 @@ class SiamAttnParams(RPNParams):
     penalty_k: float = 0.05
     window_influence: float = 0.42
     lr: float = 0.38
-    refine_box: bool = True      # replace the RPN box by the refinement module's box
-    predict_mask: bool = True    # compute the frame-sized mask
-    # largest centre shift the refinement may apply, in box sizes (keeps an untrained or confused
-    # refinement from throwing the box across the search region)
-    max_refine_shift: float = 0.5
+    refine_box: bool = param(True, "replace the RPN box by the refinement module's box")
+    predict_mask: bool = param(True, "compute the frame-sized mask")
+    # the limit keeps an untrained or confused refinement from throwing the box across the search region
+    max_refine_shift: float = param(0.5, "largest centre shift the refinement may apply, in box sizes",
+                                    range=(0.0, 5.0))
 
 
 #: the project's trained weights (trackers/train/siamattn_train.py; record in resources/siamattn_effnet.json)
@@ -103,6 +103,10 @@ def load_siamattn(weights: str) -> SiamAttn:
 
 
 class SiamAttnTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "rpn_box": "the RPN's box after smoothing, before refinement",
+                  "proposal": "the picked proposal itself (the refined region)"}
+
     def __init__(self, network: SiamAttn, params: SiamAttnParams, name: str = "siamattn",
                  device: str = "cpu"):
         super().__init__(network, AnchorDecoder(stride=network.cfg.stride), params, name=name, device=device)
@@ -115,25 +119,21 @@ class SiamAttnTracker(SiameseRPNTracker):
     def run_network(self, patch: np.ndarray) -> dict:
         return self.network.track(self._tensor(patch))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
+    def refine_step(self, step, ctx: SearchContext, timer: StageTimer):
         p: SiamAttnParams = self.params
-        timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-        rpn_box = step.box
-        proposal = self.proposal_in_frame(step, scale_z, center_before)
-        mask = None
+        ctx.notes["rpn_box"] = step.box   # the RPN's box after smoothing, before refinement
+        ctx.notes["proposal"] = self.proposal_in_frame(step, ctx.scale_z, ctx.center_before)
+        ctx.notes["mask"] = None
         if p.refine_box or p.predict_mask:
             with timer.stage("refine"):
-                step, mask = self.refine(step, scale_z, center_before, frame.shape)
-        self.center = np.array(step.center)
-        self.size = np.array(step.size)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
-        result.mask = mask
-        result.extra["rpn_box"] = rpn_box        # the RPN's box after smoothing, before refinement
-        result.extra["proposal"] = proposal      # the picked proposal itself (the refined region)
+                step, ctx.notes["mask"] = self.refine(step, ctx.scale_z, ctx.center_before, ctx.frame_shape)
+        return step
+
+    def finish_result(self, result: TrackResult, step, ctx: SearchContext, timer: StageTimer) -> TrackResult:
+        result.mask = ctx.notes["mask"]
+        result.extra["rpn_box"] = ctx.notes["rpn_box"]
+        result.extra["proposal"] = ctx.notes["proposal"]   # the picked proposal itself (the refined region)
         return result
 
     def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:

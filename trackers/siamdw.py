@@ -13,14 +13,13 @@ The SiamFC+ models of SiamDW are in trackers/siamfc.py.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import numpy as np
 
 from . import decode as D
 from .base import Box, validate_box
-from .crop import channel_average, get_subwindow
+from .crop import channel_average, get_subwindow, py2_round
 from .registry import TrackerSpec, register
 from .siamese import AnchorDecoder, RPNParams, SiameseRPNTracker
 
@@ -45,11 +44,6 @@ class SigmoidAnchorDecoder(AnchorDecoder):
         return 1.0 / (1.0 + np.exp(-logits))
 
 
-def python2_round(x: float) -> float:
-    """Python 2 `round`: nearest, ties away from zero (SiamDW's `python2round`)."""
-    return float(math.floor(abs(x) + 0.5)) * (1.0 if x >= 0 else -1.0)
-
-
 class SiamRPNPlusTracker(SiameseRPNTracker):
     def __init__(self, network, params: Optional[SiamRPNPlusParams] = None, name: str = "siamrpn-res22",
                  device: str = "cpu"):
@@ -62,7 +56,7 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
         return get_subwindow(frame, None, out_size, int(side), self.channel_average, corner=corner)
 
     def crop_exemplar(self, frame: np.ndarray) -> np.ndarray:
-        return self.crop_at(frame, python2_round(self.context_size()), self.params.exemplar_size)
+        return self.crop_at(frame, py2_round(self.context_size()), self.params.exemplar_size)
 
     def crop_search(self, frame: np.ndarray, instance_size: Optional[int] = None):
         p = self.params
@@ -70,7 +64,7 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
         s_z = self.context_size()
         scale_z = p.exemplar_size / s_z
         pad = ((instance_size - p.exemplar_size) / 2) / scale_z
-        s_x = python2_round(s_z + 2 * pad)
+        s_x = py2_round(s_z + 2 * pad)
         return self.crop_at(frame, s_x, instance_size), scale_z, s_x
 
     def start(self, frame: np.ndarray, center_xy, size_wh) -> None:

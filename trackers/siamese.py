@@ -16,7 +16,7 @@ import torch
 
 from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, validate_box)
+                   TrackResult, param, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
 
 
@@ -24,12 +24,17 @@ from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
 class RPNParams:
     """Hyper-parameters of the RPN-family loop (defaults: pysot SiamRPN++ R50)."""
 
-    penalty_k: float = 0.05
-    window_influence: float = 0.42
-    lr: float = 0.38
-    exemplar_size: int = 127
-    instance_size: int = 255
-    context_amount: float = 0.5
+    penalty_k: float = param(0.05, "scale/aspect change penalty: higher keeps the box size steadier",
+                             range=(0.0, 1.0))
+    window_influence: float = param(0.42, "weight of the cosine window: higher prefers positions near the "
+                                          "last centre", range=(0.0, 1.0))
+    lr: float = param(0.38, "size learning rate: how fast the box size follows the network's estimate",
+                      range=(0.0, 1.0))
+    exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
+    instance_size: int = param(255, "search crop side in pixels: larger searches farther, slower",
+                               range=(127, 1023))
+    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
+                                       "(w + h)", range=(0.0, 2.0))
 
 
 class AnchorDecoder:
@@ -107,6 +112,19 @@ class Decoded:
     box: Box                # returned box (x, y, w, h)
 
 
+@dataclasses.dataclass
+class SearchContext:
+    """One frame's search, as the template's hooks see it."""
+
+    out: dict                    # the network's outputs (tensors, correlation maps)
+    scale_z: float               # crop pixels per frame pixel
+    s_x: int                     # search crop side in frame pixels
+    center_before: np.ndarray    # the state's centre before this frame
+    instance_size: int           # search crop side in crop pixels
+    frame_shape: tuple
+    notes: dict = dataclasses.field(default_factory=dict)   # what a variant's hooks hand each other
+
+
 class SiameseRPNTracker(Tracker):
     """A Siamese tracker made of a network (template / track) and a decoder (anchors / points).
 
@@ -114,6 +132,9 @@ class SiameseRPNTracker(Tracker):
     'cls' and 'loc' tensors and optionally 'xcorr': a list of (level, branch, tensor (1, C, h, w))
     depth-wise correlation responses, shown in the GUI's channel grid.
     """
+
+    extra_keys = {"best_index": "index of the chosen candidate in the flattened score",
+                  "pscore": "the chosen candidate's score after penalty and window"}
 
     def __init__(self, network: torch.nn.Module, decoder, params: RPNParams, name: str = "",
                  device: str = "cpu"):
@@ -208,14 +229,42 @@ class SiameseRPNTracker(Tracker):
         return out, cls, loc, scale_z, s_x
 
     def track(self, frame: np.ndarray) -> TrackResult:
+        """The RPN-family loop, written once: search -> decode -> refine -> state update -> result.
+        Variants (long-term SiamRPN++, DaSiamRPN, SiamMask, SiamAttn) override the hooks below,
+        not this loop."""
         timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
+        instance_size = self.search_size()
+        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
+        ctx = SearchContext(out, scale_z, s_x, self.center.copy(), instance_size, frame.shape)
         with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
+            step = self.decode_step(cls, loc, ctx)
+        step = self.refine_step(step, ctx, timer)
+        if self.accept_step(step, ctx):
             self.center = np.array(step.center)
             self.size = np.array(step.size)
-        return self.make_result(step, out, center_before, scale_z, s_x, timer)
+        result = self.make_result(step, out, ctx.center_before, scale_z, s_x, timer)
+        return self.finish_result(result, step, ctx, timer)
+
+    # -- the template's hooks -----------------------------------------------------------------
+    def search_size(self) -> int:
+        """Search crop side for this frame (long-term and DaSiamRPN widen it while lost)."""
+        return self.params.instance_size
+
+    def decode_step(self, cls: np.ndarray, loc: np.ndarray, ctx: SearchContext) -> Decoded:
+        return self.decode(cls, loc, ctx.scale_z, ctx.frame_shape)
+
+    def refine_step(self, step: Decoded, ctx: SearchContext, timer: StageTimer) -> Decoded:
+        """A second stage on the chosen candidate (SiamAttn's refinement); none by default."""
+        return step
+
+    def accept_step(self, step: Decoded, ctx: SearchContext) -> bool:
+        """Whether the state (centre, size) takes the step (DaSiamRPN holds it while lost)."""
+        return True
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        """Add what the variant shows beyond the box and score map (mask, state, distractors)."""
+        return result
 
     def make_result(self, step: Decoded, out: dict, center_before, scale_z: float, s_x: int,
                     timer: StageTimer) -> TrackResult:

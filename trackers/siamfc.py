@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
 import torch
 
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, validate_box)
+                   TrackResult, param, validate_box)
 from .crop import get_subwindow, to_tensor_layout
 from .registry import TrackerSpec, register
 
@@ -37,17 +37,21 @@ from .registry import TrackerSpec, register
 class SiamFCParams:
     """Hyper-parameters (defaults: siamfc-pytorch `TrackerSiamFC.parse_args`)."""
 
-    exemplar_size: int = 127
-    instance_size: int = 255
-    context_amount: float = 0.5
-    scale_num: int = 3
-    scale_step: float = 1.0375
-    scale_lr: float = 0.59
-    scale_penalty: float = 0.9745
-    window_influence: float = 0.176
-    response_size: int = 17
-    response_up: int = 16
-    total_stride: int = 8
+    exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
+    instance_size: int = param(255, "search crop side in pixels (the response size follows from it)",
+                               live=False)
+    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
+                                       "(w + h)", range=(0.0, 2.0))
+    scale_num: int = param(3, "search scales tried per frame", range=(1, 9))
+    scale_step: float = param(1.0375, "ratio between neighbouring search scales", range=(1.0, 2.0))
+    scale_lr: float = param(0.59, "how fast the box size follows the best scale", range=(0.0, 1.0))
+    scale_penalty: float = param(0.9745, "factor on the peaks of the scales other than the current one",
+                                 range=(0.0, 1.0))
+    window_influence: float = param(0.176, "weight of the cosine window: higher prefers positions near "
+                                           "the last centre", range=(0.0, 1.0))
+    response_size: int = param(17, "side of the network's response map (fixed by the crop sizes)", live=False)
+    response_up: int = param(16, "upsampling of the response before the peak is taken", range=(1, 32))
+    total_stride: int = param(8, "response cell size in search-crop pixels (fixed by the network)", live=False)
 
 
 @dataclasses.dataclass
@@ -59,8 +63,10 @@ class SiamFCPlusParams(SiamFCParams):
     scale_lr: float = 0.2226
     scale_penalty: float = 0.937
     window_influence: float = 0.2897
-    min_search_ratio: float = 0.2   # search side kept within [0.2, 5] x its initial value
-    max_search_ratio: float = 5.0
+    min_search_ratio: float = param(0.2, "search side kept at least this times its initial value",
+                                    range=(0.01, 1.0))
+    max_search_ratio: float = param(5.0, "search side kept at most this times its initial value",
+                                    range=(1.0, 100.0))
 
 
 @dataclasses.dataclass
@@ -103,8 +109,49 @@ class FCStep:
     disp_response: np.ndarray   # (dx, dy) in upsampled-map pixels from the map centre
 
 
+def penalize_scales(up_max: np.ndarray, scale_penalty: float) -> np.ndarray:
+    """Scale penalty on the non-unit scales' peaks (float32 maps times a Python float, as
+    siamfc-pytorch multiplies them)."""
+    out = up_max.copy()
+    n = len(out)
+    out[:n // 2] *= scale_penalty
+    out[n // 2 + 1:] *= scale_penalty
+    return out
+
+
+def hann_window(size: int) -> np.ndarray:
+    """The (size, size) cosine window, summing to 1."""
+    w = np.outer(np.hanning(size), np.hanning(size))
+    return w / w.sum()
+
+
+def score_responses(raw: np.ndarray, up_size: int, window: np.ndarray, window_influence: float,
+                    penalize: Callable[[np.ndarray], np.ndarray], peak_origin: float) -> FCStep:
+    """SiamFC's scoring of per-scale responses (n, S, S): upsample to up_size, choose the scale
+    (penalised peaks), normalise, window, argmax, in both references' order. The floor tracker
+    (trackers/floor.py) scores its cosine maps with it too."""
+    n = raw.shape[0]
+    up = np.stack([cv2.resize(r, (up_size, up_size), interpolation=cv2.INTER_CUBIC) for r in raw])
+    up_max = up.reshape(n, -1).max(1)
+    up_max_pen = penalize(up_max)
+    best = int(np.argmax(up_max_pen))
+    chosen = up[best]
+    # float32 like the references: map - min, then / sum
+    cmin = chosen.min()
+    norm = chosen - cmin
+    csum = norm.sum()
+    norm = norm / csum
+    final = (1 - window_influence) * norm + window_influence * window
+    r, c = np.unravel_index(int(final.argmax()), final.shape)
+    disp = np.array([c, r], np.float64) - peak_origin
+    return FCStep(raw, up_max, up_max_pen, best, chosen, float(cmin), float(csum), final, (int(r), int(c)), disp)
+
+
 class SiamFCTracker(Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
+
+    extra_keys = {"scale": "index of the best search scale", "peak_rc": "row, column of the response peak",
+                  "raw_peak": "the raw response at the peak (the score is its sigmoid)"}
 
     rgb_input = True
 
@@ -134,8 +181,7 @@ class SiamFCTracker(Tracker):
     def window(self) -> np.ndarray:
         U = self.upscale_size()
         if U not in self._windows:
-            w = np.outer(np.hanning(U), np.hanning(U))
-            self._windows[U] = w / w.sum()
+            self._windows[U] = hann_window(U)
         return self._windows[U]
 
     def peak_origin(self) -> float:
@@ -143,13 +189,7 @@ class SiamFCTracker(Tracker):
         return (self.upscale_size() - 1) / 2
 
     def penalize(self, up_max: np.ndarray) -> np.ndarray:
-        """Scale penalty on the non-unit scales' peaks (float32 maps times a Python float, as
-        siamfc-pytorch multiplies them)."""
-        out = up_max.copy()
-        n = len(out)
-        out[:n // 2] *= self.params.scale_penalty
-        out[n // 2 + 1:] *= self.params.scale_penalty
-        return out
+        return penalize_scales(up_max, self.params.scale_penalty)
 
     def _input(self, frame: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if self.rgb_input else frame
@@ -163,24 +203,8 @@ class SiamFCTracker(Tracker):
 
     def score(self, raw: np.ndarray) -> FCStep:
         """Upsample, choose the scale, normalise, window, argmax (both references' order)."""
-        p = self.params
-        U = self.upscale_size()
-        n = raw.shape[0]
-        up = np.stack([cv2.resize(r, (U, U), interpolation=cv2.INTER_CUBIC) for r in raw])
-        up_max = up.reshape(n, -1).max(1)
-        up_max_pen = self.penalize(up_max)
-        best = int(np.argmax(up_max_pen))
-        chosen = up[best]
-        # float32 like the references: map - min, then / sum
-        cmin = chosen.min()
-        norm = chosen - cmin
-        csum = norm.sum()
-        norm = norm / csum
-        final = (1 - p.window_influence) * norm + p.window_influence * self.window()
-        r, c = np.unravel_index(int(final.argmax()), final.shape)
-        disp = np.array([c, r], np.float64) - self.peak_origin()
-        return FCStep(raw, up_max, up_max_pen, best, chosen, float(cmin), float(csum), final,
-                      (int(r), int(c)), disp)
+        return score_responses(raw, self.upscale_size(), self.window(), self.params.window_influence,
+                               self.penalize, self.peak_origin())
 
     # -- siamfc-pytorch specifics -------------------------------------------------------------
     def start(self, frame: np.ndarray, center_xy, size_wh) -> None:

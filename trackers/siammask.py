@@ -24,9 +24,9 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.siammask import REFINE_SIDE, SiamMaskNet
 
-from .base import StageTimer, TrackResult
+from .base import StageTimer, TrackResult, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 @dataclasses.dataclass
 class SiamMaskParams(RPNParams):
@@ -38,11 +38,14 @@ class SiamMaskParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    base_size: int = 8               # TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25
-    anchor_stride: int = 8
-    mask_threshold: float = 0.15     # TRACK.MASK_THERSHOLD
-    min_contour_area: float = 100.0  # below this the mask is taken as empty
-    box_from_mask: bool = False      # return the polygon's axis-aligned bounds instead of the RPN box
+    base_size: int = param(8, "TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25 (fixed by the "
+                              "network)", live=False)
+    anchor_stride: int = param(8, "anchor spacing in search-crop pixels (fixed by the network)", live=False)
+    mask_threshold: float = param(0.15, "mask probability above which a pixel is the target "
+                                        "(TRACK.MASK_THERSHOLD)", range=(0.0, 1.0))
+    min_contour_area: float = param(100.0, "mask area (px) below which the mask is taken as empty",
+                                    range=(0.0, 1e6))
+    box_from_mask: bool = param(False, "return the mask's axis-aligned extent instead of the RPN box")
 
 
 def mask_to_frame(mask: np.ndarray, sub_box, frame_shape) -> np.ndarray:
@@ -74,6 +77,11 @@ def mask_polygon(mask_in_img: np.ndarray, threshold: float, min_area: float):
 
 
 class SiamMaskTracker(SiameseRPNTracker):
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "mask_cell": "the score cell whose mask was refined",
+                  "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
+                  "mask_crop": "the refined 127x127 mask before the paste-back"}
+
     def __init__(self, network: SiamMaskNet, params: SiamMaskParams, name: str = "", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(params.anchor_stride), params, name=name, device=device)
 
@@ -98,18 +106,12 @@ class SiamMaskTracker(SiameseRPNTracker):
             polygon = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
         return mask, sub_box, mask_in_img, np.asarray(polygon, np.float64), (int(dy), int(dx))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
         p = self.params
-        timer = StageTimer()
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-            self.center = np.array(step.center)
-            self.size = np.array(step.size)
         with timer.stage("mask"):
-            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, center_before, s_x, frame.shape)
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, ctx.center_before, ctx.s_x,
+                                                                       ctx.frame_shape)
         result.mask = mask_in_img.astype(np.float32, copy=False)
         result.mask_threshold = p.mask_threshold
         result.polygon = polygon

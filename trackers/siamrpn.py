@@ -24,9 +24,9 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from models.pysot import PYSOT_RPN_MODELS
 
 from . import decode as D
-from .base import StageTimer, TrackingState, TrackResult
+from .base import StageTimer, TrackResult, TrackingState, param
 from .registry import TrackerSpec, register
-from .siamese import AnchorDecoder, Decoded, RPNParams, SiameseRPNTracker
+from .siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 # pysot ANCHOR section, the same in all four experiments
 ANCHOR_STRIDE = 8
@@ -74,10 +74,11 @@ class SiamRPNppLTParams(RPNParams):
     penalty_k: float = 0.05
     window_influence: float = 0.28
     lr: float = 0.22
-    lost_instance_size: int = 831
-    lost_window_influence: float = 0.001
-    confidence_low: float = 0.8
-    confidence_high: float = 0.998
+    lost_instance_size: int = param(831, "search crop side while the target is lost", range=(127, 2047))
+    lost_window_influence: float = param(0.001, "cosine window while the target is lost (almost uniform)",
+                                         range=(0.0, 1.0))
+    confidence_low: float = param(0.8, "score below which the target counts as lost", range=(0.0, 1.0))
+    confidence_high: float = param(0.998, "score above which the normal search resumes", range=(0.0, 1.0))
 
 
 class SiamRPNLTTracker(SiameseRPNTracker):
@@ -95,6 +96,11 @@ class SiamRPNLTTracker(SiameseRPNTracker):
     REDETECTING when the state was updated but the tracker stays in long-term mode (a confident
     enough match in the wide search, not yet > confidence_high); TRACKING otherwise.
     """
+
+    extra_keys = {**SiameseRPNTracker.extra_keys,
+                  "longterm_before": "the frame was searched in long-term (lost) mode",
+                  "longterm": "the next frame is searched in long-term mode",
+                  "instance_size": "search crop side used on this frame"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,29 +130,25 @@ class SiamRPNLTTracker(SiameseRPNTracker):
                        (float(cx), float(cy)), (float(w), float(h)),
                        (ccx - cw / 2, ccy - ch / 2, cw, ch))
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    def search_size(self) -> int:
         p = self.params
-        timer = StageTimer()
+        return p.lost_instance_size if self.longterm else p.instance_size
+
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
+                      timer: StageTimer) -> TrackResult:
+        p = self.params
         longterm_before = self.longterm
-        instance_size = p.lost_instance_size if longterm_before else p.instance_size
-        out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
-        with timer.stage("decode"):
-            center_before = self.center.copy()
-            step = self.decode(cls, loc, scale_z, frame.shape)
-            self.center = np.array(step.center)
-            self.size = np.array(step.size)
-            best_score = float(step.score[step.best])
-            if best_score < p.confidence_low:
-                self.longterm = True
-            elif best_score > p.confidence_high:
-                self.longterm = False
-        result = self.make_result(step, out, center_before, scale_z, s_x, timer)
+        best_score = float(step.score[step.best])
+        if best_score < p.confidence_low:
+            self.longterm = True
+        elif best_score > p.confidence_high:
+            self.longterm = False
         if best_score < p.confidence_low:
             result.state = TrackingState.LOST
         elif self.longterm:
             result.state = TrackingState.REDETECTING
         result.extra.update(longterm_before=longterm_before, longterm=self.longterm,
-                            instance_size=instance_size)
+                            instance_size=ctx.instance_size)
         return result
 
 

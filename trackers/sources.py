@@ -103,16 +103,21 @@ def _natural_key(name: str):
 
 
 class ImageFolderSource(FrameSource):
-    """Numbered JPEG/PNG files; an OTB/GOT-10k sequence folder (with img/ inside) works too."""
+    """Numbered JPEG/PNG files; an OTB/GOT-10k sequence folder (with img/ inside) works too.
+    `files`: play these image files in this order instead of listing the folder (a dataset whose
+    annotation names its frames)."""
 
-    def __init__(self, folder: str, fps: float = 25.0):
+    def __init__(self, folder: str, fps: float = 25.0, files: Optional[list] = None):
         self.name = folder
-        if os.path.isdir(os.path.join(folder, "img")):
-            folder = os.path.join(folder, "img")
-        if not os.path.isdir(folder):
-            raise SourceError(f"folder {folder!r} does not exist")
-        self.files = sorted((os.path.join(folder, f) for f in os.listdir(folder)
-                             if f.lower().endswith(IMAGE_EXTS)), key=lambda p: _natural_key(os.path.basename(p)))
+        if files is not None:
+            self.files = list(files)
+        else:
+            if os.path.isdir(os.path.join(folder, "img")):
+                folder = os.path.join(folder, "img")
+            if not os.path.isdir(folder):
+                raise SourceError(f"folder {folder!r} does not exist")
+            self.files = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS)),
+                                key=lambda p: _natural_key(os.path.basename(p)))
         if not self.files:
             raise SourceError(f"folder {folder!r} holds no JPEG/PNG images")
         self.frame_count = len(self.files)
@@ -152,6 +157,25 @@ class CameraSource(FrameSource):
 
     def close(self):
         self.cap.release()
+
+
+class FrameListSource(FrameSource):
+    """Frames already decoded (a benchmark times tracking alone, never decoding)."""
+
+    def __init__(self, frames: list, name: str = "frames", fps: float = 25.0):
+        self.name = name
+        self.frames = frames
+        self.frame_count = len(frames)
+        self.fps = fps
+
+    def read(self):
+        if self.position >= len(self.frames):
+            return None
+        self.position += 1
+        return self.frames[self.position - 1]
+
+    def seek(self, index: int) -> None:
+        self.position = min(max(0, index), len(self.frames))
 
 
 def open_source(spec) -> FrameSource:

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
 
 def cmd_train(args) -> int:
     import os
-    from trackers.cli import UsageError
+    from trackers.base import UsageError
     from trackers.train.trainer import TrainConfig, train
     if not os.path.isdir(args.data):
         raise UsageError(f"data folder {args.data!r} does not exist")

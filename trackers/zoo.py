@@ -245,7 +245,7 @@ def _terminal_progress(name: str):
 
 
 def cmd_download(args) -> int:
-    from .cli import UsageError
+    from .base import UsageError
     entries = load_manifest(args.manifest)
     if args.all:
         chosen = entries

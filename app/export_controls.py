@@ -1,0 +1,104 @@
+"""File ▸ Export: the annotated video (on its own thread, with a progress bar and Cancel in the
+status bar) and the results file. The run itself is the window's `RunStore` (app/export.py)."""
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from .export import RunStore, VideoExportJob
+
+
+class ExportControls(QObject):
+    def __init__(self, window: QWidget, status_bar: QStatusBar, store: Callable[[], RunStore],
+                 heatmap: Callable[[], bool], last_dir: Callable[[], str], show_message: Callable[[str, str], None]):
+        super().__init__(window)
+        self.window = window
+        self._store, self._heatmap, self._last_dir, self.show_message = store, heatmap, last_dir, show_message
+        self.export_job: Optional[VideoExportJob] = None
+        # (store, version) at the last successful export: a new store (a new source) is a new run
+        self.exported: tuple = (None, -1)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.hide()
+        self.cancel_export_button = QPushButton("Cancel export")
+        self.cancel_export_button.hide()
+        self.cancel_export_button.clicked.connect(self.cancel_export)
+        status_bar.addPermanentWidget(self.progress)
+        status_bar.addPermanentWidget(self.cancel_export_button)
+
+    def choose_export_video(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export annotated video", self._last_dir(),
+                                              "MPEG-4 (*.mp4);;AVI / MJPG (*.avi)")
+        if path:
+            if not os.path.splitext(path)[1]:
+                path += ".mp4"
+            self.export_video(path)
+
+    def export_video(self, path: str, heatmap: Optional[bool] = None) -> Optional[VideoExportJob]:
+        if self.export_job is not None and self.export_job.isRunning():
+            self.show_message("warning", "A video export is already running")
+            return None
+        try:
+            job = VideoExportJob(self._store(), path, self._heatmap() if heatmap is None else heatmap)
+        except ValueError as e:
+            self.show_message("warning", str(e))
+            return None
+        except OSError as e:     # checked before any frame is read: the source, a device, a folder...
+            self.show_message("error", f"Cannot export the video: {e} — the run's results are kept")
+            return None
+        job.run_version = (id(self._store()), self._store().version)
+        job.progress.connect(self._export_progress)
+        job.done.connect(self._export_done)
+        self.export_job = job
+        self.progress.setRange(0, job.last - job.first + 1)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_export_button.show()
+        job.start()
+        return job
+
+    def _export_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+
+    def _export_done(self, ok: bool, message: str) -> None:
+        self.progress.hide()
+        self.cancel_export_button.hide()
+        if ok and self.export_job is not None:
+            self.exported = self.export_job.run_version
+        self.show_message("info" if ok else "error", message + ("" if ok else " — the run's results are kept"))
+
+    def cancel_export(self) -> None:
+        if self.export_job is not None:
+            self.export_job.cancel()
+
+    def choose_export_results(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Export results", self._last_dir(),
+                                                   "JSON with scores, timings and provenance (*.json);;"
+                                                   "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
+        if path:
+            if not os.path.splitext(path)[1]:    # the format is the filter chosen
+                path += ".csv" if "*.csv" in chosen else ".txt" if "*.txt" in chosen else ".json"
+            self.export_results(path)
+
+    def export_results(self, path: str) -> bool:
+        store = self._store()
+        try:
+            store.export_results(path)
+        except (OSError, ValueError) as e:
+            self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
+            return False
+        self.exported = (id(store), store.version)
+        self.show_message("info", f"Wrote {len(store.record.frames)} frames' results to {path}")
+        return True
+
+    def unexported_run(self) -> bool:
+        """A run with tracked frames that changed since its last export (results or video)."""
+        store = self._store()
+        return store.record is not None and bool(store.record.frames) and (id(store), store.version) != self.exported
+
+    def running_job(self) -> Optional[VideoExportJob]:
+        return self.export_job if self.export_job is not None and self.export_job.isRunning() else None

@@ -1,0 +1,163 @@
+"""The tracker bar: which tracker, its checkpoint, the device. It remembers choices in QSettings
+and says what to load with `configChanged`; the window sends that to the worker.
+
+The picker is filled from the registry (trackers/registry.py), the one table the CLI reads too.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+
+from trackers import registry
+
+# the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
+PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    try:
+        import torch
+        if torch.cuda.is_available():
+            devices.append("cuda")
+    except Exception:  # noqa: BLE001 - a broken CUDA setup still leaves the CPU
+        pass
+    return devices
+
+
+class TrackerBar(QWidget):
+    #: the tracker, checkpoint or device changed: the window (re)configures the worker
+    configChanged = Signal()
+    #: (level, text) for the window's message bar
+    message = Signal(str, str)
+
+    def __init__(self, settings: QSettings, last_dir, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self._last_dir = last_dir
+        self.tracker_combo = QComboBox()
+        self.tracker_combo.setMinimumWidth(160)
+        self.tracker_combo.setToolTip("tracker")
+        # the whole title shows ("…trained here" was cut to "…train")
+        self.tracker_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("checkpoint file")
+        self.weights_edit.setMinimumWidth(160)
+        self.weights_edit.editingFinished.connect(self._weights_edited)
+        self.weights_button = QPushButton("Checkpoint…")
+        self.weights_button.clicked.connect(self.choose_weights)
+        self.weights_button.setFocusPolicy(Qt.NoFocus)
+        self.after_dialog = lambda: None     # the window hands the keyboard back to the video
+        self.device_combo = QComboBox()
+        for d in available_devices():
+            self.device_combo.addItem(d.upper(), d)
+        self.device_combo.setToolTip("where the network runs")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo):
+            lay.addWidget(w)
+        lay.setStretch(2, 1)
+
+    def fill(self) -> None:
+        """List the registered trackers and pick the remembered one (or the preferred default)."""
+        specs = registry.all_trackers()
+        self.tracker_combo.blockSignals(True)
+        self.tracker_combo.clear()
+        for spec in specs:
+            self.tracker_combo.addItem(self._tracker_label(spec), spec.name)
+        self.tracker_combo.blockSignals(False)
+        if not specs:
+            problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
+            self.message.emit("error", "No trackers are available." + (f" ({problems})" if problems else ""))
+            return
+        names = [s.name for s in specs]
+        last = self.settings.value("tracker", "")
+        choice = last if last in names else next((n for n in PREFERRED_TRACKERS if n in names), names[0])
+        self.tracker_combo.setCurrentIndex(names.index(choice))
+        self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
+        self.device_combo.currentIndexChanged.connect(lambda _: self.configChanged.emit())
+        self._tracker_changed()
+
+    def _tracker_label(self, spec) -> str:
+        """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
+        model folder)."""
+        title = spec.title or spec.name
+        if spec.needs_weights and self._known_weights(spec) is None:
+            return f"{title}  — no checkpoint"
+        return title
+
+    def _known_weights(self, spec) -> Optional[str]:
+        """The checkpoint chosen for this tracker before (if the file is still there), else the one
+        in the model folders."""
+        remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")
+        return remembered if remembered and os.path.isfile(remembered) else registry.find_weights(spec)
+
+    def _refresh_item_labels(self) -> None:
+        for i in range(self.tracker_combo.count()):
+            self.tracker_combo.setItemText(i, self._tracker_label(registry.get(self.tracker_combo.itemData(i))))
+
+    def refresh_labels(self) -> None:
+        """After a download: labels say again which checkpoints are present, and the current
+        tracker's checkpoint field is filled in."""
+        self._refresh_item_labels()
+        self._fill_weights(self.tracker_name())
+
+    def tracker_name(self) -> str:
+        return self.tracker_combo.currentData() or ""
+
+    def device(self) -> str:
+        return self.device_combo.currentData()
+
+    def weights(self) -> Optional[str]:
+        return self.weights_edit.text().strip() or None
+
+    def select_tracker(self, name: str, weights: Optional[str] = None) -> None:
+        """Pick a tracker (and optionally its checkpoint) as a user would."""
+        i = self.tracker_combo.findData(name)
+        if i < 0:
+            self.message.emit("error", f"Unknown tracker {name!r}")
+            return
+        self.tracker_combo.blockSignals(True)
+        self.tracker_combo.setCurrentIndex(i)
+        self.tracker_combo.blockSignals(False)
+        if weights is not None:
+            self.settings.setValue(f"weights/{name}", weights)
+            self._refresh_item_labels()
+        self._fill_weights(name, weights)
+        self.settings.setValue("tracker", name)
+        self.configChanged.emit()
+
+    def _tracker_changed(self) -> None:
+        name = self.tracker_name()
+        self.settings.setValue("tracker", name)
+        self._fill_weights(name)
+        self.configChanged.emit()
+
+    def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
+        spec = registry.get(name)
+        path = path if path is not None else (self._known_weights(spec) or "")
+        self.weights_edit.setText(path)
+        self.weights_edit.setEnabled(spec.needs_weights)
+        self.weights_button.setEnabled(spec.needs_weights)
+        if spec.needs_weights and not path:
+            self.weights_edit.setPlaceholderText(f"{spec.weights_file or 'checkpoint'} not found — choose it")
+
+    def choose_weights(self) -> None:
+        name = self.tracker_name()
+        start = self.weights_edit.text() or self._last_dir()
+        path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
+                                              "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
+        self.after_dialog()
+        if path:
+            self.weights_edit.setText(path)
+            self._weights_edited()
+
+    def _weights_edited(self) -> None:
+        name = self.tracker_name()
+        if name:
+            self.settings.setValue(f"weights/{name}", self.weights_edit.text().strip())
+            self._refresh_item_labels()      # "— no checkpoint" goes once one is chosen
+            self.configChanged.emit()

@@ -1,0 +1,149 @@
+"""What the GUI thread and the tracking worker say to each other: small dataclasses, one type per
+command and per event, dispatched by type (`TrackingWorker.send` / `TrackingWorker.on`).
+
+They travel through thread-safe queues, never as arguments of Qt signals: queued signals with
+Python-object arguments have shown reference-count crashes in PySide6 under load (see
+`worker._Outbox`). Commands are frozen; an event may carry frames (numpy arrays) that the GUI
+only reads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from trackers.base import TrackResult
+
+
+# -- commands: GUI thread -> worker ---------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class OpenSource:
+    spec: object                 # a path, a camera index, or a FrameSource
+
+
+@dataclasses.dataclass(frozen=True)
+class Configure:
+    name: str
+    weights: Optional[str]
+    device: str
+
+
+@dataclasses.dataclass(frozen=True)
+class InitBox:
+    box: tuple
+    index: Optional[int] = None  # the frame to initialise on (None: the frame on screen)
+    play: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Play:
+    playing: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFrame:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Seek:
+    index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SetSpeed:
+    speed: float                 # a multiple of the source fps; 0 = as fast as possible
+
+
+@dataclasses.dataclass(frozen=True)
+class SetParam:
+    name: str
+    value: object
+
+
+@dataclasses.dataclass(frozen=True)
+class StopTracking:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Unload:
+    """Drop the loaded tracker: the picked one cannot be built (no checkpoint), and no earlier
+    tracker may go on running under its name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sync:
+    number: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Quit:
+    pass
+
+
+# -- events: worker -> GUI thread -----------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SourceInfo:
+    spec: object                 # what open_source() was given (path or camera index)
+    name: str
+    frame_count: Optional[int]
+    fps: float
+    is_live: bool
+    width: int
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerInfo:
+    name: str
+    weights: Optional[str]
+    device: str
+    params: object               # a copy of tracker.params, for building the panel
+    defaults: object = None      # the variant's default params (the registry's), for "Reset to defaults"
+    # what was actually loaded: the file (the given one, the one found in the model folders, or the
+    # built-in weights in resources/) and its sha256 -- the one source of "what produced this"
+    checkpoint: Optional[str] = None
+    checkpoint_sha256: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerUnloaded:
+    """No tracker is loaded any more (unloaded, or the picked one failed to load)."""
+
+
+@dataclasses.dataclass
+class FramePacket:
+    """One frame as the worker saw it. `kind`: 'frame' (shown, not tracked), 'init' (the tracker
+    was (re-)initialised on it with `result.box`), 'track' (tracked)."""
+
+    index: int
+    frame: np.ndarray            # BGR, as decoded
+    rgb: np.ndarray              # RGB copy for display, made here so the GUI thread does not
+    result: Optional[TrackResult]
+    kind: str = "frame"
+    track_ms: float = 0.0        # wall time of tracker.track() (or init)
+    dropped: int = 0             # camera frames dropped so far because the tracker was slower
+    jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
+
+
+@dataclasses.dataclass(frozen=True)
+class PlayingChanged:
+    playing: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingChanged:
+    tracking: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    level: str                   # "error", "warning", "info"
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Synced:
+    number: int                  # the Sync barrier the worker has reached
