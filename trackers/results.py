@@ -129,13 +129,25 @@ class PackedMask:
         return len(self.png or b"")
 
 
+#: a kept score map is at most this many cells a side (a redraw or an export needs no more)
+KEPT_SCORE_MAP_SIDE = 64
+
+
 def slim(result: TrackResult) -> tuple[TrackResult, Optional[PackedMask]]:
     """The parts of a result an export or a redraw needs, kept per frame for a run: no channel
     maps, no intermediate arrays; the mask packed (see PackedMask)."""
     packed = None if result.mask is None else PackedMask.pack(result.mask, result.mask_threshold)
     # arrays in `extra` are the tracker's intermediates (SiamMask's 127x127 float mask crop): not drawn
     extra = {k: v for k, v in result.extra.items() if not isinstance(v, np.ndarray)}
-    return dataclasses.replace(result, channels=[], mask=None, extra=extra), packed
+    score_map = result.score_map
+    if score_map is not None and max(score_map.shape[:2]) > KEPT_SCORE_MAP_SIDE:
+        # SiamFC-type maps are their 17x17 response upsampled to 272x272 (290 kB a frame); a smaller
+        # copy draws over the same score extent (the overlays place a map by its extent, not its size)
+        h, w = score_map.shape[:2]
+        f = KEPT_SCORE_MAP_SIDE / max(h, w)
+        score_map = cv2.resize(np.asarray(score_map, np.float32), (max(1, round(w * f)), max(1, round(h * f))),
+                               interpolation=cv2.INTER_AREA)
+    return dataclasses.replace(result, channels=[], mask=None, extra=extra, score_map=score_map), packed
 
 
 def with_mask(result: Optional[TrackResult], packed: Optional[PackedMask]) -> Optional[TrackResult]:
