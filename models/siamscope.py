@@ -88,7 +88,8 @@ class SiamScopeNet(nn.Module):
         return cls, loc
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)[0]
+        # the deepest stage the backbone returns (the tracker's backbone also returns stride 8)
+        return self.backbone(x)[-1]
 
     # -- tracking -------------------------------------------------------------------------------
     def template(self, z: torch.Tensor) -> None:

@@ -190,3 +190,35 @@ def test_error_checkpoint_mismatch(bag_video):
     proc = run_main("track", bag_video, "--tracker", "nanotrack-v2", "--weights", v3, "--box", BAG_BOX)
     line = assert_one_line_error(proc, v3, "nanotrack-v3", "missing keys", "unexpected keys")
     assert "shape-mismatched keys" in line
+
+
+def test_track_start_and_frames_range(tmp_path, bag_video, bag_gt, capsys):
+    """--start N initialises on frame N (the first output line is that box); --frames A:B stops
+    before B. Bag's frame 20 box from the benchmark ground truth."""
+    box = ",".join(f"{v:.2f}" for v in bag_gt[20])
+    out = tmp_path / "from20.txt"
+    proc = InProcess(["track", bag_video, "--tracker", "csrt", "--box", box, "--start", 20, "--out", out], capsys)
+    assert proc.returncode == 0, proc.stderr
+    boxes = read_boxes(out)
+    assert boxes.shape == (196 - 20, 4)
+    np.testing.assert_allclose(boxes[0], bag_gt[20], atol=0.01)
+    assert "frames 20-195" in proc.stdout
+    # CSRT follows the bag from there: the boxes match the ground truth of the same frames
+    assert mean_iou(boxes[1:30], bag_gt[21:50]) > 0.5
+    out2 = tmp_path / "range.txt"
+    proc = InProcess(["track", bag_video, "--tracker", "csrt", "--box", box, "--frames", "20:31", "--out", out2], capsys)
+    assert proc.returncode == 0, proc.stderr
+    assert read_boxes(out2).shape == (11, 4)
+    np.testing.assert_allclose(read_boxes(out2), boxes[:11], atol=1e-3)    # same frames, same boxes
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--start", "500"], "past the end"),
+    (["--start", "-3"], "--start must be"),
+    (["--frames", "20"], "--frames must be A:B"),
+    (["--frames", "20:21"], "B > A + 1"),
+    (["--start", "2", "--frames", "3:9"], "not both"),
+])
+def test_error_bad_frame_range(bag_video, extra, fragment, capsys):
+    proc = InProcess(["track", bag_video, "--tracker", "csrt", "--box", BAG_BOX, *extra], capsys)
+    assert_one_line_error(proc, fragment)

@@ -152,3 +152,78 @@ def test_training_keeps_the_epoch_with_the_lowest_validation_loss(one_thread):
         c, l = losses(*net.forward_features(torch.from_numpy(zf[idx]).float(), torch.from_numpy(xf[idx]).float()),
                       label, ltrb, mask)
     assert float(cfg.cls_weight * c + cfg.loc_weight * l) == pytest.approx(min(val), rel=1e-5)
+
+
+def _leaving_sequence():
+    """A 64x64 patch of baboon.jpg on building.jpg: still for 10 frames, then it moves right by 8 px a
+    frame until it has left the frame, stays out for 20 frames, comes back to where it started and
+    stays there. Ground truth: the visible part of the patch (NaN while none is)."""
+    bg = cv2.resize(cv2.imread(shared_path("data", "images", "building.jpg")), (480, 360))
+    obj = cv2.resize(cv2.imread(shared_path("data", "images", "baboon.jpg")), (64, 64))
+    xs = [300] * 10 + list(range(308, 600, 8)) + [600] * 20 + list(range(592, 300, -8)) + [300] * 15
+    frames, gt = [], []
+    for x in xs:
+        f = bg.copy()
+        x1 = min(x + 64, 480)
+        if x1 > x:
+            f[150:214, x:x1] = obj[:, :x1 - x]
+            gt.append((x, 150, x1 - x, 64))
+        else:
+            gt.append((np.nan,) * 4)
+        frames.append(f)
+    return frames, np.array(gt, float)
+
+
+def test_default_box_stays_bounded_and_goes_lost_when_the_target_leaves(one_thread):
+    from trackers import registry
+    from trackers.base import TrackingState
+    frames, gt = _leaving_sequence()
+    tracker = registry.build("siamscope-default")
+    tracker.init(frames[0], tuple(gt[0]))
+    results = [tracker.track(f) for f in frames[1:]]
+    boxes = np.array([r.box for r in results])
+    gt = gt[1:]
+    out = ~np.isfinite(gt[:, 0])
+    # the box never grows past 1.5x the target's area, nor changes its aspect by more than 1.5x
+    assert (boxes[:, 2] * boxes[:, 3]).max() <= 1.5 * 64 * 64, boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+    aspect = boxes[:, 2] / boxes[:, 3]
+    assert aspect.max() < 1.5 and aspect.min() > 1 / 1.5
+    lost = np.array([r.state == TrackingState.LOST for r in results])
+    scores = np.array([r.score for r in results])
+    # gone: LOST and a score below 0.5 in (nearly) every frame where nothing of it is in view
+    assert lost[out].mean() >= 0.8, lost[out]
+    assert (scores[out] < 0.5).mean() >= 0.9, np.round(scores[out], 2)
+    # back: found again, tracking with a good box over the last 10 frames
+    tail = slice(len(results) - 10, None)
+    assert not lost[tail].any()
+    assert min(box_iou(b, g) for b, g in zip(boxes[tail], gt[tail])) > 0.5
+    assert (scores[tail] > 0.5).all()
+
+
+def test_default_on_megamind_keeps_a_face_sized_box_and_is_lost_while_the_face_is_off_screen(one_thread):
+    """Megamind.avi from frame 1 (frame 0 is black), box on the woman's face. Shots (0-based frames):
+    1-97 her, 98-153 the man, 154-199 her again (closer), 200-269 the man. Her face is about
+    145 x 170 px in the first shot and at most ~170 x 200 in the third."""
+    from trackers import registry
+    from trackers.base import TrackingState
+    cap = cv2.VideoCapture(shared_path("data", "videos", "Megamind.avi"))
+    frames = []
+    while (ok_frame := cap.read())[0]:
+        frames.append(ok_frame[1])
+    cap.release()
+    assert len(frames) == 270
+    tracker = registry.build("siamscope-default")
+    tracker.init(frames[1], (205, 150, 145, 170))
+    results = {i: tracker.track(frames[i]) for i in range(2, 270)}
+    boxes = np.array([results[i].box for i in range(2, 270)])
+    # face-sized all the way: never more than 1.6x the first box's width or height
+    assert boxes[:, 2].max() <= 1.6 * 145 and boxes[:, 3].max() <= 1.6 * 170, boxes[:, 2:].max(0)
+    lost = {i: results[i].state == TrackingState.LOST for i in results}
+    off = [i for i in results if 100 <= i < 154 or 202 <= i < 270]
+    first_shot = range(2, 98)
+    assert np.mean([lost[i] for i in off]) >= 0.8
+    assert np.mean([not lost[i] for i in first_shot]) >= 0.8
+    # while tracking in the first shot the box stays on her face (it spans x 200-400, y 100-360)
+    for i in first_shot:
+        x, y, w, h = results[i].box
+        assert 200 <= x + w / 2 <= 400 and 100 <= y + h / 2 <= 360, (i, results[i].box)

@@ -118,3 +118,32 @@ def test_eval_checks_output_folders_before_tracking(tmp_path, capsys):
         captured = capsys.readouterr()
         assert "AUC" not in captured.out and len(captured.err.strip().splitlines()) == 1, captured
         assert str(folder) in captured.err
+
+
+def test_eval_frames_range_and_long_term_table(tmp_path, capsys):
+    """`eval --frames A:B` scores frames A..B-1 only (init on A's box); a sequence with NaN (absent)
+    frames gets the VOT-LT precision / recall / F line besides the OTB table."""
+    bag = shared_path("bench", "bag")
+    seq_dir = tmp_path / "seqs" / "bag_gap"
+    (seq_dir / "img").mkdir(parents=True)
+    gt = read_boxes(os.path.join(bag, "groundtruth.txt"))[:16]
+    gt[9:12] = np.nan                                   # the target "absent" in three frames
+    for i in range(16):
+        src = os.path.join(bag, "img", f"{i + 1:05d}.jpg")
+        os.link(src, seq_dir / "img" / f"{i + 1:05d}.jpg")
+    with open(seq_dir / "groundtruth.txt", "w") as f:
+        f.write("\n".join(",".join("NaN" if v != v else str(v) for v in row) for row in gt) + "\n")
+    rc = main(["eval", str(tmp_path / "seqs"), "--trackers", "csrt", "--frames", "3:15", "--quiet",
+               "--results", str(tmp_path / "res"), "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert re.search(r"^bag_gap\s+12 \|", out, re.M)            # frames 3..14
+    assert re.search(r"^long-term \(1 sequences with absence labels\) csrt: precision \d\.\d{3} recall", out, re.M), out
+    boxes = read_boxes(str(tmp_path / "res" / "csrt" / "bag_gap.txt"))
+    assert boxes.shape == (12, 4)
+    np.testing.assert_allclose(boxes[0], gt[3], atol=1e-3)     # initialised on frame 3's box
+    # a range with no ground truth, and a malformed one: one line each
+    assert main(["eval", str(tmp_path / "seqs"), "--trackers", "csrt", "--frames", "9:12", "-q"]) == 2
+    assert "no ground-truth box in frames 9:12" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "seqs"), "--trackers", "csrt", "--frames", "x:y", "-q"]) == 2
+    assert "--frames must be A:B" in capsys.readouterr().err

@@ -93,3 +93,31 @@ def test_length_mismatch_and_empty_are_errors():
         M.score_sequence(boxes(3), boxes(4))
     with pytest.raises(ValueError):
         M.score_sequence(boxes(2), np.full((2, 4), np.nan))
+
+
+def test_long_term_precision_recall_f_on_a_known_case():
+    """trackers/longterm.py on four frames: target present, present, absent, present; the tracker's
+    IoUs 1, 0.5, -, 0 with confidences 0.9, 0.8, 0.7, 0.2. By hand: tau 0.9 -> Pr 1, Re 1/3, F 0.5;
+    tau 0.8 -> Pr 0.75, Re 0.5, F 0.6 (the best); tau 0.7 -> Pr 0.5, Re 0.5; tau 0.2 -> Pr 0.375."""
+    from trackers import longterm as LT
+    gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]], float)
+    pred = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [5, 5, 10, 10], [50, 50, 10, 10]], float)  # IoU 1, 0.5, -, 0
+    present = M.valid_frames(gt)
+    conf = np.array([0.9, 0.8, 0.7, 0.2])
+    taus = np.array([0.2, 0.7, 0.8, 0.9])
+    pr, re = LT.sequence_curves(pred, gt, present, conf, taus, start=-1)     # start -1: every frame counts
+    np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(re, [0.5, 0.5, 0.5, 1 / 3])
+    s = LT.long_term_score([(pred, gt, present, conf, -1)])
+    assert (s.f_score, s.precision, s.recall, s.threshold) == (pytest.approx(0.6), pytest.approx(0.75),
+                                                              pytest.approx(0.5), 0.8)
+    # the same boxes, the absent frame given the lowest confidence: claiming it is now the last step
+    pr, _ = LT.sequence_curves(pred, gt, present, np.array([0.9, 0.8, 0.1, 0.2]), np.array([0.1, 0.2, 0.8, 0.9]), -1)
+    np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
+
+
+def test_presence_rates_count_by_hand():
+    r = M.presence_rates([0.9, 0.8, 0.6, 0.4, 0.1], [True, True, False, True, False])
+    assert r["present_given_high"] == pytest.approx(2 / 3)      # 0.9, 0.8 present; 0.6 absent
+    assert r["absent_given_low"] == pytest.approx(1 / 2)        # 0.4 present, 0.1 absent
+    assert (r["high_frames"], r["low_frames"]) == (3, 2)

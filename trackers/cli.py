@@ -14,6 +14,7 @@ import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
 from .base import UsageError
+from .frame_range import add_frame_range_arguments, parse_frame_range
 
 #: the commands other modules define: each module's add_parser(subparsers) adds its own
 COMMAND_MODULES = (bench, evaluate, zoo, train_cli, vot_client)
@@ -102,6 +103,7 @@ def cmd_track(args) -> int:
         torch.set_num_threads(max(1, args.threads))
         cv2.setNumThreads(max(1, args.threads))
     box = parse_box(args.box)
+    first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     # every output is checked before any work: a run is never thrown away for a bad --out
@@ -121,6 +123,12 @@ def cmd_track(args) -> int:
     stop = StopSignals()
     try:
         with session, stop:
+            if first:
+                if session.is_live:
+                    raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
+                if session.seek(first) is None or session.index != first:
+                    raise UsageError(f"--start {first} is past the end of {args.source!r} "
+                                     f"({session.source.frame_count or session.index + 1} frames)")
             validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
             session.set_tracker(registry.build(name, args.weights, args.device))
             step = session.init(box)                # and what this tracker in particular cannot take
@@ -129,13 +137,18 @@ def cmd_track(args) -> int:
                 writer = AtomicVideoWriter(args.video_out, session.source.fps, (W, H))
                 writer.write(draw_result(step.frame, step.result, step.index))
             failure: Optional[SourceError] = None
+            ran_out = False           # the source ended (not --frames, not a signal)
             try:
-                while stop.signum is None and (step := session.advance()) is not None:
+                while stop.signum is None and (end is None or session.index + 1 < end):
+                    step = session.advance()
+                    if step is None:
+                        ran_out = True
+                        break
                     if writer is not None:
                         writer.write(draw_result(step.frame, step.result, step.index))
                     if args.verbose:
                         print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
-                              + f" {step.result.score:.4f}", flush=True)
+                              + f" {step.result.score:.4f} {step.result.state.value}", flush=True)
             except SourceError as e:
                 failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
             # what was tracked is kept, whatever ended the loop
@@ -145,7 +158,7 @@ def cmd_track(args) -> int:
             if writer is not None:
                 w, writer = writer, None
                 w.finish()        # read back whole, then renamed into place; after --out: boxes kept either way
-            short = session.source.shortfall()
+            short = session.source.shortfall() if ran_out else None
     finally:
         if writer is not None:
             writer.abort()
@@ -159,7 +172,8 @@ def cmd_track(args) -> int:
         kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
         raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     n = session.tracked_frames
-    print(f"tracked {n} frames with {name}")
+    print(f"tracked {n} frames with {name}" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
+                                                if first else ""))
     print(f"{session.fps:.1f} fps")
     if short:
         # the boxes and video are written either way; the exit code says they do not cover the file
@@ -200,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
     t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
+    add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--threads", type=int,
                    help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")

@@ -67,8 +67,10 @@ def compute(info, args) -> dict[str, str]:
 
 
 def long_term_rows(results, sequences, job_results) -> list[tuple[str, object]]:
-    """(tracker, LongTermScore) over the scored sequences that carry absence labels."""
-    lt = [s for s in sequences if getattr(s, "absent", None) is not None and getattr(s, "scored", True)]
+    """(tracker, LongTermScore) over the scored sequences that carry absence labels, or NaN ground
+    truth (the OTB layout's way to say the target is absent) in some frames."""
+    lt = [s for s in sequences if getattr(s, "scored", True)
+          and (getattr(s, "absent", None) is not None or not M.valid_frames(s.gt).all())]
     rows = []
     for r in results:
         items = []

@@ -21,6 +21,19 @@ from .eval_core import (DEFAULT_FOLDER, EvalError, Sequence, SequenceRun, Tracke
                         evaluate, find_sequences, format_table, load_sequence, run_sequence, write_plots)
 
 
+def clip_sequence(seq: Sequence, first: int, end) -> Sequence:
+    """Frames [first, end) of a sequence (`eval --start / --frames`: first frames that cannot be used)."""
+    import dataclasses
+    import numpy as np
+    from . import metrics as M
+    per_frame = {"frames": seq.frames[first:end], "gt": seq.gt[first:end]}
+    if getattr(seq, "absent", None) is not None:
+        per_frame["absent"] = seq.absent[first:end]
+    if len(per_frame["frames"]) < 2 or not M.valid_frames(np.asarray(per_frame["gt"])).any():
+        raise EvalError(f"sequence {seq.name!r} has no ground-truth box in frames {first}:{end if end else ''}")
+    return dataclasses.replace(seq, **per_frame)
+
+
 # -- command -----------------------------------------------------------------------------------
 def default_trackers() -> list[str]:
     from trackers import registry
@@ -63,9 +76,13 @@ def cmd_eval(args) -> int:
     unused = set(weights) - set(names)
     if unused:
         raise UsageError(f"--weights for {', '.join(sorted(unused))}, which is not among the trackers evaluated")
+    from .frame_range import parse_frame_range
+    first, end = parse_frame_range(args.start, args.frames)
     try:
         from .datasets import load_dataset
         sequences = load_dataset(args.folder, args.max_frames)
+        if first or end is not None:
+            sequences = [clip_sequence(s, first, end) for s in sequences]
     except EvalError as e:
         raise UsageError(str(e)) from None
 
@@ -171,6 +188,8 @@ def add_parser(subparsers) -> None:
                         "local Ray with this machine's cores (needs the 'ray' extra; without it: local processes)")
     p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
+    from .frame_range import add_frame_range_arguments
+    add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")

@@ -125,3 +125,20 @@ def mean_score(scores: list[SequenceScore]) -> SequenceScore:
                          np.mean([s.precision_curve for s in scores], axis=0),
                          np.mean([s.norm_precision_curve for s in scores], axis=0),
                          int(sum(s.frames for s in scores)))
+
+
+# -- confidence ----------------------------------------------------------------------------------
+def presence_rates(confidence, present, threshold: float = 0.5) -> dict:
+    """How far a confidence can be read as "the target is there": of the frames scored above
+    `threshold`, the fraction where the target is present; of those at or below it, the fraction
+    where it is absent; and the counts behind both."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    present = np.asarray(present, dtype=bool)
+    high = conf > threshold
+    return {"threshold": threshold,
+            "present_given_high": float(present[high].mean()) if high.any() else float("nan"),
+            "absent_given_low": float((~present[~high]).mean()) if (~high).any() else float("nan"),
+            "high_frames": int(high.sum()), "low_frames": int((~high).sum()),
+            "present_frames": int(present.sum()), "absent_frames": int((~present).sum()),
+            "present_scored_high": float(high[present].mean()) if present.any() else float("nan"),
+            "absent_scored_low": float((~high[~present]).mean()) if (~present).any() else float("nan")}

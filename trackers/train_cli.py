@@ -33,6 +33,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--write-synthetic", metavar="DIR",
                    help="instead of training, write held-out synthetic sequences (OTB layout, exact ground "
                         "truth) to DIR for `python main.py eval DIR`")
+    p.add_argument("--write-lovo", metavar="DIR",
+                   help="instead of training, write the leave-one-video-out sequences (../shared/data/videos, "
+                        "pseudo-labelled by NanoTrack v3, NaN where the target is absent) to DIR "
+                        "(trackers/train/lovo.py)")
     p.set_defaults(func=cmd_train)
 
 
@@ -48,6 +52,14 @@ def cmd_train(args) -> int:
         from trackers.train.synthetic import write_sequences
         for seq in write_sequences(args.data, args.write_synthetic):
             print(seq)
+        return 0
+    if args.write_lovo:
+        from trackers.train.lovo import write_lovo
+        shared = os.path.dirname(os.path.normpath(os.path.abspath(args.data)))
+        try:
+            write_lovo(args.data, shared, args.write_lovo)
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(str(e)) from None
         return 0
     if args.model == "siamattn":
         return _train_siamattn(args)
