@@ -388,7 +388,8 @@ class _SearchBranch(nn.Module):
 
 
 class OnnxSearchEngine:
-    """Runs NanoTrack's search branch (backbone + BAN head) in ONNX Runtime on the CPU.
+    """Runs NanoTrack's search branch (backbone + BAN head) in ONNX Runtime, on the CPU or, with
+    device "cuda", on ORT's CUDA provider (models.device.ort_session refuses a silent CPU fallback).
 
     The torch module stays the source of truth: it computes the template state (once per target)
     and is exported, with its loaded weights, to an in-memory ONNX graph when the engine is built.
@@ -397,18 +398,23 @@ class OnnxSearchEngine:
     torch module to ~1e-6 of their magnitude (tests/test_nanotrack_parity.py).
     """
 
-    def __init__(self, net: NanoTrack, threads: int = 1, search_size: int = 255):
+    def __init__(self, net: NanoTrack, threads: int = 1, search_size: int = 255, device: str = "cpu"):
         import io
         import warnings
 
         import onnxruntime as ort
 
+        from models.device import ort_session
+
         net = net.eval()
+        # the example inputs live where the module's weights are (a module already moved to CUDA
+        # exports from there); the exported graph itself holds no device
+        on = next(net.parameters()).device
         with torch.no_grad():
-            z = torch.zeros(1, 3, 127, 127)
+            z = torch.zeros(1, 3, 127, 127, device=on)
             state = net.ban_head.template(net.backbone(z))
             self.state_keys = sorted(state)
-            x = torch.zeros(1, 3, search_size, search_size)
+            x = torch.zeros(1, 3, search_size, search_size, device=on)
             _, _, xcorr = net.ban_head(state, net.backbone(x))
             self.xcorr_names = [(level, branch) for level, branch, _ in xcorr]
             out_names = ["cls", "loc"] + [f"xcorr_{i}" for i in range(len(xcorr))]
@@ -427,7 +433,9 @@ class OnnxSearchEngine:
         # no busy-waiting between ops: on a shared or small machine spinning threads steal the
         # CPU other work (the GUI, the video decoder) needs
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(buf.getvalue(), opts, torch.device(device))
+        self.provider = self.session.get_providers()[0]
+        self.device_type = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self.search_size = search_size
         self._feed: dict = {}
         self._all_outputs = out_names
@@ -441,7 +449,7 @@ class OnnxSearchEngine:
         """x: (1, 3, 255, 255) float32 array or tensor -> {'cls', 'loc', 'xcorr'} as tensors."""
         if not self._feed:
             raise RuntimeError("OnnxSearchEngine.track() called before set_template()")
-        x = x.numpy() if isinstance(x, torch.Tensor) else x
+        x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
         names = self._all_outputs if with_xcorr else self._main_outputs
         outs = self.session.run(names, {"x": x, **self._feed})
         result = {"cls": torch.from_numpy(outs[0]), "loc": torch.from_numpy(outs[1]), "xcorr": []}

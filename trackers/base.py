@@ -177,3 +177,13 @@ class Tracker(abc.ABC):
     def to(self, device: str) -> "Tracker":
         """Move the network to a torch device ("cpu", "cuda"); trackers without one ignore it."""
         return self
+
+    #: the precision the network computes in ("fp32", or "fp16" on CUDA where the tracker has it)
+    precision: str = "fp32"
+
+    def set_precision(self, precision: str) -> "Tracker":
+        """Run the network in `precision`; trackers without a half-precision path refuse fp16."""
+        if precision != "fp32":
+            from models.device import DeviceError
+            raise DeviceError(f"{self.name or type(self).__name__} has no {precision} path: use fp32")
+        return self

@@ -142,23 +142,23 @@ def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
     return path
 
 
-def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
-    """(weights, how, skip reason) for timing `spec`: the real checkpoint where it is here, else the
-    fixture's seeded weights (same network, same cost per frame) written into tmp."""
+def tracker_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str) -> tuple[Optional[str], str]:
+    """(checkpoint, how it was found) for timing a tracker: the fixture's seeded weights written into
+    `tmp`, the real NanoTrack files, the project's own, or none; BenchError when a fixture is absent."""
     from . import registry
-    weights, how = None, "no checkpoint"
     if spec.name in SEEDED_FIXTURE:
         fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
         if not os.path.isdir(fixture):
-            return None, "", f"{fixture} is absent"
-        weights, how = seeded_checkpoint(fixture, tmp), "seeded"
-    elif spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
-        weights, how = os.path.join(nano_dir, spec.weights_file), "real"
-    elif spec.needs_weights:
-        weights, how = registry.find_weights(spec), "found"
+            raise BenchError(f"{fixture} is absent")
+        return seeded_checkpoint(fixture, tmp), "seeded"
+    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+        return os.path.join(nano_dir, spec.weights_file), "real"
+    if spec.needs_weights:
+        weights = registry.find_weights(spec)
         if weights is None and spec.name == "siamattn":
-            weights, how = "seed:0", "seeded"
-    return weights, how, ""
+            return "seed:0", "seeded"
+        return weights, "found"
+    return None, "no checkpoint"
 
 
 #: frames tracked before the soak's first RSS reading: the first frames allocate the network's
@@ -192,9 +192,10 @@ def soak(video: str, box, n_frames: int, fixtures_dir: str, nano_dir: str, names
         for spec in registry.all_trackers():
             if names and spec.name not in names:
                 continue
-            weights, how, skip = bench_weights(spec, fixtures_dir, nano_dir, tmp)
-            if skip:
-                print(f"  {spec.name:22s} skipped: {skip}")
+            try:
+                weights, how = tracker_weights(spec, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
                 continue
             try:
                 tracker = registry.build(spec.name, weights)
@@ -246,9 +247,10 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
     print(f"all trackers, {len(sub) - 1} frames each (seeded = fixture weights, same cost per frame):")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
-            weights, how, skip = bench_weights(spec, fixtures_dir, nano_dir, tmp)
-            if skip:
-                print(f"  {spec.name:22s} skipped: {skip}")
+            try:
+                weights, how = tracker_weights(spec, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
                 continue
             try:
                 tracker = registry.build(spec.name, weights)

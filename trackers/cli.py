@@ -95,6 +95,7 @@ def cmd_track(args) -> int:
     from trackers.results import write_otb
     from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, AtomicVideoWriter, check_output,
                                       check_outputs_distinct)
+    from models.device import check_device, check_precision
     from trackers.session import SessionError, TrackingSession
     from trackers.sources import SourceError
 
@@ -130,7 +131,11 @@ def cmd_track(args) -> int:
                     raise UsageError(f"--start {first} is past the end of {args.source!r} "
                                      f"({session.source.frame_count or session.index + 1} frames)")
             validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
-            session.set_tracker(registry.build(name, args.weights, args.device))
+            check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
+            tracker = registry.build(name, args.weights, args.device)
+            if args.precision != "fp32":
+                tracker.set_precision(args.precision)
+            session.set_tracker(tracker)
             step = session.init(box)                # and what this tracker in particular cannot take
             if args.video_out:
                 H, W = step.frame.shape[:2]
@@ -216,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
+                   help="the network's precision (fp16: CUDA only, faster for the larger networks)")
     t.add_argument("--threads", type=int,
                    help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
@@ -232,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
     from trackers.base import BoxError
+    from models.device import DeviceError
     from trackers.sources import SourceError
 
     parser = build_parser()
@@ -241,7 +249,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, SourceError, CheckpointError, KeyError, OSError) as e:
+    except (UsageError, BoxError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)

@@ -202,7 +202,10 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         if self.bank_features is None or len(self.bank_weights) == 0:
             return None
         k = self.kernel_size
-        bank = self.bank_features.to(cls_feature.dtype)
+        # float32 even when the network runs in fp16: the squared norms summed over a 256 x k x k
+        # patch overflow half precision's 65504
+        cls_feature = cls_feature.float()
+        bank = self.bank_features.float()
         dots = F.conv2d(cls_feature, bank)[0]                                   # (n, S, S)
         ones = torch.ones((1, cls_feature.shape[1], k, k), dtype=cls_feature.dtype, device=cls_feature.device)
         patch_norm = F.conv2d(cls_feature * cls_feature, ones)[0, 0].clamp_min(1e-12).sqrt()

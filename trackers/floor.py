@@ -80,7 +80,8 @@ class FrozenTrunk:
         self.to(device)
 
     def to(self, device: str) -> "FrozenTrunk":
-        self.device = torch.device(device)
+        from models.device import check_device
+        self.device = check_device(device)
         self.net.to(self.device)
         self.session = self._ort_session() if self.device.type == "cpu" else None
         return self

@@ -77,7 +77,7 @@ class NanoTracker(SiameseRPNTracker):
         if engine == "onnxruntime" or (engine == "auto" and self.device.type == "cpu"):
             try:
                 self.engine = OnnxSearchEngine(network, threads=torch.get_num_threads(),
-                                               search_size=params.instance_size)
+                                               search_size=params.instance_size, device=str(self.device))
             except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
                 if engine == "onnxruntime":
                     raise
@@ -88,11 +88,11 @@ class NanoTracker(SiameseRPNTracker):
         return "onnxruntime" if self._use_engine() else "torch"
 
     def _use_engine(self) -> bool:
-        return self.engine is not None and self.device.type == "cpu"
+        # the engine was built for one device (its ORT provider) and runs fp32 only
+        return (self.engine is not None and self.precision == "fp32"
+                and self.engine.device_type == self.device.type)
 
-    def _tensor(self, patch: np.ndarray) -> torch.Tensor:
-        if self.device.type != "cpu":
-            return super()._tensor(patch)
+    def _host_input(self, patch: np.ndarray) -> torch.Tensor:
         h, w = patch.shape[:2]
         if self._input is None or tuple(self._input.shape[2:]) != (h, w):
             self._input = torch.empty((1, 3, h, w), dtype=torch.float32)
@@ -100,9 +100,15 @@ class NanoTracker(SiameseRPNTracker):
         np.copyto(self._input.numpy()[0], patch.transpose(2, 0, 1), casting="unsafe")
         return self._input
 
+    def _tensor(self, patch: np.ndarray) -> torch.Tensor:
+        if self.device.type != "cpu" or self.dtype != torch.float32:
+            return super()._tensor(patch)
+        return self._host_input(patch)
+
     def run_network(self, patch: np.ndarray) -> dict:
         if self._use_engine() and patch.shape[0] == self.engine.search_size:
-            return self.engine.track(self._tensor(patch), with_xcorr=self.collect_channels)
+            # ORT reads a host array (its CUDA provider copies it to the GPU itself)
+            return self.engine.track(self._host_input(patch), with_xcorr=self.collect_channels)
         with torch.inference_mode():
             return self.network.track(self._tensor(patch))
 

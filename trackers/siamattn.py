@@ -150,7 +150,8 @@ class SiamAttnTracker(SiameseRPNTracker):
         roi = torch.tensor([[c + cx - w / 2, c + cy - h / 2, c + cx + w / 2, c + cy + h / 2]],
                            dtype=torch.float32, device=self.device)
         with torch.inference_mode():
-            deltas, mask_logits = self.network.refine(roi)
+            # the roi in the network's precision; the box arithmetic after it stays float32
+            deltas, mask_logits = self.network.refine(roi.to(self.dtype))
             deltas = deltas.float()
             lim = p.max_refine_shift
             deltas[:, :2] = deltas[:, :2].clamp(-lim, lim)

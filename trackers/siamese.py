@@ -14,6 +14,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from models.device import check_device, check_finite, check_precision, move_cached_tensors
+
 from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
@@ -133,6 +135,7 @@ class SiameseRPNTracker(Tracker):
     depth-wise correlation responses, shown in the GUI's channel grid.
     """
 
+    dtype = torch.float32   # of the network's weights and inputs (set_precision)
     extra_keys = {"best_index": "index of the chosen candidate in the flattened score",
                   "pscore": "the chosen candidate's score after penalty and window"}
 
@@ -142,7 +145,7 @@ class SiameseRPNTracker(Tracker):
         self.decoder = decoder
         self.params = params
         self.name = name
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.network.to(self.device)
         self.collect_channels = True
         self.center = np.zeros(2)
@@ -150,8 +153,20 @@ class SiameseRPNTracker(Tracker):
         self.channel_average = np.zeros(3)
 
     def to(self, device: str) -> "SiameseRPNTracker":
-        self.device = torch.device(device)
+        if self.precision != "fp32":
+            check_precision(self.precision, check_device(device))
+        self.device = check_device(device)
         self.network.to(self.device)
+        move_cached_tensors(self.network, self.device, self.dtype)
+        return self
+
+    def set_precision(self, precision: str) -> "SiameseRPNTracker":
+        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
+        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
+        self.dtype = check_precision(precision, self.device)
+        self.precision = precision
+        self.network.to(dtype=self.dtype)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     # -- stages -------------------------------------------------------------------------------
@@ -176,7 +191,7 @@ class SiameseRPNTracker(Tracker):
         return get_subwindow(frame, self.center, instance_size, s_x, self.channel_average), scale_z, s_x
 
     def _tensor(self, patch: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(to_tensor_layout(patch)).to(self.device)
+        return torch.from_numpy(to_tensor_layout(patch)).to(self.device, self.dtype)
 
     @torch.no_grad()
     def run_network(self, patch: np.ndarray) -> dict:
@@ -226,6 +241,8 @@ class SiameseRPNTracker(Tracker):
             out = self.run_network(patch)
             cls = out["cls"].float().cpu().numpy()
             loc = out["loc"].float().cpu().numpy()
+            if self.precision != "fp32":
+                check_finite(self, cls, loc)
         return out, cls, loc, scale_z, s_x
 
     def track(self, frame: np.ndarray) -> TrackResult:

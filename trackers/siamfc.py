@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 import torch
 
+from models.device import check_device, check_finite, check_precision, move_cached_tensors
+
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
 from .crop import get_subwindow, to_tensor_layout
@@ -154,20 +156,33 @@ class SiamFCTracker(Tracker):
                   "raw_peak": "the raw response at the peak (the score is its sigmoid)"}
 
     rgb_input = True
+    dtype = torch.float32   # of the network's weights and inputs (set_precision)
 
     def __init__(self, network: torch.nn.Module, params: Optional[SiamFCParams] = None, name: str = "siamfc",
                  device: str = "cpu"):
         self.network = network.eval()
         self.params = params or SiamFCParams()
         self.name = name
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.network.to(self.device)
         self.collect_channels = True
         self._windows: dict[int, np.ndarray] = {}
 
     def to(self, device: str) -> "SiamFCTracker":
-        self.device = torch.device(device)
+        if self.precision != "fp32":
+            check_precision(self.precision, check_device(device))
+        self.device = check_device(device)
         self.network.to(self.device)
+        move_cached_tensors(self.network, self.device, self.dtype)
+        return self
+
+    def set_precision(self, precision: str) -> "SiamFCTracker":
+        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
+        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
+        self.dtype = check_precision(precision, self.device)
+        self.precision = precision
+        self.network.to(dtype=self.dtype)
+        move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
     # -- shared parts -------------------------------------------------------------------------
@@ -195,7 +210,7 @@ class SiamFCTracker(Tracker):
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if self.rgb_input else frame
 
     def _batch(self, patches) -> torch.Tensor:
-        return torch.from_numpy(np.concatenate([to_tensor_layout(p) for p in patches])).to(self.device)
+        return torch.from_numpy(np.concatenate([to_tensor_layout(p) for p in patches])).to(self.device, self.dtype)
 
     @torch.no_grad()
     def run_network(self, patches) -> dict:
@@ -282,6 +297,8 @@ class SiamFCTracker(Tracker):
         with timer.stage("network"):
             out = self.run_network(patches)
             raw = out["response"][:, 0].float().cpu().numpy()
+            if self.precision != "fp32":
+                check_finite(self, raw)
         with timer.stage("decode"):
             center_before = self.center_xy()
             step = self.score(raw)
