@@ -8,7 +8,6 @@ by `trackers.results.export_results` (OTB txt / CSV / JSON by extension).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from typing import Optional
@@ -19,18 +18,12 @@ from PySide6.QtCore import QThread, Signal
 
 from trackers.annotate import decode_jpeg, draw_result, encode_jpeg
 from trackers.base import TrackResult
-from trackers.cli import check_written_video, open_video_writer
-from trackers.results import FrameLog, RunRecord, export_results
+from trackers.results import FrameLog, RunRecord, export_results, slim, with_mask
+from trackers.safe_output import VIDEO_EXTS, AtomicVideoWriter, check_output
 from trackers.sources import SourceError, open_source
 
 #: at most this many camera frames are kept for a video export (about 10 minutes at 30 fps)
 LIVE_FRAME_LIMIT = 18000
-
-
-def slim(result: TrackResult) -> TrackResult:
-    """The parts of a result an export draws: no channel maps, the mask as booleans."""
-    mask = None if result.mask is None else (np.asarray(result.mask) > 0.5)
-    return dataclasses.replace(result, channels=[], mask=mask)
 
 
 class RunStore:
@@ -40,6 +33,7 @@ class RunStore:
     def __init__(self):
         self.record: Optional[RunRecord] = None
         self.results: FrameLog = FrameLog()        # frame index -> slim TrackResult
+        self.masks: FrameLog = FrameLog()          # frame index -> PackedMask (trackers that give one)
         self.live_frames: FrameLog = FrameLog()    # frame index -> JPEG bytes (a camera's frames)
         self.source_spec = None
         self.source_fps = 25.0
@@ -56,6 +50,7 @@ class RunStore:
         else:
             self.record.set_checkpoint(checkpoint)
         self.results = FrameLog()
+        self.masks = FrameLog()
         self.live_frames = FrameLog()
         self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live
         self.version += 1
@@ -68,13 +63,23 @@ class RunStore:
             self.record.add_init(index, result.box)
         else:
             self.record.add(index, result)
-        self.results.put(index, slim(result))       # re-tracking replaces what followed
+        kept, packed = slim(result)
+        self.results.put(index, kept)               # re-tracking replaces what followed
+        self.masks.drop_after(index)
+        if packed is not None:
+            self.masks[index] = packed
+        else:
+            self.masks.pop(index, None)
         self.live_frames.drop_after(index)
         if self.is_live and len(self.live_frames) < LIVE_FRAME_LIMIT:
             jpeg = jpeg if jpeg is not None else encode_jpeg(frame)
             if jpeg is not None:
                 self.live_frames[index] = jpeg
         self.version += 1
+
+    def result(self, index: int) -> Optional[TrackResult]:
+        """The kept result of frame `index` (mask unpacked), or None."""
+        return with_mask(self.results.get(index), self.masks.get(index))
 
     def set_params(self, params: dict) -> None:
         if self.record is not None:
@@ -93,7 +98,11 @@ class RunStore:
 
 
 class VideoExportJob(QThread):
-    """Writes the annotated video of a finished (or running) run on its own thread."""
+    """Writes the annotated video of a finished (or running) run on its own thread.
+
+    The path is checked when the job is made (OSError: never the source or the checkpoint, never
+    a device or a folder); frames go to a temporary file renamed over the path only once the whole
+    video reads back, so a failed or cancelled export leaves whatever was at the path untouched."""
 
     progress = Signal(int, int)          # frames written, frames in all
     done = Signal(bool, str)             # ok, message
@@ -103,10 +112,14 @@ class VideoExportJob(QThread):
         rng = store.frame_range()
         if rng is None:
             raise ValueError("nothing to export yet: track some frames first")
+        record = store.record
+        check_output(path, VIDEO_EXTS, inputs=(store.source_spec if isinstance(store.source_spec, str) else None,
+                                               record.checkpoint if record else None), what="video")
         self.path = path
         self.heatmap = heatmap
         self.first, self.last = rng
         self.results = dict(store.results)        # a snapshot: tracking may go on meanwhile
+        self.masks = dict(store.masks)
         self.live_frames = dict(store.live_frames)
         self.source_spec = store.source_spec
         self.fps = store.source_fps
@@ -137,40 +150,40 @@ class VideoExportJob(QThread):
 
     def run(self) -> None:
         total = (len(self.live_frames) if self.is_live else self.last - self.first + 1)
-        writer = None
+        writer: Optional[AtomicVideoWriter] = None
         try:
             for i, frame in self._frames():
                 if self._cancel.is_set():
                     break
                 if writer is None:
                     H, W = frame.shape[:2]
-                    writer = open_video_writer(self.path, self.fps, (W, H))
-                writer.write(draw_result(frame, self.results.get(i), i, heatmap=self.heatmap))
+                    writer = AtomicVideoWriter(self.path, self.fps, (W, H))
+                writer.write(draw_result(frame, with_mask(self.results.get(i), self.masks.get(i)), i,
+                                         heatmap=self.heatmap))
                 self.written += 1
                 self.progress.emit(self.written, total)
+            if self._cancel.is_set():
+                raise _Cancelled
+            if writer is None:
+                raise SourceError("the source gave no frames to export")
+            if self.written < total:
+                raise SourceError(f"the source gave only {self.written} of the run's {total} frames "
+                                  "(moved, changed or truncated since tracking?)")
+            writer.finish()           # read back whole, then renamed over the path
+            writer = None
+        except _Cancelled:
+            self._fail(writer, "Video export cancelled; nothing was written")
+            return
         except (OSError, SourceError, cv2.error) as e:
-            self._finish(writer, False, f"Video export failed: {e}")
+            self._fail(writer, f"Video export failed: {e}")
             return
-        if self._cancel.is_set():
-            self._finish(writer, False, "Video export cancelled")
-            return
-        self._finish(writer, True, f"Wrote {self.written} frames to {self.path}")
+        self.done.emit(True, f"Wrote {self.written} frames to {self.path}")
 
-    def _finish(self, writer, ok: bool, message: str) -> None:
+    def _fail(self, writer: Optional[AtomicVideoWriter], message: str) -> None:
         if writer is not None:
-            writer.release()
-        if ok:
-            try:
-                check_written_video(self.path, self.written)
-            except OSError as e:
-                ok, message = False, f"Video export failed: {e}; the run's results are kept"
-        if not ok:
-            self._remove_partial()
-        self.done.emit(ok, message)
+            writer.abort()            # only its own temporary file goes; the path is untouched
+        self.done.emit(False, message)
 
-    def _remove_partial(self) -> None:
-        if os.path.lexists(self.path):
-            try:
-                os.remove(self.path)    # no half-written file left behind
-            except OSError:
-                pass
+
+class _Cancelled(Exception):
+    pass

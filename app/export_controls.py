@@ -18,6 +18,8 @@ class ExportControls(QObject):
         self.window = window
         self._store, self._heatmap, self._last_dir, self.show_message = store, heatmap, last_dir, show_message
         self.export_job: Optional[VideoExportJob] = None
+        # (store, version) at the last successful export: a new store (a new source) is a new run
+        self.exported: tuple = (None, -1)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.hide()
@@ -44,6 +46,10 @@ class ExportControls(QObject):
         except ValueError as e:
             self.show_message("warning", str(e))
             return None
+        except OSError as e:     # checked before any frame is read: the source, a device, a folder...
+            self.show_message("error", f"Cannot export the video: {e} — the run's results are kept")
+            return None
+        job.run_version = (id(self._store()), self._store().version)
         job.progress.connect(self._export_progress)
         job.done.connect(self._export_done)
         self.export_job = job
@@ -61,6 +67,8 @@ class ExportControls(QObject):
     def _export_done(self, ok: bool, message: str) -> None:
         self.progress.hide()
         self.cancel_export_button.hide()
+        if ok and self.export_job is not None:
+            self.exported = self.export_job.run_version
         self.show_message("info" if ok else "error", message + ("" if ok else " — the run's results are kept"))
 
     def cancel_export(self) -> None:
@@ -68,10 +76,12 @@ class ExportControls(QObject):
             self.export_job.cancel()
 
     def choose_export_results(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export results", self._last_dir(),
-                                              "JSON with scores, timings and provenance (*.json);;"
-                                              "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Export results", self._last_dir(),
+                                                   "JSON with scores, timings and provenance (*.json);;"
+                                                   "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
         if path:
+            if not os.path.splitext(path)[1]:    # the format is the filter chosen
+                path += ".csv" if "*.csv" in chosen else ".txt" if "*.txt" in chosen else ".json"
             self.export_results(path)
 
     def export_results(self, path: str) -> bool:
@@ -81,8 +91,14 @@ class ExportControls(QObject):
         except (OSError, ValueError) as e:
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
             return False
+        self.exported = (id(store), store.version)
         self.show_message("info", f"Wrote {len(store.record.frames)} frames' results to {path}")
         return True
+
+    def unexported_run(self) -> bool:
+        """A run with tracked frames that changed since its last export (results or video)."""
+        store = self._store()
+        return store.record is not None and bool(store.record.frames) and (id(store), store.version) != self.exported
 
     def running_job(self) -> Optional[VideoExportJob]:
         return self.export_job if self.export_job is not None and self.export_job.isRunning() else None

@@ -19,8 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
-                               QInputDialog, QLabel, QMainWindow, QPushButton, QSizePolicy, QSlider, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSizePolicy, QSlider,
+                               QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from trackers import compute, registry
 from trackers.base import TrackResult
@@ -46,6 +46,8 @@ TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls)
 # Threads that did not end in time when their window closed; kept referenced so Python does not
 # destroy a running QThread (which would abort the process).
 _ORPHANS: list = []
+#: QSettings key: ask before a close discards an unexported run or cancels an export
+ASK_BEFORE_CLOSING = "ask_before_closing"
 
 
 def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         self.packets_drawn = 0
         self.track_fps = 0.0
         self.track_ms = 0.0
+        self.close_box: Optional[QMessageBox] = None   # the "close without exporting?" question, while open
         self._closing = False
         # the compute policy: one core kept for this (the Qt) thread, unless the user chose a count
         self.compute_policy = compute.apply(compute.decide(self.threads_preference(), gui=True))
@@ -677,7 +680,7 @@ class MainWindow(QMainWindow):
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:
         if p.result is not None:
             return p.result
-        return self.store.results.get(p.index)   # a frame of this run seen again (seek / step back)
+        return self.store.result(p.index)   # a frame of this run seen again (seek / step back)
 
     def _draw_passes(self, p: FramePacket) -> list:
         """The draw of one packet, as passes for the DrawScheduler (app/draw_scheduler.py)."""
@@ -777,7 +780,43 @@ class MainWindow(QMainWindow):
         return self.exports.export_job
 
     # -- closing ---------------------------------------------------------------------------------
+    def unexported_run(self) -> bool:
+        return self.exports.unexported_run()
+
+    def close_warnings(self) -> list[str]:
+        out = []
+        if self.export_job is not None and self.export_job.isRunning():
+            out.append(f"A video export to {os.path.basename(self.export_job.path)} is running; closing cancels it "
+                       "(the file already there is kept).")
+        if self.unexported_run():
+            out.append(f"The run ({len(self.store.record.frames)} frames tracked with {self.store.record.tracker}) "
+                       "has not been exported; closing discards it.")
+        return out
+
+    def confirm_close(self) -> bool:
+        """Ask before a close throws work away; True to close. 'Don't ask again' is remembered."""
+        warnings = self.close_warnings()
+        if not warnings or not _setting_bool(self.settings.value(ASK_BEFORE_CLOSING, True)):
+            return True
+        box = QMessageBox(QMessageBox.Warning, "Close SiamScope?", "\n\n".join(warnings), parent=self)
+        close = box.addButton("Close without exporting", QMessageBox.DestructiveRole)
+        box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(QMessageBox.Cancel)
+        dont_ask = QCheckBox("Don't ask again")
+        box.setCheckBox(dont_ask)
+        self.close_box = box
+        box.exec()
+        self.close_box = None
+        if box.clickedButton() is not close:
+            return False
+        if dont_ask.isChecked():
+            self.settings.setValue(ASK_BEFORE_CLOSING, False)
+        return True
+
     def closeEvent(self, ev) -> None:
+        if not self._closing and not self.confirm_close():
+            ev.ignore()
+            return
         self.shutdown()
         super().closeEvent(ev)
 
@@ -802,6 +841,11 @@ class MainWindow(QMainWindow):
                 _ORPHANS.append(zoo_job)
         if not self.worker.shutdown():
             _ORPHANS.append(self.worker)
+
+
+def _setting_bool(value) -> bool:
+    # QSettings' INI files give booleans back as the strings "true" / "false"
+    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "")
 
 
 def parse_app_args(argv: list[str]):

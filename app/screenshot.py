@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = QSettings(os.path.join(tempfile.mkdtemp(prefix="siamscope-shot-"), "s.ini"), QSettings.IniFormat)
+    settings.setValue("ask_before_closing", False)    # a script: no one is there to answer
     window = MainWindow(settings=settings)
     w, h = (int(v) for v in args.size.lower().split("x"))
     window.resize(w, h)

@@ -443,7 +443,11 @@ class TrackingWorker(QThread):
             got = self.session.read()
             if got is None:
                 self._set_playing(False)
-                self._message("info", "End of the video")
+                short = self.session.source.shortfall()
+                if short:
+                    self._message("warning", f"End of the video: {short}")
+                else:
+                    self._message("info", "End of the video")
                 return
             frame, index = got
         self._schedule_next()

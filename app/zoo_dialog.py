@@ -142,7 +142,11 @@ class ModelZooDialog(QDialog):
         self.bar.hide()
         self.cancel_button.hide()
         self.download_button.setEnabled(True)
-        self.message.setText(f"Saved {text}" if ok else text)
+        if ok and self.job is not None and self.job.entry.sha256 is None:
+            self.message.setText(f"Saved {text} — not verified: no published sha256 (the download's is "
+                                 f"recorded in {zoo.recorded_sha256_path(text)})")
+        else:
+            self.message.setText(f"Saved {text}" if ok else text)
         self.refresh()
         if ok:
             self.downloaded.emit(text)

@@ -48,6 +48,37 @@ def _fmt_keys(title: str, keys) -> str:
     return f"\n  {title} ({len(keys)}): {shown}{more}"
 
 
+_ZIP_MAGIC = b"PK\x03\x04"     # torch.save since 1.6
+_PICKLE_PROTO = 0x80             # legacy torch.save: a pickle stream (protocol 2+)
+
+
+def _last_detail(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = next((line for line in lines if "invalid load key" in line or "truncated" in line), None)
+    return detail or (lines[-1] if lines else type(e).__name__)
+
+
+def _check_format(path: str) -> None:
+    """Name what the file is when it is plainly not a PyTorch checkpoint, before torch reads it
+    (a device such as /dev/zero would be read for ever; ONNX or random bytes would otherwise be
+    reported by the unpickler as 'needs arbitrary code')."""
+    import stat
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"checkpoint {path!r} is a device or special file, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint: the file is empty")
+    if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTO:
+        return
+    if path.lower().endswith(".onnx") or (head[:1] == b"\x08" and head[2:3] == b"\x12"):
+        raise CheckpointError(f"checkpoint {path!r} is an ONNX model, not a PyTorch checkpoint "
+                              "(only opencv-nanotrack takes ONNX files)")
+    raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint (unknown format: it "
+                          f"starts with bytes {head[:8].hex(' ')})")
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat {key: tensor} dict, unwrapping the usual containers.
 
@@ -58,11 +89,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path!r} is a folder, not a file")
+    _check_format(path)
     try:
         with torch.serialization.safe_globals(_SAFE_NUMPY_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if any(k in str(e) for k in ("invalid load key", "truncated", "stack underflow", "could not find MARK")):
+            # not a refused class: the pickle stream itself is broken
+            raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint "
+                                  f"(its pickle data cannot be read: {_last_detail(e)})") from None
         raise CheckpointError(
             f"checkpoint {path!r} was refused: it needs arbitrary code to load, which SiamScope never "
             f"runs (weights-only loading). Detail: {first}") from None

@@ -26,12 +26,15 @@ def ground_truth() -> np.ndarray:
     return read_boxes(shared_path(*BAG_GT))
 
 
-def make_window(qtbot, tmp_path):
+def make_window(qtbot, tmp_path, ask_before_closing: bool = False):
     """A shown MainWindow with its own settings file (the user's QSettings stay untouched)."""
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
     settings = QSettings(str(tmp_path / "siamscope.ini"), QSettings.IniFormat)
+    # the window's own teardown closes it with its run unexported: the question that close asks
+    # is answered by test_app_safety.py, here it would wait for a person (a user's "don't ask")
+    settings.setValue("ask_before_closing", ask_before_closing)
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.resize(1400, 880)

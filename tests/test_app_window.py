@@ -167,30 +167,50 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     csv_rows = (tmp_path / "bag.csv").read_text().splitlines()
     assert len(csv_rows) == 197 and csv_rows[0].startswith("frame,x,y,w,h,score,state,init")
 
-    # -- an unwritable path is a message in the window; the run stays exportable
+    # -- an unwritable path is a message in the window, before any work; the run stays exportable
     assert not window.export_results(str(tmp_path / "no" / "such" / "dir" / "bag.json"))
     assert window.messages.level == "error" and "results are kept" in window.messages.text
-    assert window.export_video(str(tmp_path / "no" / "dir" / "x.avi")) is not None
-    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=10000)
-    qtbot.waitUntil(lambda: window.messages.level == "error" and "export failed" in window.messages.text,
-                    timeout=5000)
+    assert window.export_video(str(tmp_path / "no" / "dir" / "x.avi")) is None
+    assert window.messages.level == "error" and "does not exist" in window.messages.text
     assert len(window.store.record.frames) == 196
 
-    # -- a full disk: /dev/full takes every open() and fails every write with ENOSPC, as a full disk
-    # does. OpenCV's VideoWriter reports nothing, so the job reads the file back and counts frames.
+    # -- never over the open video, never a device: refused before a frame is written
+    source = window.store.source_spec
+    before = _sha256(source)
+    assert window.export_video(source) is None and "is the input" in window.messages.text
     if os.path.exists("/dev/full"):
-        full_json, full_video = tmp_path / "full.json", tmp_path / "full.avi"
+        full_json = tmp_path / "full.json"
         os.symlink("/dev/full", full_json)
-        os.symlink("/dev/full", full_video)
         assert not window.export_results(str(full_json))
-        assert "No space left" in window.messages.text and "results are kept" in window.messages.text
-        window.export_video(str(full_video))
-        qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
-        qtbot.waitUntil(lambda: "disk full" in window.messages.text, timeout=5000)
-        assert window.messages.level == "error" and "0 of the 196 frames" in window.messages.text
-        assert not os.path.lexists(full_video) and not os.path.lexists(full_json)   # nothing half-written
-        assert len(window.store.record.frames) == 196
-        assert window.export_results(str(tmp_path / "after.txt"))                  # still exportable
+        assert "device" in window.messages.text and "results are kept" in window.messages.text
+        assert os.path.islink(full_json) and os.path.exists("/dev/full")      # both left alone
+    assert _sha256(source) == before
+
+    # -- a disk that fills up mid-write (a file-size limit: writes past it fail with EFBIG, as on a
+    # full disk): the export fails, the file already at the path is untouched, no partial file
+    import resource
+    import signal
+    keep_json, keep_video = tmp_path / "keep.json", tmp_path / "keep.avi"
+    keep_json.write_text("the user's old results")
+    keep_video.write_bytes(b"the user's old video")
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20000, hard))
+    try:
+        assert not window.export_results(str(keep_json))
+        assert "too large" in window.messages.text.lower() and "results are kept" in window.messages.text
+        job = window.export_video(str(keep_video))
+        qtbot.waitUntil(lambda: not job.isRunning(), timeout=60000)
+        qtbot.waitUntil(lambda: "export failed" in window.messages.text, timeout=5000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert window.messages.level == "error" and "of the 196 frames" in window.messages.text
+    assert keep_json.read_text() == "the user's old results"
+    assert keep_video.read_bytes() == b"the user's old video"
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".keep")]     # no temporary file left
+    assert len(window.store.record.frames) == 196
+    assert window.export_results(str(tmp_path / "after.txt"))                  # still exportable
 
 
 def test_problems_are_shown_in_the_window_and_params_apply_live(qtbot, tmp_path):

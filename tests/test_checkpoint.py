@@ -162,3 +162,19 @@ def test_copy_of_real_file_under_other_name_loads(tmp_path):
     shutil.copy(weights("v3"), path)
     net = load_nanotrack("v3", str(path))
     assert net.version == "v3"
+
+
+def test_files_that_are_not_checkpoints_are_named_for_what_they_are(tmp_path):
+    """ONNX files, random bytes and a device are not 'code that needs running': each is said to be
+    what it is (and /dev/zero is not read for ever)."""
+    onnx = shared_path("models", "nanotrack", "nanotrackv2_head_sim.onnx")
+    with pytest.raises(CheckpointError, match="is an ONNX model"):
+        read_state_dict(onnx)
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(bytes(np.random.default_rng(0).integers(1, 120, 4096, dtype=np.uint8)))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as err:
+        read_state_dict(noise)
+    assert "arbitrary code" not in str(err.value)
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(CheckpointError, match="device"):
+            read_state_dict("/dev/zero")

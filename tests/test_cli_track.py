@@ -130,15 +130,16 @@ def test_damaged_frame_mid_folder_keeps_the_boxes_before_it(tmp_path, v2_weights
 def test_a_video_cut_short_by_a_full_disk_is_detected(tmp_path, bag_video):
     """VideoWriter.write() never reports a failed write; check_written_video reads the file back.
     A file truncated part-way (what a disk that fills up mid-export leaves) is refused."""
-    from trackers.cli import check_written_video, open_video_writer
+    from trackers.safe_output import AtomicVideoWriter, check_written_video
     cap = cv2.VideoCapture(bag_video)
     frames = [cap.read()[1] for _ in range(10)]
     cap.release()
     path = str(tmp_path / "ten.avi")
-    writer = open_video_writer(path, 25.0, (frames[0].shape[1], frames[0].shape[0]))
+    writer = AtomicVideoWriter(path, 25.0, (frames[0].shape[1], frames[0].shape[0]))
     for f in frames:
         writer.write(f)
-    writer.release()
+    writer.finish()                                    # read back whole, then renamed into place
+    assert os.listdir(tmp_path) == ["ten.avi"]
     check_written_video(path, 10)                      # complete: no error
     data = open(path, "rb").read()
     with open(path, "wb") as fh:

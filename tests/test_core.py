@@ -142,3 +142,24 @@ def test_results_files_round_trip(tmp_path):
     assert lines[0].startswith("frame,x,y,w,h,score,state,init") and len(lines) == 5
     with pytest.raises(OSError):
         export_results(str(tmp_path / "nope" / "r.txt"), run)
+
+
+def test_slim_bounds_what_a_run_keeps_per_frame():
+    """A run keeps per frame a bounded slim result: a SiamFC-size 272x272 score map comes down to
+    64x64, a frame-sized float mask is packed (a few kB) and unpacks to the tracker's own cut,
+    intermediate arrays in `extra` are dropped."""
+    from trackers.results import KEPT_SCORE_MAP_SIDE, slim, with_mask
+    yy, xx = np.mgrid[0:272, 0:272]
+    score = np.exp(-((xx - 150) ** 2 + (yy - 120) ** 2) / 800.0).astype(np.float32)
+    mask = np.zeros((576, 768), np.float32)
+    mask[100:300, 200:420] = 0.6
+    mask[150:160, 250:260] = 0.1                     # under the tracker's 0.15 cut: not kept
+    result = TrackResult(box=(1, 2, 3, 4), score=0.5, score_map=score, mask=mask, mask_threshold=0.15,
+                         extra={"mask_crop": np.ones((127, 127), np.float32), "peak": 3})
+    kept, packed = slim(result)
+    assert kept.score_map.shape == (KEPT_SCORE_MAP_SIDE, KEPT_SCORE_MAP_SIDE)
+    r, c = np.unravel_index(np.argmax(kept.score_map), kept.score_map.shape)
+    assert abs(c * 272 / 64 - 150) < 8 and abs(r * 272 / 64 - 120) < 8      # the peak stays where it was
+    assert kept.mask is None and kept.extra == {"peak": 3}
+    assert packed.nbytes < 2000 < mask.nbytes
+    np.testing.assert_array_equal(with_mask(kept, packed).mask, mask > 0.15)

@@ -111,6 +111,15 @@ def test_opencv_nanotrack_reproduces_the_bench_reference_score(capsys):
     assert p20 == pytest.approx(want_p20, abs=tol_p20), cv2.__version__
 
 
+def test_eval_checks_output_folders_before_tracking(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    for flag, folder in (("--results", tmp_path / "file" / "res"), ("--plots", "/proc/plots")):
+        assert main(["eval", shared_path("bench", "bag"), "--trackers", "csrt", flag, str(folder), "--quiet"]) == 2
+        captured = capsys.readouterr()
+        assert "AUC" not in captured.out and len(captured.err.strip().splitlines()) == 1, captured
+        assert str(folder) in captured.err
+
+
 def test_eval_frames_range_and_long_term_table(tmp_path, capsys):
     """`eval --frames A:B` scores frames A..B-1 only (init on A's box); a sequence with NaN (absent)
     frames gets the VOT-LT precision / recall / F line besides the OTB table."""

@@ -189,3 +189,133 @@ def test_zoo_listing_shows_present_checkpoints(monkeypatch, capsys):
 def test_unknown_name_is_a_usage_error(capsys):
     assert main(["download", "no-such-checkpoint"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+# -- a server that misbehaves: short, long, endless, redirecting -----------------------------------
+@pytest.fixture
+def odd_server():
+    """127.0.0.1 server with the answers a real download can get: /good (PAYLOAD), /short
+    (Content-Length 100000, 500 bytes sent), /endless (no length, never ends), /long (announces
+    more than PAYLOAD), /moved (302 to /good)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            try:
+                if self.path == "/good":
+                    self._send(PAYLOAD, len(PAYLOAD))
+                elif self.path == "/short":
+                    self._send(PAYLOAD[:500], 100000)
+                elif self.path == "/long":
+                    self._send(PAYLOAD + b"x" * 1000, len(PAYLOAD) + 1000)
+                elif self.path == "/moved":
+                    self.send_response(302)
+                    self.send_header("Location", "/good")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif self.path == "/endless":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
+                    self.close_connection = True
+                    block = b"\0" * 65536
+                    while True:           # until the client hangs up
+                        self.wfile.write(block)
+                else:
+                    self.send_error(404)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def _send(self, body, length):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_body_cut_short_is_refused_even_without_a_checksum(tmp_path, odd_server):
+    dest = tmp_path / "models"
+    with pytest.raises(zoo.DownloadError, match=r"(got 500 bytes|broke off after 500 bytes).*nothing was kept"):
+        zoo.download(_entry(f"{odd_server}/short"), str(dest))
+    assert _leftovers(dest) == []
+
+
+def test_an_endless_body_stops_at_the_expected_size(tmp_path, odd_server):
+    dest = tmp_path / "models"
+    seen = []
+    with pytest.raises(zoo.DownloadError, match=f"more than the {len(PAYLOAD)} bytes expected"):
+        zoo.download(_entry(f"{odd_server}/endless", size=len(PAYLOAD)), str(dest),
+                     progress=lambda d, t: seen.append(d))
+    assert max(seen) <= len(PAYLOAD)               # not one byte past what the manifest says
+    assert _leftovers(dest) == []
+
+
+def test_a_length_that_disagrees_with_the_manifest_is_refused_before_downloading(tmp_path, odd_server):
+    dest = tmp_path / "models"
+    with pytest.raises(zoo.DownloadError, match=f"announces {len(PAYLOAD) + 1000} bytes, the manifest {len(PAYLOAD)}"):
+        zoo.download(_entry(f"{odd_server}/long", size=len(PAYLOAD)), str(dest))
+    assert not dest.exists()
+
+
+def test_wrong_hash_and_redirect(tmp_path, odd_server):
+    dest = tmp_path / "models"
+    with pytest.raises(zoo.DownloadError, match="checksum mismatch"):
+        zoo.download(_entry(f"{odd_server}/good", "0" * 64, len(PAYLOAD)), str(dest))
+    assert _leftovers(dest) == []
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    path = zoo.download(_entry(f"{odd_server}/moved", sha, len(PAYLOAD)), str(dest))
+    assert open(path, "rb").read() == PAYLOAD and _leftovers(dest) == [path]
+
+
+def test_download_command_end_to_end_with_a_manifest_override(tmp_path, odd_server, monkeypatch, capsys):
+    """`download --manifest` and $SIAMSCOPE_ZOO_MANIFEST against the local server: a verified entry,
+    an unverified one (its sha256 recorded, said not verified), a short one that fails; files get
+    the permissions any new file gets, not 0600."""
+    import json
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    common = {"tracker": "none", "page": "https://example.org/p", "source": "test", "licence": "MIT"}
+    manifest = tmp_path / "zoo.json"
+    manifest.write_text(json.dumps({"checkpoints": [
+        dict(common, name="verified", file="a/v.pth", url=f"{odd_server}/good", sha256=sha, size=len(PAYLOAD)),
+        dict(common, name="unverified", file="u.pth", url=f"{odd_server}/moved", sha256=None, size=None),
+        dict(common, name="cut", file="c.pth", url=f"{odd_server}/short", sha256=None, size=None),
+    ]}))
+    dest = tmp_path / "models"
+    assert main(["download", "verified", "--manifest", str(manifest), "--dir", str(dest)]) == 0
+    assert "(sha256 verified)" in capsys.readouterr().out
+    umask = os.umask(0)
+    os.umask(umask)
+    assert oct(os.stat(dest / "a" / "v.pth").st_mode & 0o777) == oct(0o666 & ~umask)
+    monkeypatch.setenv("SIAMSCOPE_ZOO_MANIFEST", str(manifest))
+    assert main(["download", "unverified", "--dir", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT verified" in out and sha in out
+    assert (dest / "u.pth").read_bytes() == PAYLOAD
+    assert (dest / "u.pth.sha256").read_text().split()[0] == sha
+    assert main(["download", "cut", "--dir", str(dest)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "c.pth" in err and not (dest / "c.pth").exists()
+    # a file that changed since its download is fetched again (its recorded sha256 no longer fits)
+    (dest / "u.pth").write_bytes(b"damaged")
+    assert zoo.download(zoo.find("unverified")[0], str(dest)) == str(dest / "u.pth")
+    assert (dest / "u.pth").read_bytes() == PAYLOAD
+
+
+def test_every_direct_download_has_a_checksum_and_size():
+    """Entries whose bytes can be fetched from a stable URL carry their sha256 and size; the others
+    (cloud drives, author pages) cannot be verified here and are recorded at download instead."""
+    for e in zoo.load_manifest():
+        if e.url and "drive.google.com" not in e.url:
+            assert e.sha256 and e.size, e.name

@@ -117,6 +117,11 @@ def validate_box(box, frame_shape) -> Box:
     if w < 1 or h < 1:
         raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} is empty (width and height must be at least 1 px)")
     H, W = frame_shape[:2]
+    # bounded before any tracker sees it: a box far larger than the frame would make the crops
+    # allocate gigabytes (a 30000-px box) or overflow (1e30)
+    if w > W or h > H:
+        raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} is larger than the {W}x{H} frame "
+                       f"(width at most {W}, height at most {H})")
     if x >= W or y >= H or x + w <= 0 or y + h <= 0:
         raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} lies outside the {W}x{H} frame")
     return (x, y, w, h)
@@ -161,6 +166,11 @@ class Tracker(abc.ABC):
     collect_channels: bool = True
     #: the keys this tracker puts in TrackResult.extra, with their meaning
     extra_keys: dict[str, str] = {}
+
+    def validate_box(self, box, frame_shape) -> Box:
+        """The init box checked for this tracker (BoxError with a clear message); trackers with
+        limits of their own (CSRT's minimum size) add them."""
+        return validate_box(box, frame_shape)
 
     @abc.abstractmethod
     def init(self, frame: np.ndarray, box: Box) -> None: ...

@@ -183,6 +183,83 @@ def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
     return None, "no checkpoint"
 
 
+#: frames tracked before the soak's first RSS reading: the first frames allocate the network's
+#: working buffers once (SiamMask: about 70 MB), which is not growth per frame
+SOAK_WARMUP = 20
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def soak(video: str, box, n_frames: int, fixtures_dir: str, nano_dir: str, names=None) -> list[tuple]:
+    """`bench --soak N`: every tracker over N frames (the video looped), keeping per frame what the
+    GUI keeps for a run (the RunRecord row and the slim result with its mask packed), with the
+    channel maps computed as the GUI has them. Prints RSS after init and after the N frames."""
+    import gc
+    import tempfile
+    from . import registry
+    from models.checkpoint import CheckpointError
+    from .results import RunRecord, slim
+    from .sources import open_source
+    rows = []
+    print(f"soak: {n_frames} frames per tracker on {os.path.basename(video)} (looped) after {SOAK_WARMUP} "
+          "warm-up frames, keeping what the app keeps per frame; RSS in MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in registry.all_trackers():
+            if names and spec.name not in names:
+                continue
+            try:
+                weights, how = tracker_weights(spec, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
+                continue
+            try:
+                tracker = registry.build(spec.name, weights)
+            except (CheckpointError, OSError, KeyError) as e:
+                print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
+                continue
+            source = open_source(video)
+            record, kept, masks = RunRecord(tracker=spec.name), {}, {}
+            tracker.init(source.read(), box)
+            record.add_init(0, box)
+
+            def step(i):
+                nonlocal source
+                frame = source.read()
+                if frame is None:            # loop the video; the tracker goes on as on a long one
+                    source.close()
+                    source = open_source(video)
+                    frame = source.read()
+                result = tracker.track(frame)
+                record.add(i, result)
+                kept[i], packed = slim(result)
+                if packed is not None:
+                    masks[i] = packed
+
+            for i in range(1, SOAK_WARMUP + 1):
+                step(i)
+            gc.collect()
+            start = rss_mb()
+            for i in range(SOAK_WARMUP + 1, SOAK_WARMUP + n_frames + 1):
+                step(i)
+            source.close()
+            gc.collect()
+            end = rss_mb()
+            per_frame = (end - start) * 1024 / n_frames
+            print(f"  {spec.name:22s} start {start:7.1f}  end {end:7.1f}  ({end - start:+7.1f} MB, "
+                  f"{per_frame:+6.1f} kB/frame; {how} weights)", flush=True)
+            rows.append((spec.name, start, end))
+            tracker = record = kept = masks = None   # freed before the next tracker is measured
+            gc.collect()
+    return rows
+
+
 #: the name issue 16's GPU bench knows it by
 tracker_weights = bench_weights
 
@@ -338,6 +415,10 @@ def cmd_bench(args) -> int:
     if not os.path.exists(video):
         raise BenchError(f"video {video!r} does not exist (pass --video)")
     box = tuple(float(v) for v in args.box.split(",")) if args.box else BAG_BOX
+    if args.soak:
+        names = [n.strip() for n in args.trackers.split(",")] if args.trackers else None
+        soak(video, box, args.soak, os.path.join(SHARED, "fixtures"), args.nanotrack_dir or DEFAULT_NANO_DIR, names)
+        return 0
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
@@ -406,6 +487,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--load-frames", type=int, default=40, help="frames per --load figure (default 40)")
     p.add_argument("--gui", action="store_true",
                    help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames")
-    p.add_argument("--trackers", help="comma-separated trackers for --load / --gui, or 'all' "
+    p.add_argument("--trackers", help="comma-separated trackers for --load / --gui / --soak, or 'all' (--load / --gui) "
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
+    p.add_argument("--soak", type=int, metavar="N",
+                   help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
     p.set_defaults(func=cmd_bench)

@@ -52,11 +52,50 @@ def cmd_trackers(args) -> int:
     return 0
 
 
+class StopSignals:
+    """While active, SIGINT / SIGTERM only set `signum`: the loop finishes the frame it is on,
+    then keeps what was tracked. A second signal interrupts at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._old = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        import signal
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum or 0)
+
+    def __exit__(self, *exc):
+        import signal
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
 def cmd_track(args) -> int:
     from trackers import registry
     from trackers.annotate import draw_result
     from trackers.base import validate_box
     from trackers.results import write_otb
+    from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, AtomicVideoWriter, check_output,
+                                      check_outputs_distinct)
     from models.device import check_device, check_precision
     from trackers.session import SessionError, TrackingSession
     from trackers.sources import SourceError
@@ -66,82 +105,85 @@ def cmd_track(args) -> int:
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
+    # every output is checked before any work: a run is never thrown away for a bad --out
+    inputs = (args.source, args.weights)
+    check_outputs_distinct(args.out, args.video_out)
+    if args.out:
+        check_output(args.out, RESULT_EXTS, inputs, what="--out")
+    if args.video_out:
+        check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
     try:
         session = TrackingSession.open(args.source)
     except SessionError:
         raise UsageError(f"{args.source!r} has no frames") from None
-    with session:
-        if first:
-            if session.is_live:
-                raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
-            if session.seek(first) is None or session.index != first:
-                raise UsageError(f"--start {first} is past the end of {args.source!r} "
-                                 f"({session.source.frame_count or session.index + 1} frames)")
-        validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
-        check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
-        tracker = registry.build(name, args.weights, args.device, engine=args.engine)
-        if args.precision != "fp32":
-            tracker.set_precision(args.precision)
-        session.set_tracker(tracker)
-        step = session.init(box)
-        writer = None
-        if args.video_out:
-            H, W = step.frame.shape[:2]
-            writer = open_video_writer(args.video_out, session.source.fps, (W, H))
-            writer.write(draw_result(step.frame, step.result, step.index))
-        failure: Optional[SourceError] = None
-        try:
-            while (end is None or session.index + 1 < end) and (step := session.advance()) is not None:
-                if writer is not None:
-                    writer.write(draw_result(step.frame, step.result, step.index))
-                if args.verbose:
-                    print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
-                          + f" {step.result.score:.4f} {step.result.state.value}")
-        except SourceError as e:
-            failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
-        boxes = list(session.boxes.values())
+    writer = None
+    # from here a first SIGINT / SIGTERM only ends the loop: what was tracked is written (a second
+    # one interrupts at once, and the temporary files are removed on the way out)
+    stop = StopSignals()
+    try:
+        with session, stop:
+            if first:
+                if session.is_live:
+                    raise UsageError("a camera cannot start at a later frame (--start / --frames are for files)")
+                if session.seek(first) is None or session.index != first:
+                    raise UsageError(f"--start {first} is past the end of {args.source!r} "
+                                     f"({session.source.frame_count or session.index + 1} frames)")
+            validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
+            check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
+            tracker = registry.build(name, args.weights, args.device, engine=args.engine)
+            if args.precision != "fp32":
+                tracker.set_precision(args.precision)
+            session.set_tracker(tracker)
+            step = session.init(box)                # and what this tracker in particular cannot take
+            if args.video_out:
+                H, W = step.frame.shape[:2]
+                writer = AtomicVideoWriter(args.video_out, session.source.fps, (W, H))
+                writer.write(draw_result(step.frame, step.result, step.index))
+            failure: Optional[SourceError] = None
+            ran_out = False           # the source ended (not --frames, not a signal)
+            try:
+                while stop.signum is None and (end is None or session.index + 1 < end):
+                    step = session.advance()
+                    if step is None:
+                        ran_out = True
+                        break
+                    if writer is not None:
+                        writer.write(draw_result(step.frame, step.result, step.index))
+                    if args.verbose:
+                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
+                              + f" {step.result.score:.4f} {step.result.state.value}", flush=True)
+            except SourceError as e:
+                failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+            # what was tracked is kept, whatever ended the loop
+            boxes = list(session.boxes.values())
+            if args.out:
+                write_otb(args.out, boxes)
+            if writer is not None:
+                w, writer = writer, None
+                w.finish()        # read back whole, then renamed into place; after --out: boxes kept either way
+            short = session.source.shortfall() if ran_out else None
+    finally:
         if writer is not None:
-            writer.release()
-        if args.out:
-            write_otb(args.out, boxes)
-        if writer is not None:
-            check_written_video(args.video_out, len(boxes))   # after --out: the boxes are kept either way
-        if failure is not None:
-            kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
-            raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
+            writer.abort()
+    if stop.signum is not None:
+        kept = [f"{len(boxes)} boxes to {args.out}"] if args.out else []
+        kept += [f"the video to {args.video_out}"] if args.video_out else []
+        print(f"interrupted by {stop.name} after {len(boxes)} frames"
+              + (f"; wrote {' and '.join(kept)}" if kept else ""), file=sys.stderr)
+        return stop.exit_code
+    if failure is not None:
+        kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
+        raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     n = session.tracked_frames
     print(f"tracked {n} frames with {name} ({session.tracker.engine_name})" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
                                                 if first else ""))
     print(f"{session.fps:.1f} fps")
+    if short:
+        # the boxes and video are written either way; the exit code says they do not cover the file
+        print("warning: " + short + ("" if args.allow_short else "; pass --allow-short to accept it"),
+              file=sys.stderr)
+        return 0 if args.allow_short else 3
     return 0
-
-
-def open_video_writer(path: str, fps: float, size) -> cv2.VideoWriter:
-    """An OpenCV VideoWriter for .mp4 / .avi; raises OSError when the file cannot be written."""
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d) or not os.access(d, os.W_OK):
-        raise OSError(f"cannot write {path!r}: folder {d!r} is missing or not writable")
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.lower().endswith(".mp4") else "MJPG"))
-    writer = cv2.VideoWriter(path, fourcc, fps or 25.0, size)
-    if not writer.isOpened():
-        raise OSError(f"cannot write video {path!r} (OpenCV could not open a writer for it)")
-    return writer
-
-
-def check_written_video(path: str, frames_written: int) -> None:
-    """Read the finished file back and raise OSError when fewer frames come out than went in.
-
-    OpenCV's VideoWriter.write() reports nothing (a full disk only prints FFmpeg warnings), so
-    reading the file back is the one way to know the export really holds every frame."""
-    cap = cv2.VideoCapture(path)
-    readable = 0
-    try:
-        while cap.isOpened() and readable < frames_written and cap.grab():
-            readable += 1
-    finally:
-        cap.release()
-    if readable < frames_written:
-        raise OSError(f"{path} holds only {readable} of the {frames_written} frames written (disk full?)")
 
 
 GUI_USAGE = """the app (a window):
@@ -181,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
     compute.add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
+    t.add_argument("--allow-short", action="store_true",
+                   help="exit 0 even when the video ends before the frame count its container announces")
     t.set_defaults(func=cmd_track)
     ls = sub.add_parser("trackers", help="list the trackers and their checkpoints")
     ls.set_defaults(func=cmd_trackers)
@@ -208,4 +252,6 @@ def main(argv=None) -> int:
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # interrupted before tracking started (or a second Ctrl-C): nothing was half-written
+        print("error: interrupted", file=sys.stderr)
         return 130

@@ -206,8 +206,15 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
         yy = ly + 10 + 22 * i
         cv2.line(img, (lx, yy), (lx + 28, yy), _COLOURS[i % len(_COLOURS)], 3, cv2.LINE_AA)
         cv2.putText(img, name, (lx + 36, yy + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if not cv2.imwrite(path, img):
-        raise OSError(f"cannot write plot {path!r}")
+    from .safe_output import commit, discard, temp_path_for
+    tmp = temp_path_for(path)          # a temporary .png beside it, renamed over it once written
+    try:
+        if not cv2.imwrite(tmp, img):
+            raise OSError(f"cannot write plot {path!r}")
+        commit(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def write_plots(outdir: str, results: list[TrackerRuns], title: str = "") -> list[str]:

@@ -60,6 +60,12 @@ def cmd_eval(args) -> int:
     if args.report:
         from .eval_report import check_report_path
         check_report_path(args.report)
+    # the output folders are checked before any tracking: a run is never thrown away for them
+    from .safe_output import check_output_folder
+    if args.results:
+        check_output_folder(args.results, "--results folder")
+    if args.plots:
+        check_output_folder(args.plots, "--plots folder")
     explicit = bool(args.trackers)
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if explicit else default_trackers()
     for n in names:

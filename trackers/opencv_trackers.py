@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .base import Box, StageTimer, TrackResult, Tracker, TrackingState, param, validate_box
+from .base import Box, BoxError, StageTimer, TrackResult, Tracker, TrackingState, param, validate_box
 from .registry import TrackerSpec, register
 
 NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
@@ -63,9 +63,14 @@ class OpenCVTracker(Tracker):
         raise NotImplementedError
 
     def init(self, frame: np.ndarray, box: Box) -> None:
-        box = validate_box(box, frame.shape)
+        box = self.validate_box(box, frame.shape)
         self._tracker = self.create()
-        self._tracker.init(frame, _int_box(box))
+        try:
+            self._tracker.init(frame, _int_box(box))
+        except cv2.error as e:
+            # a limit validate_box does not know of yet: still one clear message, not cv2's trace
+            raise BoxError(f"{self.name} cannot start on box {_int_box(box)}: "
+                           f"{str(e).strip().splitlines()[-1]}") from None
         self._box = box
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -85,9 +90,25 @@ class OpenCVTracker(Tracker):
         return 1.0 if ok else 0.0
 
 
+#: CSRT's filters fail (cv2.error) on a box under 2 px on a side or longer than about 35 times its
+#: width (measured on OpenCV 4.x: 300x8 works, 300x7 and 200x5 fail); kept with a margin
+CSRT_MIN_SIDE = 2
+CSRT_MAX_ASPECT = 32.0
+
+
 class CSRTTracker(OpenCVTracker):
     def __init__(self, params: Optional[CSRTParams] = None):
         super().__init__("csrt", params or CSRTParams())
+
+    def validate_box(self, box, frame_shape) -> Box:
+        x, y, w, h = validate_box(box, frame_shape)
+        iw, ih = _int_box((x, y, w, h))[2:]
+        if min(iw, ih) < CSRT_MIN_SIDE:
+            raise BoxError(f"csrt needs a box at least {CSRT_MIN_SIDE} px on each side, got {w:g}x{h:g}")
+        if max(iw, ih) / min(iw, ih) > CSRT_MAX_ASPECT:
+            raise BoxError(f"csrt cannot track a box this elongated ({w:g}x{h:g}): its longer side may be "
+                           f"at most {CSRT_MAX_ASPECT:g} times the shorter")
+        return (x, y, w, h)
 
     def create(self):
         p = self.params
@@ -130,6 +151,11 @@ class OpenCVNanoTracker(OpenCVTracker):
 def nano_onnx_pair(weights: str) -> tuple[str, str]:
     """The backbone / head ONNX files: `weights` names either file or the folder holding both
     (the registry finds the backbone file in the model folders when none is given)."""
+    if weights and not os.path.isdir(weights) and os.path.basename(weights) not in (NANO_BACKBONE, NANO_HEAD):
+        # a .pth (or any other file) would otherwise be passed over in silence for the ONNX pair beside it
+        from models.checkpoint import CheckpointError
+        raise CheckpointError(f"opencv-nanotrack runs the ONNX pair {NANO_BACKBONE} + {NANO_HEAD}; give one of "
+                              f"them or their folder, not {weights!r}")
     d = weights if os.path.isdir(weights) else os.path.dirname(os.path.abspath(weights))
     return os.path.join(d, NANO_BACKBONE), os.path.join(d, NANO_HEAD)
 

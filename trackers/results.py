@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import hashlib
 import json
 import os
 from typing import Optional
 
+import cv2
+import numpy as np
+
 from .base import Box, TrackResult
+from .safe_output import RESULT_EXTS, atomic_write, check_output
 
 
 def file_sha256(path: Optional[str]) -> Optional[str]:
@@ -90,9 +93,76 @@ class RunRecord:
                 "reinitialisations": self.reinitialisations, "frames": len(self.frames), "compute": self.compute}
 
 
+@dataclasses.dataclass(frozen=True)
+class PackedMask:
+    """A frame-sized mask kept for a run as the PNG of its cut (mask > threshold) inside its
+    bounding box: a few kB a frame instead of a frame of floats (0.57 MB at 768x576), so a
+    SiamMask run's memory stays flat however long it runs."""
+
+    shape: tuple[int, int]
+    x: int = 0
+    y: int = 0
+    png: Optional[bytes] = None        # None: nothing above the threshold
+
+    @classmethod
+    def pack(cls, mask: np.ndarray, threshold: float) -> "PackedMask":
+        cut = np.asarray(mask) > threshold
+        shape = cut.shape[:2]
+        ys, xs = np.nonzero(cut)
+        if len(xs) == 0:
+            return cls(shape)
+        x0, y0 = int(xs.min()), int(ys.min())
+        crop = cut[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1].astype(np.uint8) * 255
+        ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ValueError("cannot encode a mask")
+        return cls(shape, x0, y0, buf.tobytes())
+
+    def unpack(self) -> np.ndarray:
+        """The cut mask, frame-sized, as booleans."""
+        out = np.zeros(self.shape, bool)
+        if self.png is not None:
+            crop = cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
+            out[self.y:self.y + crop.shape[0], self.x:self.x + crop.shape[1]] = crop
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.png or b"")
+
+
+#: a kept score map is at most this many cells a side (a redraw or an export needs no more)
+KEPT_SCORE_MAP_SIDE = 64
+
+
+def slim(result: TrackResult) -> tuple[TrackResult, Optional[PackedMask]]:
+    """The parts of a result an export or a redraw needs, kept per frame for a run: no channel
+    maps, no intermediate arrays; the mask packed (see PackedMask)."""
+    packed = None if result.mask is None else PackedMask.pack(result.mask, result.mask_threshold)
+    # arrays in `extra` are the tracker's intermediates (SiamMask's 127x127 float mask crop): not drawn
+    extra = {k: v for k, v in result.extra.items() if not isinstance(v, np.ndarray)}
+    score_map = result.score_map
+    if score_map is not None and max(score_map.shape[:2]) > KEPT_SCORE_MAP_SIDE:
+        # SiamFC-type maps are their 17x17 response upsampled to 272x272 (290 kB a frame); a smaller
+        # copy draws over the same score extent (the overlays place a map by its extent, not its size)
+        h, w = score_map.shape[:2]
+        f = KEPT_SCORE_MAP_SIDE / max(h, w)
+        score_map = cv2.resize(np.asarray(score_map, np.float32), (max(1, round(w * f)), max(1, round(h * f))),
+                               interpolation=cv2.INTER_AREA)
+    return dataclasses.replace(result, channels=[], mask=None, extra=extra, score_map=score_map), packed
+
+
+def with_mask(result: Optional[TrackResult], packed: Optional[PackedMask]) -> Optional[TrackResult]:
+    """A kept result with its mask unpacked again (booleans: drawn where > 0.5)."""
+    if result is None or packed is None:
+        return result
+    return dataclasses.replace(result, mask=packed.unpack(), mask_threshold=0.5)
+
+
 def write_otb(path: str, boxes) -> None:
-    """One 'x,y,w,h' line per frame (OTB results convention: the first line is the init box)."""
-    with open(path, "w") as f:
+    """One 'x,y,w,h' line per frame (OTB results convention: the first line is the init box).
+    Written to a temporary file renamed into place: a failed write leaves `path` as it was."""
+    with atomic_write(path) as f:
         for b in boxes:
             # NaN (no box: target absent / tracker not started) is written as 'nan', as OTB/GOT files do
             f.write(",".join("nan" if v != v else f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
@@ -113,7 +183,7 @@ def read_boxes(path: str):
 
 def write_csv(path: str, run: RunRecord) -> None:
     stages = sorted({k for f in run.frames for k in f.timings})
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["frame", "x", "y", "w", "h", "score", "state", "init"] + [f"{s}_ms" for s in stages])
         for r in run.frames:
@@ -124,29 +194,19 @@ def write_csv(path: str, run: RunRecord) -> None:
 def write_json(path: str, run: RunRecord) -> None:
     data = run.metadata()
     data["results"] = [dataclasses.asdict(r) for r in run.frames]
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         json.dump(data, f, indent=1)
 
 
-_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def export_results(path: str, run: RunRecord) -> None:
-    """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on an unwritable path."""
+    """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on a path that cannot or
+    must not be written (checked first: never the run's source or checkpoint, never a device) and on
+    a failed write, which leaves whatever was at `path` untouched."""
+    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint), what="results file")
     ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".csv":
-            write_csv(path, run)
-        elif ext == ".json":
-            write_json(path, run)
-        else:
-            write_otb(path, [r.box for r in run.frames])
-    except OSError as e:
-        # a disk that filled up mid-write leaves a truncated file: remove it (the run is still in
-        # memory). Other errors (no such folder, permission denied) happen at open(): nothing to remove.
-        if e.errno in _OUT_OF_SPACE and os.path.lexists(path):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-        raise
+    if ext == ".csv":
+        write_csv(path, run)
+    elif ext == ".json":
+        write_json(path, run)
+    else:
+        write_otb(path, [r.box for r in run.frames])

@@ -134,7 +134,8 @@ class TrackingSession:
             raise SessionError("Open a video, folder or camera first")
         if self.tracker is None:
             raise SessionError("No tracker is loaded: pick one and its checkpoint")
-        box = validate_box(box, self.frame.shape)
+        # the frame's bounds, and this tracker's own limits where it has any (CSRT's minimum size)
+        box = getattr(self.tracker, "validate_box", validate_box)(box, self.frame.shape)
         t0 = time.perf_counter()
         self.tracker.init(self.frame, box)
         ms = (time.perf_counter() - t0) * 1e3
