@@ -53,6 +53,7 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
         settings = QSettings(os.path.join(tmp, "siamscope.ini"), QSettings.IniFormat)
         settings.setValue("compute/threads", int(threads))
         settings.setValue("engine", engine)
+        settings.setValue("ask_before_closing", False)    # a benchmark's run is not the user's work
         window = MainWindow(settings=settings)
         window.resize(1400, 880)
         window.show()
