@@ -4,6 +4,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# OpenMP reads its wait policy once, when torch starts it: set it before anything imports torch
+from trackers.compute import prepare_environment  # noqa: E402
+
+prepare_environment()
+
 HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "vot-setup", "vot-serve",
                      "-h", "--help", "--version"}
 

@@ -41,8 +41,9 @@ class RunStore:
         self.version = 0          # bumps on every change (the timeline redraws when it moves)
 
     def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
-              fps: float, is_live: bool, checkpoint_sha256: Optional[str] = None) -> None:
-        self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name)
+              fps: float, is_live: bool, checkpoint_sha256: Optional[str] = None,
+              compute: Optional[dict] = None) -> None:
+        self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name, compute=dict(compute or {}))
         if checkpoint_sha256 is not None:    # hashed already where it was loaded (off the GUI thread)
             self.record.checkpoint = os.path.abspath(checkpoint) if checkpoint else None
             self.record.checkpoint_sha256 = checkpoint_sha256

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, 
                                QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSizePolicy, QSlider,
                                QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from trackers import registry
+from trackers import compute, registry
 from trackers.base import TrackResult
 from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
                                   read_groundtruth, score_so_far)
@@ -99,6 +99,9 @@ class MainWindow(QMainWindow):
         self.track_ms = 0.0
         self.close_box: Optional[QMessageBox] = None   # the "close without exporting?" question, while open
         self._closing = False
+        # the compute policy: one core kept for this (the Qt) thread, unless the user chose a count
+        self.compute_policy = compute.apply(compute.decide(self.threads_preference(), gui=True))
+        self._channels_shown = True
 
         self._build_widgets()
         self._build_menus()
@@ -129,6 +132,7 @@ class MainWindow(QMainWindow):
         self.tracker_bar.after_dialog = self.return_focus
         # the bar's widgets under their old names (tests and the screenshot script drive them)
         self.tracker_combo, self.device_combo = self.tracker_bar.tracker_combo, self.tracker_bar.device_combo
+        self.engine_combo = self.tracker_bar.engine_combo
         self.weights_edit = self.tracker_bar.weights_edit
         self.start_button = QPushButton("▶ Start")
         self.start_button.setToolTip("initialise the tracker on this frame with the drawn box and play")
@@ -280,6 +284,20 @@ class MainWindow(QMainWindow):
         self._action(v, "&Fit the video", self.video.fit, Qt.Key_F)
         self._action(v, "Zoom &in", lambda: self._zoom_centre(1), Qt.Key_Plus)
         self._action(v, "Zoom &out", lambda: self._zoom_centre(-1), Qt.Key_Minus)
+        self.channels_action = QAction("DW-XCorr &channel grid", self, checkable=True, checked=True)
+        self.channels_action.toggled.connect(self.channels.setVisible)
+        self.channels_action.toggled.connect(self._sync_channels_shown)
+        v.addAction(self.channels_action)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        self.threads_menu = settings_menu.addMenu("Compute &threads")
+        self.threads_actions = {}
+        for n in [0] + list(range(1, compute.available_cores() + 1)):
+            label = f"Automatic ({compute.decide(0, gui=True).threads}: one core kept for the window)" if n == 0 \
+                else f"{n}"
+            a = QAction(label, self, checkable=True, checked=(n == self.threads_preference()))
+            a.triggered.connect(lambda _=False, n=n: self.set_threads_preference(n))
+            self.threads_menu.addAction(a)
+            self.threads_actions[n] = a
         z = self.menuBar().addMenu("&Models")
         self._action(z, "Model &zoo: published checkpoints…", self.open_model_zoo)
         h = self.menuBar().addMenu("&Help")
@@ -460,6 +478,31 @@ class MainWindow(QMainWindow):
         """Pick a tracker (and optionally its checkpoint) as a user would."""
         self.tracker_bar.select_tracker(name, weights)
 
+    def threads_preference(self) -> int:
+        """Remembered compute-thread count; 0 = automatic (every core but one)."""
+        try:
+            return max(0, int(self.settings.value("compute/threads", 0) or 0))
+        except (TypeError, ValueError):
+            return 0
+
+    def set_threads_preference(self, threads: int) -> None:
+        """Remember the thread count and apply it (the worker rebuilds the tracker between frames)."""
+        self.settings.setValue("compute/threads", int(threads))
+        for n, a in self.threads_actions.items():
+            a.setChecked(n == threads)
+        self.compute_policy = compute.decide(threads, gui=True)
+        self.worker.set_compute(self.compute_policy)
+        self.show_message("info", f"Compute threads: {self.compute_policy.threads}")
+
+    def engine_choice(self) -> str:
+        return self.tracker_bar.engine()
+
+    def _sync_channels_shown(self, shown: bool) -> None:
+        """Hidden (View menu) or collapsed (splitter): the tracker stops copying the maps out."""
+        if shown != self._channels_shown:
+            self._channels_shown = shown
+            self.worker.set_channels_visible(shown)
+
     def configure_tracker(self) -> bool:
         """Ask the worker for the picked tracker; False (the loaded one dropped, the fix offered in
         place) when it needs a checkpoint that nobody has chosen."""
@@ -481,9 +524,10 @@ class MainWindow(QMainWindow):
         weights = weights if spec.needs_weights else None
         device = self.tracker_bar.device()
         info = self.tracker_info
-        if info is None or (info.name, info.weights, info.device) != (name, weights, device):
+        engine = self.engine_choice()
+        if info is None or (info.name, info.weights, info.device, info.engine_choice) != (name, weights, device, engine):
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
-        self.worker.configure(name, weights, device)
+        self.worker.configure(name, weights, device, engine)
         return True
 
     def _on_tracker_ready(self, info: Optional[TrackerInfo]) -> None:
@@ -492,7 +536,7 @@ class MainWindow(QMainWindow):
         # bar keeps what concerns the picked tracker (e.g. its missing checkpoint)
         if info is not None and info.name == self.tracker_name():
             where = f" from {os.path.basename(info.checkpoint)}" if info.checkpoint else ""
-            self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()}")
+            self.show_message("info", f"{info.name} loaded{where} on {info.device.upper()} ({info.engine})")
 
     def _show_tracker(self, info: Optional[TrackerInfo]) -> None:
         """Tracker bar and panel say what is loaded (never what is merely picked)."""
@@ -628,7 +672,9 @@ class MainWindow(QMainWindow):
         if rec is None or rec.tracker != info.name or self.store.source_spec != src.spec or \
                 rec.checkpoint != (os.path.abspath(info.checkpoint) if info.checkpoint else None):
             self.store.start(info.name, self.params.values(), info.checkpoint, src.spec, str(src.name), src.fps,
-                             src.is_live, checkpoint_sha256=info.checkpoint_sha256)
+                             src.is_live, checkpoint_sha256=info.checkpoint_sha256,
+                             compute=dict(self.compute_policy.describe(), engine=info.engine,
+                                          engine_choice=info.engine_choice))
             self._timeline_version = -1
 
     def _result_for(self, p: FramePacket) -> Optional[TrackResult]:
@@ -665,6 +711,7 @@ class MainWindow(QMainWindow):
         self.info.setText(self._info_text(p, result))
 
     def _finish_draw(self, p: FramePacket, result: Optional[TrackResult]) -> None:
+        self._sync_channels_shown(self.channels.isVisible() and not self.channels.visibleRegion().isEmpty())
         self._refresh_timeline(p, result)
         self.current_index = p.index
         self.drawn_packet = p

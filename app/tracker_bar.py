@@ -28,6 +28,10 @@ def available_devices() -> list[str]:
     return devices
 
 
+#: the engine choice (trackers/engines.py), remembered as settings "engine"
+ENGINES = [("Engine: auto", "auto"), ("Engine: torch", "torch"), ("Engine: ONNX Runtime", "onnxruntime")]
+
+
 class TrackerBar(QWidget):
     #: the tracker, checkpoint or device changed: the window (re)configures the worker
     configChanged = Signal()
@@ -55,9 +59,16 @@ class TrackerBar(QWidget):
         for d in available_devices():
             self.device_combo.addItem(d.upper(), d)
         self.device_combo.setToolTip("where the network runs")
+        self.engine_combo = QComboBox()
+        for label, value in ENGINES:
+            self.engine_combo.addItem(label, value)
+        remembered = str(self.settings.value("engine", "auto") or "auto")
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(remembered)))
+        self.engine_combo.setToolTip("what runs the network: auto = the engine measured fastest on this machine")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo):
+        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo,
+                  self.engine_combo):
             lay.addWidget(w)
         lay.setStretch(2, 1)
 
@@ -79,7 +90,15 @@ class TrackerBar(QWidget):
         self.tracker_combo.setCurrentIndex(names.index(choice))
         self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
         self.device_combo.currentIndexChanged.connect(lambda _: self.configChanged.emit())
+        self.engine_combo.currentIndexChanged.connect(self._engine_changed)
         self._tracker_changed()
+
+    def engine(self) -> str:
+        return self.engine_combo.currentData() or "auto"
+
+    def _engine_changed(self) -> None:
+        self.settings.setValue("engine", self.engine())
+        self.configChanged.emit()
 
     def _tracker_label(self, spec) -> str:
         """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a

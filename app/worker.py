@@ -14,7 +14,6 @@ the camera the stale frames are dropped (and counted) and the latest one is trac
 from __future__ import annotations
 
 import dataclasses
-import os
 import queue
 import threading
 import time
@@ -33,7 +32,7 @@ from trackers.sources import FrameSource, SourceError, open_source
 
 from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
                               Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
-                              TrackerInfo, TrackerUnloaded, TrackingChanged, Unload)
+                              TrackerInfo, TrackerUnloaded, TrackingChanged, Unload, SetChannelsVisible, SetCompute)
 
 __all__ = ["FramePacket", "SourceInfo", "TrackerInfo", "TrackingWorker", "LatestFrameGrabber", "build_tracker"]
 
@@ -90,25 +89,11 @@ class LatestFrameGrabber:
         self._thread.join(timeout=2.0)
 
 
-def compute_threads() -> int:
-    """Threads for the network: all cores but one, which stays free for the GUI thread (on a
-    2-core machine a network that spins both cores starves the event loop)."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def build_tracker(name: str, weights: Optional[str], device: str) -> Tracker:
-    """registry.build, with the thread count the tracker's engines pick up while being built
-    (e.g. NanoTrack's ONNX Runtime session) set to compute_threads(); torch's own setting is put
-    back afterwards."""
-    import torch
-
+def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
+    """registry.build with the engine asked for. Threads follow the process's compute policy
+    (trackers/compute.py), which the window applies with one core kept for the GUI thread."""
     from trackers import registry
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(before, compute_threads()))
-    try:
-        return registry.build(name, weights or None, device)
-    finally:
-        torch.set_num_threads(before)
+    return registry.build(name, weights or None, device, engine=engine)
 
 
 class _Outbox(QObject):
@@ -152,8 +137,9 @@ class TrackingWorker(QThread):
             OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
             Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
             SetParam: self._cmd_param, StopTracking: self._cmd_stop, Sync: self._cmd_sync, Quit: self._cmd_quit,
-            Unload: self._cmd_unload,
+            Unload: self._cmd_unload, SetChannelsVisible: self._cmd_channels, SetCompute: self._cmd_compute,
         }
+        self._channels_visible = True
 
     @property
     def source(self) -> Optional[FrameSource]:
@@ -190,8 +176,16 @@ class TrackingWorker(QThread):
     def open_source(self, spec) -> None:
         self.send(OpenSource(spec))
 
-    def configure(self, name: str, weights: Optional[str], device: str) -> None:
-        self.send(Configure(name, weights, device))
+    def configure(self, name: str, weights: Optional[str], device: str, engine: str = "auto") -> None:
+        self.send(Configure(name, weights, device, engine))
+
+    def set_channels_visible(self, visible: bool) -> None:
+        """Collect the DW-XCorr channel maps only while the GUI shows them (extra network outputs,
+        copied out and packed per frame)."""
+        self.send(SetChannelsVisible(bool(visible)))
+
+    def set_compute(self, policy) -> None:
+        self.send(SetCompute(policy))
 
     def init_box(self, box, index: Optional[int] = None, play: bool = False) -> None:
         self.send(InitBox(tuple(box), index, play))
@@ -308,9 +302,22 @@ class TrackingWorker(QThread):
         if source.is_live:
             self._set_playing(True)      # a camera shows its live picture straight away
 
+    def _cmd_channels(self, cmd: SetChannelsVisible):
+        self._channels_visible = cmd.visible
+        if self.session.tracker is not None:
+            self.session.tracker.collect_channels = cmd.visible
+
+    def _cmd_compute(self, cmd: SetCompute):
+        from trackers import compute
+        compute.apply(cmd.policy)
+        if self._tracker_config is not None:       # rebuild: ONNX Runtime fixed its threads at creation
+            name, weights, device, engine = self._tracker_config
+            self._tracker_config = None
+            self._cmd_configure(Configure(name, weights, device, engine))
+
     def _cmd_configure(self, cmd: Configure):
-        name, weights, device = cmd.name, cmd.weights or None, cmd.device
-        config = (name, weights, device)
+        name, weights, device, engine = cmd.name, cmd.weights or None, cmd.device, cmd.engine
+        config = (name, weights, device, engine)
         if config == self._tracker_config and self.session.tracker is not None:
             return
         was_tracking = self._tracking
@@ -319,17 +326,18 @@ class TrackingWorker(QThread):
         self._report_tracking()
         self._tracker_config = None
         try:
-            tracker = self._tracker_factory(name, weights, device)
+            tracker = self._tracker_factory(name, weights, device, engine)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
             self._post(TrackerUnloaded())     # the window must not go on showing the previous tracker
             self._message("error", f"Cannot load {name}: {_describe(e)}")
             return
+        tracker.collect_channels = self._channels_visible
         self.session.set_tracker(tracker)
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
         checkpoint = _loaded_checkpoint(name, weights)
         self._post(TrackerInfo(name, weights, device, params, _default_params(name), checkpoint,
-                               file_sha256(checkpoint)))
+                               file_sha256(checkpoint), getattr(tracker, "engine_name", "torch"), engine))
         if was_tracking:
             self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
 

@@ -27,6 +27,20 @@ class Configure:
     name: str
     weights: Optional[str]
     device: str
+    engine: str = "auto"         # what runs the network: auto | torch | onnxruntime (trackers/engines.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class SetChannelsVisible:
+    """Whether the GUI shows the DW-XCorr channel maps: the tracker copies them out only then."""
+    visible: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SetCompute:
+    """A compute policy (trackers/compute.py) to apply between frames; the tracker is rebuilt, since
+    its ONNX Runtime session fixes its thread count when created."""
+    policy: object
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +120,8 @@ class TrackerInfo:
     # built-in weights in resources/) and its sha256 -- the one source of "what produced this"
     checkpoint: Optional[str] = None
     checkpoint_sha256: Optional[str] = None
+    engine: str = "torch"        # what runs the network: "torch", "onnxruntime" (or "opencv")
+    engine_choice: str = "auto"  # the engine asked for
 
 
 @dataclasses.dataclass(frozen=True)

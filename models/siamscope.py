@@ -98,8 +98,10 @@ class SiamScopeNet(nn.Module):
     def track(self, x: torch.Tensor) -> dict:
         if self._kernels is None:
             raise RuntimeError("call template() before track()")
-        cls, loc, corr = self.head.match(self._kernels, self.neck(self.features(x)))
-        return {"cls": cls, "loc": loc, "xcorr": [(self.level, "xcorr", corr)]}
+        xf = self.features(x)
+        cls, loc, corr = self.head.match(self._kernels, self.neck(xf))
+        # the backbone features too: the default tracker's appearance map reads them
+        return {"cls": cls, "loc": loc, "xcorr": [(self.level, "xcorr", corr)], "search_features": xf}
 
     # -- what the project's weights file holds ----------------------------------------------------
     def head_state_dict(self) -> dict[str, torch.Tensor]:

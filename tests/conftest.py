@@ -2,6 +2,7 @@
 the IoU of two boxes, a one-thread fixture, the torch device the device-aware tests run on."""
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -10,6 +11,8 @@ sys.path.insert(0, ROOT)
 SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(ROOT, "..", "shared"))
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# exported ONNX graphs and `auto` engine decisions go to a throw-away folder, not the user's cache
+os.environ.setdefault("SIAMSCOPE_CACHE", tempfile.mkdtemp(prefix="siamscope-test-cache-"))
 
 #: where the device-aware tests (those taking the `device` fixture) run their networks:
 #: SIAMSCOPE_DEVICE=cuda runs them on the GPU (.ci/gpu-check does), default the CPU

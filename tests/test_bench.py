@@ -35,3 +35,34 @@ def test_bench_missing_onnx_is_one_line_error(tmp_path, capsys):
     rc = main(["bench", "--frames", "4", "--rounds", "1", "--no-pysot", "--nanotrack-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "nanotrackv2_backbone_sim.onnx" in err[0]
+
+
+def test_bench_load_runs_idle_and_loaded_in_one_run(capsys):
+    """--load starts its own busy process, times the tracker idle and loaded, prints both and the ratio."""
+    shared_path("models", "nanotrack", "nanotrackv2.pth")
+    shared_path("data", "videos", "bag.avi")
+    import cv2
+    import torch
+    from trackers.cli import main
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        rc = main(["bench", "--load", "--trackers", "nanotrack-v2", "--load-frames", "4", "--rounds", "1",
+                   "--threads", "1", "--engine", "onnxruntime"])
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.splitlines()[0].startswith("compute policy (--threads): ") and "1 compute threads" in out
+    row = re.search(r"nanotrack-v2\s+onnxruntime\s+idle\s+(\d+\.\d) fps\s+one busy core\s+(\d+\.\d) fps\s+"
+                    r"ratio (\d+\.\d\d)", out)
+    assert row, out
+    idle, loaded, ratio = (float(v) for v in row.groups())
+    assert idle > 0 and loaded > 0 and ratio == pytest.approx(loaded / idle, abs=0.02)
+
+
+def test_bench_unknown_tracker_is_one_line_error(capsys):
+    from trackers.cli import main
+    rc = main(["bench", "--load", "--trackers", "no-such-tracker"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]

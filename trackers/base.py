@@ -92,6 +92,10 @@ class StageTimer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
 
 
+class EngineError(ValueError):
+    """An engine that cannot run this tracker, or an unknown engine name (one line for the user)."""
+
+
 class BoxError(ValueError):
     """The initial box is empty or does not overlap the frame."""
 
@@ -177,6 +181,19 @@ class Tracker(abc.ABC):
     def to(self, device: str) -> "Tracker":
         """Move the network to a torch device ("cpu", "cuda"); trackers without one ignore it."""
         return self
+
+    #: what runs the per-frame network ("torch", "onnxruntime"; "opencv" for OpenCV's trackers)
+    engine_name: str = "opencv"
+
+    def set_engine(self, choice: str, policy=None) -> str:
+        """Choose the engine ("auto", "torch", "onnxruntime"); returns the one in use. Trackers
+        with a torch network override this (trackers/engines.py); OpenCV's run as they are."""
+        if choice == "onnxruntime":
+            raise EngineError(f"{self.name or type(self).__name__} runs in OpenCV: it has no ONNX Runtime engine "
+                             f"(use --engine auto)")
+        if choice not in ("auto", "torch"):
+            raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
+        return self.engine_name
 
     #: the precision the network computes in ("fp32", or "fp16" on CUDA where the tracker has it)
     precision: str = "fp32"

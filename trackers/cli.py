@@ -13,6 +13,7 @@ from typing import Optional
 import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
+from . import compute
 from .base import UsageError
 from .frame_range import add_frame_range_arguments, parse_frame_range
 
@@ -99,10 +100,7 @@ def cmd_track(args) -> int:
     from trackers.session import SessionError, TrackingSession
     from trackers.sources import SourceError
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(max(1, args.threads))
-        cv2.setNumThreads(max(1, args.threads))
+    compute.apply_compute(args)
     box = parse_box(args.box)
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
@@ -132,7 +130,7 @@ def cmd_track(args) -> int:
                                      f"({session.source.frame_count or session.index + 1} frames)")
             validate_box(box, session.frame.shape)  # a bad box fails before the checkpoint is loaded
             check_precision(args.precision, check_device(args.device))   # so does a device this machine lacks
-            tracker = registry.build(name, args.weights, args.device)
+            tracker = registry.build(name, args.weights, args.device, engine=args.engine)
             if args.precision != "fp32":
                 tracker.set_precision(args.precision)
             session.set_tracker(tracker)
@@ -177,7 +175,7 @@ def cmd_track(args) -> int:
         kept = f"; the {len(boxes)} boxes before it were written to {args.out}" if args.out else ""
         raise SourceError(f"{failure} after {len(boxes)} frames{kept}")
     n = session.tracked_frames
-    print(f"tracked {n} frames with {name}" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
+    print(f"tracked {n} frames with {name} ({session.tracker.engine_name})" + (f" (frames {first}-{first + n}; the first output line is frame {first})"
                                                 if first else ""))
     print(f"{session.fps:.1f} fps")
     if short:
@@ -223,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
-    t.add_argument("--threads", type=int,
-                   help="CPU threads for torch / OpenCV (default: torch's; 1 is faster on a busy machine)")
+    compute.add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
     t.add_argument("--allow-short", action="store_true",
                    help="exit 0 even when the video ends before the frame count its container announces")
@@ -238,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
-    from trackers.base import BoxError
+    from trackers.base import BoxError, EngineError
     from models.device import DeviceError
     from trackers.sources import SourceError
 
@@ -249,7 +246,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)

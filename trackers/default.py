@@ -173,11 +173,11 @@ class DefaultTracker(SiameseRPNTracker):
 
     def run_network(self, patch: np.ndarray) -> dict:
         with torch.inference_mode():
-            net = self.network
-            xf = net.features(self._tensor(patch))
-            cls, loc, corr = net.head.match(net._kernels, net.neck(xf))
-            return {"cls": cls, "loc": loc, "xcorr": [(net.level, "xcorr", corr)],
-                    "appearance": self.appearance_map(xf)}
+            # through the chosen engine (trackers/engines.py); the backbone features come back with
+            # the head's outputs for the appearance map
+            out = self.network_track(self._tensor(patch))
+            out["appearance"] = self.appearance_map(out.pop("search_features"))
+            return out
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():

@@ -39,6 +39,7 @@ class EvalJob:
     device: str
     threads: int
     sequence: Sequence
+    engine: str = "auto"          # what runs the network (trackers/engines.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -93,10 +94,9 @@ class _Recording:
 
 
 def set_threads(n: int) -> None:
-    import cv2
-    import torch
-    torch.set_num_threads(max(1, n))
-    cv2.setNumThreads(max(1, n))
+    """The job's compute policy (trackers/compute.py): n threads for torch, ONNX Runtime and OpenCV."""
+    from trackers import compute
+    compute.apply(compute.decide(max(1, n)))
 
 
 def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
@@ -107,7 +107,7 @@ def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
         set_threads(job.threads)
     seq = job.sequence
     start = int(np.argmax(M.valid_frames(seq.gt)))
-    rec = _Recording(registry.build(job.tracker, job.weights, job.device), len(seq.frames), start)
+    rec = _Recording(registry.build(job.tracker, job.weights, job.device, engine=job.engine), len(seq.frames), start)
     run = run_sequence(rec, seq)
     return JobResult(job.tracker, seq.name, run.boxes, rec.scores, rec.times, start)
 

@@ -35,11 +35,11 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
                    threads: Optional[int] = None, executor: str = "serial", workers: int = 1,
                    ray_address: Optional[str] = None, results_dir: Optional[str] = None,
                    result_format: str = "otb", note: Callable[[str], None] = lambda m: None,
-                   progress_stream=None, show_progress: bool = True):
+                   progress_stream=None, show_progress: bool = True, engine: str = "auto"):
     """trackers: name -> checkpoint path (None where the tracker needs none). Returns
     (list[TrackerRuns] over the scored sequences, {(tracker, seq): JobResult}, RunInfo)."""
     by_name = {s.name: s for s in sequences}
-    jobs = [J.EvalJob(name, weights, device, threads or 1, seq)
+    jobs = [J.EvalJob(name, weights, device, threads or 1, seq, engine)
             for name, weights in trackers.items() for seq in sequences]
     results: dict[tuple[str, str], J.JobResult] = {}
     if results_dir:

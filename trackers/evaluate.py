@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 
-import cv2
 
 from .base import UsageError
 # the shared part, under the names callers have always used (trackers.evaluate.run_sequence, ...)
@@ -54,11 +53,9 @@ def parse_weights(items) -> dict[str, str]:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers import registry
+    from .compute import apply_compute
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    apply_compute(args)
     weights = parse_weights(args.weights)
     if args.report:
         from .eval_report import check_report_path
@@ -89,7 +86,7 @@ def cmd_eval(args) -> int:
     builders = {}
     for n in names:
         try:
-            registry.build(n, weights.get(n), args.device)  # fail now, not after other trackers ran
+            registry.build(n, weights.get(n), args.device, engine=args.engine)  # fail now, not later
         except CheckpointError as e:
             if explicit:
                 raise
@@ -110,7 +107,7 @@ def cmd_eval(args) -> int:
         published = [load_published(folder, sequences) for folder in args.compare or []]   # before any tracking
         results, job_results, info = run_evaluation(
             builders, sequences, args.device, args.threads, executor, workers, args.ray or None, args.results,
-            fmt, note, show_progress=not args.quiet)
+            fmt, note, show_progress=not args.quiet, engine=args.engine)
         results += [p for p, _ in published]
         for _, jobs in published:
             job_results.update(jobs)
@@ -191,6 +188,7 @@ def add_parser(subparsers) -> None:
     from .frame_range import add_frame_range_arguments
     add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, help="torch / OpenCV thread count (same for every tracker)")
+    from .compute import add_compute_arguments
+    add_compute_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
     p.set_defaults(func=cmd_eval)

@@ -72,16 +72,28 @@ class NanoTracker(SiameseRPNTracker):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self._input: Optional[torch.Tensor] = None
         self.engine = None
-        if engine not in ("auto", "torch", "onnxruntime"):
-            raise ValueError(f"unknown engine {engine!r}: use auto, torch or onnxruntime")
-        if engine == "onnxruntime" or (engine == "auto" and self.device.type == "cpu"):
+        self.set_engine(engine)
+
+    def set_engine(self, choice: str, policy=None) -> str:
+        """NanoTrack keeps its own ONNX Runtime engine (models.nanotrack.OnnxSearchEngine, which
+        also runs on ORT's CUDA provider); "auto" takes it on the CPU, where it measured ~3x eager
+        torch. Its threads follow the compute policy (trackers/compute.py)."""
+        from . import compute
+        from .base import EngineError
+        if choice not in ("auto", "torch", "onnxruntime"):
+            raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
+        self.engine_choice = choice
+        self.engine = None
+        if choice == "onnxruntime" or (choice == "auto" and self.device.type == "cpu"):
             try:
-                self.engine = OnnxSearchEngine(network, threads=torch.get_num_threads(),
-                                               search_size=params.instance_size, device=str(self.device))
+                self.engine = OnnxSearchEngine(self.network, threads=(policy or compute.current()).ort_intra_op_threads,
+                                               search_size=self.params.instance_size, device=str(self.device))
             except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
-                if engine == "onnxruntime":
+                if choice == "onnxruntime":
                     raise
                 self.engine = None
+        self.onnx_engine = self.engine    # what the window and the tests look at, as for the other trackers
+        return self.engine_name
 
     @property
     def engine_name(self) -> str:

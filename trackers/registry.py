@@ -30,6 +30,7 @@ class TrackerSpec:
     # the file a tracker that needs no checkpoint loads anyway (the project's own weights in
     # resources/): what a run's provenance names when no checkpoint was given
     builtin_weights: str = ""
+    default_engine: Optional[str] = None   # engine when none is asked for (None: what build() gives)
 
     def make_params(self):
         """A fresh instance of this tracker's default hyper-parameters."""
@@ -144,8 +145,10 @@ def loaded_checkpoint(spec: TrackerSpec, weights: Optional[str] = None) -> Optio
     return weights or spec.builtin_weights or None
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Tracker:
-    """Build a tracker by name; weights default to the file found in the model folders."""
+def build(name: str, weights: Optional[str] = None, device: str = "cpu", engine: Optional[str] = None) -> Tracker:
+    """Build a tracker by name; weights default to the file found in the model folders. `engine`
+    ("auto", "torch", "onnxruntime"; trackers/engines.py) picks what runs the per-frame network;
+    None keeps the tracker's own default."""
     spec = get(name)
     if spec.needs_weights and weights is None:
         weights = find_weights(spec)
@@ -154,4 +157,8 @@ def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Trac
             raise CheckpointError(
                 f"tracker {name!r} needs its checkpoint {spec.weights_file!r}: pass --weights FILE, or put "
                 f"the file in {user_models_dir()} or a folder named by SIAMSCOPE_MODELS")
-    return spec.build(weights, device)
+    tracker = spec.build(weights, device)
+    engine = engine or spec.default_engine
+    if engine is not None:
+        tracker.set_engine(engine)
+    return tracker

@@ -68,6 +68,8 @@ class RunRecord:
     @property
     def frames(self) -> list[FrameRecord]:
         return list(self.rows.values())
+    # how the run was computed: the compute policy's thread pools (trackers/compute.py) and the engine
+    compute: dict = dataclasses.field(default_factory=dict)
 
     def add_init(self, frame_index: int, box: Box) -> None:
         self.rows.put(frame_index, FrameRecord(frame_index, tuple(float(v) for v in box), 1.0, "init", {}, True))
@@ -88,7 +90,7 @@ class RunRecord:
     def metadata(self) -> dict:
         return {"tracker": self.tracker, "params": self.params, "checkpoint": self.checkpoint,
                 "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
-                "reinitialisations": self.reinitialisations, "frames": len(self.frames)}
+                "reinitialisations": self.reinitialisations, "frames": len(self.frames), "compute": self.compute}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,7 +117,7 @@ class SiamAttnTracker(SiameseRPNTracker):
 
     @torch.inference_mode()
     def run_network(self, patch: np.ndarray) -> dict:
-        return self.network.track(self._tensor(patch))
+        return self.network_track(self._tensor(patch))
 
     # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
     def refine_step(self, step, ctx: SearchContext, timer: StageTimer):

@@ -20,6 +20,7 @@ from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
+from .engines import EngineMixin
 
 
 @dataclasses.dataclass
@@ -127,7 +128,7 @@ class SearchContext:
     notes: dict = dataclasses.field(default_factory=dict)   # what a variant's hooks hand each other
 
 
-class SiameseRPNTracker(Tracker):
+class SiameseRPNTracker(EngineMixin, Tracker):
     """A Siamese tracker made of a network (template / track) and a decoder (anchors / points).
 
     `network.template(z)` stores the template features; `network.track(x)` returns a dict with
@@ -169,6 +170,7 @@ class SiameseRPNTracker(Tracker):
         move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
+
     # -- stages -------------------------------------------------------------------------------
     def context_size(self) -> float:
         """Side of the exemplar context window s_z = sqrt((w + p)(h + p)), p = context * (w + h)."""
@@ -195,7 +197,7 @@ class SiameseRPNTracker(Tracker):
 
     @torch.no_grad()
     def run_network(self, patch: np.ndarray) -> dict:
-        return self.network.track(self._tensor(patch))
+        return self.network_track(self._tensor(patch))
 
     def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
         p = self.params

@@ -32,6 +32,7 @@ from models.device import check_device, check_finite, check_precision, move_cach
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
 from .crop import get_subwindow, to_tensor_layout
+from .engines import EngineMixin
 from .registry import TrackerSpec, register
 
 
@@ -149,7 +150,7 @@ def score_responses(raw: np.ndarray, up_size: int, window: np.ndarray, window_in
     return FCStep(raw, up_max, up_max_pen, best, chosen, float(cmin), float(csum), final, (int(r), int(c)), disp)
 
 
-class SiamFCTracker(Tracker):
+class SiamFCTracker(EngineMixin, Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
 
     extra_keys = {"scale": "index of the best search scale", "peak_rc": "row, column of the response peak",
@@ -214,7 +215,14 @@ class SiamFCTracker(Tracker):
 
     @torch.no_grad()
     def run_network(self, patches) -> dict:
-        return self.network.track(self._batch(patches), with_channels=self.collect_channels)
+        return self.network_track(self._batch(patches), with_channels=self.collect_channels)
+
+    def engine_shapes(self) -> tuple[tuple, tuple]:
+        p = self.params   # one exemplar; the search is a batch of one crop per scale
+        return (1, 3, p.exemplar_size, p.exemplar_size), (p.scale_num, 3, p.instance_size, p.instance_size)
+
+    def engine_track_kwargs(self) -> dict:
+        return {"with_channels": True}   # exported with the channel maps; fetched only when shown
 
     def score(self, raw: np.ndarray) -> FCStep:
         """Upsample, choose the scale, normalise, window, argmax (both references' order)."""

@@ -1,0 +1,178 @@
+"""ONNX Runtime engine vs torch engine, per tracker (trackers/engines.py).
+
+Weights: the fixtures' seeded weights (regenerated from ../shared/fixtures manifests, bit-exact
+with the reference recordings) where the published ones are not on this machine; NanoTrack's real
+checkpoints; the project's own default. Frames: bag.avi.
+
+Tolerances (written down here, the issue asks for them):
+* network outputs: |onnx - torch| <= NET_RTOL * max|torch| + NET_ATOL per output tensor (float32
+  summation order differs between the engines; measured ~1e-6 relative, ResNet-50 ~1e-5);
+* open-loop boxes over OPEN_LOOP_FRAMES frames: every coordinate within BOX_ATOL pixels (the
+  state feeds back, so tiny output differences may move a crop by a rounding step);
+* SiamFC-type trackers pick the argmax of a 16x bicubic-upsampled response: where two upsampled
+  cells are within float32 noise of each other (seeded weights give flat maps) the engines may pick
+  neighbours, one cell = total_stride / response_up = 0.5 search-crop px, about 1 frame px here;
+  their boxes are held to SIAMFC_BOX_ATOL.
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import shared_path
+
+NET_RTOL = 1e-4
+NET_ATOL = 1e-5
+BOX_ATOL = 0.05
+SIAMFC_BOX_ATOL = 1.5
+OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
+BAG_BOX = (292.23, 128.36, 145.96, 132.47)
+
+# trackers whose network is ours (OpenCV's trackers have no engine choice; NanoTrack keeps its own
+# ONNX Runtime engine, models.nanotrack.OnnxSearchEngine, covered by tests/test_nanotrack_parity.py)
+NETWORK_TRACKERS = [
+    "siamscope-default", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
+    "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
+]
+
+_frames = []
+
+
+def bag_frames():
+    if not _frames:
+        from trackers.bench import read_frames
+        _frames.extend(read_frames(shared_path("data", "videos", "bag.avi"), OPEN_LOOP_FRAMES + 1))
+    return _frames
+
+
+def build(name, engine, tmp_path_factory):
+    from trackers import bench, registry
+    spec = registry.get(name)
+    if name in bench.SEEDED_FIXTURE:
+        shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
+    if name.startswith("nanotrack-"):
+        shared_path("models", "nanotrack", spec.weights_file)
+    tmp = str(tmp_path_factory.mktemp("weights"))
+    weights, _ = bench.bench_weights(spec, os.path.join(bench.SHARED, "fixtures"),
+                                     os.path.join(bench.SHARED, "models", "nanotrack"), tmp)
+    return registry.build(name, weights, engine=engine)
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor, what: str):
+    a, b = a.float().numpy(), b.float().numpy()
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    err = float(np.abs(a - b).max()) if a.size else 0.0
+    bound = NET_RTOL * float(np.abs(a).max() if a.size else 0.0) + NET_ATOL
+    assert err <= bound, f"{what}: max |onnx - torch| = {err:.3g} > {bound:.3g}"
+
+
+def network_input(tracker, frame) -> torch.Tensor:
+    """The search tensor the tracker feeds its network for `frame` (caught on its way in)."""
+    net = tracker.network
+    caught = []
+    real_track = net.track
+
+    def spy(x, **kwargs):
+        caught.append(x.clone())
+        return real_track(x, **kwargs)
+    net.track = spy
+    try:
+        tracker.track(frame)
+    finally:
+        del net.track
+    return caught[0]
+
+
+def tensors(value):
+    import torch.utils._pytree as pytree
+    return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
+
+
+@pytest.mark.parametrize("name", NETWORK_TRACKERS)
+def test_onnx_engine_matches_torch(name, tmp_path_factory):
+    frames = bag_frames()
+    ref = build(name, "torch", tmp_path_factory)
+    ort = build(name, "onnxruntime", tmp_path_factory)
+    assert ref.engine_name == "torch" and ort.engine_name == "onnxruntime"
+    assert os.path.isfile(ort.onnx_engine.path), "the exported graph is cached on disk"
+
+    # 1. one network call on a real search crop, every output (channel maps included)
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    x = network_input(ref, frames[1])
+    with torch.no_grad():
+        want = ref.network.track(x, **ref.engine_track_kwargs())
+        got = ort.onnx_engine.track(x.clone(), with_channels=True)
+    assert set(got) == set(want)
+    for key in want:
+        w, g = tensors(want[key]), tensors(got[key])
+        assert len(w) == len(g), key
+        for i, (a, b) in enumerate(zip(w, g)):
+            assert_close(a, b, f"{name} {key}[{i}]")
+    # what track() leaves on the module for later calls (SiamMask's refine features...) is put back
+    for attr in ort.onnx_engine.state_keys:
+        for i, (a, b) in enumerate(zip(tensors(getattr(ref.network, attr)), tensors(getattr(ort.network, attr)))):
+            assert_close(a, b, f"{name} module state {attr}[{i}]")
+
+    # 2. open loop from the init box: the same boxes within BOX_ATOL
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    for i, frame in enumerate(frames[1:], 1):
+        a, b = ref.track(frame), ort.track(frame)
+        atol = SIAMFC_BOX_ATOL if name.startswith("siamfc") else BOX_ATOL
+        np.testing.assert_allclose(b.box, a.box, atol=atol, rtol=0, err_msg=f"{name} frame {i}")
+        assert len(b.channels) == len(a.channels)
+
+
+def test_channel_maps_only_while_asked(tmp_path_factory):
+    """The DW-XCorr maps are extra outputs: fetched when the channel grid is shown, not otherwise."""
+    tracker = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    frames = bag_frames()
+    tracker.init(frames[0], BAG_BOX)
+    assert tracker.track(frames[1]).channels
+    tracker.collect_channels = False
+    assert tracker.track(frames[2]).channels == []
+    patch = tracker.crop_search(frames[3])[0]
+    out = tracker.onnx_engine.track(tracker._tensor(patch), with_channels=False)
+    assert out["xcorr"] == [] and out["cls"].shape[1] == 2
+
+
+def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, monkeypatch):
+    from trackers import engines
+    cache = str(tmp_path_factory.mktemp("onnx-cache"))
+    monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
+    first = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    path = first.onnx_engine.path
+    assert os.path.dirname(path) == cache and os.path.isfile(path)
+    stamp = os.stat(path).st_mtime_ns
+    second = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    assert second.onnx_engine.path == path and os.stat(path).st_mtime_ns == stamp, "reused, not re-exported"
+    # other weights: another graph
+    with torch.no_grad():
+        second.network.head.cls_out.weight.mul_(1.5)
+    assert engines.model_key(second.network, (1, 3, 127, 127), (1, 3, 255, 255), {}) not in path
+    second.set_engine("onnxruntime")
+    assert second.onnx_engine.path != path
+
+    auto = build("siamscope-default", "auto", tmp_path_factory)
+    assert auto.engine_probe["engine"] == auto.engine_name
+    assert auto.engine_probe["torch_ms"] > 0 and auto.engine_probe["onnxruntime_ms"] > 0
+    assert not auto.engine_probe.get("cached")
+    again = build("siamscope-default", "auto", tmp_path_factory)
+    assert again.engine_probe.get("cached") and again.engine_name == auto.engine_name
+    # the probe left no template behind: tracking before init is still refused
+    with pytest.raises(RuntimeError):
+        again.network.track(torch.zeros(1, 3, 255, 255))
+
+
+def test_engine_choice_errors_are_one_line(tmp_path_factory):
+    from trackers import registry
+    from trackers.base import EngineError
+    tracker = build("siamscope-default", "torch", tmp_path_factory)
+    with pytest.raises(EngineError, match="unknown engine"):
+        tracker.set_engine("tensorrt")
+    with pytest.raises(EngineError, match="runs in OpenCV"):
+        registry.build("csrt", None, engine="onnxruntime")
+    assert registry.build("csrt", None, engine="auto").engine_name == "opencv"
