@@ -48,6 +48,7 @@ def drive(args) -> dict:
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = QSettings(os.path.join(tempfile.mkdtemp(prefix="siamscope-gpu-"), "s.ini"), QSettings.IniFormat)
+    settings.setValue("ask_before_closing", False)    # a script: no one is there to answer
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()

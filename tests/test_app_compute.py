@@ -28,6 +28,8 @@ def restore_threads():
 def window_with(qtbot, tmp_path, **values):
     from app.main_window import MainWindow
     settings = QSettings(str(tmp_path / "siamscope.ini"), QSettings.IniFormat)
+    # the teardown closes the window with its run unexported: nobody is there to answer the question
+    settings.setValue("ask_before_closing", False)
     for k, v in values.items():
         settings.setValue(k, v)
     window = MainWindow(settings=settings)
