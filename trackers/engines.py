@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
+from models.device import check_device, check_precision, move_cached_tensors
+
 from . import compute
 from .base import EngineError
 
@@ -384,6 +386,25 @@ class EngineMixin:
 
     def engine_track_kwargs(self) -> dict:
         return {}
+
+    # Device and precision of the torch network (`self.network`), shared by every tracker that
+    # runs one: the cached template tensors move with it.
+    def to(self, device: str):
+        if self.precision != "fp32":
+            check_precision(self.precision, check_device(device))
+        self.device = check_device(device)
+        self.network.to(self.device)
+        move_cached_tensors(self.network, self.device, self.dtype)
+        return self
+
+    def set_precision(self, precision: str):
+        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
+        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
+        self.dtype = check_precision(precision, self.device)
+        self.precision = precision
+        self.network.to(dtype=self.dtype)
+        move_cached_tensors(self.network, self.device, self.dtype)
+        return self
 
     @property
     def engine_name(self) -> str:

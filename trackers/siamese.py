@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from models.device import check_device, check_finite, check_precision, move_cached_tensors
+from models.device import check_device, check_finite
 
 from . import decode as D
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
@@ -152,23 +152,6 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         self.center = np.zeros(2)
         self.size = np.zeros(2)
         self.channel_average = np.zeros(3)
-
-    def to(self, device: str) -> "SiameseRPNTracker":
-        if self.precision != "fp32":
-            check_precision(self.precision, check_device(device))
-        self.device = check_device(device)
-        self.network.to(self.device)
-        move_cached_tensors(self.network, self.device, self.dtype)
-        return self
-
-    def set_precision(self, precision: str) -> "SiameseRPNTracker":
-        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
-        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
-        self.dtype = check_precision(precision, self.device)
-        self.precision = precision
-        self.network.to(dtype=self.dtype)
-        move_cached_tensors(self.network, self.device, self.dtype)
-        return self
 
 
     # -- stages -------------------------------------------------------------------------------

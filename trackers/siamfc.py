@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from models.device import check_device, check_finite, check_precision, move_cached_tensors
+from models.device import check_device, check_finite
 
 from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
                    TrackResult, param, validate_box)
@@ -168,23 +168,6 @@ class SiamFCTracker(EngineMixin, Tracker):
         self.network.to(self.device)
         self.collect_channels = True
         self._windows: dict[int, np.ndarray] = {}
-
-    def to(self, device: str) -> "SiamFCTracker":
-        if self.precision != "fp32":
-            check_precision(self.precision, check_device(device))
-        self.device = check_device(device)
-        self.network.to(self.device)
-        move_cached_tensors(self.network, self.device, self.dtype)
-        return self
-
-    def set_precision(self, precision: str) -> "SiamFCTracker":
-        """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
-        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
-        self.dtype = check_precision(precision, self.device)
-        self.precision = precision
-        self.network.to(dtype=self.dtype)
-        move_cached_tensors(self.network, self.device, self.dtype)
-        return self
 
     # -- shared parts -------------------------------------------------------------------------
     def scale_factors(self) -> np.ndarray:
