@@ -214,7 +214,9 @@ def test_camera_unplugged_while_tracking_pauses_with_a_message_and_keeps_the_run
     qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None, timeout=30000)
     window.video.set_user_box(tuple(ground_truth()[0]))
     window.start_tracking()
-    qtbot.waitUntil(lambda: window.tracking and len(window.store.record.frames) >= 2, timeout=30000)
+    # the run record appears with the first tracked packet, a moment after `tracking` turns on
+    qtbot.waitUntil(lambda: window.tracking and window.store.record is not None
+                    and len(window.store.record.frames) >= 2, timeout=30000)
     camera.cap.unplug()
     qtbot.waitUntil(lambda: "stopped delivering frames" in window.messages.text, timeout=30000)
     assert window.messages.level == "error" and "results so far are kept" in window.messages.text
