@@ -4,13 +4,13 @@ The window hands every packet to `submit()`; only the newest one waiting is draw
 arrives while another waits replaces it). A draw runs as a few event-loop passes (the video; the
 heatmap; the channel grid; the timeline), each followed by its repaint, so no single pass blocks
 the event loop for long. The pause between draws adapts to what a draw (and the repaints it
-causes) costs, so drawing takes at most about a third of the GUI thread on a slow machine. While
-a draw runs, `gui_idle` is cleared and the worker holds back its next frame instead of fighting
-the GUI thread for the GIL.
+causes) costs, so drawing takes at most about a third of the GUI thread on a slow machine.
+
+The worker never waits for a draw: it tracks the next frame meanwhile (its network runs without
+the GIL), and the frames it tracks while a draw runs are recorded and superseded, not queued.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable, Optional
 
@@ -21,10 +21,9 @@ MAX_DRAW_INTERVAL_MS = 500
 
 
 class DrawScheduler(QObject):
-    def __init__(self, gui_idle: threading.Event, passes_for: Callable[[object], list], parent=None):
+    def __init__(self, passes_for: Callable[[object], list], parent=None):
         """`passes_for(packet)` gives the draw of one packet as a list of callables, run in order."""
         super().__init__(parent)
-        self.gui_idle = gui_idle
         self._passes_for = passes_for
         self._pending = None
         self._closing = False
@@ -40,7 +39,6 @@ class DrawScheduler(QObject):
     def stop(self) -> None:
         self._closing = True
         self.display_timer.stop()
-        self.gui_idle.set()
 
     def _draw_cycle(self) -> None:
         if self._closing:
@@ -50,7 +48,6 @@ class DrawScheduler(QObject):
             self.display_timer.start(MIN_DRAW_INTERVAL_MS)
             return
         self._draw_started_at = time.perf_counter()
-        self.gui_idle.clear()
         self._run_passes(self._passes_for(p))
 
     def _run_passes(self, passes: list) -> None:
@@ -64,7 +61,6 @@ class DrawScheduler(QObject):
             QTimer.singleShot(0, lambda: self._run_passes(passes[1:]))
 
     def _after_draw(self) -> None:
-        self.gui_idle.set()
         if self._closing:
             return
         cost = (time.perf_counter() - self._draw_started_at) * 1e3

@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.worker.start()
 
         # draws the latest packet only, at a pace that leaves the event loop responsive
-        self.draws = DrawScheduler(self.worker.gui_idle, self._draw_passes, self)
+        self.draws = DrawScheduler(self._draw_passes, self)
         self._timeline_drawn_at = 0.0
         self.tracker_bar.fill()
 

@@ -20,7 +20,6 @@ import time
 import traceback
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -28,7 +27,7 @@ from trackers.annotate import encode_jpeg
 from trackers.base import BoxError, Tracker
 from trackers.results import file_sha256
 from trackers.session import SessionError, Step, TrackingFailed, TrackingSession
-from trackers.sources import FrameSource, SourceError, open_source
+from trackers.sources import FrameSource, ReadAheadSource, SourceError, open_source
 
 from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
                               Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
@@ -128,11 +127,10 @@ class TrackingWorker(QThread):
         self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
         self._next_due = 0.0
         self._sync_count = 0
-        # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
-        # before its next frame instead of fighting the GUI thread for the GIL, so a redraw takes
-        # milliseconds rather than being stretched many times over (see app/draw_scheduler.py).
-        self.gui_idle = threading.Event()
-        self.gui_idle.set()
+        # set when a wake-up signal is on its way to the GUI thread and not yet handled: events
+        # posted meanwhile ride on it (at speed "max" the worker posts hundreds of packets a second,
+        # and each wake-up takes the GIL on the GUI thread)
+        self._wake_pending = threading.Event()
         self._dispatch = {
             OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
             Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
@@ -155,6 +153,7 @@ class TrackingWorker(QThread):
 
     def deliver(self) -> None:
         """Hand the waiting events to their handlers (GUI thread)."""
+        self._wake_pending.clear()     # before draining: an event posted from now on wakes us again
         while True:
             try:
                 event = self._events.get_nowait()
@@ -165,7 +164,9 @@ class TrackingWorker(QThread):
 
     def _post(self, event) -> None:
         self._events.put(event)
-        self.outbox.wake.emit()   # a wake-up that finds the queue drained costs nothing
+        if not self._wake_pending.is_set():      # else the wake-up on its way delivers this one too
+            self._wake_pending.set()
+            self.outbox.wake.emit()
 
     def _message(self, level: str, text: str) -> None:
         self._post(Message(level, text))
@@ -235,10 +236,7 @@ class TrackingWorker(QThread):
                 if self._quit:
                     break
                 if self._playing and time.perf_counter() >= self._next_due:
-                    self.gui_idle.wait(0.25)
                     self._advance_safely()
-                    # let the GUI thread take the GIL between frames even at full speed
-                    time.sleep(0.0005)
         finally:
             self._close_source()
 
@@ -276,7 +274,11 @@ class TrackingWorker(QThread):
         self._set_playing(False)
         self._stop_run()
         try:
+            # a file is decoded ahead on its own thread (decoding overlaps tracking); a FrameSource
+            # handed in is read as it is, on this thread
             source = spec if isinstance(spec, FrameSource) else open_source(spec)
+            if not isinstance(spec, FrameSource) and not source.is_live:
+                source = ReadAheadSource(source)
         except SourceError as e:     # its message names the file / camera already
             self._message("error", str(e))
             return
@@ -471,11 +473,10 @@ class TrackingWorker(QThread):
 
     def _emit(self, step: Step) -> None:
         frame = step.frame
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
         dropped = self._grabber.dropped if self._grabber is not None else 0
         # a camera frame cannot be read again: keep it (compressed) for exporting the run
         jpeg = encode_jpeg(frame) if self._grabber is not None and step.result is not None else None
-        self._post(FramePacket(step.index, frame, rgb, step.result, step.kind, step.track_ms, dropped, jpeg))
+        self._post(FramePacket(step.index, frame, step.result, step.kind, step.track_ms, dropped, jpeg))
 
     def _set_playing(self, playing: bool) -> None:
         if playing != self._playing:
