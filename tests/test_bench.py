@@ -66,3 +66,34 @@ def test_bench_unknown_tracker_is_one_line_error(capsys):
     rc = main(["bench", "--load", "--trackers", "no-such-tracker"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]
+
+
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]      # R running, S sleeping, T stopped
+
+
+def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
+    """`bench --load`'s busy process spins only during loaded rounds (stopped, not busy, in idle
+    ones), rounds alternate idle-first / loaded-first, and the process is gone afterwards."""
+    from trackers.bench import BusyCore, alternate_rounds
+    seen = []
+    with BusyCore() as busy:
+        pid = busy.process.pid
+        assert _process_state(pid) == "T"
+
+        def run():
+            seen.append(_process_state(pid))
+            return float(len(seen))
+        figures = alternate_rounds(3, busy, run)
+        assert _process_state(pid) == "T"
+    assert seen == ["T", "R", "R", "T", "T", "R"]
+    assert figures == {"idle": [1.0, 4.0, 5.0], "loaded": [2.0, 3.0, 6.0]}
+    assert busy.process.poll() is not None
+
+
+def test_load_rounds_are_sized_from_the_warm_up_and_run_on_the_same_frames_back_and_forth():
+    from trackers.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count, ping_pong
+    assert load_frame_count(400.0) == round(400 * LOAD_ROUND_SECONDS)
+    assert load_frame_count(0.5) == LOAD_MIN_FRAMES and load_frame_count(400.0, fixed=4) == 4
+    assert ping_pong([0, 1, 2, 3], 11) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]

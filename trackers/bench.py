@@ -310,38 +310,109 @@ def start_busy_process():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
-    """Each tracker idle, then with one busy core (a process this command starts and stops), same
-    frames, same process: prints both fps and their ratio; returns [(name, idle, loaded)]."""
+class BusyCore:
+    """The busy process of `bench --load`, started once and switched on and off with SIGCONT /
+    SIGSTOP (a stopped process takes no CPU), so a loaded round starts loaded at once and an idle
+    round is idle; killed on exit whatever happens. Each switch returns once the kernel reports the
+    process stopped / continued (so on() and off() must alternate: a second SIGSTOP to a stopped
+    process is never reported)."""
+
+    def __enter__(self):
+        self.process = start_busy_process()
+        self.off()
+        return self
+
+    def _signal(self, sig: int, wait_for: int) -> None:
+        os.kill(self.process.pid, sig)
+        os.waitpid(self.process.pid, wait_for)
+
+    def on(self) -> None:
+        import signal
+        self._signal(signal.SIGCONT, os.WCONTINUED)
+
+    def off(self) -> None:
+        import signal
+        self._signal(signal.SIGSTOP, os.WUNTRACED)
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+#: `bench --load`: frames tracked (and not timed) before the first round: the first frames pay for
+#: ONNX Runtime's and torch's first-run allocations, which put siamscope-default's idle figure
+#: below its loaded one (1.38x) when they were inside it
+LOAD_WARMUP_FRAMES = 10
+#: `bench --load`: each round lasts about this long (frames chosen from the warm-up speed), so a fast
+#: tracker's figure is not a few milliseconds long and a slow one's not minutes
+LOAD_ROUND_SECONDS = 1.5
+LOAD_MIN_FRAMES = 6
+
+
+def load_frame_count(warm_fps: float, fixed: int = 0) -> int:
+    """Frames per `--load` round: `fixed` when given, else about LOAD_ROUND_SECONDS at the warm-up speed."""
+    return fixed if fixed > 0 else max(LOAD_MIN_FRAMES, int(round(LOAD_ROUND_SECONDS * warm_fps)))
+
+
+def ping_pong(frames: list, count: int) -> list:
+    """`count` frames: the video forwards, backwards, forwards... (a longer run on the same frames; the
+    target moves continuously, so the tracker follows it as on a longer video)."""
+    if len(frames) < 2:
+        return list(frames[:count])
+    cycle = frames + frames[-2:0:-1]
+    return [cycle[i % len(cycle)] for i in range(count)]
+
+
+def alternate_rounds(rounds: int, busy: "BusyCore", run) -> dict:
+    """`run()` -> fps, `rounds` times idle and `rounds` times with the busy core on, alternating
+    (idle first in even rounds, loaded first in odd ones, so a drift in the machine's own load
+    over the run falls on both alike). Returns {"idle": [fps...], "loaded": [fps...]}."""
+    figures = {"idle": [], "loaded": []}
+    for r in range(rounds):
+        for condition in (("idle", "loaded") if r % 2 == 0 else ("loaded", "idle")):
+            if condition == "idle":
+                figures[condition].append(run())
+                continue
+            busy.on()
+            try:
+                figures[condition].append(run())
+            finally:
+                busy.off()
+    return figures
+
+
+def median(values) -> float:
+    import statistics
+    return float(statistics.median(values))
+
+
+def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str,
+               fixed_frames: int = 0) -> list:
+    """Each tracker idle and with one busy core (a process this command starts and stops), same
+    frames, same process, after a warm-up: prints the median fps of each condition over `rounds`
+    alternating rounds and their ratio; returns [(name, idle, loaded)]."""
     import tempfile
-    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure, idle and loaded rounds alternating "
-          f"(fps over all rounds); 'loaded' = one extra process spinning a core (`while True: pass`), started "
-          f"and stopped by this command; target >= {TARGET_LOADED}x")
+    print(f"load test: {LOAD_WARMUP_FRAMES} warm-up frames, then {rounds} idle and {rounds} loaded rounds "
+          f"alternating, ~{LOAD_ROUND_SECONDS:g} s each (median fps per condition); 'loaded' = one extra process "
+          f"spinning a core (`while True: pass`), started by this command; target >= {TARGET_LOADED}x")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, BusyCore() as busy:
         for name in names:
             try:
                 tracker, how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
             except BenchError as e:
-                print(f"  {name:22s} skipped: {e}")
+                print(f"  {name:22s} skipped: {e}", flush=True)
                 continue
-            time_tracker(tracker, frames[:4], box)          # warm-up outside both figures
-            # idle and loaded rounds alternate, so a change in the machine's own load during the
-            # run hits both figures alike
-            spent = {"idle": 0.0, "loaded": 0.0}
-            for _ in range(rounds):
-                spent["idle"] += time_tracker(tracker, frames, box)
-                busy = start_busy_process()
-                try:
-                    time.sleep(0.2)                          # let the busy process reach its core
-                    spent["loaded"] += time_tracker(tracker, frames, box)
-                finally:
-                    busy.kill()
-                    busy.wait()
-            idle, loaded = (rounds * (len(frames) - 1) / spent[k] for k in ("idle", "loaded"))
+            warm = frames[: LOAD_WARMUP_FRAMES + 1]
+            warm_fps = (len(warm) - 1) / time_tracker(tracker, warm, box)
+            n = load_frame_count(warm_fps, fixed_frames)
+            sub = ping_pong(frames, n + 1)
+            figures = alternate_rounds(rounds, busy, lambda: n / time_tracker(tracker, sub, box))
+            idle, loaded = median(figures["idle"]), median(figures["loaded"])
             rows.append((name, idle, loaded))
             print(f"  {name:22s} {tracker.engine_name:11s} idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
-                  f"ratio {loaded / idle:.2f}", flush=True)
+                  f"ratio {loaded / idle:.2f}   ({n} frames a round; {how})", flush=True)
+            tracker = None
     return rows
 
 
@@ -429,7 +500,7 @@ def cmd_bench(args) -> int:
     names = _names(args.trackers, LOAD_TRACKERS) if args.load else []
     frames = read_frames(video, args.frames)
     if args.load:
-        bench_load(frames[: args.load_frames + 1], box, names, args.engine, args.rounds, fixtures_dir, nano_dir)
+        bench_load(frames, box, names, args.engine, args.rounds, fixtures_dir, nano_dir, args.load_frames)
         return 0
     ours = build_ours(nano_dir, args.weights, args.engine)
     theirs = build_cv2_nano(nano_dir)
@@ -484,7 +555,8 @@ def add_parser(subparsers) -> None:
                    help="time every registered tracker (seeded fixture weights where the published ones are absent)")
     p.add_argument("--load", action="store_true",
                    help="each tracker idle and with one busy core (a process this command starts): both fps, ratio")
-    p.add_argument("--load-frames", type=int, default=40, help="frames per --load figure (default 40)")
+    p.add_argument("--load-frames", type=int, default=0,
+                   help=f"frames per --load round (default 0: about {LOAD_ROUND_SECONDS:g} s at the tracker's warm-up speed)")
     p.add_argument("--gui", action="store_true",
                    help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames")
     p.add_argument("--trackers", help="comma-separated trackers for --load / --gui / --soak, or 'all' (--load / --gui) "
