@@ -97,3 +97,30 @@ def test_load_rounds_are_sized_from_the_warm_up_and_run_on_the_same_frames_back_
     assert load_frame_count(400.0) == round(400 * LOAD_ROUND_SECONDS)
     assert load_frame_count(0.5) == LOAD_MIN_FRAMES and load_frame_count(400.0, fixed=4) == 4
     assert ping_pong([0, 1, 2, 3], 11) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+
+
+def test_bench_gui_and_gui_under_load_print_their_figures(capsys):
+    """--gui runs `track` and the real app (offscreen) on the same clip at the same thread count and
+    prints both fps and the app's wall-clock fps with its ratio; --load --gui runs the app idle and
+    with one busy core and prints both wall-clock figures and their ratio."""
+    shared_path("models", "nanotrack", "nanotrackv2.pth")
+    from trackers.cli import main
+    common = ["--frames", "12", "--rounds", "1", "--trackers", "nanotrack-v2", "--threads", "1",
+              "--engine", "onnxruntime"]
+    assert main(["bench", "--gui", *common]) == 0
+    out = capsys.readouterr().out
+    assert "12 frames of bag.avi (back and forth), 1 compute thread(s) in both" in out
+    row = re.search(r"nanotrack-v2\s+track\s+(\d+\.\d) fps\s+GUI\s+(\d+\.\d) fps \((\d+\.\d\d)x\)\s+GUI wall\s+"
+                    r"(\d+\.\d) fps = (\d+\.\d\d)x\s+\(11 frames, \d+ drawn, engine onnxruntime, 1 thread", out)
+    assert row, out
+    track, gui, gui_ratio, wall, wall_ratio = (float(v) for v in row.groups())
+    assert min(track, gui, wall) > 0
+    assert gui_ratio == pytest.approx(gui / track, abs=0.02) and wall_ratio == pytest.approx(wall / track, abs=0.02)
+
+    assert main(["bench", "--gui", "--load", *common]) == 0
+    out = capsys.readouterr().out
+    row = re.search(r"nanotrack-v2\s+GUI wall idle\s+(\d+\.\d) fps\s+one busy core\s+(\d+\.\d) fps\s+"
+                    r"ratio (\d+\.\d\d)\s+\(11 frames", out)
+    assert row, out
+    idle, loaded, ratio = (float(v) for v in row.groups())
+    assert idle > 0 and loaded > 0 and ratio == pytest.approx(loaded / idle, abs=0.02)
