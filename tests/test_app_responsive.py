@@ -49,9 +49,10 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     p99 = float(np.percentile(late, 99))
     print(f"event-loop lateness over {len(late)} ticks while tracking {tracked} frames (drawn {drawn}): "
           f"median {np.median(late):.1f} ms, p99 {p99:.1f} ms, max {late.max():.1f} ms")
-    # the worker tracked every frame, and the views kept up as far as they could (they skip frames
-    # by design: a redraw waits twice its own cost, so on a loaded 2-core machine it is a few a second)
-    assert tracked >= 100 and drawn >= 3
+    # the worker tracked every frame, and the views were redrawn meanwhile (they skip frames by
+    # design: while the worker outpaces the display, drawing takes at most a tenth of the GUI
+    # thread, a few redraws a second on a 2-core machine, so a run of half a second draws one or two)
+    assert tracked >= 100 and drawn >= 1
     assert len(late) >= 50
     assert p99 < P99_LIMIT_MS
 
