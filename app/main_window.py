@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, 
                                QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSizePolicy, QSlider,
                                QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from trackers import compute, registry
-from trackers.base import TrackResult
-from trackers.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
+from trackers.core import compute, registry
+from trackers.core.base import TrackResult
+from trackers.run.groundtruth import (GroundTruth, GroundTruthError, RunningScore, find_groundtruth, iou_by_frame,
                                   read_groundtruth, score_so_far)
 
 from .draw_scheduler import DrawScheduler

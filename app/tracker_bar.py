@@ -1,7 +1,7 @@
 """The tracker bar: which tracker, its checkpoint, the device. It remembers choices in QSettings
 and says what to load with `configChanged`; the window sends that to the worker.
 
-The picker is filled from the registry (trackers/registry.py), the one table the CLI reads too.
+The picker is filled from the registry (trackers/core/registry.py), the one table the CLI reads too.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Optional
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from trackers import registry
+from trackers.core import registry
 
 # the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
 PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
@@ -28,7 +28,7 @@ def available_devices() -> list[str]:
     return devices
 
 
-#: the engine choice (trackers/engines.py), remembered as settings "engine"
+#: the engine choice (trackers/core/engines.py), remembered as settings "engine"
 ENGINES = [("Engine: auto", "auto"), ("Engine: torch", "torch"), ("Engine: ONNX Runtime", "onnxruntime")]
 
 
