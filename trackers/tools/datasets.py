@@ -40,8 +40,8 @@ import numpy as np
 
 from ..run import groundtruth
 from ..run.groundtruth import GroundTruthError, polygon_to_rect
+from ..run.sequences import EvalError, Sequence
 from ..run.sources import IMAGE_EXTS, natural_key
-from .eval_core import EvalError, Sequence
 
 LAYOUTS = ("otb", "got10k", "lasot", "trackingnet", "vot", "pysot-json")
 

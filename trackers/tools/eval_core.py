@@ -1,5 +1,5 @@
-"""One-pass evaluation (OPE), the part every evaluation path shares: sequences, the OPE run of one
-tracker over one sequence (driven through trackers/run/session.py, frames read as the app reads them),
+"""One-pass evaluation (OPE), the part every evaluation path shares: the OPE run of one tracker over
+one sequence (the sequences themselves: trackers/run/sequences.py) (driven through trackers/run/session.py, frames read as the app reads them),
 the per-tracker results, the table and the plots. `python main.py eval` (trackers/tools/evaluate.py), the
 job runners (eval_jobs.py, eval_run.py, ray_eval.py), the dataset layouts (datasets.py) and the
 reports (eval_report.py) build on it; it imports none of them, so there is no import cycle.
@@ -21,26 +21,10 @@ import cv2
 import numpy as np
 
 from ..run import metrics as M
-from ..run.results import read_boxes
 from ..run.session import TrackingSession
-from ..run.sources import FrameSource, ImageFolderSource, SourceError
+from ..run.sequences import EvalError, Sequence
 
 DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
-
-
-class EvalError(Exception):
-    pass
-
-
-@dataclasses.dataclass
-class Sequence:
-    name: str
-    frames: list[str]          # image paths, in the order the app plays them (natural sort)
-    gt: np.ndarray             # (N, 4) x,y,w,h, NaN rows where the target is absent
-
-    def source(self) -> FrameSource:
-        """The frames as the app reads them (ImageFolderSource), in this sequence's order."""
-        return ImageFolderSource(self.name, files=self.frames)
 
 
 @dataclasses.dataclass
@@ -53,38 +37,6 @@ class SequenceRun:
     @property
     def fps(self) -> float:
         return self.tracked / self.seconds if self.seconds > 0 else 0.0
-
-
-def _is_sequence(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "img")) and os.path.isfile(os.path.join(path, "groundtruth.txt"))
-
-
-def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
-    try:
-        frames = ImageFolderSource(path).files    # the app's frame order, so eval and the app agree
-    except SourceError as e:
-        raise EvalError(str(e)) from None
-    gt = read_boxes(os.path.join(path, "groundtruth.txt"))
-    name = os.path.basename(os.path.normpath(path))
-    if len(frames) != len(gt):
-        raise EvalError(f"sequence {name!r}: {len(frames)} images in img/ but {len(gt)} ground-truth lines")
-    if max_frames:
-        frames, gt = frames[:max_frames], gt[:max_frames]
-    if not M.valid_frames(gt).any():
-        raise EvalError(f"sequence {name!r} has no frame with a ground-truth box")
-    return Sequence(name, frames, gt)
-
-
-def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequence]:
-    """The sequences in `folder` (or `folder` itself when it is one sequence), sorted by name."""
-    if not os.path.isdir(folder):
-        raise EvalError(f"benchmark folder {folder!r} does not exist")
-    if _is_sequence(folder):
-        return [load_sequence(folder, max_frames)]
-    paths = sorted(os.path.join(folder, d) for d in os.listdir(folder) if _is_sequence(os.path.join(folder, d)))
-    if not paths:
-        raise EvalError(f"no sequences in {folder!r} (expected <seq>/img/*.jpg and <seq>/groundtruth.txt)")
-    return [load_sequence(p, max_frames) for p in paths]
 
 
 def run_sequence(tracker, seq: Sequence) -> SequenceRun:

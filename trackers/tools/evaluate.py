@@ -16,8 +16,9 @@ import sys
 
 from ..core.base import UsageError
 # the shared part, under the names callers have always used (trackers.tools.evaluate.run_sequence, ...)
-from .eval_core import (DEFAULT_FOLDER, EvalError, Sequence, SequenceRun, TrackerRuns, draw_plot,  # noqa: F401
-                        evaluate, find_sequences, format_table, load_sequence, run_sequence, write_plots)
+from ..run.sequences import EvalError, Sequence, find_sequences, load_sequence  # noqa: F401
+from .eval_core import (DEFAULT_FOLDER, SequenceRun, TrackerRuns, draw_plot, evaluate, format_table,  # noqa: F401
+                        run_sequence, write_plots)
 
 
 def clip_sequence(seq: Sequence, first: int, end) -> Sequence:

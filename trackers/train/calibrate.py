@@ -173,7 +173,7 @@ def main(argv=None) -> int:
 
 def _collect_all(folder: str) -> list[dict]:
     from trackers.families.default import DefaultParams, load_default_network
-    from trackers.tools.evaluate import find_sequences
+    from trackers.run.sequences import find_sequences
     net = load_default_network()
     # never LOST, boxes moved and resized whatever the score (presence is fixed at 1 inside)
     collecting = dataclasses.replace(DefaultParams(), lost_presence=0.0, resize_min_presence=0.0,
