@@ -73,7 +73,7 @@ class FeatureExtractor:
     """Frozen backbone features of uint8 BGR crops, batched: ONNX Runtime on CPU, torch on CUDA."""
 
     def __init__(self, backbone: EfficientNetLite0, device: torch.device, threads: int):
-        self.backbone = backbone.eval()
+        self.backbone = backbone.to(device).eval()   # the torch path runs where the crops go
         self.device = device
         self.sessions: dict[int, object] = {}
         self.use_ort = device.type == "cpu" and _has_ort()
