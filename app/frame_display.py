@@ -89,8 +89,9 @@ class FrameDisplay(QObject):
         passes.append(lambda: self._finish_draw(p, result))
         return passes
 
-    def redraw_result(self) -> None:
-        """The frame on screen again (the heatmap switched on or off)."""
+    def set_heatmap_on_video(self, on: bool) -> None:
+        """The score map blended over the video, or not; the frame on screen is redrawn."""
+        self.video.show_heatmap = on
         if self.drawn_packet is not None:
             self.video.set_result(self.result_for(self.drawn_packet))
 

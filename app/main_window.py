@@ -116,27 +116,27 @@ class MainWindow(QMainWindow):
                                    self.show_message, self.return_focus)
         self.runs = RunBook(self.worker, self.video, self.messages, self.statusBar(), self.show_message,
                             self.return_focus, self)
-        self.playback = Playback(self.worker, self.transport, lambda: self.source_info,
+        self.trackers = TrackerControl(self, self.worker, self.tracker_bar, self.transport, self.params,
+                                       self.show_message, self.return_focus)
+        self.playback = Playback(self.worker, self.transport, self.video, lambda: self.source_info,
+                                 lambda: self.drawn_packet, self.trackers.configure_tracker, self.show_message,
                                  lambda: self.display.refresh_timeline(force=True), self)
         self.display = FrameDisplay(self.worker, self.video, self.heatmap, self.channels, self.timeline, self.info,
                                     self.seek_bar, lambda: self.store, lambda: self.groundtruth,
                                     lambda: self.source_info, lambda: self.playing, self)
         self.draws = self.display.draws
-        self.trackers = TrackerControl(self, self.worker, self.tracker_bar, self.transport, self.params,
-                                       self.show_message, self.return_focus)
         self.exports = ExportControls(self, self.statusBar(), lambda: self.store, self.heat_check.isChecked,
                                       self.prefs.last_dir, self.show_message)
         self.guard = CloseGuard(self, self.prefs, self.exports, lambda: self.store, self.draws, self.worker,
                                 self.trackers.running_download)
 
-        self.transport.start_button.clicked.connect(self.start_tracking)
-        self.heat_check.toggled.connect(self._heat_toggled)
+        self.heat_check.toggled.connect(self.display.set_heatmap_on_video)
         self.seek_bar.seekRequested.connect(self.playback.seek)
         self.timeline.seekRequested.connect(self.playback.seek)
         self.video.boxDrawn.connect(lambda box: self.runs.box_drawn(box, self.tracking, self.drawn_packet))
         self.video.drawStarted.connect(self.playback.pause_for_drawing)
         self.opener.groundtruthChanged.connect(self.display.redraw_groundtruth)
-        self.params.paramChanged.connect(self._param_changed)
+        self.params.paramChanged.connect(lambda name, value: self.runs.set_param(name, value, self.params.values()))
 
     def _lay_out(self) -> None:
         video_panel = QWidget()
@@ -175,10 +175,11 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
 
-    # -- the parts' state and commands under the window's names ------------------------------------
+    # -- the parts' state and commands that tests and scripts (app/screenshot.py, gpu_drive.py,
+    # gui_bench.py) reach through the window ------------------------------------------------------
     playing, tracking = _part("playback", "playing"), _part("playback", "tracking")
     set_playing, step, seek = _part("playback", "set_playing"), _part("playback", "step"), _part("playback", "seek")
-    toggle_play, stop_tracking = _part("playback", "toggle_play"), _part("playback", "stop_tracking")
+    start_tracking, stop_tracking = _part("playback", "start_tracking"), _part("playback", "stop_tracking")
     source_info, groundtruth = _part("opener", "source_info"), _part("opener", "groundtruth")
     open_source, attach_groundtruth = _part("opener", "open_source"), _part("opener", "attach_groundtruth")
     store = _part("runs", "store")
@@ -187,12 +188,10 @@ class MainWindow(QMainWindow):
     packets_received, packets_drawn = _part("display", "packets_received"), _part("display", "packets_drawn")
     track_fps = _part("display", "track_fps")
     tracker_info, zoo_dialog = _part("trackers", "tracker_info"), _part("trackers", "zoo_dialog")
-    open_model_zoo, configure_tracker = _part("trackers", "open_model_zoo"), _part("trackers", "configure_tracker")
+    open_model_zoo = _part("trackers", "open_model_zoo")
     select_tracker, engine_choice = _part("tracker_bar", "select_tracker"), _part("tracker_bar", "engine")
     export_video, export_results = _part("exports", "export_video"), _part("exports", "export_results")
-    export_job = _part("exports", "export_job")
-    close_box, shutdown = _part("guard", "close_box"), _part("guard", "shutdown")
-    shortcuts_sheet = _part("menus", "shortcuts_sheet")
+    close_box, shortcuts_sheet = _part("guard", "close_box"), _part("menus", "shortcuts_sheet")
 
     # -- wiring ----------------------------------------------------------------------------------
     def show_message(self, level: str, text: str, actions=()) -> None:
@@ -226,32 +225,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SiamScope — {self.opener.source_name()}")
         self.seek_bar.set_source(info)
         self.show_message("info", opened)
-
-    def start_tracking(self) -> None:
-        if self.source_info is None or self.drawn_packet is None:
-            self.show_message("warning", "Open a video, image folder or camera first")
-            return
-        box = self.video.user_box()
-        if box is None:
-            self.show_message("warning", "Drag a box around the target on the video first")
-            return
-        if not self.trackers.configure_tracker():
-            return      # refused in place: the message bar offers the checkpoint
-        self.worker.init_box(box, self.drawn_packet.index, play=True)
-
-    def redraw_box(self) -> None:
-        self.set_playing(False)
-        self.video.set_user_box(None)
-        self.show_message("info", "Drag a new box around the target"
-                          + (" — the tracker restarts on this frame" if self.tracking else ", then press Start"))
-
-    def _heat_toggled(self, on: bool) -> None:
-        self.video.show_heatmap = on
-        self.display.redraw_result()
-
-    def _param_changed(self, name: str, value) -> None:
-        self.worker.set_param(name, value)
-        self.store.set_params(self.params.values())
 
     def set_threads_preference(self, threads: int) -> None:
         """Remember the thread count and apply it (the worker rebuilds the tracker between frames)."""

@@ -56,6 +56,12 @@ class RunBook(QObject):
             return True
         return False
 
+    def set_param(self, name: str, value, params: dict) -> None:
+        """A parameter edited in the panel: the tracker uses it from the next frame, and the run
+        records `params`, all the values now."""
+        self.worker.set_param(name, value)
+        self.store.set_params(params)
+
     def box_drawn(self, box: tuple, tracking: bool, drawn: Optional[FramePacket]) -> None:
         """A box was dragged on the video: while a run is paused it re-initialises the tracker on the
         frame on screen; otherwise it waits for Start."""

@@ -45,10 +45,14 @@ class SourceOpener(QObject):
         self.video.set_result(None)
         self.worker.open_source(spec)
 
-    def choose_video(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open video", self.prefs.last_dir(),
-                                              "Videos (*.avi *.mp4 *.mov *.mkv *.webm *.mpg);;All files (*)")
+    def _ask_for_file(self, title: str, filters: str) -> str:
+        """The file dialog, starting in the last folder used; the keyboard back to the video after."""
+        path, _ = QFileDialog.getOpenFileName(self.window, title, self.prefs.last_dir(), filters)
         self.return_focus()
+        return path
+
+    def choose_video(self) -> None:
+        path = self._ask_for_file("Open video", "Videos (*.avi *.mp4 *.mov *.mkv *.webm *.mpg);;All files (*)")
         if path:
             self.open_source(path)
 
@@ -109,9 +113,7 @@ class SourceOpener(QObject):
         return os.path.basename(name.rstrip("/")) or name
 
     def choose_groundtruth(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Attach ground truth", self.prefs.last_dir(),
-                                              "Ground truth (*.txt *.label);;All files (*)")
-        self.return_focus()
+        path = self._ask_for_file("Attach ground truth", "Ground truth (*.txt *.label);;All files (*)")
         if path:
             self.attach_groundtruth(path)
 

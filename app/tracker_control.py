@@ -52,7 +52,8 @@ class TrackerControl(QObject):
         device = self.tracker_bar.device()
         info = self.tracker_info
         engine = self.tracker_bar.engine()
-        if info is None or (info.name, info.weights, info.device, info.engine_choice) != (name, weights, device, engine):
+        wanted = (name, weights, device, engine)
+        if info is None or (info.name, info.weights, info.device, info.engine_choice) != wanted:
             self.show_message("info", f"Loading {spec.title or name} on {device.upper()}…")
         self.worker.configure(name, weights, device, engine)
         return True

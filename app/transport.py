@@ -9,7 +9,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QWidget
 
-from .worker_protocol import SourceInfo, TrackerInfo
+from .video_view import VideoView
+from .worker_protocol import FramePacket, SourceInfo, TrackerInfo
 
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 
@@ -116,21 +117,46 @@ class SeekBar(QWidget):
 
 
 class Playback(QObject):
-    """Play, pause, step, seek and stop, sent to the worker; `playing` and `tracking` are what the
-    worker last answered (the buttons show that, never what was merely asked)."""
+    """Start, play, pause, step, seek and stop, sent to the worker; `playing` and `tracking` are what
+    the worker last answered (the buttons show that, never what was merely asked)."""
 
-    def __init__(self, worker, transport: TransportBar, source_info: Callable[[], Optional[SourceInfo]],
-                 on_paused: Callable[[], None], parent=None):
+    def __init__(self, worker, transport: TransportBar, video: VideoView,
+                 source_info: Callable[[], Optional[SourceInfo]], drawn_packet: Callable[[], Optional[FramePacket]],
+                 load_tracker: Callable[[], bool], show_message: Callable, on_paused: Callable[[], None], parent=None):
+        """`load_tracker()` asks for the picked tracker: False when it cannot be loaded (the reason is
+        shown); `on_paused()` runs when the worker says playback stopped."""
         super().__init__(parent)
-        self.worker, self.transport = worker, transport
-        self._source_info, self._on_paused = source_info, on_paused
+        self.worker, self.transport, self.video = worker, transport, video
+        self._source_info, self._drawn_packet, self._load_tracker = source_info, drawn_packet, load_tracker
+        self.show_message, self._on_paused = show_message, on_paused
         self.playing = False
         self.tracking = False
+        transport.start_button.clicked.connect(self.start_tracking)
         transport.play_button.clicked.connect(lambda on: self.set_playing(on))
         transport.step_button.clicked.connect(self.step)
         transport.stop_button.clicked.connect(self.stop_tracking)
         transport.speed_combo.currentIndexChanged.connect(
             lambda _: self.worker.set_speed(transport.speed_combo.currentData()))
+
+    def start_tracking(self) -> None:
+        """Initialise the tracker on the frame on screen with the drawn box, and play."""
+        drawn = self._drawn_packet()
+        if self._source_info() is None or drawn is None:
+            self.show_message("warning", "Open a video, image folder or camera first")
+            return
+        box = self.video.user_box()
+        if box is None:
+            self.show_message("warning", "Drag a box around the target on the video first")
+            return
+        if not self._load_tracker():
+            return      # refused in place: the message bar offers the checkpoint
+        self.worker.init_box(box, drawn.index, play=True)
+
+    def redraw_box(self) -> None:
+        self.set_playing(False)
+        self.video.set_user_box(None)
+        self.show_message("info", "Drag a new box around the target"
+                          + (" — the tracker restarts on this frame" if self.tracking else ", then press Start"))
 
     def set_playing(self, playing: bool) -> None:
         self.worker.play(playing)
