@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self.opener = SourceOpener(self, self.worker, self.video, self.start_page, self.prefs, self.recent,
                                    self.show_message, self.return_focus)
         self.runs = RunBook(self.worker, self.video, self.messages, self.statusBar(), self.show_message,
-                            self.return_focus, self)
+                            self.return_focus, self.params.values, lambda: self.compute_policy.describe(), self)
         self.trackers = TrackerControl(self, self.worker, self.tracker_bar, self.transport, self.params,
                                        self.show_message, self.return_focus)
         self.playback = Playback(self.worker, self.transport, self.video, lambda: self.source_info,
@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         self.video.boxDrawn.connect(lambda box: self.runs.box_drawn(box, self.tracking, self.drawn_packet))
         self.video.drawStarted.connect(self.playback.pause_for_drawing)
         self.opener.groundtruthChanged.connect(self.display.redraw_groundtruth)
-        self.params.paramChanged.connect(lambda name, value: self.runs.set_param(name, value, self.params.values()))
+        self.params.paramChanged.connect(self.runs.set_param)
 
     def _lay_out(self) -> None:
         video_panel = QWidget()
@@ -210,8 +210,7 @@ class MainWindow(QMainWindow):
 
     def _on_packet(self, p: FramePacket) -> None:
         """Every packet is recorded (export needs them all); only the latest is kept for drawing."""
-        if self.runs.record(p, self.tracker_info, self.source_info, self.params.values(),
-                            self.compute_policy.describe()):
+        if self.runs.record(p, self.tracker_info, self.source_info):
             self.display.new_run()
         self.display.receive(p)
 

@@ -17,9 +17,13 @@ from .worker_protocol import FramePacket, SourceInfo, TrackerInfo
 
 class RunBook(QObject):
     def __init__(self, worker, video: VideoView, messages: MessageBar, status_bar: QStatusBar, show_message: Callable,
-                 return_focus: Callable[[], None], parent=None):
+                 return_focus: Callable[[], None], params: Callable[[], dict], compute: Callable[[], dict],
+                 parent=None):
+        """`params()`: the tracker's parameter values now; `compute()`: the compute policy, described
+        (both recorded with a new run)."""
         super().__init__(parent)
         self.worker, self.video, self.messages, self.status_bar = worker, video, messages, status_bar
+        self._params, self._compute = params, compute
         self.show_message, self.return_focus = show_message, return_focus
         self.store = RunStore()
         self.pending_reinit: Optional[tuple] = None     # (box, frame) awaiting "discard later frames?"
@@ -27,15 +31,14 @@ class RunBook(QObject):
     def new_source(self) -> None:
         self.store = RunStore()
 
-    def record(self, p: FramePacket, tracker: Optional[TrackerInfo], source: Optional[SourceInfo],
-               params: dict, compute: dict) -> bool:
+    def record(self, p: FramePacket, tracker: Optional[TrackerInfo], source: Optional[SourceInfo]) -> bool:
         """Record a tracked frame; True when it began a new run (the first init of a tracker,
         checkpoint and source)."""
         if p.result is None or p.kind not in ("init", "track"):
             return False
         began = False
         if p.kind == "init":
-            began = self._begin_run_if_needed(tracker, source, params, compute)
+            began = self._begin_run_if_needed(tracker, source)
             self.video.set_user_box(None)
             if self.messages.level == "info":
                 self.messages.hide()     # "draw a box, press Start" is done with
@@ -43,24 +46,23 @@ class RunBook(QObject):
         self.store.add(p.index, p.frame, p.result, init=p.kind == "init", jpeg=p.jpeg)
         return began
 
-    def _begin_run_if_needed(self, info: Optional[TrackerInfo], src: Optional[SourceInfo], params: dict,
-                             compute: dict) -> bool:
+    def _begin_run_if_needed(self, info: Optional[TrackerInfo], src: Optional[SourceInfo]) -> bool:
         rec = self.store.record
         if info is None or src is None:
             return False
         if rec is None or rec.tracker != info.name or self.store.source_spec != src.spec or \
                 rec.checkpoint != (os.path.abspath(info.checkpoint) if info.checkpoint else None):
-            self.store.start(info.name, params, info.checkpoint, src.spec, str(src.name), src.fps,
+            self.store.start(info.name, self._params(), info.checkpoint, src.spec, str(src.name), src.fps,
                              src.is_live, checkpoint_sha256=info.checkpoint_sha256,
-                             compute=dict(compute, engine=info.engine, engine_choice=info.engine_choice))
+                             compute=dict(self._compute(), engine=info.engine, engine_choice=info.engine_choice))
             return True
         return False
 
-    def set_param(self, name: str, value, params: dict) -> None:
+    def set_param(self, name: str, value) -> None:
         """A parameter edited in the panel: the tracker uses it from the next frame, and the run
-        records `params`, all the values now."""
+        records the values now."""
         self.worker.set_param(name, value)
-        self.store.set_params(params)
+        self.store.set_params(self._params())
 
     def box_drawn(self, box: tuple, tracking: bool, drawn: Optional[FramePacket]) -> None:
         """A box was dragged on the video: while a run is paused it re-initialises the tracker on the
