@@ -94,7 +94,7 @@ def test_at_full_speed_every_frame_is_kept_and_only_drawn_frames_are_prepared_fo
     with its own score map and channel maps."""
     from app.worker_protocol import FramePacket
     from tests.app_support import wait_drawn_latest
-    from trackers.sources import ReadAheadSource
+    from trackers.run.sources import ReadAheadSource
     weights = require_nanotrack()
     gt = ground_truth()
     window = make_window(qtbot, tmp_path)

@@ -12,7 +12,7 @@ def test_bench_prints_both_rates_and_ratio(capsys):
     shared_path("data", "videos", "bag.avi")
     import cv2
     import torch
-    from trackers.cli import main
+    from trackers.tools.cli import main
     threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
         rc = main(["bench", "--frames", "8", "--rounds", "1", "--no-pysot", "--threads", "1"])
@@ -30,7 +30,7 @@ def test_bench_prints_both_rates_and_ratio(capsys):
 
 
 def test_bench_missing_onnx_is_one_line_error(tmp_path, capsys):
-    from trackers.cli import main
+    from trackers.tools.cli import main
     (tmp_path / "nanotrackv2.pth").write_bytes(open(shared_path("models", "nanotrack", "nanotrackv2.pth"), "rb").read())
     rc = main(["bench", "--frames", "4", "--rounds", "1", "--no-pysot", "--nanotrack-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -43,7 +43,7 @@ def test_bench_load_runs_idle_and_loaded_in_one_run(capsys):
     shared_path("data", "videos", "bag.avi")
     import cv2
     import torch
-    from trackers.cli import main
+    from trackers.tools.cli import main
     threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
         rc = main(["bench", "--load", "--trackers", "nanotrack-v2", "--load-frames", "4", "--rounds", "1",
@@ -62,7 +62,7 @@ def test_bench_load_runs_idle_and_loaded_in_one_run(capsys):
 
 
 def test_bench_unknown_tracker_is_one_line_error(capsys):
-    from trackers.cli import main
+    from trackers.tools.cli import main
     rc = main(["bench", "--load", "--trackers", "no-such-tracker"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]
@@ -76,7 +76,7 @@ def _process_state(pid: int) -> str:
 def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
     """`bench --load`'s busy process spins only during loaded rounds (stopped, not busy, in idle
     ones), rounds alternate idle-first / loaded-first, and the process is gone afterwards."""
-    from trackers.bench import BusyCore, alternate_rounds
+    from trackers.tools.bench import BusyCore, alternate_rounds
     seen = []
     with BusyCore() as busy:
         pid = busy.process.pid
@@ -93,7 +93,7 @@ def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
 
 
 def test_load_rounds_are_sized_from_the_warm_up_and_run_on_the_same_frames_back_and_forth():
-    from trackers.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count, ping_pong
+    from trackers.tools.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count, ping_pong
     assert load_frame_count(400.0) == round(400 * LOAD_ROUND_SECONDS)
     assert load_frame_count(0.5) == LOAD_MIN_FRAMES and load_frame_count(400.0, fixed=4) == 4
     assert ping_pong([0, 1, 2, 3], 11) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
@@ -104,7 +104,7 @@ def test_bench_gui_and_gui_under_load_print_their_figures(capsys):
     prints both fps and the app's wall-clock fps with its ratio; --load --gui runs the app idle and
     with one busy core and prints both wall-clock figures and their ratio."""
     shared_path("models", "nanotrack", "nanotrackv2.pth")
-    from trackers.cli import main
+    from trackers.tools.cli import main
     common = ["--frames", "12", "--rounds", "1", "--trackers", "nanotrack-v2", "--threads", "1",
               "--engine", "onnxruntime"]
     assert main(["bench", "--gui", *common]) == 0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from trackers.sources import ImageFolderSource, ReadAheadSource, SourceError, VideoFileSource
+from trackers.run.sources import ImageFolderSource, ReadAheadSource, SourceError, VideoFileSource
 
 
 def bag_video():
