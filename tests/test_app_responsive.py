@@ -102,7 +102,7 @@ def test_at_full_speed_every_frame_is_kept_and_only_drawn_frames_are_prepared_fo
     assert isinstance(window.worker.session.source, ReadAheadSource)
     packets, drawn = [], []
     window.worker.on(FramePacket, packets.append)
-    window.drawn.connect(drawn.append)
+    window.display.drawn.connect(drawn.append)
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
     window.video.set_user_box(tuple(gt[0]))
     window.start_tracking()
