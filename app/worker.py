@@ -90,7 +90,8 @@ class LatestFrameGrabber:
 
 def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
     """registry.build with the engine asked for. Threads follow the process's compute policy
-    (trackers/core/compute.py), which the window applies with one core kept for the GUI thread."""
+    (trackers/core/compute.py), which the window applies with a core kept for the GUI thread
+    (and one for the rest of the machine)."""
     from trackers.core import registry
     return registry.build(name, weights or None, device, engine=engine)
 

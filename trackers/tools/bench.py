@@ -13,7 +13,6 @@ from another process hurts both sides alike instead of deciding the ratio.
 from __future__ import annotations
 
 import json
-import time
 import os
 from typing import Optional
 
@@ -617,7 +616,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--load", action="store_true",
                    help="each tracker idle and with one busy core (a process this command starts): both fps, ratio")
     p.add_argument("--load-frames", type=int, default=0,
-                   help=f"frames per --load round (default 0: about {LOAD_ROUND_SECONDS:g} s at the tracker's warm-up speed)")
+                   help=f"frames per --load round (default 0: about {LOAD_ROUND_SECONDS:g} s at the tracker's "
+                        "warm-up speed)")
     p.add_argument("--gui", action="store_true",
                    help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames; "
                         "with --load: the app idle vs one busy core")
