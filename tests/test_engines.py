@@ -29,10 +29,9 @@ SIAMFC_BOX_ATOL = 1.5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
-# trackers whose network is ours (OpenCV's trackers have no engine choice; NanoTrack keeps its own
-# ONNX Runtime engine, models.nanotrack.OnnxSearchEngine, covered by tests/test_nanotrack_parity.py)
+# trackers whose network is ours (OpenCV's trackers have no engine choice)
 NETWORK_TRACKERS = [
-    "siamscope-default", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamscope-default", "nanotrack-v2", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
     "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
     "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
 ]
