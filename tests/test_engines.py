@@ -13,6 +13,9 @@ Tolerances (written down here, the issue asks for them):
   cells are within float32 noise of each other (seeded weights give flat maps) the engines may pick
   neighbours, one cell = total_stride / response_up = 0.5 search-crop px, about 1 frame px here;
   their boxes are held to SIAMFC_BOX_ATOL.
+* the default tracker's stride-8 / stride-16 verification (an exemplar crop's centre features, run
+  by the engine beside the main network): the features to NET_RTOL / NET_ATOL as above, the cosines
+  computed from them within COSINE_ATOL (measured ~1e-7).
 """
 import os
 
@@ -26,6 +29,7 @@ NET_RTOL = 1e-4
 NET_ATOL = 1e-5
 BOX_ATOL = 0.05
 SIAMFC_BOX_ATOL = 1.5
+COSINE_ATOL = 1e-5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
@@ -175,3 +179,35 @@ def test_engine_choice_errors_are_one_line(tmp_path_factory):
     with pytest.raises(EngineError, match="runs in OpenCV"):
         registry.build("csrt", None, engine="onnxruntime")
     assert registry.build("csrt", None, engine="auto").engine_name == "opencv"
+
+
+def test_default_verification_runs_in_the_engine(tmp_path_factory):
+    """siamscope-default's per-frame verification crop runs in ONNX Runtime beside the main network
+    when the engine is onnxruntime, with torch's features and cosines (tolerances at the top)."""
+    frames = bag_frames()
+    ref = build("siamscope-default", "torch", tmp_path_factory)
+    ort = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    assert ref.onnx_modules == {} and set(ort.onnx_modules) == {"verify"}
+    module = ort.onnx_modules["verify"]
+    assert os.path.isfile(module.path), "the exported verification graph is cached on disk"
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    for a, b in zip(ref.verify_template, ort.verify_template):     # init's features, both engines
+        assert_close(a, b, "verify template")
+    for i, frame in enumerate(frames[1:], 1):
+        centre, size = ref.center + 3.0 * i, ref.size * (1 + 0.05 * i)   # off the target a little more each frame
+        patch_side = ref.params.exemplar_size
+        x = torch.rand(1, 3, patch_side, patch_side, generator=torch.Generator().manual_seed(i)) * 255
+        with torch.no_grad():
+            want = ref.engine_modules()["verify"][0](x)
+        got = module(x)
+        assert len(got) == len(want) == 2
+        for a, b in zip(want, got):
+            assert_close(a, b, f"verify features, frame {i}")
+        fine_t, coarse_t, colour_t = ref.verify(frame, centre, size)
+        fine_o, coarse_o, colour_o = ort.verify(frame, centre, size)
+        assert abs(fine_t - fine_o) <= COSINE_ATOL and abs(coarse_t - coarse_o) <= COSINE_ATOL, i
+        assert colour_t == colour_o
+    # a tracker switched back to torch runs it in torch again
+    ort.set_engine("torch")
+    assert ort.onnx_modules == {} and ort.engine_name == "torch"

@@ -125,6 +125,74 @@ def _state_attrs(net: torch.nn.Module) -> dict:
     return {k: v for k, v in vars(net).items() if k not in _MODULE_ATTRS and _has_tensor(v)}
 
 
+def export_cached(module: torch.nn.Module, args: tuple, input_names: list, output_names: list, path: str,
+                  use_cache: bool = True):
+    """The ONNX graph of `module(*args)`: the cached file at `path` when there is one, else exported
+    (and written there atomically when `use_cache`). Returns a path or the graph's bytes."""
+    if use_cache and os.path.isfile(path):
+        return path
+    import io
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
+                          opset_version=OPSET, dynamo=False)
+    data = buf.getvalue()
+    if use_cache:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)   # another process exporting the same graph races harmlessly
+        except OSError:
+            pass                    # a read-only cache only costs the export next time
+    return data
+
+
+def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: Optional[str] = None):
+    """An ONNX Runtime session following the compute policy. `device` "cuda": ORT's CUDA provider,
+    refused with the reason where it fell back to the CPU (models.device.ort_session); otherwise the
+    policy's providers (trackers/compute.py: CUDA only where a GPU is present)."""
+    import onnxruntime as ort
+    opts = compute.ort_session_options(policy)
+    if device is not None and torch.device(device).type == "cuda":
+        from models.device import ort_session
+        return ort_session(model, opts, torch.device(device))
+    return ort.InferenceSession(model, opts, providers=compute.ort_providers())
+
+
+class OnnxModule:
+    """A plain module's `forward(x)` (a tensor, or a tuple of tensors, out) on one input shape in
+    ONNX Runtime: a tracker's further per-frame calls beside its main network (the default
+    tracker's stride-8 verification crop), exported and cached as the main graph is."""
+
+    def __init__(self, module: torch.nn.Module, x_shape: tuple, policy: Optional[compute.ComputePolicy] = None,
+                 use_cache: bool = True, device: Optional[str] = None):
+        self.module = module.eval()
+        self.x_shape = tuple(int(v) for v in x_shape)
+        on = next(iter(module.parameters()), torch.empty(0)).device
+        x = (torch.rand(self.x_shape, generator=torch.Generator().manual_seed(0)) * 255).to(on)
+        with torch.no_grad():
+            out = module(x)
+        self.single = isinstance(out, torch.Tensor)
+        n = 1 if self.single else len(out)
+        self.output_names = [f"out_{i}" for i in range(n)]
+        self.key = model_key(module, (), self.x_shape, {"outputs": n})
+        self.path = os.path.join(cache_dir(), f"{type(module).__name__}-{self.key[:20]}.onnx")
+        model = export_cached(module, (x,), ["x"], self.output_names, self.path, use_cache)
+        self.session = make_session(model, policy, device)
+        self.device_type = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._feed: dict = {}
+
+    def __call__(self, x):
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        self._feed["x"] = np.ascontiguousarray(x, dtype=np.float32)
+        got = self.session.run(self.output_names, self._feed)
+        return torch.from_numpy(got[0]) if self.single else tuple(torch.from_numpy(a) for a in got)
+
+
 class _Plan:
     """How a flat list of graph outputs becomes track()'s dict and the module's post-track state:
     per entry a treespec and, per leaf, ('out', index) or ('const', value)."""
@@ -275,12 +343,7 @@ class OnnxEngine:
                       False: (self._main_names, self._assembly(self._main_index, False))}
 
     def _session(self, model, device: Optional[str]):
-        import onnxruntime as ort
-        opts = compute.ort_session_options(self.policy)
-        if device is not None and torch.device(device).type == "cuda":
-            from models.device import ort_session
-            return ort_session(model, opts, torch.device(device))
-        return ort.InferenceSession(model, opts, providers=compute.ort_providers())
+        return make_session(model, self.policy, device)
 
     def _assembly(self, fetched, with_channels: bool) -> tuple[list, list]:
         """(outputs, state): per entry (key, None) for a tensor fetched as is (the common case: no
@@ -298,26 +361,8 @@ class OnnxEngine:
         return outputs, state
 
     def _cached_export(self, net, x, flat_inputs, use_cache: bool):
-        if use_cache and os.path.isfile(self.path):
-            return self.path
-        import io
-        buf = io.BytesIO()
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (x, *flat_inputs), buf, input_names=self.input_names,
-                              output_names=self.output_names, opset_version=OPSET, dynamo=False)
-        data = buf.getvalue()
-        if use_cache:
-            try:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                tmp = f"{self.path}.{os.getpid()}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, self.path)   # another process exporting the same graph races harmlessly
-            except OSError:
-                pass                          # a read-only cache only costs the export next time
-        return data
+        return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache)
 
     # -- per frame ------------------------------------------------------------------------------
     def _refresh_template(self) -> None:
@@ -408,6 +453,7 @@ class EngineMixin:
     arguments, `engine_track_kwargs`."""
 
     onnx_engine: Optional[OnnxEngine] = None
+    onnx_modules: dict = {}
     engine_choice: str = "torch"
     engine_probe: Optional[dict] = None
 
@@ -417,6 +463,19 @@ class EngineMixin:
 
     def engine_track_kwargs(self) -> dict:
         return {}
+
+    def engine_modules(self) -> dict:
+        """Further per-frame network calls the engine runs beside the main one: name -> (module,
+        input shape), each called through `run_module(name, x)`. They follow the main network's
+        engine (in `auto`, its measured decision)."""
+        return {}
+
+    def run_module(self, name: str, x: torch.Tensor):
+        """engine_modules()[name] on x in the engine in use (torch for another shape)."""
+        onnx = self.onnx_modules.get(name) if self._usable_engine() is not None else None
+        if onnx is not None and tuple(x.shape) == onnx.x_shape:
+            return onnx(x)
+        return self.engine_modules()[name][0](x)
 
     # Device and precision of the torch network (`self.network`), shared by every tracker that
     # runs one: the cached template tensors move with it.
@@ -457,7 +516,7 @@ class EngineMixin:
         """Switch engines ("auto" measures both, see the module doc); returns the one in use."""
         check_choice(choice)
         self.engine_choice = choice
-        self.onnx_engine, self.engine_probe = None, None
+        self.onnx_engine, self.engine_probe, self.onnx_modules = None, None, {}
         if choice == "torch":
             return self.engine_name
         device = getattr(self, "device", torch.device("cpu"))
@@ -506,7 +565,17 @@ class EngineMixin:
                 self.engine_probe = decision
             if self.engine_probe["engine"] == "torch":
                 return self.engine_name
-        self.onnx_engine = engine
+        modules = {}
+        for name, (module, shape) in self.engine_modules().items():
+            try:
+                modules[name] = OnnxModule(module, shape, policy, device=str(device))
+            except (EngineError, DeviceError):
+                raise
+            except Exception as e:  # noqa: BLE001 - as for the main network: say which, or keep torch
+                if choice == "onnxruntime":
+                    raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export of {name} "
+                                      f"failed ({type(e).__name__})") from e
+        self.onnx_engine, self.onnx_modules = engine, modules
         return self.engine_name
 
     def network_track(self, x: torch.Tensor, **kwargs) -> dict:
