@@ -211,3 +211,29 @@ def test_default_verification_runs_in_the_engine(tmp_path_factory):
     # a tracker switched back to torch runs it in torch again
     ort.set_engine("torch")
     assert ort.onnx_modules == {} and ort.engine_name == "torch"
+
+
+@pytest.mark.parametrize("name", ["siamscope-default", "siamrpnpp-r50-lt"])
+def test_lost_target_search_runs_in_the_engine(name, tmp_path_factory):
+    """The wider search a tracker runs while the target is lost has its own exported graph: the
+    network call at that size goes to ONNX Runtime (not eager torch) with torch's outputs."""
+    frames = bag_frames()
+    ref = build(name, "torch", tmp_path_factory)
+    ort = build(name, "onnxruntime", tmp_path_factory)
+    side = ort.params.lost_instance_size
+    assert side != ort.params.instance_size and ref.onnx_wide_engines == {}
+    wide = ort.onnx_wide_engines[(1, 3, side, side)]
+    assert os.path.isfile(wide.path) and wide.path != ort.onnx_engine.path
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    patch, _, _ = ref.crop_search(frames[1], side)
+    x = ref._tensor(patch)
+    assert tuple(x.shape) == (1, 3, side, side)
+    with torch.no_grad():
+        want = ref.network.track(x, **ref.engine_track_kwargs())
+        got = ort.network_track(x.clone())
+    for key in ("cls", "loc"):
+        assert_close(want[key], got[key], f"{name} {key} at {side} px")
+    # it came from that graph (ONNX Runtime's CPU results repeat exactly; torch's differ in the last bits)
+    assert torch.equal(got["cls"], wide.track(x.clone())["cls"]) and not torch.equal(got["cls"], want["cls"])
+    assert got["cls"].shape[-1] > ort.onnx_engine.track(ort._tensor(ort.crop_search(frames[1])[0]))["cls"].shape[-1]

@@ -201,6 +201,9 @@ class DefaultTracker(SiameseRPNTracker):
         # in the tracker's engine (ONNX Runtime when it runs the main network: engine_modules)
         return [f.float().cpu() for f in self.run_module("verify", self._tensor(patch))]
 
+    def engine_search_sizes(self) -> list:
+        return [self.params.lost_instance_size]     # the widened search while LOST
+
     def engine_modules(self) -> dict:
         """The verification crop's features run in the same engine as the main network."""
         if "_verify_features" not in self.__dict__:

@@ -454,6 +454,7 @@ class EngineMixin:
 
     onnx_engine: Optional[OnnxEngine] = None
     onnx_modules: dict = {}
+    onnx_wide_engines: dict = {}      # search input shape -> OnnxEngine, beside the main one
     engine_choice: str = "torch"
     engine_probe: Optional[dict] = None
 
@@ -463,6 +464,13 @@ class EngineMixin:
 
     def engine_track_kwargs(self) -> dict:
         return {}
+
+    def engine_search_sizes(self) -> list:
+        """Search crop sides besides `instance_size` that the tracker feeds its network every frame
+        of a phase (the wider search while the target is lost): each gets its own exported graph,
+        so losing the target does not drop the tracker to eager torch (SiamRPN++ R50 at 831 px:
+        seconds a frame)."""
+        return []
 
     def engine_modules(self) -> dict:
         """Further per-frame network calls the engine runs beside the main one: name -> (module,
@@ -516,7 +524,7 @@ class EngineMixin:
         """Switch engines ("auto" measures both, see the module doc); returns the one in use."""
         check_choice(choice)
         self.engine_choice = choice
-        self.onnx_engine, self.engine_probe, self.onnx_modules = None, None, {}
+        self.onnx_engine, self.engine_probe, self.onnx_modules, self.onnx_wide_engines = None, None, {}, {}
         if choice == "torch":
             return self.engine_name
         device = getattr(self, "device", torch.device("cpu"))
@@ -575,12 +583,27 @@ class EngineMixin:
                 if choice == "onnxruntime":
                     raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export of {name} "
                                       f"failed ({type(e).__name__})") from e
-        self.onnx_engine, self.onnx_modules = engine, modules
+        wide = {}
+        for side in self.engine_search_sizes():
+            shape = (*x_shape[:2], int(side), int(side))
+            if shape == engine.x_shape:
+                continue
+            try:
+                wide[shape] = OnnxEngine(self.network, z_shape, shape, self.engine_track_kwargs(), policy,
+                                         device=str(device))
+            except (EngineError, DeviceError):
+                raise
+            except Exception:  # noqa: BLE001 - that search size alone stays in torch
+                if choice == "onnxruntime":
+                    raise
+        self.onnx_engine, self.onnx_modules, self.onnx_wide_engines = engine, modules, wide
         return self.engine_name
 
     def network_track(self, x: torch.Tensor, **kwargs) -> dict:
         """The network's per-frame call in the chosen engine (torch for a shape not exported)."""
         engine = self._usable_engine()
-        if engine is not None and tuple(x.shape) == engine.x_shape:
+        if engine is not None and tuple(x.shape) != engine.x_shape:
+            engine = self.onnx_wide_engines.get(tuple(x.shape))
+        if engine is not None:
             return engine.track(x, with_channels=getattr(self, "collect_channels", True))
         return self.network.track(x, **kwargs)
