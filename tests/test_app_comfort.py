@@ -49,7 +49,7 @@ def test_start_page_opens_a_video_and_remembers_it(qtbot, tmp_path):
     # a new window (same settings) lists it on its start page and in File ▸ Open recent
     again = make_window(qtbot, tmp_path)
     assert [b.toolTip() for b in again.start_page.recent_buttons] == [os.path.abspath(bag)]
-    again._fill_recent_menu()
+    again.menus.fill_recent_menu()
     assert [a.text() for a in again.recent_menu.actions()] == [os.path.abspath(bag)]
     QTest.mouseClick(again.start_page.recent_buttons[0], Qt.LeftButton)
     qtbot.waitUntil(lambda: again.drawn_packet is not None and again.source_info is not None, timeout=30000)

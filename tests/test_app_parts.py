@@ -1,5 +1,6 @@
 """Parts of the app that need no tracker: opening by drag-and-drop and command line, the camera
 grabber dropping stale frames, export cancel, the channel ranking."""
+import os
 import threading
 import time
 
@@ -46,6 +47,36 @@ def test_command_line_arguments():
     assert parse_app_args(["--camera", "2"]) == 2
     with pytest.raises(SystemExit, match="camera index"):
         parse_app_args(["--camera", "front"])
+
+
+def test_preferences_survive_a_restart_and_bad_values(tmp_path):
+    """What one session remembers (an INI file on disk) a new session reads back; a hand-edited
+    value that is not a number falls back to the default rather than failing."""
+    from PySide6.QtCore import QSettings
+
+    from app.preferences import Preferences
+    from trackers import registry
+    spec = next(s for s in registry.all_trackers() if s.needs_weights)
+    ini = str(tmp_path / "siamscope.ini")
+    video = shared_path(*BAG)
+    first = Preferences(QSettings(ini, QSettings.IniFormat))
+    assert first.ask_before_closing() and first.threads() == 0 and first.engine() == "auto"
+    first.remember_dir_of(video)
+    first.set_threads(3)
+    first.set_tracker("nanotrack-v2")
+    first.set_engine("onnxruntime")
+    first.set_weights(spec.name, video)        # any existing file is a remembered checkpoint
+    first.stop_asking_before_closing()
+    first.settings.sync()
+    again = Preferences(QSettings(ini, QSettings.IniFormat))   # booleans come back as strings here
+    assert again.last_dir() == os.path.dirname(os.path.abspath(video))
+    assert (again.threads(), again.tracker(), again.engine()) == (3, "nanotrack-v2", "onnxruntime")
+    assert not again.ask_before_closing()
+    assert again.known_weights(spec) == video
+    again.set_weights(spec.name, str(tmp_path / "gone.pth"))   # a file since removed: not offered
+    assert again.known_weights(spec) == registry.find_weights(spec)
+    again.settings.setValue("compute/threads", "many")
+    assert again.threads() == 0
 
 
 class _FastCamera(FrameSource):

@@ -27,6 +27,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--threads", type=int, default=d.threads, help="one thread budget for ONNX Runtime and torch")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--leave-out", action="append", default=[], metavar="VIDEO",
+                   help="train without this video of ../shared/data/videos (repeatable): a leave-one-video-out "
+                        "fold, scored on the video it left out (trackers/train/lovo.py)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="processes cutting the training pairs (default 1: the serial stream the committed "
+                        "weights were trained with)")
     p.add_argument("--cache", help="feature cache .npz: reused when it exists, written otherwise")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="siamattn only: start from this SiamAttn weights file (continue an earlier run)")
@@ -65,7 +71,12 @@ def cmd_train(args) -> int:
         return _train_siamattn(args)
     cfg = dataclasses.replace(TrainConfig(), data_dir=args.data, seed=args.seed, pairs=args.pairs,
                               epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                              threads=args.threads, device=args.device)
+                              threads=args.threads, device=args.device, leave_out=tuple(args.leave_out),
+                              workers=args.workers)
+    from trackers.train.pairs import TRAIN_VIDEOS
+    unknown = [v for v in args.leave_out if v not in TRAIN_VIDEOS]
+    if unknown:
+        raise UsageError(f"--leave-out {', '.join(unknown)}: not a training video (they are {', '.join(TRAIN_VIDEOS)})")
     train(cfg, args.out or DEFAULT_OUT, cache_path=args.cache)
     return 0
 

@@ -38,7 +38,7 @@ from models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 from trackers.decode import generate_points
 
-from .pairs import Library, PairConfig, Sampler
+from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
 
 
 @dataclasses.dataclass
@@ -60,6 +60,12 @@ class TrainConfig:
     device: str = "auto"            # "auto": cuda where present, else cpu
     extract_batch: int = 16
     keep_best: bool = True          # keep the epoch with the lowest validation loss (the cache is small: it overfits)
+    # videos of pairs.TRAIN_VIDEOS not used at all (no frame as background, patch or still pair): the
+    # leave-one-video-out folds (trackers/train/lovo.py) train without the video they are scored on
+    leave_out: tuple = ()
+    # processes that cut the pairs (0/1: in this process, the historical serial stream of one seed;
+    # N > 1: N streams seeded from (seed, stream), a different but equally reproducible set of pairs)
+    workers: int = 1
 
 
 # -- features -----------------------------------------------------------------------------------
@@ -67,7 +73,7 @@ class FeatureExtractor:
     """Frozen backbone features of uint8 BGR crops, batched: ONNX Runtime on CPU, torch on CUDA."""
 
     def __init__(self, backbone: EfficientNetLite0, device: torch.device, threads: int):
-        self.backbone = backbone.eval()
+        self.backbone = backbone.to(device).eval()   # the torch path runs where the crops go
         self.device = device
         self.sessions: dict[int, object] = {}
         self.use_ort = device.type == "cpu" and _has_ort()
@@ -146,10 +152,10 @@ class FeatureCache:
 
 
 def build_cache(sampler: Sampler, extractor: FeatureExtractor, n: int, batch: int = 16,
-                log: Callable[[str], None] = print) -> FeatureCache:
+                log: Callable[[str], None] = print, workers: int = 1, seed: int = 0) -> FeatureCache:
     zfs, xfs, boxes, pos = [], [], [], []
     t0 = time.perf_counter()
-    gen = sampler.pairs(n)
+    gen = sampler.pairs(n) if workers <= 1 else parallel_pairs(sampler, n, workers, seed)
     done = 0
     while done < n:
         chunk = [p for _, p in zip(range(min(batch, n - done)), gen)]
@@ -163,6 +169,30 @@ def build_cache(sampler: Sampler, extractor: FeatureExtractor, n: int, batch: in
             log(f"  features {done}/{n}  {el:.0f} s  ({el / done * 1e3:.0f} ms/pair)")
     return FeatureCache(np.concatenate(zfs), np.concatenate(xfs), np.stack(boxes).astype(np.float32),
                         np.array(pos, bool))
+
+
+_POOL_SAMPLER: Optional[Sampler] = None      # the forked workers' library (shared, copy-on-write)
+
+
+def _pairs_chunk(job: tuple) -> list:
+    seed, stream, count = job
+    sampler = Sampler(_POOL_SAMPLER.lib, _POOL_SAMPLER.cfg, seed=0)
+    sampler.rng = np.random.default_rng([seed, stream])
+    return list(sampler.pairs(count))
+
+
+def parallel_pairs(sampler: Sampler, n: int, workers: int, seed: int, chunk: int = 256):
+    """The pairs cut by `workers` forked processes, chunk by chunk, each chunk from its own stream
+    (seed, chunk index): the same set for the same (seed, n, chunk) whatever the worker count.
+    Cutting pairs is pure numpy/OpenCV work on one core (about 7 ms a pair), so on a many-core
+    machine this, not the backbone, bounds the features' time."""
+    import multiprocessing as mp
+    global _POOL_SAMPLER
+    _POOL_SAMPLER = sampler
+    jobs = [(seed, i, min(chunk, n - i * chunk)) for i in range((n + chunk - 1) // chunk)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        for pairs in pool.imap(_pairs_chunk, jobs):
+            yield from pairs
 
 
 # -- labels and losses ----------------------------------------------------------------------------
@@ -339,11 +369,15 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
     info: dict = {}
 
     def build() -> FeatureCache:
-        lib = Library(cfg.data_dir)
+        lib = Library(cfg.data_dir, videos=tuple(v for v in TRAIN_VIDEOS if v not in cfg.leave_out))
         info["data"] = lib.describe()
+        info["left_out"] = list(cfg.leave_out)
         extractor = FeatureExtractor(backbone, device, cfg.threads)
         log(f"features: {cfg.pairs} pairs, backbone on {'onnxruntime' if extractor.use_ort else device}")
-        return build_cache(Sampler(lib, PairConfig(), seed=cfg.seed), extractor, cfg.pairs, cfg.extract_batch, log)
+        # a GPU wants big batches; on the CPU 16 keeps the memory small and costs nothing
+        batch = cfg.extract_batch if device.type == "cpu" else max(cfg.extract_batch, 256)
+        return build_cache(Sampler(lib, PairConfig(), seed=cfg.seed), extractor, cfg.pairs, batch, log,
+                           workers=cfg.workers, seed=cfg.seed)
 
     cache = reuse_or_build(cache_path, FeatureCache.load, build, log)
     t_feat = time.perf_counter() - t_start
