@@ -13,8 +13,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel
 
-from trackers.base import TrackResult
-from trackers.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
+from trackers.core.base import TrackResult
+from trackers.run.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
 
 from .draw_scheduler import DrawScheduler
 from .export import RunStore

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trackers.compute import prepare_environment  # noqa: E402
+from trackers.core.compute import prepare_environment  # noqa: E402
 
 prepare_environment()
 

@@ -24,7 +24,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from trackers import compute
+from trackers.core import compute
 
 from .close_guard import CloseGuard
 from .export_controls import ExportControls

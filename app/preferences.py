@@ -8,7 +8,7 @@ from typing import Optional
 
 from PySide6.QtCore import QSettings
 
-from trackers import registry
+from trackers.core import registry
 
 #: QSettings key: ask before a close discards an unexported run or cancels an export
 ASK_BEFORE_CLOSING = "ask_before_closing"

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 
-from trackers.groundtruth import GroundTruth, GroundTruthError, find_groundtruth, read_groundtruth
+from trackers.run.groundtruth import GroundTruth, GroundTruthError, find_groundtruth, read_groundtruth
 
 from .preferences import Preferences
 from .recent import RecentFiles

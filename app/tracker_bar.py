@@ -2,7 +2,7 @@
 preferences (app/preferences.py) and says what to load with `configChanged`; the tracker control
 (app/tracker_control.py) sends that to the worker.
 
-The picker is filled from the registry (trackers/registry.py), the one table the CLI reads too.
+The picker is filled from the registry (trackers/core/registry.py), the one table the CLI reads too.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from trackers import registry
+from trackers.core import registry
 
 from .preferences import Preferences
 
@@ -30,7 +30,7 @@ def available_devices() -> list[str]:
     return devices
 
 
-#: the engine choice (trackers/engines.py), remembered in the preferences
+#: the engine choice (trackers/core/engines.py), remembered in the preferences
 ENGINES = [("Engine: auto", "auto"), ("Engine: torch", "torch"), ("Engine: ONNX Runtime", "onnxruntime")]
 
 

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
-from trackers import registry
+from trackers.core import registry
 
 from .params_panel import ParamsPanel
 from .tracker_bar import TrackerBar

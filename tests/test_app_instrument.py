@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit  # noqa: E402
 from tests.app_support import (BAG_GT, drag_box, ground_truth, make_window, open_bag, require_nanotrack,  # noqa: E402
                                wait_drawn_latest)
 from tests.conftest import shared_path  # noqa: E402
-from trackers import metrics  # noqa: E402
-from trackers.channel_rank import interior_mask, peak_response, target_contrast, target_mask  # noqa: E402
+from trackers.run import metrics  # noqa: E402
+from trackers.run.channel_rank import interior_mask, peak_response, target_contrast, target_mask  # noqa: E402
 
 
 def answer_file_dialog(qtbot, path: str) -> list:

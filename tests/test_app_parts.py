@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.app_support import BAG, make_window  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-from trackers.base import ChannelMaps, TrackResult  # noqa: E402
-from trackers.sources import FrameSource  # noqa: E402
+from trackers.core.base import ChannelMaps, TrackResult  # noqa: E402
+from trackers.run.sources import FrameSource  # noqa: E402
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")   # QDragEnterEvent's QPoint constructor
@@ -55,7 +55,7 @@ def test_preferences_survive_a_restart_and_bad_values(tmp_path):
     from PySide6.QtCore import QSettings
 
     from app.preferences import Preferences
-    from trackers import registry
+    from trackers.core import registry
     spec = next(s for s in registry.all_trackers() if s.needs_weights)
     ini = str(tmp_path / "siamscope.ini")
     video = shared_path(*BAG)
@@ -233,7 +233,7 @@ class _CaptureThatDies:
 
 def test_camera_unplugged_while_tracking_pauses_with_a_message_and_keeps_the_run(qtbot, tmp_path):
     from tests.app_support import TRACKER, ground_truth, require_nanotrack
-    from trackers.sources import CameraSource
+    from trackers.run.sources import CameraSource
     weights = require_nanotrack()
     # the real CameraSource around a capture whose device goes away while the run is tracking
     camera = CameraSource.__new__(CameraSource)
@@ -284,7 +284,7 @@ def test_unreadable_image_in_a_folder_pauses_with_its_name(qtbot, tmp_path):
 
 def test_video_view_draws_mask_polygon_distractors_and_lost_state(qtbot):
     from app.video_view import VideoView
-    from trackers.base import TrackingState
+    from trackers.core.base import TrackingState
     view = VideoView()
     qtbot.addWidget(view)
     view.resize(480, 360)

@@ -16,12 +16,12 @@ BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
 
 def bag_frames(n):
-    from trackers.bench import read_frames
+    from trackers.tools.bench import read_frames
     return read_frames(shared_path("data", "videos", "bag.avi"), n)
 
 
 def nanotrack_v2(device="cpu", engine="torch"):
-    from trackers.nanotrack import build
+    from trackers.families.nanotrack import build
     return build("v2", shared_path("models", "nanotrack", "nanotrackv2.pth"), device, engine=engine)
 
 
@@ -54,7 +54,7 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs():
         check_device("cuda")
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         nanotrack_v2("cuda")
-    from trackers import registry
+    from trackers.core import registry
     for name in ("effnet-siamfc-floor", "siamscope-default"):   # the EfficientNet trunk's own path
         with pytest.raises(DeviceError, match="no CUDA GPU"):
             registry.build(name, None, "cuda")
@@ -69,7 +69,7 @@ def test_fp16_is_refused_on_the_cpu_and_by_trackers_without_it():
     with pytest.raises(DeviceError, match="CUDA only"):
         tracker.set_precision("fp16")
     assert tracker.precision == "fp32" and tracker.dtype == torch.float32
-    from trackers.opencv_trackers import CSRTTracker
+    from trackers.families.opencv_trackers import CSRTTracker
     with pytest.raises(DeviceError, match="no fp16 path"):
         CSRTTracker().set_precision("fp16")
 
@@ -92,7 +92,7 @@ def test_ort_cpu_provider_is_what_a_cpu_session_gets():
     tracker = nanotrack_v2(engine="onnxruntime")
     # a CPU tracker's ONNX session takes the compute policy's providers: the CUDA one only where
     # a GPU is present (README, Install), the CPU one otherwise
-    from trackers import compute
+    from trackers.core import compute
     expected = compute.ort_providers()
     assert tracker.engine_name == "onnxruntime"
     assert tracker.onnx_engine.session.get_providers() == expected
@@ -153,8 +153,8 @@ def test_cuda_fp32_follows_the_cpu_and_fp16_stays_close(cuda):
     on the target: mean IoU against fp32 above 0.9 over 40 frames (measured on an H100: 0.95 over
     60, the smallest 0.72 where the half-precision state drifts a few pixels on the bag's fast turn).
     Seeded random weights are no test of fp16: their activations overflow it (check_finite)."""
-    from trackers.bench import seeded_checkpoint
-    from trackers import registry
+    from trackers.tools.bench import seeded_checkpoint
+    from trackers.core import registry
     frames = bag_frames(41)
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +194,7 @@ def test_fp16_network_outputs_against_fp32(cuda):
 def test_onnx_export_from_a_cuda_module(cuda):
     """The ORT engine exported from a network that already lives on the GPU (example inputs made
     where its weights are) gives the torch module's outputs."""
-    from trackers.engines import OnnxEngine
+    from trackers.core.engines import OnnxEngine
     tracker = nanotrack_v2(cuda)
     frames = bag_frames(2)
     tracker.init(frames[0], BAG_BOX)

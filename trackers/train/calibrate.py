@@ -53,7 +53,7 @@ def cut_version(frames, gt, other_frames, at: int):
 
 def collect(tracker_factory, frames, gt, name: str) -> dict:
     """Run a tracker with its long-term logic off; per-frame figures, labels and boxes."""
-    from trackers import metrics as M
+    from trackers.run import metrics as M
     tracker = tracker_factory()
     start = int(np.argmax(M.valid_frames(gt)))
     tracker.init(frames[start], tuple(gt[start]))
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    from trackers import metrics as M
+    from trackers.run import metrics as M
     if args.cache and os.path.isfile(args.cache):
         runs = _read_cache(args.cache)
     else:
@@ -172,8 +172,8 @@ def main(argv=None) -> int:
 
 
 def _collect_all(folder: str) -> list[dict]:
-    from trackers.default import DefaultParams, load_default_network
-    from trackers.evaluate import find_sequences
+    from trackers.families.default import DefaultParams, load_default_network
+    from trackers.run.sequences import find_sequences
     net = load_default_network()
     # never LOST, boxes moved and resized whatever the score (presence is fixed at 1 inside)
     collecting = dataclasses.replace(DefaultParams(), lost_presence=0.0, resize_min_presence=0.0,
@@ -207,7 +207,7 @@ class _Collecting:
     figures collected do not depend on the coefficients being fitted."""
 
     def __init__(self, net, params):
-        from trackers.default import DefaultTracker
+        from trackers.families.default import DefaultTracker
         self.t = DefaultTracker(net, params)
         self.t.presence = lambda *a: 1.0
 
