@@ -124,3 +124,16 @@ def test_bench_gui_and_gui_under_load_print_their_figures(capsys):
     assert row, out
     idle, loaded, ratio = (float(v) for v in row.groups())
     assert idle > 0 and loaded > 0 and ratio == pytest.approx(loaded / idle, abs=0.02)
+
+
+def test_time_budget_stops_after_the_minimum_frames():
+    """`bench --all` times each tracker within a budget: a spent budget stops it once the minimum
+    number of frames is tracked; without one every frame is tracked."""
+    from trackers.core import registry
+    from trackers.tools import bench
+    frames = bench.read_frames(shared_path("data", "videos", "bag.avi"), 9)
+    tracker = registry.build("csrt", None)
+    seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX, budget_s=0.0, min_frames=3)
+    assert tracked == 3 and seconds > 0
+    seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX)
+    assert tracked == len(frames) - 1 and seconds > 0

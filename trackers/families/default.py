@@ -25,7 +25,7 @@ from torch import nn
 
 from models.checkpoint import load_into, read_state_dict
 from models.efficientnet_lite import efficientnet_lite0
-from models.siamscope import BACKBONE_STAGE, SiamScopeNet
+from models.siamscope import BACKBONE_STAGE, ExemplarFeatures, SiamScopeNet
 
 from ..core import decode as D
 from ..core.base import StageTimer, TrackingState, TrackResult, param
@@ -198,12 +198,18 @@ class DefaultTracker(SiameseRPNTracker):
         pad = p.context_amount * (size[0] + size[1])
         s_z = math.sqrt((size[0] + pad) * (size[1] + pad))
         patch = get_subwindow(frame, center, p.exemplar_size, round(s_z), self.channel_average)
-        out = []
-        for f in self.network.backbone(self._tensor(patch)):
-            k = f.shape[-1]
-            o = k // 4
-            out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
-        return out
+        # in the tracker's engine (ONNX Runtime when it runs the main network: engine_modules)
+        return [f.float().cpu() for f in self.run_module("verify", self._tensor(patch))]
+
+    def engine_search_sizes(self) -> list:
+        return [self.params.lost_instance_size]     # the widened search while LOST
+
+    def engine_modules(self) -> dict:
+        """The verification crop's features run in the same engine as the main network."""
+        if "_verify_features" not in self.__dict__:
+            self._verify_features = ExemplarFeatures(self.network.backbone).eval()
+        side = self.params.exemplar_size
+        return {"verify": (self._verify_features, (1, 3, side, side))}
 
     def verify(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
         """(stride-8, stride-16) cosine of the first frame's target features with those at `center`,
