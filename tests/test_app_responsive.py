@@ -36,12 +36,15 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     timer.setTimerType(Qt.PreciseTimer)
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
-    window.start_tracking()
-    qtbot.waitUntil(lambda: window.tracking and window.current_index >= 5, timeout=30000)
+    # the ticks cover the whole run, from the press of Start to the end of the video: at full
+    # speed NanoTrack tracks bag's 195 frames in a fraction of a second
     drawn0, received0 = window.packets_drawn, window.packets_received
     last[0] = time.perf_counter()
     timer.start()
-    qtbot.waitUntil(lambda: window.current_index >= 150 or not window.playing, timeout=120000)
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking, timeout=30000)
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.index >= 150 and window.latest.kind == "track",
+                    timeout=120000)
     timer.stop()
     tracked = window.packets_received - received0
     drawn = window.packets_drawn - drawn0
@@ -53,7 +56,7 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     # design: while the worker outpaces the display, drawing takes at most a tenth of the GUI
     # thread, a few redraws a second on a 2-core machine, so a run of half a second draws one or two)
     assert tracked >= 100 and drawn >= 1
-    assert len(late) >= 50
+    assert len(late) >= 20
     assert p99 < P99_LIMIT_MS
 
     # -- switch the tracker while it tracks: tracking stops cleanly, the new one is loaded
