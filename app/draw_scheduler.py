@@ -11,8 +11,8 @@ causes) costs, so drawing takes at most a set share of the GUI thread:
 * a tenth (OUTPACED_DRAW_SHARE) while the worker outpaces the display (speed "max": several
   packets superseded per draw). Drawing holds the GIL for most of its time (pyqtgraph paints in
   Python), and every millisecond of it is one the tracker's own Python waits for; at a third,
-  NanoTrack tracked 0.72x as fast in the app as in `track` (`bench --gui`), at a tenth 0.9x and
-  more, with some ten redraws a second.
+  NanoTrack (then ~430 fps) tracked 0.72x as fast in the app as in `track` (`bench --gui`), at a
+  tenth 0.87x-0.94x, with some four to eight redraws a second on the 2-core machine.
 
 The worker never waits for a draw: it tracks the next frame meanwhile (its network runs without
 the GIL), and the frames it tracks while a draw runs are recorded and superseded, not queued.
