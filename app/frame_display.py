@@ -51,7 +51,7 @@ class FrameDisplay(QObject):
         self._timeline_drawn_at = 0.0
         self._channels_shown = True
         # draws the latest packet only, at a pace that leaves the event loop responsive
-        self.draws = DrawScheduler(worker.gui_idle, self.passes, self)
+        self.draws = DrawScheduler(self.passes, self)
 
     def receive(self, p: FramePacket) -> None:
         """Every packet counts towards the speed shown; only the latest waits to be drawn."""

@@ -65,7 +65,8 @@ class MainWindow(QMainWindow):
         self.prefs = Preferences(self.settings)
         self.recent = RecentFiles(self.settings)
         self.synced = 0                # the last worker.sync() barrier the worker has answered
-        # the compute policy: one core kept for this (the Qt) thread, unless the user chose a count
+        # the compute policy: cores kept for this (Qt) thread and the rest of the machine, unless the user
+        # chose a count
         self.compute_policy = compute.apply(compute.decide(self.prefs.threads(), gui=True))
         self.worker = TrackingWorker(tracker_factory=tracker_factory)
         self._build_parts()

@@ -52,8 +52,8 @@ class WindowMenus(QObject):
         self.threads_menu = settings_menu.addMenu("Compute &threads")
         self.threads_actions = {}
         for n in [0] + list(range(1, compute.available_cores() + 1)):
-            label = f"Automatic ({compute.decide(0, gui=True).threads}: one core kept for the window)" if n == 0 \
-                else f"{n}"
+            label = f"Automatic ({compute.decide(0, gui=True).threads}: cores left to the window and the rest)" \
+                if n == 0 else f"{n}"
             a = QAction(label, w, checkable=True, checked=(n == threads))
             a.triggered.connect(lambda _=False, n=n: self.threadsChosen.emit(n))
             self.threads_menu.addAction(a)

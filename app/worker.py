@@ -20,19 +20,22 @@ import time
 import traceback
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from trackers.run.annotate import encode_jpeg
 from trackers.core.base import BoxError, Tracker
 from trackers.run.results import file_sha256
 from trackers.run.session import SessionError, Step, TrackingFailed, TrackingSession
-from trackers.run.sources import FrameSource, SourceError, open_source
+from trackers.run.sources import FrameSource, ReadAheadSource, SourceError, open_source
 
 from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
                               Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
                               TrackerInfo, TrackerUnloaded, TrackingChanged, Unload, SetChannelsVisible, SetCompute)
+
+#: how long after a wake-up the GUI thread takes the worker's events (see TrackingWorker.__init__):
+#: far below a redraw's interval (30 ms and more), so nothing on screen comes later for it
+DELIVERY_DELAY_MS = 10
 
 __all__ = ["FramePacket", "SourceInfo", "TrackerInfo", "TrackingWorker", "LatestFrameGrabber", "build_tracker"]
 
@@ -91,7 +94,8 @@ class LatestFrameGrabber:
 
 def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
     """registry.build with the engine asked for. Threads follow the process's compute policy
-    (trackers/core/compute.py), which the window applies with one core kept for the GUI thread."""
+    (trackers/core/compute.py), which the window applies with a core kept for the GUI thread
+    (and one for the rest of the machine)."""
     from trackers.core import registry
     return registry.build(name, weights or None, device, engine=engine)
 
@@ -115,7 +119,13 @@ class TrackingWorker(QThread):
         self._events: "queue.Queue[object]" = queue.Queue()
         self._handlers: dict[type, list[Callable]] = {}
         self.outbox = _Outbox()
-        self.outbox.wake.connect(self.deliver)   # the outbox lives on the GUI thread: queued
+        # the outbox lives on the GUI thread: queued. A wake-up is handled DELIVERY_DELAY_MS later,
+        # so at full speed the GUI thread takes a batch of packets per wake-up instead of waking for
+        # each one: every wake-up is a turn at the GIL, and the tracker's Python waits out the turns
+        # (bench --gui, NanoTrack at ~690 fps: its track() stalled ~0.3 ms a frame, half that with this)
+        self._delivery = QTimer(self.outbox, singleShot=True, interval=DELIVERY_DELAY_MS)
+        self._delivery.timeout.connect(self.deliver)
+        self.outbox.wake.connect(self._delivery.start)
         self._tracker_factory = tracker_factory
         self._quit = False
         # the run: source, tracker, current frame, boxes (trackers/run/session.py, shared with the CLI)
@@ -128,11 +138,10 @@ class TrackingWorker(QThread):
         self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
         self._next_due = 0.0
         self._sync_count = 0
-        # Cleared by the GUI thread while it draws a frame (and repaints): the worker then waits
-        # before its next frame instead of fighting the GUI thread for the GIL, so a redraw takes
-        # milliseconds rather than being stretched many times over (see app/draw_scheduler.py).
-        self.gui_idle = threading.Event()
-        self.gui_idle.set()
+        # set when a wake-up signal is on its way to the GUI thread and not yet handled: events
+        # posted meanwhile ride on it (at speed "max" the worker posts hundreds of packets a second,
+        # and each wake-up takes the GIL on the GUI thread)
+        self._wake_pending = threading.Event()
         self._dispatch = {
             OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
             Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
@@ -155,6 +164,7 @@ class TrackingWorker(QThread):
 
     def deliver(self) -> None:
         """Hand the waiting events to their handlers (GUI thread)."""
+        self._wake_pending.clear()     # before draining: an event posted from now on wakes us again
         while True:
             try:
                 event = self._events.get_nowait()
@@ -165,7 +175,9 @@ class TrackingWorker(QThread):
 
     def _post(self, event) -> None:
         self._events.put(event)
-        self.outbox.wake.emit()   # a wake-up that finds the queue drained costs nothing
+        if not self._wake_pending.is_set():      # else the wake-up on its way delivers this one too
+            self._wake_pending.set()
+            self.outbox.wake.emit()
 
     def _message(self, level: str, text: str) -> None:
         self._post(Message(level, text))
@@ -235,10 +247,7 @@ class TrackingWorker(QThread):
                 if self._quit:
                     break
                 if self._playing and time.perf_counter() >= self._next_due:
-                    self.gui_idle.wait(0.25)
                     self._advance_safely()
-                    # let the GUI thread take the GIL between frames even at full speed
-                    time.sleep(0.0005)
         finally:
             self._close_source()
 
@@ -276,7 +285,11 @@ class TrackingWorker(QThread):
         self._set_playing(False)
         self._stop_run()
         try:
+            # a file is decoded ahead on its own thread (decoding overlaps tracking); a FrameSource
+            # handed in is read as it is, on this thread
             source = spec if isinstance(spec, FrameSource) else open_source(spec)
+            if not isinstance(spec, FrameSource) and not source.is_live:
+                source = ReadAheadSource(source)
         except SourceError as e:     # its message names the file / camera already
             self._message("error", str(e))
             return
@@ -303,6 +316,12 @@ class TrackingWorker(QThread):
             self._set_playing(True)      # a camera shows its live picture straight away
 
     def _cmd_channels(self, cmd: SetChannelsVisible):
+        # While the grid is shown the maps come with every frame, not only with the frames that
+        # get drawn: whichever frame playback stops on must show its own maps (a pause, the end),
+        # and which one that is is known only after it is tracked. They cost little: extra outputs
+        # of the same network run (bag, 1 thread: nanotrack-v2 396 vs 393 fps, siamscope-default
+        # 70 vs 73 with and without them); the costly display work (the RGB copy, the drawing)
+        # is done only for the packets that are drawn.
         self._channels_visible = cmd.visible
         if self.session.tracker is not None:
             self.session.tracker.collect_channels = cmd.visible
@@ -471,11 +490,10 @@ class TrackingWorker(QThread):
 
     def _emit(self, step: Step) -> None:
         frame = step.frame
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
         dropped = self._grabber.dropped if self._grabber is not None else 0
         # a camera frame cannot be read again: keep it (compressed) for exporting the run
         jpeg = encode_jpeg(frame) if self._grabber is not None and step.result is not None else None
-        self._post(FramePacket(step.index, frame, rgb, step.result, step.kind, step.track_ms, dropped, jpeg))
+        self._post(FramePacket(step.index, frame, step.result, step.kind, step.track_ms, dropped, jpeg))
 
     def _set_playing(self, playing: bool) -> None:
         if playing != self._playing:

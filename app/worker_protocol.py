@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from trackers.core.base import TrackResult
@@ -136,12 +137,21 @@ class FramePacket:
 
     index: int
     frame: np.ndarray            # BGR, as decoded
-    rgb: np.ndarray              # RGB copy for display, made here so the GUI thread does not
     result: Optional[TrackResult]
     kind: str = "frame"
     track_ms: float = 0.0        # wall time of tracker.track() (or init)
     dropped: int = 0             # camera frames dropped so far because the tracker was slower
     jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
+    _rgb: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The frame in RGB for display, converted on first use: only the packets that are drawn
+        pay for it (at speed "max" most packets are superseded before a draw)."""
+        if self._rgb is None:
+            f = self.frame
+            self._rgb = cv2.cvtColor(f, cv2.COLOR_BGR2RGB) if f.ndim == 3 else f
+        return self._rgb
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,12 +36,15 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     timer.setTimerType(Qt.PreciseTimer)
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
-    window.start_tracking()
-    qtbot.waitUntil(lambda: window.tracking and window.current_index >= 5, timeout=30000)
+    # the ticks cover the whole run, from the press of Start to the end of the video: at full
+    # speed NanoTrack tracks bag's 195 frames in a fraction of a second
     drawn0, received0 = window.packets_drawn, window.packets_received
     last[0] = time.perf_counter()
     timer.start()
-    qtbot.waitUntil(lambda: window.current_index >= 150 or not window.playing, timeout=120000)
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking, timeout=30000)
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.index >= 150 and window.latest.kind == "track",
+                    timeout=120000)
     timer.stop()
     tracked = window.packets_received - received0
     drawn = window.packets_drawn - drawn0
@@ -49,10 +52,11 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     p99 = float(np.percentile(late, 99))
     print(f"event-loop lateness over {len(late)} ticks while tracking {tracked} frames (drawn {drawn}): "
           f"median {np.median(late):.1f} ms, p99 {p99:.1f} ms, max {late.max():.1f} ms")
-    # the worker tracked every frame, and the views kept up as far as they could (they skip frames
-    # by design: a redraw waits twice its own cost, so on a loaded 2-core machine it is a few a second)
-    assert tracked >= 100 and drawn >= 3
-    assert len(late) >= 50
+    # the worker tracked every frame, and the views were redrawn meanwhile (they skip frames by
+    # design: while the worker outpaces the display, drawing takes at most a tenth of the GUI
+    # thread, a few redraws a second on a 2-core machine, so a run of half a second draws one or two)
+    assert tracked >= 100 and drawn >= 1
+    assert len(late) >= 20
     assert p99 < P99_LIMIT_MS
 
     # -- switch the tracker while it tracks: tracking stops cleanly, the new one is loaded
@@ -84,3 +88,38 @@ def test_event_loop_latency_while_tracking_then_close_mid_run(qtbot, tmp_path):
     assert worker.isFinished()
     assert closed_in < 10.0, closed_in
     qtbot.wait(100)   # let any late event arrive: the window must ignore it
+
+
+def test_at_full_speed_every_frame_is_kept_and_only_drawn_frames_are_prepared_for_display(qtbot, tmp_path):
+    """At speed "max" the worker tracks every frame of the file (decoded ahead on its own thread)
+    and the window records them all, but only the packets it draws pay for their display copy
+    (the RGB conversion); the rest are superseded, not queued. The last frame ends up on screen
+    with its own score map and channel maps."""
+    from app.worker_protocol import FramePacket
+    from tests.app_support import wait_drawn_latest
+    from trackers.run.sources import ReadAheadSource
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    assert isinstance(window.worker.session.source, ReadAheadSource)
+    packets, drawn = [], []
+    window.worker.on(FramePacket, packets.append)
+    window.display.drawn.connect(drawn.append)
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
+    window.video.set_user_box(tuple(gt[0]))
+    window.start_tracking()
+    qtbot.waitUntil(lambda: window.tracking, timeout=30000)
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.index == 195 and not window.playing,
+                    timeout=120000)
+    wait_drawn_latest(qtbot, window)
+    tracked = [p for p in packets if p.kind == "track"]
+    assert [p.index for p in tracked] == list(range(1, 196))
+    assert sorted(window.store.results) == list(range(196))           # every frame kept for export
+    converted = [p for p in packets if p._rgb is not None]
+    assert {p.index for p in converted} <= set(drawn) and len(converted) <= len(drawn)
+    assert window.drawn_packet is packets[-1] and window.drawn_packet._rgb is not None
+    last = window.drawn_packet.result
+    assert last.channels and window.heatmap.frame == 195
+    np.testing.assert_array_equal(window.heatmap.score_map, last.score_map)
+    print(f"{len(tracked)} frames tracked, {len(converted)} drawn")

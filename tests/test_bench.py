@@ -68,6 +68,64 @@ def test_bench_unknown_tracker_is_one_line_error(capsys):
     assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]
 
 
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]      # R running, S sleeping, T stopped
+
+
+def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
+    """`bench --load`'s busy process spins only during loaded rounds (stopped, not busy, in idle
+    ones), rounds alternate idle-first / loaded-first, and the process is gone afterwards."""
+    from trackers.tools.bench import BusyCore, alternate_rounds
+    seen = []
+    with BusyCore() as busy:
+        pid = busy.process.pid
+        assert _process_state(pid) == "T"
+
+        def run():
+            seen.append(_process_state(pid))
+            return float(len(seen))
+        figures = alternate_rounds(3, busy, run)
+        assert _process_state(pid) == "T"
+    assert seen == ["T", "R", "R", "T", "T", "R"]
+    assert figures == {"idle": [1.0, 4.0, 5.0], "loaded": [2.0, 3.0, 6.0]}
+    assert busy.process.poll() is not None
+
+
+def test_load_rounds_are_sized_from_the_warm_up_and_run_on_the_same_frames_back_and_forth():
+    from trackers.tools.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count, ping_pong
+    assert load_frame_count(400.0) == round(400 * LOAD_ROUND_SECONDS)
+    assert load_frame_count(0.5) == LOAD_MIN_FRAMES and load_frame_count(400.0, fixed=4) == 4
+    assert ping_pong([0, 1, 2, 3], 11) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+
+
+def test_bench_gui_and_gui_under_load_print_their_figures(capsys):
+    """--gui runs `track` and the real app (offscreen) on the same clip at the same thread count and
+    prints both fps and the app's wall-clock fps with its ratio; --load --gui runs the app idle and
+    with one busy core and prints both wall-clock figures and their ratio."""
+    shared_path("models", "nanotrack", "nanotrackv2.pth")
+    from trackers.tools.cli import main
+    common = ["--frames", "12", "--rounds", "1", "--trackers", "nanotrack-v2", "--threads", "1",
+              "--engine", "onnxruntime"]
+    assert main(["bench", "--gui", *common]) == 0
+    out = capsys.readouterr().out
+    assert "12 frames of bag.avi (back and forth), 1 compute thread(s) in both" in out
+    row = re.search(r"nanotrack-v2\s+track\s+(\d+\.\d) fps\s+GUI\s+(\d+\.\d) fps \((\d+\.\d\d)x\)\s+GUI wall\s+"
+                    r"(\d+\.\d) fps = (\d+\.\d\d)x\s+\(11 frames, \d+ drawn, engine onnxruntime, 1 thread", out)
+    assert row, out
+    track, gui, gui_ratio, wall, wall_ratio = (float(v) for v in row.groups())
+    assert min(track, gui, wall) > 0
+    assert gui_ratio == pytest.approx(gui / track, abs=0.02) and wall_ratio == pytest.approx(wall / track, abs=0.02)
+
+    assert main(["bench", "--gui", "--load", *common]) == 0
+    out = capsys.readouterr().out
+    row = re.search(r"nanotrack-v2\s+GUI wall idle\s+(\d+\.\d) fps\s+one busy core\s+(\d+\.\d) fps\s+"
+                    r"ratio (\d+\.\d\d)\s+\(11 frames", out)
+    assert row, out
+    idle, loaded, ratio = (float(v) for v in row.groups())
+    assert idle > 0 and loaded > 0 and ratio == pytest.approx(loaded / idle, abs=0.02)
+
+
 def test_time_budget_stops_after_the_minimum_frames():
     """`bench --all` times each tracker within a budget: a spent budget stops it once the minimum
     number of frames is tracked; without one every frame is tracked."""

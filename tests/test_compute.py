@@ -23,11 +23,16 @@ def restore_threads():
     compute._applied = applied
 
 
-def test_decide_keeps_a_core_for_the_gui():
-    assert compute.decide(cores=4).threads == 4
+def test_decide_leaves_a_core_free_and_keeps_one_for_the_gui():
+    # one core left to the rest of the machine (a busy core then stalls no parallel region:
+    # the measurements are in trackers/compute.py's docstring), one more kept for the Qt thread
+    assert compute.decide(cores=4).threads == 3
     gui = compute.decide(cores=4, gui=True)
-    assert gui.threads == 3 and gui.gui_reserved_cores == 1
-    assert compute.decide(cores=1, gui=True).threads == 1          # never zero
+    assert gui.threads == 2 and gui.gui_reserved_cores == 1
+    assert "1 core kept for the GUI, 1 left to the rest of the machine" in gui.summary()
+    two = compute.decide(cores=2), compute.decide(cores=2, gui=True)
+    assert [p.threads for p in two] == [1, 1] and two[1].gui_reserved_cores == 0
+    assert compute.decide(cores=1).threads == 1 and compute.decide(cores=1, gui=True).threads == 1   # never zero
     chosen = compute.decide(2, cores=4, gui=True)
     assert chosen.threads == 2 and chosen.source == "preference" and chosen.gui_reserved_cores == 0
     cli = compute.decide(1, cores=2)

@@ -15,9 +15,34 @@ them in one place:
   needs; with one busy core it cost the default tracker 3.5x in speed);
 * OpenCV's threads (same count: its DNN module, cv2.TrackerNano, is timed against ours).
 
-Threads default to the cores this process may run on; the GUI keeps one of them for the Qt thread.
-`track`, `eval` and `bench` take ``--threads N``; the GUI a remembered preference. `describe()`
-is what `bench` prints and exports record.
+Threads default to the cores this process may run on LESS ONE, which is left to the rest of the
+desktop; the GUI keeps one more for its Qt thread (at least 1 thread in every case). `track`,
+`eval` and `bench` take ``--threads N``; the GUI a remembered preference. `describe()` is what
+`bench` prints and exports record.
+
+Why one core is left free (measured 2026-11-26 on the 2-core development machine with
+`python main.py bench --load --threads N`, bag frames, ONNX Runtime, fps idle / with one core
+spinning in another process, median of 3 alternating rounds each; the benchmark ran in its own
+scheduler autogroup at nice -10, so other sessions' jobs barely counted):
+
+    tracker              1 thread: idle / busy core (ratio)   2 threads: idle / busy core (ratio)
+    siamscope-default        71.1 /  60.2 (0.85)                  47.5 /  63.9 (1.34: idle is the slow one)
+    nanotrack-v2            447.6 / 369.6 (0.83)                 379.3 / 250.8 (0.66)
+    siamrpn-alex             18.1 /  14.6 (0.81)                  26.1 /  15.9 (0.61)
+    siamrpnpp-mobilev2       13.5 /  11.5 (0.85)                  18.4 /  10.8 (0.59)
+    siamfc                   13.6 /  11.8 (0.87)                  15.6 /  10.4 (0.67)
+
+Every parallel region (an OpenMP loop, an ONNX Runtime kernel split over its pool) ends when its
+slowest thread does. With as many threads as cores, one core taken by anything else halves the
+share of the thread that lands there and every region waits for it: the 2-thread column loses a
+third to two fifths. With one core left free the pool never shares a core, so a busy core costs
+10-20 % (the decoder, the OS and the busy process's cache traffic), and on this machine that
+pool's loaded figure is as high as the all-cores one (alex 14.6 vs 15.9, mobilev2 11.5 vs 10.8,
+siamfc 11.8 vs 10.4). What it gives up is idle speed on the bigger networks (alex -31 %,
+mobilev2 -27 %, siamfc -13 %); the two the app is used with most (nanotrack-v2, siamscope-default)
+are faster at 1 thread even idle (their networks are too small to split). A desktop always has
+something else running, so the default is the loaded case's. Someone with a quiet machine and a
+big network passes ``--threads`` (or picks the count in the app).
 """
 from __future__ import annotations
 
@@ -68,27 +93,35 @@ class ComputePolicy:
                 f"intra-op {self.ort_intra_op_threads} / inter-op {self.ort_inter_op_threads}, spinning "
                 f"{'on' if self.ort_allow_spinning else 'off'}, OpenCV {self.opencv_threads}), "
                 f"OMP_WAIT_POLICY={self.omp_wait_policy}"
-                + (f", {self.gui_reserved_cores} core kept for the GUI" if self.gui_reserved_cores else ""))
+                + (f", {self.gui_reserved_cores} core kept for the GUI" if self.gui_reserved_cores else "")
+                + (f", {self.cores - self.threads - self.gui_reserved_cores} left to the rest of the machine"
+                   if self.source == "default" and self.cores > self.threads + self.gui_reserved_cores else ""))
+
+
+#: cores every automatic policy leaves to the rest of the machine (see the module's docstring)
+FREE_CORES = 1
 
 
 def decide(threads: Optional[int] = None, gui: bool = False, cores: Optional[int] = None) -> ComputePolicy:
     """The policy for `threads` compute threads (None or 0: automatic).
 
-    Automatic: every available core; in the GUI one fewer (at least 1), so the Qt thread that
-    draws the heatmap and the channel grid never waits for a compute thread."""
+    Automatic: the available cores less FREE_CORES (left to the rest of the desktop, so one busy
+    core does not stall every parallel region); in the GUI one fewer again, so the Qt thread that
+    draws the heatmap and the channel grid never waits for a compute thread; at least 1."""
     cores = available_cores() if cores is None else max(1, int(cores))
     if threads is not None and int(threads) < 0:
         raise ValueError(f"threads must be 0 (automatic) or a positive count, got {threads}")
-    reserved = 1 if gui and cores > 1 else 0
     if threads:
-        n, source = int(threads), ("preference" if gui else "--threads")
+        n, source, reserved = int(threads), ("preference" if gui else "--threads"), 0
     else:
-        n, source = cores - reserved, "default"
+        headless = max(1, cores - FREE_CORES)
+        n, source = max(1, headless - (1 if gui else 0)), "default"
+        reserved = headless - n
     return ComputePolicy(
         cores=cores, threads=n, torch_interop_threads=1, ort_intra_op_threads=n, ort_inter_op_threads=1,
         ort_allow_spinning=False, opencv_threads=n,
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        gui_reserved_cores=reserved if not threads else 0, source=source)
+        gui_reserved_cores=reserved, source=source)
 
 
 _applied: Optional[ComputePolicy] = None
@@ -147,7 +180,7 @@ def ort_providers() -> list[str]:
 def add_compute_arguments(p) -> None:
     """--threads and --engine, the same for track, eval and bench (trackers/core/compute.py, engines.py)."""
     p.add_argument("--threads", type=int, default=0,
-                   help="compute threads for torch, ONNX Runtime and OpenCV (default 0: every core)")
+                   help="compute threads for torch, ONNX Runtime and OpenCV (default 0: every core but one)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
                    help="what runs the per-frame network (default auto: the one measured fastest here, "
                         "decided once per model and cached)")
@@ -157,5 +190,6 @@ def apply_compute(args):
     """Apply the compute policy --threads asks for; returns it."""
     from .base import UsageError
     if args.threads is not None and args.threads < 0:
-        raise UsageError(f"--threads must be 0 (every core) or a positive count, got {args.threads}")
+        raise UsageError(f"--threads must be 0 (automatic: every core but one) or a positive count, "
+                         f"got {args.threads}")
     return apply(decide(args.threads))

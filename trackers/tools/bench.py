@@ -13,7 +13,6 @@ from another process hurts both sides alike instead of deciding the ratio.
 from __future__ import annotations
 
 import json
-import time
 import os
 from typing import Optional
 
@@ -329,100 +328,228 @@ def start_busy_process():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
-    """Each tracker idle, then with one busy core (a process this command starts and stops), same
-    frames, same process: prints both fps and their ratio; returns [(name, idle, loaded)]."""
+class BusyCore:
+    """The busy process of `bench --load`, started once and switched on and off with SIGCONT /
+    SIGSTOP (a stopped process takes no CPU), so a loaded round starts loaded at once and an idle
+    round is idle; killed on exit whatever happens. Each switch returns once the kernel reports the
+    process stopped / continued (so on() and off() must alternate: a second SIGSTOP to a stopped
+    process is never reported)."""
+
+    def __enter__(self):
+        self.process = start_busy_process()
+        self.off()
+        return self
+
+    def _signal(self, sig: int, wait_for: int) -> None:
+        os.kill(self.process.pid, sig)
+        os.waitpid(self.process.pid, wait_for)
+
+    def on(self) -> None:
+        import signal
+        self._signal(signal.SIGCONT, os.WCONTINUED)
+
+    def off(self) -> None:
+        import signal
+        self._signal(signal.SIGSTOP, os.WUNTRACED)
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+#: `bench --load`: frames tracked (and not timed) before the first round: the first frames pay for
+#: ONNX Runtime's and torch's first-run allocations, which put siamscope-default's idle figure
+#: below its loaded one (1.38x) when they were inside it
+LOAD_WARMUP_FRAMES = 10
+#: `bench --load`: each round lasts about this long (frames chosen from the warm-up speed), so a fast
+#: tracker's figure is not a few milliseconds long and a slow one's not minutes
+LOAD_ROUND_SECONDS = 1.5
+LOAD_MIN_FRAMES = 6
+
+
+def load_frame_count(warm_fps: float, fixed: int = 0) -> int:
+    """Frames per `--load` round: `fixed` when given, else about LOAD_ROUND_SECONDS at the warm-up speed."""
+    return fixed if fixed > 0 else max(LOAD_MIN_FRAMES, int(round(LOAD_ROUND_SECONDS * warm_fps)))
+
+
+def ping_pong(frames: list, count: int) -> list:
+    """`count` frames: the video forwards, backwards, forwards... (a longer run on the same frames; the
+    target moves continuously, so the tracker follows it as on a longer video)."""
+    if len(frames) < 2:
+        return list(frames[:count])
+    cycle = frames + frames[-2:0:-1]
+    return [cycle[i % len(cycle)] for i in range(count)]
+
+
+def alternate_rounds(rounds: int, busy: "BusyCore", run) -> dict:
+    """`run()` -> fps, `rounds` times idle and `rounds` times with the busy core on, alternating
+    (idle first in even rounds, loaded first in odd ones, so a drift in the machine's own load
+    over the run falls on both alike). Returns {"idle": [fps...], "loaded": [fps...]}."""
+    figures = {"idle": [], "loaded": []}
+    for r in range(rounds):
+        for condition in (("idle", "loaded") if r % 2 == 0 else ("loaded", "idle")):
+            if condition == "idle":
+                figures[condition].append(run())
+                continue
+            busy.on()
+            try:
+                figures[condition].append(run())
+            finally:
+                busy.off()
+    return figures
+
+
+def median(values) -> float:
+    import statistics
+    return float(statistics.median(values))
+
+
+def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str,
+               fixed_frames: int = 0) -> list:
+    """Each tracker idle and with one busy core (a process this command starts and stops), same
+    frames, same process, after a warm-up: prints the median fps of each condition over `rounds`
+    alternating rounds and their ratio; returns [(name, idle, loaded)]."""
     import tempfile
-    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure, idle and loaded rounds alternating "
-          f"(fps over all rounds); 'loaded' = one extra process spinning a core (`while True: pass`), started "
-          f"and stopped by this command; target >= {TARGET_LOADED}x")
+    print(f"load test: {LOAD_WARMUP_FRAMES} warm-up frames, then {rounds} idle and {rounds} loaded rounds "
+          f"alternating, ~{LOAD_ROUND_SECONDS:g} s each (median fps per condition); 'loaded' = one extra process "
+          f"spinning a core (`while True: pass`), started by this command; target >= {TARGET_LOADED}x")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, BusyCore() as busy:
         for name in names:
             try:
                 tracker, how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
             except BenchError as e:
-                print(f"  {name:22s} skipped: {e}")
+                print(f"  {name:22s} skipped: {e}", flush=True)
                 continue
-            time_tracker(tracker, frames[:4], box)          # warm-up outside both figures
-            # idle and loaded rounds alternate, so a change in the machine's own load during the
-            # run hits both figures alike
-            spent = {"idle": 0.0, "loaded": 0.0}
-            for _ in range(rounds):
-                spent["idle"] += time_tracker(tracker, frames, box)
-                busy = start_busy_process()
-                try:
-                    time.sleep(0.2)                          # let the busy process reach its core
-                    spent["loaded"] += time_tracker(tracker, frames, box)
-                finally:
-                    busy.kill()
-                    busy.wait()
-            idle, loaded = (rounds * (len(frames) - 1) / spent[k] for k in ("idle", "loaded"))
+            warm = frames[: LOAD_WARMUP_FRAMES + 1]
+            warm_fps = (len(warm) - 1) / time_tracker(tracker, warm, box)
+            n = load_frame_count(warm_fps, fixed_frames)
+            sub = ping_pong(frames, n + 1)
+            figures = alternate_rounds(rounds, busy, lambda: n / time_tracker(tracker, sub, box))
+            idle, loaded = median(figures["idle"]), median(figures["loaded"])
             rows.append((name, idle, loaded))
             print(f"  {name:22s} {tracker.engine_name:11s} idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
-                  f"ratio {loaded / idle:.2f}", flush=True)
+                  f"ratio {loaded / idle:.2f}   ({n} frames a round; {how})", flush=True)
+            tracker = None
     return rows
 
 
-def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str) -> list:
-    """GUI vs `track` on the same frames, in this one run: each tracker's `track` fps (a child
-    `python main.py track`), then the app driven offscreen at speed "max" with the heatmap on the
-    video and the channel grid shown (a child `python -m app.gui_bench`). Returns [(name, cli, gui)]."""
-    import subprocess
-    import sys
-    import tempfile
+#: `bench --gui`: frames of the clip both `track` and the app run on (bag played back and forth):
+#: long enough that a fast tracker's wall-clock figure is not a few hundred milliseconds long
+GUI_CLIP_FRAMES = 400
 
-    from ..core import compute
-    main_py = os.path.join(REPO, "main.py")
-    print(f"GUI vs headless on {os.path.basename(video)}: fps = frames / time in tracker.track(), in `track` and in "
-          f"the app (offscreen, speed max, heatmap + channel grid shown); GUI wall = tracked frames per wall "
-          f"second in the app; target >= {TARGET_GUI}x")
+
+def write_clip(video: str, out_dir: str, n_frames: int) -> str:
+    """The first `n_frames` of `video`'s frames played back and forth, written as an MPEG-4 AVI
+    (the codec of bag.avi: decoding costs what a user's video costs); returns its path."""
+    frames = ping_pong(read_frames(video), n_frames)
+    path = os.path.join(out_dir, "clip.avi")
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"FMP4"), 25.0, (w, h))
+    if not writer.isOpened():
+        raise BenchError(f"cannot write the benchmark clip {path!r} (OpenCV has no MPEG-4 encoder?)")
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+class _Child:
+    """`python main.py track` and `python -m app.gui_bench` on one tracker, clip and thread count."""
+
+    def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
+        import sys
+        self.python = sys.executable
+        self.clip = clip
+        self.args = ["--tracker", name, "--box", ",".join(f"{v:g}" for v in box), "--engine", engine,
+                     "--threads", str(threads)] + (["--weights", weights] if weights else [])
+        self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+
+    def _run(self, argv: list) -> str:
+        import subprocess
+        done = subprocess.run([self.python, *argv], env=self.env, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise BenchError(" ".join((done.stderr or done.stdout).strip().splitlines()[-1:]) or "no output")
+        return done.stdout.strip().splitlines()[-1]
+
+    def track_fps(self) -> float:
+        """`track`'s own figure: frames per second of time inside tracker.track()."""
+        return float(self._run([os.path.join(REPO, "main.py"), "track", self.clip, *self.args]).split()[0])
+
+    def gui(self) -> dict:
+        return json.loads(self._run(["-m", "app.gui_bench", self.clip, *self.args]))
+
+
+def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,
+              fixtures_dir: str, rounds: int = 3, load: bool = False) -> list:
+    """The app against `track`, same clip, same engine, same thread count (the app's: its policy
+    keeps a core for the Qt thread), `rounds` alternating runs of each, best of each kept.
+
+    Without `load`: `track`'s fps (frames / time in tracker.track()) against the app's, driven
+    offscreen at speed "max" with the heatmap on the video and the channel grid shown, and above
+    all the app's WALL fps: tracked frames per wall second (decoding, hand-off, drawing and the
+    event loop included). Returns [(name, track fps, GUI fps, GUI wall fps)].
+
+    With `load`: the app's wall fps idle and with one busy core, alternating (median of each).
+    Returns [(name, idle wall fps, loaded wall fps)]."""
+    import tempfile
+    from ..core import compute, registry
+    n_frames = n_frames or GUI_CLIP_FRAMES
+    app_threads = compute.decide(threads, gui=True).threads
+    if load:
+        print(f"GUI under load: the app (offscreen, speed max, heatmap + channel grid) on {n_frames} frames of "
+              f"{os.path.basename(video)} (back and forth), {rounds} idle and {rounds} loaded runs alternating, "
+              f"median wall fps (tracked frames per wall second) of each; {app_threads} compute thread(s); "
+              f"target >= {TARGET_LOADED}x")
+    else:
+        print(f"GUI vs headless on {n_frames} frames of {os.path.basename(video)} (back and forth), {app_threads} "
+              f"compute thread(s) in both (the app's policy), best of {rounds} alternating runs each: fps = frames / "
+              f"time in tracker.track(); GUI wall = tracked frames per wall second in the app (offscreen, speed max, "
+              f"heatmap + channel grid shown), the figure that counts; target GUI wall >= {TARGET_GUI}x `track`")
     rows = []
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    box_arg = ",".join(f"{v:g}" for v in box)
     with tempfile.TemporaryDirectory() as tmp:
-        clip = video
-        if n_frames:
-            clip = os.path.join(tmp, "frames")
-            os.makedirs(clip)
-            for i, f in enumerate(read_frames(video, n_frames + 1)):
-                cv2.imwrite(os.path.join(clip, f"{i:05d}.png"), f)
-        for name in names:
-            from ..core import registry
-            spec = registry.get(name)
-            weights = os.path.join(nano_dir, spec.weights_file) if name.startswith("nanotrack-") else None
-            common = ["--tracker", name, "--box", box_arg, "--engine", engine]
-            if weights:
-                common += ["--weights", weights]
-            common += ["--threads", str(threads or 0)]      # last: replaced below
-            cli = subprocess.run([sys.executable, main_py, "track", clip, *common], env=env,
-                                 capture_output=True, text=True)
-            gui = subprocess.run([sys.executable, "-m", "app.gui_bench", clip, *common], env=env, cwd=REPO,
-                                 capture_output=True, text=True)
-            try:
-                cli_fps = float(cli.stdout.strip().splitlines()[-1].split()[0])
-                result = json.loads(gui.stdout.strip().splitlines()[-1])
-            except (IndexError, ValueError):
-                print(f"  {name:22s} failed: {(cli.stderr or gui.stderr).strip().splitlines()[-1:]}")
-                continue
-            gui_fps = result["fps"]
-            rows.append((name, cli_fps, gui_fps))
-            same = ""
-            if not threads and result["threads"] != compute.current().threads:
-                # the app keeps a core for its Qt thread: `track` at the app's thread count too, so
-                # the cost of the window itself shows apart from the core it keeps
-                again = subprocess.run([sys.executable, main_py, "track", clip, *common[:-2], "--threads",
-                                        str(result["threads"])], env=env, capture_output=True, text=True)
+        clip = write_clip(video, tmp, n_frames)
+        busy = BusyCore() if load else None
+        if busy is not None:
+            busy.__enter__()
+        try:
+            for name in names:
                 try:
-                    same_fps = float(again.stdout.strip().splitlines()[-1].split()[0])
-                    same = (f"; `track` at the app's {result['threads']} thread(s): {same_fps:.1f} fps -> "
-                            f"{gui_fps / same_fps:.2f}x")
-                except (IndexError, ValueError):
-                    pass
-            print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps   ratio {gui_fps / cli_fps:.2f}   "
-                  f"(GUI wall {result['wall_fps']:.1f} fps = {result['wall_fps'] / cli_fps:.2f}x; {result['frames']} "
-                  f"frames, {result['drawn']} drawn, engine {result['engine']}, {result['threads']} threads{same})",
-                  flush=True)
+                    weights, how = bench_weights(registry.get(name), fixtures_dir, nano_dir, tmp)
+                    child = _Child(clip, name, box, engine, app_threads, weights)
+                    runs = []           # the app's JSON of every run
+
+                    def gui_wall() -> float:
+                        runs.append(child.gui())
+                        return runs[-1]["wall_fps"]
+                    if load:
+                        figures = alternate_rounds(rounds, busy, gui_wall)
+                    else:
+                        cli_runs = []
+                        for _ in range(rounds):
+                            cli_runs.append(child.track_fps())
+                            gui_wall()
+                except BenchError as e:
+                    print(f"  {name:22s} failed: {e}", flush=True)
+                    continue
+                last = runs[-1]
+                details = (f"{last['frames']} frames, {last['drawn']} drawn, engine {last['engine']}, "
+                           f"{last['threads']} thread(s); {how}")
+                if load:
+                    idle, loaded = median(figures["idle"]), median(figures["loaded"])
+                    rows.append((name, idle, loaded))
+                    print(f"  {name:22s} GUI wall idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
+                          f"ratio {loaded / idle:.2f}   ({details})", flush=True)
+                    continue
+                cli_fps = max(cli_runs)
+                gui_fps = max(r["fps"] for r in runs)
+                wall = max(r["wall_fps"] for r in runs)
+                rows.append((name, cli_fps, gui_fps, wall))
+                print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps ({gui_fps / cli_fps:.2f}x)   "
+                      f"GUI wall {wall:7.1f} fps = {wall / cli_fps:.2f}x   ({details})", flush=True)
+        finally:
+            if busy is not None:
+                busy.__exit__(None, None, None)
     return rows
 
 
@@ -443,12 +570,13 @@ def cmd_bench(args) -> int:
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
     if args.gui:
         names = _names(args.trackers, GUI_TRACKERS)
-        bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir)
+        bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
+                  load=args.load)
         return 0
     names = _names(args.trackers, LOAD_TRACKERS) if args.load else []
     frames = read_frames(video, args.frames)
     if args.load:
-        bench_load(frames[: args.load_frames + 1], box, names, args.engine, args.rounds, fixtures_dir, nano_dir)
+        bench_load(frames, box, names, args.engine, args.rounds, fixtures_dir, nano_dir, args.load_frames)
         return 0
     ours = build_ours(nano_dir, args.weights, args.engine)
     theirs = build_cv2_nano(nano_dir)
@@ -493,7 +621,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--nanotrack-dir", help="folder with nanotrackv2.pth and the v2 ONNX files "
                                            "(default ../shared/models/nanotrack)")
     p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
-    p.add_argument("--frames", type=int, help="use only the first N frames")
+    p.add_argument("--frames", type=int, help=f"use only the first N frames (--gui: a clip of N frames, the video "
+                                              f"back and forth; default {GUI_CLIP_FRAMES})")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
     from ..core.compute import add_compute_arguments
     add_compute_arguments(p)
@@ -505,9 +634,12 @@ def add_parser(subparsers) -> None:
                    help="time every registered tracker (seeded fixture weights where the published ones are absent)")
     p.add_argument("--load", action="store_true",
                    help="each tracker idle and with one busy core (a process this command starts): both fps, ratio")
-    p.add_argument("--load-frames", type=int, default=40, help="frames per --load figure (default 40)")
+    p.add_argument("--load-frames", type=int, default=0,
+                   help=f"frames per --load round (default 0: about {LOAD_ROUND_SECONDS:g} s at the tracker's "
+                        "warm-up speed)")
     p.add_argument("--gui", action="store_true",
-                   help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames")
+                   help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames; "
+                        "with --load: the app idle vs one busy core")
     p.add_argument("--trackers", help="comma-separated trackers for --load / --gui / --soak, or 'all' (--load / --gui) "
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.add_argument("--soak", type=int, metavar="N",
