@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the figures and coefficients there")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", help="per-frame figures .npz: read when it exists, written otherwise")
+    ap.add_argument("--tracker", default="siamscope-default",
+                    help="a tracker with the long-term guard (trackers/default.py): siamscope-default or siamscope-nano")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
     if args.cache and os.path.isfile(args.cache):
         runs = _read_cache(args.cache)
     else:
-        runs = _collect_all(args.folder)
+        runs = _collect_all(args.folder, args.tracker)
         if args.cache:
             np.savez(args.cache, **{f"{r['name']}|{k}": r[k] for r in runs for k in ("x", "y", "present", "iou")})
     print("candidate figures (relative to their first-frames level), held-out rates:")
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
         print(f"  {r['name']:16s} frames {len(p):4d}  absent {int((~r['present']).sum()):3d}  "
               f"P(there | >0.5) {sub['present_given_high']:.3f}  P(not there | <=0.5) {sub['absent_given_low']:.3f}")
     fields = dict(zip(("presence_bias", "presence_appearance", "presence_fine"), map(float, w)))
-    print("fitted on all (DefaultParams): " + ", ".join(f"{k}={v:.2f}" for k, v in fields.items()))
+    print(f"fitted on all ({args.tracker}'s params): " + ", ".join(f"{k}={v:.2f}" for k, v in fields.items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rates": rates, "rates_in_view": rates_present, "coefficients": fields,
@@ -171,14 +173,19 @@ def main(argv=None) -> int:
     return 0
 
 
-def _collect_all(folder: str) -> list[dict]:
-    from trackers.default import DefaultParams, load_default_network
+def _collect_all(folder: str, tracker: str = "siamscope-default") -> list[dict]:
+    from trackers import registry
     from trackers.evaluate import find_sequences
-    net = load_default_network()
-    # never LOST, boxes moved and resized whatever the score (presence is fixed at 1 inside)
-    collecting = dataclasses.replace(DefaultParams(), lost_presence=0.0, resize_min_presence=0.0,
-                                     move_min_presence=0.0)
-    factory = lambda: _Collecting(net, collecting)
+    spec = registry.get(tracker)
+    weights = registry.find_weights(spec)
+
+    def factory():
+        t = registry.build(tracker, weights)
+        # never LOST, boxes moved and resized whatever the score (presence is fixed at 1 inside), so
+        # the figures collected do not depend on the coefficients being fitted
+        t.params = dataclasses.replace(t.params, lost_presence=0.0, resize_min_presence=0.0, move_min_presence=0.0)
+        t.presence = lambda *a: 1.0
+        return t
     loaded = {s.name: (_frames(s), s.gt) for s in find_sequences(folder)}
     names = sorted(loaded)
     runs = []
@@ -200,22 +207,6 @@ def _read_cache(path: str) -> list[dict]:
         name, field = key.split("|")
         runs.setdefault(name, {"name": name})[field] = data[key]
     return list(runs.values())
-
-
-class _Collecting:
-    """The default tracker with presence fixed at 1 inside the loop (no LOST, no gating), so the
-    figures collected do not depend on the coefficients being fitted."""
-
-    def __init__(self, net, params):
-        from trackers.default import DefaultTracker
-        self.t = DefaultTracker(net, params)
-        self.t.presence = lambda *a: 1.0
-
-    def init(self, frame, box):
-        self.t.init(frame, box)
-
-    def track(self, frame):
-        return self.t.track(frame)
 
 
 if __name__ == "__main__":
