@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # OpenMP reads its wait policy once, when torch starts it: set it before anything imports torch
-from trackers.compute import prepare_environment  # noqa: E402
+from trackers.core.compute import prepare_environment  # noqa: E402
 
 prepare_environment()
 
@@ -16,7 +16,7 @@ HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in HEADLESS_COMMANDS:
-        from trackers.cli import main as cli_main
+        from trackers.tools.cli import main as cli_main
         return cli_main(argv)
     from app.main_window import run_app
     return run_app(argv)

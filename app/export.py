@@ -2,9 +2,9 @@
 
 `RunStore` keeps every tracked frame's result (without the bulky per-channel maps) and the run's
 `RunRecord`, so a finished run is exported without re-tracking: the annotated video re-reads the
-frames from the source and draws the kept results (`trackers.annotate.draw_result`); a camera
+frames from the source and draws the kept results (`trackers.run.annotate.draw_result`); a camera
 cannot be re-read, so its frames are kept JPEG-encoded while tracking. Results files are written
-by `trackers.results.export_results` (OTB txt / CSV / JSON by extension).
+by `trackers.run.results.export_results` (OTB txt / CSV / JSON by extension).
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from trackers.annotate import decode_jpeg, draw_result, encode_jpeg
-from trackers.base import TrackResult
-from trackers.results import FrameLog, RunRecord, export_results, slim, with_mask
-from trackers.safe_output import VIDEO_EXTS, AtomicVideoWriter, check_output
-from trackers.sources import SourceError, open_source
+from trackers.run.annotate import decode_jpeg, draw_result, encode_jpeg
+from trackers.core.base import TrackResult
+from trackers.run.results import FrameLog, RunRecord, export_results, slim, with_mask
+from trackers.run.safe_output import VIDEO_EXTS, check_output
+from trackers.run.video_io import AtomicVideoWriter
+from trackers.run.sources import SourceError, open_source
 
 #: at most this many camera frames are kept for a video export (about 10 minutes at 30 fps)
 LIVE_FRAME_LIMIT = 18000

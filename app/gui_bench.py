@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trackers.compute import prepare_environment  # noqa: E402
+from trackers.core.compute import prepare_environment  # noqa: E402
 
 prepare_environment()
 
@@ -45,7 +45,8 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import SPEEDS, MainWindow
+    from app.main_window import MainWindow
+    from app.transport import SPEEDS
     from app.worker_protocol import FramePacket
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])

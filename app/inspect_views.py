@@ -15,8 +15,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
-from trackers.base import ChannelMaps, TrackResult
-from trackers.channel_rank import PEAK, TARGET, RankedChannel, rank_channels
+from trackers.core.base import ChannelMaps, TrackResult
+from trackers.run.channel_rank import PEAK, TARGET, RankedChannel, rank_channels
 
 HEAT_CMAP = pg.colormap.get("inferno")
 CHANNEL_CMAP = pg.colormap.get("viridis")
@@ -243,7 +243,7 @@ def top_channels(channels: list[ChannelMaps], k: int, pinned: list[tuple]) -> li
     return [(r.key, r.data) for r in rank_channels(channels, k, pinned, by=PEAK)]
 
 
-#: the grid's ranking choices: (label, trackers.channel_rank name, what the tile's value is)
+#: the grid's ranking choices: (label, trackers.run.channel_rank name, what the tile's value is)
 RANKING_CHOICES = [("target contrast", TARGET, "target contrast: (mean on the target − mean elsewhere) / range, "
                                                  "border cells left out; 1 = fires on the target only"),
                    ("peak", PEAK, "peak response over the map's interior (border cells left out)")]
@@ -252,7 +252,7 @@ SCALE_CHOICES = [("per-channel scale", "channel"), ("shared scale", "shared")]
 
 class ChannelGrid(QWidget):
     """The top-K DW-XCorr channels, by default those whose response concentrates most on the
-    tracked target (trackers/channel_rank.py; by peak response as an option), each tile with its
+    tracked target (trackers/run/channel_rank.py; by peak response as an option), each tile with its
     ranking value. Click a channel to enlarge it; pin it to keep it in the grid across frames (how
     SiamRPN++'s category-selective channels become visible)."""
 

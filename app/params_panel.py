@@ -2,7 +2,7 @@
 
 One editor per field: floats and ints get spin boxes (within the field's range), bools a check
 box; structural values (`ParamInfo.live` false: crop sizes the network was built for, strides)
-and other types are shown read-only. Each row's tooltip is the field's meaning (trackers/base.py
+and other types are shown read-only. Each row's tooltip is the field's meaning (trackers/core/base.py
 `param`). An edit is emitted as (name, value); the window queues it to the worker, which sets it
 on `tracker.params` between frames, so it applies from the next frame. "Reset to defaults" goes
 back to the variant's defaults as the registry makes them.
@@ -18,7 +18,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from trackers.base import ParamInfo, param_info
+from trackers.core.base import ParamInfo, param_info
 
 
 def _field_type(cls, field: dataclasses.Field):

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
-    window._refresh_timeline(window.drawn_packet, window._result_for(window.drawn_packet), force=True)
+    window.display.refresh_timeline(force=True)
     target = window
     if args.part == "channels":
         target = window.channels

@@ -1,17 +1,19 @@
-"""The tracker bar: which tracker, its checkpoint, the device. It remembers choices in QSettings
-and says what to load with `configChanged`; the window sends that to the worker.
+"""The tracker bar: which tracker, its checkpoint, the device. It remembers choices in the
+preferences (app/preferences.py) and says what to load with `configChanged`; the tracker control
+(app/tracker_control.py) sends that to the worker.
 
-The picker is filled from the registry (trackers/registry.py), the one table the CLI reads too.
+The picker is filled from the registry (trackers/core/registry.py), the one table the CLI reads too.
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from trackers import registry
+from trackers.core import registry
+
+from .preferences import Preferences
 
 # the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
 PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
@@ -28,7 +30,7 @@ def available_devices() -> list[str]:
     return devices
 
 
-#: the engine choice (trackers/engines.py), remembered as settings "engine"
+#: the engine choice (trackers/core/engines.py), remembered in the preferences
 ENGINES = [("Engine: auto", "auto"), ("Engine: torch", "torch"), ("Engine: ONNX Runtime", "onnxruntime")]
 
 
@@ -38,10 +40,9 @@ class TrackerBar(QWidget):
     #: (level, text) for the window's message bar
     message = Signal(str, str)
 
-    def __init__(self, settings: QSettings, last_dir, parent=None):
+    def __init__(self, prefs: Preferences, parent=None):
         super().__init__(parent)
-        self.settings = settings
-        self._last_dir = last_dir
+        self.prefs = prefs
         self.tracker_combo = QComboBox()
         self.tracker_combo.setMinimumWidth(160)
         self.tracker_combo.setToolTip("tracker")
@@ -62,8 +63,7 @@ class TrackerBar(QWidget):
         self.engine_combo = QComboBox()
         for label, value in ENGINES:
             self.engine_combo.addItem(label, value)
-        remembered = str(self.settings.value("engine", "auto") or "auto")
-        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(remembered)))
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(prefs.engine())))
         self.engine_combo.setToolTip("what runs the network: auto = the engine measured fastest on this machine")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -85,7 +85,7 @@ class TrackerBar(QWidget):
             self.message.emit("error", "No trackers are available." + (f" ({problems})" if problems else ""))
             return
         names = [s.name for s in specs]
-        last = self.settings.value("tracker", "")
+        last = self.prefs.tracker()
         choice = last if last in names else next((n for n in PREFERRED_TRACKERS if n in names), names[0])
         self.tracker_combo.setCurrentIndex(names.index(choice))
         self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
@@ -97,22 +97,16 @@ class TrackerBar(QWidget):
         return self.engine_combo.currentData() or "auto"
 
     def _engine_changed(self) -> None:
-        self.settings.setValue("engine", self.engine())
+        self.prefs.set_engine(self.engine())
         self.configChanged.emit()
 
     def _tracker_label(self, spec) -> str:
         """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
         model folder)."""
         title = spec.title or spec.name
-        if spec.needs_weights and self._known_weights(spec) is None:
+        if spec.needs_weights and self.prefs.known_weights(spec) is None:
             return f"{title}  — no checkpoint"
         return title
-
-    def _known_weights(self, spec) -> Optional[str]:
-        """The checkpoint chosen for this tracker before (if the file is still there), else the one
-        in the model folders."""
-        remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")
-        return remembered if remembered and os.path.isfile(remembered) else registry.find_weights(spec)
 
     def _refresh_item_labels(self) -> None:
         for i in range(self.tracker_combo.count()):
@@ -143,21 +137,21 @@ class TrackerBar(QWidget):
         self.tracker_combo.setCurrentIndex(i)
         self.tracker_combo.blockSignals(False)
         if weights is not None:
-            self.settings.setValue(f"weights/{name}", weights)
+            self.prefs.set_weights(name, weights)
             self._refresh_item_labels()
         self._fill_weights(name, weights)
-        self.settings.setValue("tracker", name)
+        self.prefs.set_tracker(name)
         self.configChanged.emit()
 
     def _tracker_changed(self) -> None:
         name = self.tracker_name()
-        self.settings.setValue("tracker", name)
+        self.prefs.set_tracker(name)
         self._fill_weights(name)
         self.configChanged.emit()
 
     def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
         spec = registry.get(name)
-        path = path if path is not None else (self._known_weights(spec) or "")
+        path = path if path is not None else (self.prefs.known_weights(spec) or "")
         self.weights_edit.setText(path)
         self.weights_edit.setEnabled(spec.needs_weights)
         self.weights_button.setEnabled(spec.needs_weights)
@@ -166,7 +160,7 @@ class TrackerBar(QWidget):
 
     def choose_weights(self) -> None:
         name = self.tracker_name()
-        start = self.weights_edit.text() or self._last_dir()
+        start = self.weights_edit.text() or self.prefs.last_dir()
         path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
                                               "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
         self.after_dialog()
@@ -177,6 +171,6 @@ class TrackerBar(QWidget):
     def _weights_edited(self) -> None:
         name = self.tracker_name()
         if name:
-            self.settings.setValue(f"weights/{name}", self.weights_edit.text().strip())
+            self.prefs.set_weights(name, self.weights_edit.text().strip())
             self._refresh_item_labels()      # "— no checkpoint" goes once one is chosen
             self.configChanged.emit()

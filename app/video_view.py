@@ -14,7 +14,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from trackers.base import TrackResult, TrackingState
+from trackers.core.base import TrackResult, TrackingState
 
 BOX_PEN = QPen(QColor(0, 255, 0), 2)
 LOST_PEN = QPen(QColor(255, 60, 60), 2)

@@ -1,4 +1,4 @@
-"""The tracking worker: one QThread that owns the run (a `trackers.session.TrackingSession`: the
+"""The tracking worker: one QThread that owns the run (a `trackers.run.session.TrackingSession`: the
 frame source, the tracker, the boxes), so the GUI runs the very loop `track`, `eval` and `bench` run.
 
 The GUI thread never touches the session. It sends commands (app/worker_protocol.py: open,
@@ -24,11 +24,11 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from trackers.annotate import encode_jpeg
-from trackers.base import BoxError, Tracker
-from trackers.results import file_sha256
-from trackers.session import SessionError, Step, TrackingFailed, TrackingSession
-from trackers.sources import FrameSource, SourceError, open_source
+from trackers.run.annotate import encode_jpeg
+from trackers.core.base import BoxError, Tracker
+from trackers.run.results import file_sha256
+from trackers.run.session import SessionError, Step, TrackingFailed, TrackingSession
+from trackers.run.sources import FrameSource, SourceError, open_source
 
 from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
                               Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
@@ -91,8 +91,8 @@ class LatestFrameGrabber:
 
 def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
     """registry.build with the engine asked for. Threads follow the process's compute policy
-    (trackers/compute.py), which the window applies with one core kept for the GUI thread."""
-    from trackers import registry
+    (trackers/core/compute.py), which the window applies with one core kept for the GUI thread."""
+    from trackers.core import registry
     return registry.build(name, weights or None, device, engine=engine)
 
 
@@ -118,7 +118,7 @@ class TrackingWorker(QThread):
         self.outbox.wake.connect(self.deliver)   # the outbox lives on the GUI thread: queued
         self._tracker_factory = tracker_factory
         self._quit = False
-        # the run: source, tracker, current frame, boxes (trackers/session.py, shared with the CLI)
+        # the run: source, tracker, current frame, boxes (trackers/run/session.py, shared with the CLI)
         self.session = TrackingSession()
         self.source_info: Optional[SourceInfo] = None
         self._grabber: Optional[LatestFrameGrabber] = None
@@ -308,7 +308,7 @@ class TrackingWorker(QThread):
             self.session.tracker.collect_channels = cmd.visible
 
     def _cmd_compute(self, cmd: SetCompute):
-        from trackers import compute
+        from trackers.core import compute
         compute.apply(cmd.policy)
         if self._tracker_config is not None:       # rebuild: ONNX Runtime fixed its threads at creation
             name, weights, device, engine = self._tracker_config
@@ -504,7 +504,7 @@ class TrackingWorker(QThread):
 
 
 def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
-    from trackers import registry
+    from trackers.core import registry
     try:
         return registry.loaded_checkpoint(registry.get(name), weights)
     except KeyError:     # a tracker built by a test's factory under a name the registry lacks
@@ -513,7 +513,7 @@ def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
 
 def _default_params(name: str):
     """The registry's default parameters for tracker `name` (None for a tracker it does not know)."""
-    from trackers import registry
+    from trackers.core import registry
     try:
         return registry.get(name).make_params()
     except KeyError:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from trackers.base import TrackResult
+from trackers.core.base import TrackResult
 
 
 # -- commands: GUI thread -> worker ---------------------------------------------------------------
@@ -27,7 +27,7 @@ class Configure:
     name: str
     weights: Optional[str]
     device: str
-    engine: str = "auto"         # what runs the network: auto | torch | onnxruntime (trackers/engines.py)
+    engine: str = "auto"         # what runs the network: auto | torch | onnxruntime (trackers/core/engines.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ class SetChannelsVisible:
 
 @dataclasses.dataclass(frozen=True)
 class SetCompute:
-    """A compute policy (trackers/compute.py) to apply between frames; the tracker is rebuilt, since
+    """A compute policy (trackers/core/compute.py) to apply between frames; the tracker is rebuilt, since
     its ONNX Runtime session fixes its thread count when created."""
     policy: object
 

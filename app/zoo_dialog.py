@@ -1,6 +1,6 @@
 """Model zoo dialog: which published checkpoints are present, and fetching them with a progress bar.
 
-The download itself is trackers/zoo.py's (sha256-checked, written to a temporary file and renamed
+The download itself is trackers/tools/zoo.py's (sha256-checked, written to a temporary file and renamed
 only on success); here it runs on a QThread so the window never freezes, and a failure (offline,
 as on the CI machine) shows the zoo's message: the URL and the folder to put the file in.
 """
@@ -14,7 +14,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from trackers import registry, zoo
+from trackers.core import registry
+from trackers.tools import zoo
 
 
 class DownloadJob(QThread):

@@ -7,7 +7,7 @@ strictly with no renaming. Convolutions with stride 2 use TensorFlow's "same" pa
 pixel goes bottom/right), which is how the weights were trained; stride-1 convolutions pad k // 2.
 
 Input: a (B, 3, H, W) float tensor of raw 0..255 BGR values, the layout every crop in this
-project has (`trackers/crop.py`). The module flips to RGB and normalises itself, so callers
+project has (`trackers/core/crop.py`). The module flips to RGB and normalises itself, so callers
 never do, the way EfficientNet-Lite was trained: (x - 127) / 128 on every channel (TensorFlow's
 EfficientNet-Lite preprocessing; the Lite models do not use the ImageNet mean/std of B0..B7).
 

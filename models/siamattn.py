@@ -24,7 +24,7 @@ exports to ONNX without torchvision.
 
 Coordinates: boxes handed to the refinement are (x1, y1, x2, y2) in search-crop pixels. A feature
 map's cell i lies at `origin + i * step` crop pixels (`MapGeometry`); the correlation grid follows
-the anchor convention of `trackers/decode.py`: cell i at c + (i - S // 2) * stride, with
+the anchor convention of `trackers/core/decode.py`: cell i at c + (i - S // 2) * stride, with
 c = (instance_size - 1) / 2 the crop centre.
 """
 from __future__ import annotations
@@ -535,7 +535,7 @@ def rpn_targets(box: torch.Tensor, anchors: torch.Tensor, anchor_num: int, size:
                 instance_size: int = 255, pos_iou: float = 0.6, neg_iou: float = 0.3):
     """pysot AnchorTarget for one sample: labels (A, S, S) 1 / 0 / -1, loc deltas (4, A, S, S), loc
     weight (A, S, S) (one over the positives). `box` (x1, y1, x2, y2) in crop pixels; `anchors`
-    (A*S*S, 4) cx, cy, w, h from the crop centre (`trackers.decode.generate_anchors`); box=None
+    (A*S*S, 4) cx, cy, w, h from the crop centre (`trackers.core.decode.generate_anchors`); box=None
     (a negative pair): every anchor negative."""
     A, S = anchor_num, size
     labels = torch.zeros(A * S * S)

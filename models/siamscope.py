@@ -3,7 +3,7 @@
 
 Why point-based: one foreground score and one (left, top, right, bottom) distance per cell, so the
 box shape is regressed freely (no anchor aspect set to tune) and the output fits
-`trackers.siamese.PointDecoder` as NanoTrack's does.
+`trackers.core.siamese.PointDecoder` as NanoTrack's does.
 
 Geometry (the training labels and the tracker's decoder use the same grid, `decode.generate_points`):
 a 127 exemplar gives an 8x8 template map, a 255 search crop a 16x16 map. The template map is the

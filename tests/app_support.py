@@ -13,16 +13,16 @@ NANO_WEIGHTS = ("models", "nanotrack", "nanotrackv2.pth")
 
 
 def require_nanotrack() -> str:
-    from trackers import registry
+    from trackers.core import registry
     names = [s.name for s in registry.all_trackers()]
     if TRACKER not in names:
-        err = registry.IMPORT_ERRORS.get("trackers.nanotrack", "not registered")
+        err = registry.IMPORT_ERRORS.get("trackers.families.nanotrack", "not registered")
         pytest.skip(f"tracker {TRACKER!r} is not available ({err})")
     return shared_path(*NANO_WEIGHTS)
 
 
 def ground_truth() -> np.ndarray:
-    from trackers.results import read_boxes
+    from trackers.run.results import read_boxes
     return read_boxes(shared_path(*BAG_GT))
 
 

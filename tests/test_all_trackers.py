@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED, shared_path
-from trackers import registry
-from trackers.base import ChannelMaps, TrackingState, TrackResult
-from trackers.bench import SEEDED_FIXTURE, seeded_checkpoint
-from trackers.sources import open_source
+from trackers.core import registry
+from trackers.core.base import ChannelMaps, TrackingState, TrackResult
+from trackers.tools.bench import SEEDED_FIXTURE, seeded_checkpoint
+from trackers.run.sources import open_source
 
 BOX = (292.23, 128.36, 145.96, 132.47)
 N_FRAMES = 3

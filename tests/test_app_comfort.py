@@ -49,7 +49,7 @@ def test_start_page_opens_a_video_and_remembers_it(qtbot, tmp_path):
     # a new window (same settings) lists it on its start page and in File ▸ Open recent
     again = make_window(qtbot, tmp_path)
     assert [b.toolTip() for b in again.start_page.recent_buttons] == [os.path.abspath(bag)]
-    again._fill_recent_menu()
+    again.menus.fill_recent_menu()
     assert [a.text() for a in again.recent_menu.actions()] == [os.path.abspath(bag)]
     QTest.mouseClick(again.start_page.recent_buttons[0], Qt.LeftButton)
     qtbot.waitUntil(lambda: again.drawn_packet is not None and again.source_info is not None, timeout=30000)
@@ -207,7 +207,7 @@ def test_no_cut_off_text_at_common_screen_sizes(qtbot, tmp_path, size):
 
 
 def test_zoo_dialog_marks_manual_downloads_and_keeps_names_whole(qtbot, tmp_path):
-    from trackers import zoo
+    from trackers.tools import zoo
     window = make_window(qtbot, tmp_path)
     entries = [zoo.ZooEntry(name="a", tracker="siamrpnpp-mobilev2", file="x/model.pth", url=None,
                             page="https://example.org/drive", source="", licence="CC BY-SA 3.0 (long text)"),

@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from tests.app_support import ground_truth, open_bag, require_nanotrack, wait_drawn_latest  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-from trackers import compute  # noqa: E402
+from trackers.core import compute  # noqa: E402
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_gui_bench_drives_the_window_through_a_run(qtbot, tmp_path, restore_thre
     """`bench --gui`'s child: the real window tracks a short clip at speed max with the heatmap and
     the channel grid shown, and reports what it measured."""
     from app.gui_bench import measure
-    from trackers.bench import read_frames
+    from trackers.tools.bench import read_frames
     weights = require_nanotrack()
     gt = ground_truth()
     clip = tmp_path / "clip"

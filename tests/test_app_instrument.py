@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit  # noqa: E402
 from tests.app_support import (BAG_GT, drag_box, ground_truth, make_window, open_bag, require_nanotrack,  # noqa: E402
                                wait_drawn_latest)
 from tests.conftest import shared_path  # noqa: E402
-from trackers import metrics  # noqa: E402
-from trackers.channel_rank import interior_mask, peak_response, target_contrast, target_mask  # noqa: E402
+from trackers.run import metrics  # noqa: E402
+from trackers.run.channel_rank import interior_mask, peak_response, target_contrast, target_mask  # noqa: E402
 
 
 def answer_file_dialog(qtbot, path: str) -> list:
@@ -92,7 +92,7 @@ def test_ground_truth_iou_timeline_and_target_selective_channels(qtbot, tmp_path
     np.testing.assert_allclose([r.x(), r.y(), r.width(), r.height()], gt[here], atol=1e-6)
 
     # IoU per frame on the timeline: the run's boxes against the truth, and mean IoU / AUC so far
-    window._refresh_timeline(window.drawn_packet, window.drawn_packet.result, force=True)
+    window.display.refresh_timeline(force=True)
     frames = window.store.record.frames
     boxes = np.array([f.box for f in frames])
     expected = metrics.iou(boxes, gt[[f.frame for f in frames]])

@@ -1,5 +1,6 @@
 """Parts of the app that need no tracker: opening by drag-and-drop and command line, the camera
 grabber dropping stale frames, export cancel, the channel ranking."""
+import os
 import threading
 import time
 
@@ -14,8 +15,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.app_support import BAG, make_window  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-from trackers.base import ChannelMaps, TrackResult  # noqa: E402
-from trackers.sources import FrameSource  # noqa: E402
+from trackers.core.base import ChannelMaps, TrackResult  # noqa: E402
+from trackers.run.sources import FrameSource  # noqa: E402
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")   # QDragEnterEvent's QPoint constructor
@@ -46,6 +47,36 @@ def test_command_line_arguments():
     assert parse_app_args(["--camera", "2"]) == 2
     with pytest.raises(SystemExit, match="camera index"):
         parse_app_args(["--camera", "front"])
+
+
+def test_preferences_survive_a_restart_and_bad_values(tmp_path):
+    """What one session remembers (an INI file on disk) a new session reads back; a hand-edited
+    value that is not a number falls back to the default rather than failing."""
+    from PySide6.QtCore import QSettings
+
+    from app.preferences import Preferences
+    from trackers.core import registry
+    spec = next(s for s in registry.all_trackers() if s.needs_weights)
+    ini = str(tmp_path / "siamscope.ini")
+    video = shared_path(*BAG)
+    first = Preferences(QSettings(ini, QSettings.IniFormat))
+    assert first.ask_before_closing() and first.threads() == 0 and first.engine() == "auto"
+    first.remember_dir_of(video)
+    first.set_threads(3)
+    first.set_tracker("nanotrack-v2")
+    first.set_engine("onnxruntime")
+    first.set_weights(spec.name, video)        # any existing file is a remembered checkpoint
+    first.stop_asking_before_closing()
+    first.settings.sync()
+    again = Preferences(QSettings(ini, QSettings.IniFormat))   # booleans come back as strings here
+    assert again.last_dir() == os.path.dirname(os.path.abspath(video))
+    assert (again.threads(), again.tracker(), again.engine()) == (3, "nanotrack-v2", "onnxruntime")
+    assert not again.ask_before_closing()
+    assert again.known_weights(spec) == video
+    again.set_weights(spec.name, str(tmp_path / "gone.pth"))   # a file since removed: not offered
+    assert again.known_weights(spec) == registry.find_weights(spec)
+    again.settings.setValue("compute/threads", "many")
+    assert again.threads() == 0
 
 
 class _FastCamera(FrameSource):
@@ -202,7 +233,7 @@ class _CaptureThatDies:
 
 def test_camera_unplugged_while_tracking_pauses_with_a_message_and_keeps_the_run(qtbot, tmp_path):
     from tests.app_support import TRACKER, ground_truth, require_nanotrack
-    from trackers.sources import CameraSource
+    from trackers.run.sources import CameraSource
     weights = require_nanotrack()
     # the real CameraSource around a capture whose device goes away while the run is tracking
     camera = CameraSource.__new__(CameraSource)
@@ -253,7 +284,7 @@ def test_unreadable_image_in_a_folder_pauses_with_its_name(qtbot, tmp_path):
 
 def test_video_view_draws_mask_polygon_distractors_and_lost_state(qtbot):
     from app.video_view import VideoView
-    from trackers.base import TrackingState
+    from trackers.core.base import TrackingState
     view = VideoView()
     qtbot.addWidget(view)
     view.resize(480, 360)

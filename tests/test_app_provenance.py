@@ -16,11 +16,11 @@ from PySide6.QtTest import QTest  # noqa: E402
 
 from tests.app_support import BAG, drag_box, make_window, require_nanotrack, wait_drawn_latest  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-from trackers.results import file_sha256  # noqa: E402
+from trackers.run.results import file_sha256  # noqa: E402
 
 
 def _needs_checkpoint(window) -> str:
-    from trackers import registry
+    from trackers.core import registry
     for i in range(window.tracker_combo.count()):
         spec = registry.get(window.tracker_combo.itemData(i))
         if spec.needs_weights and registry.find_weights(spec) is None and spec.name != "nanotrack-v2":
@@ -39,7 +39,7 @@ def _pick(qtbot, window, name: str) -> None:
 
 
 def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tmp_path):
-    from trackers.default import WEIGHTS
+    from trackers.families.default import WEIGHTS
     window = make_window(qtbot, tmp_path)
     _pick(qtbot, window, "siamscope-default")
     window.open_source(shared_path(*BAG))
@@ -114,8 +114,8 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
 
 
 def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypatch):
-    from trackers import registry
-    from trackers.default import WEIGHTS
+    from trackers.core import registry
+    from trackers.families.default import WEIGHTS
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path))
     assert registry.loaded_checkpoint(registry.get("siamscope-default")) == WEIGHTS
     floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))

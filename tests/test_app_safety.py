@@ -174,7 +174,8 @@ def test_siammask_masks_are_kept_packed(tmp_path):
     """What the app keeps per SiamMask frame: a few kB, not a frame of floats; unpacked it is the
     tracker's own cut (mask > 0.15) pixel for pixel."""
     from app.export import RunStore
-    from trackers import bench, registry
+    from trackers.tools import bench
+    from trackers.core import registry
     fixture = shared_path("fixtures", bench.SEEDED_FIXTURE["siammask-r50"])
     if "siammask-r50" not in {s.name for s in registry.all_trackers()}:
         pytest.skip("siammask-r50 is not available")
@@ -185,7 +186,7 @@ def test_siammask_masks_are_kept_packed(tmp_path):
     frame = cap.read()[1]
     box = tuple(ground_truth()[0])
     tracker.init(frame, box)
-    from trackers.base import TrackResult
+    from trackers.core.base import TrackResult
     store.add(0, frame, TrackResult(box=box, score=1.0), init=True)
     for i in range(1, 4):
         frame = cap.read()[1]

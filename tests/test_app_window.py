@@ -66,8 +66,8 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert len(shown) == window.channels.k
     for cell in shown:
         np.testing.assert_array_equal(cell.data, maps[cell.key[:2]][cell.key[2]])
-    # ranked by how much each channel concentrates on the target (trackers/channel_rank.py)
-    from trackers.channel_rank import channel_values
+    # ranked by how much each channel concentrates on the target (trackers/run/channel_rank.py)
+    from trackers.run.channel_rank import channel_values
     values = np.concatenate(list(channel_values(result.channels, "target", result.box,
                                                 result.search_region).values()))
     assert shown[0].value == pytest.approx(values.max())       # most target-selective first

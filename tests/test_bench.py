@@ -12,7 +12,7 @@ def test_bench_prints_both_rates_and_ratio(capsys):
     shared_path("data", "videos", "bag.avi")
     import cv2
     import torch
-    from trackers.cli import main
+    from trackers.tools.cli import main
     threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
         rc = main(["bench", "--frames", "8", "--rounds", "1", "--no-pysot", "--threads", "1"])
@@ -30,7 +30,7 @@ def test_bench_prints_both_rates_and_ratio(capsys):
 
 
 def test_bench_missing_onnx_is_one_line_error(tmp_path, capsys):
-    from trackers.cli import main
+    from trackers.tools.cli import main
     (tmp_path / "nanotrackv2.pth").write_bytes(open(shared_path("models", "nanotrack", "nanotrackv2.pth"), "rb").read())
     rc = main(["bench", "--frames", "4", "--rounds", "1", "--no-pysot", "--nanotrack-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -43,7 +43,7 @@ def test_bench_load_runs_idle_and_loaded_in_one_run(capsys):
     shared_path("data", "videos", "bag.avi")
     import cv2
     import torch
-    from trackers.cli import main
+    from trackers.tools.cli import main
     threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
         rc = main(["bench", "--load", "--trackers", "nanotrack-v2", "--load-frames", "4", "--rounds", "1",
@@ -62,7 +62,7 @@ def test_bench_load_runs_idle_and_loaded_in_one_run(capsys):
 
 
 def test_bench_unknown_tracker_is_one_line_error(capsys):
-    from trackers.cli import main
+    from trackers.tools.cli import main
     rc = main(["bench", "--load", "--trackers", "no-such-tracker"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]

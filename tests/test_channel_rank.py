@@ -1,11 +1,11 @@
-"""Target-selective channel ranking (trackers/channel_rank.py), on a search image whose answer is known."""
+"""Target-selective channel ranking (trackers/run/channel_rank.py), on a search image whose answer is known."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from trackers.base import ChannelMaps, SearchRegion
-from trackers.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels,
+from trackers.core.base import ChannelMaps, SearchRegion
+from trackers.run.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels,
                                    target_contrast, target_mask)
 
 STRIDE = 8

@@ -12,8 +12,8 @@ from tests.conftest import shared_path
 
 from models.checkpoint import CheckpointError, load_checkpoint, read_state_dict, unwrap_state_dict
 from models.nanotrack import NanoTrack
-from trackers import registry
-from trackers.nanotrack import load_nanotrack
+from trackers.core import registry
+from trackers.families.nanotrack import load_nanotrack
 
 
 def weights(version):

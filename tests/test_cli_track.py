@@ -39,11 +39,11 @@ def mean_iou(a, b):
 
 
 class InProcess:
-    """`trackers.cli.main(argv)` run in this process, shaped like a CompletedProcess. The error
+    """`trackers.tools.cli.main(argv)` run in this process, shaped like a CompletedProcess. The error
     cases go through exactly the code a subprocess runs, minus the interpreter start-up."""
 
     def __init__(self, argv, capsys):
-        from trackers.cli import main
+        from trackers.tools.cli import main
         self.returncode = main([str(a) for a in argv])
         captured = capsys.readouterr()
         self.stdout, self.stderr = captured.out, captured.err
@@ -130,7 +130,7 @@ def test_damaged_frame_mid_folder_keeps_the_boxes_before_it(tmp_path, v2_weights
 def test_a_video_cut_short_by_a_full_disk_is_detected(tmp_path, bag_video):
     """VideoWriter.write() never reports a failed write; check_written_video reads the file back.
     A file truncated part-way (what a disk that fills up mid-export leaves) is refused."""
-    from trackers.safe_output import AtomicVideoWriter, check_written_video
+    from trackers.run.video_io import AtomicVideoWriter, check_written_video
     cap = cv2.VideoCapture(bag_video)
     frames = [cap.read()[1] for _ in range(10)]
     cap.release()

@@ -1,4 +1,4 @@
-"""The compute policy (trackers/compute.py): decided once, applied to torch, ONNX Runtime and
+"""The compute policy (trackers/core/compute.py): decided once, applied to torch, ONNX Runtime and
 OpenCV, overridable from the CLI, printed by bench and recorded in exports."""
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, shared_path
-from trackers import compute
+from trackers.core import compute
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_apply_sets_torch_and_opencv(restore_threads):
 
 def test_onnx_sessions_follow_the_policy(restore_threads):
     pytest.importorskip("onnxruntime")
-    from trackers import registry
+    from trackers.core import registry
     policy = compute.apply(compute.decide(1, cores=2))
     opts = compute.ort_session_options()
     assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
@@ -82,8 +82,8 @@ def test_main_sets_the_openmp_wait_policy_before_torch_loads():
 
 
 def test_track_threads_and_engine_applied(restore_threads, tmp_path, capsys):
-    from trackers import cli
-    from trackers.bench import read_frames
+    from trackers.tools import cli
+    from trackers.tools.bench import read_frames
     frames = read_frames(shared_path("data", "videos", "bag.avi"), 4)
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -112,8 +112,8 @@ def test_bench_prints_the_policy():
 
 
 def test_results_export_records_the_policy(tmp_path):
-    from trackers.base import TrackResult
-    from trackers.results import RunRecord, export_results
+    from trackers.core.base import TrackResult
+    from trackers.run.results import RunRecord, export_results
     policy = compute.decide(1, cores=2)
     run = RunRecord(tracker="nanotrack-v2", source="bag.avi", compute=dict(policy.describe(), engine="onnxruntime"))
     run.add_init(0, (1, 2, 3, 4))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from trackers import decode as D
-from trackers.base import BoxError, TrackResult, validate_box
-from trackers.crop import channel_average, get_subwindow
-from trackers.results import RunRecord, export_results, read_boxes
-from trackers.sources import ImageFolderSource, SourceError, VideoFileSource, open_source
+from trackers.core import decode as D
+from trackers.core.base import BoxError, TrackResult, validate_box
+from trackers.core.crop import channel_average, get_subwindow
+from trackers.run.results import RunRecord, export_results, read_boxes
+from trackers.run.sources import ImageFolderSource, SourceError, VideoFileSource, open_source
 
 
 def _padded_reference_crop(im, pos, model_sz, original_sz, avg):
@@ -148,7 +148,7 @@ def test_slim_bounds_what_a_run_keeps_per_frame():
     """A run keeps per frame a bounded slim result: a SiamFC-size 272x272 score map comes down to
     64x64, a frame-sized float mask is packed (a few kB) and unpacks to the tracker's own cut,
     intermediate arrays in `extra` are dropped."""
-    from trackers.results import KEPT_SCORE_MAP_SIDE, slim, with_mask
+    from trackers.run.results import KEPT_SCORE_MAP_SIDE, slim, with_mask
     yy, xx = np.mgrid[0:272, 0:272]
     score = np.exp(-((xx - 150) ** 2 + (yy - 120) ** 2) / 800.0).astype(np.float32)
     mask = np.zeros((576, 768), np.float32)

@@ -16,9 +16,9 @@ from models.checkpoint import CheckpointError
 from models.dasiamrpn import DaSiamRPN
 from models.seeded import seeded_state_dict_torch, state_dict_sha256
 from tests.conftest import shared_path
-from trackers import registry
-from trackers.base import TrackingState
-from trackers.dasiamrpn import DaSiamRPNTracker, default_params, py2_round
+from trackers.core import registry
+from trackers.core.base import TrackingState
+from trackers.families.dasiamrpn import DaSiamRPNTracker, default_params, py2_round
 
 NET_REL = 1e-5
 STATE_PX = 1e-3

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from trackers import datasets as D
-from trackers import eval_results as R
-from trackers.cli import main
-from trackers.evaluate import EvalError
-from trackers.results import read_boxes
+from trackers.tools import datasets as D
+from trackers.tools import eval_results as R
+from trackers.tools.cli import main
+from trackers.tools.evaluate import EvalError
+from trackers.run.results import read_boxes
 
 N = 12   # frames per sample sequence: enough for 2-digit frame numbers (TrackingNet's sort)
 
@@ -211,14 +211,14 @@ def test_published_raw_results_are_scored_beside_ours(tmp_path, capsys):
     --compare scores them next to the trackers run, read from the same layout we write."""
     bag = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(bag, "groundtruth.txt"))
-    from trackers.results import write_otb
+    from trackers.run.results import write_otb
     os.makedirs(tmp_path / "published" / "SiamFoo")
     write_otb(str(tmp_path / "published" / "SiamFoo" / "bag.txt"), gt[:N] + 2.0)
     assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--quiet", "--threads", "1",
                  "--compare", str(tmp_path / "published" / "SiamFoo")]) == 0
     out = capsys.readouterr().out
     assert "SiamFoo" in out
-    from trackers.metrics import score_sequence
+    from trackers.run.metrics import score_sequence
     expected = score_sequence(gt[:N] + 2.0, gt[:N])
     cells = out.split("\nbag")[1].split("\n")[0].split("|")[2].split()   # the second tracker's cells
     auc, p20, _, fps = cells

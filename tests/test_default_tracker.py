@@ -50,8 +50,8 @@ def test_backbone_stages_shapes_and_strict_load(one_thread, tmp_path):
 
 
 def test_default_tracker_follows_bag(one_thread):
-    from trackers import registry
-    from trackers.results import read_boxes
+    from trackers.core import registry
+    from trackers.run.results import read_boxes
     seq = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(seq, "groundtruth.txt"))
     frames = sorted(os.listdir(os.path.join(seq, "img")))
@@ -70,7 +70,7 @@ def test_default_tracker_follows_bag(one_thread):
 
 
 def test_point_labels_and_giou_on_known_boxes():
-    from trackers.decode import generate_points
+    from trackers.core.decode import generate_points
     from trackers.train.trainer import giou_loss, point_labels
     points = torch.from_numpy(generate_points(16, 13))
     boxes = torch.tensor([[0.0, 0.0, 64.0, 64.0], [0.0, 0.0, 64.0, 64.0]])
@@ -88,7 +88,7 @@ def test_point_labels_and_giou_on_known_boxes():
 
 def test_training_pairs_and_a_few_steps_reduce_the_loss(one_thread):
     from models.siamscope import SiamScopeNet
-    from trackers.decode import generate_points
+    from trackers.core.decode import generate_points
     from trackers.train.pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
     from trackers.train.trainer import losses, point_labels
     data = shared_path("data")
@@ -124,7 +124,7 @@ def test_training_keeps_the_epoch_with_the_lowest_validation_loss(one_thread):
     """train_head(keep_best=True) ends with the weights of its best validation epoch: the network it
     returns scores exactly that epoch's validation loss."""
     from models.siamscope import SiamScopeNet
-    from trackers.decode import generate_points
+    from trackers.core.decode import generate_points
     from trackers.train.pairs import Library, PairConfig, Sampler
     from trackers.train.trainer import FeatureCache, TrainConfig, losses, point_labels, train_head
     lib = Library(shared_path("data"), frames_per_video=6, videos=("Megamind.avi",))
@@ -175,8 +175,8 @@ def _leaving_sequence():
 
 
 def test_default_box_stays_bounded_and_goes_lost_when_the_target_leaves(one_thread):
-    from trackers import registry
-    from trackers.base import TrackingState
+    from trackers.core import registry
+    from trackers.core.base import TrackingState
     frames, gt = _leaving_sequence()
     tracker = registry.build("siamscope-default")
     tracker.init(frames[0], tuple(gt[0]))
@@ -204,8 +204,8 @@ def test_default_on_megamind_keeps_a_face_sized_box_and_is_lost_while_the_face_i
     """Megamind.avi from frame 1 (frame 0 is black), box on the woman's face. Shots (0-based frames):
     1-97 her, 98-153 the man, 154-199 her again (closer), 200-269 the man. Her face is about
     145 x 170 px in the first shot and at most ~170 x 200 in the third."""
-    from trackers import registry
-    from trackers.base import TrackingState
+    from trackers.core import registry
+    from trackers.core.base import TrackingState
     cap = cv2.VideoCapture(shared_path("data", "videos", "Megamind.avi"))
     frames = []
     while (ok_frame := cap.read())[0]:

@@ -16,12 +16,12 @@ BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
 
 def bag_frames(n):
-    from trackers.bench import read_frames
+    from trackers.tools.bench import read_frames
     return read_frames(shared_path("data", "videos", "bag.avi"), n)
 
 
 def nanotrack_v2(device="cpu", engine="torch"):
-    from trackers.nanotrack import build
+    from trackers.families.nanotrack import build
     return build("v2", shared_path("models", "nanotrack", "nanotrackv2.pth"), device, engine=engine)
 
 
@@ -54,7 +54,7 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs():
         check_device("cuda")
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         nanotrack_v2("cuda")
-    from trackers import registry
+    from trackers.core import registry
     for name in ("effnet-siamfc-floor", "siamscope-default"):   # the EfficientNet trunk's own path
         with pytest.raises(DeviceError, match="no CUDA GPU"):
             registry.build(name, None, "cuda")
@@ -69,7 +69,7 @@ def test_fp16_is_refused_on_the_cpu_and_by_trackers_without_it():
     with pytest.raises(DeviceError, match="CUDA only"):
         tracker.set_precision("fp16")
     assert tracker.precision == "fp32" and tracker.dtype == torch.float32
-    from trackers.opencv_trackers import CSRTTracker
+    from trackers.families.opencv_trackers import CSRTTracker
     with pytest.raises(DeviceError, match="no fp16 path"):
         CSRTTracker().set_precision("fp16")
 
@@ -145,8 +145,8 @@ def test_cuda_fp32_follows_the_cpu_and_fp16_stays_close(cuda):
     on the target: mean IoU against fp32 above 0.9 over 40 frames (measured on an H100: 0.95 over
     60, the smallest 0.72 where the half-precision state drifts a few pixels on the bag's fast turn).
     Seeded random weights are no test of fp16: their activations overflow it (check_finite)."""
-    from trackers.bench import seeded_checkpoint
-    from trackers import registry
+    from trackers.tools.bench import seeded_checkpoint
+    from trackers.core import registry
     frames = bag_frames(41)
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:

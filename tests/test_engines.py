@@ -1,4 +1,4 @@
-"""ONNX Runtime engine vs torch engine, per tracker (trackers/engines.py).
+"""ONNX Runtime engine vs torch engine, per tracker (trackers/core/engines.py).
 
 Weights: the fixtures' seeded weights (regenerated from ../shared/fixtures manifests, bit-exact
 with the reference recordings) where the published ones are not on this machine; NanoTrack's real
@@ -42,13 +42,14 @@ _frames = []
 
 def bag_frames():
     if not _frames:
-        from trackers.bench import read_frames
+        from trackers.tools.bench import read_frames
         _frames.extend(read_frames(shared_path("data", "videos", "bag.avi"), OPEN_LOOP_FRAMES + 1))
     return _frames
 
 
 def build(name, engine, tmp_path_factory):
-    from trackers import bench, registry
+    from trackers.tools import bench
+    from trackers.core import registry
     spec = registry.get(name)
     if name in bench.SEEDED_FIXTURE:
         shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
@@ -140,7 +141,7 @@ def test_channel_maps_only_while_asked(tmp_path_factory):
 
 
 def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, monkeypatch):
-    from trackers import engines
+    from trackers.core import engines
     cache = str(tmp_path_factory.mktemp("onnx-cache"))
     monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
     first = build("siamscope-default", "onnxruntime", tmp_path_factory)
@@ -168,8 +169,8 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
 
 
 def test_engine_choice_errors_are_one_line(tmp_path_factory):
-    from trackers import registry
-    from trackers.base import EngineError
+    from trackers.core import registry
+    from trackers.core.base import EngineError
     tracker = build("siamscope-default", "torch", tmp_path_factory)
     with pytest.raises(EngineError, match="unknown engine"):
         tracker.set_engine("tensorrt")

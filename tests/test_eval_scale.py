@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, shared_path
-from trackers.cli import main
+from trackers.tools.cli import main
 
 TRACKERS = "csrt,effnet-siamfc-floor"
 FRAMES = "40"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from trackers import evaluate as E
-from trackers.cli import main
-from trackers.results import read_boxes
+from trackers.tools import evaluate as E
+from trackers.tools.cli import main
+from trackers.run.results import read_boxes
 
 
 def _overall(out: str) -> list[float]:
@@ -57,7 +57,7 @@ def test_init_on_first_present_frame(tmp_path):
             self.box = box
 
         def track(self, frame):
-            from trackers.base import TrackResult
+            from trackers.core.base import TrackResult
             return TrackResult(box=self.box, score=1.0)
 
     run = E.run_sequence(Still(), seq)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from tests.conftest import shared_path
-from trackers import evaluate as E
-from trackers import floor as FL
-from trackers import metrics as M
-from trackers import registry
+from trackers.tools import evaluate as E
+from trackers.families import floor as FL
+from trackers.run import metrics as M
+from trackers.core import registry
 
 
 def test_channel_weights_favour_channels_that_fire_on_the_box():

@@ -13,7 +13,7 @@ from tests.conftest import ROOT, SHARED, shared_path
 
 def test_gpu_bench_writes_json_and_markdown_that_read_back(tmp_path):
     shared_path("models", "nanotrack", "nanotrackv2.pth")
-    from trackers import gpu_bench
+    from trackers.tools import gpu_bench
     rc = gpu_bench.main(["--out", str(tmp_path), "--frames", "9", "--cpu-frames", "7",
                          "--trackers", "nanotrack-v2,siamscope-default", "--devices", "cpu,cuda",
                          "--video", shared_path("data", "videos", "bag.avi")])
@@ -35,7 +35,7 @@ def test_gpu_bench_writes_json_and_markdown_that_read_back(tmp_path):
 
 
 def test_gpu_bench_refuses_a_missing_video_in_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "trackers.gpu_bench", "--out", str(tmp_path / "o"),
+    p = subprocess.run([sys.executable, "-m", "trackers.tools.gpu_bench", "--out", str(tmp_path / "o"),
                         "--video", str(tmp_path / "nope.avi")], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr

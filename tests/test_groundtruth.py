@@ -1,12 +1,12 @@
-"""Ground-truth files (trackers/groundtruth.py): the OTB / GOT-10k / LaSOT / VOT layouts, absent frames."""
+"""Ground-truth files (trackers/run/groundtruth.py): the OTB / GOT-10k / LaSOT / VOT layouts, absent frames."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from trackers import metrics
-from trackers.groundtruth import (GroundTruthError, find_groundtruth, iou_by_frame, read_groundtruth,
+from trackers.run import metrics
+from trackers.run.groundtruth import (GroundTruthError, find_groundtruth, iou_by_frame, read_groundtruth,
                                   score_so_far)
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import shared_path
 from tests.test_datasets import N, _got10k
-from trackers import longterm as LT
-from trackers.cli import main
+from trackers.tools import longterm as LT
+from trackers.tools.cli import main
 
 
 def _one_sequence():

@@ -22,9 +22,9 @@ from tests.conftest import box_iou as iou, net_rtol, shared_path
 from models.checkpoint import read_state_dict
 from models.nanotrack import NanoTrack, detect_version
 from models.seeded import state_dict_sha256
-from trackers import registry
-from trackers.crop import to_tensor_layout
-from trackers.nanotrack import build, default_params
+from trackers.core import registry
+from trackers.core.crop import to_tensor_layout
+from trackers.families.nanotrack import build, default_params
 
 VERSIONS = ["v2", "v3"]
 NET_RTOL_TORCH = 1e-5

@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QDoubleSpinBox, QLabel
 
 from tests.app_support import make_window
 from tests.conftest import shared_path
-from trackers import registry
-from trackers.base import param_info
+from trackers.core import registry
+from trackers.core.base import param_info
 
 
 def test_every_variant_has_its_own_defaults_and_every_field_a_meaning():

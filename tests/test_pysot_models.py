@@ -15,7 +15,7 @@ from models.checkpoint import CheckpointError
 from models.heads import DepthwiseRPN, MultiRPN, UPChannelRPN, xcorr_depthwise, xcorr_fast
 from models.necks import AdjustAllLayer
 from tests.conftest import shared_path
-from trackers import registry
+from trackers.core import registry
 
 
 def _randomise_bn(module, gen):

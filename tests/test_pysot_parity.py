@@ -28,8 +28,8 @@ from models.checkpoint import load_into
 from models.pysot import PYSOT_RPN_MODELS
 from models.seeded import seeded_state_dict, state_dict_sha256
 from tests.conftest import net_rtol, shared_path
-from trackers.base import TrackingState
-from trackers.siamrpn import VARIANTS, make_tracker
+from trackers.core.base import TrackingState
+from trackers.families.siamrpn import VARIANTS, make_tracker
 
 FIXTURES = {f"pysot_{v.experiment}": v for v in VARIANTS}
 NETWORK_RTOL = 1e-5      # of max|ref|, README: PyTorch CPU

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, shared_path
 from tests.test_cli_track import BAG_BOX, InProcess, assert_one_line_error, run_main
-from trackers.safe_output import (RESULT_EXTS, VIDEO_EXTS, OutputError, atomic_write,
+from trackers.run.safe_output import (RESULT_EXTS, VIDEO_EXTS, OutputError, atomic_write,
                                   check_output)
 
 
@@ -98,7 +98,7 @@ FILL_UP = r"""
 import resource, signal, sys
 import cv2, numpy as np
 sys.path.insert(0, sys.argv[1])
-from trackers.safe_output import AtomicVideoWriter
+from trackers.run.video_io import AtomicVideoWriter
 frames = [np.random.default_rng(i).integers(0, 255, (240, 320, 3), np.uint8) for i in range(20)]
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (200000, resource.RLIM_INFINITY))

@@ -1,4 +1,4 @@
-"""trackers/session.py: the one run loop the GUI worker, `track`, `eval` and `bench` drive.
+"""trackers/run/session.py: the one run loop the GUI worker, `track`, `eval` and `bench` drive.
 
 Real video (bag.avi), real image folders written here, a real tracker (OpenCV's CSRT: no
 checkpoint, fast on 2 cores). The CLI, eval, bench and GUI tests prove that each of them gives the
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import box_iou, shared_path
-from trackers import evaluate as E
-from trackers import registry
-from trackers.base import BoxError
-from trackers.results import FrameLog
-from trackers.session import SessionError, TrackingFailed, TrackingSession
-from trackers.sources import FrameListSource, SourceError
+from trackers.tools import evaluate as E
+from trackers.core import registry
+from trackers.core.base import BoxError
+from trackers.run.results import FrameLog
+from trackers.run.session import SessionError, TrackingFailed, TrackingSession
+from trackers.run.sources import FrameListSource, SourceError
 
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
@@ -120,7 +120,7 @@ def test_eval_reads_a_folder_in_the_apps_natural_order(tmp_path):
             self.box = box
 
         def track(self, frame):
-            from trackers.base import TrackResult
+            from trackers.core.base import TrackResult
             self.seen.append(frame)
             return TrackResult(box=self.box, score=1.0)
 

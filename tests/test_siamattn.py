@@ -201,7 +201,7 @@ def test_refine_targets_invert_apply_box_deltas():
 
 
 def test_rpn_targets_mark_the_anchor_on_the_box_positive():
-    from trackers.decode import generate_anchors
+    from trackers.core.decode import generate_anchors
     anchors = torch.from_numpy(generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25))
     # a 64x64 box centred 16 px right of the crop centre: the square anchor (index 2) at cell
     # (12, 14) matches it exactly
@@ -226,7 +226,7 @@ def test_mask_targets_crop_the_object_mask_to_the_roi():
 
 def test_refinement_grid_is_the_anchor_grid():
     from models.siamattn import correlation_geometry
-    from trackers.decode import generate_anchors
+    from trackers.core.decode import generate_anchors
     anchors = generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25)
     geom = correlation_geometry(25, 8, 255)
     # anchor cell x offsets from the crop centre (127) == the refinement's cell positions
@@ -394,8 +394,8 @@ def test_onnx_template_search_refine_branches_match_torch():
 # -- the tracker ----------------------------------------------------------------------------------
 def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap(tmp_path):
     import cv2
-    from trackers import registry
-    from trackers.siamattn import SiamAttnTracker
+    from trackers.core import registry
+    from trackers.families.siamattn import SiamAttnTracker
 
     path = shared_path("data", "videos", "bag.avi")
     spec = registry.get("siamattn")

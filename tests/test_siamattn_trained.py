@@ -20,8 +20,8 @@ MIN_IOU = 0.25
 
 def test_trained_weights_load_strictly_and_are_found_by_default(one_thread, tmp_path):
     from models.checkpoint import CheckpointError, read_state_dict
-    from trackers import registry
-    from trackers.siamattn import load_siamattn
+    from trackers.core import registry
+    from trackers.families.siamattn import load_siamattn
     assert os.path.getsize(WEIGHTS) < 8e6
     state = read_state_dict(WEIGHTS)
     assert not any(k.startswith("backbone.") for k in state)     # the backbone comes from its package
@@ -47,8 +47,8 @@ def test_trained_weights_load_strictly_and_are_found_by_default(one_thread, tmp_
 
 
 def test_trained_siamattn_follows_bag(one_thread):
-    from trackers import registry
-    from trackers.results import read_boxes
+    from trackers.core import registry
+    from trackers.run.results import read_boxes
     seq = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(seq, "groundtruth.txt"))
     frames = sorted(os.listdir(os.path.join(seq, "img")))

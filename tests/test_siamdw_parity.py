@@ -68,7 +68,7 @@ def _net(fid):
 
 
 def _fc_tracker(fid, frames, network=None):
-    from trackers.siamfc import SIAMFC_PLUS_CONFIGS, SiamFCPlusTracker
+    from trackers.families.siamfc import SIAMFC_PLUS_CONFIGS, SiamFCPlusTracker
     d = _fixture(fid)
     name = FC[fid][0]
     tr = SiamFCPlusTracker(network if network is not None else _net(fid), SIAMFC_PLUS_CONFIGS[name][3](), name)
@@ -263,7 +263,7 @@ def test_rpn_network_outputs_and_intermediates():
 
 
 def _rpn_tracker(frames, network=None):
-    from trackers.siamdw import SiamRPNPlusTracker
+    from trackers.families.siamdw import SiamRPNPlusTracker
     d = _fixture(RPN)
     tr = SiamRPNPlusTracker(network if network is not None else _net(RPN))
     tr.start(frames[0], d["json"]["init"]["target_pos"], d["json"]["init"]["target_sz"])
@@ -271,7 +271,7 @@ def _rpn_tracker(frames, network=None):
 
 
 def test_rpn_anchors_window_and_crops(frames):
-    from trackers import decode as D
+    from trackers.core import decode as D
     s = _fixture(RPN)["steps"]
     rec = RecordedNet({})
     tr = _rpn_tracker(frames, rec)
@@ -343,7 +343,7 @@ def test_released_checkpoint_formats_load(name, fid, fmt, tmp_path):
     """SiamDW's snapshots are torch.save'd state_dicts, plain or under 'state_dict', with the
     'module.' prefix of DataParallel training (its load_pretrain strips it)."""
     from models.checkpoint import CheckpointError
-    from trackers import registry
+    from trackers.core import registry
     sd = _fixture(fid)["seeded"]
     obj = {"plain": sd, "module": {"module." + k: v for k, v in sd.items()},
            "state_dict": {"state_dict": {"module." + k: v for k, v in sd.items()}, "epoch": 50}}[fmt]
@@ -423,7 +423,7 @@ def test_fc_params_are_the_reference_config(fid, frames):
 
 
 def test_rpn_params_are_the_reference_config():
-    from trackers.siamdw import SiamRPNPlusParams, SiamRPNPlusTracker
+    from trackers.families.siamdw import SiamRPNPlusParams, SiamRPNPlusTracker
     hp = _fixture(RPN)["manifest"]["hyper_parameters_used"]
     p = SiamRPNPlusParams()
     for k in ("penalty_k", "window_influence", "lr", "exemplar_size", "instance_size", "context_amount"):

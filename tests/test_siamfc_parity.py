@@ -57,7 +57,7 @@ def net(seeded):
 
 
 def _tracker(net, fx):
-    from trackers.siamfc import SiamFCTracker
+    from trackers.families.siamfc import SiamFCTracker
     tr = SiamFCTracker(net)
     init = fx["json"]["init"]
     (cy, cx), (h, w) = init["center_yx"], init["target_sz_hw"]
@@ -192,7 +192,7 @@ def test_decode_teacher_forced_every_step(fx, net):
 def test_forty_step_run_matches(fx, net):
     """The whole loop over frames 1..40 (network replaced by its recorded outputs): crops fed at
     the detail steps are the reference's, and the free-running state never leaves 1e-3 px."""
-    from trackers.siamfc import SiamFCTracker
+    from trackers.families.siamfc import SiamFCTracker
     s = fx["steps"]
     rec = RecordedNet(s["raw_response"])
     tr = SiamFCTracker(rec)
@@ -234,7 +234,7 @@ def test_real_network_first_steps_and_result(fx, net):
 def test_released_checkpoint_format_loads(fx, seeded, tmp_path):
     """siamfc-pytorch saves `net.state_dict()` with torch.save (siamfc_alexnet_e50.pth)."""
     from models.checkpoint import CheckpointError
-    from trackers import registry
+    from trackers.core import registry
     path = tmp_path / "siamfc_alexnet_e50.pth"
     torch.save(seeded, path)
     tr = registry.build("siamfc", weights=str(path))
@@ -248,7 +248,7 @@ def test_released_checkpoint_format_loads(fx, seeded, tmp_path):
 
 def test_params_are_the_reference_defaults(fx):
     """SiamFCParams defaults = TrackerSiamFC.parse_args defaults as the reference ran them."""
-    from trackers.siamfc import SiamFCParams, SiamFCTracker
+    from trackers.families.siamfc import SiamFCParams, SiamFCTracker
     hp = fx["manifest"]["hyper_parameters_used"]
     p = SiamFCParams()
     names = {"exemplar_sz": "exemplar_size", "instance_sz": "instance_size", "context": "context_amount",

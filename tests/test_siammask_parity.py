@@ -18,8 +18,8 @@ from models.checkpoint import CheckpointError
 from models.seeded import seeded_state_dict, state_dict_sha256
 from models.siammask import SiamMaskNet
 from tests.conftest import shared_path
-from trackers import registry
-from trackers.siammask import SiamMaskParams, SiamMaskTracker, mask_polygon, mask_to_frame
+from trackers.core import registry
+from trackers.families.siammask import SiamMaskParams, SiamMaskTracker, mask_polygon, mask_to_frame
 
 NET_REL = 1e-5
 SCORE_ATOL = 1e-5

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, shared_path
-from trackers import datasets as D
-from trackers import metrics as M
-from trackers import vot_client as V
-from trackers.cli import main
+from trackers.tools import datasets as D
+from trackers.run import metrics as M
+from trackers.tools import vot_client as V
+from trackers.tools.cli import main
 
 pytestmark = pytest.mark.slow
 VENV = os.environ.get("SIAMSCOPE_VOT_VENV", "/tmp/siamscope-vot-toolkit-0.9.0")

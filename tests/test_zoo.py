@@ -9,8 +9,9 @@ import threading
 import pytest
 
 from tests.conftest import ROOT, shared_path
-from trackers import registry, zoo
-from trackers.cli import main
+from trackers.core import registry
+from trackers.tools import zoo
+from trackers.tools.cli import main
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"     # ~1 MB: several chunks
 

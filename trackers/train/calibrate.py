@@ -53,7 +53,7 @@ def cut_version(frames, gt, other_frames, at: int):
 
 def collect(tracker_factory, frames, gt, name: str) -> dict:
     """Run a tracker with its long-term logic off; per-frame figures, labels and boxes."""
-    from trackers import metrics as M
+    from trackers.run import metrics as M
     tracker = tracker_factory()
     start = int(np.argmax(M.valid_frames(gt)))
     tracker.init(frames[start], tuple(gt[start]))
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    from trackers import metrics as M
+    from trackers.run import metrics as M
     if args.cache and os.path.isfile(args.cache):
         runs = _read_cache(args.cache)
     else:
@@ -174,8 +174,8 @@ def main(argv=None) -> int:
 
 
 def _collect_all(folder: str, tracker: str = "siamscope-default") -> list[dict]:
-    from trackers import registry
-    from trackers.evaluate import find_sequences
+    from trackers.core import registry
+    from trackers.run.sequences import find_sequences
     spec = registry.get(tracker)
     weights = registry.find_weights(spec)
 

@@ -81,7 +81,7 @@ def pseudo_label(seq: LovoSequence, frames: list[np.ndarray], build_teacher) -> 
 def write_lovo(data_dir: str, shared_dir: str, out_dir: str, only: Optional[list[str]] = None,
                log=print) -> list[str]:
     """Write every LOVO sequence (OTB layout + meta.json) under out_dir; returns the folders."""
-    from trackers import registry
+    from trackers.core import registry
     weights = os.path.join(shared_dir, TEACHER_WEIGHTS)
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"the teacher's weights {weights} are missing")

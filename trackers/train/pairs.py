@@ -31,7 +31,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from trackers.crop import get_subwindow
+from trackers.core.crop import get_subwindow
 
 #: videos of ../shared/data/videos used for training; bag.avi / cup.mp4 are the benchmark's sequences
 TRAIN_VIDEOS = ("Megamind.avi", "box.mp4", "tree.avi", "vtest.avi")

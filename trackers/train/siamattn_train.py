@@ -27,7 +27,7 @@ sampling `RegionRefinement.fuse` does, which depends on the crop size only). Eve
 backbone (neck, deformable Siamese attention, RPN, refinement) trains.
 
 Saved file: the non-backbone state dict only (the backbone comes from its package, as the
-default tracker's); `trackers/siamattn.py` loads it strictly.
+default tracker's); `trackers/families/siamattn.py` loads it strictly.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ import torch
 from models.siamattn import (MapGeometry, SiamAttn, SiamAttnConfig, SiamAttnLossWeights, _resample, build_siamattn,
                              mask_targets, refine_targets, rpn_targets, sample_at)
 from models.heads import xcorr_depthwise
-from trackers.crop import get_subwindow
-from trackers.decode import generate_anchors
+from trackers.core.crop import get_subwindow
+from trackers.core.decode import generate_anchors
 
 from .pairs import Library, Pair, PairConfig, Sampler
 from .trainer import _has_ort, _quiet, git_commit, lr_at, pick_device, reuse_or_build
@@ -328,7 +328,7 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     device = pick_device(cfg.device)
     net_cfg = SiamAttnConfig(channels=cfg.channels, refine_channels=cfg.refine_channels)
     if cfg.init_from:
-        from trackers.siamattn import load_siamattn
+        from trackers.families.siamattn import load_siamattn
         net = load_siamattn(cfg.init_from)     # strict: a file of another network is refused
         if net.cfg.channels != cfg.channels or net.cfg.refine_channels != cfg.refine_channels:
             raise ValueError(f"{cfg.init_from} has {net.cfg.channels}/{net.cfg.refine_channels} channels, "

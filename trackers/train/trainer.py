@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
-from trackers.decode import generate_points
+from trackers.core.decode import generate_points
 
 from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
 

@@ -1,0 +1,158 @@
+"""NanoTrack V1 / V2 / V3: the shared Siamese loop (crop -> network -> point decode) on the
+NanoTrack networks (models/nanotrack.py), with the hyper-parameters of the reference configs
+(HonglinChu/SiamTrackers NanoTrack `models/config/configv{1,2,3}.yaml`)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+
+from models.checkpoint import CheckpointError, load_into, read_state_dict
+from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
+
+from ..core.base import param
+from ..core.registry import TrackerSpec, register
+from ..core.siamese import PointDecoder, RPNParams, SiameseRPNTracker
+
+
+@dataclasses.dataclass
+class NanoTrackParams(RPNParams):
+    """Defaults: configv2.yaml (TRACK.*), grid = TRACK.OUTPUT_SIZE, POINT.STRIDE."""
+
+    penalty_k: float = 0.15
+    window_influence: float = 0.49
+    lr: float = 0.385
+    exemplar_size: int = 127
+    instance_size: int = 255
+    context_amount: float = 0.5
+    # (the score grid side, 16 for V1/V2 and 15 for V3, is fixed by the network: the decoder reads
+    # it from the output's shape)
+    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
+                                  "the network)", live=False)
+
+
+#: the reference configs' TRACK values per version
+DEFAULT_PARAMS = {
+    "v1": dict(penalty_k=0.148, window_influence=0.462, lr=0.390),
+    "v2": dict(penalty_k=0.15, window_influence=0.49, lr=0.385),
+    "v3": dict(penalty_k=0.138, window_influence=0.455, lr=0.348),
+}
+
+
+def default_params(version: str) -> NanoTrackParams:
+    return NanoTrackParams(**DEFAULT_PARAMS[version])
+
+
+def load_nanotrack(version: str, weights: str) -> NanoTrack:
+    """Build the network and load a checkpoint strictly; a checkpoint of another model gives a
+    CheckpointError naming the file, the format detected from its keys and the key differences."""
+    net = NanoTrack(version)
+    state = read_state_dict(weights)
+    found = detect_version(state)
+    fmt = f"nanotrack-{found}" if found else "not a NanoTrack checkpoint"
+    if found and found != version:
+        fmt += f", expected nanotrack-{version}"
+    load_into(net, state, str(weights), fmt, ignore=lambda k: k.endswith("num_batches_tracked"))
+    return net.eval()
+
+
+class NanoTracker(SiameseRPNTracker):
+    """SiameseRPNTracker with a point decoder and a lean per-frame network call.
+
+    `engine`: "torch" runs the torch module; "onnxruntime" runs the search branch in ONNX
+    Runtime (models.nanotrack.OnnxSearchEngine, about 3x faster on the CPU for this small
+    network); "auto" (default) takes ONNX Runtime when it is installed and the device is the
+    CPU, else torch. The template is always computed by the torch module.
+    """
+
+    def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
+                 engine: str = "auto"):
+        super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
+        self._input: Optional[torch.Tensor] = None
+        self.engine = None
+        self.set_engine(engine)
+
+    def set_engine(self, choice: str, policy=None) -> str:
+        """NanoTrack keeps its own ONNX Runtime engine (models.nanotrack.OnnxSearchEngine, which
+        also runs on ORT's CUDA provider); "auto" takes it on the CPU, where it measured ~3x eager
+        torch. Its threads follow the compute policy (trackers/core/compute.py)."""
+        from ..core import compute
+        from ..core.base import EngineError
+        if choice not in ("auto", "torch", "onnxruntime"):
+            raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
+        self.engine_choice = choice
+        self.engine = None
+        if choice == "onnxruntime" or (choice == "auto" and self.device.type == "cpu"):
+            try:
+                self.engine = OnnxSearchEngine(self.network, threads=(policy or compute.current()).ort_intra_op_threads,
+                                               search_size=self.params.instance_size, device=str(self.device))
+            except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
+                if choice == "onnxruntime":
+                    raise
+                self.engine = None
+        self.onnx_engine = self.engine    # what the window and the tests look at, as for the other trackers
+        return self.engine_name
+
+    @property
+    def engine_name(self) -> str:
+        return "onnxruntime" if self._use_engine() else "torch"
+
+    def _use_engine(self) -> bool:
+        # the engine was built for one device (its ORT provider) and runs fp32 only
+        return (self.engine is not None and self.precision == "fp32"
+                and self.engine.device_type == self.device.type)
+
+    def _host_input(self, patch: np.ndarray) -> torch.Tensor:
+        h, w = patch.shape[:2]
+        if self._input is None or tuple(self._input.shape[2:]) != (h, w):
+            self._input = torch.empty((1, 3, h, w), dtype=torch.float32)
+        # HWC uint8 -> CHW float32 straight into the reused buffer (same values as to_tensor_layout)
+        np.copyto(self._input.numpy()[0], patch.transpose(2, 0, 1), casting="unsafe")
+        return self._input
+
+    def _tensor(self, patch: np.ndarray) -> torch.Tensor:
+        if self.device.type != "cpu" or self.dtype != torch.float32:
+            return super()._tensor(patch)
+        return self._host_input(patch)
+
+    def run_network(self, patch: np.ndarray) -> dict:
+        if self._use_engine() and patch.shape[0] == self.engine.search_size:
+            # ORT reads a host array (its CUDA provider copies it to the GPU itself)
+            return self.engine.track(self._host_input(patch), with_xcorr=self.collect_channels)
+        with torch.inference_mode():
+            return self.network.track(self._tensor(patch))
+
+    def init(self, frame, box) -> None:
+        with torch.inference_mode():
+            super().init(frame, box)
+        if self.engine is not None:
+            self.engine.set_template(self.network._template_state)
+
+    def to(self, device: str) -> "NanoTracker":
+        super().to(device)
+        if self.engine is not None and self.network._template_state is not None:
+            self.engine.set_template(self.network._template_state)
+        return self
+
+
+def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
+    if weights is None:
+        raise CheckpointError(f"nanotrack-{version} needs a checkpoint (nanotrack{version}.pth)")
+    net = load_nanotrack(version, weights)
+    return NanoTracker(net, default_params(version), name=f"nanotrack-{version}", device=device, engine=engine)
+
+
+_TITLES = {"v1": "NanoTrack V1 (MobileNetV3-small, BAN v1)",
+           "v2": "NanoTrack V2 (MobileNetV3-small, BAN v2)",
+           "v3": "NanoTrack V3 (MobileNetV3-small+, BAN v3)"}
+
+for _v in ("v1", "v2", "v3"):
+    register(TrackerSpec(
+        name=f"nanotrack-{_v}", title=_TITLES[_v], family="NanoTrack",
+        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device)),
+        params_type=NanoTrackParams, default_params=(lambda _v=_v: default_params(_v)), needs_weights=True, weights_file=f"nanotrack{_v}.pth",
+        description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
+                    "pixel-wise correlation + channel attention head."))
+

@@ -1,0 +1,496 @@
+"""`python main.py bench`: tracking speed on the same frames, our trackers against OpenCV's.
+
+Runs our nanotrack-v2 and cv2.TrackerNano (OpenCV's C++ NanoTrack on the published v2 ONNX files)
+over the same decoded frames in one process and prints both frame rates and their ratio; then,
+where registered, the pysot trackers siamrpnpp-r50 and siamrpn-alex on seeded weights (regenerated
+from the fixture manifests: speed does not depend on the weight values, and the published pysot
+weights are not on this machine).
+
+Only `tracker.track(frame)` is timed (crop + network + decode), never decoding or init. The
+trackers run in alternation for several rounds and each keeps its best round, so a burst of load
+from another process hurts both sides alike instead of deciding the ratio.
+"""
+from __future__ import annotations
+
+import json
+import time
+import os
+from typing import Optional
+
+import cv2
+
+from ..core.base import Tracker
+from ..core.paths import REPO_ROOT
+from ..run.session import TrackingSession
+from ..run.sources import FrameListSource
+
+REPO = REPO_ROOT
+SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(REPO, "..", "shared"))
+DEFAULT_VIDEO = os.path.join(SHARED, "data", "videos", "bag.avi")
+DEFAULT_NANO_DIR = os.path.join(SHARED, "models", "nanotrack")
+BAG_BOX = (292.23, 128.36, 145.96, 132.47)
+# pysot trackers timed on seeded weights: registry name -> fixture folder
+PYSOT_SEEDED = {"siamrpnpp-r50": "pysot_siamrpn_r50_l234_dwxcorr", "siamrpn-alex": "pysot_siamrpn_alex_dwxcorr"}
+# `bench --all`: trackers whose published weights are not on this machine are timed on the
+# fixtures' seeded weights (same network, same cost per frame): registry name -> fixture folder.
+SEEDED_FIXTURE = {
+    "siamrpn-alex": "pysot_siamrpn_alex_dwxcorr",
+    "siamrpnpp-r50": "pysot_siamrpn_r50_l234_dwxcorr",
+    "siamrpnpp-mobilev2": "pysot_siamrpn_mobilev2_l234_dwxcorr",
+    "siamrpnpp-r50-lt": "pysot_siamrpn_r50_l234_dwxcorr_lt",
+    "siammask-r50": "pysot_siammask_r50_l3",
+    "siamfc": "siamfc_alexnet",
+    "siamfc-res22": "siamdw_siamfcres22",
+    "siamfc-incep22": "siamdw_siamfcincep22",
+    "siamfc-next22": "siamdw_siamfcnext22",
+    "siamrpn-res22": "siamdw_siamrpnres22",
+    "dasiamrpn-big": "dasiamrpn_big",
+    "dasiamrpn-vot": "dasiamrpn_vot",
+}
+
+
+#: Reference implementations' fps on the bag frames, 2 torch threads, quiet machine, as issue #11
+#: records them (pysot for the SiamRPN family and SiamMask, HonglinChu's NanoTrack python code).
+#: Not re-measured here: the reference code is not installed on this machine.
+REFERENCE_FPS = {
+    "siamrpn-alex": ("pysot SiamRPN (AlexNet)", 18.6),
+    "siamrpnpp-mobilev2": ("pysot SiamRPN++ MobileNetV2", 9.1),
+    "siamrpnpp-r50": ("pysot SiamRPN++ R50", 2.2),
+    "siammask-r50": ("pysot SiamMask", 3.4),
+    "nanotrack-v2": ("NanoTrack v2 python", 84.0),
+}
+REFERENCE_HOW = ("reference fps: issue #11's figures for the reference Python code (same bag frames, 2 torch "
+                 "threads, quiet 2-core machine); not re-measured in this run")
+#: the targets of issue #11, printed next to the figures
+TARGET_VS_REFERENCE = 1.5
+TARGET_LOADED = 0.7
+TARGET_GUI = 0.9
+#: `bench --load` / `--gui` trackers by default: the two the app is used with most, and the pysot AlexNet
+LOAD_TRACKERS = ("siamscope-default", "nanotrack-v2", "siamrpn-alex")
+GUI_TRACKERS = ("nanotrack-v2", "siamscope-default")
+
+
+class BenchError(OSError):
+    """Missing input for the benchmark (reported as one line by the CLI)."""
+
+
+def read_frames(path: str, limit: Optional[int] = None) -> list:
+    from ..run.sources import open_source
+    source = open_source(path)
+    frames = []
+    try:
+        while (limit is None or len(frames) < limit) and (frame := source.read()) is not None:
+            frames.append(frame)
+    finally:
+        source.close()
+    if len(frames) < 2:
+        raise BenchError(f"{path!r} has fewer than 2 frames")
+    return frames
+
+
+def time_tracker(tracker: Tracker, frames: list, box) -> float:
+    """Seconds spent in track() over frames[1:], after init on frames[0] (frames decoded beforehand)."""
+    session = TrackingSession.open(FrameListSource(frames), tracker)
+    session.init(box)
+    while session.advance() is not None:
+        pass
+    return session.tracked_seconds
+
+
+def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
+    """Alternate the trackers for `rounds` rounds; fps of each one's fastest round."""
+    best = {name: float("inf") for name in trackers}
+    for _ in range(rounds):
+        for name, tracker in trackers.items():
+            best[name] = min(best[name], time_tracker(tracker, frames, box))
+    return {name: (len(frames) - 1) / t for name, t in best.items()}
+
+
+def build_ours(nano_dir: str, weights: Optional[str], engine: str = "auto"):
+    from ..families import nanotrack
+    from ..core import registry
+    path = weights or os.path.join(nano_dir, "nanotrackv2.pth")
+    if not os.path.isfile(path):
+        found = registry.find_weights(registry.get("nanotrack-v2"))
+        if found is None:
+            raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
+        path = found
+    tracker = nanotrack.build("v2", path, engine=engine)
+    tracker.collect_channels = False  # nothing draws the channel grid here
+    return tracker
+
+
+def build_cv2_nano(nano_dir: str):
+    from ..families.opencv_trackers import OpenCVNanoTracker
+    backbone = os.path.join(nano_dir, "nanotrackv2_backbone_sim.onnx")
+    head = os.path.join(nano_dir, "nanotrackv2_head_sim.onnx")
+    for f in (backbone, head):
+        if not os.path.isfile(f):
+            raise BenchError(f"cv2.TrackerNano needs {f!r}, which does not exist (pass --nanotrack-dir)")
+    return OpenCVNanoTracker(backbone, head)
+
+
+def build_seeded_pysot(name: str, fixtures_dir: str):
+    """A registered pysot tracker with the fixture's seeded weights, or None (with the reason)."""
+    from ..core import registry
+    try:
+        registry.get(name)
+        from ..families import siamrpn
+    except (KeyError, ImportError) as e:
+        return None, f"not available ({e})"
+    manifest_path = os.path.join(fixtures_dir, PYSOT_SEEDED[name], "manifest.json")
+    if not os.path.isfile(manifest_path):
+        return None, f"skipped: {manifest_path} is absent"
+    from models.checkpoint import load_into
+    from models.seeded import seeded_state_dict
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    v = siamrpn.VARIANT_BY_NAME[name]
+    net = siamrpn.build_network(v.experiment)
+    load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
+    tracker = siamrpn.make_tracker(v, net.eval())
+    tracker.collect_channels = False
+    return tracker, ""
+
+
+def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
+    """Write the fixture's seeded weights as a plain state_dict checkpoint; return its path."""
+    import torch
+    from models.seeded import seeded_state_dict, seeded_state_dict_torch
+    with open(os.path.join(fixture_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    # pysot / NanoTrack manifests carry `seeded_rule` (NumPy rule); the classic ones a torch.Generator rule
+    state = seeded_state_dict(manifest) if "seeded_rule" in manifest else seeded_state_dict_torch(manifest)
+    path = os.path.join(out_dir, os.path.basename(fixture_dir) + ".pth")
+    torch.save(state, path)
+    return path
+
+
+def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
+    """(weights, how) for timing a registered tracker: the fixture's seeded weights where the
+    published ones are not on this machine (same network, same cost per frame), else the real ones."""
+    from ..core import registry
+    if spec.name in SEEDED_FIXTURE:
+        fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
+        if not os.path.isdir(fixture):
+            raise BenchError(f"{fixture} is absent")
+        return seeded_checkpoint(fixture, tmp), "seeded weights"
+    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+        return os.path.join(nano_dir, spec.weights_file), "real weights"
+    if spec.needs_weights:
+        found = registry.find_weights(spec)
+        if found is None and spec.name == "siamattn":
+            return "seed:0", "seeded weights"
+        return found, "real weights"
+    return None, "no checkpoint"
+
+
+#: frames tracked before the soak's first RSS reading: the first frames allocate the network's
+#: working buffers once (SiamMask: about 70 MB), which is not growth per frame
+SOAK_WARMUP = 20
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def soak(video: str, box, n_frames: int, fixtures_dir: str, nano_dir: str, names=None) -> list[tuple]:
+    """`bench --soak N`: every tracker over N frames (the video looped), keeping per frame what the
+    GUI keeps for a run (the RunRecord row and the slim result with its mask packed), with the
+    channel maps computed as the GUI has them. Prints RSS after init and after the N frames."""
+    import gc
+    import tempfile
+    from ..core import registry
+    from models.checkpoint import CheckpointError
+    from ..run.results import RunRecord, slim
+    from ..run.sources import open_source
+    rows = []
+    print(f"soak: {n_frames} frames per tracker on {os.path.basename(video)} (looped) after {SOAK_WARMUP} "
+          "warm-up frames, keeping what the app keeps per frame; RSS in MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in registry.all_trackers():
+            if names and spec.name not in names:
+                continue
+            try:
+                weights, how = tracker_weights(spec, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
+                continue
+            try:
+                tracker = registry.build(spec.name, weights)
+            except (CheckpointError, OSError, KeyError) as e:
+                print(f"  {spec.name:22s} skipped: {str(e).splitlines()[0]}")
+                continue
+            source = open_source(video)
+            record, kept, masks = RunRecord(tracker=spec.name), {}, {}
+            tracker.init(source.read(), box)
+            record.add_init(0, box)
+
+            def step(i):
+                nonlocal source
+                frame = source.read()
+                if frame is None:            # loop the video; the tracker goes on as on a long one
+                    source.close()
+                    source = open_source(video)
+                    frame = source.read()
+                result = tracker.track(frame)
+                record.add(i, result)
+                kept[i], packed = slim(result)
+                if packed is not None:
+                    masks[i] = packed
+
+            for i in range(1, SOAK_WARMUP + 1):
+                step(i)
+            gc.collect()
+            start = rss_mb()
+            for i in range(SOAK_WARMUP + 1, SOAK_WARMUP + n_frames + 1):
+                step(i)
+            source.close()
+            gc.collect()
+            end = rss_mb()
+            per_frame = (end - start) * 1024 / n_frames
+            print(f"  {spec.name:22s} start {start:7.1f}  end {end:7.1f}  ({end - start:+7.1f} MB, "
+                  f"{per_frame:+6.1f} kB/frame; {how} weights)", flush=True)
+            rows.append((spec.name, start, end))
+            tracker = record = kept = masks = None   # freed before the next tracker is measured
+            gc.collect()
+    return rows
+
+
+#: the name issue 16's GPU bench knows it by
+tracker_weights = bench_weights
+
+
+def build_for_bench(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
+    """(tracker, how) with channel maps off (nothing draws them here); raises BenchError when it cannot be built."""
+    from ..core import registry
+    from ..core.base import EngineError
+    from models.checkpoint import CheckpointError
+    spec = registry.get(name)
+    weights, how = bench_weights(spec, fixtures_dir, nano_dir, tmp)
+    try:
+        tracker = registry.build(name, weights, engine=engine)
+    except (CheckpointError, EngineError, OSError, KeyError) as e:
+        raise BenchError(str(e).splitlines()[0]) from None
+    if hasattr(tracker, "collect_channels"):
+        tracker.collect_channels = False
+    return tracker, how
+
+
+def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int, engine: str = "auto") -> None:
+    """Time every registered tracker on the same frames (`bench --all`), next to the reference figures."""
+    import tempfile
+    from ..core import registry
+    sub = frames[: n_frames + 1]
+    print(f"all trackers, {len(sub) - 1} frames each, engine {engine} (seeded = fixture weights, same cost per frame):")
+    print(f"  ({REFERENCE_HOW}; target >= {TARGET_VS_REFERENCE}x)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in registry.all_trackers():
+            try:
+                tracker, how = build_for_bench(spec.name, engine, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {spec.name:22s} skipped: {e}")
+                continue
+            f = best_fps({spec.name: tracker}, sub, box, 1)[spec.name]
+            line = f"  {spec.name:22s} {f:7.1f} fps  {tracker.engine_name:11s} ({how})"
+            if spec.name in REFERENCE_FPS:
+                ref_name, ref = REFERENCE_FPS[spec.name]
+                line += f"  reference {ref_name} {ref:.1f} fps -> {f / ref:.2f}x"
+            print(line, flush=True)
+
+
+def start_busy_process():
+    """One process that keeps a core busy (`while True: pass`), as a desktop's other work does."""
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
+    """Each tracker idle, then with one busy core (a process this command starts and stops), same
+    frames, same process: prints both fps and their ratio; returns [(name, idle, loaded)]."""
+    import tempfile
+    print(f"load test: {len(frames) - 1} frames x {rounds} rounds per figure, idle and loaded rounds alternating "
+          f"(fps over all rounds); 'loaded' = one extra process spinning a core (`while True: pass`), started "
+          f"and stopped by this command; target >= {TARGET_LOADED}x")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            try:
+                tracker, how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {name:22s} skipped: {e}")
+                continue
+            time_tracker(tracker, frames[:4], box)          # warm-up outside both figures
+            # idle and loaded rounds alternate, so a change in the machine's own load during the
+            # run hits both figures alike
+            spent = {"idle": 0.0, "loaded": 0.0}
+            for _ in range(rounds):
+                spent["idle"] += time_tracker(tracker, frames, box)
+                busy = start_busy_process()
+                try:
+                    time.sleep(0.2)                          # let the busy process reach its core
+                    spent["loaded"] += time_tracker(tracker, frames, box)
+                finally:
+                    busy.kill()
+                    busy.wait()
+            idle, loaded = (rounds * (len(frames) - 1) / spent[k] for k in ("idle", "loaded"))
+            rows.append((name, idle, loaded))
+            print(f"  {name:22s} {tracker.engine_name:11s} idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
+                  f"ratio {loaded / idle:.2f}", flush=True)
+    return rows
+
+
+def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str) -> list:
+    """GUI vs `track` on the same frames, in this one run: each tracker's `track` fps (a child
+    `python main.py track`), then the app driven offscreen at speed "max" with the heatmap on the
+    video and the channel grid shown (a child `python -m app.gui_bench`). Returns [(name, cli, gui)]."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from ..core import compute
+    main_py = os.path.join(REPO, "main.py")
+    print(f"GUI vs headless on {os.path.basename(video)}: fps = frames / time in tracker.track(), in `track` and in "
+          f"the app (offscreen, speed max, heatmap + channel grid shown); GUI wall = tracked frames per wall "
+          f"second in the app; target >= {TARGET_GUI}x")
+    rows = []
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    box_arg = ",".join(f"{v:g}" for v in box)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = video
+        if n_frames:
+            clip = os.path.join(tmp, "frames")
+            os.makedirs(clip)
+            for i, f in enumerate(read_frames(video, n_frames + 1)):
+                cv2.imwrite(os.path.join(clip, f"{i:05d}.png"), f)
+        for name in names:
+            from ..core import registry
+            spec = registry.get(name)
+            weights = os.path.join(nano_dir, spec.weights_file) if name.startswith("nanotrack-") else None
+            common = ["--tracker", name, "--box", box_arg, "--engine", engine]
+            if weights:
+                common += ["--weights", weights]
+            common += ["--threads", str(threads or 0)]      # last: replaced below
+            cli = subprocess.run([sys.executable, main_py, "track", clip, *common], env=env,
+                                 capture_output=True, text=True)
+            gui = subprocess.run([sys.executable, "-m", "app.gui_bench", clip, *common], env=env, cwd=REPO,
+                                 capture_output=True, text=True)
+            try:
+                cli_fps = float(cli.stdout.strip().splitlines()[-1].split()[0])
+                result = json.loads(gui.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                print(f"  {name:22s} failed: {(cli.stderr or gui.stderr).strip().splitlines()[-1:]}")
+                continue
+            gui_fps = result["fps"]
+            rows.append((name, cli_fps, gui_fps))
+            same = ""
+            if not threads and result["threads"] != compute.current().threads:
+                # the app keeps a core for its Qt thread: `track` at the app's thread count too, so
+                # the cost of the window itself shows apart from the core it keeps
+                again = subprocess.run([sys.executable, main_py, "track", clip, *common[:-2], "--threads",
+                                        str(result["threads"])], env=env, capture_output=True, text=True)
+                try:
+                    same_fps = float(again.stdout.strip().splitlines()[-1].split()[0])
+                    same = (f"; `track` at the app's {result['threads']} thread(s): {same_fps:.1f} fps -> "
+                            f"{gui_fps / same_fps:.2f}x")
+                except (IndexError, ValueError):
+                    pass
+            print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps   ratio {gui_fps / cli_fps:.2f}   "
+                  f"(GUI wall {result['wall_fps']:.1f} fps = {result['wall_fps'] / cli_fps:.2f}x; {result['frames']} "
+                  f"frames, {result['drawn']} drawn, engine {result['engine']}, {result['threads']} threads{same})",
+                  flush=True)
+    return rows
+
+
+def cmd_bench(args) -> int:
+    from ..core.compute import apply_compute
+    policy = apply_compute(args)
+    print(policy.summary())
+    video = args.video or DEFAULT_VIDEO
+    if not os.path.exists(video):
+        raise BenchError(f"video {video!r} does not exist (pass --video)")
+    box = tuple(float(v) for v in args.box.split(",")) if args.box else BAG_BOX
+    if args.soak:
+        names = [n.strip() for n in args.trackers.split(",")] if args.trackers else None
+        soak(video, box, args.soak, os.path.join(SHARED, "fixtures"), args.nanotrack_dir or DEFAULT_NANO_DIR, names)
+        return 0
+    nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
+    fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
+        if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if args.gui:
+        names = _names(args.trackers, GUI_TRACKERS)
+        bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir)
+        return 0
+    names = _names(args.trackers, LOAD_TRACKERS) if args.load else []
+    frames = read_frames(video, args.frames)
+    if args.load:
+        bench_load(frames[: args.load_frames + 1], box, names, args.engine, args.rounds, fixtures_dir, nano_dir)
+        return 0
+    ours = build_ours(nano_dir, args.weights, args.engine)
+    theirs = build_cv2_nano(nano_dir)
+    fps = best_fps({"ours": ours, "cv2": theirs}, frames, box, args.rounds)
+    n = len(frames) - 1
+    print(f"video {os.path.basename(video)}: {n} tracked frames, best of {args.rounds} rounds")
+    print(f"nanotrack-v2 (ours, {ours.engine_name}): {fps['ours']:.1f} fps")
+    print(f"cv2.TrackerNano (OpenCV, v2 ONNX): {fps['cv2']:.1f} fps")
+    print(f"ratio ours/cv2: {fps['ours'] / fps['cv2']:.2f} (target >= 1.2)")
+    if args.all:
+        bench_all(frames, box, fixtures_dir, nano_dir, args.pysot_frames, args.engine)
+    elif not args.no_pysot:
+        sub = frames[: args.pysot_frames + 1]
+        for name in PYSOT_SEEDED:
+            tracker, why = build_seeded_pysot(name, fixtures_dir)
+            if tracker is None:
+                print(f"{name}: {why}")
+                continue
+            if args.engine != "torch":
+                tracker.set_engine(args.engine)
+            f = best_fps({name: tracker}, sub, box, 1)[name]
+            print(f"{name} (seeded weights, {tracker.engine_name}): {f:.2f} fps ({len(sub) - 1} frames)")
+    return 0
+
+
+def _names(text: Optional[str], default) -> list:
+    from ..core import registry
+    if not text:
+        return list(default)
+    if text == "all":
+        return [s.name for s in registry.all_trackers()]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        registry.get(n)      # an unknown name fails before anything runs
+    return names
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="tracking speed: our NanoTrack v2 vs cv2.TrackerNano, pysot trackers")
+    p.add_argument("--video", help="video or image folder (default ../shared/data/videos/bag.avi)")
+    p.add_argument("--box", help="init box x,y,w,h (default: the bag box 292.23,128.36,145.96,132.47)")
+    p.add_argument("--nanotrack-dir", help="folder with nanotrackv2.pth and the v2 ONNX files "
+                                           "(default ../shared/models/nanotrack)")
+    p.add_argument("--weights", help="our nanotrack-v2 checkpoint (default: in --nanotrack-dir)")
+    p.add_argument("--frames", type=int, help="use only the first N frames")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
+    from ..core.compute import add_compute_arguments
+    add_compute_arguments(p)
+    p.add_argument("--pysot-frames", type=int, default=20, help="frames for the pysot trackers (default 20)")
+    p.add_argument("--no-pysot", action="store_true", help="skip the pysot trackers")
+    p.add_argument("--all", action="store_true",
+                   help="time every registered tracker (seeded fixture weights where the published ones are absent)")
+    p.add_argument("--load", action="store_true",
+                   help="each tracker idle and with one busy core (a process this command starts): both fps, ratio")
+    p.add_argument("--load-frames", type=int, default=40, help="frames per --load figure (default 40)")
+    p.add_argument("--gui", action="store_true",
+                   help="the app (offscreen, speed max, heatmap + channel grid) vs `track` on the same frames")
+    p.add_argument("--trackers", help="comma-separated trackers for --load / --gui / --soak, or 'all' (--load / --gui) "
+                                      f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
+    p.add_argument("--soak", type=int, metavar="N",
+                   help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,194 @@
+"""Evaluation as independent sequence x tracker jobs, run here, in local processes or on Ray.
+
+A job names its tracker (registry name, checkpoint path, device, thread count) and its sequence
+(image paths and ground truth) and returns the boxes, confidences and per-frame times; it builds
+its own tracker, so it can run in any process that can see the files. Results are written by the
+driver only (trackers/tools/eval_results.py), so a job that dies leaves nothing behind and is simply run
+again.
+
+Executors:
+- `serial`: in this process, one job after the other (what `eval` always did);
+- `processes`: a pool of local processes (one per core by default); a worker that dies takes the
+  pool down with it, so the pool is rebuilt and the unfinished jobs are submitted again;
+- `ray`: Ray tasks (trackers/tools/ray_eval.py), retried by Ray when their worker dies.
+
+Each job runs its tracker with `threads` torch / OpenCV threads (1 unless told), in whichever
+executor, so the boxes are the same bit for bit wherever the job ran.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from .eval_core import EvalError, Sequence, run_sequence
+
+MAX_ATTEMPTS = 3
+
+
+@dataclasses.dataclass
+class EvalJob:
+    tracker: str
+    weights: Optional[str]
+    device: str
+    threads: int
+    sequence: Sequence
+    engine: str = "auto"          # what runs the network (trackers/core/engines.py)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tracker, self.sequence.name)
+
+
+@dataclasses.dataclass
+class JobResult:
+    tracker: str
+    sequence: str
+    boxes: np.ndarray        # (N, 4), NaN before the first annotated frame
+    scores: np.ndarray       # (N,) the tracker's confidence, NaN where it did not track
+    times: np.ndarray        # (N,) seconds in init() / track(), NaN where neither ran
+    start: int = 0           # the init frame
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tracker, self.sequence)
+
+    @property
+    def tracked(self) -> int:
+        return int(np.isfinite(self.times[self.start + 1:]).sum())
+
+    @property
+    def seconds(self) -> float:
+        t = self.times[self.start + 1:]
+        return float(np.nansum(t)) if np.isfinite(t).any() else 0.0
+
+
+class _Recording:
+    """Wraps a tracker to keep what run_sequence drops: each frame's confidence and time."""
+
+    def __init__(self, tracker, n: int, start: int):
+        self.tracker = tracker
+        self.scores = np.full(n, np.nan)
+        self.times = np.full(n, np.nan)
+        self.i = start
+
+    def init(self, frame, box):
+        t0 = time.perf_counter()
+        self.tracker.init(frame, box)
+        self.times[self.i] = time.perf_counter() - t0
+        self.scores[self.i] = 1.0
+
+    def track(self, frame):
+        self.i += 1
+        t0 = time.perf_counter()
+        result = self.tracker.track(frame)
+        self.times[self.i] = time.perf_counter() - t0
+        self.scores[self.i] = float(result.score)
+        return result
+
+
+def set_threads(n: int) -> None:
+    """The job's compute policy (trackers/core/compute.py): n threads for torch, ONNX Runtime and OpenCV."""
+    from trackers.core import compute
+    compute.apply(compute.decide(max(1, n)))
+
+
+def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
+    """Build the tracker and run one OPE pass over the sequence."""
+    from trackers.run import metrics as M
+    from trackers.core import registry
+    if set_thread_count:
+        set_threads(job.threads)
+    seq = job.sequence
+    start = int(np.argmax(M.valid_frames(seq.gt)))
+    rec = _Recording(registry.build(job.tracker, job.weights, job.device, engine=job.engine), len(seq.frames), start)
+    run = run_sequence(rec, seq)
+    return JobResult(job.tracker, seq.name, run.boxes, rec.scores, rec.times, start)
+
+
+# -- progress ---------------------------------------------------------------------------------------
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class ProgressBar:
+    """'[#####.....] 3/10 jobs  0:12 elapsed  ETA 0:28' on stderr: redrawn in place on a terminal,
+    one line per finished job otherwise (logs, CI)."""
+
+    def __init__(self, total: int, stream=None, width: int = 30):
+        self.total, self.done, self.width = total, 0, width
+        self.stream = stream or sys.stderr
+        self.t0 = time.monotonic()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def line(self, now: Optional[float] = None) -> str:
+        elapsed = (now if now is not None else time.monotonic()) - self.t0
+        filled = int(self.width * self.done / self.total) if self.total else self.width
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        return (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} jobs  "
+                f"{_clock(elapsed)} elapsed  ETA {_clock(eta) if eta is not None else '?'}")
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        text = self.line() + (f"  {note}" if note else "")
+        if self.tty:
+            self.stream.write("\r" + text + ("\n" if self.done == self.total else ""))
+        else:
+            self.stream.write("# " + text + "\n")
+        self.stream.flush()
+
+
+# -- executors --------------------------------------------------------------------------------------
+def run_serial(jobs: list[EvalJob], on_result: Callable[[JobResult], None]) -> None:
+    for job in jobs:
+        on_result(run_job(job, set_thread_count=False))
+
+
+def _pool(workers: int) -> cf.ProcessPoolExecutor:
+    # spawn, not fork: torch's and OpenCV's thread pools do not survive a fork
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_processes(jobs: list[EvalJob], on_result: Callable[[JobResult], None], workers: int,
+                  note: Callable[[str], None] = lambda m: None) -> None:
+    """Jobs in a pool of local processes. A worker that dies breaks the whole pool: the pool is
+    rebuilt and the jobs it had not finished are submitted again (at most MAX_ATTEMPTS times)."""
+    attempts = {job.key: 0 for job in jobs}
+    pending = list(jobs)
+    while pending:
+        with _pool(workers) as pool:
+            futures = {}
+            for job in pending:
+                attempts[job.key] += 1
+                futures[pool.submit(run_job, job)] = job
+            broken = []
+            for fut in cf.as_completed(futures):
+                job = futures[fut]
+                try:
+                    result = fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken.append(job)
+                    continue
+                on_result(result)
+        pending = []
+        for job in broken:
+            if attempts[job.key] >= MAX_ATTEMPTS:
+                raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker process died "
+                                f"{MAX_ATTEMPTS} times")
+            pending.append(job)
+        if pending:
+            note(f"a worker process died: {len(pending)} unfinished job(s) submitted again")
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
