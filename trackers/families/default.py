@@ -127,33 +127,37 @@ def box_histogram(frame: np.ndarray, center, size, bins=(16, 8)) -> np.ndarray:
     return cv2.normalize(hist, None, 1, 0, cv2.NORM_L1)
 
 
+def centre_features(maps) -> list[torch.Tensor]:
+    """The centre half of each (1, C, k, k) map, flattened, on the CPU."""
+    out = []
+    for f in maps:
+        k = f.shape[-1]
+        o = k // 4
+        out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
+    return out
+
+
 class TargetVerifier:
     """The first frame's target kept as EfficientNet-Lite0 features (stride 8 and 16) and a
     hue-saturation histogram; a candidate box is compared with it. Finer features keep colour and
     texture that a stride-16 match abstracts away (two faces match at stride 16; hair and glasses
     tell them apart at stride 8). Training-free: ImageNet weights only."""
 
-    def __init__(self, backbone, exemplar_size: int, context_amount: float, to_tensor):
-        self.backbone = backbone            # returns the (stride 8, stride 16) maps
+    def __init__(self, features_of, exemplar_size: int, context_amount: float):
+        # features_of: an exemplar crop (HWC uint8) -> [stride-8, stride-16] features of its centre
+        # half, flattened (the target itself, little of its context); each localiser runs it in
+        # its own engine
+        self.features_of = features_of
         self.exemplar_size = exemplar_size
         self.context_amount = context_amount
-        self.to_tensor = to_tensor          # the tracker's HWC uint8 -> network input
         self.template: list[torch.Tensor] = []
         self.colour = None
 
     def features(self, frame: np.ndarray, center, size, channel_average) -> list[torch.Tensor]:
-        """Centre halves of the maps of an exemplar crop at (center, size): the target itself, little
-        of its context."""
         pad = self.context_amount * (size[0] + size[1])
         s_z = math.sqrt((size[0] + pad) * (size[1] + pad))
-        patch = get_subwindow(frame, center, self.exemplar_size, round(s_z), channel_average)
-        out = []
         with torch.inference_mode():
-            for f in self.backbone(self.to_tensor(patch)):
-                k = f.shape[-1]
-                o = k // 4
-                out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
-        return out
+            return self.features_of(get_subwindow(frame, center, self.exemplar_size, round(s_z), channel_average))
 
     def set_target(self, frame: np.ndarray, center, size, channel_average) -> None:
         self.channel_average = channel_average
@@ -316,8 +320,7 @@ class DefaultTracker(LongTermGuard, SiameseRPNTracker):
 
     def __init__(self, network: SiamScopeNet, params: DefaultParams, device: str = "cpu", name: str = "siamscope-default"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
-        self.verifier = TargetVerifier(self.network.backbone, params.exemplar_size, params.context_amount,
-                                       self._tensor)
+        self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
         self.lost = False
         self.low_frames = 0
 
@@ -369,6 +372,9 @@ class DefaultTracker(LongTermGuard, SiameseRPNTracker):
     def presence_figures(self, ctx, best: int, fine: float, coarse: float) -> tuple[float, float]:
         return float(ctx.out["appearance"].reshape(-1)[best]), fine
 
+    def _verify_features(self, patch: np.ndarray) -> list[torch.Tensor]:
+        return centre_features(self.network.backbone(self._tensor(patch)))
+
     def verify(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
         return self.verifier.compare(frame, center, size)
 
@@ -386,11 +392,14 @@ class GuardedNanoTracker(LongTermGuard, NanoTracker):
 
     def __init__(self, network, params: NanoGuardParams, name: str, device: str = "cpu", engine: str = "auto"):
         super().__init__(network, params, name=name, device=device, engine=engine)
-        backbone = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval().to(self.device)
-        self.verifier = TargetVerifier(backbone, params.exemplar_size, params.context_amount,
-                                       lambda patch: torch.from_numpy(to_tensor_layout(patch)).to(self.device))
+        self.verify_backbone = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval().to(self.device)
+        self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
         self.lost = False
         self.low_frames = 0
+
+
+    def _verify_features(self, patch: np.ndarray) -> list[torch.Tensor]:
+        return centre_features(self.verify_backbone(torch.from_numpy(to_tensor_layout(patch)).to(self.device)))
 
 
 def build_guarded_nanotrack(weights: Optional[str] = None, device: str = "cpu") -> GuardedNanoTracker:
