@@ -22,7 +22,6 @@ Inputs are raw 0..255 BGR float tensors (no normalisation), as the reference fee
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -369,90 +368,3 @@ def detect_version(keys) -> str | None:
     if any(k.startswith("ban_head.corr_pw.") for k in keys):
         return "v1"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# ONNX Runtime engine for the per-frame search branch
-
-
-class _SearchBranch(nn.Module):
-    """backbone(x) + head with the template state as explicit inputs: the graph exported to ONNX."""
-
-    def __init__(self, net: NanoTrack, state_keys):
-        super().__init__()
-        self.net, self.state_keys = net, list(state_keys)
-
-    def forward(self, x, *state):
-        cls, loc, xcorr = self.net.ban_head(dict(zip(self.state_keys, state)), self.net.backbone(x))
-        return (cls, loc, *[t for _, _, t in xcorr])
-
-
-class OnnxSearchEngine:
-    """Runs NanoTrack's search branch (backbone + BAN head) in ONNX Runtime, on the CPU or, with
-    device "cuda", on ORT's CUDA provider (models.device.ort_session refuses a silent CPU fallback).
-
-    The torch module stays the source of truth: it computes the template state (once per target)
-    and is exported, with its loaded weights, to an in-memory ONNX graph when the engine is built.
-    ORT fuses conv+BN+activation and runs the small convolutions with less per-op overhead than
-    eager PyTorch, which matters at NanoTrack's size (a few ms per frame). Outputs agree with the
-    torch module to ~1e-6 of their magnitude (tests/test_nanotrack_parity.py).
-    """
-
-    def __init__(self, net: NanoTrack, threads: int = 1, search_size: int = 255, device: str = "cpu"):
-        import io
-        import warnings
-
-        import onnxruntime as ort
-
-        from models.device import ort_session
-
-        net = net.eval()
-        # the example inputs live where the module's weights are (a module already moved to CUDA
-        # exports from there); the exported graph itself holds no device
-        on = next(net.parameters()).device
-        with torch.no_grad():
-            z = torch.zeros(1, 3, 127, 127, device=on)
-            state = net.ban_head.template(net.backbone(z))
-            self.state_keys = sorted(state)
-            x = torch.zeros(1, 3, search_size, search_size, device=on)
-            _, _, xcorr = net.ban_head(state, net.backbone(x))
-            self.xcorr_names = [(level, branch) for level, branch, _ in xcorr]
-            out_names = ["cls", "loc"] + [f"xcorr_{i}" for i in range(len(xcorr))]
-            buf = io.BytesIO()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(_SearchBranch(net, self.state_keys).eval(),
-                                  (x, *[state[k] for k in self.state_keys]), buf,
-                                  input_names=["x", *[f"template_{k}" for k in self.state_keys]], output_names=out_names,
-                                  opset_version=17, dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # no busy-waiting between ops: on a shared or small machine spinning threads steal the
-        # CPU other work (the GUI, the video decoder) needs
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort_session(buf.getvalue(), opts, torch.device(device))
-        self.provider = self.session.get_providers()[0]
-        self.device_type = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
-        self.search_size = search_size
-        self._feed: dict = {}
-        self._all_outputs = out_names
-        self._main_outputs = out_names[:2]
-
-    def set_template(self, state: dict) -> None:
-        self._feed = {f"template_{k}": np.ascontiguousarray(state[k].detach().cpu().numpy(), dtype=np.float32)
-                      for k in self.state_keys}
-
-    def track(self, x, with_xcorr: bool = True) -> dict:
-        """x: (1, 3, 255, 255) float32 array or tensor -> {'cls', 'loc', 'xcorr'} as tensors."""
-        if not self._feed:
-            raise RuntimeError("OnnxSearchEngine.track() called before set_template()")
-        x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-        names = self._all_outputs if with_xcorr else self._main_outputs
-        outs = self.session.run(names, {"x": x, **self._feed})
-        result = {"cls": torch.from_numpy(outs[0]), "loc": torch.from_numpy(outs[1]), "xcorr": []}
-        if with_xcorr:
-            result["xcorr"] = [(lvl, br, torch.from_numpy(t)) for (lvl, br), t in zip(self.xcorr_names, outs[2:])]
-        return result

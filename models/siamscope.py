@@ -110,3 +110,21 @@ class SiamScopeNet(nn.Module):
 
     def trainable_parameters(self):
         return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+
+
+class ExemplarFeatures(nn.Module):
+    """The default tracker's verification features of an exemplar crop: the centre half of each
+    feature map the backbone returns (stride 8 and stride 16), flattened. One module, so the
+    tracker's engine can run it in ONNX Runtime as it runs the main network."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor):
+        out = []
+        for f in self.backbone(x):
+            k = f.shape[-1]
+            o = k // 4
+            out.append(f[0, :, o:k - o, o:k - o].flatten())
+        return tuple(out)

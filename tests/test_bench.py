@@ -66,3 +66,16 @@ def test_bench_unknown_tracker_is_one_line_error(capsys):
     rc = main(["bench", "--load", "--trackers", "no-such-tracker"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no-such-tracker" in err[0]
+
+
+def test_time_budget_stops_after_the_minimum_frames():
+    """`bench --all` times each tracker within a budget: a spent budget stops it once the minimum
+    number of frames is tracked; without one every frame is tracked."""
+    from trackers.core import registry
+    from trackers.tools import bench
+    frames = bench.read_frames(shared_path("data", "videos", "bag.avi"), 9)
+    tracker = registry.build("csrt", None)
+    seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX, budget_s=0.0, min_frames=3)
+    assert tracked == 3 and seconds > 0
+    seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX)
+    assert tracked == len(frames) - 1 and seconds > 0

@@ -31,7 +31,8 @@ def _padded_reference_crop(im, pos, model_sz, original_sz, avg):
 
 
 @pytest.mark.parametrize("pos,sz", [((240.3, 180.7), 200), ((10.0, 5.5), 301), ((470.0, 350.0), 127),
-                                    ((-50.0, 20.0), 255), ((240.0, 180.0), 900)])
+                                    ((-50.0, 20.0), 255), ((240.0, 180.0), 900),
+                                    ((-400.0, 20.0), 255)])
 def test_crop_equals_full_frame_padding(pos, sz):
     im = cv2.imread(shared_path("data", "images", "baboon.jpg"))
     im = cv2.resize(im, (480, 360))

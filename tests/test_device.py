@@ -90,8 +90,13 @@ def test_ort_cpu_provider_is_what_a_cpu_session_gets():
     pytest.importorskip("onnxruntime")
     assert ort_providers(torch.device("cpu")) == ["CPUExecutionProvider"]
     tracker = nanotrack_v2(engine="onnxruntime")
-    assert tracker.engine_name == "onnxruntime" and tracker.engine.device_type == "cpu"
-    assert tracker.engine.session.get_providers() == ["CPUExecutionProvider"]
+    # a CPU tracker's ONNX session takes the compute policy's providers: the CUDA one only where
+    # a GPU is present (README, Install), the CPU one otherwise
+    from trackers.core import compute
+    expected = compute.ort_providers()
+    assert tracker.engine_name == "onnxruntime"
+    assert tracker.onnx_engine.session.get_providers() == expected
+    assert tracker.onnx_engine.device_type == ("cuda" if expected[0] == "CUDAExecutionProvider" else "cpu")
 
 
 def test_ort_cuda_provider_absent_or_unusable_is_said_not_hidden():
@@ -127,9 +132,12 @@ def test_nanotrack_engine_follows_its_device():
     tracker = nanotrack_v2(engine="onnxruntime")
     frames = bag_frames(3)
     tracker.init(frames[0], BAG_BOX)
-    assert tracker._use_engine()
+    assert tracker._usable_engine() is tracker.onnx_engine and tracker.engine_name == "onnxruntime"
     tracker.precision = "fp16"          # as set_precision leaves it (set on CUDA only)
-    assert not tracker._use_engine() and tracker.engine_name == "torch"
+    assert tracker._usable_engine() is None and tracker.engine_name == "torch"
+    tracker.precision = "fp32"
+    tracker.device = torch.device("cuda")   # as to("cuda") leaves it, without needing a GPU here
+    assert (tracker._usable_engine() is None) == (tracker.onnx_engine.device_type != "cuda")
 
 
 # -- CUDA ------------------------------------------------------------------------------------------
@@ -186,12 +194,11 @@ def test_fp16_network_outputs_against_fp32(cuda):
 def test_onnx_export_from_a_cuda_module(cuda):
     """The ORT engine exported from a network that already lives on the GPU (example inputs made
     where its weights are) gives the torch module's outputs."""
-    from models.nanotrack import OnnxSearchEngine
+    from trackers.core.engines import OnnxEngine
     tracker = nanotrack_v2(cuda)
     frames = bag_frames(2)
     tracker.init(frames[0], BAG_BOX)
-    engine = OnnxSearchEngine(tracker.network, threads=2, device="cpu")
-    engine.set_template(tracker.network._template_state)
+    engine = OnnxEngine(tracker.network, *tracker.engine_shapes(), device="cpu", use_cache=False)
     patch, _, _ = tracker.crop_search(frames[1])
     ref = tracker.run_network(patch)
     got = engine.track(tracker._tensor(patch).cpu())

@@ -13,6 +13,9 @@ Tolerances (written down here, the issue asks for them):
   cells are within float32 noise of each other (seeded weights give flat maps) the engines may pick
   neighbours, one cell = total_stride / response_up = 0.5 search-crop px, about 1 frame px here;
   their boxes are held to SIAMFC_BOX_ATOL.
+* the default tracker's stride-8 / stride-16 verification (an exemplar crop's centre features, run
+  by the engine beside the main network): the features to NET_RTOL / NET_ATOL as above, the cosines
+  computed from them within COSINE_ATOL (measured ~1e-7).
 """
 import os
 
@@ -26,13 +29,13 @@ NET_RTOL = 1e-4
 NET_ATOL = 1e-5
 BOX_ATOL = 0.05
 SIAMFC_BOX_ATOL = 1.5
+COSINE_ATOL = 1e-5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
-# trackers whose network is ours (OpenCV's trackers have no engine choice; NanoTrack keeps its own
-# ONNX Runtime engine, models.nanotrack.OnnxSearchEngine, covered by tests/test_nanotrack_parity.py)
+# trackers whose network is ours (OpenCV's trackers have no engine choice)
 NETWORK_TRACKERS = [
-    "siamscope-effnet", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamscope-default", "siamscope-effnet", "nanotrack-v2", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
     "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
     "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
 ]
@@ -53,7 +56,7 @@ def build(name, engine, tmp_path_factory):
     spec = registry.get(name)
     if name in bench.SEEDED_FIXTURE:
         shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
-    if name.startswith("nanotrack-"):
+    if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))
     weights, _ = bench.bench_weights(spec, os.path.join(bench.SHARED, "fixtures"),
@@ -177,3 +180,62 @@ def test_engine_choice_errors_are_one_line(tmp_path_factory):
     with pytest.raises(EngineError, match="runs in OpenCV"):
         registry.build("csrt", None, engine="onnxruntime")
     assert registry.build("csrt", None, engine="auto").engine_name == "opencv"
+
+
+@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet"])
+def test_guard_verification_runs_in_the_engine(name, tmp_path_factory):
+    """The long-term guard's per-frame verification crop runs in ONNX Runtime beside the main network
+    when the engine is onnxruntime, with torch's features and cosines (tolerances at the top)."""
+    frames = bag_frames()
+    ref = build(name, "torch", tmp_path_factory)
+    ort = build(name, "onnxruntime", tmp_path_factory)
+    assert ref.onnx_modules == {} and set(ort.onnx_modules) == {"verify"}
+    module = ort.onnx_modules["verify"]
+    assert os.path.isfile(module.path), "the exported verification graph is cached on disk"
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    for a, b in zip(ref.verifier.template, ort.verifier.template):     # init's features, both engines
+        assert_close(a, b, "verify template")
+    for i, frame in enumerate(frames[1:], 1):
+        centre, size = ref.center + 3.0 * i, ref.size * (1 + 0.05 * i)   # off the target a little more each frame
+        patch_side = ref.params.exemplar_size
+        x = torch.rand(1, 3, patch_side, patch_side, generator=torch.Generator().manual_seed(i)) * 255
+        with torch.no_grad():
+            want = ref.engine_modules()["verify"][0](x)
+        got = module(x)
+        assert len(got) == len(want) == 2
+        for a, b in zip(want, got):
+            assert_close(a, b, f"verify features, frame {i}")
+        fine_t, coarse_t, colour_t = ref.verify(frame, centre, size)
+        fine_o, coarse_o, colour_o = ort.verify(frame, centre, size)
+        assert abs(fine_t - fine_o) <= COSINE_ATOL and abs(coarse_t - coarse_o) <= COSINE_ATOL, i
+        assert colour_t == colour_o
+    # a tracker switched back to torch runs it in torch again
+    ort.set_engine("torch")
+    assert ort.onnx_modules == {} and ort.engine_name == "torch"
+
+
+@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet", "siamrpnpp-r50-lt"])
+def test_lost_target_search_runs_in_the_engine(name, tmp_path_factory):
+    """The wider search a tracker runs while the target is lost has its own exported graph: the
+    network call at that size goes to ONNX Runtime (not eager torch) with torch's outputs."""
+    frames = bag_frames()
+    ref = build(name, "torch", tmp_path_factory)
+    ort = build(name, "onnxruntime", tmp_path_factory)
+    side = ort.params.lost_instance_size
+    assert side != ort.params.instance_size and ref.onnx_wide_engines == {}
+    wide = ort.onnx_wide_engines[(1, 3, side, side)]
+    assert os.path.isfile(wide.path) and wide.path != ort.onnx_engine.path
+    ref.init(frames[0], BAG_BOX)
+    ort.init(frames[0], BAG_BOX)
+    patch, _, _ = ref.crop_search(frames[1], side)
+    x = ref._tensor(patch)
+    assert tuple(x.shape) == (1, 3, side, side)
+    with torch.no_grad():
+        want = ref.network.track(x, **ref.engine_track_kwargs())
+        got = ort.network_track(x.clone())
+    for key in ("cls", "loc"):
+        assert_close(want[key], got[key], f"{name} {key} at {side} px")
+    # it came from that graph (ONNX Runtime's CPU results repeat exactly; torch's differ in the last bits)
+    assert torch.equal(got["cls"], wide.track(x.clone())["cls"]) and not torch.equal(got["cls"], want["cls"])
+    assert got["cls"].shape[-1] > ort.onnx_engine.track(ort._tensor(ort.crop_search(frames[1])[0]))["cls"].shape[-1]

@@ -59,11 +59,14 @@ def get_subwindow(frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans,
     x1, y1 = min(xmin + sz, W), min(ymin + sz, H)
     if x0 == xmin and y0 == ymin and x1 == xmin + sz and y1 == ymin + sz:
         patch = frame[y0:y1, x0:x1]
+    elif x1 > x0 and y1 > y0:
+        # one C call: numpy's broadcast of a 3-value fill over a window ~560 px wide cost ~0.9 ms,
+        # more than the whole NanoTrack network in ONNX Runtime
+        patch = cv2.copyMakeBorder(frame[y0:y1, x0:x1], y0 - ymin, ymin + sz - y1, x0 - xmin, xmin + sz - x1,
+                                   cv2.BORDER_CONSTANT, value=[int(v) for v in np.ravel(fill)])
     else:
         patch = np.empty((sz, sz, frame.shape[2]), np.uint8)
         patch[:] = fill
-        if x1 > x0 and y1 > y0:
-            patch[y0 - ymin:y1 - ymin, x0 - xmin:x1 - xmin] = frame[y0:y1, x0:x1]
     if model_sz != original_sz:
         patch = cv2.resize(patch, (model_sz, model_sz))
     return np.ascontiguousarray(patch)

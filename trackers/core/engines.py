@@ -14,11 +14,19 @@ per-network code:
   refinement maps) becomes graph outputs too and is put back on the module, so the torch-side
   refinement that follows sees the same state either way.
 
+Every tracker with a network runs this one engine, NanoTrack included (its former engine of its
+own did the same with less generality and no faster: the per-frame cost here over a bare
+`session.run` is a dict update and the outputs wrapped as tensors: 0.025 ms on NanoTrack v2's
+1.4 ms call, both timed on the same bag.avi crop, 2 threads).
+
 The graph is exported once per model and cached on disk (`cache_dir()`), named by a key over the
 weights' sha256, the network class and the source file defining it, the outputs' layout, the input
 shapes, torch's version, the exporter and the opset: a changed checkpoint, network code or torch
-exports anew. Inputs of another shape than the exported
-one (SiamRPN++ LT's 831-px lost-target search, DaSiamRPN's growing search) run in torch.
+exports anew. A tracker that searches wider while the target is lost (`engine_search_sizes()`:
+SiamRPN++ LT's 831 px, the default tracker's 447 px) gets a graph for that size too; other
+shapes (DaSiamRPN's growing search) run in torch. Further per-frame networks beside the main one
+(`engine_modules()`: the default tracker's stride-8 verification crop) run as `OnnxModule`s in
+the same engine.
 
 `auto` picks what is measured fastest: both engines run the same dummy frame a few times on this
 machine, with the current thread count; the faster one is kept, and the decision is cached beside
@@ -37,7 +45,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-from models.device import check_device, check_precision, move_cached_tensors
+from models.device import DeviceError, check_device, check_precision, move_cached_tensors
 
 from . import compute
 from .base import EngineError
@@ -125,6 +133,74 @@ def _state_attrs(net: torch.nn.Module) -> dict:
     return {k: v for k, v in vars(net).items() if k not in _MODULE_ATTRS and _has_tensor(v)}
 
 
+def export_cached(module: torch.nn.Module, args: tuple, input_names: list, output_names: list, path: str,
+                  use_cache: bool = True):
+    """The ONNX graph of `module(*args)`: the cached file at `path` when there is one, else exported
+    (and written there atomically when `use_cache`). Returns a path or the graph's bytes."""
+    if use_cache and os.path.isfile(path):
+        return path
+    import io
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
+                          opset_version=OPSET, dynamo=False)
+    data = buf.getvalue()
+    if use_cache:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)   # another process exporting the same graph races harmlessly
+        except OSError:
+            pass                    # a read-only cache only costs the export next time
+    return data
+
+
+def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: Optional[str] = None):
+    """An ONNX Runtime session following the compute policy. `device` "cuda": ORT's CUDA provider,
+    refused with the reason where it fell back to the CPU (models.device.ort_session); otherwise the
+    policy's providers (trackers/compute.py: CUDA only where a GPU is present)."""
+    import onnxruntime as ort
+    opts = compute.ort_session_options(policy)
+    if device is not None and torch.device(device).type == "cuda":
+        from models.device import ort_session
+        return ort_session(model, opts, torch.device(device))
+    return ort.InferenceSession(model, opts, providers=compute.ort_providers())
+
+
+class OnnxModule:
+    """A plain module's `forward(x)` (a tensor, or a tuple of tensors, out) on one input shape in
+    ONNX Runtime: a tracker's further per-frame calls beside its main network (the default
+    tracker's stride-8 verification crop), exported and cached as the main graph is."""
+
+    def __init__(self, module: torch.nn.Module, x_shape: tuple, policy: Optional[compute.ComputePolicy] = None,
+                 use_cache: bool = True, device: Optional[str] = None):
+        self.module = module.eval()
+        self.x_shape = tuple(int(v) for v in x_shape)
+        on = next(iter(module.parameters()), torch.empty(0)).device
+        x = (torch.rand(self.x_shape, generator=torch.Generator().manual_seed(0)) * 255).to(on)
+        with torch.no_grad():
+            out = module(x)
+        self.single = isinstance(out, torch.Tensor)
+        n = 1 if self.single else len(out)
+        self.output_names = [f"out_{i}" for i in range(n)]
+        self.key = model_key(module, (), self.x_shape, {"outputs": n})
+        self.path = os.path.join(cache_dir(), f"{type(module).__name__}-{self.key[:20]}.onnx")
+        model = export_cached(module, (x,), ["x"], self.output_names, self.path, use_cache)
+        self.session = make_session(model, policy, device)
+        self.device_type = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._feed: dict = {}
+
+    def __call__(self, x):
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        self._feed["x"] = np.ascontiguousarray(x, dtype=np.float32)
+        got = self.session.run(self.output_names, self._feed)
+        return torch.from_numpy(got[0]) if self.single else tuple(torch.from_numpy(a) for a in got)
+
+
 class _Plan:
     """How a flat list of graph outputs becomes track()'s dict and the module's post-track state:
     per entry a treespec and, per leaf, ('out', index) or ('const', value)."""
@@ -207,12 +283,16 @@ class _TrackGraph(torch.nn.Module):
 
 
 class OnnxEngine:
-    """One tracker network's per-frame call in ONNX Runtime (see the module doc)."""
+    """One tracker network's per-frame call in ONNX Runtime (see the module doc).
+
+    `device` "cuda" asks for ORT's CUDA provider and refuses a session that fell back to the CPU
+    (models.device.ort_session); otherwise the providers follow the compute policy. Either way the
+    input is a host array (ORT copies it to the GPU itself). Every tracker, NanoTrack included,
+    runs this one engine (see the module doc for its cost over a bare `session.run`)."""
 
     def __init__(self, net: torch.nn.Module, z_shape: tuple, x_shape: tuple, track_kwargs: Optional[dict] = None,
-                 policy: Optional[compute.ComputePolicy] = None, use_cache: bool = True):
-        import onnxruntime as ort
-
+                 policy: Optional[compute.ComputePolicy] = None, use_cache: bool = True,
+                 device: Optional[str] = None):
         self.net = net
         self.x_shape = tuple(int(v) for v in x_shape)
         self.track_kwargs = dict(track_kwargs or {})
@@ -220,8 +300,11 @@ class OnnxEngine:
         channels_flag = getattr(net, "collect_channels", None)   # DaSiamRPN switches its maps on the module
         saved = _own_attrs(net)
         gen = torch.Generator().manual_seed(0)
-        z = torch.rand(z_shape, generator=gen) * 255
-        x = torch.rand(self.x_shape, generator=gen) * 255
+        # the example inputs live where the module's weights are (a module already on the GPU
+        # exports from there); the exported graph itself holds no device
+        on = next(iter(net.parameters()), torch.empty(0)).device
+        z = (torch.rand(z_shape, generator=gen) * 255).to(on)
+        x = (torch.rand(self.x_shape, generator=gen) * 255).to(on)
         try:
             if channels_flag is not None:
                 net.collect_channels = True
@@ -253,36 +336,40 @@ class OnnxEngine:
             model = self._cached_export(net, x, flat_inputs, use_cache)
         finally:
             _restore(net, saved)
-        self.session = ort.InferenceSession(model, compute.ort_session_options(self.policy),
-                                            providers=compute.ort_providers())
+        self.session = self._session(model, device)
+        self.provider = self.session.get_providers()[0]
+        self.device_type = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self._graph_inputs = {i.name for i in self.session.get_inputs()}
         self._feed: dict = {}
         self._fed_from: list = []
         lo, hi = self.plan.xcorr_range
         self._main_names = self.output_names[:lo] + self.output_names[hi:]
         self._main_index = list(range(lo)) + list(range(hi, self.plan.n_all))
+        # per frame: which outputs to fetch and how they become track()'s dict, decided once
+        self._runs = {True: (self.output_names, self._assembly(range(self.plan.n_all), True)),
+                      False: (self._main_names, self._assembly(self._main_index, False))}
+
+    def _session(self, model, device: Optional[str]):
+        return make_session(model, self.policy, device)
+
+    def _assembly(self, fetched, with_channels: bool) -> tuple[list, list]:
+        """(outputs, state): per entry (key, None) for a tensor fetched as is (the common case: no
+        tree to rebuild per frame), else (key, (spec, leaves)) with output refs renumbered to the
+        fetched list; the channel maps as [] when not fetched."""
+        pos = {i: j for j, i in enumerate(fetched)}
+
+        def entry(k, spec, leaves):
+            if spec.is_leaf() and len(leaves) == 1 and leaves[0][0] == "out":
+                return (k, pos[leaves[0][1]], None)
+            return (k, None, (spec, [("out", pos[r]) if kind == "out" else (kind, r) for kind, r in leaves]))
+        outputs = [(k, None, (pytree.tree_flatten([])[1], [])) if k == "xcorr" and not with_channels
+                   else entry(k, spec, leaves) for k, spec, leaves in self.plan.outputs]
+        state = [entry(k, spec, leaves) for k, spec, leaves in self.plan.state]
+        return outputs, state
 
     def _cached_export(self, net, x, flat_inputs, use_cache: bool):
-        if use_cache and os.path.isfile(self.path):
-            return self.path
-        import io
-        buf = io.BytesIO()
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (x, *flat_inputs), buf, input_names=self.input_names,
-                              output_names=self.output_names, opset_version=OPSET, dynamo=False)
-        data = buf.getvalue()
-        if use_cache:
-            try:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                tmp = f"{self.path}.{os.getpid()}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, self.path)   # another process exporting the same graph races harmlessly
-            except OSError:
-                pass                          # a read-only cache only costs the export next time
-        return data
+        return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache)
 
     # -- per frame ------------------------------------------------------------------------------
     def _refresh_template(self) -> None:
@@ -300,27 +387,23 @@ class OnnxEngine:
         self._fed_from = values     # holding them keeps their ids from being reused
 
     def track(self, x, with_channels: bool = True) -> dict:
-        """Same dict as net.track(x); the channel maps only when with_channels."""
+        """Same dict as net.track(x) (x: tensor or host array); the channel maps only when with_channels."""
         self._refresh_template()
-        x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-        names, index = (self.output_names, range(self.plan.n_all)) if with_channels \
-            else (self._main_names, self._main_index)
-        got = self.session.run(names, {"x": np.ascontiguousarray(x, dtype=np.float32), **self._feed})
-        tensors: list = [None] * self.plan.n_all
-        for i, arr in zip(index, got):
-            tensors[i] = torch.from_numpy(arr)
-
-        def build(spec, leaves):
-            return pytree.tree_unflatten([tensors[ref] if kind == "out" else ref for kind, ref in leaves], spec)
-        out = {}
-        for k, spec, leaves in self.plan.outputs:
-            if k == "xcorr" and not with_channels:
-                out[k] = []
-                continue
-            out[k] = build(spec, leaves)
-        for k, spec, leaves in self.plan.state:
-            setattr(self.net, k, build(spec, leaves))
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        self._feed["x"] = x
+        names, (outputs, state) = self._runs[with_channels]
+        got = self.session.run(names, self._feed)
+        out = {k: torch.from_numpy(got[i]) if tree is None else _rebuild(got, *tree) for k, i, tree in outputs}
+        for k, i, tree in state:
+            setattr(self.net, k, torch.from_numpy(got[i]) if tree is None else _rebuild(got, *tree))
         return out
+
+
+def _rebuild(got: list, spec, leaves: list):
+    return pytree.tree_unflatten([torch.from_numpy(got[ref]) if kind == "out" else ref for kind, ref in leaves], spec)
 
 
 def _decisions_path() -> str:
@@ -377,6 +460,8 @@ class EngineMixin:
     arguments, `engine_track_kwargs`."""
 
     onnx_engine: Optional[OnnxEngine] = None
+    onnx_modules: dict = {}
+    onnx_wide_engines: dict = {}      # search input shape -> OnnxEngine, beside the main one
     engine_choice: str = "torch"
     engine_probe: Optional[dict] = None
 
@@ -386,6 +471,26 @@ class EngineMixin:
 
     def engine_track_kwargs(self) -> dict:
         return {}
+
+    def engine_search_sizes(self) -> list:
+        """Search crop sides besides `instance_size` that the tracker feeds its network every frame
+        of a phase (the wider search while the target is lost): each gets its own exported graph,
+        so losing the target does not drop the tracker to eager torch (SiamRPN++ R50 at 831 px:
+        seconds a frame)."""
+        return []
+
+    def engine_modules(self) -> dict:
+        """Further per-frame network calls the engine runs beside the main one: name -> (module,
+        input shape), each called through `run_module(name, x)`. They follow the main network's
+        engine (in `auto`, its measured decision)."""
+        return {}
+
+    def run_module(self, name: str, x: torch.Tensor):
+        """engine_modules()[name] on x in the engine in use (torch for another shape)."""
+        onnx = self.onnx_modules.get(name) if self._usable_engine() is not None else None
+        if onnx is not None and tuple(x.shape) == onnx.x_shape:
+            return onnx(x)
+        return self.engine_modules()[name][0](x)
 
     # Device and precision of the torch network (`self.network`), shared by every tracker that
     # runs one: the cached template tensors move with it.
@@ -408,13 +513,25 @@ class EngineMixin:
 
     @property
     def engine_name(self) -> str:
-        return "onnxruntime" if self.onnx_engine is not None else "torch"
+        """The engine the next frame runs in."""
+        return "onnxruntime" if self._usable_engine() is not None else "torch"
+
+    def _usable_engine(self) -> Optional[OnnxEngine]:
+        """The ONNX engine where it can run this tracker's network now: fp32 only (the graph is
+        fp32), and not a CPU session for a network moved to the GPU since."""
+        engine = self.onnx_engine
+        if engine is None or getattr(self, "precision", "fp32") != "fp32":
+            return None
+        device = getattr(self, "device", None)
+        if device is not None and device.type != "cpu" and engine.device_type != device.type:
+            return None
+        return engine
 
     def set_engine(self, choice: str, policy: Optional[compute.ComputePolicy] = None) -> str:
         """Switch engines ("auto" measures both, see the module doc); returns the one in use."""
         check_choice(choice)
         self.engine_choice = choice
-        self.onnx_engine, self.engine_probe = None, None
+        self.onnx_engine, self.engine_probe, self.onnx_modules, self.onnx_wide_engines = None, None, {}, {}
         if choice == "torch":
             return self.engine_name
         device = getattr(self, "device", torch.device("cpu"))
@@ -436,9 +553,10 @@ class EngineMixin:
                 self.engine_probe = dict(cached, cached=True)
                 return self.engine_name
         try:
-            engine = OnnxEngine(self.network, z_shape, x_shape, self.engine_track_kwargs(), policy)
-        except EngineError:
-            raise
+            engine = OnnxEngine(self.network, z_shape, x_shape, self.engine_track_kwargs(), policy,
+                                device=str(device))
+        except (EngineError, DeviceError):
+            raise                            # a CUDA provider that cannot run says so, as in torch
         except Exception as e:  # noqa: BLE001 - an export the exporter cannot do: say which, keep torch
             if choice == "onnxruntime":
                 raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export failed "
@@ -462,13 +580,37 @@ class EngineMixin:
                 self.engine_probe = decision
             if self.engine_probe["engine"] == "torch":
                 return self.engine_name
-        self.onnx_engine = engine
+        modules = {}
+        for name, (module, shape) in self.engine_modules().items():
+            try:
+                modules[name] = OnnxModule(module, shape, policy, device=str(device))
+            except (EngineError, DeviceError):
+                raise
+            except Exception as e:  # noqa: BLE001 - as for the main network: say which, or keep torch
+                if choice == "onnxruntime":
+                    raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export of {name} "
+                                      f"failed ({type(e).__name__})") from e
+        wide = {}
+        for side in self.engine_search_sizes():
+            shape = (*x_shape[:2], int(side), int(side))
+            if shape == engine.x_shape:
+                continue
+            try:
+                wide[shape] = OnnxEngine(self.network, z_shape, shape, self.engine_track_kwargs(), policy,
+                                         device=str(device))
+            except (EngineError, DeviceError):
+                raise
+            except Exception:  # noqa: BLE001 - that search size alone stays in torch
+                if choice == "onnxruntime":
+                    raise
+        self.onnx_engine, self.onnx_modules, self.onnx_wide_engines = engine, modules, wide
         return self.engine_name
 
     def network_track(self, x: torch.Tensor, **kwargs) -> dict:
         """The network's per-frame call in the chosen engine (torch for a shape not exported)."""
-        engine = self.onnx_engine
-        if engine is not None and tuple(x.shape) == engine.x_shape and x.device.type == "cpu" \
-                and getattr(self, "precision", "fp32") == "fp32":     # the graph is fp32
+        engine = self._usable_engine()
+        if engine is not None and tuple(x.shape) != engine.x_shape:
+            engine = self.onnx_wide_engines.get(tuple(x.shape))
+        if engine is not None:
             return engine.track(x, with_channels=getattr(self, "collect_channels", True))
         return self.network.track(x, **kwargs)

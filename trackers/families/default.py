@@ -34,7 +34,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.efficientnet_lite import efficientnet_lite0
-from models.siamscope import BACKBONE_STAGE, SiamScopeNet
+from models.siamscope import BACKBONE_STAGE, ExemplarFeatures, SiamScopeNet
 
 from ..core import decode as D
 from ..core.base import StageTimer, TrackingState, TrackResult, param
@@ -136,16 +136,6 @@ def box_histogram(frame: np.ndarray, center, size, bins=(16, 8)) -> np.ndarray:
     return cv2.normalize(hist, None, 1, 0, cv2.NORM_L1)
 
 
-def centre_features(maps) -> list[torch.Tensor]:
-    """The centre half of each (1, C, k, k) map, flattened, on the CPU."""
-    out = []
-    for f in maps:
-        k = f.shape[-1]
-        o = k // 4
-        out.append(f[0, :, o:k - o, o:k - o].float().cpu().flatten())
-    return out
-
-
 class TargetVerifier:
     """The first frame's target kept as EfficientNet-Lite0 features (stride 8 and 16) and a
     hue-saturation histogram; a candidate box is compared with it. Finer features keep colour and
@@ -222,6 +212,30 @@ class LongTermGuard:
     def presence_figures(self, ctx, best: int, fine: float, coarse: float) -> tuple[float, float]:
         """(appearance, fine) figures of the presence score for the chosen candidate."""
         return coarse, fine
+
+    # -- the verification in the tracker's engine ---------------------------------------------------
+    def verify_backbone(self):
+        """The EfficientNet-Lite0 trunk (stride 8 and 16 outputs) the verification runs."""
+        raise NotImplementedError
+
+    def engine_search_sizes(self) -> list:
+        return [self.params.lost_instance_size]     # the widened search while LOST
+
+    def engine_modules(self) -> dict:
+        """The verification crop's features run in the same engine as the main network (ONNX
+        Runtime when it runs that: about 5x eager torch for this trunk on the CPU)."""
+        if "_verify_module" not in self.__dict__:
+            self._verify_module = ExemplarFeatures(self.verify_backbone()).eval()
+        side = self.params.exemplar_size
+        return {"verify": (self._verify_module, (1, 3, side, side))}
+
+    def verify(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
+        """(stride-8 cosine, stride-16 cosine, colour similarity) of the box with the first frame's target."""
+        return self.verifier.compare(frame, center, size)
+
+    def _verify_features(self, patch: np.ndarray) -> list[torch.Tensor]:
+        x = torch.from_numpy(to_tensor_layout(patch)).to(self.device, self.dtype)
+        return [f.float().cpu() for f in self.run_module("verify", x)]
 
     # -- the hooks ------------------------------------------------------------------------------------
     def search_size(self) -> int:
@@ -381,11 +395,9 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
     def presence_figures(self, ctx, best: int, fine: float, coarse: float) -> tuple[float, float]:
         return float(ctx.out["appearance"].reshape(-1)[best]), fine
 
-    def _verify_features(self, patch: np.ndarray) -> list[torch.Tensor]:
-        return centre_features(self.network.backbone(self._tensor(patch)))
+    def verify_backbone(self):
+        return self.network.backbone       # the localiser's own trunk: one backbone, two uses
 
-    def verify(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
-        return self.verifier.compare(frame, center, size)
 
 
 @dataclasses.dataclass
@@ -400,15 +412,22 @@ class DefaultTracker(LongTermGuard, NanoTracker):
     its own (stride 8 and 16), and the presence score's appearance figure is the stride-16 cosine."""
 
     def __init__(self, network, params: DefaultParams, name: str, device: str = "cpu", engine: str = "auto"):
+        # before the localiser's set_engine, which exports the verification module with its graph
+        self._verify_trunk = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval()
         super().__init__(network, params, name=name, device=device, engine=engine)
-        self.verify_backbone = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval().to(self.device)
+        self._verify_trunk.to(self.device)
         self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
         self.lost = False
         self.low_frames = 0
 
 
-    def _verify_features(self, patch: np.ndarray) -> list[torch.Tensor]:
-        return centre_features(self.verify_backbone(torch.from_numpy(to_tensor_layout(patch)).to(self.device)))
+    def verify_backbone(self):
+        return self._verify_trunk
+
+    def to(self, device: str) -> "DefaultTracker":
+        super().to(device)
+        self._verify_trunk.to(self.device)
+        return self
 
 
 def build_default(weights: Optional[str] = None, device: str = "cpu") -> DefaultTracker:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.nanotrack import NanoTrack, OnnxSearchEngine, detect_version
+from models.nanotrack import NanoTrack, detect_version
 
 from ..core.base import param
 from ..core.registry import TrackerSpec, register
@@ -61,48 +61,19 @@ def load_nanotrack(version: str, weights: str) -> NanoTrack:
 class NanoTracker(SiameseRPNTracker):
     """SiameseRPNTracker with a point decoder and a lean per-frame network call.
 
-    `engine`: "torch" runs the torch module; "onnxruntime" runs the search branch in ONNX
-    Runtime (models.nanotrack.OnnxSearchEngine, about 3x faster on the CPU for this small
-    network); "auto" (default) takes ONNX Runtime when it is installed and the device is the
-    CPU, else torch. The template is always computed by the torch module.
+    The engine is the one every tracker has (trackers/engines.py): "onnxruntime" runs the search
+    branch (backbone + BAN head, the template state fed as graph inputs) in one ONNX Runtime
+    session, about 3x eager torch on the CPU at this network's size; "auto" (default) keeps what
+    is measured faster here; "torch" the module. The template is always computed by the torch
+    module. The search crop goes from the uint8 patch straight into one reused float32 buffer:
+    no torch op and no allocation between the crop and the session.
     """
 
     def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
                  engine: str = "auto"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
         self._input: Optional[torch.Tensor] = None
-        self.engine = None
         self.set_engine(engine)
-
-    def set_engine(self, choice: str, policy=None) -> str:
-        """NanoTrack keeps its own ONNX Runtime engine (models.nanotrack.OnnxSearchEngine, which
-        also runs on ORT's CUDA provider); "auto" takes it on the CPU, where it measured ~3x eager
-        torch. Its threads follow the compute policy (trackers/core/compute.py)."""
-        from ..core import compute
-        from ..core.base import EngineError
-        if choice not in ("auto", "torch", "onnxruntime"):
-            raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
-        self.engine_choice = choice
-        self.engine = None
-        if choice == "onnxruntime" or (choice == "auto" and self.device.type == "cpu"):
-            try:
-                self.engine = OnnxSearchEngine(self.network, threads=(policy or compute.current()).ort_intra_op_threads,
-                                               search_size=self.params.instance_size, device=str(self.device))
-            except Exception:  # noqa: BLE001 - ORT missing or export failed: torch still works
-                if choice == "onnxruntime":
-                    raise
-                self.engine = None
-        self.onnx_engine = self.engine    # what the window and the tests look at, as for the other trackers
-        return self.engine_name
-
-    @property
-    def engine_name(self) -> str:
-        return "onnxruntime" if self._use_engine() else "torch"
-
-    def _use_engine(self) -> bool:
-        # the engine was built for one device (its ORT provider) and runs fp32 only
-        return (self.engine is not None and self.precision == "fp32"
-                and self.engine.device_type == self.device.type)
 
     def _host_input(self, patch: np.ndarray) -> torch.Tensor:
         h, w = patch.shape[:2]
@@ -118,23 +89,18 @@ class NanoTracker(SiameseRPNTracker):
         return self._host_input(patch)
 
     def run_network(self, patch: np.ndarray) -> dict:
-        if self._use_engine() and patch.shape[0] == self.engine.search_size:
+        engine = self._usable_engine()
+        if engine is not None and engine.x_shape[2:] == patch.shape[:2]:
             # ORT reads a host array (its CUDA provider copies it to the GPU itself)
-            return self.engine.track(self._host_input(patch), with_xcorr=self.collect_channels)
+            return engine.track(self._host_input(patch), with_channels=self.collect_channels)
         with torch.inference_mode():
-            return self.network.track(self._tensor(patch))
+            # another size (a widened search while the target is lost): its own exported graph
+            # where the tracker declares one (engine_search_sizes), else torch
+            return self.network_track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():
             super().init(frame, box)
-        if self.engine is not None:
-            self.engine.set_template(self.network._template_state)
-
-    def to(self, device: str) -> "NanoTracker":
-        super().to(device)
-        if self.engine is not None and self.network._template_state is not None:
-            self.engine.set_template(self.network._template_state)
-        return self
 
 
 def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:

@@ -134,6 +134,9 @@ class SiamRPNLTTracker(SiameseRPNTracker):
         p = self.params
         return p.lost_instance_size if self.longterm else p.instance_size
 
+    def engine_search_sizes(self) -> list:
+        return [self.params.lost_instance_size]
+
     def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
                       timer: StageTimer) -> TrackResult:
         p = self.params
