@@ -91,6 +91,13 @@ class GuardParams:
     found_presence: float = param(0.6, "while LOST, a candidate scoring this much is the target again",
                                   range=(0, 1))
     lost_instance_size: int = param(447, "search crop side while LOST (wider search, same scale)")
+    # the recent view (TargetVerifier.refresh): taken from a frame scoring at least refresh_presence
+    # whose first-frame match alone is still refresh_min_first x its reference level, so a slow
+    # turn is followed but the view cannot drift onto something the first frame does not resemble
+    refresh_presence: float = param(0.8, "a frame scoring this much refreshes the recent view of the target",
+                                    range=(0, 1))
+    refresh_min_first: float = param(0.5, "... if its match with the first frame is at least this fraction of "
+                                          "that match's reference level", range=(0, 1))
 
 
 @dataclasses.dataclass
@@ -136,6 +143,10 @@ def box_histogram(frame: np.ndarray, center, size, bins=(16, 8)) -> np.ndarray:
     return cv2.normalize(hist, None, 1, 0, cv2.NORM_L1)
 
 
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a @ b) / (a.norm() * b.norm() + 1e-12))
+
+
 class TargetVerifier:
     """The first frame's target kept as EfficientNet-Lite0 features (stride 8 and 16) and a
     hue-saturation histogram; a candidate box is compared with it. Finer features keep colour and
@@ -150,6 +161,7 @@ class TargetVerifier:
         self.exemplar_size = exemplar_size
         self.context_amount = context_amount
         self.template: list[torch.Tensor] = []
+        self.recent: Optional[list[torch.Tensor]] = None
         self.colour = None
 
     def features(self, frame: np.ndarray, center, size, channel_average) -> list[torch.Tensor]:
@@ -161,16 +173,27 @@ class TargetVerifier:
     def set_target(self, frame: np.ndarray, center, size, channel_average) -> None:
         self.channel_average = channel_average
         self.template = self.features(frame, center, size, channel_average)
+        self.recent = None
         self.colour = box_histogram(frame, center, size)
 
     def compare(self, frame: np.ndarray, center, size) -> tuple[float, float, float]:
         """(stride-8 cosine, stride-16 cosine, Bhattacharyya colour similarity) of the box at
-        (center, size) with the first frame's target."""
+        (center, size) with the target: the stride-8 cosine is the better of the first frame's
+        and the recent view's (`refresh`), so a target that turns or deforms slowly still
+        matches, while a shot cut or another object matches neither. `last_first_fine` keeps the
+        first frame's alone, `last_features` the box's features (for `refresh`)."""
         feats = self.features(frame, center, size, self.channel_average)
-        fine, coarse = (float((a @ b) / (a.norm() * b.norm() + 1e-12)) for a, b in zip(self.template, feats))
+        fine, coarse = (_cosine(a, b) for a, b in zip(self.template, feats))
+        self.last_first_fine, self.last_features = fine, feats
+        if self.recent is not None:
+            fine = max(fine, _cosine(self.recent[0], feats[0]))
         colour = 1.0 - float(cv2.compareHist(self.colour, box_histogram(frame, center, size),
                                              cv2.HISTCMP_BHATTACHARYYA))
         return fine, coarse, colour
+
+    def refresh(self) -> None:
+        """The last compared box becomes the recent view of the target."""
+        self.recent = self.last_features
 
 
 class LongTermGuard:
@@ -263,6 +286,10 @@ class LongTermGuard:
         with timer.stage("decode"):
             appearance, fine_figure = self.presence_figures(ctx, step.best, fine, coarse)
             presence = self.presence(appearance, fine_figure)
+            if (not ctx.notes["lost_before"] and presence >= p.refresh_presence
+                    and self.verifier.last_first_fine >= p.refresh_min_first * self.reference_fine()):
+                # a confident frame still like the first one: its view becomes the recent view
+                self.verifier.refresh()
             lr = float(step.penalty[step.best] * presence * p.lr)
             center, size = self.center.copy(), self.size.copy()
             if ctx.notes["lost_before"]:
@@ -311,6 +338,9 @@ class LongTermGuard:
         z = (p.presence_bias + p.presence_appearance * appearance / max(ref_app, 1e-3)
              + p.presence_fine * fine / max(ref_fine, 1e-3))
         return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
+
+    def reference_fine(self) -> float:
+        return float(np.mean([f for _, f in self.reference])) if self.reference else 0.0
 
     def bounded_size(self, predicted: np.ndarray, lr: float, presence: float) -> np.ndarray:
         """pysot's smoothed size, then its change of scale and of aspect held within what `presence`
@@ -402,8 +432,14 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
 
 @dataclasses.dataclass
 class DefaultParams(GuardParams, NanoTrackParams):
-    """NanoTrack v2's loop (its reference config) plus the long-term part (GuardParams); the presence
-    coefficients are this localiser's own fit (trackers/train/calibrate.py)."""
+    """NanoTrack v2's loop (its reference config) plus the long-term part (GuardParams). The presence
+    coefficients are this localiser's own fit, leaving one video out (`python -m
+    trackers.train.calibrate /tmp/lovo --tracker siamscope-default`): the stride-8 verification
+    alone, the stride-16 appearance figure adding nothing there (weight 0)."""
+
+    presence_bias: float = -2.71
+    presence_appearance: float = 0.0
+    presence_fine: float = 5.46
 
 
 class DefaultTracker(LongTermGuard, NanoTracker):
