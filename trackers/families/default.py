@@ -94,8 +94,8 @@ class GuardParams:
     # the recent view (TargetVerifier.refresh): taken from a frame scoring at least refresh_presence
     # whose first-frame match alone is still refresh_min_first x its reference level, so a slow
     # turn is followed but the view cannot drift onto something the first frame does not resemble
-    refresh_presence: float = param(0.8, "a frame scoring this much refreshes the recent view of the target",
-                                    range=(0, 1))
+    refresh_presence: float = param(0.8, "a frame scoring more than this refreshes the recent view of the "
+                                         "target (1: never)", range=(0, 1))
     refresh_min_first: float = param(0.5, "... if its match with the first frame is at least this fraction of "
                                           "that match's reference level", range=(0, 1))
 
@@ -114,6 +114,8 @@ class EffNetParams(GuardParams, RPNParams):
     context_amount: float = 0.5
     point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
                                   "the network)", live=False)
+    # no recent view: its presence coefficients were calibrated with the first frame's view alone
+    refresh_presence: float = 1.0
     # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
     appearance_weight: float = param(0.3, "weight of the training-free appearance match (the floor's cosine) "
                                           "against the trained head's score when choosing the cell", range=(0, 1))
@@ -286,7 +288,7 @@ class LongTermGuard:
         with timer.stage("decode"):
             appearance, fine_figure = self.presence_figures(ctx, step.best, fine, coarse)
             presence = self.presence(appearance, fine_figure)
-            if (not ctx.notes["lost_before"] and presence >= p.refresh_presence
+            if (not ctx.notes["lost_before"] and presence > p.refresh_presence
                     and self.verifier.last_first_fine >= p.refresh_min_first * self.reference_fine()):
                 # a confident frame still like the first one: its view becomes the recent view
                 self.verifier.refresh()
