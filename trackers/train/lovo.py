@@ -118,7 +118,7 @@ def write_lovo(data_dir: str, shared_dir: str, out_dir: str, only: Optional[list
 #: the benchmark's) use the committed head
 TRAINED = "siamscope-effnet"
 FOLDS_DIR = os.path.join("resources", "lovo_folds")
-TABLE_TRACKERS = (TRAINED, "siamscope-nano", "effnet-siamfc-floor", "csrt", "nanotrack-v2")
+TABLE_TRACKERS = ("siamscope-default", TRAINED, "effnet-siamfc-floor", "csrt", "nanotrack-v2")
 
 
 def fold_weights(folds_dir: str, sequence: str) -> Optional[str]:
