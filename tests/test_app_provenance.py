@@ -39,7 +39,7 @@ def _pick(qtbot, window, name: str) -> None:
 
 
 def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tmp_path):
-    from trackers.families.default import WEIGHTS
+    from trackers.families.effnet import WEIGHTS
     window = make_window(qtbot, tmp_path)
     _pick(qtbot, window, "siamscope-effnet")
     window.open_source(shared_path(*BAG))
@@ -115,7 +115,7 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
 
 def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypatch):
     from trackers.core import registry
-    from trackers.families.default import WEIGHTS
+    from trackers.families.effnet import WEIGHTS
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path))
     assert registry.loaded_checkpoint(registry.get("siamscope-effnet")) == WEIGHTS
     floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))

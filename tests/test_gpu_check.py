@@ -15,7 +15,7 @@ def test_gpu_bench_writes_json_and_markdown_that_read_back(tmp_path):
     shared_path("models", "nanotrack", "nanotrackv2.pth")
     from trackers.tools import gpu_bench
     rc = gpu_bench.main(["--out", str(tmp_path), "--frames", "9", "--cpu-frames", "7",
-                         "--trackers", "nanotrack-v2,siamscope-default", "--devices", "cpu,cuda",
+                         "--trackers", "nanotrack-v2,siamscope-effnet", "--devices", "cpu,cuda",
                          "--video", shared_path("data", "videos", "bag.avi")])
     assert rc == 0
     report = json.loads((tmp_path / "gpu_bench.json").read_text())

@@ -51,6 +51,7 @@ _MODULES = [
     "trackers.families.siammask",
     "trackers.families.siamattn",
     "trackers.families.floor",
+    "trackers.families.effnet",
     "trackers.families.default",
     "trackers.families.opencv_trackers",
 ]

@@ -146,7 +146,7 @@ def lovo_table(folder: str, trackers=TABLE_TRACKERS, folds_dir: str = FOLDS_DIR,
     from trackers.core import registry
     from trackers.run import metrics as M
     from trackers.run.sequences import find_sequences
-    from trackers.tools.longterm import long_term_score
+    from trackers.run.longterm import long_term_score
     seqs = find_sequences(folder)
     table: dict = {}
     for name in trackers:
