@@ -15,8 +15,6 @@ from trackers.core import registry
 
 from .preferences import Preferences
 
-# the project's own default needs no download: it is what a new user starts with (issue: works out of the box)
-PREFERRED_TRACKERS = ("siamscope-default", "nanotrack-v2")
 
 
 def available_devices() -> list[str]:
@@ -86,7 +84,9 @@ class TrackerBar(QWidget):
             return
         names = [s.name for s in specs]
         last = self.prefs.tracker()
-        choice = last if last in names else next((n for n in PREFERRED_TRACKERS if n in names), names[0])
+        # a new user starts with the default where its checkpoint is found, else with the tracker
+        # trained here, which needs no download (registry.PREFERRED_TRACKERS)
+        choice = last if last in names else registry.preferred_tracker()
         self.tracker_combo.setCurrentIndex(names.index(choice))
         self.tracker_combo.currentIndexChanged.connect(self._tracker_changed)
         self.device_combo.currentIndexChanged.connect(lambda _: self.configChanged.emit())

@@ -79,6 +79,6 @@ def test_registry_names_are_short_and_stable():
     assert not registry.IMPORT_ERRORS, registry.IMPORT_ERRORS
     for expected in ("nanotrack-v2", "siamrpnpp-r50", "siamrpnpp-mobilev2", "siamrpn-alex", "siamrpnpp-r50-lt",
                      "siamfc", "siamfc-res22", "siamrpn-res22", "dasiamrpn-big", "siammask-r50", "siamattn",
-                     "siamscope-default", "effnet-siamfc-floor"):
+                     "siamscope-default", "siamscope-effnet", "effnet-siamfc-floor"):
         assert expected in names
     assert all(n == n.lower() and " " not in n for n in names)

@@ -39,11 +39,11 @@ def _pick(qtbot, window, name: str) -> None:
 
 
 def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tmp_path):
-    from trackers.families.default import WEIGHTS
+    from trackers.families.effnet import WEIGHTS
     window = make_window(qtbot, tmp_path)
-    _pick(qtbot, window, "siamscope-default")
+    _pick(qtbot, window, "siamscope-effnet")
     window.open_source(shared_path(*BAG))
-    qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "siamscope-default"
+    qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "siamscope-effnet"
                     and window.drawn_packet is not None, timeout=60000)
     sha = file_sha256(WEIGHTS)
     assert window.tracker_info.checkpoint == WEIGHTS and window.tracker_info.checkpoint_sha256 == sha
@@ -62,7 +62,7 @@ def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tm
     out = tmp_path / "run.json"
     assert window.export_results(str(out))
     data = json.loads(out.read_text())
-    assert data["tracker"] == "siamscope-default"
+    assert data["tracker"] == "siamscope-effnet"
     assert data["checkpoint"] == WEIGHTS and data["checkpoint_sha256"] == sha
 
 
@@ -115,9 +115,9 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
 
 def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypatch):
     from trackers.core import registry
-    from trackers.families.default import WEIGHTS
+    from trackers.families.effnet import WEIGHTS
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path))
-    assert registry.loaded_checkpoint(registry.get("siamscope-default")) == WEIGHTS
+    assert registry.loaded_checkpoint(registry.get("siamscope-effnet")) == WEIGHTS
     floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))
     assert floor and floor.endswith(".pth") and file_sha256(floor)
     spec = registry.get("nanotrack-v2")

@@ -55,5 +55,5 @@ def test_picker_marks_trackers_whose_checkpoint_is_missing(qtbot, tmp_path, monk
               for i in range(window.tracker_combo.count())}
     if "siamrpnpp-r50" in labels:
         assert labels["siamrpnpp-r50"].endswith("no checkpoint")
-    if "siamscope-default" in labels:
-        assert "no checkpoint" not in labels["siamscope-default"]
+    if "siamscope-effnet" in labels:
+        assert "no checkpoint" not in labels["siamscope-effnet"]

@@ -58,7 +58,7 @@ def test_onnx_sessions_follow_the_policy(restore_threads):
     assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     # a real tracker's session, as built by the registry
-    tracker = registry.build("siamscope-default", None, engine="onnxruntime")
+    tracker = registry.build("siamscope-effnet", None, engine="onnxruntime")
     got = tracker.onnx_engine.session.get_session_options()
     assert got.intra_op_num_threads == policy.ort_intra_op_threads == 1
     assert got.get_session_config_entry("session.intra_op.allow_spinning") == "0"
@@ -95,11 +95,11 @@ def test_track_threads_and_engine_applied(restore_threads, tmp_path, capsys):
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:04d}.png"), f)
     out = tmp_path / "boxes.txt"
-    rc = cli.main(["track", str(folder), "--tracker", "siamscope-default", "--box", "292.23,128.36,145.96,132.47",
+    rc = cli.main(["track", str(folder), "--tracker", "siamscope-effnet", "--box", "292.23,128.36,145.96,132.47",
                    "--threads", "1", "--engine", "torch", "--out", str(out)])
     assert rc == 0
     assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1 and compute.current().threads == 1
-    assert "siamscope-default (torch)" in capsys.readouterr().out
+    assert "siamscope-effnet (torch)" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 4
     rc = cli.main(["track", str(folder), "--box", "1,2,3,4", "--threads", "-2"])
     assert rc == 2 and "--threads must be" in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""The default tracker: its EfficientNet-Lite0 backbone, the trained tracker on real video, and the
-training pipeline (labels, losses, pairs, a few optimiser steps)."""
+"""The default tracker (NanoTrack v2 under the long-term guard) and the EfficientNet tracker trained
+here (same guard): the EfficientNet-Lite0 backbone, the trackers on real video, the bounded box,
+LOST and re-detection, and the training pipeline (labels, losses, pairs, a few optimiser steps)."""
 import os
 
 import cv2
@@ -49,15 +50,28 @@ def test_backbone_stages_shapes_and_strict_load(one_thread, tmp_path):
         EfficientNetLite0((3,)).load_pretrained(str(bad))
 
 
-def test_default_tracker_follows_bag(one_thread):
+GUARDED = ("siamscope-default", "siamscope-effnet")
+
+
+def build_guarded(name: str):
+    """The tracker with its checkpoint: the default's is NanoTrack v2's (../shared/models/nanotrack)."""
+    from trackers.core import registry
+    spec = registry.get(name)
+    weights = registry.find_weights(spec)
+    if spec.needs_weights and weights is None:
+        weights = shared_path("models", "nanotrack", spec.weights_file)    # skips where absent
+    return registry.build(name, weights)
+
+
+def test_effnet_tracker_follows_bag_with_its_shipped_weights(one_thread):
     from trackers.core import registry
     from trackers.run.results import read_boxes
     seq = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(seq, "groundtruth.txt"))
     frames = sorted(os.listdir(os.path.join(seq, "img")))
-    spec = registry.get("siamscope-default")
+    spec = registry.get("siamscope-effnet")
     assert not spec.needs_weights
-    tracker = registry.build("siamscope-default")
+    tracker = registry.build("siamscope-effnet")
     tracker.init(cv2.imread(os.path.join(seq, "img", frames[0])), tuple(gt[0]))
     ious = []
     for i in range(1, 40):
@@ -174,11 +188,11 @@ def _leaving_sequence():
     return frames, np.array(gt, float)
 
 
-def test_default_box_stays_bounded_and_goes_lost_when_the_target_leaves(one_thread):
-    from trackers.core import registry
+@pytest.mark.parametrize("name", GUARDED)
+def test_box_stays_bounded_and_goes_lost_when_the_target_leaves(one_thread, name):
     from trackers.core.base import TrackingState
     frames, gt = _leaving_sequence()
-    tracker = registry.build("siamscope-default")
+    tracker = build_guarded(name)
     tracker.init(frames[0], tuple(gt[0]))
     results = [tracker.track(f) for f in frames[1:]]
     boxes = np.array([r.box for r in results])
@@ -200,11 +214,11 @@ def test_default_box_stays_bounded_and_goes_lost_when_the_target_leaves(one_thre
     assert (scores[tail] > 0.5).all()
 
 
-def test_default_on_megamind_keeps_a_face_sized_box_and_is_lost_while_the_face_is_off_screen(one_thread):
+@pytest.mark.parametrize("name", GUARDED)
+def test_megamind_keeps_a_face_sized_box_and_is_lost_while_the_face_is_off_screen(one_thread, name):
     """Megamind.avi from frame 1 (frame 0 is black), box on the woman's face. Shots (0-based frames):
     1-97 her, 98-153 the man, 154-199 her again (closer), 200-269 the man. Her face is about
     145 x 170 px in the first shot and at most ~170 x 200 in the third."""
-    from trackers.core import registry
     from trackers.core.base import TrackingState
     cap = cv2.VideoCapture(shared_path("data", "videos", "Megamind.avi"))
     frames = []
@@ -212,7 +226,7 @@ def test_default_on_megamind_keeps_a_face_sized_box_and_is_lost_while_the_face_i
         frames.append(ok_frame[1])
     cap.release()
     assert len(frames) == 270
-    tracker = registry.build("siamscope-default")
+    tracker = build_guarded(name)
     tracker.init(frames[1], (205, 150, 145, 170))
     results = {i: tracker.track(frames[i]) for i in range(2, 270)}
     boxes = np.array([results[i].box for i in range(2, 270)])

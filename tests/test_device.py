@@ -55,7 +55,7 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs():
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         nanotrack_v2("cuda")
     from trackers.core import registry
-    for name in ("effnet-siamfc-floor", "siamscope-default"):   # the EfficientNet trunk's own path
+    for name in ("effnet-siamfc-floor", "siamscope-effnet"):   # the EfficientNet trunk's own path
         with pytest.raises(DeviceError, match="no CUDA GPU"):
             registry.build(name, None, "cuda")
 

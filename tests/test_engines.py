@@ -35,7 +35,7 @@ BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
 # trackers whose network is ours (OpenCV's trackers have no engine choice)
 NETWORK_TRACKERS = [
-    "siamscope-default", "nanotrack-v2", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
+    "siamscope-default", "siamscope-effnet", "nanotrack-v2", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
     "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
     "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
 ]
@@ -56,7 +56,7 @@ def build(name, engine, tmp_path_factory):
     spec = registry.get(name)
     if name in bench.SEEDED_FIXTURE:
         shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
-    if name.startswith("nanotrack-"):
+    if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))
     weights, _ = bench.bench_weights(spec, os.path.join(bench.SHARED, "fixtures"),
@@ -132,7 +132,7 @@ def test_onnx_engine_matches_torch(name, tmp_path_factory):
 
 def test_channel_maps_only_while_asked(tmp_path_factory):
     """The DW-XCorr maps are extra outputs: fetched when the channel grid is shown, not otherwise."""
-    tracker = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    tracker = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     frames = bag_frames()
     tracker.init(frames[0], BAG_BOX)
     assert tracker.track(frames[1]).channels
@@ -147,11 +147,11 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
     from trackers.core import engines
     cache = str(tmp_path_factory.mktemp("onnx-cache"))
     monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
-    first = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    first = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     path = first.onnx_engine.path
     assert os.path.dirname(path) == cache and os.path.isfile(path)
     stamp = os.stat(path).st_mtime_ns
-    second = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    second = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
     assert second.onnx_engine.path == path and os.stat(path).st_mtime_ns == stamp, "reused, not re-exported"
     # other weights: another graph
     with torch.no_grad():
@@ -160,11 +160,11 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
     second.set_engine("onnxruntime")
     assert second.onnx_engine.path != path
 
-    auto = build("siamscope-default", "auto", tmp_path_factory)
+    auto = build("siamscope-effnet", "auto", tmp_path_factory)
     assert auto.engine_probe["engine"] == auto.engine_name
     assert auto.engine_probe["torch_ms"] > 0 and auto.engine_probe["onnxruntime_ms"] > 0
     assert not auto.engine_probe.get("cached")
-    again = build("siamscope-default", "auto", tmp_path_factory)
+    again = build("siamscope-effnet", "auto", tmp_path_factory)
     assert again.engine_probe.get("cached") and again.engine_name == auto.engine_name
     # the probe left no template behind: tracking before init is still refused
     with pytest.raises(RuntimeError):
@@ -174,7 +174,7 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
 def test_engine_choice_errors_are_one_line(tmp_path_factory):
     from trackers.core import registry
     from trackers.core.base import EngineError
-    tracker = build("siamscope-default", "torch", tmp_path_factory)
+    tracker = build("siamscope-effnet", "torch", tmp_path_factory)
     with pytest.raises(EngineError, match="unknown engine"):
         tracker.set_engine("tensorrt")
     with pytest.raises(EngineError, match="runs in OpenCV"):
@@ -182,18 +182,19 @@ def test_engine_choice_errors_are_one_line(tmp_path_factory):
     assert registry.build("csrt", None, engine="auto").engine_name == "opencv"
 
 
-def test_default_verification_runs_in_the_engine(tmp_path_factory):
-    """siamscope-default's per-frame verification crop runs in ONNX Runtime beside the main network
+@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet"])
+def test_guard_verification_runs_in_the_engine(name, tmp_path_factory):
+    """The long-term guard's per-frame verification crop runs in ONNX Runtime beside the main network
     when the engine is onnxruntime, with torch's features and cosines (tolerances at the top)."""
     frames = bag_frames()
-    ref = build("siamscope-default", "torch", tmp_path_factory)
-    ort = build("siamscope-default", "onnxruntime", tmp_path_factory)
+    ref = build(name, "torch", tmp_path_factory)
+    ort = build(name, "onnxruntime", tmp_path_factory)
     assert ref.onnx_modules == {} and set(ort.onnx_modules) == {"verify"}
     module = ort.onnx_modules["verify"]
     assert os.path.isfile(module.path), "the exported verification graph is cached on disk"
     ref.init(frames[0], BAG_BOX)
     ort.init(frames[0], BAG_BOX)
-    for a, b in zip(ref.verify_template, ort.verify_template):     # init's features, both engines
+    for a, b in zip(ref.verifier.template, ort.verifier.template):     # init's features, both engines
         assert_close(a, b, "verify template")
     for i, frame in enumerate(frames[1:], 1):
         centre, size = ref.center + 3.0 * i, ref.size * (1 + 0.05 * i)   # off the target a little more each frame
@@ -214,7 +215,7 @@ def test_default_verification_runs_in_the_engine(tmp_path_factory):
     assert ort.onnx_modules == {} and ort.engine_name == "torch"
 
 
-@pytest.mark.parametrize("name", ["siamscope-default", "siamrpnpp-r50-lt"])
+@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet", "siamrpnpp-r50-lt"])
 def test_lost_target_search_runs_in_the_engine(name, tmp_path_factory):
     """The wider search a tracker runs while the target is lost has its own exported graph: the
     network call at that size goes to ONNX Runtime (not eager torch) with torch's outputs."""

@@ -15,14 +15,14 @@ def test_gpu_bench_writes_json_and_markdown_that_read_back(tmp_path):
     shared_path("models", "nanotrack", "nanotrackv2.pth")
     from trackers.tools import gpu_bench
     rc = gpu_bench.main(["--out", str(tmp_path), "--frames", "9", "--cpu-frames", "7",
-                         "--trackers", "nanotrack-v2,siamscope-default", "--devices", "cpu,cuda",
+                         "--trackers", "nanotrack-v2,siamscope-effnet", "--devices", "cpu,cuda",
                          "--video", shared_path("data", "videos", "bag.avi")])
     assert rc == 0
     report = json.loads((tmp_path / "gpu_bench.json").read_text())
     assert report["frames"] == 9 and report["cpu_frames"] == 7
     assert report["device"]["torch"] and "cuda_available" in report["device"]
     cpu = {r["tracker"]: r for r in report["runs"] if r.get("device") == "cpu"}
-    assert set(cpu) == {"nanotrack-v2", "siamscope-default"}
+    assert set(cpu) == {"nanotrack-v2", "siamscope-effnet"}
     assert all(r["fps"] > 0 and r["frames"] == 7 for r in cpu.values()), cpu
     assert cpu["nanotrack-v2"]["engine"] in ("onnxruntime", "torch")
     md = (tmp_path / "gpu_bench.md").read_text()
@@ -31,7 +31,7 @@ def test_gpu_bench_writes_json_and_markdown_that_read_back(tmp_path):
     assert gpu_bench.main(["--summary", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     assert summary["bench"]["runs"] == report["runs"]
-    assert "| siamscope-default | cpu |" in (tmp_path / "gpu_check.md").read_text()
+    assert "| siamscope-effnet | cpu |" in (tmp_path / "gpu_check.md").read_text()
 
 
 def test_gpu_bench_refuses_a_missing_video_in_one_line(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import shared_path
 from tests.test_datasets import N, _got10k
-from trackers.tools import longterm as LT
+from trackers.run import longterm as LT
 from trackers.tools.cli import main
 
 

@@ -99,7 +99,7 @@ def test_long_term_precision_recall_f_on_a_known_case():
     """trackers/tools/longterm.py on four frames: target present, present, absent, present; the tracker's
     IoUs 1, 0.5, -, 0 with confidences 0.9, 0.8, 0.7, 0.2. By hand: tau 0.9 -> Pr 1, Re 1/3, F 0.5;
     tau 0.8 -> Pr 0.75, Re 0.5, F 0.6 (the best); tau 0.7 -> Pr 0.5, Re 0.5; tau 0.2 -> Pr 0.375."""
-    from trackers.tools import longterm as LT
+    from trackers.run import longterm as LT
     gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]], float)
     pred = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [5, 5, 10, 10], [50, 50, 10, 10]], float)  # IoU 1, 0.5, -, 0
     present = M.valid_frames(gt)

@@ -51,6 +51,7 @@ _MODULES = [
     "trackers.families.siammask",
     "trackers.families.siamattn",
     "trackers.families.floor",
+    "trackers.families.effnet",
     "trackers.families.default",
     "trackers.families.opencv_trackers",
 ]
@@ -117,6 +118,26 @@ def find_weights(spec: TrackerSpec) -> Optional[str]:
         if os.path.isfile(shipped):
             return shipped
     return found
+
+
+#: what a run uses when no tracker is named, in order: the default (NanoTrack v2 under the long-term
+#: guard, chosen on the leave-one-video-out table) where NanoTrack v2's checkpoint is found, else
+#: the EfficientNet tracker trained here, which needs no download
+PREFERRED_TRACKERS = ("siamscope-default", "siamscope-effnet")
+
+
+def ready(spec: TrackerSpec) -> bool:
+    """The tracker can be built now: it needs no checkpoint, ships one, or one is found."""
+    return not spec.needs_weights or bool(spec.builtin_weights) or find_weights(spec) is not None
+
+
+def preferred_tracker() -> str:
+    """The first of PREFERRED_TRACKERS that is ready, else the first ready tracker."""
+    specs = {s.name: s for s in all_trackers()}
+    for name in PREFERRED_TRACKERS:
+        if name in specs and ready(specs[name]):
+            return name
+    return next((s.name for s in specs.values() if ready(s)), next(iter(specs)))
 
 
 def find_file(file_name: str) -> Optional[str]:

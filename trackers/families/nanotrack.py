@@ -94,7 +94,9 @@ class NanoTracker(SiameseRPNTracker):
             # ORT reads a host array (its CUDA provider copies it to the GPU itself)
             return engine.track(self._host_input(patch), with_channels=self.collect_channels)
         with torch.inference_mode():
-            return self.network.track(self._tensor(patch))
+            # another size (a widened search while the target is lost): its own exported graph
+            # where the tracker declares one (engine_search_sizes), else torch
+            return self.network_track(self._tensor(patch))
 
     def init(self, frame, box) -> None:
         with torch.inference_mode():

@@ -188,7 +188,7 @@ def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
         if not os.path.isdir(fixture):
             raise BenchError(f"{fixture} is absent")
         return seeded_checkpoint(fixture, tmp), "seeded weights"
-    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+    if spec.weights_file.startswith("nanotrack"):     # NanoTrack v1-v3, OpenCV's, and the default (v2's)
         return os.path.join(nano_dir, spec.weights_file), "real weights"
     if spec.needs_weights:
         found = registry.find_weights(spec)

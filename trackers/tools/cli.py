@@ -40,13 +40,9 @@ def parse_box(text: str):
 
 
 def default_tracker_name() -> str:
-    """The tracker used when none is named: the project's trained default where present."""
+    """The tracker used when none is named (registry.PREFERRED_TRACKERS)."""
     from trackers.core import registry
-    names = [s.name for s in registry.all_trackers()]
-    for preferred in ("siamscope-default", "nanotrack-v2"):
-        if preferred in names:
-            return preferred
-    return names[0]
+    return registry.preferred_tracker()
 
 
 def cmd_trackers(args) -> int:

@@ -26,7 +26,7 @@ one sequence, or a pysot JSON annotation file) and returns them in the dataset's
 Frames a dataset labels absent (GOT-10k absence / cover 0, LaSOT full occlusion or out of view,
 pysot `absent` 0) get a NaN ground-truth row, so the OPE metrics leave them out as they leave
 out unannotated frames; the labels themselves are kept in `DatasetSequence.absent` for the
-long-term precision / recall / F-score (trackers/tools/longterm.py).
+long-term precision / recall / F-score (trackers/run/longterm.py).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..run import metrics as M
 from .eval_results import atomic_write
 from .eval_core import write_plots
-from .longterm import long_term_score
+from ..run.longterm import long_term_score
 
 
 def machine() -> dict[str, str]:

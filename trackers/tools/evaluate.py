@@ -38,7 +38,7 @@ def clip_sequence(seq: Sequence, first: int, end) -> Sequence:
 def default_trackers() -> list[str]:
     from trackers.core import registry
     names = {s.name for s in registry.all_trackers()}
-    return [n for n in ("siamscope-default", "nanotrack-v2", "csrt") if n in names]
+    return [n for n in ("siamscope-default", "siamscope-effnet", "nanotrack-v2", "csrt") if n in names]
 
 
 def parse_weights(items) -> dict[str, str]:

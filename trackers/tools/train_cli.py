@@ -10,9 +10,9 @@ SIAMATTN_OUT = "resources/siamattn_effnet.pth"
 def add_parser(subparsers) -> None:
     from trackers.train.trainer import TrainConfig
     d = TrainConfig()
-    p = subparsers.add_parser("train", help="train the default tracker (siamscope-default) from ../shared/data")
+    p = subparsers.add_parser("train", help="train the EfficientNet tracker (siamscope-effnet) from ../shared/data")
     p.add_argument("--model", choices=("default", "siamattn"), default="default",
-                   help="default: the default tracker (siamscope-default); siamattn: SiamAttn's attention, RPN "
+                   help="default: the EfficientNet tracker (siamscope-effnet); siamattn: SiamAttn's attention, RPN "
                         "and refinement on the same pairs (trackers/train/siamattn_train.py; its own defaults "
                         "for --pairs/--epochs/--batch-size/--lr where those are not given)")
     p.add_argument("--out", default=None, help=f"weights file to write (default {DEFAULT_OUT}, or {SIAMATTN_OUT} "

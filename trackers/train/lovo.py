@@ -110,3 +110,88 @@ def write_lovo(data_dir: str, shared_dir: str, out_dir: str, only: Optional[list
         log(f"{d}: {len(frames)} frames, {int(np.isfinite(gt[:, 0]).sum())} with the target")
         written.append(d)
     return written
+
+
+# -- the table ----------------------------------------------------------------------------------------
+#: the trained tracker scored with, per video, the head trained without that video
+#: (`python main.py train --leave-out VIDEO`); the videos the committed head never saw (bag, cup:
+#: the benchmark's) use the committed head
+TRAINED = "siamscope-effnet"
+FOLDS_DIR = os.path.join("resources", "lovo_folds")
+TABLE_TRACKERS = ("siamscope-default", TRAINED, "effnet-siamfc-floor", "csrt", "nanotrack-v2")
+
+
+def fold_weights(folds_dir: str, sequence: str) -> Optional[str]:
+    """The head trained without `sequence`'s video (folds_dir/fold_<sequence>.pth), if there is one."""
+    path = os.path.join(folds_dir, f"fold_{sequence}.pth")
+    return path if os.path.isfile(path) else None
+
+
+def run_one(tracker, seq) -> tuple[np.ndarray, np.ndarray, int]:
+    """(boxes, confidences, init frame): OPE from the first frame with a box, every later frame."""
+    start = int(np.argmax(np.isfinite(seq.gt[:, 0])))
+    boxes = np.full((len(seq.frames), 4), np.nan)
+    conf = np.full(len(seq.frames), np.nan)
+    tracker.init(cv2.imread(seq.frames[start], cv2.IMREAD_COLOR), tuple(seq.gt[start]))
+    boxes[start], conf[start] = seq.gt[start], 1.0
+    for i in range(start + 1, len(seq.frames)):
+        r = tracker.track(cv2.imread(seq.frames[i], cv2.IMREAD_COLOR))
+        boxes[i], conf[i] = r.box, r.score
+    return boxes, conf, start
+
+
+def lovo_table(folder: str, trackers=TABLE_TRACKERS, folds_dir: str = FOLDS_DIR, log=print) -> dict:
+    """OTB success AUC of each tracker on each LOVO sequence and, where the sequence has frames
+    without the target, the VOT-LT F-score; `TRAINED` runs with each video's fold head."""
+    from trackers.core import registry
+    from trackers.run import metrics as M
+    from trackers.run.sequences import find_sequences
+    from trackers.run.longterm import long_term_score
+    seqs = find_sequences(folder)
+    table: dict = {}
+    for name in trackers:
+        spec = registry.get(name)
+        row = {}
+        for seq in seqs:
+            weights = fold_weights(folds_dir, seq.name) if name == TRAINED else None
+            boxes, conf, start = run_one(registry.build(name, weights or registry.find_weights(spec)), seq)
+            row[seq.name] = {"auc": round(float(M.score_sequence(boxes, seq.gt).auc), 3),
+                             "head": weights or "committed"}
+            present = np.isfinite(seq.gt[:, 0])
+            if not present.all():
+                lt = long_term_score([(boxes, np.nan_to_num(seq.gt), present, conf, start)])
+                row[seq.name].update(lt_precision=round(lt.precision, 3), lt_recall=round(lt.recall, 3),
+                                     lt_f=round(lt.f_score, 3))
+        table[name] = row
+        aucs = [row[s.name]["auc"] for s in seqs]
+        lt = "".join(f"   LT-F {s.name} {row[s.name]['lt_f']:.3f}" for s in seqs if "lt_f" in row[s.name])
+        log(f"{name:22s} " + " ".join(f"{a:9.3f}" for a in aucs) + f"   mean {np.mean(aucs):.3f}{lt}")
+    return table
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description="leave-one-video-out table (AUC per held-out video)")
+    ap.add_argument("folder", help="written by `python main.py train --write-lovo DIR`")
+    ap.add_argument("--trackers", default=",".join(TABLE_TRACKERS))
+    ap.add_argument("--folds", default=FOLDS_DIR, help=f"fold heads of {TRAINED} (fold_<video>.pth)")
+    ap.add_argument("--json", help="write the table there")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    from trackers.core import compute
+    compute.apply(compute.decide(args.threads))
+    from trackers.run.sequences import find_sequences
+    names = [s.name for s in find_sequences(args.folder)]
+    print(f"{'AUC':22s} " + " ".join(f"{n[:9]:>9s}" for n in names), flush=True)
+    table = lovo_table(args.folder, args.trackers.split(","), args.folds,
+                       log=lambda line: print(line, flush=True))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(table, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

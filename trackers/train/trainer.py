@@ -386,7 +386,7 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
     result = train_head(net, cache, cfg, device, log)
     t_total = time.perf_counter() - t_start
     record = {
-        "tracker": "siamscope-default",
+        "tracker": "siamscope-effnet",
         "config": dataclasses.asdict(cfg),
         "pair_config": dataclasses.asdict(PairConfig()),
         "pairs": int(len(cache.boxes)), "negative_pairs": int((~cache.positive).sum()),
@@ -397,7 +397,7 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
     }
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torch.save({"state_dict": net.head_state_dict(),
-                "meta": {"tracker": "siamscope-default", "channels": cfg.channels, "seed": cfg.seed}}, out)
+                "meta": {"tracker": "siamscope-effnet", "channels": cfg.channels, "seed": cfg.seed}}, out)
     with open(os.path.splitext(out)[0] + ".train.json", "w") as f:
         json.dump(record, f, indent=1)
     log(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB) in {t_total / 60:.1f} min")

@@ -1,0 +1,61 @@
+"""The leave-one-video-out machinery behind the default tracker's choice (issue 13): folds that
+never see their video, the table that scores each video with its own fold, and the preferred
+tracker when NanoTrack v2's checkpoint is missing."""
+import json
+import os
+
+import cv2
+import numpy as np
+
+from tests.conftest import ROOT, shared_path
+
+
+def test_leave_out_drops_the_video_and_an_unknown_one_is_refused(tmp_path, capsys):
+    from trackers.train.pairs import TRAIN_VIDEOS, Library
+    from trackers.tools import cli
+    data = os.path.dirname(os.path.dirname(shared_path("data", "videos", "box.mp4")))
+    lib = Library(data, frames_per_video=4, videos=tuple(v for v in TRAIN_VIDEOS if v != "box.mp4"))
+    assert "box.mp4" not in lib.video_names and lib.video_names
+    rc = cli.main(["train", "--leave-out", "bag.avi", "--out", str(tmp_path / "w.pth"), "--pairs", "8"])
+    assert rc == 2 and "--leave-out bag.avi: not a training video" in capsys.readouterr().err
+    assert not (tmp_path / "w.pth").exists()
+
+
+def _mini_sequence(root, name, n=8, absent_from=6):
+    """The first n frames of bag (OTB layout), ground truth from the bench, NaN from absent_from on."""
+    gt = np.loadtxt(shared_path("bench", "bag", "groundtruth.txt"), delimiter=",")[:n]
+    gt[absent_from:] = np.nan
+    d = root / name
+    (d / "img").mkdir(parents=True)
+    cap = cv2.VideoCapture(shared_path("data", "videos", "bag.avi"))
+    for i in range(n):
+        ok, frame = cap.read()
+        assert ok
+        cv2.imwrite(str(d / "img" / f"{i + 1:05d}.jpg"), frame)
+    cap.release()
+    np.savetxt(d / "groundtruth.txt", gt, delimiter=",", fmt="%.2f")
+    return d
+
+
+def test_table_scores_each_video_with_the_head_that_never_saw_it(tmp_path):
+    from trackers.train import lovo
+    _mini_sequence(tmp_path / "seqs", "mini")
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    fold = os.path.join(ROOT, "resources", "lovo_folds", "fold_box.pth")
+    (folds / "fold_mini.pth").write_bytes(open(fold, "rb").read())
+    lines = []
+    table = lovo.lovo_table(str(tmp_path / "seqs"), ["siamscope-effnet"], str(folds), log=lines.append)
+    row = table["siamscope-effnet"]["mini"]
+    assert row["head"] == str(folds / "fold_mini.pth")          # the fold, not the committed head
+    assert 0.0 <= row["auc"] <= 1.0 and 0.0 <= row["lt_f"] <= 1.0  # target absent at the end: VOT-LT too
+    assert lines and "siamscope-effnet" in lines[0] and "LT-F mini" in lines[0]
+    json.dumps(table)                                            # the record is plain JSON
+
+
+def test_without_nanotrack_weights_the_preferred_tracker_needs_no_download(monkeypatch):
+    from trackers.core import registry
+    assert registry.preferred_tracker() in registry.PREFERRED_TRACKERS
+    monkeypatch.setattr(registry, "find_file", lambda name: None)
+    assert not registry.ready(registry.get("siamscope-default"))
+    assert registry.preferred_tracker() == "siamscope-effnet"
