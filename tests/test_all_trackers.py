@@ -32,7 +32,7 @@ def frames():
 def _weights(spec, tmp_path):
     if spec.name in SEEDED_FIXTURE:
         return seeded_checkpoint(shared_path("fixtures", SEEDED_FIXTURE[spec.name]), str(tmp_path))
-    if spec.name.startswith("nanotrack-") or spec.name == "opencv-nanotrack":
+    if spec.weights_file.startswith("nanotrack"):   # NanoTrack v1-v3, OpenCV's, and the default (v2's)
         return shared_path("models", "nanotrack", spec.weights_file)
     if spec.name == "dasiamrpn-otb":
         pytest.skip("no fixture for SiamRPNotb (its network is tested by test_dasiamrpn_parity)")
