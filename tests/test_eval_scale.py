@@ -142,12 +142,21 @@ def test_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(tmp_path, seri
     assert _boxes_files(str(tmp_path)) == serial_results
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 def test_interrupted_run_resumes_without_half_written_files(tmp_path, serial_results):
     """Ctrl-C (a real SIGINT) after the first job: what finished is on disk whole, nothing is
     half-written, and the same command finishes the rest, reading the finished pairs back."""
     args = [sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS, "--max-frames", FRAMES,
             "--threads", "1", "--results", str(tmp_path)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child starts with Ctrl-C's default disposition and unblocked, whatever an earlier test in
+    # this process left (an ignored or blocked SIGINT survives exec, and the run would not stop)
+    inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     try:
         for line in proc.stderr:
             if " 1/4 jobs" in line:
@@ -158,7 +167,7 @@ def test_interrupted_run_resumes_without_half_written_files(tmp_path, serial_res
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, f"SIGINT did not stop the run; this process had SIGINT {inherited}"
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert not [p for p in written if p.name.endswith(".part")]
     done = _boxes_files(str(tmp_path))

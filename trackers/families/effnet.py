@@ -28,27 +28,20 @@ from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 from ..core.base import param
 from ..core.paths import RESOURCES_DIR
 from ..core.registry import TrackerSpec, register
-from ..core.siamese import PointDecoder, RPNParams, SiameseRPNTracker
+from ..core.siamese import PointDecoder, SiameseRPNTracker
 from .floor import channel_weights, weighted_cosine
 from .guard import VERIFY_STAGE, GuardParams, LongTermGuard, TargetVerifier
+from .nanotrack import NanoTrackParams
 
 WEIGHTS = os.path.join(RESOURCES_DIR, "default_tracker.pth")
 
 
 @dataclasses.dataclass
-class EffNetParams(GuardParams, RPNParams):
+class EffNetParams(GuardParams, NanoTrackParams):
     """The RPN-family loop's knobs for the EfficientNet-Lite0 network (point stride 16, 13 x 13
-    grid) plus the long-term part (GuardParams). Penalty, window and size learning rate are
-    NanoTrack v2's (same stride, same point decoding)."""
+    grid) plus the long-term part (GuardParams). Penalty, window and size learning rate, crop sizes
+    and stride are NanoTrack v2's (same stride, same point decoding): its params are the base."""
 
-    penalty_k: float = 0.15
-    window_influence: float = 0.49
-    lr: float = 0.385
-    exemplar_size: int = 127
-    instance_size: int = 255
-    context_amount: float = 0.5
-    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
-                                  "the network)", live=False)
     # no recent view: its presence coefficients were calibrated with the first frame's view alone
     refresh_presence: float = 1.0
     # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
