@@ -106,7 +106,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 class TargetVerifier:
     """The first frame's target kept as EfficientNet-Lite0 features (stride 8 and 16) and a
-    hue-saturation histogram; a candidate box is compared with it. Finer features keep colour and
+    hue-saturation histogram, plus a recent view (`refresh`); a candidate box is compared with them. Finer features keep colour and
     texture that a stride-16 match abstracts away (two faces match at stride 16; hair and glasses
     tell them apart at stride 8). Training-free: ImageNet weights only."""
 
@@ -157,9 +157,10 @@ class LongTermGuard:
     """The default tracker's long-term part, as hooks of the RPN-family loop
     (SiameseRPNTracker.track), on top of whichever network localises the target:
 
-    - `decode_step` picks the candidate cell (the localiser's scores, `choice_scores`), with no
-      cosine window while LOST;
-    - `refine_step` checks the candidate against the first frame's target (`TargetVerifier`),
+    - `decode_step` picks the candidate cell (the localiser's scores, `choice_scores`), with the
+      cosine window at `lost_window_influence` while LOST;
+    - `refine_step` checks the candidate against the first frame's target and a recent confident
+      view of it (`TargetVerifier`),
       makes the calibrated target-present score (`presence`), moves and resizes the box only as
       far as that score supports (`bounded_size`), and goes LOST / finds the target again;
     - `search_size` widens the search crop while LOST;
@@ -171,7 +172,8 @@ class LongTermGuard:
     verifier: TargetVerifier
     extra_keys = {"head_score": "the localiser's own score at the chosen cell",
                   "appearance": "the appearance match of the candidate that the presence uses",
-                  "verify_fine": "stride-8 cosine of the first frame's target with an exemplar crop at the candidate",
+                  "verify_fine": "stride-8 cosine of the target (the better of the first frame's and the recent "
+                                 "view's) with an exemplar crop at the candidate",
                   "verify_coarse": "the same at stride 16",
                   "colour": "hue-saturation histogram similarity of the candidate box with the first box",
                   "instance_size": "search crop side this frame (wider while LOST)"}
