@@ -22,19 +22,18 @@ def test_leave_out_drops_the_video_and_an_unknown_one_is_refused(tmp_path, capsy
 
 
 def _mini_sequence(root, name, n=8, absent_from=6):
-    """The first n frames of bag (OTB layout), ground truth from the bench, NaN from absent_from on."""
+    """The first n frames of bag written as a sequence folder, ground truth from the bench, NaN from
+    absent_from on; read back as `eval` reads it."""
+    from trackers.run.sequences import load_sequence, write_sequence
     gt = np.loadtxt(shared_path("bench", "bag", "groundtruth.txt"), delimiter=",")[:n]
     gt[absent_from:] = np.nan
-    d = root / name
-    (d / "img").mkdir(parents=True)
     cap = cv2.VideoCapture(shared_path("data", "videos", "bag.avi"))
-    for i in range(n):
-        ok, frame = cap.read()
-        assert ok
-        cv2.imwrite(str(d / "img" / f"{i + 1:05d}.jpg"), frame)
+    frames = [cap.read()[1] for _ in range(n)]
     cap.release()
-    np.savetxt(d / "groundtruth.txt", gt, delimiter=",", fmt="%.2f")
-    return d
+    write_sequence(str(root / name), frames, gt)
+    seq = load_sequence(str(root / name))
+    assert len(seq.frames) == n and np.allclose(seq.gt, gt.round(2), equal_nan=True)
+    return root / name
 
 
 def test_table_scores_each_video_with_the_head_that_never_saw_it(tmp_path):

@@ -1,7 +1,8 @@
 """Benchmark sequences as folders on disk: FOLDER/<seq>/img/*.jpg with FOLDER/<seq>/groundtruth.txt,
 one 'x,y,w,h' line per frame, NaN where the target is absent. The frames are listed and read as the
 app reads them (ImageFolderSource), so `eval`, training's calibration and the app play the same
-frames in the same order. The dataset layouts `eval` also reads are trackers/tools/datasets.py's."""
+frames in the same order. The dataset layouts `eval` also reads are trackers/tools/datasets.py's. `write_sequence` writes one
+(training's synthetic and leave-one-video-out sequences)."""
 from __future__ import annotations
 
 import dataclasses
@@ -60,3 +61,15 @@ def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequen
     if not paths:
         raise EvalError(f"no sequences in {folder!r} (expected <seq>/img/*.jpg and <seq>/groundtruth.txt)")
     return [load_sequence(p, max_frames) for p in paths]
+
+
+def write_sequence(folder: str, frames, gt, jpeg_quality: int = 95) -> None:
+    """`frames` as folder/img/00001.jpg... and `gt` ((N, 4) x, y, w, h) as folder/groundtruth.txt,
+    NaN where the target is absent: the layout `load_sequence` reads."""
+    import cv2
+    os.makedirs(os.path.join(folder, "img"), exist_ok=True)
+    for t, f in enumerate(frames):
+        cv2.imwrite(os.path.join(folder, "img", f"{t + 1:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    with open(os.path.join(folder, "groundtruth.txt"), "w") as fh:
+        for b in gt:
+            fh.write(",".join("NaN" if not np.isfinite(v) else f"{v:.2f}" for v in b) + "\n")

@@ -1,13 +1,6 @@
 """`python main.py eval`: one-pass evaluation of trackers over a folder of sequences (the command;
-what every evaluation path shares is trackers/tools/eval_core.py, re-exported here).
-
-Layout (OTB / GOT-10k): FOLDER/<seq>/img/*.jpg and FOLDER/<seq>/groundtruth.txt, one 'x,y,w,h'
-line per frame, NaN where the target is absent. Each tracker is initialised on the first frame
-with a ground-truth box and runs to the end without re-initialisation (OPE). The table gives per
-sequence and overall success AUC, precision at 20 px, normalised precision at 0.2 and fps
-(frames / seconds spent in track(), image decoding excluded), trackers side by side. Metrics:
-trackers/run/metrics.py.
-"""
+what every evaluation path shares, the layout it reads and the table it prints are
+trackers/tools/eval_core.py's, re-exported here)."""
 from __future__ import annotations
 
 import os

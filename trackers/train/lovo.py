@@ -82,6 +82,7 @@ def write_lovo(data_dir: str, shared_dir: str, out_dir: str, only: Optional[list
                log=print) -> list[str]:
     """Write every LOVO sequence (OTB layout + meta.json) under out_dir; returns the folders."""
     from trackers.core import registry
+    from trackers.run.sequences import write_sequence
     weights = os.path.join(shared_dir, TEACHER_WEIGHTS)
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"the teacher's weights {weights} are missing")
@@ -95,12 +96,7 @@ def write_lovo(data_dir: str, shared_dir: str, out_dir: str, only: Optional[list
         gt = pseudo_label(seq, frames, lambda: registry.build(TEACHER, weights))
         name = os.path.splitext(seq.video)[0]
         d = os.path.join(out_dir, name)
-        os.makedirs(os.path.join(d, "img"), exist_ok=True)
-        for t, f in enumerate(frames):
-            cv2.imwrite(os.path.join(d, "img", f"{t + 1:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        with open(os.path.join(d, "groundtruth.txt"), "w") as fh:
-            for b in gt:
-                fh.write(",".join("NaN" if not np.isfinite(v) else f"{v:.2f}" for v in b) + "\n")
+        write_sequence(d, frames, gt, jpeg_quality=95)
         with open(os.path.join(d, "meta.json"), "w") as fh:
             json.dump({"source": f"../shared/data/videos/{seq.video}, frames 0-{len(frames) - 1}",
                        "target": seq.target,
@@ -171,7 +167,6 @@ def lovo_table(folder: str, trackers=TABLE_TRACKERS, folds_dir: str = FOLDS_DIR,
 
 def main(argv=None) -> int:
     import argparse
-    import sys
     ap = argparse.ArgumentParser(description="leave-one-video-out table (AUC per held-out video)")
     ap.add_argument("folder", help="written by `python main.py train --write-lovo DIR`")
     ap.add_argument("--trackers", default=",".join(TABLE_TRACKERS))

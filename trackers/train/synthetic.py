@@ -15,6 +15,8 @@ import os
 import cv2
 import numpy as np
 
+from trackers.run.sequences import write_sequence
+
 from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler, _limit_size
 
 
@@ -85,11 +87,6 @@ def write_sequences(data_dir: str, out_dir: str, count: int = 6, n_frames: int =
         video = os.path.join(data_dir, "videos", TRAIN_VIDEOS[i % len(TRAIN_VIDEOS)])
         frames, gt = make_sequence(sampler, video, n_frames)
         seq = os.path.join(out_dir, f"synth_{i:02d}")
-        os.makedirs(os.path.join(seq, "img"), exist_ok=True)
-        for t, f in enumerate(frames):
-            cv2.imwrite(os.path.join(seq, "img", f"{t + 1:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        with open(os.path.join(seq, "groundtruth.txt"), "w") as fh:
-            for b in gt:
-                fh.write(",".join("NaN" if not np.isfinite(v) else f"{v:.2f}" for v in b) + "\n")
+        write_sequence(seq, frames, gt, jpeg_quality=92)
         written.append(seq)
     return written
