@@ -86,6 +86,13 @@ class GuardParams:
                                          "target (1: never)", range=(0, 1))
     refresh_min_first: float = param(0.5, "... if its match with the first frame is at least this fraction of "
                                           "that match's reference level", range=(0, 1))
+    # a look-alike next to the target (a second person crossing) can take the localiser's best cell
+    # while the target is still in the crop: when the chosen candidate scores below lost_presence, or
+    # while LOST, the next best separated candidates are verified too and the best-matching is taken
+    doubt_candidates: int = param(3, "while the score is low or LOST, this many separated candidates of the "
+                                     "localiser are verified and the one most like the target taken (1: only "
+                                     "the localiser's best)", live=False)
+    candidate_min_score: float = param(0.5, "... each scoring at least this much in the localiser", range=(0, 1))
 
 
 def box_histogram(frame: np.ndarray, center, size, bins=(16, 8)) -> np.ndarray:
@@ -234,6 +241,7 @@ class LongTermGuard:
                                             p.penalty_k, self._window(S), window_influence)
         bbox_delta = pred_bbox[:, best] / ctx.scale_z
         ctx.notes["lost_before"] = self.lost
+        ctx.notes["score_side"] = S
         return Decoded(score, pred_bbox, penalty, pscore, best, 0.0, bbox_delta, tuple(self.center),
                        tuple(self.size), (0.0, 0.0, 0.0, 0.0))
 
@@ -241,17 +249,16 @@ class LongTermGuard:
         p = self.params
         frame = self._frame
         with timer.stage("verify"):
-            fine, coarse, colour = self.verifier.compare(frame, self.center + step.bbox_delta[:2], self.size)
+            step, (fine, coarse, colour), (appearance, presence) = self.verified_candidate(step, ctx)
         with timer.stage("decode"):
-            appearance, fine_figure = self.presence_figures(ctx, step.best, fine, coarse)
-            presence = self.presence(appearance, fine_figure)
             if (not ctx.notes["lost_before"] and presence > p.refresh_presence
                     and self.verifier.last_first_fine >= p.refresh_min_first * self.reference_fine()):
                 # a confident frame still like the first one: its view becomes the recent view
                 self.verifier.refresh()
             lr = float(step.penalty[step.best] * presence * p.lr)
             center, size = self.center.copy(), self.size.copy()
-            follows = step.score[step.best] >= p.follow_localiser_score
+            # only a localiser with no rival candidate: where a look-alike scores too, the verifier decides
+            follows = step.score[step.best] >= p.follow_localiser_score and not ctx.notes["rivals"]
             if ctx.notes["lost_before"]:
                 if presence >= p.found_presence:      # re-detected: go there, keep the size it had
                     self.lost, self.low_frames = False, 0
@@ -278,6 +285,56 @@ class LongTermGuard:
         ctx.notes.update(presence=presence, appearance=appearance, fine=fine, coarse=coarse, colour=colour)
         return dataclasses.replace(step, lr=lr, center=(cx, cy), size=(w, h), box=(cx - w / 2, cy - h / 2, w, h))
 
+    def verified_candidate(self, step: Decoded, ctx) -> tuple[Decoded, tuple, tuple]:
+        """The localiser's best candidate with its verification (fine, coarse, colour) and its
+        (appearance, presence); while that presence is below lost_presence or the state is LOST, the
+        localiser's next best candidates (at least a target's half-size away from each other) are
+        verified as well and the one with the highest presence is taken."""
+        p = self.params
+        frame = self._frame
+        candidates = [step.best]
+        checked = []
+        for i, cell in enumerate(candidates):
+            figures = self.verifier.compare(frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
+            appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
+            checked.append((self.presence(appearance, fine_figure, update_reference=i == 0), cell, figures,
+                            appearance, self.verifier.last_first_fine, self.verifier.last_features))
+            if i == 0 and (checked[0][0] < p.lost_presence or ctx.notes["lost_before"]):
+                candidates += self.other_candidates(step, ctx, p.doubt_candidates - 1)
+        # a rival: another candidate the localiser is as sure of as it must be to be followed
+        ctx.notes["rivals"] = sum(step.score[c] >= p.follow_localiser_score for c in candidates[1:])
+        presence, cell, figures, appearance, first_fine, features = max(checked, key=lambda c: c[0])
+        self.verifier.last_first_fine, self.verifier.last_features = first_fine, features
+        if cell != step.best:
+            step = dataclasses.replace(step, best=cell, bbox_delta=step.pred_bbox[:, cell] / ctx.scale_z)
+        return step, figures, (appearance, presence)
+
+    def other_candidates(self, step: Decoded, ctx, n: int) -> list[int]:
+        """Up to n cells other than step.best: local maxima of the localiser's score x size penalty
+        (no cosine window: a look-alike may have pulled the best cell away from where the target
+        is), best first, each scoring at least candidate_min_score and at least half the target's
+        smaller side away from every cell taken before it. One object's blob has one maximum, so a
+        candidate is another object (or another part of the picture), not the target's own edge."""
+        if n <= 0:
+            return []
+        side = ctx.notes["score_side"]
+        ranked = (step.score * step.penalty).reshape(-1, side, side)      # (anchors, S, S)
+        per_cell = ranked.max(axis=0).astype(np.float32)      # compared with its own dilation, same dtype
+        peaks = per_cell >= cv2.dilate(per_cell, np.ones((3, 3), np.uint8))
+        anchor = ranked.argmax(axis=0)
+        ys, xs = np.nonzero(peaks)
+        cells = anchor[ys, xs] * side * side + ys * side + xs
+        cells = [int(c) for c in cells[np.argsort(-per_cell[ys, xs])]
+                 if step.score[c] >= self.params.candidate_min_score]
+        gap = 0.5 * min(self.size) * ctx.scale_z
+        taken = [step.best]
+        for c in cells:
+            if len(taken) > n:
+                break
+            if all(math.hypot(*(step.pred_bbox[:2, c] - step.pred_bbox[:2, t])) >= gap for t in taken):
+                taken.append(c)
+        return taken[1:]
+
     def finish_result(self, result: TrackResult, step: Decoded, ctx, timer: StageTimer) -> TrackResult:
         n = ctx.notes
         result.score = n["presence"]
@@ -292,11 +349,12 @@ class LongTermGuard:
         return super().track(frame)
 
     # -- confidence and box ---------------------------------------------------------------------------
-    def presence(self, appearance: float, fine: float) -> float:
+    def presence(self, appearance: float, fine: float, update_reference: bool = True) -> float:
         """Calibrated probability that the target is in view under the candidate box. The first
-        `reference_frames` frames also set the reference levels (their running mean until then)."""
+        `reference_frames` frames also set the reference levels (their running mean until then;
+        only the localiser's own candidate counts, `update_reference`)."""
         p = self.params
-        if len(self.reference) < p.reference_frames:
+        if update_reference and len(self.reference) < p.reference_frames:
             self.reference.append((appearance, fine))
         ref_app, ref_fine = np.mean(self.reference, axis=0)
         z = (p.presence_bias + p.presence_appearance * appearance / max(ref_app, 1e-3)
