@@ -5,8 +5,8 @@ target-present score, a box that changes size only as far as that score supports
 re-detection.
 
 It is the default because the leave-one-video-out table chose it (trackers/train/lovo.py; record:
-resources/default_tracker.json "lovo_2026_11_26"): it beats the training-free floor on every
-held-out video, where the EfficientNet head trained here (siamscope-effnet) does not.
+resources/default_tracker.json "lovo_2026_11_27"): it beats the training-free floor and CSRT on
+every held-out video, where the EfficientNet head trained here (siamscope-effnet) does not.
 """
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ class DefaultParams(GuardParams, NanoTrackParams):
     # bag / cup / vtest scored 0.674 / 0.546 / 0.362; following a sure localiser (0.9), sizing from
     # a score of 0.2 up and keeping a quarter of the window in the widened search, 0.804 / 0.739 /
     # 0.454, Megamind and box unchanged (0.891, 0.896)
+    # (those vtest figures scored labels that followed the wrong man from frame 37; with the labels
+    # corrected it was 0.544, and 0.687 once the guard verifies the localiser's other peaks,
+    # GuardParams.doubt_candidates 3 and candidate_min_score 0.5: record "lovo_2026_11_27")
     follow_localiser_score: float = 0.9
     resize_min_presence: float = 0.2
     lost_window_influence: float = 0.25
