@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -91,7 +91,7 @@ class GuardParams:
     # while LOST, the next best separated candidates are verified too and the best-matching is taken
     doubt_candidates: int = param(3, "while the score is low or LOST, this many separated candidates of the "
                                      "localiser are verified and the one most like the target taken (1: only "
-                                     "the localiser's best)", live=False)
+                                     "the localiser's best)")
     candidate_min_score: float = param(0.5, "... each scoring at least this much in the localiser", range=(0, 1))
 
 
@@ -160,6 +160,15 @@ class TargetVerifier:
         self.recent = self.last_features
 
 
+class VerifiedCandidate(NamedTuple):
+    presence: float
+    cell: int
+    figures: tuple          # (stride-8 cosine, stride-16 cosine, colour similarity)
+    appearance: float       # the presence's appearance figure
+    first_fine: float       # the stride-8 cosine with the first frame's view alone
+    features: list          # the box's features (TargetVerifier.refresh takes them)
+
+
 class LongTermGuard:
     """The default tracker's long-term part, as hooks of the RPN-family loop
     (SiameseRPNTracker.track), on top of whichever network localises the target:
@@ -167,7 +176,8 @@ class LongTermGuard:
     - `decode_step` picks the candidate cell (the localiser's scores, `choice_scores`), with the
       cosine window at `lost_window_influence` while LOST;
     - `refine_step` checks the candidate against the first frame's target and a recent confident
-      view of it (`TargetVerifier`),
+      view of it (`TargetVerifier`), and while it doubts, the localiser's other peaks as well
+      (`verified_candidate`: a look-alike may hold the best cell),
       makes the calibrated target-present score (`presence`), moves and resizes the box only as
       far as that score supports (`bounded_size`), and goes LOST / finds the target again;
     - `search_size` widens the search crop while LOST;
@@ -287,27 +297,30 @@ class LongTermGuard:
 
     def verified_candidate(self, step: Decoded, ctx) -> tuple[Decoded, tuple, tuple]:
         """The localiser's best candidate with its verification (fine, coarse, colour) and its
-        (appearance, presence); while that presence is below lost_presence or the state is LOST, the
-        localiser's next best candidates (at least a target's half-size away from each other) are
-        verified as well and the one with the highest presence is taken."""
+        (appearance, presence). While that presence is below lost_presence, or the state is LOST,
+        the localiser's other peaks (`other_candidates`) are verified as well and the one with the
+        highest presence is taken; ctx.notes["rivals"] counts those the localiser is as sure of as
+        `follow_localiser_score` (then the box does not just follow the localiser)."""
         p = self.params
-        frame = self._frame
-        candidates = [step.best]
-        checked = []
-        for i, cell in enumerate(candidates):
-            figures = self.verifier.compare(frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
-            appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
-            checked.append((self.presence(appearance, fine_figure, update_reference=i == 0), cell, figures,
-                            appearance, self.verifier.last_first_fine, self.verifier.last_features))
-            if i == 0 and (checked[0][0] < p.lost_presence or ctx.notes["lost_before"]):
-                candidates += self.other_candidates(step, ctx, p.doubt_candidates - 1)
-        # a rival: another candidate the localiser is as sure of as it must be to be followed
-        ctx.notes["rivals"] = sum(step.score[c] >= p.follow_localiser_score for c in candidates[1:])
-        presence, cell, figures, appearance, first_fine, features = max(checked, key=lambda c: c[0])
-        self.verifier.last_first_fine, self.verifier.last_features = first_fine, features
-        if cell != step.best:
-            step = dataclasses.replace(step, best=cell, bbox_delta=step.pred_bbox[:, cell] / ctx.scale_z)
-        return step, figures, (appearance, presence)
+        checked = [self._verify_cell(step, ctx, step.best, sets_reference=True)]
+        others = []
+        if checked[0].presence < p.lost_presence or ctx.notes["lost_before"]:
+            others = self.other_candidates(step, ctx, p.doubt_candidates - 1)
+            checked += [self._verify_cell(step, ctx, cell) for cell in others]
+        ctx.notes["rivals"] = sum(step.score[cell] >= p.follow_localiser_score for cell in others)
+        chosen = max(checked, key=lambda c: c.presence)
+        # what `refresh` takes as the recent view, and refine_step's refresh test, are the chosen box's
+        self.verifier.last_first_fine, self.verifier.last_features = chosen.first_fine, chosen.features
+        if chosen.cell != step.best:
+            step = dataclasses.replace(step, best=chosen.cell, bbox_delta=step.pred_bbox[:, chosen.cell] / ctx.scale_z)
+        return step, chosen.figures, (chosen.appearance, chosen.presence)
+
+    def _verify_cell(self, step: Decoded, ctx, cell: int, sets_reference: bool = False) -> "VerifiedCandidate":
+        """One cell's box (at the current size) compared with the target, and its presence."""
+        figures = self.verifier.compare(self._frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
+        appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
+        return VerifiedCandidate(self.presence(appearance, fine_figure, update_reference=sets_reference), cell,
+                                 figures, appearance, self.verifier.last_first_fine, self.verifier.last_features)
 
     def other_candidates(self, step: Decoded, ctx, n: int) -> list[int]:
         """Up to n cells other than step.best: local maxima of the localiser's score x size penalty
