@@ -302,7 +302,7 @@ class LongTermGuard:
         highest presence is taken; ctx.notes["rivals"] counts those the localiser is as sure of as
         `follow_localiser_score` (then the box does not just follow the localiser)."""
         p = self.params
-        checked = [self._verify_cell(step, ctx, step.best, sets_reference=True)]
+        checked = [self._verify_cell(step, ctx, step.best, update_reference=True)]
         others = []
         if checked[0].presence < p.lost_presence or ctx.notes["lost_before"]:
             others = self.other_candidates(step, ctx, p.doubt_candidates - 1)
@@ -315,11 +315,11 @@ class LongTermGuard:
             step = dataclasses.replace(step, best=chosen.cell, bbox_delta=step.pred_bbox[:, chosen.cell] / ctx.scale_z)
         return step, chosen.figures, (chosen.appearance, chosen.presence)
 
-    def _verify_cell(self, step: Decoded, ctx, cell: int, sets_reference: bool = False) -> "VerifiedCandidate":
+    def _verify_cell(self, step: Decoded, ctx, cell: int, update_reference: bool = False) -> VerifiedCandidate:
         """One cell's box (at the current size) compared with the target, and its presence."""
         figures = self.verifier.compare(self._frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
         appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
-        return VerifiedCandidate(self.presence(appearance, fine_figure, update_reference=sets_reference), cell,
+        return VerifiedCandidate(self.presence(appearance, fine_figure, update_reference), cell,
                                  figures, appearance, self.verifier.last_first_fine, self.verifier.last_features)
 
     def other_candidates(self, step: Decoded, ctx, n: int) -> list[int]:

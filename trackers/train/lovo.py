@@ -51,9 +51,10 @@ LOVO_SEQUENCES = [
                  "the man in black (black trousers) walking in from the right, frames 0-50. He passes behind the "
                  "fire-assembly sign while two men stand beside it (frames 30-40); frame 37 (half hidden as he "
                  "steps out on the sign's right) is not labelled, and his box is drawn again by hand at frame 38. "
-                 "Checked by eye (every frame or second frame through the crossing, frames 30-52): the teacher started once at frame 0 jumps to the man in the "
-                 "grey jacket at frame 37 and stays on the wrong people (the table before 2026-11-27 scored that); "
-                 "from frame 51 he is behind the sign and then among the group"),
+                 "Checked by eye (every frame or second frame through the crossing, frames 30-52): the teacher "
+                 "started once at frame 0 jumps to the man in the grey jacket at frame 37 and stays on the wrong "
+                 "people (the table before 2026-11-27 scored that); from frame 51 he is behind the sign and then "
+                 "among the group"),
 ]
 LEFT_OUT = {"tree.avi": "no target stays in view (a still tree; a hand crosses for about 15 of its 68 "
                         "decodable frames)"}
