@@ -127,6 +127,9 @@ class VideoExportJob(QThread):
         self.is_live = store.is_live
         self._cancel = threading.Event()
         self.written = 0
+        # (ok, message) once the job has ended, set before `done` is emitted: whoever started the
+        # job can read it after the fact (a failing job may end before anyone waits on `done`)
+        self.outcome: Optional[tuple[bool, str]] = None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -178,12 +181,16 @@ class VideoExportJob(QThread):
         except (OSError, SourceError, cv2.error) as e:
             self._fail(writer, f"Video export failed: {e}")
             return
-        self.done.emit(True, f"Wrote {self.written} frames to {self.path}")
+        self._end(True, f"Wrote {self.written} frames to {self.path}")
 
     def _fail(self, writer: Optional[AtomicVideoWriter], message: str) -> None:
         if writer is not None:
             writer.abort()            # only its own temporary file goes; the path is untouched
-        self.done.emit(False, message)
+        self._end(False, message)
+
+    def _end(self, ok: bool, message: str) -> None:
+        self.outcome = (ok, message)
+        self.done.emit(ok, message)
 
 
 class _Cancelled(Exception):

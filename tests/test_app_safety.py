@@ -149,9 +149,10 @@ def test_failed_export_after_the_source_moved_keeps_the_destination(qtbot, tmp_p
     keep.write_bytes(b"precious")
     job = window.export_video(str(keep))
     assert job is not None
-    with qtbot.waitSignal(job.done, timeout=30000) as blocker:
-        pass
-    ok, message = blocker.args
+    # the job fails at once (its source is gone), possibly before a waitSignal could connect:
+    # wait on its recorded outcome instead of the signal
+    qtbot.waitUntil(lambda: job.outcome is not None, timeout=30000)
+    ok, message = job.outcome
     assert not ok and "export failed" in message.lower()
     assert keep.read_bytes() == b"precious"
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".keep")]

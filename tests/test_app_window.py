@@ -124,9 +124,8 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     out = tmp_path / "bag_annotated.avi"
     job = window.export_video(str(out), heatmap=False)
     assert job is not None
-    with qtbot.waitSignal(job.done, timeout=60000) as blocker:
-        pass
-    assert blocker.args[0], blocker.args[1]
+    qtbot.waitUntil(lambda: job.outcome is not None, timeout=60000)
+    assert job.outcome[0], job.outcome[1]
     cap = cv2.VideoCapture(str(out))
     exported = []
     while True:
