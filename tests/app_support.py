@@ -40,7 +40,19 @@ def make_window(qtbot, tmp_path, ask_before_closing: bool = False):
     window.resize(1400, 880)
     window.show()
     qtbot.waitExposed(window)
+    make_active(qtbot, window)
     return window
+
+
+def make_active(qtbot, window) -> None:
+    """Make `window` the active window, as it is for a user who types into it: its keyboard
+    shortcuts (Right = step, R = re-draw, Space = play) are window shortcuts and do nothing while
+    another top-level window (another test's, a dialog) is active, which `show()` alone does not
+    settle on a busy machine."""
+    from PySide6.QtWidgets import QApplication
+    window.activateWindow()
+    window.raise_()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10000)
 
 
 def open_bag(qtbot, window, weights: str):

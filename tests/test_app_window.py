@@ -15,7 +15,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from tests.app_support import (BAG, drag_box, frame_pixel_size, ground_truth, iou, make_window,  # noqa: E402
+from tests.app_support import (BAG, drag_box, frame_pixel_size, ground_truth, iou, make_active, make_window,  # noqa: E402
                                open_bag, require_nanotrack, wait_drawn_latest)
 from tests.conftest import shared_path  # noqa: E402
 
@@ -94,6 +94,7 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert window.channels.pinned == [pinned_key]
 
     # -- step one frame (the Right-arrow shortcut)
+    make_active(qtbot, window)
     QTest.keyClick(window, Qt.Key_Right)
     qtbot.waitUntil(lambda: window.current_index == paused_at + 1 and window.drawn_packet.kind == "track",
                     timeout=10000)
