@@ -1,6 +1,6 @@
 """Model zoo dialog: which published checkpoints are present, and fetching them with a progress bar.
 
-The download itself is trackers/tools/zoo.py's (sha256-checked, written to a temporary file and renamed
+The download itself is trackers/run/zoo.py's (sha256-checked, written to a temporary file and renamed
 only on success); here it runs on a QThread so the window never freezes, and a failure (offline,
 as on the CI machine) shows the zoo's message: the URL and the folder to put the file in.
 """
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderV
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from trackers.core import registry
-from trackers.tools import zoo
+from trackers.run import zoo
 
 
 class DownloadJob(QThread):

@@ -12,7 +12,8 @@ from typing import Optional
 
 import cv2
 
-from . import bench, evaluate, train_cli, vot_client, zoo
+from ..run import zoo
+from . import bench, evaluate, train_cli, vot_client
 from ..core import compute
 from ..core.base import UsageError
 from ..core.paths import REPO_ROOT

@@ -125,7 +125,7 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
     to get the file by hand; never leaves a partial file. Where the entry has no sha256 the
     file's is recorded at `recorded_sha256_path(path)`.
     """
-    from ..run.safe_output import commit
+    from .safe_output import commit
     dest_dir = dest_dir or registry.user_models_dir()
     dest = os.path.join(dest_dir, entry.file)
     if not force and os.path.isfile(dest) and _matches(entry, dest):
