@@ -54,7 +54,11 @@ class ModelZooDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
         self.resize(940, 460)
-        self.entries = list(entries) if entries is not None else zoo.load_manifest()
+        problem = None
+        try:
+            self.entries = list(entries) if entries is not None else zoo.load_manifest()
+        except zoo.ManifestError as e:       # a broken or hostile manifest: its one line, no rows
+            self.entries, problem = [], str(e)
         self.dest_dir = dest_dir
         self.job: Optional[DownloadJob] = None
         self.table = QTableWidget(len(self.entries), len(self.COLUMNS))
@@ -71,7 +75,7 @@ class ModelZooDialog(QDialog):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.verticalHeader().hide()
-        self.message = QLabel(f"Downloads go to {dest_dir or registry.user_models_dir()}")
+        self.message = QLabel(problem or f"Downloads go to {dest_dir or registry.user_models_dir()}")
         self.message.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.hide()

@@ -12,7 +12,11 @@ download's sha256 is recorded beside the file (`<file>.sha256`) and the file is 
 verified. Offline, it fails at once with the URL and the folder to put the file in by hand.
 
 The manifest is resources/model_zoo.json unless `--manifest` or $SIAMSCOPE_ZOO_MANIFEST names
-another (a mirror, or a test's local server).
+another (a mirror, or a test's local server). A manifest is untrusted: each entry's `file` must be
+a relative path that stays inside the models folder (trackers/run/safe_output.py's rule), URLs and
+redirects must be http(s), and a manifest that is not JSON or has a missing or mistyped field is
+one line (ManifestError) naming the entry and field. The commands `download` and `zoo` that print
+all this are trackers/tools/zoo.py's.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ import hashlib
 import http.client
 import json
 import os
-import sys
-import tempfile
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Callable, Optional
 
 from ..core import registry
 from ..core.paths import RESOURCES_DIR
+from .safe_output import UnsafePathError, atomic_write, commit, inside, safe_relpath, temp_path_for
 
 MANIFEST = os.path.join(RESOURCES_DIR, "model_zoo.json")
 CHUNK = 256 * 1024
@@ -57,10 +62,16 @@ class ZooEntry:
     sha256: Optional[str] = None
     size: Optional[int] = None
     note: str = ""
+    #: shipped with SiamScope: True (resources/<file's name>) or the file's name in resources/
+    bundled: object = False
 
     def installed(self) -> Optional[str]:
-        """Path of the file in $SIAMSCOPE_MODELS or the user models folder, else None."""
-        return registry.find_file(self.file)
+        """Path of the file in $SIAMSCOPE_MODELS or the user models folder, else the copy shipped in
+        resources/ for a bundled entry, else None."""
+        found = registry.find_file(self.file)
+        if found is None and self.bundled:
+            found = shipped(self.bundled if isinstance(self.bundled, str) else self.file)
+        return found
 
     def manual_hint(self, dest_dir: Optional[str] = None) -> str:
         where = os.path.join(dest_dir or registry.user_models_dir(), self.file)
@@ -73,7 +84,7 @@ class ZooEntry:
 class Unpublished:
     tracker: str
     file: str
-    note: str
+    note: str = ""
 
 
 def manifest_path(path: Optional[str] = None) -> str:
@@ -81,16 +92,101 @@ def manifest_path(path: Optional[str] = None) -> str:
     return path or os.environ.get(MANIFEST_ENV) or MANIFEST
 
 
+class ManifestError(DownloadError):
+    """A manifest that is not JSON, lacks a field, has a field of the wrong type, a `file` that
+    leads out of the models folder or a URL that is not http(s): one line naming the field."""
+
+
+#: the only URL schemes a download follows, first request and redirects alike (no file:, data:, ftp:)
+URL_SCHEMES = ("https", "http")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_url(url: str, field: str = "url") -> str:
+    scheme = urllib.parse.urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+    if scheme not in URL_SCHEMES or not urllib.parse.urlsplit(url).netloc:
+        raise DownloadError(f"{field} {url!r} is not an http(s) URL; only https:// and http:// downloads are made")
+    return url
+
+
+def _read_manifest(path: Optional[str]) -> tuple[str, dict]:
+    where = manifest_path(path)
+    try:
+        with open(where, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ManifestError(f"cannot read the model-zoo manifest {where!r}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:      # JSONDecodeError, UnicodeDecodeError, nesting too deep
+        raise ManifestError(f"model-zoo manifest {where!r} is not JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
+        raise ManifestError(f"model-zoo manifest {where!r} has no \"checkpoints\" list")
+    if not isinstance(data.get("unpublished", []), list):
+        raise ManifestError(f"model-zoo manifest {where!r}: \"unpublished\" is not a list")
+    return where, data
+
+
+def _fields(where: str, section: str, i: int, e, required: dict, optional: dict) -> dict:
+    """One entry's fields, each checked against its types; unknown fields are ignored (additive schema)."""
+    label = f"model-zoo manifest {where!r}, {section}[{i}]"
+    if not isinstance(e, dict):
+        raise ManifestError(f"{label} is a {type(e).__name__}, not an object")
+    if isinstance(e.get("name"), str):
+        label += f" ({e['name']})"
+    out = {}
+    for key, types in {**required, **optional}.items():
+        if key not in e:
+            if key in required:
+                raise ManifestError(f"{label}: field {key!r} is missing")
+            continue
+        v = e[key]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ManifestError(f"{label}: field {key!r} is {type(v).__name__}, expected {names}")
+        out[key] = v
+    try:
+        out["file"] = safe_relpath(out["file"], f"{label}: field 'file'")
+        if isinstance(out.get("bundled"), str):
+            out["bundled"] = safe_relpath(out["bundled"], f"{label}: field 'bundled'")
+        if out.get("url") is not None:
+            check_url(out["url"], f"{label}: field 'url'")
+    except (UnsafePathError, DownloadError) as err:
+        raise ManifestError(str(err)) from None
+    if out.get("sha256") is not None and not _SHA256.fullmatch(out["sha256"]):
+        raise ManifestError(f"{label}: field 'sha256' is not 64 lower-case hex digits")
+    if out.get("size") is not None and out["size"] < 0:
+        raise ManifestError(f"{label}: field 'size' is negative")
+    return out
+
+
+_STR, _OPT_STR = (str,), (str, type(None))
+_ENTRY_REQUIRED = {"name": _STR, "tracker": _STR, "file": _STR, "url": _OPT_STR, "page": _STR, "source": _STR,
+                   "licence": _STR}
+_ENTRY_OPTIONAL = {"sha256": _OPT_STR, "size": (int, type(None)), "note": _STR, "bundled": (bool, str)}
+
+
 def load_manifest(path: Optional[str] = None) -> list[ZooEntry]:
-    with open(manifest_path(path)) as f:
-        data = json.load(f)
-    fields = {f.name for f in dataclasses.fields(ZooEntry)}
-    return [ZooEntry(**{k: v for k, v in e.items() if k in fields}) for e in data["checkpoints"]]
+    """The manifest's checkpoints; ManifestError (one line naming the entry and field) when it is
+    not JSON, lacks a field, has one of the wrong type, a `file` that is not a relative path inside
+    the models folder, or a URL that is not http(s)."""
+    where, data = _read_manifest(path)
+    _unpublished(where, data)                  # the whole manifest is checked, whichever part is used
+    return [ZooEntry(**_fields(where, "checkpoints", i, e, _ENTRY_REQUIRED, _ENTRY_OPTIONAL))
+            for i, e in enumerate(data["checkpoints"])]
+
+
+def _unpublished(where: str, data: dict) -> list[Unpublished]:
+    return [Unpublished(**_fields(where, "unpublished", i, e, {"tracker": _STR, "file": _STR}, {"note": _STR}))
+            for i, e in enumerate(data.get("unpublished", []))]
 
 
 def load_unpublished(path: Optional[str] = None) -> list[Unpublished]:
-    with open(manifest_path(path)) as f:
-        return [Unpublished(**e) for e in json.load(f).get("unpublished", [])]
+    return _unpublished(*_read_manifest(path))
+
+
+def shipped(file: str) -> Optional[str]:
+    """The copy of `file` shipped in the project's resources/ folder (by its base name), else None."""
+    p = os.path.join(RESOURCES_DIR, os.path.basename(file))
+    return p if os.path.isfile(p) else None
 
 
 def find(name: str, entries: Optional[list[ZooEntry]] = None) -> list[ZooEntry]:
@@ -125,16 +221,21 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
     to get the file by hand; never leaves a partial file. Where the entry has no sha256 the
     file's is recorded at `recorded_sha256_path(path)`.
     """
-    from .safe_output import commit
     dest_dir = dest_dir or registry.user_models_dir()
-    dest = os.path.join(dest_dir, entry.file)
+    try:
+        # the manifest's `file` is untrusted: a plain relative path that stays in the models folder
+        # (links already there followed), whoever built the entry
+        dest = inside(dest_dir, entry.file, f"{entry.name}: manifest field 'file'")
+    except UnsafePathError as e:
+        raise DownloadError(str(e)) from None
     if not force and os.path.isfile(dest) and _matches(entry, dest):
         return dest
     if not entry.url:
         raise DownloadError(f"{entry.name} has no direct download: {entry.manual_hint(dest_dir)}")
+    check_url(entry.url, f"{entry.name}: manifest field 'url'")
     request = urllib.request.Request(entry.url, headers={"User-Agent": "SiamScope"})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _opener().open(request, timeout=timeout)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
         reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else (getattr(e, "reason", None) or e)
         raise DownloadError(f"cannot download {entry.name} from {entry.url} ({reason}); "
@@ -153,7 +254,13 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
     expected = entry.size if entry.size is not None else announced
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=os.path.dirname(dest))
+        # the folder made, the name is checked again: a link planted as a sub-folder is seen now
+        dest = inside(dest_dir, entry.file, f"{entry.name}: manifest field 'file'")
+        tmp = temp_path_for(dest, suffix="")      # .<file>.XXXXXXXX.part; stale ones of ours go first
+        fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    except UnsafePathError as e:
+        response.close()
+        raise DownloadError(str(e)) from None
     except OSError as e:
         response.close()
         raise DownloadError(f"cannot write into {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}") from None
@@ -191,10 +298,8 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
                                 f"{entry.sha256}); nothing was kept; {hint}")
         if entry.sha256 is None:
             # nothing to verify against: record what was fetched, so a later change to the file shows
-            record = recorded_sha256_path(dest)
-            with open(record + ".part", "w") as f:
+            with atomic_write(recorded_sha256_path(dest)) as f:
                 f.write(f"{digest.hexdigest()}  {os.path.basename(dest)}\n")
-            commit(record + ".part", record)
         commit(tmp, dest)      # normal permissions (not mkstemp's 0600), then the atomic rename
         return dest
     except BaseException:
@@ -204,6 +309,32 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
         except OSError:
             pass
         raise
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed only to http(s) URLs (urllib's own handler also follows ftp:)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            target = urllib.parse.urljoin(req.full_url, location)
+            if urllib.parse.urlsplit(target).scheme.lower() not in URL_SCHEMES:
+                fp.close()
+                raise urllib.error.URLError(f"redirected to {target[:200]!r}, which is not an http(s) URL; "
+                                            "not followed")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener that speaks http and https only: no file:, data: or ftp: handler at all."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
+                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), _HttpOnlyRedirects(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
 
 
 def _matches(entry: ZooEntry, path: str) -> bool:
@@ -230,81 +361,3 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# -- commands ----------------------------------------------------------------------------------
-def _terminal_progress(name: str):
-    tty = sys.stderr.isatty()
-
-    def show(done: int, total: Optional[int]) -> None:
-        if not tty:
-            return
-        mb = done / 1e6
-        text = f"{name}: {mb:.1f} MB" + (f" / {total / 1e6:.1f} MB ({100 * done / total:.0f}%)" if total else "")
-        print("\r" + text, end="", file=sys.stderr, flush=True)
-    return show
-
-
-def cmd_download(args) -> int:
-    from ..core.base import UsageError
-    entries = load_manifest(args.manifest)
-    if args.all:
-        chosen = entries
-    elif args.name:
-        try:
-            chosen = find(args.name, entries)
-        except KeyError as e:
-            raise UsageError(e.args[0]) from None
-    else:
-        raise UsageError("name a checkpoint (see `python main.py zoo`) or pass --all")
-    failed = 0
-    for entry in chosen:
-        present = entry.installed()
-        if present and not args.force and not args.dir:
-            print(f"{entry.name}: present at {present}")
-            continue
-        try:
-            path = download(entry, args.dir, progress=_terminal_progress(entry.name), force=args.force)
-        except DownloadError as e:
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
-        if entry.sha256:
-            print(f"{entry.name}: saved to {path} (sha256 verified)")
-        else:
-            print(f"{entry.name}: saved to {path} (NOT verified: no published sha256; its sha256 "
-                  f"{read_recorded_sha256(path)} is recorded in {recorded_sha256_path(path)})")
-    return 2 if failed else 0
-
-
-def cmd_zoo(args) -> int:
-    registered = {s.name for s in registry.all_trackers()}
-    for e in load_manifest(args.manifest):
-        where = e.installed()
-        state = where if where else ("missing" if e.url else "missing, manual download")
-        if where and e.sha256 is None:
-            state += " (not verified: no published sha256)"
-        mark = "" if e.tracker in registered else "  (tracker not available)"
-        print(f"{e.name:32s} {e.tracker:20s} {state}{mark}")
-    for u in load_unpublished(args.manifest):
-        where = registry.find_file(u.file)
-        print(f"{u.file:32s} {u.tracker:20s} {where or 'not published: made by the training pipeline'}")
-    print(f"# model folders: {os.pathsep.join(registry.model_dirs())}")
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    d = subparsers.add_parser("download", help="fetch published checkpoints into the user models folder")
-    d.add_argument("name", nargs="?", help="checkpoint or tracker name (see `python main.py zoo`)")
-    d.add_argument("--all", action="store_true", help="every checkpoint in the zoo that is not present")
-    d.add_argument("--dir", help=f"target folder (default {registry.user_models_dir()})")
-    d.add_argument("--force", action="store_true", help="download again even where the file is present")
-    d.add_argument("--manifest", help=f"model-zoo manifest (default ${MANIFEST_ENV} or resources/model_zoo.json)")
-    d.set_defaults(func=cmd_download)
-    z = subparsers.add_parser("zoo", help="list the published checkpoints and which are present")
-    z.add_argument("--manifest", help=f"model-zoo manifest (default ${MANIFEST_ENV} or resources/model_zoo.json)")
-    z.set_defaults(func=cmd_zoo)

@@ -12,8 +12,7 @@ from typing import Optional
 
 import cv2
 
-from ..run import zoo
-from . import bench, evaluate, train_cli, vot_client
+from . import bench, evaluate, train_cli, vot_client, zoo
 from ..core import compute
 from ..core.base import UsageError
 from ..core.paths import REPO_ROOT
@@ -246,6 +245,7 @@ def main(argv=None) -> int:
     from trackers.core.base import BoxError, EngineError
     from models.device import DeviceError
     from trackers.run.sources import SourceError
+    from trackers.run.safe_output import UnsafePathError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -254,7 +254,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+            UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
