@@ -21,13 +21,15 @@ COMMON = {"tracker": "none", "page": "https://example.org/p", "source": "test", 
 
 
 def tree(root) -> dict:
-    """Every file and link under root with its size and mtime: compared before and after."""
+    """Every file, link and folder under root (files with size and mtime): compared before and after."""
     out = {}
     for d, dirs, files in os.walk(root):
         for n in dirs + files:
             p = os.path.join(d, n)
             st = os.lstat(p)
-            out[os.path.relpath(p, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+            # a folder counts by its existence (a probe file made and removed changes its mtime)
+            out[os.path.relpath(p, root)] = (st.st_mode,) if os.path.isdir(p) and not os.path.islink(p) else \
+                (st.st_mode, st.st_size, st.st_mtime_ns)
     return out
 
 

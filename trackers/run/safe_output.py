@@ -274,8 +274,9 @@ def commit(tmp: str, dest: str) -> None:
 
 def write_failed(dest: str, error: OSError) -> OutputError:
     """A failed write (ENOSPC, EIO, EFBIG...) as one line naming the file, e.g. for a full disk."""
-    return OutputError(error.errno, f"cannot write {dest!r}: {error.strerror or error}; "
-                                    "the previous file (if any) is unchanged")
+    failed = OutputError(f"cannot write {dest!r}: {error.strerror or error}; the previous file (if any) is unchanged")
+    failed.errno = error.errno           # ENOSPC stays ENOSPC for a caller that asks
+    return failed
 
 
 def discard(tmp: Optional[str]) -> None:
