@@ -109,10 +109,20 @@ def cmd_track(args) -> int:
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     # every output is checked before any work: a run is never thrown away for a bad --out
-    inputs = (args.source, args.weights)
+    from trackers.run.groundtruth import annotation_inputs, annotation_names
+    # the source's ground truth and label files are inputs too: never written over
+    inputs = (args.source, args.weights, *annotation_inputs(args.source))
     check_outputs_distinct(args.out, args.video_out)
     if args.out:
         check_output(args.out, RESULT_EXTS, inputs, what="--out")
+        named_as_truth = next((p for p in annotation_names(args.source) if os.path.exists(args.source) and
+                               os.path.abspath(args.out) == p), None)
+        if named_as_truth:
+            # not there yet (else refused above as an input): written, but said, since the window
+            # attaches this file to the video as its ground truth and would score the run against itself
+            print(f"warning: --out {args.out!r} is the name the window reads as {os.path.basename(args.source)!r}'s "
+                  "ground truth; it will be shown and scored as truth there (choose another name to avoid that)",
+                  file=sys.stderr)
     if args.video_out:
         check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
     try:
@@ -245,6 +255,7 @@ def main(argv=None) -> int:
     from trackers.core.base import BoxError, EngineError
     from models.device import DeviceError
     from trackers.run.sources import SourceError
+    from trackers.run.safe_output import UnsafePathError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -253,7 +264,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+            UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)

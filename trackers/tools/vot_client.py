@@ -115,6 +115,7 @@ def _rect_line(box) -> str:
 
 
 def write_vot_sequence(seq, folder: str) -> None:
+    from ..run.safe_output import atomic_write
     color = os.path.join(folder, "color")
     os.makedirs(color, exist_ok=True)
     ext = os.path.splitext(seq.frames[0])[1].lower() or ".jpg"
@@ -124,10 +125,11 @@ def write_vot_sequence(seq, folder: str) -> None:
             _place(src, dst)
     import cv2
     h, w = cv2.imread(seq.frames[0], cv2.IMREAD_COLOR).shape[:2]
-    with open(os.path.join(folder, "sequence"), "w") as f:
+    # replaced, never written through an existing file: a hard link there is the dataset's own file
+    with atomic_write(os.path.join(folder, "sequence")) as f:
         f.write(f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
                 f"width={w}\nheight={h}\nlength={len(seq.frames)}\n")
-    with open(os.path.join(folder, "groundtruth.txt"), "w") as f:
+    with atomic_write(os.path.join(folder, "groundtruth.txt")) as f:
         f.writelines(_rect_line(b) + "\n" for b in seq.gt)
 
 
@@ -143,20 +145,51 @@ def tracker_entry(name: str, weights: Optional[str], python: str = sys.executabl
     return "\n".join(lines) + "\n"
 
 
+def _overlaps(a: str, b: str) -> bool:
+    """Whether folder a is folder b, inside it, or holds it (links followed)."""
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return os.path.commonpath([a, b]) in (a, b)
+
+
+def check_workspace(workspace: str, read_from: str, sequences) -> None:
+    """vot-setup never writes into what it reads: UsageError when the workspace (its files and its
+    sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
+    toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
+    name would lead out of WS/sequences."""
+    from ..core.base import UsageError
+    from ..run.safe_output import UnsafePathError, safe_relpath
+    dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
+    inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
+    seq_root = os.path.join(workspace, "sequences")
+    for folder in inputs:
+        # WS/sequences is, holds or lies in it; or the workspace is it or lies in it (WS/*.yaml)
+        ws, read = os.path.realpath(workspace), os.path.realpath(folder)
+        if _overlaps(seq_root, folder) or os.path.commonpath([ws, read]) == read:
+            raise UsageError(f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
+                             f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
+                             f"{seq_root!r}); give a workspace outside the dataset")
+    for seq in sequences:
+        try:
+            safe_relpath(seq.name, "sequence name", seq_root if os.path.isdir(seq_root) else None)
+        except UnsafePathError as e:
+            raise UsageError(str(e)) from None
+
+
 def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequences) -> list[str]:
     """Write (or refresh) the workspace; returns the toolkit's tracker identifiers."""
+    from ..run.safe_output import atomic_write, inside
     os.makedirs(workspace, exist_ok=True)
-    with open(os.path.join(workspace, "config.yaml"), "w") as f:
+    with atomic_write(os.path.join(workspace, "config.yaml")) as f:
         f.write("registry:\n- ./trackers.ini\nstack: stack.yaml\nsequences: sequences\n")
-    with open(os.path.join(workspace, "stack.yaml"), "w") as f:
+    with atomic_write(os.path.join(workspace, "stack.yaml")) as f:
         f.write(STACK_YAML)
-    with open(os.path.join(workspace, "trackers.ini"), "w") as f:
+    with atomic_write(os.path.join(workspace, "trackers.ini")) as f:
         f.write("\n".join(tracker_entry(n, w) for n, w in trackers.items()))
     seq_root = os.path.join(workspace, "sequences")
     os.makedirs(seq_root, exist_ok=True)
     for seq in sequences:
-        write_vot_sequence(seq, os.path.join(seq_root, seq.name))
-    with open(os.path.join(seq_root, "list.txt"), "w") as f:
+        write_vot_sequence(seq, inside(seq_root, seq.name, "sequence name"))
+    with atomic_write(os.path.join(seq_root, "list.txt")) as f:
         f.writelines(s.name + "\n" for s in sequences)
     return [toolkit_id(n) for n in trackers]
 
@@ -250,8 +283,7 @@ def cmd_vot_setup(args) -> int:
         sequences = load_dataset(args.sequences, args.max_frames)
     except EvalError as e:
         raise UsageError(str(e)) from None
-    if os.path.abspath(args.workspace) == os.path.abspath(args.sequences):
-        raise UsageError("the workspace must not be the sequences folder (it is written into)")
+    check_workspace(args.workspace, args.sequences, sequences)
     ids = setup_workspace(args.workspace, trackers, sequences)
     print(f"VOT workspace {args.workspace}: {len(sequences)} sequences, trackers {', '.join(ids)}")
     print(f"run: vot evaluate --workspace {args.workspace} {' '.join(ids)} && "
