@@ -3,6 +3,7 @@ opencv-nanotrack whose external data points outside their folder, a damaged ONNX
 garbage. Each gets one line and no traceback, before anything large is allocated or read."""
 import glob
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -160,3 +161,147 @@ def test_real_checkpoints_still_load():
     for f in files:
         state = read_state_dict(f)
         assert state and all(hasattr(v, "shape") for v in state.values()), f
+
+
+# -- vot-serve --------------------------------------------------------------------------------------
+@pytest.fixture
+def steps():
+    from trackers.core import registry
+    from trackers.tools.vot_client import TraxSteps
+    return TraxSteps(registry.build("csrt"))
+
+
+def _bench_frames(n=2):
+    folder = os.path.join(shared_path("bench"))
+    seq = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))[0]
+    imgs = sorted(glob.glob(os.path.join(folder, seq, "**", "*.jpg"), recursive=True))
+    assert len(imgs) >= n
+    return imgs[:n]
+
+
+@pytest.mark.parametrize("region", [(float("nan"), 10, 20, 20), (10, 10, float("inf"), 20), (10, 10, 0, 20),
+                                    (10, 10, -5, 20), (1, 2, 3), "garbage", None])
+def test_vot_serve_refuses_a_region_that_is_not_a_finite_rectangle(steps, region):
+    from trackers.tools.vot_client import VotServeError
+    path = _bench_frames(1)[0]
+    with pytest.raises(VotServeError, match="is not a rectangle of finite numbers"):
+        steps.initialize(path, region)
+    assert not steps.initialized
+
+
+def test_vot_serve_refuses_a_frame_before_initialize_and_bad_images(steps, tmp_path):
+    from trackers.tools.vot_client import VotServeError
+    first, second = _bench_frames(2)
+    with pytest.raises(VotServeError, match="a frame came before initialize"):
+        steps.frame(second)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(os.urandom(4096))
+    for path in (str(junk), str(tmp_path / "absent.jpg"), os.urandom(16), 5, "a\0b"):
+        with pytest.raises(VotServeError, match="cannot read image|not a file path"):
+            steps.initialize(path, (10, 10, 40, 40))
+    box, conf = steps.initialize(first, (10, 10, 40, 40))
+    assert box == (10.0, 10.0, 40.0, 40.0) and conf == 1.0
+    box, conf = steps.frame(second)
+    assert len(box) == 4 and all(v == v for v in box)
+
+
+def _serve(stdin: bytes):
+    return subprocess.run([sys.executable, "main.py", "vot-serve", "csrt"], cwd=ROOT, input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def test_vot_serve_fed_random_bytes_exits_with_one_line():
+    """The real server (where the trax package is installed) or the real command without it: one line
+    on stderr, a non-zero exit, no traceback."""
+    proc = _serve(os.urandom(4096) + b"\n@@TRAX:frame garbage\n")
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    try:
+        import trax  # noqa: F401
+    except ImportError:
+        assert "needs the trax package" in lines[0]
+    else:
+        assert "vot-serve" in lines[0]
+
+
+# -- opencv-nanotrack's ONNX pair -------------------------------------------------------------------
+def _nano_pair(tmp_path, edit_head=None, head_bytes=None):
+    """A folder holding the real NanoTrack v2 backbone and a head that is edited (edit_head(model)
+    before saving) or replaced by head_bytes."""
+    import onnx
+    from trackers.families.opencv_trackers import NANO_BACKBONE, NANO_HEAD
+    src = shared_path("models", "nanotrack")
+    folder = tmp_path / "models" / "nano"
+    folder.mkdir(parents=True)
+    shutil.copyfile(os.path.join(src, NANO_BACKBONE), folder / NANO_BACKBONE)
+    if head_bytes is not None:
+        (folder / NANO_HEAD).write_bytes(head_bytes)
+    else:
+        model = onnx.load(os.path.join(src, NANO_HEAD))
+        edit_head(model)
+        onnx.save(model, str(folder / NANO_HEAD))
+    return str(folder)
+
+
+def _external(location):
+    def edit(model):
+        import onnx
+        tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", location
+    return edit
+
+
+@pytest.mark.parametrize("where", ["climbs", "absolute", "link"])
+def test_opencv_nanotrack_refuses_external_data_outside_its_folder(tmp_path, where):
+    from trackers.core import registry
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(os.urandom(1 << 20))           # what OpenCV read: the user's file, as weights
+    location = {"climbs": "../../secret.bin", "absolute": str(secret), "link": "weights.bin"}[where]
+    folder = _nano_pair(tmp_path, _external(location))
+    if where == "link":
+        os.symlink(secret, os.path.join(folder, "weights.bin"))
+    with pytest.raises(CheckpointError, match="outside the model's folder") as e:
+        registry.build("opencv-nanotrack", folder)
+    assert "\n" not in str(e.value) and location in str(e.value)
+
+
+def test_opencv_nanotrack_external_data_inside_its_folder_is_allowed(tmp_path):
+    """The rule is 'inside the folder', not 'no external data': a model saved with its weights in a
+    file beside it still loads (OpenCV's DNN reads them)."""
+    import onnx
+    from trackers.families.opencv_trackers import NANO_HEAD, check_onnx_file
+    folder = _nano_pair(tmp_path, lambda m: None)
+    model = onnx.load(os.path.join(folder, NANO_HEAD))
+    onnx.save(model, os.path.join(folder, NANO_HEAD), save_as_external_data=True, location="head.bin",
+              size_threshold=0)
+    check_onnx_file(os.path.join(folder, NANO_HEAD))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty_graph"])
+def test_opencv_nanotrack_damaged_onnx_is_one_line(tmp_path, damage):
+    from trackers.core import registry
+    from trackers.families.opencv_trackers import NANO_HEAD
+    real = open(os.path.join(shared_path("models", "nanotrack"), NANO_HEAD), "rb").read()
+    data = {"truncated": real[:len(real) // 2], "random": os.urandom(50000), "empty_graph": b""}[damage]
+    if damage == "empty_graph":
+        folder = _nano_pair(tmp_path, lambda m: m.graph.ClearField("node"))
+    else:
+        folder = _nano_pair(tmp_path, head_bytes=data)
+    with pytest.raises(CheckpointError, match="damaged or not an ONNX model|cannot load") as e:
+        registry.build("opencv-nanotrack", folder)
+    assert "\n" not in str(e.value)
+
+
+def test_opencv_nanotrack_real_pair_still_tracks():
+    import cv2
+    from trackers.core import registry
+    tracker = registry.build("opencv-nanotrack", shared_path("models", "nanotrack"))
+    frames = _bench_frames(2)
+    tracker.init(cv2.imread(frames[0]), (10, 10, 40, 40))
+    assert len(tracker.track(cv2.imread(frames[1])).box) == 4
