@@ -57,10 +57,11 @@ class ZooEntry:
     sha256: Optional[str] = None
     size: Optional[int] = None
     note: str = ""
+    bundled: bool = False     # shipped inside the package (resources/), so no download is needed
 
     def installed(self) -> Optional[str]:
-        """Path of the file in $SIAMSCOPE_MODELS or the user models folder, else None."""
-        return registry.find_file(self.file)
+        """Path of the file in $SIAMSCOPE_MODELS or the user models folder, else the bundled copy, else None."""
+        return registry.find_file(self.file) or (registry.shipped_file(self.file) if self.bundled else None)
 
     def manual_hint(self, dest_dir: Optional[str] = None) -> str:
         where = os.path.join(dest_dir or registry.user_models_dir(), self.file)
@@ -289,6 +290,8 @@ def cmd_zoo(args) -> int:
         if where and e.sha256 is None:
             state += " (not verified: no published sha256)"
         mark = "" if e.tracker in registered else "  (tracker not available)"
+        if e.bundled and where == registry.shipped_file(e.file):
+            state += " (bundled)"
         print(f"{e.name:32s} {e.tracker:20s} {state}{mark}")
     for u in load_unpublished(args.manifest):
         where = registry.find_file(u.file)
