@@ -83,6 +83,15 @@ def test_trackers_table_columns_line_up(capsys):
     assert len(starts) == 1, rows
 
 
+def _locked_backend_installed() -> bool:
+    """The build backend pyproject.toml pins (setuptools==X) is the one installed here."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    from importlib.metadata import version
+    (pin,) = _pyproject()["build-system"]["requires"]
+    return pin == f"setuptools=={version('setuptools')}"
+
+
 def _build_wheel(tmp_path) -> str:
     src = tmp_path / "src"
     src.mkdir()
@@ -95,8 +104,8 @@ def _build_wheel(tmp_path) -> str:
             shutil.copy2(path, src / item)
     out = tmp_path / "dist"
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", str(out)]
-    if importlib.util.find_spec("setuptools") is not None:
-        cmd.insert(5, "--no-build-isolation")      # the locked backend is installed here: no fetch
+    if _locked_backend_installed():
+        cmd.insert(5, "--no-build-isolation")      # no fetch; else pip fetches the locked backend
     subprocess.run(cmd, check=True, timeout=300)
     (wheel,) = out.glob("*.whl")
     return str(wheel)
@@ -115,10 +124,13 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
 
     # torch, Qt, ... come from this machine (--system-site-packages); the wheel alone from the file
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    # --without-pip: no ensurepip needed (Debian's python3 lacks it without python3-venv); this
+    # machine's pip installs into the venv (--python, pip >= 22.3)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True, timeout=120)
     py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", wheel],
-                   check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--no-index",
+                    "--ignore-installed", wheel], check=True, timeout=300)
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("SIAMSCOPE_MODELS", "SIAMSCOPE_SHARED", "PYTHONPATH")}
