@@ -167,3 +167,6 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
     no_folder = run("eval")
     assert no_folder.returncode == 2 and "siamscope eval DIR" in no_folder.stderr
     assert len(no_folder.stderr.strip().splitlines()) == 1
+    no_data = run("train", "--write-synthetic", "synth")
+    assert no_data.returncode == 2 and "siamscope train --data DIR" in no_data.stderr
+    assert not (work / "synth").exists()
