@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,18 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
         x, y, w, h = (float(v) for v in line.split(","))
         assert w > 0 and h > 0 and abs(x - 292) < 80 and abs(y - 128) < 80     # still on the bag
     assert not (tmp_path / "xdg").exists() or not any((tmp_path / "xdg").rglob("*.pth"))   # nothing downloaded
+
+    zoo = run("zoo")
+    assert zoo.returncode == 0, zoo.stderr
+    line = next(l for l in zoo.stdout.splitlines() if l.startswith("nanotrackv2 "))
+    assert line.rstrip().endswith("(bundled)") and os.path.realpath(line.split()[2]).startswith(venv_site)
+
+    bench = os.path.dirname(os.path.dirname(video))            # ../shared/data -> its bench beside it
+    bench = os.path.join(os.path.dirname(bench), "bench")
+    if os.path.isdir(os.path.join(bench, "bag")):
+        scored = run("eval", bench, "--trackers", "siamscope-default", "--max-frames", "5")
+        assert scored.returncode == 0, scored.stderr
+        assert re.search(r"^overall\s+\d+ \|\s+[01]\.\d{3}", scored.stdout, re.M), scored.stdout
 
     # outside a checkout there is no ../shared/bench to default to: one line says what to give
     no_folder = run("eval")
