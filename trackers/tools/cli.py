@@ -47,9 +47,13 @@ def default_tracker_name() -> str:
 
 def cmd_trackers(args) -> int:
     from trackers.core import registry
-    for spec in registry.all_trackers():
+    specs = registry.all_trackers()
+    # columns as wide as their longest entry: a long title must not push its row's checkpoint out of line
+    name_w = max(len(s.name) for s in specs)
+    title_w = max(len(s.title) for s in specs)
+    for spec in specs:
         where = registry.find_weights(spec) if spec.needs_weights else "(built in)"
-        print(f"{spec.name:24s} {spec.title:44s} {where or 'checkpoint ' + spec.weights_file + ' not found'}")
+        print(f"{spec.name:{name_w}s}  {spec.title:{title_w}s}  {where or 'checkpoint ' + spec.weights_file + ' not found'}")
     for mod, err in registry.IMPORT_ERRORS.items():
         print(f"# {mod} failed to load: {err}", file=sys.stderr)
     return 0
@@ -200,10 +204,14 @@ def cmd_track(args) -> int:
 
 
 GUI_USAGE = """the app (a window):
-  python main.py                      open the window
-  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
-  python main.py --camera N           open the window on camera N
+  {prog:34s} open the window
+  {prog_video:34s} open the window on a video file or image-sequence folder
+  {prog_camera:34s} open the window on camera N
 In the window press ? for the keyboard shortcuts."""
+
+
+def gui_usage(prog: str) -> str:
+    return GUI_USAGE.format(prog=prog, prog_video=f"{prog} VIDEO_OR_FOLDER", prog_camera=f"{prog} --camera N")
 
 
 def version() -> str:
@@ -218,8 +226,10 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
-                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .program import program_name
+    prog = program_name()
+    p = argparse.ArgumentParser(prog=prog, description="SiamScope: look inside Siamese trackers.",
+                                epilog=gui_usage(prog), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"SiamScope {version()}")
     sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")

@@ -20,11 +20,14 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from ..core.paths import shared_path
 from ..run import metrics as M
 from ..run.session import TrackingSession
 from ..run.sequences import EvalError, Sequence
 
-DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
+#: ../shared/bench beside the checkout (or $SIAMSCOPE_SHARED/bench); None for an installed package,
+#: where the command asks for the folder (no guess from the current folder)
+DEFAULT_FOLDER = shared_path("bench")
 
 
 @dataclasses.dataclass

@@ -351,7 +351,8 @@ def cmd_vot_setup(args) -> int:
     from ..core import registry
     from ..core.base import UsageError
     from .datasets import load_dataset
-    from .evaluate import EvalError, parse_weights
+    from .evaluate import EvalError, parse_weights, require_dataset_folder
+    require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     weights = parse_weights(args.weights)
     trackers = {}
