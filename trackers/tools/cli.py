@@ -151,26 +151,23 @@ def cmd_track(args) -> int:
             if args.precision != "fp32":
                 tracker.set_precision(args.precision)
             session.set_tracker(tracker)
-            step = session.init(box)                # and what this tracker in particular cannot take
+            steps = session.run(box, stop=end)
+            step = next(steps)                      # the init: what this tracker in particular cannot take
             if args.video_out:
                 H, W = step.frame.shape[:2]
                 writer = AtomicVideoWriter(args.video_out, session.source.fps, (W, H))
                 writer.write(draw_result(step.frame, step.result, step.index))
             failure: Optional[SourceError] = None
-            ran_out = False           # the source ended (not --frames, not a signal)
             try:
-                while stop.signum is None and (end is None or session.index + 1 < end):
-                    step = session.advance()
-                    if step is None:
-                        ran_out = True
-                        break
+                while stop.signum is None and (step := next(steps, None)) is not None:
                     if writer is not None:
                         writer.write(draw_result(step.frame, step.result, step.index))
                     if args.verbose:
-                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
-                              + f" {step.result.score:.4f} {step.result.state.value}", flush=True)
+                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.box)
+                              + f" {step.score:.4f} {step.state.value}", flush=True)
             except SourceError as e:
                 failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+            ran_out = session.source_ended    # the source ended (not --frames, not a signal)
             # what was tracked is kept, whatever ended the loop
             boxes = list(session.boxes.values())
             if args.out:
