@@ -176,7 +176,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
 
-    # -- the parts' state and commands that tests and scripts (app/screenshot.py, gpu_drive.py,
+    # -- the parts' state and commands that tests and scripts (scripts/screenshot.py, gpu_drive.py,
     # gui_bench.py) reach through the window ------------------------------------------------------
     playing, tracking = _part("playback", "playing"), _part("playback", "tracking")
     set_playing, step, seek = _part("playback", "set_playing"), _part("playback", "step"), _part("playback", "seek")
