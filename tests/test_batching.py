@@ -97,3 +97,22 @@ def test_unbatchable_trackers_run_alone(tmp_path_factory):
         want = alone.track(frame)
         np.testing.assert_allclose(got[1].box, want.box, atol=1e-6)
         assert "batch" not in got[1].timings and got[0].timings["batch"] == 2
+
+
+def test_bench_targets_prints_both_columns(capsys):
+    """`bench --targets 1,2` through the CLI: a row per count with both fps and their ratio."""
+    from tests.conftest import shared_path
+    from trackers.tools.bench_targets import target_boxes
+    from trackers.tools.cli import main
+    shared_path("models", "nanotrack", "nanotrackv2.pth")
+    boxes = target_boxes(BAG_BOX, (480, 640, 3), 8)
+    assert len(set(boxes)) == 8 and all(0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
+                                        for x, y, w, h in boxes)
+    assert main(["bench", "--targets", "1,2", "--frames", "4", "--rounds", "1", "--engine", "torch"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0] in ("1", "2")]
+    assert [r[0] for r in rows] == ["1", "2"], out
+    for r in rows:
+        single, batched, ratio = float(r[1]), float(r[2]), float(r[4])
+        assert single > 0 and batched > 0 and abs(ratio - batched / single) < 0.01
+    assert main(["bench", "--targets", "0"]) == 2
