@@ -67,7 +67,10 @@ class Track:
     def state(self) -> str:
         if not self.started:
             return "waiting"
-        return self.result.state.value if self.result is not None else "init"
+        row = self.record.rows.get(self.at)
+        if self.result is None or (row is not None and row.init):
+            return "init"
+        return self.result.state.value
 
     @property
     def boxes(self) -> dict[int, Box]:

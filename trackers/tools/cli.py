@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
     t.add_argument("--weights", help="checkpoint file (default: found in the model folders)")
     t.add_argument("--box", action="append", help="initial box x,y,w,h in frame pixels; give it again for "
-                                                   "each further target (ids 1, 2, ...)")
+                                                   "each further target (ids 1, 2, ... as --boxes leaves them free)")
     t.add_argument("--boxes", metavar="FILE", help="targets from a file: one id,x,y,w,h line each, with an "
                                                    "optional start frame: id,x,y,w,h,start")
     t.add_argument("--compare", metavar="TRACKER", help="a second tracker (B) from the same box on the same "

@@ -55,13 +55,12 @@ def parse_boxes_file(path: str) -> list[tuple[int, tuple, Optional[int]]]:
 
 def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
     from .cli import parse_box
-    targets = [(i, parse_box(text), None) for i, text in enumerate(args.box or [], 1)]
-    if args.boxes:
-        taken = {t[0] for t in targets}
-        for tid, box, start in parse_boxes_file(args.boxes):
-            if tid in taken:
-                raise UsageError(f"id {tid} is given by --box and by --boxes")
-            targets.append((tid, box, start))
+    targets = parse_boxes_file(args.boxes) if args.boxes else []
+    taken = {t[0] for t in targets}
+    free = (i for i in range(1, 10 * CLI_MAX_TRACKS) if i not in taken)
+    # each --box takes the lowest id --boxes left free
+    targets += [(next(free), parse_box(text), None) for text in args.box or []]
+    targets.sort(key=lambda t: t[0])
     if not targets:
         raise UsageError("give the target's box: --box x,y,w,h (several times for several targets) or --boxes FILE")
     if len(targets) > CLI_MAX_TRACKS:
