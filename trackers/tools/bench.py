@@ -570,6 +570,9 @@ def cmd_bench(args) -> int:
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if getattr(args, "targets", None):
+        from .bench_targets import cmd_bench_targets
+        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
     if args.gui:
         names = _names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
@@ -646,4 +649,7 @@ def add_parser(subparsers) -> None:
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.add_argument("--soak", type=int, metavar="N",
                    help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
+    p.add_argument("--targets", metavar="N,N,...",
+                   help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
+                        "batched and one by one, in the same run (trackers/tools/bench_targets.py)")
     p.set_defaults(func=cmd_bench)

@@ -107,8 +107,12 @@ def cmd_track(args) -> int:
     from trackers.run.session import SessionError, TrackingSession
     from trackers.run.sources import SourceError
 
+    if len(args.box or []) != 1 or args.boxes or args.compare or args.mot or args.json:
+        # several targets, or two trackers compared: trackers/tools/track_multi.py
+        from .track_multi import cmd_track_multi
+        return cmd_track_multi(args)
     compute.apply_compute(args)
-    box = parse_box(args.box)
+    box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
@@ -233,15 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
     t.add_argument("--weights", help="checkpoint file (default: found in the model folders)")
-    t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
-    t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
+    t.add_argument("--box", action="append", help="initial box x,y,w,h in frame pixels; give it again for "
+                                                   "each further target (ids 1, 2, ... as --boxes leaves them free)")
+    t.add_argument("--boxes", metavar="FILE", help="targets from a file: one id,x,y,w,h line each, with an "
+                                                   "optional start frame: id,x,y,w,h,start")
+    t.add_argument("--compare", metavar="TRACKER", help="a second tracker (B) from the same box on the same "
+                                                        "frames: both result files, their IoU per frame (-v) and mean")
+    t.add_argument("--compare-weights", help="B's checkpoint (default: found in the model folders)")
+    t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box); with several tracks "
+                                 "one file each: OUT.<id>.txt, or OUT.<tracker>.txt with --compare")
+    t.add_argument("--mot", help="several tracks: MOTChallenge CSV (frame,id,x,y,w,h,conf,-1,-1,-1; frames 1-based)")
+    t.add_argument("--json", help="several tracks: JSON with each track's states and re-initialisations")
+    t.add_argument("--no-batch", action="store_true",
+                   help="several tracks: one network call per target (default: targets sharing a network "
+                        "run as one batch)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
     compute.add_compute_arguments(t)
-    t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
+    t.add_argument("-v", "--verbose", action="store_true",
+                   help="print each frame's box and score (every target's: 'frame id box score state')")
     t.add_argument("--allow-short", action="store_true",
                    help="exit 0 even when the video ends before the frame count its container announces")
     t.set_defaults(func=cmd_track)
