@@ -20,11 +20,14 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from ..core.paths import shared_path
 from ..run import metrics as M
-from ..run.session import TrackingSession
+from ..run.session import SessionError, TrackingSession
 from ..run.sequences import EvalError, Sequence
 
-DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
+#: ../shared/bench beside the checkout (or $SIAMSCOPE_SHARED/bench); None for an installed package,
+#: where the command asks for the folder (no guess from the current folder)
+DEFAULT_FOLDER = shared_path("bench")
 
 
 @dataclasses.dataclass
@@ -33,6 +36,8 @@ class SequenceRun:
     seconds: float             # time spent in track()
     tracked: int               # frames passed to track()
     score: M.SequenceScore
+    scores: Optional[np.ndarray] = None   # (N,) the tracker's confidence (1 at init), NaN where it did not run
+    times: Optional[np.ndarray] = None    # (N,) seconds in init() / track(), NaN where neither ran
 
     @property
     def fps(self) -> float:
@@ -46,16 +51,19 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
     valid = M.valid_frames(seq.gt)
     start = int(np.argmax(valid))
     boxes = np.full((len(seq.frames), 4), np.nan)
+    scores, times = np.full(len(seq.frames), np.nan), np.full(len(seq.frames), np.nan)
     with TrackingSession.open(seq.source(), tracker) as session:
-        if start and session.seek(start) is None:
-            raise EvalError(f"sequence {seq.name!r}: cannot read frame {start}")
         init_box = getattr(seq, "init_box", None)
-        session.init(tuple(init_box) if init_box is not None else tuple(seq.gt[start]))
-        while session.index < len(seq.frames) - 1 and session.advance() is not None:
-            pass
+        init = tuple(init_box) if init_box is not None else tuple(seq.gt[start])
+        try:
+            for step in session.run(init, start=start, stop=len(seq.frames)):
+                scores[step.index], times[step.index] = step.score, step.seconds
+        except SessionError:
+            raise EvalError(f"sequence {seq.name!r}: cannot read frame {start}") from None
         for i, box in session.boxes.items():
             boxes[i] = box
-    return SequenceRun(boxes, session.tracked_seconds, session.tracked_frames, M.score_sequence(boxes, seq.gt))
+    return SequenceRun(boxes, session.tracked_seconds, session.tracked_frames, M.score_sequence(boxes, seq.gt),
+                       scores, times)
 
 
 @dataclasses.dataclass

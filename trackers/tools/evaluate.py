@@ -44,12 +44,21 @@ def parse_weights(items) -> dict[str, str]:
     return out
 
 
+def require_dataset_folder(folder, usage: str) -> None:
+    """Outside a checkout there is no ../shared/bench to default to: say which argument to give."""
+    if not folder:
+        from .program import program_name
+        raise UsageError(f"no dataset folder given (../shared/bench is the default only in a checkout): "
+                         f"{program_name()} {usage}")
+
+
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers.core import registry
     from ..core.compute import apply_compute
 
     apply_compute(args)
+    require_dataset_folder(args.folder, "eval DIR")
     weights = parse_weights(args.weights)
     if args.report:
         from .eval_report import check_report_path
