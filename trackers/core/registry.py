@@ -32,10 +32,19 @@ class TrackerSpec:
     # resources/): what a run's provenance names when no checkpoint was given
     builtin_weights: str = ""
     default_engine: Optional[str] = None   # engine when none is asked for (None: what build() gives)
+    # a tracker trained and shipped here that has not beaten the training-free floor on the SRE
+    # validation table: why, with its figure (empty: not experimental). The picker, `trackers`
+    # and `zoo` show it (`experimental_label`).
+    experimental: str = ""
 
     def make_params(self):
         """A fresh instance of this tracker's default hyper-parameters."""
         return self.default_params() if self.default_params is not None else self.params_type()
+
+
+def experimental_label(spec: TrackerSpec) -> str:
+    """'experimental: <why, with its figure>' for an experimental tracker, '' otherwise."""
+    return f"experimental: {spec.experimental}" if spec.experimental else ""
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}

@@ -200,9 +200,15 @@ def build(weights: Optional[str], device: str = "cpu", params: Optional[SiamAttn
     return SiamAttnTracker(net, params or SiamAttnParams(), name="siamattn", device=device)
 
 
+#: issue 22.6: trained here, not shown to beat the training-free floor (effnet-siamfc-floor) on the
+#: SRE validation table (docs/validation.md, resources/default_tracker.json "sre_2026_12_03")
+EXPERIMENTAL_SIAMATTN = ("not shown to beat effnet-siamfc-floor under SRE: not yet measured on the validation set "
+                         "(SRE AUC: none; the floor's on bag, first 30 frames: 0.505)")
+
 register(TrackerSpec(
     name="siamattn", title="SiamAttn (deformable Siamese attention, EfficientNet-Lite0)", family="SiamAttn",
     build=build, params_type=SiamAttnParams, needs_weights=True, weights_file="siamattn_effnet.pth",
     description="Deformable Siamese attention (spatial/channel self-attention, cross-attention, deformable "
                 "conv) + SiamRPN++ heads + region refinement (box and mask). Weights come from the project's "
-                "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo."))
+                "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo.",
+    experimental=EXPERIMENTAL_SIAMATTN))
