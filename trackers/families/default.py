@@ -97,7 +97,7 @@ class CalibratedParams(NanoTrackParams):
                     + w_fine * stride-8 verification cosine / its level over the first frames),
     fitted by logistic regression on the validation set, held out by video
     (`python -m trackers.train.calibrate VALIDATION --tracker siamscope-default`; record in
-    resources/default_tracker.json "calibration_2026_12_03")."""
+    resources/default_tracker.json "sre_2026_12_03" -> "calibration_2026_12_03")."""
 
     # fitted on the validation set's 19 sequences and a shot-cut version of each (3848 frames), held
     # out by video: of the frames scoring > 0.5 the target is in view and under the box in 0.896, of
