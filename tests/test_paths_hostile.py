@@ -426,3 +426,44 @@ def test_the_window_refuses_to_export_results_over_the_ground_truth(qtbot, tmp_p
     assert _sha(sidecar) == want and _sha(elsewhere) == want_elsewhere
     assert {p for p in added(before, tree(tmp_path)) if not p.startswith("app")} == set()
     assert window.export_results(str(tmp_path / "results.txt"))     # another name is written
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, small file system (tmpfs, 512 kB) that a filler file leaves almost full; skipped
+    where mounting is not allowed (needs root)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.strip()[:120]}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_names_the_file_not_a_bare_errno(tmp_path, capsys, small_video, full_disk):
+    """issue 21 item 9: --out and --video-out on one disk that fills: one line naming the file."""
+    filler = full_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, os.path.getsize(filler) - 4096))   # room for a temporary file, not a video
+    out, vout = full_disk / "b.txt", full_disk / "v.avi"
+    frames = _frames(str(tmp_path / "big"), n=N, size=(640, 480))
+    code = main(["track", os.path.dirname(frames[0]), "--tracker", "csrt", "--box", "20,15,16,12",
+                 "--out", str(out), "--video-out", str(vout)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    # the video is what does not fit (its temporary file fills the disk, before or after the boxes
+    # are written, as the disk's last blocks go): named, said to be a full disk; the boxes are kept
+    assert "v.avi" in err[0] and "[Errno" not in err[0], err
+    assert "No space left" in err[0] or "the disk is full" in err[0], err
+    assert sorted(os.listdir(full_disk)) == ["b.txt", "filler"] and len(out.read_text().splitlines()) == N
