@@ -467,3 +467,17 @@ def test_a_full_disk_names_the_file_not_a_bare_errno(tmp_path, capsys, small_vid
     assert "v.avi" in err[0] and "[Errno" not in err[0], err
     assert "No space left" in err[0] or "the disk is full" in err[0], err
     assert sorted(os.listdir(full_disk)) == ["b.txt", "filler"] and len(out.read_text().splitlines()) == N
+
+
+def test_vot_setup_never_writes_through_a_link_planted_in_the_workspace(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    _vot_workspace_layout(ws)
+    color = tmp_path / "ws2" / "sequences" / "s1" / "color"
+    color.mkdir(parents=True)
+    os.symlink(tmp_path / "outside.jpg", color / "00000001.jpg")               # dangling, pointing out
+    os.symlink(tmp_path / "outside-gt.txt", color.parent / "groundtruth.txt")  # the ground truth itself
+    assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 2
+    assert "leads outside" in _one_line(capsys)
+    os.unlink(color.parent / "groundtruth.txt")
+    assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 0
+    assert not (tmp_path / "outside.jpg").exists() and not (tmp_path / "outside-gt.txt").exists()
