@@ -8,7 +8,6 @@ well under a minute on the 2-core machine."""
 import json
 import math
 import os
-import string
 import tempfile
 
 import pytest
@@ -24,6 +23,7 @@ from trackers.run.sequences import EvalError  # noqa: E402
 from trackers.tools import eval_results  # noqa: E402
 from trackers.tools.cli import parse_box  # noqa: E402
 from trackers.tools.datasets import load_dataset, read_annotation  # noqa: E402
+from tests.test_zoo_hostile import tree as _tree  # noqa: E402
 
 FUZZ = settings(derandomize=True, deadline=None, max_examples=300,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -38,16 +38,6 @@ names = st.one_of(
     st.text(max_size=20),
 )
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 20, 10 ** 20))
-
-
-def _tree(root) -> dict:
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st_ = os.lstat(p)
-            out[os.path.relpath(p, root)] = None if os.path.isdir(p) else (st_.st_size, st_.st_mtime_ns)
-    return out
 
 
 # -- user input: boxes and frame ranges ----------------------------------------------------------------
