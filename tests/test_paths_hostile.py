@@ -481,3 +481,13 @@ def test_vot_setup_never_writes_through_a_link_planted_in_the_workspace(tmp_path
     os.unlink(color.parent / "groundtruth.txt")
     assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 0
     assert not (tmp_path / "outside.jpg").exists() and not (tmp_path / "outside-gt.txt").exists()
+
+
+def test_several_targets_refuse_the_ground_truth_too(tmp_path, capsys, seq_folder):
+    gt = seq_folder / "groundtruth.txt"
+    want = _sha(gt)
+    before = tree(tmp_path)
+    assert main(["track", str(seq_folder), "--tracker", "csrt", "--box", "20,15,16,12", "--box", "2,2,8,8",
+                 "--mot", str(gt)]) == 2
+    assert "is the input" in _one_line(capsys)
+    assert _sha(gt) == want and added(before, tree(tmp_path)) == set()

@@ -90,4 +90,4 @@ def _why_short(path: str) -> str:
         return "the writer lost frames"
     if free < 64 * 1024 * 1024:
         return f"the disk is full: {free // (1024 * 1024)} MB free"
-    return "the video writer lost frames; the disk has room, so it is not a full disk"
+    return "the video writer lost frames although the disk has room"
