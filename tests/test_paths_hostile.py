@@ -491,3 +491,39 @@ def test_several_targets_refuse_the_ground_truth_too(tmp_path, capsys, seq_folde
                  "--mot", str(gt)]) == 2
     assert "is the input" in _one_line(capsys)
     assert _sha(gt) == want and added(before, tree(tmp_path)) == set()
+
+
+def test_sigkill_during_video_out_leaves_a_part_that_the_next_write_removes(tmp_path):
+    """issue 21 item 8: SIGKILL mid `track --video-out` leaves `.<name>.XXXXXXXX.part.avi` (nothing
+    can run on SIGKILL); the next write to that destination, once the file is stale, removes it."""
+    import signal
+    bag = shared_path("data", "videos", "bag.avi")
+    vout = tmp_path / "out.avi"
+    argv = [sys.executable, os.path.join(ROOT, "main.py"), "track", bag, "--tracker", "csrt",
+            "--box", "292,128,146,132", "--video-out", str(vout)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        parts = []
+        while time.time() < deadline and proc.poll() is None:
+            parts = [n for n in os.listdir(tmp_path) if n.startswith(".out.avi.") and n.endswith(".part.avi")]
+            if parts and os.path.getsize(tmp_path / parts[0]) > 0:
+                break
+            time.sleep(0.05)
+        assert parts and proc.poll() is None, "the run ended before a partial video was seen"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = tmp_path / parts[0]
+    assert left.exists() and not vout.exists()
+    # a fresh one may be another run's, still writing: kept
+    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
+                 "--video-out", str(vout)]) == 0
+    assert left.exists()
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
+                 "--video-out", str(vout)]) == 0
+    assert not left.exists() and sorted(os.listdir(tmp_path)) == ["out.avi"]
