@@ -101,7 +101,7 @@ def cmd_track(args) -> int:
     from trackers.run.annotate import draw_result
     from trackers.core.base import validate_box
     from trackers.run.results import write_otb
-    from trackers.run.safe_output import RESULT_EXTS, VIDEO_EXTS, check_output, check_outputs_distinct
+    from trackers.run.safe_output import RESULT_EXTS, VIDEO_EXTS, OutputError, check_output, check_outputs_distinct
     from trackers.run.video_io import AtomicVideoWriter
     from models.device import check_device, check_precision
     from trackers.run.session import SessionError, TrackingSession
@@ -175,7 +175,18 @@ def cmd_track(args) -> int:
             # what was tracked is kept, whatever ended the loop
             boxes = list(session.boxes.values())
             if args.out:
-                write_otb(args.out, boxes)
+                try:
+                    write_otb(args.out, boxes)
+                except OSError as e:
+                    if writer is None:
+                        raise
+                    # the video's temporary file may be what filled the disk: the boxes matter more
+                    w, writer = writer, None
+                    w.abort()
+                    write_otb(args.out, boxes)       # fails as before when that freed nothing
+                    raise OutputError(f"cannot write --video-out {args.video_out!r} as well: {e.strerror or e}; "
+                                      f"the video was dropped to make room and the {len(boxes)} boxes were "
+                                      f"written to {args.out!r}") from None
             if writer is not None:
                 w, writer = writer, None
                 w.finish()        # read back whole, then renamed into place; after --out: boxes kept either way

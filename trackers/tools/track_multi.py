@@ -105,7 +105,9 @@ def cmd_track_multi(args) -> int:
     else:
         plan = [(tid, box, start, name, args.weights, "solid") for tid, box, start in targets]
         labels = [str(tid) for tid, *_ in targets]
-    inputs = (args.source, args.weights, getattr(args, "compare_weights", None), args.boxes)
+    from ..run.groundtruth import annotation_inputs      # the source's ground truth is an input too
+    inputs = (args.source, args.weights, getattr(args, "compare_weights", None), args.boxes,
+              *annotation_inputs(args.source))
     check_outputs_distinct(args.video_out, args.mot, args.json)
     out_paths = []
     try:
