@@ -305,7 +305,11 @@ def main(argv=None) -> int:
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from .eval_jobs import Interrupted
+        if isinstance(e, Interrupted):       # eval stopped its workers and kept what finished: its line
+            print(str(e), file=sys.stderr)
+            return e.exit_code
         # interrupted before tracking started (or a second Ctrl-C): nothing was half-written
         print("error: interrupted", file=sys.stderr)
         return 130
