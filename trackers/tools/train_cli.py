@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
 
 def cmd_train(args) -> int:
     import os
-    from trackers.core.base import UsageError
+    from .usage import UsageError
     from trackers.train.trainer import TrainConfig, train
     if not os.path.isdir(args.data):
         raise UsageError(f"data folder {args.data!r} does not exist")

@@ -236,7 +236,7 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_vot_setup(args) -> int:
     from ..core import registry
-    from ..core.base import UsageError
+    from .usage import UsageError
     from .datasets import load_dataset
     from .evaluate import EvalError, parse_weights
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]

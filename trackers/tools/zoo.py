@@ -246,7 +246,7 @@ def _terminal_progress(name: str):
 
 
 def cmd_download(args) -> int:
-    from ..core.base import UsageError
+    from ..core.base import InvalidRequest as UsageError  # the command line prints it as a usage line
     entries = load_manifest(args.manifest)
     if args.all:
         chosen = entries
