@@ -30,6 +30,6 @@ def builtin_trackers() -> list[registry.TrackerSpec]:
 
 registry.add_catalogue("trackers.families", builtin_trackers)
 # when no tracker is named: the default (NanoTrack v2 under the long-term guard, chosen on the
-# leave-one-video-out table) where NanoTrack v2's checkpoint is found, else the EfficientNet tracker
-# trained here, which needs no download
+# leave-one-video-out table; NanoTrack v2's checkpoint ships in the package), else the EfficientNet
+# tracker trained here, should the bundled checkpoint have been removed
 registry.prefer("siamscope-default", "siamscope-effnet")

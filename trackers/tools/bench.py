@@ -457,7 +457,7 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 
 
 class _Child:
-    """`python main.py track` and `python -m app.gui_bench` on one tracker, clip and thread count."""
+    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
 
     def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
         import sys
@@ -479,7 +479,7 @@ class _Child:
         return float(self._run([os.path.join(REPO, "main.py"), "track", self.clip, *self.args]).split()[0])
 
     def gui(self) -> dict:
-        return json.loads(self._run(["-m", "app.gui_bench", self.clip, *self.args]))
+        return json.loads(self._run(["-m", "scripts.gui_bench", self.clip, *self.args]))
 
 
 def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,
@@ -570,6 +570,9 @@ def cmd_bench(args) -> int:
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if getattr(args, "targets", None):
+        from .bench_targets import cmd_bench_targets
+        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
     if args.gui:
         names = _names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
@@ -646,4 +649,7 @@ def add_parser(subparsers) -> None:
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.add_argument("--soak", type=int, metavar="N",
                    help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
+    p.add_argument("--targets", metavar="N,N,...",
+                   help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
+                        "batched and one by one, in the same run (trackers/tools/bench_targets.py)")
     p.set_defaults(func=cmd_bench)
