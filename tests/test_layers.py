@@ -99,5 +99,6 @@ def test_every_onnx_runtime_session_is_made_by_the_engine():
     """One engine (trackers/core/engines.py) makes every ONNX Runtime session, with the compute
     policy's options; models/device.py holds the CUDA variant it calls."""
     allowed = {os.path.join("trackers", "core", "engines.py"), os.path.join("models", "device.py")}
-    found = [os.path.relpath(p, ROOT) for p in _python_sources() if "InferenceSession(" in open(p, encoding="utf-8").read()]
+    found = [os.path.relpath(p, ROOT) for p in _python_sources()
+             if "InferenceSession(" in open(p, encoding="utf-8").read()]
     assert set(found) <= allowed, found

@@ -26,7 +26,8 @@ def parse_frame_range(start: Optional[int], frames: Optional[str]) -> tuple[int,
         first = int(a) if a.strip() else 0
         end = int(b) if b.strip() else None
     except ValueError:
-        raise InvalidRequest(f"--frames must be A:B (0-based, B not included; 'A:' runs to the end), got {frames!r}") from None
+        raise InvalidRequest(f"--frames must be A:B (0-based, B not included; 'A:' runs to the end), "
+                             f"got {frames!r}") from None
     if first < 0 or (end is not None and end <= first + 1):
         raise InvalidRequest(f"--frames {frames}: need 0 <= A and B > A + 1 (the first frame only initialises)")
     return first, end
