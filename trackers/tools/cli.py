@@ -13,8 +13,7 @@ from typing import Optional
 import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
-from ..core import compute
-from ..core.base import UsageError
+from .usage import UsageError, add_compute_arguments, apply_compute
 from ..core.paths import REPO_ROOT
 from ..run.frame_range import add_frame_range_arguments, parse_frame_range
 
@@ -111,7 +110,7 @@ def cmd_track(args) -> int:
         # several targets, or two trackers compared: trackers/tools/track_multi.py
         from .track_multi import cmd_track_multi
         return cmd_track_multi(args)
-    compute.apply_compute(args)
+    apply_compute(args)
     box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
@@ -267,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
-    compute.add_compute_arguments(t)
+    add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true",
                    help="print each frame's box and score (every target's: 'frame id box score state')")
     t.add_argument("--allow-short", action="store_true",
@@ -287,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
-    from trackers.core.base import BoxError, EngineError
+    from trackers.core.base import BoxError, EngineError, InvalidRequest
     from models.device import DeviceError
     from trackers.run.sources import SourceError
     from trackers.run.safe_output import UnsafePathError
@@ -299,7 +298,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+    except (InvalidRequest, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
             UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines

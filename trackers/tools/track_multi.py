@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional
 
-from ..core.base import UsageError
+from .usage import UsageError
 
 #: `track` takes at most this many targets (the window shows at most trackers/run/tracks.MAX_TRACKS)
 CLI_MAX_TRACKS = 64
@@ -70,7 +70,8 @@ def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
 
 def cmd_track_multi(args) -> int:
     from models.device import check_device, check_precision
-    from ..core import compute, registry
+    from ..core import registry
+    from .usage import apply_compute
     from ..core.base import validate_box
     from ..run.frame_range import parse_frame_range
     from ..run.multi_export import check_track_outputs, draw_tracks, write_mot, write_multi_json, write_track_files
@@ -81,7 +82,7 @@ def cmd_track_multi(args) -> int:
     from ..run.video_io import AtomicVideoWriter
     from .cli import StopSignals, default_tracker_name
 
-    compute.apply_compute(args)
+    apply_compute(args)
     targets = wanted_targets(args)
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()

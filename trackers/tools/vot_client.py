@@ -129,7 +129,7 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
         from trax import Image, Region, TraxStatus
         from trax.server import Server
     except ImportError:
-        from ..core.base import UsageError
+        from .usage import UsageError
         raise UsageError("vot-serve needs the trax package (PyPI vot-trax: pip install -e '.[vot]')") from None
 
     from ..core import registry
@@ -236,7 +236,7 @@ def check_workspace(workspace: str, read_from: str, sequences) -> None:
     sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
     toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
     name would lead out of WS/sequences."""
-    from ..core.base import UsageError
+    from .usage import UsageError
     from ..run.safe_output import UnsafePathError, safe_relpath
     dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
     inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
@@ -355,7 +355,7 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_vot_setup(args) -> int:
     from ..core import registry
-    from ..core.base import UsageError
+    from .usage import UsageError
     from .datasets import load_dataset
     from .evaluate import EvalError, parse_weights, require_dataset_folder
     require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")
