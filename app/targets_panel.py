@@ -47,6 +47,7 @@ class TargetsPanel(QWidget):
         self.add_button.setCheckable(True)
         self.add_button.setToolTip("then drag the new target's box (or drag with Shift held)")
         self.remove_button = QPushButton("Remove")
+        self.setMinimumWidth(300)
         self.compare_combo = QComboBox()
         self.compare_combo.addItem("Compare with…")
         self.compare_combo.addItems(list(tracker_names))
@@ -207,8 +208,9 @@ class TargetsPanel(QWidget):
         ts = self.track_set()
         packet = self.window.drawn_packet
         views = None
-        if packet is not None and packet.result is not None:
-            views = packet.result.extra.get("tracks")
+        result = self.window.display.result_for(packet) if packet is not None else None
+        if result is not None:
+            views = result.extra.get("tracks")     # this frame's, also when seen again (seek, step back)
         if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
             views = ts.snapshot
         live_ids = {m.id for m in ts.members} if ts is not None else set()
@@ -223,7 +225,9 @@ class TargetsPanel(QWidget):
         self._draw(views, index)
         if ts is not None and ts.compare is not None and len(views) == 2:
             self.window.compare_view.show_pair(views, index)
-            self.window.compare_dock.show()
+            if not self.window.compare_dock.isVisible():
+                self.window.compare_dock.show()
+                self.window.resizeDocks([self.window.compare_dock], [280], Qt.Vertical)
 
     def _draw(self, views, index) -> None:
         vb = self.window.video.vb
@@ -256,7 +260,9 @@ class TargetsPanel(QWidget):
             label.setText(f"{v.id} {v.name}" + (" LOST" if lost else "") if v.name != str(v.id)
                           else f"{v.id}" + (" LOST" if lost else ""), color=colour)
             label.fill = QBrush(QColor(0, 0, 0, 140))
-            label.setPos(x, y)
+            # B's name under its box: A/B boxes often coincide, and their names must not
+            label.setAnchor((0, 0) if v.style == "dashed" else (0, 1))
+            label.setPos(x, y + h if v.style == "dashed" else y)
         self._fill_table(views)
         self._draw_timeline(views)
 

@@ -48,7 +48,7 @@ def test_batched_boxes_equal_single_runs(name, engine, tmp_path_factory):
         for i, (w, g) in enumerate(zip(want, got)):
             np.testing.assert_allclose(g.box, w.box, atol=BOX_ATOL, rtol=0, err_msg=f"{name} frame {k} target {i}")
             assert abs(g.score - w.score) < 1e-4
-            assert g.timings["batch"] == len(BOXES)
+            assert g.extra["batch"] == len(BOXES)
 
 
 def test_free_batch_graph_matches_single_target_graph(tmp_path_factory):
@@ -96,7 +96,7 @@ def test_unbatchable_trackers_run_alone(tmp_path_factory):
         got = track_batched(runner, [nano[0], default, nano[1]], frame)
         want = alone.track(frame)
         np.testing.assert_allclose(got[1].box, want.box, atol=1e-6)
-        assert "batch" not in got[1].timings and got[0].timings["batch"] == 2
+        assert "batch" not in got[1].extra and got[0].extra["batch"] == 2
 
 
 def test_bench_targets_prints_both_columns(capsys):

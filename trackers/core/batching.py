@@ -247,7 +247,7 @@ class BatchRunner:
 def track_batched(runner: BatchRunner, trackers: list, frame: np.ndarray) -> list[TrackResult]:
     """Track `frame` with every tracker: groups sharing a network as one batch, the rest one by one.
     Results in the trackers' order; each result's timings carry its share of the batch's network
-    time and `batch` (the group's size)."""
+    time, and its extra["batch"] the group's size."""
     results: list[Optional[TrackResult]] = [None] * len(trackers)
     groups: dict = {}
     for i, t in enumerate(trackers):
@@ -274,6 +274,6 @@ def track_batched(runner: BatchRunner, trackers: list, frame: np.ndarray) -> lis
             if t.precision != "fp32":
                 check_finite(t, cls, loc)
             result = t.track_outputs(frame, out, cls, loc, scale_z, s_x, t.search_size(), timer)
-            result.timings["batch"] = float(len(group))
+            result.extra["batch"] = len(group)
             results[i] = result
     return results

@@ -242,7 +242,7 @@ class TrackSet(Tracker):
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
-                m.ms = sum(v for k, v in r.timings.items() if k != "batch") or share
+                m.ms = sum(r.timings.values()) or share
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:

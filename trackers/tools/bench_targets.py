@@ -57,8 +57,7 @@ def _run(trackers, boxes, frames, batched: bool, runner) -> tuple[float, dict]:
         results = track_batched(runner, trackers, frame) if batched else [t.track(frame) for t in trackers]
         for r in results:
             for k, v in r.timings.items():
-                if k != "batch":
-                    stages[k] = stages.get(k, 0.0) + v
+                stages[k] = stages.get(k, 0.0) + v
     return time.perf_counter() - t0, stages
 
 
