@@ -55,9 +55,13 @@ class TargetsPanel(QWidget):
         self.compare_combo.setToolTip("a second tracker from the same box on the same frames (A solid, B dashed)")
         self.note = QLabel("")
         self.note.setWordWrap(True)
+        self.export_button = QPushButton("Export tracks…")
+        self.export_button.setToolTip("every target's boxes, scores and states of this run: JSON (tracks named, "
+                                      "by tracker in A/B) or MOTChallenge CSV (.txt / .csv)")
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.export_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(buttons)
@@ -81,6 +85,7 @@ class TargetsPanel(QWidget):
         self.table.itemChanged.connect(self._item_changed)
         self.remove_button.clicked.connect(self.remove_selected)
         self.compare_combo.activated.connect(self._compare_chosen)
+        self.export_button.clicked.connect(self._export_clicked)
 
     # -- the run's tracker ------------------------------------------------------------------------
     def track_set(self):
@@ -193,6 +198,52 @@ class TargetsPanel(QWidget):
         ts.request_compare(text)
         self.window.worker.init_box(tuple(box), self.window.current_index, play=False)
         self.say(f"Comparing {ts.name} (A, solid) with {text} (B, dashed) from the same box")
+
+    def _export_clicked(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getSaveFileName(self, "Export tracks", "tracks.json",
+                                              "JSON (*.json);;MOTChallenge (*.txt *.csv)")
+        self.window.return_focus()
+        if path:
+            self.export_tracks(path)
+
+    def export_tracks(self, path: str) -> bool:
+        """Write every target of the run on record (the store keeps each frame's tracks); True when written."""
+        from trackers.run.multi_export import write_mot, write_multi_json
+        from trackers.run.results import RunRecord
+        from trackers.run.safe_output import OutputError, check_output
+        from trackers.run.tracks import Track
+        store = self.window.store
+        tracks: dict[int, Track] = {}
+        for index in sorted(store.results):
+            result = store.results[index]
+            for v in (result.extra.get("tracks") or ()) if result is not None else ():
+                if v.result is None:
+                    continue
+                t = tracks.get(v.id)
+                if t is None:
+                    t = tracks[v.id] = Track(v.id, v.name, None, tuple(v.result.box), index, v.colour,
+                                             RunRecord(tracker=v.tracker_name), style=v.style)
+                t.name = v.name
+                t.record.add(index, v.result)
+        if not tracks:
+            self.say("Nothing to export: the run has one target (File ▸ Export has its results)")
+            return False
+        try:
+            source = self.window.source_info
+            check_output(path, (".json", ".txt", ".csv"), [getattr(source, "spec", None)], what="tracks file")
+            ordered = [tracks[k] for k in sorted(tracks)]
+            if path.lower().endswith(".json"):
+                names = [t.tracker_name for t in ordered] if self.comparing else None
+                write_multi_json(path, ordered, source=getattr(source, "name", ""),
+                                 extra=dict(compare=names) if names else None)
+            else:
+                write_mot(path, ordered)
+        except (OutputError, OSError) as e:
+            self.window.show_message("error", f"Export tracks: {e}")
+            return False
+        self.window.show_message("info", f"Exported {len(ordered)} tracks to {path}")
+        return True
 
     def say(self, text: str) -> None:
         self.note.setText(text)
