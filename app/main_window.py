@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
         self.compare_dock.hide()
         self.resizeDocks([self.targets_dock], [290], Qt.Horizontal)
 
-    # -- the parts' state and commands that tests and scripts (app/screenshot.py, gpu_drive.py,
+    # -- the parts' state and commands that tests and scripts (scripts/screenshot.py, gpu_drive.py,
     # gui_bench.py) reach through the window ------------------------------------------------------
     playing, tracking = _part("playback", "playing"), _part("playback", "tracking")
     set_playing, step, seek = _part("playback", "set_playing"), _part("playback", "step"), _part("playback", "seek")

@@ -457,7 +457,7 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 
 
 class _Child:
-    """`python main.py track` and `python -m app.gui_bench` on one tracker, clip and thread count."""
+    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
 
     def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
         import sys
@@ -479,7 +479,7 @@ class _Child:
         return float(self._run([os.path.join(REPO, "main.py"), "track", self.clip, *self.args]).split()[0])
 
     def gui(self) -> dict:
-        return json.loads(self._run(["-m", "app.gui_bench", self.clip, *self.args]))
+        return json.loads(self._run(["-m", "scripts.gui_bench", self.clip, *self.args]))
 
 
 def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,

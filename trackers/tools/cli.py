@@ -47,9 +47,13 @@ def default_tracker_name() -> str:
 
 def cmd_trackers(args) -> int:
     from trackers.core import registry
-    for spec in registry.all_trackers():
+    specs = registry.all_trackers()
+    # columns as wide as their longest entry: a long title must not push its row's checkpoint out of line
+    name_w = max(len(s.name) for s in specs)
+    title_w = max(len(s.title) for s in specs)
+    for spec in specs:
         where = registry.find_weights(spec) if spec.needs_weights else "(built in)"
-        print(f"{spec.name:24s} {spec.title:44s} {where or 'checkpoint ' + spec.weights_file + ' not found'}")
+        print(f"{spec.name:{name_w}s}  {spec.title:{title_w}s}  {where or 'checkpoint ' + spec.weights_file + ' not found'}")
     for mod, err in registry.IMPORT_ERRORS.items():
         print(f"# {mod} failed to load: {err}", file=sys.stderr)
     return 0
@@ -113,10 +117,20 @@ def cmd_track(args) -> int:
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     # every output is checked before any work: a run is never thrown away for a bad --out
-    inputs = (args.source, args.weights)
+    from trackers.run.groundtruth import annotation_inputs, annotation_names
+    # the source's ground truth and label files are inputs too: never written over
+    inputs = (args.source, args.weights, *annotation_inputs(args.source))
     check_outputs_distinct(args.out, args.video_out)
     if args.out:
         check_output(args.out, RESULT_EXTS, inputs, what="--out")
+        named_as_truth = next((p for p in annotation_names(args.source) if os.path.exists(args.source) and
+                               os.path.abspath(args.out) == p), None)
+        if named_as_truth:
+            # not there yet (else refused above as an input): written, but said, since the window
+            # attaches this file to the video as its ground truth and would score the run against itself
+            print(f"warning: --out {args.out!r} is the name the window reads as {os.path.basename(args.source)!r}'s "
+                  "ground truth; it will be shown and scored as truth there (choose another name to avoid that)",
+                  file=sys.stderr)
     if args.video_out:
         check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
     try:
@@ -141,26 +155,23 @@ def cmd_track(args) -> int:
             if args.precision != "fp32":
                 tracker.set_precision(args.precision)
             session.set_tracker(tracker)
-            step = session.init(box)                # and what this tracker in particular cannot take
+            steps = session.run(box, stop=end)
+            step = next(steps)                      # the init: what this tracker in particular cannot take
             if args.video_out:
                 H, W = step.frame.shape[:2]
                 writer = AtomicVideoWriter(args.video_out, session.source.fps, (W, H))
                 writer.write(draw_result(step.frame, step.result, step.index))
             failure: Optional[SourceError] = None
-            ran_out = False           # the source ended (not --frames, not a signal)
             try:
-                while stop.signum is None and (end is None or session.index + 1 < end):
-                    step = session.advance()
-                    if step is None:
-                        ran_out = True
-                        break
+                while stop.signum is None and (step := next(steps, None)) is not None:
                     if writer is not None:
                         writer.write(draw_result(step.frame, step.result, step.index))
                     if args.verbose:
-                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.result.box)
-                              + f" {step.result.score:.4f} {step.result.state.value}", flush=True)
+                        print(f"{step.index} " + ",".join(f"{v:.2f}" for v in step.box)
+                              + f" {step.score:.4f} {step.state.value}", flush=True)
             except SourceError as e:
                 failure = e    # a damaged frame or a camera gone: keep what was tracked up to it
+            ran_out = session.source_ended    # the source ended (not --frames, not a signal)
             # what was tracked is kept, whatever ended the loop
             boxes = list(session.boxes.values())
             if args.out:
@@ -194,10 +205,14 @@ def cmd_track(args) -> int:
 
 
 GUI_USAGE = """the app (a window):
-  python main.py                      open the window
-  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
-  python main.py --camera N           open the window on camera N
+  {prog:34s} open the window
+  {prog_video:34s} open the window on a video file or image-sequence folder
+  {prog_camera:34s} open the window on camera N
 In the window press ? for the keyboard shortcuts."""
+
+
+def gui_usage(prog: str) -> str:
+    return GUI_USAGE.format(prog=prog, prog_video=f"{prog} VIDEO_OR_FOLDER", prog_camera=f"{prog} --camera N")
 
 
 def version() -> str:
@@ -212,8 +227,10 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
-                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .program import program_name
+    prog = program_name()
+    p = argparse.ArgumentParser(prog=prog, description="SiamScope: look inside Siamese trackers.",
+                                epilog=gui_usage(prog), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"SiamScope {version()}")
     sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
@@ -262,6 +279,7 @@ def main(argv=None) -> int:
     from trackers.core.base import BoxError, EngineError
     from models.device import DeviceError
     from trackers.run.sources import SourceError
+    from trackers.run.safe_output import UnsafePathError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -270,7 +288,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+            UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
