@@ -53,13 +53,20 @@ def _run(trackers, boxes, frames, batched: bool, runner) -> tuple[float, dict, l
     """Seconds of the per-frame steps over frames[1:] (after init on frames[0]), the stage totals
     and every result's box (frame by frame, target by target)."""
     from ..core.batching import track_batched
-    for t, b in zip(trackers, boxes):
-        t.init(frames[0], b)
+    from ..run.session import Track
+    tracks = [Track(t, target_id=i) for i, t in enumerate(trackers)]
+    for track, b in zip(tracks, boxes):
+        track.init(frames[0], 0, b)
     stages: dict = {}
     out = []
     t0 = time.perf_counter()
-    for frame in frames[1:]:
-        results = track_batched(runner, trackers, frame) if batched else [t.track(frame) for t in trackers]
+    for index, frame in enumerate(frames[1:], 1):
+        # one by one: each target through the session's per-frame step; batched: groups sharing a
+        # network as one call (a group of one through the same step)
+        if batched:
+            results = track_batched(runner, trackers, frame, lambda i: tracks[i].step(frame, index).result)
+        else:
+            results = [track.step(frame, index).result for track in tracks]
         out.append([r.box for r in results])
         for r in results:
             for k, v in r.timings.items():
