@@ -184,8 +184,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
         self.targets_dock = _dock(self, "Targets", "targets", self.targets, Qt.RightDockWidgetArea)
-        self.compare_dock = _dock(self, "Compare A/B", "compare", self.compare_view, Qt.RightDockWidgetArea)
+        self.compare_dock = _dock(self, "Compare A/B", "compare", self.compare_view, Qt.BottomDockWidgetArea)
         self.compare_dock.hide()
+        self.resizeDocks([self.targets_dock], [290], Qt.Horizontal)
 
     # -- the parts' state and commands that tests and scripts (scripts/screenshot.py, gpu_drive.py,
     # gui_bench.py) reach through the window ------------------------------------------------------
