@@ -497,7 +497,7 @@ class TrackingWorker(QThread):
         dropped = self._grabber.dropped if self._grabber is not None else 0
         # a camera frame cannot be read again: keep it (compressed) for exporting the run
         jpeg = encode_jpeg(frame) if self._grabber is not None and step.result is not None else None
-        self._post(FramePacket(step.index, frame, step.result, step.kind, step.track_ms, dropped, jpeg))
+        self._post(FramePacket.of(step, dropped, jpeg))
 
     def _set_playing(self, playing: bool) -> None:
         if playing != self._playing:

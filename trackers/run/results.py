@@ -191,18 +191,38 @@ def write_csv(path: str, run: RunRecord) -> None:
                        + [r.timings.get(s, "") for s in stages])
 
 
+def _paths_both_ways(path: str, data: dict) -> None:
+    """The source and checkpoint as absolute paths, and relative to the results file (what still
+    finds them when the folder holding both is moved); names that are not files stay as they are."""
+    base = os.path.dirname(os.path.abspath(path))
+    relative = {}
+    for key in ("source", "checkpoint"):
+        value = data.get(key)
+        if isinstance(value, str) and value and os.path.exists(value):
+            data[key] = os.path.abspath(value)
+            try:
+                relative[key] = os.path.relpath(data[key], base)
+            except ValueError:     # another drive (Windows): no relative path
+                pass
+    data["relative_to_this_file"] = relative
+
+
 def write_json(path: str, run: RunRecord) -> None:
     data = run.metadata()
+    _paths_both_ways(path, data)
     data["results"] = [dataclasses.asdict(r) for r in run.frames]
     with atomic_write(path) as f:
         json.dump(data, f, indent=1)
 
 
-def export_results(path: str, run: RunRecord) -> None:
+def export_results(path: str, run: RunRecord, inputs=()) -> None:
     """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on a path that cannot or
-    must not be written (checked first: never the run's source or checkpoint, never a device) and on
-    a failed write, which leaves whatever was at `path` untouched."""
-    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint), what="results file")
+    must not be written (checked first: never the run's source or checkpoint, never its ground truth
+    -- the files found beside the source and any in `inputs` --, never a device) and on a failed
+    write, which leaves whatever was at `path` untouched."""
+    from .groundtruth import annotation_inputs
+    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint, *annotation_inputs(run.source), *inputs),
+                 what="results file")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         write_csv(path, run)

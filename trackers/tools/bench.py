@@ -128,7 +128,7 @@ def build_ours(nano_dir: str, weights: Optional[str], engine: str = "auto"):
         if found is None:
             raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
         path = found
-    tracker = nanotrack.build("v2", path, engine=engine)
+    tracker = nanotrack.build("nanotrack-v2", path, engine=engine)
     tracker.collect_channels = False  # nothing draws the channel grid here
     return tracker
 
@@ -159,7 +159,7 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     with open(manifest_path) as f:
         manifest = json.load(f)
     v = siamrpn.VARIANT_BY_NAME[name]
-    net = siamrpn.build_network(v.experiment)
+    net = siamrpn.build_network(v.network)
     load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
     tracker.collect_channels = False
@@ -457,7 +457,7 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 
 
 class _Child:
-    """`python main.py track` and `python -m app.gui_bench` on one tracker, clip and thread count."""
+    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
 
     def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
         import sys
@@ -479,7 +479,7 @@ class _Child:
         return float(self._run([os.path.join(REPO, "main.py"), "track", self.clip, *self.args]).split()[0])
 
     def gui(self) -> dict:
-        return json.loads(self._run(["-m", "app.gui_bench", self.clip, *self.args]))
+        return json.loads(self._run(["-m", "scripts.gui_bench", self.clip, *self.args]))
 
 
 def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,
@@ -556,7 +556,7 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
 
 
 def cmd_bench(args) -> int:
-    from ..core.compute import apply_compute
+    from .usage import apply_compute
     policy = apply_compute(args)
     print(policy.summary())
     video = args.video or DEFAULT_VIDEO
@@ -570,6 +570,9 @@ def cmd_bench(args) -> int:
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if getattr(args, "targets", None):
+        from .bench_targets import cmd_bench_targets
+        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
     if args.gui:
         names = _names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
@@ -626,7 +629,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frames", type=int, help=f"use only the first N frames (--gui: a clip of N frames, the video "
                                               f"back and forth; default {GUI_CLIP_FRAMES})")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    from ..core.compute import add_compute_arguments
+    from .usage import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("--pysot-frames", type=int, default=20,
                    help="frames for the pysot trackers (default 20); --all times each tracker on all frames or "
@@ -646,4 +649,7 @@ def add_parser(subparsers) -> None:
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.add_argument("--soak", type=int, metavar="N",
                    help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
+    p.add_argument("--targets", metavar="N,N,...",
+                   help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
+                        "batched and one by one, in the same run (trackers/tools/bench_targets.py)")
     p.set_defaults(func=cmd_bench)

@@ -72,30 +72,6 @@ class JobResult:
         return float(np.nansum(t)) if np.isfinite(t).any() else 0.0
 
 
-class _Recording:
-    """Wraps a tracker to keep what run_sequence drops: each frame's confidence and time."""
-
-    def __init__(self, tracker, n: int, start: int):
-        self.tracker = tracker
-        self.scores = np.full(n, np.nan)
-        self.times = np.full(n, np.nan)
-        self.i = start
-
-    def init(self, frame, box):
-        t0 = time.perf_counter()
-        self.tracker.init(frame, box)
-        self.times[self.i] = time.perf_counter() - t0
-        self.scores[self.i] = 1.0
-
-    def track(self, frame):
-        self.i += 1
-        t0 = time.perf_counter()
-        result = self.tracker.track(frame)
-        self.times[self.i] = time.perf_counter() - t0
-        self.scores[self.i] = float(result.score)
-        return result
-
-
 def set_threads(n: int) -> None:
     """The job's compute policy (trackers/core/compute.py): n threads for torch, ONNX Runtime and OpenCV."""
     from trackers.core import compute
@@ -110,9 +86,8 @@ def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
         set_threads(job.threads)
     seq = job.sequence
     start = int(np.argmax(M.valid_frames(seq.gt)))
-    rec = _Recording(registry.build(job.tracker, job.weights, job.device, engine=job.engine), len(seq.frames), start)
-    run = run_sequence(rec, seq)
-    return JobResult(job.tracker, seq.name, run.boxes, rec.scores, rec.times, start)
+    run = run_sequence(registry.build(job.tracker, job.weights, job.device, engine=job.engine), seq)
+    return JobResult(job.tracker, seq.name, run.boxes, run.scores, run.times, start)
 
 
 # -- progress ---------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
         from trax import Image, Region, TraxStatus
         from trax.server import Server
     except ImportError:
-        from ..core.base import UsageError
+        from .usage import UsageError
         raise UsageError("vot-serve needs the trax package (PyPI vot-trax: pip install -e '.[vot]')") from None
 
     from ..core import registry
@@ -195,19 +195,21 @@ def _rect_line(box) -> str:
 
 
 def write_vot_sequence(seq, folder: str) -> None:
+    from ..run.safe_output import atomic_write, inside
     color = os.path.join(folder, "color")
     os.makedirs(color, exist_ok=True)
     ext = os.path.splitext(seq.frames[0])[1].lower() or ".jpg"
     for i, src in enumerate(seq.frames, 1):
         dst = os.path.join(color, f"{i:08d}{ext}")
-        if not os.path.exists(dst):
+        if not os.path.lexists(dst):    # a link already there (even a dangling one) is never written through
             _place(src, dst)
     import cv2
     h, w = cv2.imread(seq.frames[0], cv2.IMREAD_COLOR).shape[:2]
-    with open(os.path.join(folder, "sequence"), "w") as f:
+    # replaced, never written through an existing file: a hard link there is the dataset's own file
+    with atomic_write(inside(folder, "sequence", "sequence file")) as f:
         f.write(f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
                 f"width={w}\nheight={h}\nlength={len(seq.frames)}\n")
-    with open(os.path.join(folder, "groundtruth.txt"), "w") as f:
+    with atomic_write(inside(folder, "groundtruth.txt", "ground-truth file")) as f:
         f.writelines(_rect_line(b) + "\n" for b in seq.gt)
 
 
@@ -223,20 +225,57 @@ def tracker_entry(name: str, weights: Optional[str], python: str = sys.executabl
     return "\n".join(lines) + "\n"
 
 
+def _overlaps(a: str, b: str) -> bool:
+    """Whether folder a is folder b, inside it, or holds it (links followed)."""
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return os.path.commonpath([a, b]) in (a, b)
+
+
+def check_workspace(workspace: str, read_from: str, sequences) -> None:
+    """vot-setup never writes into what it reads: UsageError when the workspace (its files and its
+    sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
+    toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
+    name would lead out of WS/sequences."""
+    from .usage import UsageError
+    from ..run.safe_output import UnsafePathError, safe_relpath
+    dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
+    inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
+    seq_root = os.path.join(workspace, "sequences")
+    for folder in inputs:
+        # WS/sequences is, holds or lies in it; or the workspace is it or lies in it (WS/*.yaml)
+        ws, read = os.path.realpath(workspace), os.path.realpath(folder)
+        if _overlaps(seq_root, folder) or os.path.commonpath([ws, read]) == read:
+            raise UsageError(f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
+                             f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
+                             f"{seq_root!r}); give a workspace outside the dataset")
+    # every file written, checked before the first is: a link planted in the workspace leads none out
+    written = [(workspace, n) for n in ("config.yaml", "stack.yaml", "trackers.ini", "sequences/list.txt")]
+    for seq in sequences:
+        written += [(seq_root, seq.name)] + [(seq_root, f"{seq.name}/{n}") for n in ("sequence", "groundtruth.txt")]
+    try:
+        for folder, name in written:
+            safe_relpath(name, "sequence name" if name.count("/") == 0 and folder == seq_root
+                         else "workspace file", folder if os.path.isdir(folder) else None)
+    except UnsafePathError as e:
+        raise UsageError(str(e)) from None
+
+
 def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequences) -> list[str]:
     """Write (or refresh) the workspace; returns the toolkit's tracker identifiers."""
+    from ..run.safe_output import atomic_write, inside
     os.makedirs(workspace, exist_ok=True)
-    with open(os.path.join(workspace, "config.yaml"), "w") as f:
+    # a link planted in a workspace (one made elsewhere, unpacked here) never leads a write out of it
+    with atomic_write(inside(workspace, "config.yaml", "workspace file")) as f:
         f.write("registry:\n- ./trackers.ini\nstack: stack.yaml\nsequences: sequences\n")
-    with open(os.path.join(workspace, "stack.yaml"), "w") as f:
+    with atomic_write(inside(workspace, "stack.yaml", "workspace file")) as f:
         f.write(STACK_YAML)
-    with open(os.path.join(workspace, "trackers.ini"), "w") as f:
+    with atomic_write(inside(workspace, "trackers.ini", "workspace file")) as f:
         f.write("\n".join(tracker_entry(n, w) for n, w in trackers.items()))
     seq_root = os.path.join(workspace, "sequences")
     os.makedirs(seq_root, exist_ok=True)
     for seq in sequences:
-        write_vot_sequence(seq, os.path.join(seq_root, seq.name))
-    with open(os.path.join(seq_root, "list.txt"), "w") as f:
+        write_vot_sequence(seq, inside(seq_root, seq.name, "sequence name"))
+    with atomic_write(inside(seq_root, "list.txt", "workspace file")) as f:
         f.writelines(s.name + "\n" for s in sequences)
     return [toolkit_id(n) for n in trackers]
 
@@ -316,9 +355,10 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_vot_setup(args) -> int:
     from ..core import registry
-    from ..core.base import UsageError
+    from .usage import UsageError
     from .datasets import load_dataset
-    from .evaluate import EvalError, parse_weights
+    from .evaluate import EvalError, parse_weights, require_dataset_folder
+    require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     weights = parse_weights(args.weights)
     trackers = {}
@@ -330,8 +370,7 @@ def cmd_vot_setup(args) -> int:
         sequences = load_dataset(args.sequences, args.max_frames)
     except EvalError as e:
         raise UsageError(str(e)) from None
-    if os.path.abspath(args.workspace) == os.path.abspath(args.sequences):
-        raise UsageError("the workspace must not be the sequences folder (it is written into)")
+    check_workspace(args.workspace, args.sequences, sequences)
     ids = setup_workspace(args.workspace, trackers, sequences)
     print(f"VOT workspace {args.workspace}: {len(sequences)} sequences, trackers {', '.join(ids)}")
     print(f"run: vot evaluate --workspace {args.workspace} {' '.join(ids)} && "
