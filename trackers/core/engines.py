@@ -171,6 +171,45 @@ def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: 
     return ort.InferenceSession(model, opts, providers=compute.ort_providers())
 
 
+def cpu_session(model, policy: Optional[compute.ComputePolicy] = None):
+    """An ONNX Runtime session on the CPU provider alone, following the compute policy (for work that
+    stays on the CPU whatever the machine has: the floor's trunk, the trainers' feature extraction)."""
+    import onnxruntime as ort
+    return ort.InferenceSession(model, compute.ort_session_options(policy), providers=["CPUExecutionProvider"])
+
+
+class FeatureGraph:
+    """A frozen feature module's `forward(x)` (a tensor, or a tuple of tensors, out) on ONNX Runtime's
+    CPU provider, for any batch size and, with `any_size`, any crop size: the floor's trunk and the
+    trainers' feature extractors. Exported in memory once per instance (`graph`: the ONNX bytes,
+    reusable for another session) and run with the compute policy's session options; `(B, 3, H, W)`
+    float32 arrays in, float32 arrays out."""
+
+    def __init__(self, module: torch.nn.Module, example_shape: tuple, output_names: list,
+                 any_size: bool = False, policy: Optional[compute.ComputePolicy] = None,
+                 graph: Optional[bytes] = None):
+        self.output_names = list(output_names)
+        if graph is None:
+            graph = self.export(module, example_shape, self.output_names, any_size)
+        self.graph = graph
+        self.session = cpu_session(graph, policy)
+
+    @staticmethod
+    def export(module: torch.nn.Module, example_shape: tuple, output_names: list, any_size: bool = False) -> bytes:
+        import io
+        axes = {0: "b", 2: "h", 3: "w"} if any_size else {0: "b"}
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")    # the tracer's notes on padding arithmetic, constant per size
+            torch.onnx.export(module.cpu().eval(), torch.zeros(*example_shape), buf, input_names=["x"],
+                              output_names=list(output_names), opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"x": axes, **{n: axes for n in output_names}})
+        return buf.getvalue()
+
+    def __call__(self, x: np.ndarray) -> list:
+        return self.session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})
+
+
 class OnnxModule:
     """A plain module's `forward(x)` (a tensor, or a tuple of tensors, out) on one input shape in
     ONNX Runtime: a tracker's further per-frame calls beside its main network (the default

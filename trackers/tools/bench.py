@@ -128,7 +128,7 @@ def build_ours(nano_dir: str, weights: Optional[str], engine: str = "auto"):
         if found is None:
             raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
         path = found
-    tracker = nanotrack.build("v2", path, engine=engine)
+    tracker = nanotrack.build("nanotrack-v2", path, engine=engine)
     tracker.collect_channels = False  # nothing draws the channel grid here
     return tracker
 
@@ -159,7 +159,7 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     with open(manifest_path) as f:
         manifest = json.load(f)
     v = siamrpn.VARIANT_BY_NAME[name]
-    net = siamrpn.build_network(v.experiment)
+    net = siamrpn.build_network(v.network)
     load_into(net, seeded_state_dict(manifest), manifest_path, f"seeded {PYSOT_SEEDED[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
     tracker.collect_channels = False
@@ -556,7 +556,7 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
 
 
 def cmd_bench(args) -> int:
-    from ..core.compute import apply_compute
+    from .usage import apply_compute
     policy = apply_compute(args)
     print(policy.summary())
     video = args.video or DEFAULT_VIDEO
@@ -631,7 +631,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frames", type=int, help=f"use only the first N frames (--gui: a clip of N frames, the video "
                                               f"back and forth; default {GUI_CLIP_FRAMES})")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    from ..core.compute import add_compute_arguments
+    from .usage import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("--pysot-frames", type=int, default=20,
                    help="frames for the pysot trackers (default 20); --all times each tracker on all frames or "

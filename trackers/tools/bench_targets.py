@@ -22,7 +22,7 @@ DEFAULT_FRAMES = 31
 
 
 def parse_counts(text: str) -> list[int]:
-    from ..core.base import UsageError
+    from .usage import UsageError
     try:
         counts = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
