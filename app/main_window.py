@@ -20,7 +20,7 @@ import sys
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QHBoxLayout, QMainWindow, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
@@ -182,11 +182,11 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.transport)
         cl.addWidget(main, 1)
         self.setCentralWidget(central)
-        # the message bar lies over the top of the video and the panels, so nothing under it moves
+        # the message bar lies over the top of the video, so nothing under it moves
         # when it comes and goes
         self.messages.setParent(central)
         self.messages.hide()
-        main.installEventFilter(self)
+        self.video_stack.installEventFilter(self)
         self.params.setMinimumWidth(230)
         # scrolls rather than sets the window's minimum height (SiamScope default has 25 rows)
         self.params_scroll = QScrollArea()
@@ -228,7 +228,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
 
     def _place_banner(self) -> None:
-        r = self.main_area.geometry()
+        """Over the top of the video (not the panels' tabs, which stay clickable)."""
+        central = self.centralWidget()
+        if central is None:
+            return
+        r = QRect(self.video_stack.mapTo(central, QPoint(0, 0)), self.video_stack.size())
         bar = self.messages
         # its height for this width (a wrapping label's plain size hint assumes a narrow, tall box)
         height = bar.layout().totalHeightForWidth(r.width()) if bar.layout().hasHeightForWidth() else -1
@@ -236,7 +240,7 @@ class MainWindow(QMainWindow):
         bar.raise_()
 
     def eventFilter(self, obj, ev) -> bool:
-        if obj is self.main_area and ev.type() in (QEvent.Resize, QEvent.Move):
+        if obj is self.video_stack and ev.type() in (QEvent.Resize, QEvent.Move):
             self._place_banner()
         return super().eventFilter(obj, ev)
 
