@@ -154,7 +154,11 @@ class TargetsPanel(QWidget):
         if ts is None:
             return
         ts.select(tid)
-        view = next((v for v in self.live_views() if v.id == tid), None)
+        # paused on the frame the worker last stepped: its snapshot has every target's maps (the
+        # per-frame record keeps boxes and scores only)
+        latest = self.window.drawn_packet is not None and self.window.drawn_packet is self.window.latest
+        views = ts.snapshot if latest else self.live_views()
+        view = next((v for v in views if v.id == tid), None)
         if view is not None and view.result is not None and view.result.score_map is not None:
             # paused: the maps switch now, from this target's result of the frame on screen
             self.window.heatmap.set_result(view.result, self.window.current_index)

@@ -49,7 +49,8 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     step(qtbot, window)
     qtbot.waitUntil(lambda: len(panel.views) == 2 and panel.table.rowCount() == 2, timeout=10000)
     ts = panel.track_set()
-    views = {v.id: v for v in panel.views}
+    views = {v.id: v for v in ts.snapshot}       # the frame on screen, with every target's maps
+    assert [v.id for v in panel.views] == [1, 2]
     assert ts.selected == 2, "a new target is selected"
     # the maps follow the selected target: the frame's result is target 2's
     result = window.drawn_packet.result

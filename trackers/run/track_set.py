@@ -249,21 +249,25 @@ class TrackSet(Tracker):
             t0 = time.perf_counter()
             self._frame += 1
             results = track_batched(self.runner, [m.tracker for m in running], frame,
-                                    lambda i: running[i].run.step(frame, self._frame).result)
+                                    lambda i: running[i].run.step(frame, self._frame, keep_box=False).result)
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
                 m.ms = sum(r.timings.values()) or share
                 if "batch" in r.extra:          # stepped as part of a batch: recorded as step() records
-                    m.run.took(frame, self._frame, r, m.ms / 1e3)
+                    m.run.took(frame, self._frame, r, m.ms / 1e3, keep_box=False)
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:
                 return chosen.result            # one track: exactly its tracker's result
-            # every track's box, score, state and score map ride along (kept per frame by the run's
-            # store: without the channel maps and masks, which only the frame on screen needs)
-            light = tuple(dataclasses.replace(v, result=dataclasses.replace(v.result, channels=[], mask=None))
-                          for v in views)
+            # every track's box, score and state ride along, kept per frame by the run's store (the
+            # run's boxes live there: the members keep none, so a camera run does not grow them);
+            # the score maps only in A/B, whose view shows both of a frame seen again; never the
+            # channel maps or masks, which only the frame on screen needs (the snapshot has them)
+            keep_map = self.compare is not None
+            light = tuple(dataclasses.replace(v, result=dataclasses.replace(
+                v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None))
+                for v in views)
             return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light,
                                                                  selected=chosen.id))
 
