@@ -75,6 +75,7 @@ class TargetsPanel(QWidget):
         self._boxes: dict[int, tuple] = {}    # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
         self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
+        self._shown_set = None                # the TrackSet whose targets are shown
         self._press: Optional[QPointF] = None
         self._shift = False
         self._filling = False
@@ -264,8 +265,14 @@ class TargetsPanel(QWidget):
             views = result.extra.get("tracks")     # this frame's, also when seen again (seek, step back)
         if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
             views = ts.snapshot
+        if ts is not self._shown_set:
+            # another run's tracker (a new source, another tracker): its targets start afresh
+            self._shown_set = ts
+            self.history.clear()
+            self.ab_iou.clear()
+            self.removed.clear()
         live_ids = {m.id for m in ts.members} if ts is not None else set()
-        self.removed &= live_ids | self.removed
+        self.removed &= live_ids        # once the worker has dropped a removed target, its id is free again
         views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
         self.views = views
         for v in views:

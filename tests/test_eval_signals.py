@@ -2,7 +2,6 @@
 process. The run stops its workers, keeps what finished (whole files, no .part), prints one line
 and exits 130 / 143; no worker and no multiprocessing resource tracker outlives it (the process
 table, read from /proc, before and after)."""
-import os
 import signal
 import subprocess
 import sys
@@ -98,3 +97,34 @@ def test_plain_eval_sigterm_prints_its_line(tmp_path):
     assert "eval interrupted by SIGTERM: 1 of 4 jobs finished, written to" in err, err
     assert "Traceback" not in err
     assert _check_written(tmp_path) == 1
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether the process has a handler for sig installed (/proc's SigCgt mask)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = int(next(line for line in f if line.startswith("SigCgt:")).split()[1], 16)
+    except (OSError, StopIteration):
+        return False
+    return bool(mask >> (sig - 1) & 1)
+
+
+def test_eval_sigterm_while_it_loads_says_so(tmp_path):
+    """SIGTERM as soon as eval handles it (its handler is installed: a real condition read from /proc),
+    i.e. while it loads its trackers and sequences: one line, 143, not a silent kill."""
+    proc = subprocess.Popen([sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS,
+                             "--max-frames", FRAMES, "--results", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
+    try:
+        deadline = time.monotonic() + 120
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "eval interrupted by SIGTERM" in err and "Traceback" not in err, err

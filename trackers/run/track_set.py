@@ -76,6 +76,7 @@ class TrackSet(Tracker):
         self._collect = True
         self.snapshot: tuple[TrackView, ...] = ()
         self._frame = 0                         # frames this set was stepped on (the members' run index)
+        self._next_id = 2
 
     def __getattr__(self, name):
         # anything else the worker or a view asks of the tracker is track 1's
@@ -126,9 +127,7 @@ class TrackSet(Tracker):
         return self.primary.validate_box(box, frame_shape)
 
     def set_engine(self, choice: str, policy=None) -> str:
-        for m in self.members:
-            got = m.tracker.set_engine(choice, policy)
-        return got
+        return [m.tracker.set_engine(choice, policy) for m in self.members][0]
 
     def to(self, device: str):
         for m in self.members:
@@ -188,7 +187,10 @@ class TrackSet(Tracker):
                                           "network call to every frame, and past that the boxes and the list are "
                                           "unreadable; remove a target first")
                 tracker = self.build(self.members[0].tracker_name, self.weights)
-                new_id = max(m.id for m in self.members) + 1
+                # one params object for every target of this tracker: the panel's live edits apply to all
+                tracker.params = self.primary.params
+                new_id = self._next_id          # ids are never reused: a removed target's stays its own
+                self._next_id += 1
                 m = _Member(new_id, str(new_id), self.members[0].tracker_name, tracker)
                 self.members.append(m)
                 self.selected = new_id
@@ -210,7 +212,8 @@ class TrackSet(Tracker):
                 self.members = [a]
                 self.compare = name
                 if name is not None:
-                    b = _Member(2, name, name, self.build(name, weights), style="dashed")
+                    b = _Member(self._next_id, name, name, self.build(name, weights), style="dashed")
+                    self._next_id += 1
                     a.name = a.tracker_name
                     self.members.append(b)
                     self._init_member(b, frame, box)

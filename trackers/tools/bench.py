@@ -561,8 +561,10 @@ def cmd_bench(args) -> int:
         from .bench_profile import cmd_bench_profile
         return cmd_bench_profile(args, policy, video, box, fixtures_dir, nano_dir)
     if getattr(args, "targets", None):
-        from .bench_targets import cmd_bench_targets
-        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
+        from . import bench_targets as bt
+        bt.parse_counts(args.targets)          # a bad list fails before any frame is read
+        return bt.cmd_bench_targets(args, video, read_frames(video, args.frames or bt.DEFAULT_FRAMES), box,
+                                    _names(args.trackers, bt.DEFAULT_TRACKERS), fixtures_dir, nano_dir, bench_weights)
     if args.gui:
         names = _names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,

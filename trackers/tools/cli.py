@@ -109,7 +109,7 @@ def cmd_track(args) -> int:
     if len(args.box or []) != 1 or args.boxes or args.compare or args.mot or args.json:
         # several targets, or two trackers compared: trackers/tools/track_multi.py
         from .track_multi import cmd_track_multi
-        return cmd_track_multi(args)
+        return cmd_track_multi(args, parse_box, StopSignals, default_tracker_name)
     apply_compute(args)
     box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)
@@ -284,6 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_is_an_interrupt() -> bool:
+    """eval: SIGTERM outside its jobs (loading trackers and sequences, writing the report) ends it
+    as Ctrl-C does, with a line and exit status 143, not silently (while jobs run,
+    eval_jobs.SignalStop handles both). Returns whether it was installed (main restores it)."""
+    import signal
+    import threading
+    from .eval_jobs import Interrupted
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+
+    def stop(signum, frame):
+        raise Interrupted(signum, "eval interrupted by SIGTERM")
+    signal.signal(signal.SIGTERM, stop)
+    return True
+
+
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
     from trackers.core.base import BoxError, EngineError, InvalidRequest
@@ -296,6 +313,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    sigterm_set = getattr(args.func, "__name__", "") == "cmd_eval" and _sigterm_is_an_interrupt()
     try:
         return int(args.func(args) or 0)
     except (InvalidRequest, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
@@ -312,3 +330,7 @@ def main(argv=None) -> int:
         # interrupted before tracking started (or a second Ctrl-C): nothing was half-written
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if sigterm_set:
+            import signal
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
