@@ -82,10 +82,13 @@ class _OrtProfiler:
         opts = compute.ort_session_options(engine.policy)
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
-        if not os.path.isfile(engine.path):     # a cache that could not be written: nothing to reopen
-            raise FileNotFoundError(f"the exported graph {engine.path} is not on disk")
+        from ..core.engines import read_cached_graph
+        # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
+        graph = read_cached_graph(engine.path)
+        if graph is None:                       # a cache that could not be written: nothing to reopen
+            raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
         self.saved = engine.session
-        engine.session = ort.InferenceSession(engine.path, opts, providers=["CPUExecutionProvider"])
+        engine.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
     def module_ms(self, skip_runs: int) -> tuple[dict, int]:
         """({module: total ms}, runs counted) over the runs after the first `skip_runs`."""
