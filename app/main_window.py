@@ -77,6 +77,11 @@ class MainWindow(QMainWindow):
         self.menus.threadsChosen.connect(self.set_threads_preference)
         self.recent_menu, self.channels_action = self.menus.recent_menu, self.menus.channels_action
         self.threads_actions = self.menus.threads_actions
+        # in tabs the grid is hidden whenever another tab is chosen: its maps are kept coming (they
+        # cost little) so the Channels tab shows the frame on screen at once; View ▸ off stops them
+        side_by_side = self.display.channels_wanted
+        self.display.channels_wanted = lambda: self.channels_action.isChecked() and (
+            bool(self.compact) or side_by_side())
 
         self.worker.on(FramePacket, self._on_packet)
         self.worker.on(SourceInfo, self._on_source_opened)
@@ -237,6 +242,11 @@ class MainWindow(QMainWindow):
         # its height for this width (a wrapping label's plain size hint assumes a narrow, tall box)
         height = bar.layout().totalHeightForWidth(r.width()) if bar.layout().hasHeightForWidth() else -1
         bar.setGeometry(r.x(), r.y(), r.width(), height if height > 0 else bar.sizeHint().height())
+        # the text's own width is known once laid out (the buttons take their share): as tall as it needs
+        bar.layout().activate()
+        needed = bar.label.heightForWidth(bar.label.width()) + 8
+        if needed > bar.height():
+            bar.setGeometry(r.x(), r.y(), r.width(), needed)
         bar.raise_()
 
     def eventFilter(self, obj, ev) -> bool:
