@@ -82,6 +82,10 @@ class TrackerBar(QWidget):
             problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
             self.message.emit("error", "No trackers are available." + (f" ({problems})" if problems else ""))
             return
+        if registry.IMPORT_ERRORS:
+            # a plugin that failed to load costs one line; the other trackers are offered as usual
+            problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
+            self.message.emit("warning", f"Not loaded: {problems}")
         names = [s.name for s in specs]
         last = self.prefs.tracker()
         # a new user starts with the default where its checkpoint is found, else with the tracker

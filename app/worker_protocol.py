@@ -14,7 +14,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from trackers.core.base import TrackResult
+from trackers.run.session import Step
 
 
 # -- commands: GUI thread -> worker ---------------------------------------------------------------
@@ -131,18 +131,17 @@ class TrackerUnloaded:
 
 
 @dataclasses.dataclass
-class FramePacket:
-    """One frame as the worker saw it. `kind`: 'frame' (shown, not tracked), 'init' (the tracker
-    was (re-)initialised on it with `result.box`), 'track' (tracked)."""
+class FramePacket(Step):
+    """One frame as the worker saw it: the session's `Step` (trackers/run/session.py: index, frame,
+    result, kind, time; box, score, state, maps) with what the worker adds for the window."""
 
-    index: int
-    frame: np.ndarray            # BGR, as decoded
-    result: Optional[TrackResult]
-    kind: str = "frame"
-    track_ms: float = 0.0        # wall time of tracker.track() (or init)
     dropped: int = 0             # camera frames dropped so far because the tracker was slower
     jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
     _rgb: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, step: Step, dropped: int = 0, jpeg: Optional[bytes] = None) -> "FramePacket":
+        return cls(**{f.name: getattr(step, f.name) for f in dataclasses.fields(Step)}, dropped=dropped, jpeg=jpeg)
 
     @property
     def rgb(self) -> np.ndarray:

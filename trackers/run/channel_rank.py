@@ -168,9 +168,9 @@ def main(argv=None) -> int:
     python -m trackers.run.channel_rank VIDEO --tracker NAME [--weights FILE] --box x,y,w,h [--frames N]"""
     import argparse
 
-    import cv2
-
     from ..core import registry
+    from .session import SessionError, TrackingSession
+    from .sources import SourceError
     p = argparse.ArgumentParser(prog="python -m trackers.run.channel_rank", description=main.__doc__.splitlines()[0])
     p.add_argument("video")
     p.add_argument("--tracker", default="nanotrack-v2")
@@ -180,19 +180,19 @@ def main(argv=None) -> int:
     p.add_argument("-k", type=int, default=12)
     args = p.parse_args(argv)
     tracker = registry.build(args.tracker, args.weights)
-    cap = cv2.VideoCapture(args.video)
-    ok, frame = cap.read()
-    if not ok:
-        raise SystemExit(f"cannot read {args.video}")
-    tracker.init(frame, tuple(float(v) for v in args.box.split(",")))
+    try:
+        session = TrackingSession.open(args.video, tracker)
+    except (SessionError, SourceError) as e:
+        raise SystemExit(f"cannot read {args.video}: {e}") from None
     totals: dict[str, list[int]] = {}
-    for _ in range(args.frames):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        r = tracker.track(frame)
-        for name, n in border_peak_counts(r.channels, args.k, r.box, r.search_region).items():
-            totals.setdefault(name, []).append(n)
+    with session:
+        box = tuple(float(v) for v in args.box.split(","))
+        for step in session.run(box, stop=1 + args.frames, maps=True):
+            if step.kind != "track":
+                continue
+            r = step.result
+            for name, n in border_peak_counts(r.channels, args.k, r.box, r.search_region).items():
+                totals.setdefault(name, []).append(n)
     for name, ns in totals.items():
         print(f"{name:>24}: {np.mean(ns):5.2f} of the top {args.k} channels peak on the border "
               f"(mean over {len(ns)} frames)")
@@ -200,4 +200,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # run as a command (README), it names trackers: the project's catalogue (the one import of
+    # trackers.families from run/, pyproject.toml's layers contract lists it)
+    import trackers.families  # noqa: F401
     raise SystemExit(main())
