@@ -298,6 +298,10 @@ class MainWindow(QMainWindow):
             self.inspect_tabs.addTab(self.heatmap, "Score map")
             self.inspect_tabs.addTab(self.channels, "Channels")
             self.inspect_tabs.addTab(self.params_scroll, "Hyper-parameters")
+            for dock, title in self._tabbed_docks():
+                self.inspect_tabs.addTab(dock.widget(), title)
+                dock.hide()
+                dock.toggleViewAction().setVisible(False)
             self.params_dock.hide()
             self.params_dock.toggleViewAction().setVisible(False)
             self.inspect_stack.setCurrentWidget(self.inspect_tabs)
@@ -307,11 +311,27 @@ class MainWindow(QMainWindow):
             self.params_dock.setWidget(self.params_scroll)
             self.params_dock.toggleViewAction().setVisible(True)
             self.params_dock.show()
+            for dock, _title in self._tabbed_docks():
+                dock.setWidget(self._dock_pages[dock])
+                dock.toggleViewAction().setVisible(True)
+                dock.show()
+                self._dock_pages[dock].show()
             self.inspect_stack.setCurrentWidget(self.inspect_split)
             # pages taken out of the tabs come back hidden (the tabs show one page at a time)
             self.heatmap.show()
             self.channels.setVisible(self.channels_action.isChecked() if hasattr(self, "menus") else True)
             self.params_scroll.show()
+
+    def _tabbed_docks(self) -> list:
+        """Docks that become tabs on a laptop screen (a 290-px side dock leaves the video no room)."""
+        docks = [(getattr(self, "targets_dock", None), "Targets")]
+        self._dock_pages = getattr(self, "_dock_pages", {})
+        out = []
+        for dock, title in docks:
+            if dock is not None:
+                self._dock_pages.setdefault(dock, dock.widget())
+                out.append((dock, title))
+        return out
 
     # -- one state for what is on screen, and no run dropped without a question ------------------
     def _on_tracker(self, info) -> None:
