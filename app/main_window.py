@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
         self.menus.threadsChosen.connect(self.set_threads_preference)
         self.recent_menu, self.channels_action = self.menus.recent_menu, self.menus.channels_action
         self.threads_actions = self.menus.threads_actions
+        # in tabs the grid is hidden whenever another tab is chosen: its maps are kept coming (they
+        # cost little) so the Channels tab shows the frame on screen at once; View ▸ off stops them
+        side_by_side = self.display.channels_wanted
+        self.display.channels_wanted = lambda: self.channels_action.isChecked() and (
+            bool(self.compact) or side_by_side())
 
         self.worker.on(FramePacket, self._on_packet)
         self.worker.on(SourceInfo, self._on_source_opened)
@@ -249,6 +254,11 @@ class MainWindow(QMainWindow):
         # its height for this width (a wrapping label's plain size hint assumes a narrow, tall box)
         height = bar.layout().totalHeightForWidth(r.width()) if bar.layout().hasHeightForWidth() else -1
         bar.setGeometry(r.x(), r.y(), r.width(), height if height > 0 else bar.sizeHint().height())
+        # the text's own width is known once laid out (the buttons take their share): as tall as it needs
+        bar.layout().activate()
+        needed = bar.label.heightForWidth(bar.label.width()) + 8
+        if needed > bar.height():
+            bar.setGeometry(r.x(), r.y(), r.width(), needed)
         bar.raise_()
 
     def eventFilter(self, obj, ev) -> bool:
@@ -288,6 +298,10 @@ class MainWindow(QMainWindow):
             self.inspect_tabs.addTab(self.heatmap, "Score map")
             self.inspect_tabs.addTab(self.channels, "Channels")
             self.inspect_tabs.addTab(self.params_scroll, "Hyper-parameters")
+            for dock, title in self._tabbed_docks():
+                self.inspect_tabs.addTab(dock.widget(), title)
+                dock.hide()
+                dock.toggleViewAction().setVisible(False)
             self.params_dock.hide()
             self.params_dock.toggleViewAction().setVisible(False)
             self.inspect_stack.setCurrentWidget(self.inspect_tabs)
@@ -297,11 +311,27 @@ class MainWindow(QMainWindow):
             self.params_dock.setWidget(self.params_scroll)
             self.params_dock.toggleViewAction().setVisible(True)
             self.params_dock.show()
+            for dock, _title in self._tabbed_docks():
+                dock.setWidget(self._dock_pages[dock])
+                dock.toggleViewAction().setVisible(True)
+                dock.show()
+                self._dock_pages[dock].show()
             self.inspect_stack.setCurrentWidget(self.inspect_split)
             # pages taken out of the tabs come back hidden (the tabs show one page at a time)
             self.heatmap.show()
             self.channels.setVisible(self.channels_action.isChecked() if hasattr(self, "menus") else True)
             self.params_scroll.show()
+
+    def _tabbed_docks(self) -> list:
+        """Docks that become tabs on a laptop screen (a 290-px side dock leaves the video no room)."""
+        docks = [(getattr(self, "targets_dock", None), "Targets")]
+        self._dock_pages = getattr(self, "_dock_pages", {})
+        out = []
+        for dock, title in docks:
+            if dock is not None:
+                self._dock_pages.setdefault(dock, dock.widget())
+                out.append((dock, title))
+        return out
 
     # -- one state for what is on screen, and no run dropped without a question ------------------
     def _on_tracker(self, info) -> None:
