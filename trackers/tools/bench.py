@@ -48,24 +48,11 @@ SEEDED_FIXTURE = {
 }
 
 
-#: Reference implementations' fps on the bag frames, 2 torch threads, quiet machine, as issue #11
-#: records them (pysot for the SiamRPN family and SiamMask, HonglinChu's NanoTrack python code).
-#: Not re-measured here: the reference code is not installed on this machine.
-REFERENCE_FPS = {
-    "siamrpn-alex": ("pysot SiamRPN (AlexNet)", 18.6),
-    "siamrpnpp-mobilev2": ("pysot SiamRPN++ MobileNetV2", 9.1),
-    "siamrpnpp-r50": ("pysot SiamRPN++ R50", 2.2),
-    "siammask-r50": ("pysot SiamMask", 3.4),
-    "nanotrack-v2": ("NanoTrack v2 python", 84.0),
-}
-REFERENCE_HOW = ("reference fps: issue #11's figures for the reference Python code (same bag frames, 2 torch "
-                 "threads, quiet 2-core machine); not re-measured in this run")
 #: `bench --all`: tracking time per tracker (at least 2 frames) before it moves on,
 #: so the slowest ones (SiamRPN++ R50 long-term on seeded weights searches 831 px from frame 2 on:
 #: seconds a frame) do not stretch the command to minutes; each line says how many frames it timed
 ALL_BUDGET_S = 5.0
 #: the targets of issue #11, printed next to the figures
-TARGET_VS_REFERENCE = 1.5
 TARGET_LOADED = 0.7
 TARGET_GUI = 0.9
 #: `bench --load` / `--gui` trackers by default: the two the app is used with most, and the pysot AlexNet
@@ -296,13 +283,14 @@ def build_for_bench(name: str, engine: str, fixtures_dir: str, nano_dir: str, tm
 
 
 def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int, engine: str = "auto") -> None:
-    """Time every registered tracker on the same frames (`bench --all`), next to the reference figures."""
+    """Time every registered tracker on the same frames (`bench --all`); the reference code's figures
+    come only from `bench --reference`, measured in the same run."""
     import tempfile
     from ..core import registry
     sub = frames[: n_frames + 1] if n_frames else frames
     print(f"all trackers, up to {len(sub) - 1} frames each or {ALL_BUDGET_S:g} s of tracking (at least 2 frames, "
           f"after a 1-frame warm-up), engine {engine} (seeded = fixture weights, same cost per frame):")
-    print(f"  ({REFERENCE_HOW}; target >= {TARGET_VS_REFERENCE}x)")
+    print("  (against the reference code: `bench --reference`, both sides measured in the same run)")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
             try:
@@ -313,11 +301,7 @@ def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int
             time_tracker_within(tracker, sub[:2], box)        # warm-up: first calls allocate
             seconds, tracked = time_tracker_within(tracker, sub, box, ALL_BUDGET_S, min_frames=2)
             f = tracked / seconds
-            line = f"  {spec.name:22s} {f:7.1f} fps  {tracker.engine_name:11s} ({how}, {tracked} frames)"
-            if spec.name in REFERENCE_FPS:
-                ref_name, ref = REFERENCE_FPS[spec.name]
-                line += f"  reference {ref_name} {ref:.1f} fps -> {f / ref:.2f}x"
-            print(line, flush=True)
+            print(f"  {spec.name:22s} {f:7.1f} fps  {tracker.engine_name:11s} ({how}, {tracked} frames)", flush=True)
 
 
 def start_busy_process():
@@ -570,6 +554,12 @@ def cmd_bench(args) -> int:
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if getattr(args, "reference", None) is not None:
+        from .bench_reference import cmd_bench_reference
+        return cmd_bench_reference(args, policy, video, box, fixtures_dir, nano_dir)
+    if getattr(args, "profile", False):
+        from .bench_profile import cmd_bench_profile
+        return cmd_bench_profile(args, policy, video, box, fixtures_dir, nano_dir)
     if getattr(args, "targets", None):
         from . import bench_targets as bt
         bt.parse_counts(args.targets)          # a bad list fails before any frame is read
@@ -654,4 +644,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--targets", metavar="N,N,...",
                    help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
                         "batched and one by one, in the same run (trackers/tools/bench_targets.py)")
+    p.add_argument("--reference", nargs="?", const="", metavar="DIR",
+                   help="our trackers against the reference code in DIR (default ../shared/refcode), alternating "
+                        "processes, same frames, weights and threads: both fps and the ratio "
+                        "(trackers/tools/bench_reference.py)")
+    p.add_argument("--profile", action="store_true",
+                   help="where one frame's time goes: ms per stage (crop, network split by module, decode, "
+                        "mask) in torch and onnxruntime (--trackers; trackers/tools/bench_profile.py)")
     p.set_defaults(func=cmd_bench)
