@@ -68,11 +68,15 @@ def _shim_numpy() -> None:
 
 
 def _shim_opencv_version() -> None:
-    """pysot's SiamMask picks findContours' return arity from cv2.__version__'s first digit ("3":
-    three values); OpenCV 4+ returns two, so the string must not start with "3"."""
+    """pysot's SiamMask picks findContours' return arity from one character of the version string
+    (`cv2.__version__[-5] == '4'`: two values, else three). OpenCV 4 and later return two, but
+    "4.10.0" or "5.1.0" fail that test; so where this OpenCV returns two values, the string is set
+    to one that passes it (in the reference's child process only)."""
     import cv2
-    if cv2.__version__.startswith("3"):
-        cv2.__version__ = "4." + cv2.__version__.split(".", 1)[1]
+    import numpy as np
+    two_values = len(cv2.findContours(np.zeros((4, 4), np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)) == 2
+    if two_values and cv2.__version__[-5:-4] != "4":
+        cv2.__version__ = "4.5.0"
 
 
 def _register_nanotrack_v2_head() -> None:
