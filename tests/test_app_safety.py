@@ -174,7 +174,7 @@ def test_a_truncated_video_is_reported_at_its_end(qtbot, tmp_path):
 def test_siammask_masks_are_kept_packed(tmp_path):
     """What the app keeps per SiamMask frame: a few kB, not a frame of floats; unpacked it is the
     tracker's own cut (mask > 0.15) pixel for pixel."""
-    from app.export import RunStore
+    from trackers.run.run_store import RunStore
     from trackers.tools import bench
     from trackers.core import registry
     fixture = shared_path("fixtures", bench.SEEDED_FIXTURE["siammask-r50"])
