@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from ..run.session import Track
-from .bench import BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, read_frames, tracker_weights
+from .bench_timing import BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, bench_weights, read_frames
 
 WARMUP = 5
 
@@ -161,7 +161,7 @@ def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cp
             if names and spec.name not in names:
                 continue
             try:
-                weights, how = tracker_weights(spec, fixtures_dir, DEFAULT_NANO_DIR, tmp)
+                weights, how = bench_weights(spec, fixtures_dir, DEFAULT_NANO_DIR, tmp)
             except OSError as e:
                 records.append({"tracker": spec.name, "skipped": str(e)})
                 log(f"  {spec.name:22s} skipped: {e}")
