@@ -70,12 +70,15 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
     from trax.server import Server
 
     from ..core import registry
+    from ..run.session import Track
     from .eval_jobs import set_threads
 
     # TraX talks over this process's stdin/stdout: anything printed must go to stderr
     stdout, sys.stdout = sys.stdout, sys.stderr
     set_threads(threads)
-    tracker = registry.build(tracker_name, weights, device)
+    # the toolkit pushes the frames: the session's per-frame step (Track) without a source of its own
+    track = Track(registry.build(tracker_name, weights, device))
+    index = 0
     with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=toolkit_id(tracker_name),
                 tracker_family="SiamScope") as server:
         while True:
@@ -88,12 +91,12 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
                 raise OSError(f"cannot read image {path!r}")
             if request.type == TraxStatus.INITIALIZE:
                 region, _props = request.objects[0]
-                box = _rect_of(region)
-                tracker.init(frame, box)
-                confidence = 1.0
+                index = 0
+                step = track.init(frame, index, _rect_of(region))
             else:
-                result = tracker.track(frame)
-                box, confidence = tuple(float(v) for v in result.box), float(result.score)
+                index += 1
+                step = track.step(frame, index, keep_box=False)    # nothing seeks back: keep no boxes
+            box, confidence = tuple(float(v) for v in step.box), step.score
             from trax.region import Rectangle
             server.status([(Rectangle.create(*box), {})], {"confidence": confidence})
     sys.stdout = stdout
