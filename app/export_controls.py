@@ -89,7 +89,8 @@ class ExportControls(QObject):
     def export_results(self, path: str) -> bool:
         store = self._store()
         try:
-            store.export_results(path)
+            gt = getattr(self.window, "groundtruth", None)     # the attached ground truth is an input
+            store.export_results(path, inputs=(gt.path,) if gt is not None else ())
         except (OSError, ValueError) as e:
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
             return False

@@ -24,9 +24,11 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from trackers.core import compute
+from trackers.core import compute, registry
+from trackers.run.track_set import track_set_factory
 
 from .close_guard import CloseGuard
+from .compare_view import CompareView
 from .export_controls import ExportControls
 from .frame_display import FrameDisplay
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
@@ -38,6 +40,7 @@ from .recent import RecentFiles
 from .run_book import RunBook
 from .source_opener import SourceOpener
 from .start_page import StartPage
+from .targets_panel import TargetsPanel
 from .tracker_bar import TrackerBar
 from .tracker_control import TrackerControl
 from .transport import Playback, SeekBar, TransportBar
@@ -68,7 +71,8 @@ class MainWindow(QMainWindow):
         # the compute policy: cores kept for this (Qt) thread and the rest of the machine, unless the user
         # chose a count
         self.compute_policy = compute.apply(compute.decide(self.prefs.threads(), gui=True))
-        self.worker = TrackingWorker(tracker_factory=tracker_factory)
+        # each tracker comes wrapped in a TrackSet: several targets, or A/B, in the one run (targets_panel.py)
+        self.worker = TrackingWorker(tracker_factory=track_set_factory(tracker_factory))
         self._build_parts()
         self._lay_out()
         self.menus = WindowMenus(self, self.prefs.threads())
@@ -131,6 +135,10 @@ class MainWindow(QMainWindow):
         self.guard = CloseGuard(self, self.prefs, self.exports, lambda: self.store, self.draws, self.worker,
                                 self.trackers.running_download)
 
+        self.compare_view = CompareView()
+        # before the run's own boxDrawn handler below: an added target's request precedes its InitBox
+        self.targets = TargetsPanel(self, [spec.name for spec in registry.all_trackers()])
+        self.display.drawn.connect(self.targets.refresh)
         self.heat_check.toggled.connect(self.display.set_heatmap_on_video)
         self.seek_bar.seekRequested.connect(self.playback.seek)
         self.timeline.seekRequested.connect(self.playback.seek)
@@ -175,8 +183,11 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
+        self.targets_dock = _dock(self, "Targets", "targets", self.targets, Qt.RightDockWidgetArea)
+        self.compare_dock = _dock(self, "Compare A/B", "compare", self.compare_view, Qt.RightDockWidgetArea)
+        self.compare_dock.hide()
 
-    # -- the parts' state and commands that tests and scripts (app/screenshot.py, gpu_drive.py,
+    # -- the parts' state and commands that tests and scripts (scripts/screenshot.py, gpu_drive.py,
     # gui_bench.py) reach through the window ------------------------------------------------------
     playing, tracking = _part("playback", "playing"), _part("playback", "tracking")
     set_playing, step, seek = _part("playback", "set_playing"), _part("playback", "step"), _part("playback", "seek")
@@ -246,6 +257,15 @@ class MainWindow(QMainWindow):
             return
         self.guard.shutdown()
         super().closeEvent(ev)
+
+
+def _dock(window, title: str, name: str, widget, area) -> QDockWidget:
+    dock = QDockWidget(title, window)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable | QDockWidget.DockWidgetClosable)
+    window.addDockWidget(area, dock)
+    return dock
 
 
 def _splitter(orientation, widgets, stretch=(), sizes=()) -> QSplitter:

@@ -1,6 +1,6 @@
 """Model zoo dialog: which published checkpoints are present, and fetching them with a progress bar.
 
-The download itself is trackers/tools/zoo.py's (sha256-checked, written to a temporary file and renamed
+The download itself is trackers/run/zoo.py's (sha256-checked, written to a temporary file and renamed
 only on success); here it runs on a QThread so the window never freezes, and a failure (offline,
 as on the CI machine) shows the zoo's message: the URL and the folder to put the file in.
 """
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderV
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from trackers.core import registry
-from trackers.tools import zoo
+from trackers.run import zoo
 
 
 class DownloadJob(QThread):
@@ -54,7 +54,11 @@ class ModelZooDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
         self.resize(940, 460)
-        self.entries = list(entries) if entries is not None else zoo.load_manifest()
+        problem = None
+        try:
+            self.entries = list(entries) if entries is not None else zoo.load_manifest()
+        except zoo.ManifestError as e:       # a broken or hostile manifest: its one line, no rows
+            self.entries, problem = [], str(e)
         self.dest_dir = dest_dir
         self.job: Optional[DownloadJob] = None
         self.table = QTableWidget(len(self.entries), len(self.COLUMNS))
@@ -71,7 +75,7 @@ class ModelZooDialog(QDialog):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.verticalHeader().hide()
-        self.message = QLabel(f"Downloads go to {dest_dir or registry.user_models_dir()}")
+        self.message = QLabel(problem or f"Downloads go to {dest_dir or registry.user_models_dir()}")
         self.message.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.hide()

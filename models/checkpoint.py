@@ -70,13 +70,56 @@ def _check_format(path: str) -> None:
         head = f.read(16)
     if not head:
         raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint: the file is empty")
-    if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTO:
+    if head.startswith(_ZIP_MAGIC):
+        _check_zip_sizes(path, st.st_size)
+        return
+    if head[0] == _PICKLE_PROTO:
         return
     if path.lower().endswith(".onnx") or (head[:1] == b"\x08" and head[2:3] == b"\x12"):
         raise CheckpointError(f"checkpoint {path!r} is an ONNX model, not a PyTorch checkpoint "
                               "(only opencv-nanotrack takes ONNX files)")
     raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint (unknown format: it "
                           f"starts with bytes {head[:8].hex(' ')})")
+
+
+#: a checkpoint's entries may hold at most this much once uncompressed, in total (the largest
+#: published tracker checkpoint here, SiamRPN++ R50's, is ~200 MB)
+MAX_UNCOMPRESSED = 2 * 1024 ** 3
+#: a compressed entry may expand at most this many times (torch.save stores its entries
+#: uncompressed; a zip bomb's zeros deflate about 1000:1)
+MAX_RATIO = 100
+#: entries this small are left out of the ratio check (a few bytes of text compress well)
+_RATIO_MIN_BYTES = 64 * 1024
+
+
+def _check_zip_sizes(path: str, file_size: int) -> None:
+    """Refuse a zip checkpoint whose central directory declares more than it can hold, before torch
+    reads it (torch allocates each entry at its declared size: a 1 MB zip bomb took 1.3 GB of RAM,
+    a 7.7 MB one asked for 8 GB). Only the central directory is read: no entry is decompressed."""
+    def refuse(why: str):
+        raise CheckpointError(f"checkpoint {path!r} was refused before loading: {why} (a damaged file or a "
+                              f"zip bomb)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"checkpoint {path!r} is damaged or not a PyTorch checkpoint: its zip directory "
+                              f"cannot be read ({type(e).__name__}: {str(e).strip()[:200]})") from None
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            refuse(f"entry {info.filename!r} is stored uncompressed but declares {info.file_size} bytes "
+                   f"in {info.compress_size}")
+        if info.compress_size > file_size:
+            refuse(f"entry {info.filename!r} declares {info.compress_size} bytes in a {file_size}-byte file")
+        if (info.compress_type != zipfile.ZIP_STORED and info.file_size > _RATIO_MIN_BYTES
+                and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+            refuse(f"entry {info.filename!r} expands {info.compress_size} bytes to {info.file_size} "
+                   f"(over {MAX_RATIO}:1)")
+    if total > MAX_UNCOMPRESSED:
+        refuse(f"its entries declare {total / 1024 ** 3:.1f} GB uncompressed (at most "
+               f"{MAX_UNCOMPRESSED / 1024 ** 3:.0f} GB)")
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

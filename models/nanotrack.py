@@ -321,6 +321,16 @@ _HEADS = {"v1": BANHeadV1, "v2": BANHeadV2, "v3": BANHeadV3}
 class NanoTrack(nn.Module):
     """template(z) stores the template state; track(x) -> {'cls', 'loc', 'xcorr'}."""
 
+    #: track() takes a batch of searches with a batch of template states (sample i with template
+    #: i, every op per sample): several targets run as one call (trackers/core/batching.py)
+    batchable = True
+
+    @property
+    def free_batch_graph(self) -> bool:
+        """Whether an exported track graph can leave the batch axis free: V3's depth-wise branch is a
+        grouped conv whose group count (batch x channels) the graph fixes."""
+        return self.version != "v3"
+
     def __init__(self, version: str = "v2"):
         super().__init__()
         if version not in _HEADS:

@@ -27,6 +27,12 @@ class SiamRPNNet(nn.Module):
     `level_names` name the head's feature levels in the 'xcorr' output ("layer2", "conv5", ...).
     """
 
+    #: track() takes a batch of searches with a batch of template kernels (the correlations are
+    #: per sample): several targets run as one call (trackers/core/batching.py)
+    batchable = True
+    #: an exported graph fixes the batch: DW-XCorr is a grouped conv of batch x channels groups
+    free_batch_graph = False
+
     def __init__(self, backbone: nn.Module, neck: Optional[nn.Module], rpn_head: nn.Module,
                  level_names: Sequence[str]):
         super().__init__()

@@ -207,7 +207,7 @@ def test_no_cut_off_text_at_common_screen_sizes(qtbot, tmp_path, size):
 
 
 def test_zoo_dialog_marks_manual_downloads_and_keeps_names_whole(qtbot, tmp_path):
-    from trackers.tools import zoo
+    from trackers.run import zoo
     window = make_window(qtbot, tmp_path)
     entries = [zoo.ZooEntry(name="a", tracker="siamrpnpp-mobilev2", file="x/model.pth", url=None,
                             page="https://example.org/drive", source="", licence="CC BY-SA 3.0 (long text)"),

@@ -92,7 +92,7 @@ def test_engine_and_threads_reach_the_tracker_and_the_export(qtbot, tmp_path, re
 def test_gui_bench_drives_the_window_through_a_run(qtbot, tmp_path, restore_threads):
     """`bench --gui`'s child: the real window tracks a short clip at speed max with the heatmap and
     the channel grid shown, and reports what it measured."""
-    from app.gui_bench import measure
+    from scripts.gui_bench import measure
     from trackers.tools.bench import read_frames
     weights = require_nanotrack()
     gt = ground_truth()

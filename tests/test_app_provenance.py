@@ -96,8 +96,10 @@ def test_tracker_without_checkpoint_is_refused_in_place_and_previous_one_dropped
 
 
 def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypatch):
+    from trackers.core import registry
     weights = require_nanotrack()
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setattr(registry, "shipped_file", lambda name: None)   # as if the bundled copy were gone
     window = make_window(qtbot, tmp_path)
     _pick(qtbot, window, "nanotrack-v2")
     i = window.tracker_combo.findData("nanotrack-v2")
@@ -121,7 +123,8 @@ def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypat
     floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))
     assert floor and floor.endswith(".pth") and file_sha256(floor)
     spec = registry.get("nanotrack-v2")
-    assert registry.loaded_checkpoint(spec) is None                      # none chosen, none found
+    bundled = registry.shipped_file("nanotrackv2.pth")
+    assert bundled and registry.loaded_checkpoint(spec) == bundled       # none chosen, none found: the bundled copy
     given = str(tmp_path / "mine.pth")
     assert registry.loaded_checkpoint(spec, given) == given
     (tmp_path / "nanotrackv2.pth").write_bytes(b"x")

@@ -7,6 +7,7 @@ tracker (`teacher.track(...)`, `rec.track(...)`) is found as well as `tracker.tr
 """
 import ast
 import os
+import re
 import subprocess
 
 import pytest
@@ -16,6 +17,10 @@ from tests.conftest import ROOT
 PACKAGES = ("trackers", "app", "models")
 #: the one documented per-frame step: (file, function)
 PER_FRAME_STEP = ("trackers/run/session.py", "step")
+#: issue 24's batched step (several tracks of one network, one network call per frame) steps the
+#: members of a group of one with their own track(); it is the one other place allowed, until the
+#: session steps its tracks through one function that batches (docs/architecture-loop.md)
+BATCHED_STEP = ("trackers/core/batching.py", "track_batched")
 #: `.track(` calls that are not a Tracker's: a network's per-frame forward pass (the torch module,
 #: its ONNX Runtime twin, the engine that picks between them) and an override calling its base
 NETWORK_RECEIVERS = {"net", "network", "engine", "self.net", "self.network", "super()"}
@@ -62,21 +67,24 @@ def _tracker_track_calls(root: str = ROOT):
 
 def test_only_the_sessions_per_frame_step_calls_a_trackers_track():
     calls = _tracker_track_calls()
-    outside = [c for c in calls if (c[0], c[3]) != PER_FRAME_STEP]
+    outside = [c for c in calls if (c[0], c[3]) not in (PER_FRAME_STEP, BATCHED_STEP)]
     assert not outside, ("tracker.track() called outside the session's per-frame step (Track.step in "
                          f"trackers/run/session.py); drive TrackingSession / Track instead: {outside}")
-    assert [(c[0], c[2], c[3]) for c in calls] == [(PER_FRAME_STEP[0], "self.tracker", "step")]
+    assert [(c[0], c[2], c[3]) for c in calls if c[0] == PER_FRAME_STEP[0]] == \
+        [(PER_FRAME_STEP[0], "self.tracker", "step")]
+    assert len([c for c in calls if (c[0], c[3]) == BATCHED_STEP]) <= 1
 
 
 def test_git_grep_finds_tracker_track_only_in_the_session():
     """The issue's own check, as a reader would run it: code lines with `tracker.track(` (prose naming
-    the method, "time inside tracker.track()", aside)."""
+    the method, "time inside tracker.track()" or in backquotes, aside)."""
     if not os.path.exists(os.path.join(ROOT, ".git")):
         pytest.skip("not a git checkout (an installed copy): the ast check above covers it")
     out = subprocess.run(["git", "grep", "-n", r"tracker\.track(", "--", *PACKAGES], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode in (0, 1), out.stderr
-    code = [ln for ln in out.stdout.splitlines() if "def track(" not in ln and "tracker.track()" not in ln]
+    prose = re.compile(r"tracker\.track\(\)|`[^`]*tracker\.track\(")     # the method named in a comment or docstring
+    code = [ln for ln in out.stdout.splitlines() if "def track(" not in ln and not prose.search(ln)]
     assert len(code) == 1 and code[0].startswith(PER_FRAME_STEP[0] + ":"), code
 
 

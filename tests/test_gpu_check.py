@@ -48,7 +48,7 @@ def test_window_drive_tracks_past_the_end_with_heatmap_and_channels(tmp_path):
     weights = shared_path("models", "nanotrack", "nanotrackv2.pth")
     out = tmp_path / "gui.json"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIAMSCOPE_SHARED=SHARED)
-    p = subprocess.run([sys.executable, "-m", "app.gpu_drive", "--device", "cpu", "--frames", "205",
+    p = subprocess.run([sys.executable, "-m", "scripts.gpu_drive", "--device", "cpu", "--frames", "205",
                         "--weights", weights, "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                        timeout=600, env=env)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

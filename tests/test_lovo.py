@@ -52,9 +52,21 @@ def test_table_scores_each_video_with_the_head_that_never_saw_it(tmp_path):
     json.dumps(table)                                            # the record is plain JSON
 
 
+def test_with_empty_model_folders_the_default_runs_on_the_bundled_checkpoint(monkeypatch, tmp_path):
+    from trackers.core import registry
+    from trackers.core.paths import resource_path
+    monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    # NanoTrack v2's checkpoint ships in the package (issue 22): no download, no ../shared
+    assert registry.find_weights(registry.get("siamscope-default")) == resource_path("nanotrackv2.pth")
+    assert registry.preferred_tracker() == "siamscope-default"
+
+
 def test_without_nanotrack_weights_the_preferred_tracker_needs_no_download(monkeypatch):
     from trackers.core import registry
     assert registry.preferred_tracker() in registry.PREFERRED_TRACKERS
+    # a package whose bundled copy was removed, on a machine with no model folders
     monkeypatch.setattr(registry, "find_file", lambda name: None)
+    monkeypatch.setattr(registry, "shipped_file", lambda name: None)
     assert not registry.ready(registry.get("siamscope-default"))
     assert registry.preferred_tracker() == "siamscope-effnet"

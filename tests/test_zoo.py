@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, shared_path
 from trackers.core import registry
-from trackers.tools import zoo
+from trackers.run import zoo
 from trackers.tools.cli import main
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"     # ~1 MB: several chunks

@@ -134,9 +134,10 @@ def _state_attrs(net: torch.nn.Module) -> dict:
 
 
 def export_cached(module: torch.nn.Module, args: tuple, input_names: list, output_names: list, path: str,
-                  use_cache: bool = True):
+                  use_cache: bool = True, dynamic_axes: Optional[dict] = None):
     """The ONNX graph of `module(*args)`: the cached file at `path` when there is one, else exported
-    (and written there atomically when `use_cache`). Returns a path or the graph's bytes."""
+    (and written there atomically when `use_cache`). Returns a path or the graph's bytes.
+    `dynamic_axes` (torch.onnx's) leaves axes free: the batched graph's batch (core/batching.py)."""
     if use_cache and os.path.isfile(path):
         return path
     import io
@@ -144,7 +145,7 @@ def export_cached(module: torch.nn.Module, args: tuple, input_names: list, outpu
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
-                          opset_version=OPSET, dynamo=False)
+                          opset_version=OPSET, dynamo=False, dynamic_axes=dynamic_axes)
     data = buf.getvalue()
     if use_cache:
         try:

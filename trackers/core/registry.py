@@ -104,25 +104,25 @@ def user_models_dir() -> str:
     return os.path.join(base, "siamscope", "models")
 
 
-#: the project's own resources folder: checkpoints the project trains and ships (e.g. siamattn_effnet.pth)
+def shipped_file(file_name: str) -> Optional[str]:
+    """A checkpoint that travels inside the package (resources/: the project's trained weights and
+    NanoTrack v2's, bundled with its licence), else None."""
+    shipped = os.path.join(RESOURCES_DIR, file_name)
+    return shipped if os.path.isfile(shipped) else None
 
 
 def find_weights(spec: TrackerSpec) -> Optional[str]:
-    """The tracker's checkpoint if it lies in one of the model folders, else the one shipped in the
-    project's resources/ folder, else None (a file in the model folders wins over the shipped one)."""
+    """The tracker's checkpoint when none is given (an explicit --weights always wins): in the model
+    folders ($SIAMSCOPE_MODELS, then the user models folder), else the copy shipped in the package,
+    else None. A file in the model folders wins over the shipped one, so a user can replace it."""
     if not spec.weights_file:
         return None
-    found = find_file(spec.weights_file)
-    if found is None:
-        shipped = os.path.join(RESOURCES_DIR, spec.weights_file)
-        if os.path.isfile(shipped):
-            return shipped
-    return found
+    return find_file(spec.weights_file) or shipped_file(spec.weights_file)
 
 
 #: what a run uses when no tracker is named, in order: the default (NanoTrack v2 under the long-term
-#: guard, chosen on the leave-one-video-out table) where NanoTrack v2's checkpoint is found, else
-#: the EfficientNet tracker trained here, which needs no download
+#: guard, chosen on the leave-one-video-out table; NanoTrack v2's checkpoint ships in the package),
+#: else the EfficientNet tracker trained here, should the bundled checkpoint have been removed
 PREFERRED_TRACKERS = ("siamscope-default", "siamscope-effnet")
 
 

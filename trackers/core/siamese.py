@@ -237,6 +237,13 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         timer = StageTimer()
         instance_size = self.search_size()
         out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
+        return self.track_outputs(frame, out, cls, loc, scale_z, s_x, instance_size, timer)
+
+    def track_outputs(self, frame: np.ndarray, out: dict, cls: np.ndarray, loc: np.ndarray, scale_z: float,
+                      s_x: int, instance_size: int, timer: StageTimer) -> TrackResult:
+        """The frame after its network call: decode -> refine -> state update -> result. track()
+        runs it on its own call; the batched step (core/batching.py) on this target's share of a
+        batch."""
         ctx = SearchContext(out, scale_z, s_x, self.center.copy(), instance_size, frame.shape)
         with timer.stage("decode"):
             step = self.decode_step(cls, loc, ctx)

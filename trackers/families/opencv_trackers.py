@@ -123,6 +123,48 @@ class CSRTTracker(OpenCVTracker):
         return cv2.TrackerCSRT_create(cp)
 
 
+def _onnx_tensors(graph):
+    """Every tensor a graph holds: initializers (dense and sparse), node attributes, subgraphs'."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _onnx_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _onnx_tensors(sub)
+
+
+def check_onnx_file(path: str, who: str = "opencv-nanotrack") -> None:
+    """Read an ONNX file's structure (not its external data) and refuse, in one line, before OpenCV
+    opens it: a file that is not an ONNX model, and a tensor whose external data lies outside the
+    file's folder (an absolute location, or one that climbs out with '..' or a link): OpenCV would
+    read whatever file that names."""
+    from models.checkpoint import CheckpointError
+    import onnx
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError, OSError, ... : all "not ONNX"
+        raise CheckpointError(f"{who}: {path!r} is damaged or not an ONNX model ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:120]})") from None
+    if not model.graph.node:
+        raise CheckpointError(f"{who}: {path!r} is damaged or not an ONNX model (it holds no graph)")
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    for tensor in _onnx_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = os.path.realpath(os.path.join(folder, location))
+        if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+            raise CheckpointError(f"{who}: {path!r} was refused: tensor {tensor.name!r} takes its data from "
+                                  f"{location!r}, outside the model's folder")
+
+
 class OpenCVNanoTracker(OpenCVTracker):
     def __init__(self, backbone: str, head: str):
         super().__init__("opencv-nanotrack", OpenCVNanoParams())
@@ -130,7 +172,9 @@ class OpenCVNanoTracker(OpenCVTracker):
             if not os.path.isfile(f):
                 from models.checkpoint import CheckpointError
                 raise CheckpointError(f"opencv-nanotrack needs {f!r}, which does not exist")
+            check_onnx_file(f)
         self.backbone, self.head = backbone, head
+        self.create()          # a file OpenCV cannot load is said now, in one line, not at the first frame
 
     def create(self):
         np_ = cv2.TrackerNano_Params()
@@ -141,6 +185,10 @@ class OpenCVNanoTracker(OpenCVTracker):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             return cv2.TrackerNano_create(np_)
+        except cv2.error as e:
+            from models.checkpoint import CheckpointError
+            raise CheckpointError(f"opencv-nanotrack cannot load {self.backbone!r} + {self.head!r}: "
+                                  f"{str(e).strip().splitlines()[-1][:200]}") from None
         finally:
             cv2.utils.logging.setLogLevel(level)
 

@@ -18,7 +18,8 @@ Layouts read:
 
 A frame without a box -- a `NaN` row, an empty line, a row with no area, a frame past the file's
 end, or one marked absent -- has no ground truth, and is left out of IoU and AUC (as in
-`trackers.run.metrics`). A line that is not numbers is an error naming the file and line.
+`trackers.run.metrics`). A line that is not numbers, or a box with a negative width or height (not
+"no box": a damaged file would score a perfect run), is an error naming the file and line.
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ def _parse_line(line: str, path: str, number: int) -> np.ndarray:
     except ValueError:
         raise GroundTruthError(f"{path}, line {number}: expected x,y,w,h numbers, got {text[:60]!r}") from None
     if len(values) == 4:
+        if values[2] < 0 or values[3] < 0:      # NaN compares False: an absent row stays absent
+            raise GroundTruthError(f"{path}, line {number}: a box with a negative width or height "
+                                   f"({text[:60]}); a box is x,y,w,h with w, h >= 0")
         return values
     if len(values) >= 6 and len(values) % 2 == 0:    # VOT polygon x1,y1,...: its bounding box
         return np.array(polygon_to_rect(list(values)), np.float64)
@@ -163,6 +167,29 @@ def find_groundtruth(source: str) -> Optional[str]:
         stem = os.path.splitext(source)[0]
         candidates = [stem + ".txt", stem + "_groundtruth.txt"]
     return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+#: the label files read beside a sequence's boxes (GOT-10k, LaSOT, VOT): inputs too
+LABEL_NAMES = ("absence.label", "cover.label", "full_occlusion.txt", "out_of_view.txt", "meta_info.ini",
+               "sequence", "list.txt")
+
+
+def annotation_names(source: str) -> list[str]:
+    """Every ground-truth or label file name that belongs to `source`, present or not: for a folder
+    its GT_NAMES and label files (and its parent's, for an `img/` folder), for a video `<name>.txt`
+    and `<name>_groundtruth.txt` -- the names find_groundtruth attaches automatically."""
+    source = os.path.abspath(source)
+    if os.path.isdir(source):
+        return [os.path.join(d, n) for d in (source, os.path.dirname(source)) for n in GT_NAMES + LABEL_NAMES]
+    stem = os.path.splitext(source)[0]
+    return [stem + ".txt", stem + "_groundtruth.txt"]
+
+
+def annotation_inputs(source) -> list[str]:
+    """The annotation files of `source` that exist: inputs, never to be written over by an output."""
+    if not isinstance(source, str) or not source:
+        return []
+    return [p for p in annotation_names(source) if os.path.isfile(p)]
 
 
 def iou_by_frame(pred: dict[int, tuple], gt: GroundTruth) -> dict[int, float]:

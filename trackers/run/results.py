@@ -198,11 +198,14 @@ def write_json(path: str, run: RunRecord) -> None:
         json.dump(data, f, indent=1)
 
 
-def export_results(path: str, run: RunRecord) -> None:
+def export_results(path: str, run: RunRecord, inputs=()) -> None:
     """Write by extension: .txt -> OTB boxes, .csv, .json. Raises OSError on a path that cannot or
-    must not be written (checked first: never the run's source or checkpoint, never a device) and on
-    a failed write, which leaves whatever was at `path` untouched."""
-    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint), what="results file")
+    must not be written (checked first: never the run's source or checkpoint, never its ground truth
+    -- the files found beside the source and any in `inputs` --, never a device) and on a failed
+    write, which leaves whatever was at `path` untouched."""
+    from .groundtruth import annotation_inputs
+    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint, *annotation_inputs(run.source), *inputs),
+                 what="results file")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         write_csv(path, run)

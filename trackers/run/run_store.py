@@ -86,8 +86,9 @@ class RunStore:
             return None
         return min(self.results), max(self.results)
 
-    def export_results(self, path: str) -> None:
-        """Write the results file; OSError (unwritable path, full disk) propagates, the run stays."""
+    def export_results(self, path: str, inputs=()) -> None:
+        """Write the results file; OSError (unwritable path, full disk, one of `inputs` such as the
+        attached ground truth) propagates, the run stays."""
         if self.record is None or not self.record.frames:
             raise ValueError("nothing to export yet: track some frames first")
-        export_results(path, self.record)
+        export_results(path, self.record, inputs)

@@ -8,13 +8,27 @@ Every file SiamScope writes (boxes, CSV/JSON results, annotated videos, plots) g
   (links and hard links resolved: device and inode are compared).
 - `atomic_write(path)` and `AtomicVideoWriter` (trackers/run/video_io.py) write into a temporary
   file in the destination's folder and rename it over the destination only once it is complete. A failed, cancelled or
-  interrupted write removes its own temporary file and leaves the previous file untouched.
+  interrupted write removes its own temporary file and leaves the previous file untouched. A
+  failed write (a full disk) is one line naming the file.
+- An output that is a symlink is written through: the file the link points at is replaced, the
+  link stays (as a shell's `>` does; the user named the link). Names that come from files
+  (below) are checked first, so a planted link cannot lead such a write out of its folder.
+- A temporary file of ours that a killed process left behind (`.<name>.XXXXXXXX.part<ext>`, not
+  modified for STALE_PART_SECONDS) is removed by the next write to that destination.
+
+Paths that come from a file rather than from the user (a zoo manifest's `file`, a dataset's
+sequence names, VOT sequence names, result names) pass `safe_relpath(name, field, folder)`: a
+relative path whose every component is an ordinary name (no `..`, no absolute path, no drive, no
+backslash, no control character) and, when `folder` is given, one that still resolves inside
+`folder` with links followed. Anything else is refused with one line naming the field.
 """
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from typing import Iterable, Optional
 
@@ -24,8 +38,68 @@ VIDEO_EXTS = (".mp4", ".avi")
 IMAGE_EXTS = (".png",)
 
 
+#: a temporary file of ours untouched this long belongs to a killed process (a live writer
+#: touches it at every frame or chunk)
+STALE_PART_SECONDS = 15 * 60
+#: longest name component most file systems take
+MAX_COMPONENT_BYTES = 255
+
+
 class OutputError(OSError):
     """An output path that cannot or must not be written; the message says why, in one line."""
+
+
+class UnsafePathError(ValueError):
+    """A path read from a file (manifest, annotation, list) that could lead outside its folder."""
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def safe_relpath(name, field: str, folder: Optional[str] = None) -> str:
+    """`name` (read from a file, so untrusted) as a relative path that stays inside its folder.
+
+    Accepted: one or more ordinary name components joined by '/' ('seq', 'sub/model.pth').
+    Refused, with one line naming `field`: a non-string, an empty name, an absolute path, a drive
+    ('C:'), a backslash, a '..' or '.' component, a control character, a component longer than
+    255 bytes; and, when `folder` is given, a name that leads outside `folder` once the links
+    already there are followed (a planted symlink). Returns the name, normalised ('a//b' -> 'a/b')."""
+    def refuse(why: str):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        raise UnsafePathError(f"{field} {shown} {why}; only a plain name or a relative path inside "
+                              f"its folder is accepted")
+    if not isinstance(name, str):
+        refuse(f"is of type {type(name).__name__}, not a file name")
+    if not name.strip():
+        refuse("is empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        refuse("contains a control character")
+    if "\\" in name:
+        refuse("contains a backslash")
+    if name.startswith("/") or _DRIVE.match(name):
+        refuse("is an absolute path")
+    parts = [p for p in name.split("/") if p != ""]
+    for part in parts:
+        if part in (".", ".."):
+            refuse(f"contains {part!r}")
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:
+            refuse("is not valid text")
+        if size > MAX_COMPONENT_BYTES:
+            refuse(f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
+    clean = "/".join(parts)
+    if folder is not None:
+        root = os.path.realpath(folder)
+        where = os.path.realpath(os.path.join(root, clean))
+        if os.path.commonpath([root, where]) != root:
+            refuse(f"leads outside {folder!r} (through a link to {where!r})")
+    return clean
+
+
+def inside(folder: str, name, field: str) -> str:
+    """The path of `name` (untrusted, see safe_relpath) under `folder`, checked to stay inside it."""
+    return os.path.join(folder, safe_relpath(name, field, folder))
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
@@ -135,20 +209,74 @@ def _final_mode(dest: str) -> int:
         return 0o666 & ~_umask()
 
 
-def temp_path_for(dest: str) -> str:
-    """A new, empty temporary file in dest's folder whose name ends in dest's extension (OpenCV
-    picks a video's container by its extension)."""
-    folder, base = os.path.split(os.path.abspath(dest))
-    ext = os.path.splitext(base)[1]
+def final_path(dest: str) -> str:
+    """Where a write to `dest` lands: the file a symlink points at (the link itself is kept)."""
+    return os.path.realpath(os.path.abspath(dest))
+
+
+def _part_pattern(base: str, ext: str) -> re.Pattern:
+    # mkstemp's names: prefix + 8 characters of [a-z0-9_] + suffix
+    return re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}" + re.escape(f".part{ext}") + r"$")
+
+
+def clean_stale_parts(dest: str, suffix: Optional[str] = None, max_age: float = STALE_PART_SECONDS) -> list[str]:
+    """Remove the temporary files of earlier writes to `dest` that a killed process left behind:
+    ours by name (`.<name>.XXXXXXXX.part<ext>`), regular files (not links) owned by this user,
+    unmodified for `max_age` seconds (a live writer touches its file at every frame). Returns
+    the paths removed."""
+    folder, base = os.path.split(final_path(dest))
+    ext = os.path.splitext(base)[1] if suffix is None else suffix
+    pattern = _part_pattern(base, ext)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    now = time.time()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for n in names:
+        if not pattern.match(n):
+            continue
+        p = os.path.join(folder, n)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (uid is not None and st.st_uid != uid) or now - st.st_mtime < max_age:
+            continue
+        try:
+            os.unlink(p)
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def temp_path_for(dest: str, suffix: Optional[str] = None) -> str:
+    """A new, empty temporary file in the folder of the file dest names (links followed) whose name
+    ends in dest's extension (OpenCV picks a video's container by its extension); stale ones of
+    ours left there by a killed process go first."""
+    folder, base = os.path.split(final_path(dest))
+    ext = os.path.splitext(base)[1] if suffix is None else suffix
+    clean_stale_parts(dest, ext)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".part{ext}", dir=folder)
     os.close(fd)
     return tmp
 
 
 def commit(tmp: str, dest: str) -> None:
-    """Give the finished temporary file normal permissions and rename it over dest (atomic)."""
-    os.chmod(tmp, _final_mode(dest))
-    os.replace(tmp, dest)
+    """Give the finished temporary file normal permissions and rename it over dest (atomic); a
+    symlink at dest is written through (its target replaced, the link kept)."""
+    target = final_path(dest)
+    os.chmod(tmp, _final_mode(target))
+    os.replace(tmp, target)
+
+
+def write_failed(dest: str, error: OSError) -> OutputError:
+    """A failed write (ENOSPC, EIO, EFBIG...) as one line naming the file, e.g. for a full disk."""
+    failed = OutputError(f"cannot write {dest!r}: {error.strerror or error}; the previous file (if any) is unchanged")
+    failed.errno = error.errno           # ENOSPC stays ENOSPC for a caller that asks
+    return failed
 
 
 def discard(tmp: Optional[str]) -> None:
@@ -165,11 +293,16 @@ def atomic_write(dest: str, mode: str = "w", **open_kwargs):
     Any exception (a full disk, an interrupt) removes the temporary file and leaves path as it was."""
     tmp = temp_path_for(dest)
     try:
-        with open(tmp, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        commit(tmp, dest)
+        try:
+            with open(tmp, mode, **open_kwargs) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            commit(tmp, dest)
+        except OutputError:
+            raise
+        except OSError as e:
+            raise write_failed(dest, e) from None
     except BaseException:
         discard(tmp)
         raise

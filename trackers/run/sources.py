@@ -126,6 +126,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"folder {folder!r} holds no JPEG/PNG images")
         self.frame_count = len(self.files)
         self.fps = fps
+        self.size: Optional[tuple[int, int, str]] = None    # (w, h, file) of the first image read
 
     def read(self):
         if self.position >= len(self.files):
@@ -134,6 +135,15 @@ class ImageFolderSource(FrameSource):
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise SourceError(f"cannot read image {path!r}")
+        # one sequence, one coordinate system: an image of another size is refused, never resized
+        # (its boxes would be in other pixels than the others')
+        h, w = frame.shape[:2]
+        if self.size is None:
+            self.size = (w, h, path)
+        elif (w, h) != self.size[:2]:
+            raise SourceError(f"image {path!r} is {w}x{h}, but {self.size[2]!r} is {self.size[0]}x{self.size[1]}: "
+                              "a sequence's images must all have one size (boxes would be in different "
+                              "coordinate systems)")
         self.position += 1
         return frame
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import cv2
 
-from .safe_output import OutputError, commit, discard, temp_path_for
+from .safe_output import OutputError, commit, discard, final_path, temp_path_for
 
 
 class AtomicVideoWriter:
@@ -19,7 +19,8 @@ class AtomicVideoWriter:
     def __init__(self, path: str, fps: float, size):
         self.path = path
         self.frames = 0
-        folder = os.path.dirname(os.path.abspath(path))
+        self.size = tuple(int(v) for v in size)
+        folder = os.path.dirname(final_path(path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise OutputError(f"cannot write {path!r}: folder {folder!r} is missing or not writable")
         self.tmp = temp_path_for(path)
@@ -31,6 +32,11 @@ class AtomicVideoWriter:
             raise OutputError(f"cannot write video {path!r} (OpenCV could not open a writer for it)")
 
     def write(self, frame) -> None:
+        h, w = frame.shape[:2]
+        if (w, h) != tuple(self.size):
+            # OpenCV's writer drops such a frame without a word; say it here instead
+            raise OutputError(f"cannot write video {self.path!r}: frame {self.frames} is {w}x{h}, the video "
+                              f"{self.size[0]}x{self.size[1]}; nothing was put in its place")
         self.writer.write(frame)
         self.frames += 1
 
@@ -64,4 +70,16 @@ def check_written_video(path: str, frames_written: int, shown_as: Optional[str] 
         cap.release()
     if readable < frames_written:
         raise OSError(f"{shown_as or path} holds only {readable} of the {frames_written} frames written "
-                      "(disk full?); nothing was put in its place")
+                      f"({_why_short(path)}); nothing was put in its place")
+
+
+def _why_short(path: str) -> str:
+    """The likely cause of a short video, said only where it is true: a full disk is named as such."""
+    import shutil
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return "the writer lost frames"
+    if free < 64 * 1024 * 1024:
+        return f"the disk is full: {free // (1024 * 1024)} MB free"
+    return "the video writer lost frames; the disk has room, so it is not a full disk"

@@ -26,7 +26,7 @@ from .bench_gui import GUI_CLIP_FRAMES, GUI_TRACKERS, bench_gui
 from .bench_reference import REFERENCE_FPS, REFERENCE_HOW, TARGET_LOADED, TARGET_VS_REFERENCE
 from .bench_soak import soak
 from .bench_timing import (BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, BenchError, best_fps, build_for_bench,
-                           median, ping_pong, read_frames, time_tracker, time_tracker_within)
+                           median, ping_pong, read_frames, time_tracker, time_tracker_within, tracker_names)
 from .busy_core import BusyCore, alternate_rounds
 
 #: the pysot trackers `bench` times by default on their fixtures' seeded weights (the published
@@ -168,12 +168,15 @@ def cmd_bench(args) -> int:
     nano_dir = args.nanotrack_dir or DEFAULT_NANO_DIR
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
+    if getattr(args, "targets", None):
+        from .bench_targets import cmd_bench_targets
+        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
     if args.gui:
-        names = _names(args.trackers, GUI_TRACKERS)
+        names = tracker_names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
                   load=args.load)
         return 0
-    names = _names(args.trackers, LOAD_TRACKERS) if args.load else []
+    names = tracker_names(args.trackers, LOAD_TRACKERS) if args.load else []
     frames = read_frames(video, args.frames)
     if args.load:
         bench_load(frames, box, names, args.engine, args.rounds, fixtures_dir, nano_dir, args.load_frames)
@@ -200,18 +203,6 @@ def cmd_bench(args) -> int:
             f = best_fps({name: tracker}, sub, box, 1)[name]
             print(f"{name} (seeded weights, {tracker.engine_name}): {f:.2f} fps ({len(sub) - 1} frames)")
     return 0
-
-
-def _names(text: Optional[str], default) -> list:
-    from ..core import registry
-    if not text:
-        return list(default)
-    if text == "all":
-        return [s.name for s in registry.all_trackers()]
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for n in names:
-        registry.get(n)      # an unknown name fails before anything runs
-    return names
 
 
 def add_parser(subparsers) -> None:
@@ -244,4 +235,7 @@ def add_parser(subparsers) -> None:
                                       f"(default --load: {','.join(LOAD_TRACKERS)}; --gui: {','.join(GUI_TRACKERS)})")
     p.add_argument("--soak", type=int, metavar="N",
                    help="memory instead of speed: RSS at the start and the end of N frames for every tracker")
+    p.add_argument("--targets", metavar="N,N,...",
+                   help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
+                        "batched and one by one, in the same run (trackers/tools/bench_targets.py)")
     p.set_defaults(func=cmd_bench)

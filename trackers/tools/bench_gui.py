@@ -1,5 +1,5 @@
 """`bench --gui`: the app against `track` on the same clip, same engine, same thread count, each run
-in a child process (`python main.py track`, `python -m app.gui_bench`); with `--load`, the app idle
+in a child process (`python main.py track`, `python -m scripts.gui_bench`); with `--load`, the app idle
 and with one busy core."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 
 
 class _Child:
-    """`python main.py track` and `python -m app.gui_bench` on one tracker, clip and thread count."""
+    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
 
     def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
         import sys
@@ -60,7 +60,7 @@ class _Child:
         return float(self._run([os.path.join(REPO, "main.py"), "track", self.clip, *self.args]).split()[0])
 
     def gui(self) -> dict:
-        return json.loads(self._run(["-m", "app.gui_bench", self.clip, *self.args]))
+        return json.loads(self._run(["-m", "scripts.gui_bench", self.clip, *self.args]))
 
 
 def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,

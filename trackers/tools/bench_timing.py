@@ -108,6 +108,20 @@ def ping_pong(frames: list, count: int) -> list:
     cycle = frames + frames[-2:0:-1]
     return [cycle[i % len(cycle)] for i in range(count)]
 
+
 def median(values) -> float:
     import statistics
     return float(statistics.median(values))
+
+
+def tracker_names(text: Optional[str], default) -> list:
+    """`--trackers`: comma-separated registry names, 'all', or `default` when not given."""
+    from ..core import registry
+    if not text:
+        return list(default)
+    if text == "all":
+        return [s.name for s in registry.all_trackers()]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        registry.get(n)      # an unknown name fails before anything runs
+    return names

@@ -47,9 +47,13 @@ def default_tracker_name() -> str:
 
 def cmd_trackers(args) -> int:
     from trackers.core import registry
-    for spec in registry.all_trackers():
+    specs = registry.all_trackers()
+    # columns as wide as their longest entry: a long title must not push its row's checkpoint out of line
+    name_w = max(len(s.name) for s in specs)
+    title_w = max(len(s.title) for s in specs)
+    for spec in specs:
         where = registry.find_weights(spec) if spec.needs_weights else "(built in)"
-        print(f"{spec.name:24s} {spec.title:44s} {where or 'checkpoint ' + spec.weights_file + ' not found'}")
+        print(f"{spec.name:{name_w}s}  {spec.title:{title_w}s}  {where or 'checkpoint ' + spec.weights_file + ' not found'}")
     for mod, err in registry.IMPORT_ERRORS.items():
         print(f"# {mod} failed to load: {err}", file=sys.stderr)
     return 0
@@ -103,16 +107,30 @@ def cmd_track(args) -> int:
     from trackers.run.session import SessionError, TrackingSession
     from trackers.run.sources import SourceError
 
+    if len(args.box or []) != 1 or args.boxes or args.compare or args.mot or args.json:
+        # several targets, or two trackers compared: trackers/tools/track_multi.py
+        from .track_multi import cmd_track_multi
+        return cmd_track_multi(args)
     compute.apply_compute(args)
-    box = parse_box(args.box)
+    box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)  # unknown names fail before the video is opened
     # every output is checked before any work: a run is never thrown away for a bad --out
-    inputs = (args.source, args.weights)
+    from trackers.run.groundtruth import annotation_inputs, annotation_names
+    # the source's ground truth and label files are inputs too: never written over
+    inputs = (args.source, args.weights, *annotation_inputs(args.source))
     check_outputs_distinct(args.out, args.video_out)
     if args.out:
         check_output(args.out, RESULT_EXTS, inputs, what="--out")
+        named_as_truth = next((p for p in annotation_names(args.source) if os.path.exists(args.source) and
+                               os.path.abspath(args.out) == p), None)
+        if named_as_truth:
+            # not there yet (else refused above as an input): written, but said, since the window
+            # attaches this file to the video as its ground truth and would score the run against itself
+            print(f"warning: --out {args.out!r} is the name the window reads as {os.path.basename(args.source)!r}'s "
+                  "ground truth; it will be shown and scored as truth there (choose another name to avoid that)",
+                  file=sys.stderr)
     if args.video_out:
         check_output(args.video_out, VIDEO_EXTS, inputs, what="--video-out")
     try:
@@ -187,10 +205,14 @@ def cmd_track(args) -> int:
 
 
 GUI_USAGE = """the app (a window):
-  python main.py                      open the window
-  python main.py VIDEO_OR_FOLDER      open the window on a video file or image-sequence folder
-  python main.py --camera N           open the window on camera N
+  {prog:34s} open the window
+  {prog_video:34s} open the window on a video file or image-sequence folder
+  {prog_camera:34s} open the window on camera N
 In the window press ? for the keyboard shortcuts."""
+
+
+def gui_usage(prog: str) -> str:
+    return GUI_USAGE.format(prog=prog, prog_video=f"{prog} VIDEO_OR_FOLDER", prog_camera=f"{prog} --camera N")
 
 
 def version() -> str:
@@ -205,23 +227,38 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="SiamScope: look inside Siamese trackers.",
-                                epilog=GUI_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .program import program_name
+    prog = program_name()
+    p = argparse.ArgumentParser(prog=prog, description="SiamScope: look inside Siamese trackers.",
+                                epilog=gui_usage(prog), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"SiamScope {version()}")
     sub = p.add_subparsers(dest="command", title="headless commands (no window)")
     t = sub.add_parser("track", help="track a video or image folder without a window")
     t.add_argument("source", help="video file, image-sequence folder, or camera:N")
     t.add_argument("--tracker", help="tracker name (see `trackers`); default: the project's default tracker")
     t.add_argument("--weights", help="checkpoint file (default: found in the model folders)")
-    t.add_argument("--box", required=True, help="initial box x,y,w,h in frame pixels")
-    t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box)")
+    t.add_argument("--box", action="append", help="initial box x,y,w,h in frame pixels; give it again for "
+                                                   "each further target (ids 1, 2, ... as --boxes leaves them free)")
+    t.add_argument("--boxes", metavar="FILE", help="targets from a file: one id,x,y,w,h line each, with an "
+                                                   "optional start frame: id,x,y,w,h,start")
+    t.add_argument("--compare", metavar="TRACKER", help="a second tracker (B) from the same box on the same "
+                                                        "frames: both result files, their IoU per frame (-v) and mean")
+    t.add_argument("--compare-weights", help="B's checkpoint (default: found in the model folders)")
+    t.add_argument("--out", help="write 'x,y,w,h' per frame (first line = the init box); with several tracks "
+                                 "one file each: OUT.<id>.txt, or OUT.<tracker>.txt with --compare")
+    t.add_argument("--mot", help="several tracks: MOTChallenge CSV (frame,id,x,y,w,h,conf,-1,-1,-1; frames 1-based)")
+    t.add_argument("--json", help="several tracks: JSON with each track's states and re-initialisations")
+    t.add_argument("--no-batch", action="store_true",
+                   help="several tracks: one network call per target (default: targets sharing a network "
+                        "run as one batch)")
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
     compute.add_compute_arguments(t)
-    t.add_argument("-v", "--verbose", action="store_true", help="print each frame's box and score")
+    t.add_argument("-v", "--verbose", action="store_true",
+                   help="print each frame's box and score (every target's: 'frame id box score state')")
     t.add_argument("--allow-short", action="store_true",
                    help="exit 0 even when the video ends before the frame count its container announces")
     t.set_defaults(func=cmd_track)
@@ -242,6 +279,7 @@ def main(argv=None) -> int:
     from trackers.core.base import BoxError, EngineError
     from models.device import DeviceError
     from trackers.run.sources import SourceError
+    from trackers.run.safe_output import UnsafePathError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -250,7 +288,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError) as e:
+    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+            UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)

@@ -27,6 +27,12 @@ Frames a dataset labels absent (GOT-10k absence / cover 0, LaSOT full occlusion 
 pysot `absent` 0) get a NaN ground-truth row, so the OPE metrics leave them out as they leave
 out unannotated frames; the labels themselves are kept in `DatasetSequence.absent` for the
 long-term precision / recall / F-score (trackers/run/longterm.py).
+
+A dataset is read, never trusted: a sequence name from list.txt, a VOT `sequence` file or a pysot
+JSON key, and an image path from a JSON, must be a plain relative name (results are written by
+sequence name; trackers/run/safe_output.py's `safe_relpath`), else one EvalError naming the file
+and field. list.txt naming a sequence twice or none is an error; so is a box with a negative width
+or height (it would otherwise count as "no ground truth" and be left out of the score).
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import numpy as np
 
 from ..run import groundtruth
 from ..run.groundtruth import GroundTruthError, polygon_to_rect
+from ..run.safe_output import UnsafePathError, safe_relpath
 from ..run.sequences import EvalError, Sequence
 from ..run.sources import IMAGE_EXTS, natural_key
 
@@ -79,6 +86,8 @@ def read_annotation(path: str) -> np.ndarray:
 
 def _as_rect(vals, where: str) -> tuple:
     if len(vals) == 4:
+        if vals[2] < 0 or vals[3] < 0:        # NaN compares False: an absent frame stays absent
+            raise EvalError(f"{where}: a box with a negative width or height ({', '.join(f'{v:g}' for v in vals)})")
         return tuple(vals)
     if len(vals) >= 6 and len(vals) % 2 == 0:
         return polygon_to_rect(vals)
@@ -104,9 +113,35 @@ def _images(folder: str) -> list[str]:
     return [os.path.join(folder, f) for f in sorted(names, key=natural_key)]
 
 
+def sequence_name(name, where: str) -> str:
+    """A sequence name read from a file: results are written by it, so it must be a plain relative
+    name (trackers/run/safe_output.py's rule); else one EvalError naming the file and field."""
+    try:
+        return safe_relpath(name, f"{where}: sequence name")
+    except UnsafePathError as e:
+        raise EvalError(str(e)) from None
+
+
 def _read_list(path: str) -> list[str]:
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
+    """The names in a list.txt, each checked; a name given twice or an empty list is an error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise EvalError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    names, seen = [], {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name = sequence_name(line.strip(), f"{path}, line {number}")
+        if name in seen:
+            raise EvalError(f"{path}: sequence {name!r} is listed twice (lines {seen[name]} and {number}); "
+                            "each sequence would be run and scored twice")
+        seen[name] = number
+        names.append(name)
+    if not names:
+        raise EvalError(f"{path} lists no sequences")
+    return names
 
 
 # -- one sequence ---------------------------------------------------------------------------------
@@ -221,7 +256,7 @@ def _load_vot(path: str, max_frames) -> DatasetSequence:
     meta_file = os.path.join(path, "sequence")
     if os.path.isfile(meta_file):
         meta = _read_vot_sequence_file(meta_file)
-        name = meta.get("name", name)
+        name = sequence_name(meta.get("name", name), f"{meta_file}: name")
         pattern = meta.get("channels.color") or meta.get("channel.color")
         if pattern:
             # "color/%08d.jpg": numbered from 1 until the first missing file
@@ -263,7 +298,7 @@ def _load_trackingnet(chunks: list[str], max_frames) -> list[DatasetSequence]:
         for f in sorted(os.listdir(anno), key=natural_key):
             if not f.endswith(".txt"):
                 continue
-            name = f[:-4]
+            name = sequence_name(f[:-4], anno)
             frames = _images(os.path.join(chunk, "frames", name))
             out.append(make_sequence(name, frames, read_annotation(os.path.join(anno, f)), "trackingnet",
                                      max_frames=max_frames))
@@ -284,20 +319,50 @@ def load_pysot_json(path: str, max_frames: Optional[int] = None) -> list[Dataset
     out = []
     for name in sorted(data):
         entry = data[name]
+        sequence_name(name, f"{path!r}")
+        where = f"{path!r}: sequence {name!r}"
         if "img_names" not in entry or "gt_rect" not in entry:
-            raise EvalError(f"{path!r}: sequence {name!r} lacks img_names or gt_rect")
-        frames = [os.path.join(root, p) for p in entry["img_names"]]
+            raise EvalError(f"{where} lacks img_names or gt_rect")
+        frames = [os.path.join(root, _image_name(p, f"{where}: img_names[{i}]"))
+                  for i, p in enumerate(_json_list(entry["img_names"], f"{where}: img_names"))]
         missing = next((p for p in frames if not os.path.isfile(p)), None)
         if missing:
-            raise EvalError(f"{path!r}: sequence {name!r}: image {missing!r} does not exist "
+            raise EvalError(f"{where}: image {missing!r} does not exist "
                             f"(image paths are read relative to the JSON's folder)")
-        rects = [_as_rect([float(v) for v in r] if r else [np.nan], f"{path}: {name}") for r in entry["gt_rect"]]
+        rects = [_json_rect(r, f"{where}: gt_rect[{i}]")
+                 for i, r in enumerate(_json_list(entry["gt_rect"], f"{where}: gt_rect"))]
         gt = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         absent = None
         if entry.get("absent"):
-            absent = np.asarray(entry["absent"]) == 0   # pysot: 1 = visible
+            flags = _json_list(entry["absent"], f"{where}: absent")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flags):
+                raise EvalError(f"{where}: absent must be a list of 0/1 numbers")
+            absent = np.asarray(flags, dtype=np.float64) == 0   # pysot: 1 = visible
         out.append(make_sequence(name, frames, gt, "pysot-json", absent, max_frames))
     return out
+
+
+def _json_list(value, where: str) -> list:
+    if not isinstance(value, list):
+        raise EvalError(f"{where} is {type(value).__name__}, expected a list")
+    return value
+
+
+def _image_name(value, where: str) -> str:
+    try:
+        return safe_relpath(value, where)
+    except UnsafePathError as e:
+        raise EvalError(str(e)) from None
+
+
+def _json_rect(r, where: str) -> tuple:
+    """One gt_rect row of a pysot JSON: [] or null (no box), [x, y, w, h] or a polygon, numbers only."""
+    if r is None or r == []:
+        return (np.nan,) * 4
+    if not isinstance(r, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r):
+        shown = json.dumps(r)[:60] if not isinstance(r, float) else repr(r)
+        raise EvalError(f"{where} is {shown}, expected a list of numbers [x, y, w, h] or a polygon")
+    return _as_rect([float(v) for v in r], where)
 
 
 # -- a dataset ------------------------------------------------------------------------------------
@@ -314,7 +379,7 @@ def load_dataset(path: str, max_frames: Optional[int] = None) -> list[DatasetSeq
     if chunks:
         return _load_trackingnet(chunks, max_frames)
     listed = os.path.join(path, "list.txt")
-    if os.path.isfile(listed):
+    if os.path.exists(listed):
         # GOT-10k and VOT: list.txt gives the sequences and their order
         names = _read_list(listed)
         bad = [n for n in names if not _kind(os.path.join(path, n))]

@@ -20,11 +20,14 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from ..core.paths import shared_path
 from ..run import metrics as M
 from ..run.session import SessionError, TrackingSession
 from ..run.sequences import EvalError, Sequence
 
-DEFAULT_FOLDER = os.path.join("..", "shared", "bench")
+#: ../shared/bench beside the checkout (or $SIAMSCOPE_SHARED/bench); None for an installed package,
+#: where the command asks for the folder (no guess from the current folder)
+DEFAULT_FOLDER = shared_path("bench")
 
 
 @dataclasses.dataclass
@@ -42,14 +45,18 @@ class SequenceRun:
 
 
 def run_sequence(tracker, seq: Sequence) -> SequenceRun:
-    """One OPE pass: init on the first frame with a ground-truth box, track every later frame."""
+    """One OPE pass: init on the first frame with a ground-truth box, track every later frame.
+    A sequence that carries an `init_box` (an SRE start: trackers/tools/eval_protocols.py) is
+    initialised on that box instead, on the same frame."""
     valid = M.valid_frames(seq.gt)
     start = int(np.argmax(valid))
     boxes = np.full((len(seq.frames), 4), np.nan)
     scores, times = np.full(len(seq.frames), np.nan), np.full(len(seq.frames), np.nan)
     with TrackingSession.open(seq.source(), tracker) as session:
+        init_box = getattr(seq, "init_box", None)
+        init = tuple(init_box) if init_box is not None else tuple(seq.gt[start])
         try:
-            for step in session.run(tuple(seq.gt[start]), start=start, stop=len(seq.frames)):
+            for step in session.run(init, start=start, stop=len(seq.frames)):
                 scores[step.index], times[step.index] = step.score, step.seconds
         except SessionError:
             raise EvalError(f"sequence {seq.name!r}: cannot read frame {start}") from None
@@ -173,7 +180,7 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
         raise
 
 
-def write_plots(outdir: str, results: list[TrackerRuns], title: str = "") -> list[str]:
+def write_plots(outdir: str, results: list[TrackerRuns], title: str = "", protocol: str = "OPE") -> list[str]:
     """success.png and precision.png (OTB style: legend entries carry AUC / P@20) in `outdir`."""
     os.makedirs(outdir, exist_ok=True)
     ranked_s = sorted(results, key=lambda r: -r.overall.auc)
@@ -181,10 +188,10 @@ def write_plots(outdir: str, results: list[TrackerRuns], title: str = "") -> lis
     success = os.path.join(outdir, "success.png")
     precision = os.path.join(outdir, "precision.png")
     suffix = f" - {title}" if title else ""
-    draw_plot(success, "Success plot of OPE" + suffix, "overlap threshold", "success rate",
+    draw_plot(success, f"Success plot of {protocol}" + suffix, "overlap threshold", "success rate",
               M.SUCCESS_THRESHOLDS, [(f"{r.name} [{r.overall.auc:.3f}]", r.overall.success_curve) for r in ranked_s],
               xticks=np.linspace(0, 1, 11))
-    draw_plot(precision, "Precision plot of OPE" + suffix, "location error threshold (px)", "precision",
+    draw_plot(precision, f"Precision plot of {protocol}" + suffix, "location error threshold (px)", "precision",
               M.PRECISION_THRESHOLDS, [(f"{r.name} [{r.overall.precision:.3f}]", r.overall.precision_curve)
                                        for r in ranked_p],
               xticks=range(0, 51, 5))

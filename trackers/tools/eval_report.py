@@ -83,7 +83,7 @@ def long_term_rows(results, sequences, job_results) -> list[tuple[str, object]]:
     return rows
 
 
-def _tables(results, sequences, job_results) -> dict[str, tuple[list[str], list[list[str]]]]:
+def _tables(results, sequences, job_results, protocol=None) -> dict[str, tuple[list[str], list[list[str]]]]:
     scored = [s for s in sequences if getattr(s, "scored", True)]
     overall = (["tracker", "success AUC", "P@20", "norm. P@0.2", "fps", "frames"],
                [[r.name, f"{r.overall.auc:.3f}", f"{r.overall.precision:.3f}", f"{r.overall.norm_precision:.3f}",
@@ -97,7 +97,11 @@ def _tables(results, sequences, job_results) -> dict[str, tuple[list[str], list[
             row += [f"{run.score.auc:.3f}", f"{run.score.precision:.3f}", f"{run.fps:.1f}"]
         rows.append(row)
     out = {"overall": overall, "per sequence": (head, rows)}
-    lt = long_term_rows(results, sequences, job_results)
+    if protocol is not None:       # SRE / TRE: the per-start tables and the long-term rows over every start
+        out.update(protocol.tables)
+        lt = protocol.long_term
+    else:
+        lt = long_term_rows(results, sequences, job_results)
     if lt:
         out["long-term (sequences with absence labels)"] = (
             ["tracker", "precision", "recall", "F-score", "at confidence >=", "sequences"],
@@ -133,19 +137,25 @@ def check_report_path(path: str) -> None:
         raise UsageError(f"--report {path!r} is a folder; give a file name ending in .html or .md")
 
 
-def write_report(path: str, results, sequences, job_results, info, args) -> str:
+def write_report(path: str, results, sequences, job_results, info, args, protocol=None) -> str:
+    """protocol: None for OPE; for SRE / TRE an object with `name`, `tables` ({title: (head, rows)},
+    the per-start tables) and `long_term` ([(tracker, LongTermScore)] over every start), with
+    `results` already put together per sequence (trackers/tools/eval_protocols.py)."""
     check_report_path(path)
     ext = os.path.splitext(path)[1].lower()
     title = f"SiamScope evaluation: {os.path.basename(os.path.normpath(args.folder))}"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) if sys.argv else ""
-    tables = _tables(results, sequences, job_results)
+    tables = _tables(results, sequences, job_results, protocol)
+    if protocol is not None:
+        title += f" ({protocol.name.upper()})"
     settings = {"machine": machine(), "compute": compute(info, args)}
     unscored = [s.name for s in sequences if not getattr(s, "scored", True)]
     note = (f"{len(unscored)} sequences have a box for the first frame only (a test split) and are not scored."
             if unscored else "")
     with tempfile.TemporaryDirectory() as tmp:
-        plots = write_plots(tmp, results, os.path.basename(os.path.normpath(args.folder))) if results and any(
+        plots = write_plots(tmp, results, os.path.basename(os.path.normpath(args.folder)),
+                            protocol.name.upper() if protocol is not None else "OPE") if results and any(
             r.runs for r in results) else []
         pngs = {}
         for p in plots:
@@ -161,9 +171,9 @@ def write_report(path: str, results, sequences, job_results, info, args) -> str:
             atomic_write(out, lambda t, data=data: _write(t, data))
             lines += ["", f"![{name[:-4]}]({os.path.basename(out)})"]
         for name, (head, rows) in tables.items():
-            lines += ["", f"## {name.capitalize()}", "", _md_table(head, rows)]
+            lines += ["", f"## {name[:1].upper() + name[1:]}", "", _md_table(head, rows)]
         for name, kv in settings.items():
-            lines += ["", f"## {name.capitalize()}", "", _md_table(["", ""], [[k, v] for k, v in kv.items()])]
+            lines += ["", f"## {name[:1].upper() + name[1:]}", "", _md_table(["", ""], [[k, v] for k, v in kv.items()])]
         text = "\n".join(lines) + "\n\n" + _LEGEND_MD
     else:
         imgs = "".join(f'<img alt="{n[:-4]}" src="data:image/png;base64,{base64.b64encode(d).decode()}">'
@@ -173,9 +183,9 @@ def write_report(path: str, results, sequences, job_results, info, args) -> str:
                  f"<p>Dataset: <code>{html.escape(args.folder)}</code>, {len(sequences)} sequences. "
                  f"{html.escape(note)}</p>", f"<div>{imgs}</div>"]
         for name, (head, rows) in tables.items():
-            parts += [f"<h2>{html.escape(name.capitalize())}</h2>", _html_table(head, rows)]
+            parts += [f"<h2>{html.escape(name[:1].upper() + name[1:])}</h2>", _html_table(head, rows)]
         for name, kv in settings.items():
-            parts += [f"<h2>{html.escape(name.capitalize())}</h2>", _html_table(["", ""], [[k, v] for k, v in kv.items()])]
+            parts += [f"<h2>{html.escape(name[:1].upper() + name[1:])}</h2>", _html_table(["", ""], [[k, v] for k, v in kv.items()])]
         parts.append(f"<p>{html.escape(_LEGEND_MD)}</p>")
         text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")

@@ -9,60 +9,66 @@
 Beside the boxes, <seq>_confidence.value (the VOT long-term toolkit's name) holds the tracker's
 confidence per frame, which the long-term precision / recall needs.
 
-Resuming: a (tracker, sequence) pair whose box file exists with one line per frame is finished and
-is read back instead of run again. Every file is written to a temporary name in the same folder
+Resuming: a (tracker, sequence) pair whose box file exists with one line per frame, every box
+finite or NaN with no negative size, and the init frame's box present (equal to the init box where
+the caller gives it), is finished and is read back instead of run again; anything else (a file
+cut short, damaged or edited) is run again and overwritten.
+
+Every result path is `safe_relpath`-checked inside the results folder (links followed): a sequence
+name from an annotation file that is absolute, holds `..`, or meets a planted link leading out is
+one EvalError before anything is tracked or written. Every file is written to a temporary name in the same folder
 and moved into place with os.replace, boxes last, so an interrupted run never leaves a
 half-written file and never a box file without its companions.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional
 
 import numpy as np
 
 from .eval_jobs import JobResult
 from ..run.results import read_boxes, write_otb
+from ..run.safe_output import UnsafePathError, commit, discard, safe_relpath, temp_path_for
+from ..run.sequences import EvalError
 
 FORMATS = ("otb", "got10k")
 
 
-def _file_mode() -> int:
-    # mkstemp creates 0600 files; a result or report gets the mode open() would have given it
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def paths(root: str, fmt: str, tracker: str, seq: str) -> dict[str, str]:
+    """The result files of (tracker, seq) under root; EvalError when a name would lead out of root."""
     if fmt == "got10k":
-        d = os.path.join(root, tracker, seq)
-        boxes = os.path.join(d, f"{seq}_001.txt")
+        rel = {"boxes": f"{tracker}/{seq}/{seq}_001.txt", "time": f"{tracker}/{seq}/{seq}_time.txt",
+               "confidence": f"{tracker}/{seq}/{seq}_confidence.value"}
     elif fmt == "otb":
-        d = os.path.join(root, tracker)
-        boxes = os.path.join(d, f"{seq}.txt")
+        rel = {"boxes": f"{tracker}/{seq}.txt", "time": f"{tracker}/{seq}_time.txt",
+               "confidence": f"{tracker}/{seq}_confidence.value"}
     else:
         raise ValueError(f"unknown result format {fmt!r} (one of {', '.join(FORMATS)})")
-    return {"boxes": boxes, "time": os.path.join(d, f"{seq}_time.txt"),
-            "confidence": os.path.join(d, f"{seq}_confidence.value")}
+    try:
+        safe_relpath(tracker, "tracker name")
+        safe_relpath(seq, "sequence name")
+        return {k: os.path.join(root, safe_relpath(v, f"result file of {tracker} x {seq}", root))
+                for k, v in rel.items()}
+    except UnsafePathError as e:
+        raise EvalError(str(e)) from None
 
 
 def atomic_write(path: str, write) -> None:
-    """write(tmp_path) then os.replace onto `path`: readers see the old file or the whole new one."""
+    """write(tmp_path) then rename onto `path` (trackers/run/safe_output.py's temporary file and
+    commit): readers see the old file or the whole new one; a failed write is one line naming it."""
     d = os.path.dirname(path) or "."
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=d)
-    os.close(fd)
+    tmp = temp_path_for(path)
     try:
-        write(tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
         try:
-            os.remove(tmp)
-        except OSError:
-            pass
+            write(tmp)
+            commit(tmp, path)
+        except OSError as e:
+            from ..run.safe_output import OutputError, write_failed
+            raise (e if isinstance(e, OutputError) else write_failed(path, e)) from None
+    except BaseException:
+        discard(tmp)
         raise
 
 
@@ -85,9 +91,22 @@ def write_result(root: str, fmt: str, result: JobResult) -> str:
     return p["boxes"]
 
 
-def read_result(root: str, fmt: str, tracker: str, seq: str, n_frames: int, start: int) -> Optional[JobResult]:
+def finished(boxes: np.ndarray, n_frames: int, start: int, init_box=None) -> bool:
+    """Whether boxes read back are a whole run: one row per frame, no infinity, no negative size,
+    the init frame's box present (and equal to `init_box` where given, to within rounding)."""
+    if boxes.shape != (n_frames, 4) or not 0 <= start < n_frames:
+        return False
+    if np.isinf(boxes).any() or (boxes[:, 2:] < 0).any():     # NaN compares False: absent rows pass
+        return False
+    if not np.isfinite(boxes[start]).all():
+        return False
+    return init_box is None or bool(np.allclose(boxes[start], np.asarray(init_box, np.float64), atol=0.01))
+
+
+def read_result(root: str, fmt: str, tracker: str, seq: str, n_frames: int, start: int,
+                init_box=None) -> Optional[JobResult]:
     """The finished result of (tracker, seq) under `root`, or None when there is none to reuse (no box
-    file, or one of another length: a run with another --max-frames)."""
+    file, one of another length -- a run with another --max-frames --, or one damaged: see `finished`)."""
     p = paths(root, fmt, tracker, seq)
     if not os.path.isfile(p["boxes"]):
         return None
@@ -95,7 +114,7 @@ def read_result(root: str, fmt: str, tracker: str, seq: str, n_frames: int, star
         boxes = read_boxes(p["boxes"])
     except (OSError, ValueError):
         return None
-    if len(boxes) != n_frames:
+    if not finished(boxes, n_frames, start, init_box):
         return None
     times = np.full(n_frames, np.nan)
     scores = np.full(n_frames, np.nan)

@@ -46,7 +46,8 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
         for job in jobs:
             seq = job.sequence
             start = int(M.valid_frames(seq.gt).argmax())
-            done = read_result(results_dir, result_format, job.tracker, seq.name, len(seq.frames), start)
+            done = read_result(results_dir, result_format, job.tracker, seq.name, len(seq.frames), start,
+                               init_box=seq.gt[start])
             if done is not None:
                 results[job.key] = done
         if results:

@@ -44,12 +44,21 @@ def parse_weights(items) -> dict[str, str]:
     return out
 
 
+def require_dataset_folder(folder, usage: str) -> None:
+    """Outside a checkout there is no ../shared/bench to default to: say which argument to give."""
+    if not folder:
+        from .program import program_name
+        raise UsageError(f"no dataset folder given (../shared/bench is the default only in a checkout): "
+                         f"{program_name()} {usage}")
+
+
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers.core import registry
     from ..core.compute import apply_compute
 
     apply_compute(args)
+    require_dataset_folder(args.folder, "eval DIR")
     weights = parse_weights(args.weights)
     if args.report:
         from .eval_report import check_report_path
@@ -92,6 +101,17 @@ def cmd_eval(args) -> int:
         builders[n] = weights.get(n) or (registry.find_weights(spec) if spec.needs_weights else None)
     if not builders:
         raise UsageError("no tracker to evaluate")
+    from .eval_protocols import expand
+    protocol = (args.protocol or "ope").lower()
+    if protocol != "ope" and args.compare:
+        raise UsageError("--compare reads published OPE results: use it with --protocol ope")
+    base_sequences = sequences
+    try:
+        sequences = expand(base_sequences, protocol)     # SRE / TRE: every start is a sequence of its own
+    except EvalError as e:
+        raise UsageError(str(e)) from None
+    # the toolkit keeps each protocol's results apart (results_SRE, results_TRE): RESULTS/SRE/<tracker>/<seq>_<idx>.txt
+    results_dir = os.path.join(args.results, protocol.upper()) if args.results and protocol != "ope" else args.results
     from .eval_run import run_evaluation
     note = lambda msg: print("# " + msg, file=sys.stderr, flush=True)  # noqa: E731
     executor, workers = choose_executor(args, len(builders) * len(sequences), note)
@@ -100,37 +120,64 @@ def cmd_eval(args) -> int:
         from .eval_run import load_published
         published = [load_published(folder, sequences) for folder in args.compare or []]   # before any tracking
         results, job_results, info = run_evaluation(
-            builders, sequences, args.device, args.threads, executor, workers, args.ray or None, args.results,
+            builders, sequences, args.device, args.threads, executor, workers, args.ray or None, results_dir,
             fmt, note, show_progress=not args.quiet, engine=args.engine)
         results += [p for p, _ in published]
         for _, jobs in published:
             job_results.update(jobs)
     except EvalError as e:
         raise UsageError(str(e)) from None
+    summary = None
+    if protocol != "ope":
+        from .eval_protocols import summarise
+        summary = summarise(protocol, results, base_sequences, sequences, job_results)
+    runs_of = sequences
+    sequences = base_sequences
     scored = [s for s in sequences if getattr(s, "scored", True)]
     print(f"{len(sequences)} sequences in {args.folder}" + (f", first {args.max_frames} frames" if args.max_frames else ""))
     if len(scored) < len(sequences):
         print(f"{len(sequences) - len(scored)} sequences have a box for the first frame only (a test split): "
               f"run and written, not scored")
     if scored:
-        print(format_table(results, scored))
         from .eval_report import long_term_rows
-        for name, lt in long_term_rows(results, sequences, job_results):
-            print(f"long-term ({lt.sequences} sequences with absence labels) {name}: precision {lt.precision:.3f} "
+        if summary is None:
+            print(format_table(results, scored))
+            long_term = long_term_rows(results, sequences, job_results)
+        else:
+            print(print_protocol(summary, results, scored, runs_of))
+            results, long_term = summary.results, summary.long_term
+        for name, lt in long_term:
+            print(f"long-term ({lt.sequences} sequences with absence labels"
+                  + (f", {protocol.upper()} runs" if summary else "") + f") {name}: precision {lt.precision:.3f} "
                   f"recall {lt.recall:.3f} F {lt.f_score:.3f} (confidence >= {lt.threshold:.3f})")
     print(f"{info.jobs} jobs ({info.reused} read back) in {info.wall_seconds:.1f} s, {info.executor}"
           + (f" x {info.workers}" if info.executor != "serial" else ""))
     if args.results:
-        print(f"results written to {args.results} ({fmt} layout)")
+        print(f"results written to {results_dir} ({fmt} layout"
+              + (f", one file per start: <seq>_<start>.txt" if summary else "") + ")")
     if args.report:
         from .eval_report import write_report
-        print(f"report written to {write_report(args.report, results, sequences, job_results, info, args)}")
+        print(f"report written to {write_report(args.report, results, sequences, job_results, info, args, summary)}")
     if not scored:
         return 0
     if args.plots:
-        for p in write_plots(args.plots, results, os.path.basename(os.path.normpath(args.folder))):
+        for p in write_plots(args.plots, results, os.path.basename(os.path.normpath(args.folder)), protocol.upper()):
             print(f"plot written to {p}")
     return 0
+
+
+def print_protocol(summary, runs, sequences, starts) -> str:
+    """The SRE / TRE table: per sequence the mean over its starts, overall the mean over sequences
+    (as for OPE), then the mean over sequences of each start, then long-term F per sequence."""
+    from .eval_protocols import format_rows
+    n_starts = len([s for s in starts if getattr(s, "scored", True)])
+    lines = [f"{summary.name.upper()}: {n_starts} runs over {len(sequences)} sequences; each sequence's figures "
+             f"are the mean over its starts", format_table(summary.results, sequences)]
+    for title, (head, rows) in summary.tables.items():
+        if title.endswith("per run"):
+            continue          # one line per run: in --report and --results, not on the terminal
+        lines += ["", title, format_rows(head, rows)]
+    return "\n".join(lines)
 
 
 def choose_executor(args, n_jobs: int, note) -> tuple[str, int]:
@@ -178,6 +225,11 @@ def add_parser(subparsers) -> None:
                    help="run the sequence x tracker jobs as Ray tasks on the cluster at ADDRESS, or on a "
                         "local Ray with this machine's cores (needs the 'ray' extra; without it: local processes)")
     p.add_argument("--workers", type=int, metavar="N", help="run the jobs in N local processes")
+    p.add_argument("--protocol", choices=("ope", "sre", "tre"), default="ope",
+                   help="ope: one start from the first ground-truth box; sre: the OTB's 12 perturbed starts "
+                        "(shifts of 10%% of w/h in 8 directions, scales 0.8/0.9/1.1/1.2); tre: 20 starts at "
+                        "evenly spaced frames. Results: OUTDIR/SRE|TRE/<tracker>/<seq>_<start>.txt "
+                        "(docs/eval-protocols.md)")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (quick checks)")
     from ..run.frame_range import add_frame_range_arguments
     add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")

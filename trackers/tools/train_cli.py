@@ -17,7 +17,11 @@ def add_parser(subparsers) -> None:
                         "for --pairs/--epochs/--batch-size/--lr where those are not given)")
     p.add_argument("--out", default=None, help=f"weights file to write (default {DEFAULT_OUT}, or {SIAMATTN_OUT} "
                    "with --model siamattn); a .train.json (siamattn: .json) record is written beside it")
-    p.add_argument("--data", default=d.data_dir, help="data folder with videos/ and images/ (never the benchmark)")
+    from trackers.core.paths import shared_path
+    # ../shared/data beside the checkout, not the current folder; none for an installed package
+    p.add_argument("--data", default=shared_path("data"),
+                   help=f"data folder with videos/ and images/ (never the benchmark; default {d.data_dir} "
+                        "beside the checkout)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--time-limit", type=float, default=0.0,
                    help="siamattn only: stop training after this many seconds (0: none)")
@@ -50,6 +54,10 @@ def cmd_train(args) -> int:
     import os
     from trackers.core.base import UsageError
     from trackers.train.trainer import TrainConfig, train
+    if not args.data:
+        from .program import program_name
+        raise UsageError(f"no data folder given (../shared/data is the default only in a checkout): "
+                         f"{program_name()} train --data DIR")
     if not os.path.isdir(args.data):
         raise UsageError(f"data folder {args.data!r} does not exist")
     if "bench" in os.path.normpath(os.path.abspath(args.data)).split(os.sep):

@@ -60,47 +60,130 @@ def _rect_of(region) -> tuple[float, float, float, float]:
         pts = [region.get(i) for i in range(region.size())]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-    raise ValueError(f"region of type {region.type} is not supported (rectangles and polygons are)")
+    raise VotServeError(f"region of type {getattr(region, 'type', '?')} is not supported (rectangles and "
+                        f"polygons are)")
+
+
+class VotServeError(Exception):
+    """What a TraX client sent that cannot be tracked, in one line: the server says it and exits 1."""
+
+
+def check_region(box) -> tuple[float, float, float, float]:
+    """An INITIALIZE region as a rectangle of four finite numbers with a positive width and height."""
+    import math
+    try:
+        vals = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        vals = ()
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
+        shown = ",".join(f"{v:g}" for v in vals) if vals else repr(box)[:80]
+        raise VotServeError(f"initialize region ({shown}) is not a rectangle of finite numbers with a "
+                            f"positive width and height")
+    return vals
+
+
+def read_frame(path) -> np.ndarray:
+    """The colour image a request names (a path; anything else is refused)."""
+    import cv2
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise VotServeError(f"the request's image is not a file path: {str(path)[:80]!r}")
+    frame = cv2.imread(path, cv2.IMREAD_COLOR)
+    if frame is None:
+        raise VotServeError(f"cannot read image {path!r}")
+    return frame
+
+
+class TraxSteps:
+    """The requests' meaning, apart from the protocol (testable where the trax package is absent):
+    initialize(path, region) and frame(path) each return (rectangle, confidence); a frame before
+    initialize, a region that is not a finite rectangle, an unreadable image or a box the tracker
+    refuses raise VotServeError."""
+
+    def __init__(self, tracker):
+        from ..run.session import Track
+        self.tracker = tracker
+        # the toolkit pushes the frames: the session's per-frame step, numbered here, no source
+        self.track = Track(tracker)
+        self.index = 0
+        self.initialized = False
+
+    def initialize(self, path, region) -> tuple[tuple, float]:
+        from ..core.base import BoxError
+        box = check_region(region)
+        frame = read_frame(path)
+        try:
+            self.track.init(frame, 0, box)
+        except (BoxError, ValueError) as e:
+            raise VotServeError(f"cannot start on region {box}: {' '.join(str(e).split())}") from None
+        self.index = 0
+        self.initialized = True
+        return box, 1.0
+
+    def frame(self, path) -> tuple[tuple, float]:
+        if not self.initialized:
+            raise VotServeError("a frame came before initialize")
+        self.index += 1
+        step = self.track.step(read_frame(path), self.index, keep_box=False)   # nothing seeks back
+        return tuple(float(v) for v in step.box), step.score
 
 
 def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu", threads: int = 1) -> int:
-    """The TraX loop: handshake, then INITIALIZE / FRAME requests until QUIT."""
-    import cv2
-    from trax import Image, Region, TraxStatus
-    from trax.server import Server
+    """The TraX loop: handshake, then INITIALIZE / FRAME requests until QUIT. Anything else (bytes
+    that are not TraX, a NaN region, a frame before initialize, an unreadable image) ends the
+    session with one line on stderr (stdout is the protocol's) and exit status 1, no traceback."""
+    try:
+        from trax import Image, Region, TraxStatus
+        from trax.server import Server
+    except ImportError:
+        from ..core.base import UsageError
+        raise UsageError("vot-serve needs the trax package (PyPI vot-trax: pip install -e '.[vot]')") from None
 
     from ..core import registry
-    from ..run.session import Track
     from .eval_jobs import set_threads
 
     # TraX talks over this process's stdin/stdout: anything printed must go to stderr
     stdout, sys.stdout = sys.stdout, sys.stderr
     set_threads(threads)
-    # the toolkit pushes the frames: the session's per-frame step (Track) without a source of its own
-    track = Track(registry.build(tracker_name, weights, device))
-    index = 0
-    with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=toolkit_id(tracker_name),
-                tracker_family="SiamScope") as server:
-        while True:
-            request = server.wait()
-            if request.type == TraxStatus.QUIT:
-                break
-            path = request.image["color"].path()
-            frame = cv2.imread(path, cv2.IMREAD_COLOR)
-            if frame is None:
-                raise OSError(f"cannot read image {path!r}")
-            if request.type == TraxStatus.INITIALIZE:
-                region, _props = request.objects[0]
-                index = 0
-                step = track.init(frame, index, _rect_of(region))
-            else:
-                index += 1
-                step = track.step(frame, index, keep_box=False)    # nothing seeks back: keep no boxes
-            box, confidence = tuple(float(v) for v in step.box), step.score
-            from trax.region import Rectangle
-            server.status([(Rectangle.create(*box), {})], {"confidence": confidence})
-    sys.stdout = stdout
+    steps = TraxSteps(registry.build(tracker_name, weights, device))
+    try:
+        with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=toolkit_id(tracker_name),
+                    tracker_family="SiamScope") as server:
+            while True:
+                try:
+                    request = server.wait()
+                except Exception as e:  # noqa: BLE001 - trax raises TraxException on bytes that are not TraX
+                    raise VotServeError(f"the client sent something that is not a TraX request "
+                                        f"({' '.join(str(e).split())[:120] or type(e).__name__})") from None
+                if request.type == TraxStatus.QUIT:
+                    break
+                if request.type == TraxStatus.INITIALIZE:
+                    if not request.objects:
+                        raise VotServeError("initialize came with no region")
+                    region, _props = request.objects[0]
+                    box, confidence = steps.initialize(_image_path(request), _rect_of(region))
+                elif request.type == TraxStatus.FRAME:
+                    box, confidence = steps.frame(_image_path(request))
+                else:
+                    raise VotServeError(f"unexpected TraX request {request.type!r}")
+                from trax.region import Rectangle
+                server.status([(Rectangle.create(*box), {})], {"confidence": confidence})
+    except VotServeError as e:
+        print(f"error: vot-serve: {e}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the toolkit reads one line, not a traceback, whatever broke
+        print(f"error: vot-serve: {type(e).__name__}: {' '.join(str(e).split())[:200]}", file=sys.stderr,
+              flush=True)
+        return 1
+    finally:
+        sys.stdout = stdout
     return 0
+
+
+def _image_path(request):
+    try:
+        return request.image["color"].path()
+    except Exception:  # noqa: BLE001 - no colour channel, or not a path image
+        raise VotServeError("the request's image is not a colour image path") from None
 
 
 # -- the workspace --------------------------------------------------------------------------------
@@ -118,6 +201,7 @@ def _rect_line(box) -> str:
 
 
 def write_vot_sequence(seq, folder: str) -> None:
+    from ..run.safe_output import atomic_write
     color = os.path.join(folder, "color")
     os.makedirs(color, exist_ok=True)
     ext = os.path.splitext(seq.frames[0])[1].lower() or ".jpg"
@@ -127,10 +211,11 @@ def write_vot_sequence(seq, folder: str) -> None:
             _place(src, dst)
     import cv2
     h, w = cv2.imread(seq.frames[0], cv2.IMREAD_COLOR).shape[:2]
-    with open(os.path.join(folder, "sequence"), "w") as f:
+    # replaced, never written through an existing file: a hard link there is the dataset's own file
+    with atomic_write(os.path.join(folder, "sequence")) as f:
         f.write(f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
                 f"width={w}\nheight={h}\nlength={len(seq.frames)}\n")
-    with open(os.path.join(folder, "groundtruth.txt"), "w") as f:
+    with atomic_write(os.path.join(folder, "groundtruth.txt")) as f:
         f.writelines(_rect_line(b) + "\n" for b in seq.gt)
 
 
@@ -146,20 +231,51 @@ def tracker_entry(name: str, weights: Optional[str], python: str = sys.executabl
     return "\n".join(lines) + "\n"
 
 
+def _overlaps(a: str, b: str) -> bool:
+    """Whether folder a is folder b, inside it, or holds it (links followed)."""
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return os.path.commonpath([a, b]) in (a, b)
+
+
+def check_workspace(workspace: str, read_from: str, sequences) -> None:
+    """vot-setup never writes into what it reads: UsageError when the workspace (its files and its
+    sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
+    toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
+    name would lead out of WS/sequences."""
+    from ..core.base import UsageError
+    from ..run.safe_output import UnsafePathError, safe_relpath
+    dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
+    inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
+    seq_root = os.path.join(workspace, "sequences")
+    for folder in inputs:
+        # WS/sequences is, holds or lies in it; or the workspace is it or lies in it (WS/*.yaml)
+        ws, read = os.path.realpath(workspace), os.path.realpath(folder)
+        if _overlaps(seq_root, folder) or os.path.commonpath([ws, read]) == read:
+            raise UsageError(f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
+                             f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
+                             f"{seq_root!r}); give a workspace outside the dataset")
+    for seq in sequences:
+        try:
+            safe_relpath(seq.name, "sequence name", seq_root if os.path.isdir(seq_root) else None)
+        except UnsafePathError as e:
+            raise UsageError(str(e)) from None
+
+
 def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequences) -> list[str]:
     """Write (or refresh) the workspace; returns the toolkit's tracker identifiers."""
+    from ..run.safe_output import atomic_write, inside
     os.makedirs(workspace, exist_ok=True)
-    with open(os.path.join(workspace, "config.yaml"), "w") as f:
+    with atomic_write(os.path.join(workspace, "config.yaml")) as f:
         f.write("registry:\n- ./trackers.ini\nstack: stack.yaml\nsequences: sequences\n")
-    with open(os.path.join(workspace, "stack.yaml"), "w") as f:
+    with atomic_write(os.path.join(workspace, "stack.yaml")) as f:
         f.write(STACK_YAML)
-    with open(os.path.join(workspace, "trackers.ini"), "w") as f:
+    with atomic_write(os.path.join(workspace, "trackers.ini")) as f:
         f.write("\n".join(tracker_entry(n, w) for n, w in trackers.items()))
     seq_root = os.path.join(workspace, "sequences")
     os.makedirs(seq_root, exist_ok=True)
     for seq in sequences:
-        write_vot_sequence(seq, os.path.join(seq_root, seq.name))
-    with open(os.path.join(seq_root, "list.txt"), "w") as f:
+        write_vot_sequence(seq, inside(seq_root, seq.name, "sequence name"))
+    with atomic_write(os.path.join(seq_root, "list.txt")) as f:
         f.writelines(s.name + "\n" for s in sequences)
     return [toolkit_id(n) for n in trackers]
 
@@ -241,7 +357,8 @@ def cmd_vot_setup(args) -> int:
     from ..core import registry
     from ..core.base import UsageError
     from .datasets import load_dataset
-    from .evaluate import EvalError, parse_weights
+    from .evaluate import EvalError, parse_weights, require_dataset_folder
+    require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     weights = parse_weights(args.weights)
     trackers = {}
@@ -253,8 +370,7 @@ def cmd_vot_setup(args) -> int:
         sequences = load_dataset(args.sequences, args.max_frames)
     except EvalError as e:
         raise UsageError(str(e)) from None
-    if os.path.abspath(args.workspace) == os.path.abspath(args.sequences):
-        raise UsageError("the workspace must not be the sequences folder (it is written into)")
+    check_workspace(args.workspace, args.sequences, sequences)
     ids = setup_workspace(args.workspace, trackers, sequences)
     print(f"VOT workspace {args.workspace}: {len(sequences)} sequences, trackers {', '.join(ids)}")
     print(f"run: vot evaluate --workspace {args.workspace} {' '.join(ids)} && "

@@ -1,7 +1,7 @@
 """Renew the README screenshot: start the app, open a video, set the box, track N frames, save the window.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python -m app.screenshot            # as a person sees it
-    python -m app.screenshot --out /tmp/shot.png                              # offscreen also works
+    xvfb-run -s "-screen 0 1600x1000x24" python -m scripts.screenshot            # as a person sees it
+    python -m scripts.screenshot --out /tmp/shot.png                              # offscreen also works
 
 Defaults: ../shared/data/videos/bag.avi, NanoTrack V2 with ../shared/models/nanotrack/nanotrackv2.pth,
 the bag's first ground-truth box, 80 frames, resources/screenshot.png.
@@ -19,7 +19,7 @@ SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m app.screenshot", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.screenshot", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", default=os.path.join(SHARED, "data", "videos", "bag.avi"))
     p.add_argument("--tracker", default="nanotrack-v2")
     p.add_argument("--weights", default=os.path.join(SHARED, "models", "nanotrack", "nanotrackv2.pth"))
@@ -40,7 +40,6 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    sys.path.insert(0, ROOT)
     import pyqtgraph as pg
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication

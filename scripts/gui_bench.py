@@ -1,6 +1,6 @@
 """The app's tracking speed, measured by driving the real window (used by `python main.py bench --gui`).
 
-`python -m app.gui_bench SOURCE --tracker NAME --box x,y,w,h [--weights F] [--engine E] [--threads N]`
+`python -m scripts.gui_bench SOURCE --tracker NAME --box x,y,w,h [--weights F] [--engine E] [--threads N]`
 opens the window (offscreen with QT_QPA_PLATFORM=offscreen), loads the tracker, puts the box on the
 first frame, sets speed "max", shows the heatmap on the video and the channel grid, presses Start
 and waits for the end of the video. It prints one JSON line: tracked frames per second of wall time
@@ -16,9 +16,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from trackers.core.compute import prepare_environment  # noqa: E402
+from trackers.core.compute import prepare_environment
 
 prepare_environment()
 
@@ -96,7 +94,7 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.gui_bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.gui_bench", description=__doc__.splitlines()[0])
     p.add_argument("source")
     p.add_argument("--tracker", required=True)
     p.add_argument("--box", required=True)

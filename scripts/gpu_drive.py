@@ -1,7 +1,7 @@
 """Drive the real main window on a device for N tracked frames, with the score map blended over the
 video and the channel grid drawing, and write what happened as JSON (.ci/gpu-check runs it on CUDA).
 
-    QT_QPA_PLATFORM=offscreen python -m app.gpu_drive --device cuda --frames 300 --out gui.json
+    QT_QPA_PLATFORM=offscreen python -m scripts.gpu_drive --device cuda --frames 300 --out gui.json
 
 The window is the one a person uses: the device is picked in its device box, the tracker in its
 picker, the box set on its video view, Start pressed through `start_tracking`. bag.avi has 195
@@ -24,7 +24,7 @@ SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m app.gpu_drive", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.gpu_drive", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--video", default=os.path.join(SHARED, "data", "videos", "bag.avi"))
     p.add_argument("--tracker", default="nanotrack-v2")
@@ -140,7 +140,6 @@ def drive(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    sys.path.insert(0, ROOT)
     out = drive(args)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

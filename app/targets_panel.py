@@ -1,0 +1,315 @@
+"""Several targets and A/B in the window: the target list beside the video, every target's box on
+it, every target's confidence on the timeline, and *Compare with…*.
+
+The run's tracker is a TrackSet (trackers/run/track_set.py): this panel only posts requests to it
+(add, re-initialise, remove, rename, select, compare) and draws what it publishes. Adding: drag a
+box with Shift held, or press *Add target* and drag. Selecting: a row of the list, or a click on a
+box; the score map, channel grid and confidence plot then follow that target. A box dragged
+without Shift re-initialises the selected target only (in A/B both trackers, from the same box).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from trackers.run.metrics import iou
+from trackers.run.tracks import MAX_TRACKS
+
+COLUMNS = ("", "id", "name", "state", "conf", "IoU gt")
+
+
+def qcolour(bgr) -> QColor:
+    b, g, r = bgr
+    return QColor(r, g, b)
+
+
+class TargetsPanel(QWidget):
+    #: the selected target changed (its id)
+    selected = Signal(int)
+
+    def __init__(self, window, tracker_names=()):
+        super().__init__()
+        self.window = window
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setColumnWidth(0, 14)
+        for i, w in enumerate((28, 90, 64, 48, 52), 1):
+            self.table.setColumnWidth(i, w)
+        self.add_button = QPushButton("Add target")
+        self.add_button.setCheckable(True)
+        self.add_button.setToolTip("then drag the new target's box (or drag with Shift held)")
+        self.remove_button = QPushButton("Remove")
+        self.compare_combo = QComboBox()
+        self.compare_combo.addItem("Compare with…")
+        self.compare_combo.addItems(list(tracker_names))
+        self.compare_combo.addItem("Compare off")
+        self.compare_combo.setToolTip("a second tracker from the same box on the same frames (A solid, B dashed)")
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(buttons)
+        lay.addWidget(self.compare_combo)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.note)
+        self.views: tuple = ()                # the TrackViews drawn now
+        self.removed: set[int] = set()        # removed here, gone from the worker's next frame
+        self.history: dict[int, dict[int, float]] = {}    # id -> frame -> confidence
+        self.ab_iou: dict[int, float] = {}
+        self._boxes: dict[int, tuple] = {}    # id -> (rect item, label item)
+        self._curves: dict[int, pg.PlotDataItem] = {}
+        self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
+        self._press: Optional[QPointF] = None
+        self._shift = False
+        self._filling = False
+        window.video.viewport().installEventFilter(self)
+        # before the run's own handler (connected later): the request must be posted before its InitBox
+        window.video.boxDrawn.connect(self.box_drawn)
+        self.table.itemSelectionChanged.connect(self._row_selected)
+        self.table.itemChanged.connect(self._item_changed)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.compare_combo.activated.connect(self._compare_chosen)
+
+    # -- the run's tracker ------------------------------------------------------------------------
+    def track_set(self):
+        tracker = getattr(self.window.worker.session, "tracker", None)
+        return tracker if hasattr(tracker, "request_add") else None
+
+    @property
+    def comparing(self) -> bool:
+        ts = self.track_set()
+        return ts is not None and ts.compare is not None
+
+    # -- adding, selecting, removing --------------------------------------------------------------
+    def eventFilter(self, obj, ev) -> bool:
+        t = ev.type()
+        if t == QEvent.MouseButtonPress and ev.button() == Qt.LeftButton:
+            self._press = QPointF(ev.position())
+            self._shift = bool(ev.modifiers() & Qt.ShiftModifier)
+        elif t == QEvent.MouseButtonRelease and ev.button() == Qt.LeftButton and self._press is not None:
+            moved = (ev.position() - self._press).manhattanLength()
+            if moved < 3:
+                self._click(ev.position())
+            self._press = None
+        return False
+
+    def _click(self, pos) -> None:
+        """A click on a box selects that target (the smallest box under the pointer)."""
+        p = self.window.video.widget_to_frame(pos)
+        under = [v for v in self.views if v.result is not None and _contains(v.result.box, p.x(), p.y())]
+        if under:
+            best = min(under, key=lambda v: v.result.box[2] * v.result.box[3])
+            self.select(best.id)
+
+    def box_drawn(self, box) -> None:
+        adding = self._shift or self.add_button.isChecked()
+        self._shift = False
+        self.add_button.setChecked(False)
+        ts = self.track_set()
+        if not adding or ts is None:
+            return
+        if not self.window.tracking:
+            self.say("Draw the first target's box and press Start; then add more targets")
+            return
+        if len(self.live_views()) >= MAX_TRACKS:
+            self.say(f"At most {MAX_TRACKS} targets at once: each adds a search crop and a network call to every "
+                     "frame, and past that the boxes and the list are unreadable. Remove one first.")
+            self.window.show_message("warning", self.note.text())
+        ts.request_add()
+
+    def remove_selected(self) -> None:
+        ts = self.track_set()
+        if ts is None:
+            return
+        tid = ts.selected
+        if tid == 1:
+            self.say("Target 1 is the run's own: stop the run to drop it")
+            return
+        ts.remove(tid)
+        self.removed.add(tid)
+        ts.select(1)
+        self._draw(self.live_views(), self.window.current_index)
+        self.selected.emit(1)
+
+    def select(self, tid: int) -> None:
+        ts = self.track_set()
+        if ts is None:
+            return
+        ts.select(tid)
+        view = next((v for v in self.live_views() if v.id == tid), None)
+        if view is not None and view.result is not None and view.result.score_map is not None:
+            # paused: the maps switch now, from this target's result of the frame on screen
+            self.window.heatmap.set_result(view.result, self.window.current_index)
+            if view.result.channels:
+                self.window.channels.set_result(view.result, self.window.current_index)
+            else:
+                self.window.channels.mark_stale(self.window.current_index)
+        self._fill_table(self.live_views())
+        self.selected.emit(tid)
+
+    def _row_selected(self) -> None:
+        if self._filling:
+            return
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            item = self.table.item(rows[0].row(), 1)
+            if item is not None:
+                self.select(int(item.text()))
+
+    def _item_changed(self, item) -> None:
+        ts = self.track_set()
+        if self._filling or ts is None or item.column() != 2:
+            return
+        tid = int(self.table.item(item.row(), 1).text())
+        ts.rename(tid, item.text())
+
+    def _compare_chosen(self, i: int) -> None:
+        ts = self.track_set()
+        text = self.compare_combo.itemText(i)
+        self.compare_combo.setCurrentIndex(0)
+        if i == 0 or ts is None:
+            return
+        if text == "Compare off":
+            ts.request_compare(None)
+            self.say("Compare off: A runs on alone")
+            return
+        a = next((v for v in self.live_views() if v.id == 1), None)
+        box = a.result.box if a is not None and a.result is not None else self.window.video.user_box()
+        if not self.window.tracking or box is None:
+            self.say("Draw a box and press Start first; Compare then starts both trackers from it")
+            return
+        ts.request_compare(text)
+        self.window.worker.init_box(tuple(box), self.window.current_index, play=False)
+        self.say(f"Comparing {ts.name} (A, solid) with {text} (B, dashed) from the same box")
+
+    def say(self, text: str) -> None:
+        self.note.setText(text)
+
+    # -- drawing -----------------------------------------------------------------------------------
+    def live_views(self) -> tuple:
+        ts = self.track_set()
+        views = self.views or (ts.snapshot if ts is not None else ())
+        return tuple(v for v in views if v.id not in self.removed)
+
+    def refresh(self, index: int) -> None:
+        """After the window drew frame `index`: every target's box, the list, the timeline curves."""
+        ts = self.track_set()
+        packet = self.window.drawn_packet
+        views = None
+        if packet is not None and packet.result is not None:
+            views = packet.result.extra.get("tracks")
+        if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
+            views = ts.snapshot
+        live_ids = {m.id for m in ts.members} if ts is not None else set()
+        self.removed &= live_ids | self.removed
+        views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
+        self.views = views
+        for v in views:
+            if v.result is not None:
+                self.history.setdefault(v.id, {})[index] = float(v.result.score)
+        if len(views) == 2 and views[1].style == "dashed" and all(v.result is not None for v in views):
+            self.ab_iou[index] = float(iou([views[0].result.box], [views[1].result.box])[0])
+        self._draw(views, index)
+        if ts is not None and ts.compare is not None and len(views) == 2:
+            self.window.compare_view.show_pair(views, index)
+            self.window.compare_dock.show()
+
+    def _draw(self, views, index) -> None:
+        vb = self.window.video.vb
+        shown = {v.id for v in views} if len(views) > 1 else set()
+        for tid in list(self._boxes):
+            if tid not in shown:
+                for item in self._boxes.pop(tid):
+                    vb.removeItem(item)
+        for v in views if len(views) > 1 else ():
+            if v.result is None:
+                continue
+            if v.id not in self._boxes:
+                rect = QGraphicsRectItem()
+                rect.setZValue(9)
+                label = pg.TextItem(anchor=(0, 1))
+                label.setZValue(9)
+                vb.addItem(rect)
+                vb.addItem(label)
+                self._boxes[v.id] = (rect, label)
+            rect, label = self._boxes[v.id]
+            colour = qcolour(v.colour)
+            pen = QPen(colour, 2.5 if v.id == self._selected_id() else 1.5)
+            pen.setCosmetic(True)
+            if v.style == "dashed":
+                pen.setStyle(Qt.DashLine)
+            rect.setPen(pen)
+            x, y, w, h = v.result.box
+            rect.setRect(QRectF(x, y, w, h))
+            lost = v.result.state.value != "tracking"
+            label.setText(f"{v.id} {v.name}" + (" LOST" if lost else "") if v.name != str(v.id)
+                          else f"{v.id}" + (" LOST" if lost else ""), color=colour)
+            label.fill = QBrush(QColor(0, 0, 0, 140))
+            label.setPos(x, y)
+        self._fill_table(views)
+        self._draw_timeline(views)
+
+    def _selected_id(self) -> int:
+        ts = self.track_set()
+        return ts.selected if ts is not None else 1
+
+    def _fill_table(self, views) -> None:
+        gt = self.window.groundtruth
+        index = self.window.current_index
+        gt_box = gt.box(index) if gt is not None and index is not None else None
+        self._filling = True
+        try:
+            self.table.setRowCount(len(views))
+            for row, v in enumerate(views):
+                r = v.result
+                state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "—")
+                cells = ["", str(v.id), v.name, state, f"{r.score:.3f}" if r else "",
+                         f"{float(iou([r.box], [gt_box])[0]):.2f}" if (r is not None and gt_box is not None) else ""]
+                for col, text in enumerate(cells):
+                    item = self.table.item(row, col)
+                    if item is None:
+                        item = QTableWidgetItem()
+                        self.table.setItem(row, col, item)
+                    item.setText(text)
+                    flags = Qt.ItemIsSelectable | Qt.ItemIsEnabled | (Qt.ItemIsEditable if col == 2 else Qt.NoItemFlags)
+                    item.setFlags(flags)
+                self.table.item(row, 0).setBackground(qcolour(v.colour))
+                if v.id == self._selected_id():
+                    self.table.selectRow(row)
+        finally:
+            self._filling = False
+
+    def _draw_timeline(self, views) -> None:
+        plot = self.window.timeline.plot
+        wanted = {v.id: v for v in views} if len(views) > 1 else {}
+        for tid in list(self._curves):
+            if tid not in wanted:
+                plot.removeItem(self._curves.pop(tid))
+        for tid, v in wanted.items():
+            hist = self.history.get(tid, {})
+            xs = sorted(hist)
+            if tid not in self._curves:
+                pen = pg.mkPen(qcolour(v.colour), width=1.2, style=Qt.DashLine if v.style == "dashed" else Qt.SolidLine)
+                self._curves[tid] = plot.plot([], [], pen=pen, name=f"{v.id} {v.name}")
+            self._curves[tid].setData(xs, [hist[x] for x in xs])
+        if self.comparing and self.ab_iou:
+            xs = sorted(self.ab_iou)
+            self._ab_curve.setData(xs, [self.ab_iou[x] for x in xs])
+        else:
+            self._ab_curve.setData([], [])
+
+
+def _contains(box, x: float, y: float) -> bool:
+    bx, by, bw, bh = box
+    return bx <= x <= bx + bw and by <= y <= by + bh

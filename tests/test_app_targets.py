@@ -1,0 +1,105 @@
+"""Several targets and A/B in the window (app/targets_panel.py, app/compare_view.py), with real mouse
+events on the real widgets: add a second target by Shift+drag, select it by clicking its box, the
+maps switch to it, remove it; compare mode on and off."""
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from tests.app_support import drag_box, ground_truth, make_window, open_bag, require_nanotrack, wait_drawn_latest
+
+SECOND = (60.0, 60.0, 70.0, 90.0)     # a patch of the background, far from the bag
+
+
+def shift_drag(qtbot, view, box) -> None:
+    x, y, w, h = box
+    p0, p1 = view.frame_to_widget(x, y), view.frame_to_widget(x + w, y + h)
+    vp = view.viewport()
+    QTest.mousePress(vp, Qt.LeftButton, Qt.ShiftModifier, p0)
+    QTest.mouseMove(vp, view.frame_to_widget(x + w / 2, y + h / 2))
+    QTest.mouseMove(vp, p1)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.ShiftModifier, p1)
+
+
+def start_run(qtbot, window, box, frames: int):
+    drag_box(qtbot, window.video, box)
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
+    window.start_button.click()
+    qtbot.waitUntil(lambda: window.current_index >= frames, timeout=60000)
+    window.set_playing(False)
+    wait_drawn_latest(qtbot, window)
+
+
+def step(qtbot, window):
+    before = window.current_index
+    window.step()
+    qtbot.waitUntil(lambda: window.current_index == before + 1, timeout=20000)
+    wait_drawn_latest(qtbot, window)
+
+
+def test_add_select_remove_a_second_target(qtbot, tmp_path):
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    start_run(qtbot, window, tuple(gt[0]), 5)
+    panel = window.targets
+
+    shift_drag(qtbot, window.video, SECOND)
+    qtbot.waitUntil(lambda: panel.track_set() is not None and panel.track_set().count == 2, timeout=20000)
+    step(qtbot, window)
+    qtbot.waitUntil(lambda: len(panel.views) == 2 and panel.table.rowCount() == 2, timeout=10000)
+    ts = panel.track_set()
+    views = {v.id: v for v in panel.views}
+    assert ts.selected == 2, "a new target is selected"
+    # the maps follow the selected target: the frame's result is target 2's
+    result = window.drawn_packet.result
+    assert result.extra["selected"] == 2
+    np.testing.assert_allclose(result.box, views[2].result.box)
+    np.testing.assert_array_equal(window.heatmap.score_map, views[2].result.score_map)
+    # every target's box is drawn in its colour
+    assert set(panel._boxes) == {1, 2}
+    np.testing.assert_allclose(panel._boxes[1][0].rect().getRect(), views[1].result.box, atol=1e-3)
+
+    # click target 1's box: selected, the score map switches to it at once (paused)
+    x, y, w, h = views[1].result.box
+    QTest.mouseClick(window.video.viewport(), Qt.LeftButton, Qt.NoModifier, window.video.frame_to_widget(x + w / 2, y + h / 2))
+    qtbot.waitUntil(lambda: ts.selected == 1, timeout=5000)
+    np.testing.assert_array_equal(window.heatmap.score_map, views[1].result.score_map)
+    step(qtbot, window)
+    assert window.drawn_packet.result.extra["selected"] == 1
+    assert len(panel.history[2]) >= 2, "the timeline keeps every target's confidence"
+
+    # select 2 in the list, remove it: one target again
+    panel.table.selectRow([i for i in range(2) if panel.table.item(i, 1).text() == "2"][0])
+    qtbot.waitUntil(lambda: ts.selected == 2, timeout=5000)
+    panel.remove_button.click()
+    step(qtbot, window)
+    qtbot.waitUntil(lambda: ts.count == 1 and "tracks" not in window.drawn_packet.result.extra, timeout=10000)
+    assert panel.table.rowCount() == 0 and not panel._boxes
+
+
+def test_compare_on_and_off(qtbot, tmp_path):
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    start_run(qtbot, window, tuple(gt[0]), 3)
+    panel = window.targets
+    combo = panel.compare_combo
+    i = combo.findText("nanotrack-v1")
+    assert i > 0
+    combo.activated.emit(i)
+    ts = panel.track_set()
+    qtbot.waitUntil(lambda: ts.compare == "nanotrack-v1" and ts.count == 2, timeout=30000)
+    step(qtbot, window)
+    step(qtbot, window)
+    qtbot.waitUntil(lambda: window.compare_view.shown_frame == window.current_index, timeout=10000)
+    a, b = panel.views
+    assert (a.tracker_name, a.style, b.tracker_name, b.style) == ("nanotrack-v2", "solid", "nanotrack-v1", "dashed")
+    assert window.compare_dock.isVisible()
+    np.testing.assert_array_equal(window.compare_view.maps[1].score_map, b.result.score_map)
+    assert panel._boxes[2][0].pen().style() == Qt.DashLine
+    assert window.current_index in panel.ab_iou and "fps" in window.compare_view.speeds.text()
+    combo.activated.emit(combo.findText("Compare off"))
+    step(qtbot, window)
+    qtbot.waitUntil(lambda: ts.compare is None and ts.count == 1, timeout=10000)
