@@ -100,6 +100,13 @@ def test_compare_on_and_off(qtbot, tmp_path):
     np.testing.assert_array_equal(window.compare_view.maps[1].score_map, b.result.score_map)
     assert panel._boxes[2][0].pen().style() == Qt.DashLine
     assert window.current_index in panel.ab_iou and "fps" in window.compare_view.speeds.text()
+    # the export holds both tracks, named by tracker
+    import json
+    assert panel.export_tracks(str(tmp_path / "ab.json"))
+    data = json.loads((tmp_path / "ab.json").read_text())
+    assert [t["tracker"] for t in data["tracks"]] == ["nanotrack-v2", "nanotrack-v1"]
+    assert [t["name"] for t in data["tracks"]] == ["nanotrack-v2", "nanotrack-v1"]
+    assert data["compare"] == ["nanotrack-v2", "nanotrack-v1"] and len(data["tracks"][1]["frames"]) >= 2
     combo.activated.emit(combo.findText("Compare off"))
     step(qtbot, window)
     qtbot.waitUntil(lambda: ts.compare is None and ts.count == 1, timeout=10000)

@@ -22,7 +22,7 @@ def bag_frames(n):
 
 def nanotrack_v2(device="cpu", engine="torch"):
     from trackers.families.nanotrack import build
-    return build("v2", shared_path("models", "nanotrack", "nanotrackv2.pth"), device, engine=engine)
+    return build("nanotrack-v2", shared_path("models", "nanotrack", "nanotrackv2.pth"), device, engine=engine)
 
 
 def tiny_onnx() -> bytes:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.base import BoxError, Tracker, TrackResult
 from ..core.batching import BatchRunner, track_batched
+from .session import Track as RunTrack
 from .tracks import MAX_TRACKS, colour_of
 
 
@@ -54,6 +55,10 @@ class _Member:
     started: bool = False
     result: Optional[TrackResult] = None
     ms: float = 0.0
+    run: Optional[RunTrack] = None          # the session's per-target run state and step
+
+    def __post_init__(self):
+        self.run = RunTrack(self.tracker, self.id)
 
 
 class TrackSet(Tracker):
@@ -70,6 +75,8 @@ class TrackSet(Tracker):
         self._lock = threading.Lock()
         self._collect = True
         self.snapshot: tuple[TrackView, ...] = ()
+        self._frame = 0                         # frames this set was stepped on (the members' run index)
+        self._next_id = 2
 
     def __getattr__(self, name):
         # anything else the worker or a view asks of the tracker is track 1's
@@ -120,9 +127,7 @@ class TrackSet(Tracker):
         return self.primary.validate_box(box, frame_shape)
 
     def set_engine(self, choice: str, policy=None) -> str:
-        for m in self.members:
-            got = m.tracker.set_engine(choice, policy)
-        return got
+        return [m.tracker.set_engine(choice, policy) for m in self.members][0]
 
     def to(self, device: str):
         for m in self.members:
@@ -182,7 +187,10 @@ class TrackSet(Tracker):
                                           "network call to every frame, and past that the boxes and the list are "
                                           "unreadable; remove a target first")
                 tracker = self.build(self.members[0].tracker_name, self.weights)
-                new_id = max(m.id for m in self.members) + 1
+                # one params object for every target of this tracker: the panel's live edits apply to all
+                tracker.params = self.primary.params
+                new_id = self._next_id          # ids are never reused: a removed target's stays its own
+                self._next_id += 1
                 m = _Member(new_id, str(new_id), self.members[0].tracker_name, tracker)
                 self.members.append(m)
                 self.selected = new_id
@@ -204,7 +212,8 @@ class TrackSet(Tracker):
                 self.members = [a]
                 self.compare = name
                 if name is not None:
-                    b = _Member(2, name, name, self.build(name, weights), style="dashed")
+                    b = _Member(self._next_id, name, name, self.build(name, weights), style="dashed")
+                    self._next_id += 1
                     a.name = a.tracker_name
                     self.members.append(b)
                     self._init_member(b, frame, box)
@@ -217,7 +226,7 @@ class TrackSet(Tracker):
         return done
 
     def _init_member(self, m: _Member, frame, box) -> TrackResult:
-        m.tracker.init(frame, box)
+        m.run.init(frame, self._frame, box)
         m.started = True
         m.result = TrackResult(box=tuple(float(v) for v in box), score=1.0)
         m.ms = 0.0
@@ -238,11 +247,15 @@ class TrackSet(Tracker):
             self._apply_requests(frame, None)
             running = [m for m in self.members if m.started]
             t0 = time.perf_counter()
-            results = track_batched(self.runner, [m.tracker for m in running], frame)
+            self._frame += 1
+            results = track_batched(self.runner, [m.tracker for m in running], frame,
+                                    lambda i: running[i].run.step(frame, self._frame).result)
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
-                m.ms = sum(v for k, v in r.timings.items() if k != "batch") or share
+                m.ms = sum(r.timings.values()) or share
+                if "batch" in r.extra:          # stepped as part of a batch: recorded as step() records
+                    m.run.took(frame, self._frame, r, m.ms / 1e3)
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:

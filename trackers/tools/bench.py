@@ -25,8 +25,8 @@ from ..run.fixtures import SEEDED_FIXTURE, read_manifest, seeded_state_dict_of
 from .bench_gui import GUI_CLIP_FRAMES, GUI_TRACKERS, bench_gui
 from .bench_reference import REFERENCE_FPS, REFERENCE_HOW, TARGET_LOADED, TARGET_VS_REFERENCE
 from .bench_soak import soak
-from .bench_timing import (BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, BenchError, best_fps, build_for_bench,
-                           median, ping_pong, read_frames, time_tracker, time_tracker_within, tracker_names)
+from .bench_timing import (BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, BenchError, bench_weights, best_fps,
+                           build_for_bench, median, ping_pong, read_frames, time_tracker, time_tracker_within, tracker_names)
 from .busy_core import BusyCore, alternate_rounds
 
 #: the pysot trackers `bench` times by default on their fixtures' seeded weights (the published
@@ -49,7 +49,7 @@ def build_ours(nano_dir: str, weights: Optional[str], engine: str = "auto"):
         if found is None:
             raise BenchError(f"nanotrackv2.pth not found in {nano_dir!r} (pass --nanotrack-dir or --weights)")
         path = found
-    tracker = nanotrack.build("v2", path, engine=engine)
+    tracker = nanotrack.build("nanotrack-v2", path, engine=engine)
     tracker.collect_channels = False  # nothing draws the channel grid here
     return tracker
 
@@ -79,11 +79,12 @@ def build_seeded_pysot(name: str, fixtures_dir: str):
     from models.checkpoint import load_into
     manifest = read_manifest(fixture)
     v = siamrpn.VARIANT_BY_NAME[name]
-    net = siamrpn.build_network(v.experiment)
+    net = siamrpn.build_network(v.network)
     load_into(net, seeded_state_dict_of(manifest), manifest_path, f"seeded {SEEDED_FIXTURE[name]}")
     tracker = siamrpn.make_tracker(v, net.eval())
     tracker.collect_channels = False
     return tracker, ""
+
 
 def bench_all(frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int, engine: str = "auto") -> None:
     """Time every registered tracker on the same frames (`bench --all`), next to the reference figures."""
@@ -154,7 +155,7 @@ def bench_load(frames: list, box, names, engine: str, rounds: int, fixtures_dir:
 
 
 def cmd_bench(args) -> int:
-    from ..core.compute import apply_compute
+    from .usage import apply_compute
     policy = apply_compute(args)
     print(policy.summary())
     video = args.video or DEFAULT_VIDEO
@@ -169,8 +170,11 @@ def cmd_bench(args) -> int:
     fixtures_dir = os.path.join(os.path.dirname(os.path.dirname(nano_dir.rstrip(os.sep))), "fixtures") \
         if args.nanotrack_dir else os.path.join(SHARED, "fixtures")
     if getattr(args, "targets", None):
-        from .bench_targets import cmd_bench_targets
-        return cmd_bench_targets(args, video, box, fixtures_dir, nano_dir)
+        from . import bench_targets as bt
+        bt.parse_counts(args.targets)          # a bad list fails before any frame is read
+        return bt.cmd_bench_targets(args, video, read_frames(video, args.frames or bt.DEFAULT_FRAMES), box,
+                                    tracker_names(args.trackers, bt.DEFAULT_TRACKERS), fixtures_dir, nano_dir,
+                                    bench_weights)
     if args.gui:
         names = tracker_names(args.trackers, GUI_TRACKERS)
         bench_gui(video, box, names, args.engine, args.threads, args.frames, nano_dir, fixtures_dir, args.rounds,
@@ -215,7 +219,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frames", type=int, help=f"use only the first N frames (--gui: a clip of N frames, the video "
                                               f"back and forth; default {GUI_CLIP_FRAMES})")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    from ..core.compute import add_compute_arguments
+    from .usage import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("--pysot-frames", type=int, default=20,
                    help="frames for the pysot trackers (default 20); --all times each tracker on all frames or "

@@ -107,14 +107,8 @@ def configurations(name: str, cuda: bool, ort_cuda: bool) -> list[tuple[str, str
 
 
 def engine_name(tracker) -> str:
-    if hasattr(tracker, "engine_name"):
-        return tracker.engine_name
-    if hasattr(tracker, "network"):
-        return "torch"
-    trunk = getattr(tracker, "trunk", None)     # the floor's frozen EfficientNet trunk
-    if trunk is not None:
-        return "onnxruntime" if trunk.session is not None else "torch"
-    return "opencv"
+    """What runs the tracker's network (every Tracker says: "opencv" where OpenCV runs it all)."""
+    return tracker.engine_name
 
 
 def build_for(name: str, weights: Optional[str], device: str, engine: str, precision: str):
@@ -122,7 +116,7 @@ def build_for(name: str, weights: Optional[str], device: str, engine: str, preci
     from ..core import registry
     if engine == "onnxruntime" or (name.startswith("nanotrack-") and device != "cpu"):
         from ..families.nanotrack import build
-        tracker = build(name.split("-")[1], weights, device, engine="onnxruntime" if engine == "onnxruntime" else "torch")
+        tracker = build(name, weights, device, engine="onnxruntime" if engine == "onnxruntime" else "torch")
     else:
         tracker = registry.build(name, weights, device)
     if device != "cpu" and not hasattr(tracker, "network") and not hasattr(tracker, "trunk"):
