@@ -76,19 +76,18 @@ class _OrtProfiler:
     `module_ms()` reads the node times back, per top-level module."""
 
     def __init__(self, engine, modules, tmp: str):
-        import onnxruntime as ort
         from ..core import compute
+        from ..core.engines import cpu_session, read_cached_graph
         self.engine, self.modules = engine, modules
         opts = compute.ort_session_options(engine.policy)
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
-        from ..core.engines import read_cached_graph
         # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
         graph = read_cached_graph(engine.path)
         if graph is None:                       # a cache that could not be written: nothing to reopen
             raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
         self.saved = engine.session
-        engine.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        engine.session = cpu_session(graph, options=opts)
 
     def module_ms(self, skip_runs: int) -> tuple[dict, int]:
         """({module: total ms}, runs counted) over the runs after the first `skip_runs`."""
@@ -112,7 +111,7 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
                     n_frames: int = DEFAULT_FRAMES) -> Optional[dict]:
     """{stage: mean ms per frame} for one tracker in one engine (None where it cannot be built)."""
     import torch
-    from .bench import BenchError, build_for_bench
+    from .bench_timing import BenchError, build_for_bench
     with tempfile.TemporaryDirectory() as tmp:
         try:
             tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
@@ -188,7 +187,7 @@ def bench_profile(names, frames: list, box, fixtures_dir: str, nano_dir: str, th
 
 def cmd_bench_profile(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --profile` (the bench CLI's --trackers, --frames, --threads)."""
-    from .bench import read_frames, _names
+    from .bench_timing import read_frames, tracker_names as _names
     names = _names(args.trackers, DEFAULT_TRACKERS)
     n = args.frames or DEFAULT_FRAMES
     frames = read_frames(video, n + WARMUP + 1)

@@ -135,7 +135,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
 
 
 def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
-    from .bench import build_for_bench
+    from .bench_timing import build_for_bench
     tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
     return tracker
 
@@ -242,7 +242,7 @@ def check_names(names) -> list:
 
 def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --reference [DIR]` (the bench CLI's arguments: --trackers, --frames, --rounds, --threads, --engine)."""
-    from .bench import BenchError
+    from .bench_timing import BenchError
     refs = args.reference or default_reference_dir()
     if not refs:
         raise BenchError("no reference code: ../shared/refcode is absent (pass --reference DIR)")
