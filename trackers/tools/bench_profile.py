@@ -111,6 +111,7 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
                     n_frames: int = DEFAULT_FRAMES) -> Optional[dict]:
     """{stage: mean ms per frame} for one tracker in one engine (None where it cannot be built)."""
     import torch
+    from ..run.session import Track
     from .bench_timing import BenchError, build_for_bench
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -125,15 +126,16 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
         modules = _top_modules(net)
         timed = frames[1: 1 + WARMUP + n_frames]
         stages = collections.Counter()
+        track = Track(tracker)          # the session's per-frame step, as every run drives a tracker
         with torch.no_grad():
-            tracker.init(frames[0], box)
+            track.init(frames[0], 0, box)
             if engine == "torch":
-                for f in timed[:WARMUP]:
-                    tracker.track(f)
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
                 hooks = _TorchModuleTimer(net)
                 try:
-                    for f in timed[WARMUP:]:
-                        stages.update(tracker.track(f).timings)
+                    for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                        stages.update(track.step(f, i, keep_box=False).timings)
                 finally:
                     hooks.close()
                 module_ms, runs = dict(hooks.ms), len(timed) - WARMUP
@@ -143,10 +145,10 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
                 except FileNotFoundError as e:
                     print(f"  {name:16s} {engine:11s} no module split: {e}", flush=True)
                     profiler = None
-                for f in timed[:WARMUP]:
-                    tracker.track(f)
-                for f in timed[WARMUP:]:
-                    stages.update(tracker.track(f).timings)
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
+                for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                    stages.update(track.step(f, i, keep_box=False).timings)
                 module_ms, runs = profiler.module_ms(WARMUP) if profiler else ({}, 0)
     n = len(timed) - WARMUP
     row = {k: v / n for k, v in stages.items()}

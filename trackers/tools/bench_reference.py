@@ -162,16 +162,26 @@ def child_main(argv: list) -> int:
     frames = read_video_frames(a.video, a.frames)
     with tempfile.TemporaryDirectory() as tmp:
         if a.side == "ref":
-            tracker, engine = _reference_tracker(a.name, a.refs, a.fixtures, a.nanotrack_dir), "torch"
+            # the reference code's own tracker (not a SiamScope Tracker): its init/track as it is
+            reference, engine = _reference_tracker(a.name, a.refs, a.fixtures, a.nanotrack_dir), "torch"
+            with torch.no_grad():
+                reference.init(frames[0], box)
+                start = time.perf_counter()
+                for frame in frames[1:]:
+                    reference.track(frame)
+                seconds = time.perf_counter() - start
         else:
+            # ours through the session's per-frame step, as `track` runs it (keeps no boxes: nothing seeks)
+            from ..run.session import Track
             tracker = _our_tracker(a.name, a.engine, a.fixtures, a.nanotrack_dir, tmp)
             engine = tracker.engine_name
-        with torch.no_grad():
-            tracker.init(frames[0], box)
-            start = time.perf_counter()
-            for frame in frames[1:]:
-                tracker.track(frame)
-            seconds = time.perf_counter() - start
+            track = Track(tracker)
+            with torch.no_grad():
+                track.init(frames[0], 0, box)
+                start = time.perf_counter()
+                for index, frame in enumerate(frames[1:], 1):
+                    track.step(frame, index, keep_box=False)
+                seconds = time.perf_counter() - start
     print(f"{(len(frames) - 1) / seconds:.6f} {engine}")
     return 0
 
