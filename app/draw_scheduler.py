@@ -57,6 +57,12 @@ class DrawScheduler(QObject):
             self.superseded += 1
         self._pending = packet
 
+    def forget_results(self, strip: Callable[[object], object]) -> None:
+        """The run changed: the packet waiting to be drawn is drawn as `strip(packet)` (its frame
+        without the old run's result)."""
+        if self._pending is not None:
+            self._pending = strip(self._pending)
+
     def stop(self) -> None:
         self._closing = True
         self.display_timer.stop()

@@ -3,19 +3,25 @@ status bar) and the results file. The run itself is the window's `RunStore` (app
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable, Optional
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QSettings, QStandardPaths
 from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStatusBar, QWidget
 
-from .export import RunStore, VideoExportJob
+from trackers.run.run_store import RunStore
+
+from .export import VideoExportJob
 
 
 class ExportControls(QObject):
     def __init__(self, window: QWidget, status_bar: QStatusBar, store: Callable[[], RunStore],
-                 heatmap: Callable[[], bool], last_dir: Callable[[], str], show_message: Callable[[str, str], None]):
+                 heatmap: Callable[[], bool], last_dir: Callable[[], str], show_message: Callable[[str, str], None],
+                 settings: Optional[QSettings] = None, source_name: Callable[[], str] = lambda: ""):
+        """`settings` remembers the last export folder; `source_name()` names the file suggested."""
         super().__init__(window)
         self.window = window
+        self.settings, self._source_name = settings, source_name
         self._store, self._heatmap, self._last_dir, self.show_message = store, heatmap, last_dir, show_message
         self.export_job: Optional[VideoExportJob] = None
         # (store, version) at the last successful export: a new store (a new source) is a new run
@@ -29,8 +35,31 @@ class ExportControls(QObject):
         status_bar.addPermanentWidget(self.progress)
         status_bar.addPermanentWidget(self.cancel_export_button)
 
+    def export_folder(self) -> str:
+        """Where an export is suggested: the last export's folder, else the user's Videos folder (else
+        home); never a folder that cannot be written (the source's, in read-only data)."""
+        candidates = [str(self.settings.value("export_dir", "") or "") if self.settings is not None else "",
+                      QStandardPaths.writableLocation(QStandardPaths.MoviesLocation),
+                      QStandardPaths.writableLocation(QStandardPaths.HomeLocation)]
+        for folder in candidates:
+            if folder and os.path.isdir(folder) and os.access(folder, os.W_OK):
+                return folder
+        return os.getcwd()
+
+    def suggested_path(self, ext: str) -> str:
+        """`<source name>_<tracker><ext>` in the export folder."""
+        store = self._store()
+        stem = os.path.splitext(self._source_name() or "run")[0]
+        tracker = store.record.tracker if store.record is not None else "run"
+        name = re.sub(r"[^\w.+-]+", "_", f"{stem}_{tracker}").strip("_") or "run"
+        return os.path.join(self.export_folder(), name + ext)
+
+    def _remember_folder(self, path: str) -> None:
+        if self.settings is not None:
+            self.settings.setValue("export_dir", os.path.dirname(os.path.abspath(path)))
+
     def choose_export_video(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export annotated video", self._last_dir(),
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export annotated video", self.suggested_path(".mp4"),
                                               "MPEG-4 (*.mp4);;AVI / MJPG (*.avi)")
         if path:
             if not os.path.splitext(path)[1]:
@@ -50,6 +79,7 @@ class ExportControls(QObject):
             self.show_message("error", f"Cannot export the video: {e} — the run's results are kept")
             return None
         job.run_version = (id(self._store()), self._store().version)
+        self._remember_folder(path)
         job.progress.connect(self._export_progress)
         job.done.connect(self._export_done)
         self.export_job = job
@@ -76,7 +106,7 @@ class ExportControls(QObject):
             self.export_job.cancel()
 
     def choose_export_results(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self.window, "Export results", self._last_dir(),
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Export results", self.suggested_path(".json"),
                                                    "JSON with scores, timings and provenance (*.json);;"
                                                    "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
         if path:
@@ -93,6 +123,7 @@ class ExportControls(QObject):
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
             return False
         self.exported = (id(store), store.version)
+        self._remember_folder(path)
         self.show_message("info", f"Wrote {len(store.record.frames)} frames' results to {path}")
         return True
 

@@ -17,7 +17,7 @@ from trackers.core.base import TrackResult
 from trackers.run.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
 
 from .draw_scheduler import DrawScheduler
-from .export import RunStore
+from trackers.run.run_store import RunStore
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .transport import SeekBar
 from .video_view import VideoView
@@ -50,6 +50,10 @@ class FrameDisplay(QObject):
         self._timeline_version = -1
         self._timeline_drawn_at = 0.0
         self._channels_shown = True
+        # whether the tracker should copy the channel maps out: while the grid is on screen (the
+        # window widens this to "while its tab exists" on a laptop screen, so a tab switch finds them)
+        self.channels_wanted: Callable[[], bool] = \
+            lambda: self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
         # draws the latest packet only, at a pace that leaves the event loop responsive
         self.draws = DrawScheduler(self.passes, self)
 
@@ -66,6 +70,33 @@ class FrameDisplay(QObject):
     def new_run(self) -> None:
         """The run changed (a new source, a new tracker): the timeline is drawn afresh."""
         self._timeline_version = -1
+
+    def clear_run(self) -> None:
+        """A new source, a new tracker or a failed load: nothing of the old run stays on screen (its
+        score map, channels, confidence curve, state badge, status line, box on the video)."""
+        self.new_run()
+        self.track_fps = self.track_ms = 0.0
+        self.run_score = None
+        self.heatmap.clear()
+        self.channels.clear()
+        self.timeline.clear()
+        self.video.set_result(None)
+        # the frame on screen (and one waiting to be drawn) stay, as frames of no run
+        self.draws.forget_results(_without_result)
+        if self.latest is not None and self.latest.result is not None:
+            stripped = _without_result(self.latest)
+            self.drawn_packet = stripped if self.drawn_packet is self.latest else self.drawn_packet
+            self.latest = stripped
+        if self.drawn_packet is not None and self.drawn_packet.result is not None:
+            self.drawn_packet = _without_result(self.drawn_packet)
+        self.info.setText(self._info_text(self.drawn_packet, None, None) if self.drawn_packet is not None else "")
+
+    @staticmethod
+    def state_of(p: FramePacket, result: Optional[TrackResult]) -> Optional[str]:
+        """The one tracking state of a drawn frame: the badge and the status line both show it."""
+        if result is None:
+            return None
+        return "init" if p.kind == "init" else result.state.value
 
     def result_for(self, p: FramePacket) -> Optional[TrackResult]:
         if p.result is not None:
@@ -122,10 +153,12 @@ class FrameDisplay(QObject):
         self.video.set_result(result)
         self._draw_groundtruth(p.index)
         self.seek_bar.show_frame(p.index)
-        self.info.setText(self._info_text(p, result))
+        state = self.state_of(p, result)
+        self.info.setText(self._info_text(p, result, state))
+        self.timeline.set_state(state)      # with the status line, not with the (slower) timeline
 
     def _finish_draw(self, p: FramePacket, result: Optional[TrackResult]) -> None:
-        self.sync_channels_shown(self.channels.isVisible() and not self.channels.visibleRegion().isEmpty())
+        self.sync_channels_shown(self.channels_wanted())
         self._refresh_timeline(p, result)
         self.current_index = p.index
         self.drawn_packet = p
@@ -142,9 +175,7 @@ class FrameDisplay(QObject):
         self._timeline_version = store.version
         self._timeline_drawn_at = now
         frames = store.record.frames if store.record is not None else []
-        state = None
-        if result is not None:
-            state = "init" if p.kind == "init" else result.state.value
+        state = self.state_of(p, result)
         ious, summary, self.run_score = {}, "", None
         gt = self._groundtruth()
         if gt is not None:
@@ -160,14 +191,15 @@ class FrameDisplay(QObject):
         self.timeline.set_ious(ious, summary)
         self.timeline.set_run(frames, p.index, state)
 
-    def _info_text(self, p: FramePacket, result: Optional[TrackResult]) -> str:
+    def _info_text(self, p: FramePacket, result: Optional[TrackResult], state: Optional[str]) -> str:
         parts = [f"frame {p.index}"]
         if result is not None:
+            # the state first, as the badge says it (the line is cut at its end on a narrow window)
+            if state not in (None, "tracking"):
+                parts.append(state.upper())
             # "confidence": the chosen cell before penalty and window (the score map's caption gives
             # the peak after them, which is a different, usually lower, number)
             parts.append(f"confidence {result.score:.3f}")
-            if result.state.value != "tracking":
-                parts.append(result.state.value.upper())
         gt = self._groundtruth()
         if result is not None and gt is not None:
             truth = gt.box(p.index)
@@ -181,3 +213,7 @@ class FrameDisplay(QObject):
         if source is not None and source.is_live:
             parts.append(f"dropped {p.dropped}")
         return "  ·  ".join(parts)
+
+
+def _without_result(p: FramePacket) -> FramePacket:
+    return FramePacket(p.index, p.frame, None, dropped=p.dropped, jpeg=p.jpeg) if p.result is not None else p

@@ -13,10 +13,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel,
-                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from trackers.core.base import ChannelMaps, TrackResult
 from trackers.run.channel_rank import PEAK, TARGET, RankedChannel, rank_channels
+
+from .widgets import ElidedLabel
 
 HEAT_CMAP = pg.colormap.get("inferno")
 CHANNEL_CMAP = pg.colormap.get("viridis")
@@ -31,6 +33,17 @@ def cache_axes(plot_item) -> None:
         if axis is not None:
             axis.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
             axis.enableAutoSIPrefix(False)   # pixels and frame numbers, never "x0.001"
+
+
+def placeholder(text: str) -> QLabel:
+    """What an empty panel shows: one short line of what will appear there (not a black area)."""
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignCenter)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #888888; padding: 12px;")
+    label.setMinimumSize(0, 0)
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+    return label
 
 
 def _levels(a: np.ndarray) -> tuple[float, float]:
@@ -58,13 +71,18 @@ class HeatmapView(QWidget):
         self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         cache_axes(self.plot.getPlotItem())
         self.bar.axis.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        self.caption = QLabel("score map")
+        self.caption = ElidedLabel("score map")
         self.caption.setAlignment(Qt.AlignCenter)
+        self.empty = placeholder("The score map over the search region appears here once tracking starts.")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.plot)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addWidget(self.caption)
-        lay.addWidget(self.plot)
+        lay.addWidget(self.stack, 1)
+        self.caption.hide()
         self._bar_levels = (0.0, 1.0)
         self._shown_levels = None
         self.score_map: Optional[np.ndarray] = None
@@ -73,12 +91,29 @@ class HeatmapView(QWidget):
         self.plot.getPlotItem().vb.disableAutoRange()
         self.plot.setRange(QRectF(0, 0, 255, 255), padding=0.02)
 
+    def clear(self) -> None:
+        """Nothing of an earlier run: the line that says what will appear here."""
+        self.score_map, self.frame, self._range, self._shown_levels = None, None, None, None
+        self.image.clear()
+        self.peak.setData([], [])
+        self.caption.setText("")
+        self.caption.setToolTip("")
+        self.caption.hide()
+        self.stack.setCurrentWidget(self.empty)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.stack.currentWidget() is self.empty
+
     def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
         if result is None or result.score_map is None:
             return
         sm = np.asarray(result.score_map, np.float32)
         self.score_map = sm
         self.frame = frame
+        if self.stack.currentWidget() is not self.plot:
+            self.stack.setCurrentWidget(self.plot)
+            self.caption.show()
         self.image.setOpacity(1.0)
         lo, hi = _levels(sm)
         self.image.setImage(sm, autoLevels=False)
@@ -286,8 +321,9 @@ class ChannelGrid(QWidget):
             self.scale_combo.addItem(label, name)
         self.scale_combo.setToolTip("colour scale: each tile on its own range, or one range for all tiles")
         self.scale_combo.currentIndexChanged.connect(lambda _: self.redraw())
-        self.info = QLabel("no correlation channels yet")
-        self.info.setWordWrap(True)       # its own line under the controls: never hidden behind Pin
+        # its own line under the controls (never hidden behind Pin), cut at a word with the whole in
+        # the tooltip on a narrow panel
+        self.info = ElidedLabel("no correlation channels yet")
         self.info.setStyleSheet("font-size: 8pt;")
         self.pin_button = QPushButton("Pin")
         self.pin_button.setCheckable(True)
@@ -296,14 +332,18 @@ class ChannelGrid(QWidget):
         self.pin_button.toggled.connect(self._pin_toggled)
         self.unpin_all = QPushButton("Unpin all")
         self.unpin_all.clicked.connect(self.clear_pins)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Channels"))
-        top.addWidget(self.k_box)
-        top.addWidget(self.rank_combo)
-        top.addWidget(self.scale_combo)
-        top.addStretch(1)
-        top.addWidget(self.pin_button)
-        top.addWidget(self.unpin_all)
+        # the controls wrap onto a second row rather than widen the panel (a laptop's tab is ~400 px)
+        top = QGridLayout()
+        top.setContentsMargins(4, 2, 4, 0)
+        top.setHorizontalSpacing(4)
+        top.setVerticalSpacing(2)
+        top.addWidget(QLabel("Channels"), 0, 0)
+        top.addWidget(self.k_box, 0, 1)
+        top.addWidget(self.rank_combo, 0, 2)
+        top.addWidget(self.scale_combo, 1, 2)
+        top.addWidget(self.pin_button, 1, 0)
+        top.addWidget(self.unpin_all, 1, 1)
+        top.setColumnStretch(3, 1)
         self.grid_widget = QWidget()
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -326,14 +366,22 @@ class ChannelGrid(QWidget):
         self.big.setMinimumWidth(150)
         for axis in ("left", "bottom"):
             self.big.hideAxis(axis)
-        body = QHBoxLayout()
+        body_widget = QWidget()
+        body = QHBoxLayout(body_widget)
+        body.setContentsMargins(0, 0, 0, 0)
         body.addWidget(self.scroll, 3)
         body.addWidget(self.big, 2)
+        self.empty = placeholder("The strongest correlation channels of each tracked frame appear here; "
+                                 "click one to enlarge it.")
+        self.body = QStackedWidget()
+        self.body.addWidget(self.empty)
+        self.body.addWidget(body_widget)
+        self.body_widget = body_widget
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(self.info)
-        lay.addLayout(body, 1)
+        lay.addWidget(self.body, 1)
         self._build_cells(k)
 
     @property
@@ -355,7 +403,9 @@ class ChannelGrid(QWidget):
 
     def _fitting_columns(self) -> int:
         """As many columns as the grid's width holds (a cell is SIDE + borders wide)."""
-        width = self.scroll.viewport().width()
+        # the scroll bar's width is kept free: it appears once the rows overflow, and the last
+        # column must not then be cut under it
+        width = self.scroll.width() - self.scroll.verticalScrollBar().sizeHint().width()
         return max(1, width // (ChannelCell.WIDTH + self.grid.spacing()))
 
     def resizeEvent(self, ev) -> None:
@@ -383,9 +433,24 @@ class ChannelGrid(QWidget):
     def _k_changed(self, k: int) -> None:
         self.redraw()
 
+    def clear(self) -> None:
+        """Nothing of an earlier run (pins and the enlarged channel stay: they name channels, and the
+        next run of the same tracker has them too)."""
+        self.channels, self.frame, self.box, self.region = [], None, None, None
+        self._stale_note = ""
+        self._had_result = False
+        self.body.setCurrentWidget(self.empty)
+        self.redraw()
+
+    @property
+    def is_empty(self) -> bool:
+        return self.body.currentWidget() is self.empty
+
     def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
         if result is None:
             return
+        if result.channels and self.body.currentWidget() is not self.body_widget:
+            self.body.setCurrentWidget(self.body_widget)
         self.channels = result.channels
         self.box, self.region = result.box, result.search_region
         self.frame = frame
@@ -516,6 +581,7 @@ class Timeline(QWidget):
         self.plot.addItem(self.cursor)
         cache_axes(self.plot.getPlotItem())
         self.state_label = QLabel("")
+        self.state_label.setObjectName("stateBadge")
         self.state_label.setMinimumWidth(110)
         self.state_label.setAlignment(Qt.AlignCenter)
         self.follow = QCheckBox("follow")
@@ -549,6 +615,12 @@ class Timeline(QWidget):
         self.scores = np.zeros(0)
         self._fit_scores = np.zeros(0)
         self.ious: dict[int, float] = {}
+
+    def clear(self) -> None:
+        """No run: no curve, no IoU, no badge."""
+        self.set_ious({}, "")
+        self.set_run([], 0, None)
+        self.plot.setXRange(0, 100, padding=0)
 
     def set_ious(self, ious: dict[int, float], summary: str = "") -> None:
         """IoU with the ground truth per frame (empty: no ground truth) and its summary line."""

@@ -35,6 +35,8 @@ class WindowMenus(QObject):
         self._action(m, "&Quit", w.close, QKeySequence.Quit)
         t = w.menuBar().addMenu("&Track")
         self._action(t, "Start", w.playback.start_tracking)
+        self.groundtruth_start = self._action(t, "Start from &ground truth", w.start_from_groundtruth,
+                                              QKeySequence("Ctrl+T"))
         self._action(t, "Play / pause", w.playback.toggle_play, Qt.Key_Space)
         self._action(t, "Step one frame", w.playback.step, Qt.Key_Right)
         self._action(t, "Redraw the box", w.playback.redraw_box, Qt.Key_R)

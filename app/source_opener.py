@@ -22,8 +22,11 @@ class SourceOpener(QObject):
     groundtruthChanged = Signal()
 
     def __init__(self, window: QWidget, worker, video: VideoView, start_page: StartPage, prefs: Preferences,
-                 recent: RecentFiles, show_message: Callable, return_focus: Callable[[], None]):
+                 recent: RecentFiles, show_message: Callable, return_focus: Callable[[], None],
+                 confirm_discard: Callable[[str], bool] = lambda doing: True):
+        """`confirm_discard(doing)`: the question before opening drops the unexported run (True: go on)."""
         super().__init__(window)
+        self.confirm_discard = confirm_discard
         self.window, self.worker, self.video, self.start_page = window, worker, video, start_page
         self.prefs, self.recent, self.show_message, self.return_focus = prefs, recent, show_message, return_focus
         self.source_info: Optional[SourceInfo] = None
@@ -35,11 +38,15 @@ class SourceOpener(QObject):
         start_page.set_recent(recent.paths())
 
     def open_source(self, spec) -> None:
-        """A video file, an image folder, a camera index (int), or a FrameSource object."""
+        """A video file, an image folder, a camera index (int), or a FrameSource object (asked
+        first when the run on screen has not been exported)."""
         if isinstance(spec, str) and not spec.startswith("camera:"):
             if not os.path.exists(spec):
                 self.show_message("error", f"Cannot open {spec}: no such file or folder")
                 return
+        if not self.confirm_discard(f"opening {sequence_name(spec)}"):
+            return
+        if isinstance(spec, str) and not spec.startswith("camera:"):
             self.prefs.remember_dir_of(spec)
         self.video.set_user_box(None)
         self.video.set_result(None)
@@ -109,8 +116,12 @@ class SourceOpener(QObject):
                 + "). Drag a box around the target, then press Start.")
 
     def source_name(self) -> str:
-        name = str(self.source_info.name) if self.source_info is not None else ""
-        return os.path.basename(name.rstrip("/")) or name
+        """The sequence's name: the video file's, or the folder's (its parent's for an OTB-style
+        `Basketball/img`)."""
+        if self.source_info is None:
+            return ""
+        spec = self.source_info.spec
+        return sequence_name(spec if isinstance(spec, str) else str(self.source_info.name))
 
     def choose_groundtruth(self) -> None:
         path = self._ask_for_file("Attach ground truth", "Ground truth (*.txt *.label);;All files (*)")
@@ -137,3 +148,21 @@ class SourceOpener(QObject):
                               f"Ground truth {gt.path} ({gt.layout}, {gt.present} boxes){note}")
         self.groundtruthChanged.emit()
         return True
+
+
+#: frame folders named after what they hold, inside a folder named after the sequence
+#: (OTB `Basketball/img`, VOT `ball/color`)
+FRAME_FOLDER_NAMES = {"img", "imgs", "image", "images", "color", "frames", "rgb", "jpg", "jpegimages"}
+
+
+def sequence_name(spec) -> str:
+    """What a source is called in the title, the export's file name and the questions."""
+    if isinstance(spec, int):
+        return f"camera {spec}"
+    if not isinstance(spec, str):          # a FrameSource handed in
+        return str(getattr(spec, "name", "") or "the source")
+    text = str(spec).rstrip("/\\")
+    name = os.path.basename(text) or text
+    if name.lower() in FRAME_FOLDER_NAMES and os.path.basename(os.path.dirname(text)):
+        return os.path.basename(os.path.dirname(text))
+    return name

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGraphicsRectItem, 
 from trackers.run.metrics import iou
 from trackers.run.tracks import MAX_TRACKS
 
+from .worker_protocol import TrackingChanged
+
 COLUMNS = ("", "id", "name", "state", "conf", "IoU gt")
 
 
@@ -47,6 +49,7 @@ class TargetsPanel(QWidget):
         self.add_button.setCheckable(True)
         self.add_button.setToolTip("then drag the new target's box (or drag with Shift held)")
         self.remove_button = QPushButton("Remove")
+        self.setMinimumWidth(300)
         self.compare_combo = QComboBox()
         self.compare_combo.addItem("Compare with…")
         self.compare_combo.addItems(list(tracker_names))
@@ -54,9 +57,13 @@ class TargetsPanel(QWidget):
         self.compare_combo.setToolTip("a second tracker from the same box on the same frames (A solid, B dashed)")
         self.note = QLabel("")
         self.note.setWordWrap(True)
+        self.export_button = QPushButton("Export tracks…")
+        self.export_button.setToolTip("every target's boxes, scores and states of this run: JSON (tracks named, "
+                                      "by tracker in A/B) or MOTChallenge CSV (.txt / .csv)")
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.export_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(buttons)
@@ -70,6 +77,7 @@ class TargetsPanel(QWidget):
         self._boxes: dict[int, tuple] = {}    # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
         self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
+        self._shown_set = None                # the TrackSet whose targets are shown
         self._press: Optional[QPointF] = None
         self._shift = False
         self._filling = False
@@ -80,6 +88,8 @@ class TargetsPanel(QWidget):
         self.table.itemChanged.connect(self._item_changed)
         self.remove_button.clicked.connect(self.remove_selected)
         self.compare_combo.activated.connect(self._compare_chosen)
+        self.export_button.clicked.connect(self._export_clicked)
+        window.worker.on(TrackingChanged, self._tracking_changed)
 
     # -- the run's tracker ------------------------------------------------------------------------
     def track_set(self):
@@ -90,6 +100,17 @@ class TargetsPanel(QWidget):
     def comparing(self) -> bool:
         ts = self.track_set()
         return ts is not None and ts.compare is not None
+
+    def _tracking_changed(self, event) -> None:
+        """A stopped run: the next Start tracks target 1 alone, and the list starts afresh."""
+        ts = self.track_set()
+        if not event.tracking and ts is not None and ts.count > 1:
+            ts.request_reset()
+            self.history.clear()
+            self.ab_iou.clear()
+            self.views = ()
+            self._draw((), self.window.current_index)
+            self.window.compare_dock.hide()
 
     # -- adding, selecting, removing --------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:
@@ -147,7 +168,11 @@ class TargetsPanel(QWidget):
         if ts is None:
             return
         ts.select(tid)
-        view = next((v for v in self.live_views() if v.id == tid), None)
+        # paused on the frame the worker last stepped: its snapshot has every target's maps (the
+        # per-frame record keeps boxes and scores only)
+        latest = self.window.drawn_packet is not None and self.window.drawn_packet is self.window.latest
+        views = ts.snapshot if latest else self.live_views()
+        view = next((v for v in views if v.id == tid), None)
         if view is not None and view.result is not None and view.result.score_map is not None:
             # paused: the maps switch now, from this target's result of the frame on screen
             self.window.heatmap.set_result(view.result, self.window.current_index)
@@ -193,6 +218,52 @@ class TargetsPanel(QWidget):
         self.window.worker.init_box(tuple(box), self.window.current_index, play=False)
         self.say(f"Comparing {ts.name} (A, solid) with {text} (B, dashed) from the same box")
 
+    def _export_clicked(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getSaveFileName(self, "Export tracks", "tracks.json",
+                                              "JSON (*.json);;MOTChallenge (*.txt *.csv)")
+        self.window.return_focus()
+        if path:
+            self.export_tracks(path)
+
+    def export_tracks(self, path: str) -> bool:
+        """Write every target of the run on record (the store keeps each frame's tracks); True when written."""
+        from trackers.run.multi_export import write_mot, write_multi_json
+        from trackers.run.results import RunRecord
+        from trackers.run.safe_output import OutputError, check_output
+        from trackers.run.tracks import Track
+        store = self.window.store
+        tracks: dict[int, Track] = {}
+        for index in sorted(store.results):
+            result = store.results[index]
+            for v in (result.extra.get("tracks") or ()) if result is not None else ():
+                if v.result is None:
+                    continue
+                t = tracks.get(v.id)
+                if t is None:
+                    t = tracks[v.id] = Track(v.id, v.name, None, tuple(v.result.box), index, v.colour,
+                                             RunRecord(tracker=v.tracker_name), style=v.style)
+                t.name = v.name
+                t.record.add(index, v.result)
+        if not tracks:
+            self.say("Nothing to export: the run has one target (File ▸ Export has its results)")
+            return False
+        try:
+            source = self.window.source_info
+            check_output(path, (".json", ".txt", ".csv"), [getattr(source, "spec", None)], what="tracks file")
+            ordered = [tracks[k] for k in sorted(tracks)]
+            if path.lower().endswith(".json"):
+                names = [t.tracker_name for t in ordered] if self.comparing else None
+                write_multi_json(path, ordered, source=getattr(source, "name", ""),
+                                 extra=dict(compare=names) if names else None)
+            else:
+                write_mot(path, ordered)
+        except (OutputError, OSError) as e:
+            self.window.show_message("error", f"Export tracks: {e}")
+            return False
+        self.window.show_message("info", f"Exported {len(ordered)} tracks to {path}")
+        return True
+
     def say(self, text: str) -> None:
         self.note.setText(text)
 
@@ -207,12 +278,19 @@ class TargetsPanel(QWidget):
         ts = self.track_set()
         packet = self.window.drawn_packet
         views = None
-        if packet is not None and packet.result is not None:
-            views = packet.result.extra.get("tracks")
+        result = self.window.display.result_for(packet) if packet is not None else None
+        if result is not None:
+            views = result.extra.get("tracks")     # this frame's, also when seen again (seek, step back)
         if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
             views = ts.snapshot
+        if ts is not self._shown_set:
+            # another run's tracker (a new source, another tracker): its targets start afresh
+            self._shown_set = ts
+            self.history.clear()
+            self.ab_iou.clear()
+            self.removed.clear()
         live_ids = {m.id for m in ts.members} if ts is not None else set()
-        self.removed &= live_ids | self.removed
+        self.removed &= live_ids        # once the worker has dropped a removed target, its id is free again
         views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
         self.views = views
         for v in views:
@@ -223,7 +301,9 @@ class TargetsPanel(QWidget):
         self._draw(views, index)
         if ts is not None and ts.compare is not None and len(views) == 2:
             self.window.compare_view.show_pair(views, index)
-            self.window.compare_dock.show()
+            if not self.window.compare_dock.isVisible():
+                self.window.compare_dock.show()
+                self.window.resizeDocks([self.window.compare_dock], [280], Qt.Vertical)
 
     def _draw(self, views, index) -> None:
         vb = self.window.video.vb
@@ -256,7 +336,9 @@ class TargetsPanel(QWidget):
             label.setText(f"{v.id} {v.name}" + (" LOST" if lost else "") if v.name != str(v.id)
                           else f"{v.id}" + (" LOST" if lost else ""), color=colour)
             label.fill = QBrush(QColor(0, 0, 0, 140))
-            label.setPos(x, y)
+            # B's name under its box: A/B boxes often coincide, and their names must not
+            label.setAnchor((0, 0) if v.style == "dashed" else (0, 1))
+            label.setPos(x, y + h if v.style == "dashed" else y)
         self._fill_table(views)
         self._draw_timeline(views)
 

@@ -85,6 +85,10 @@ class TrackerBar(QWidget):
             problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
             self.message.emit("error", "No trackers are available." + (f" ({problems})" if problems else ""))
             return
+        if registry.IMPORT_ERRORS:
+            # a plugin that failed to load costs one line; the other trackers are offered as usual
+            problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
+            self.message.emit("warning", f"Not loaded: {problems}")
         names = [s.name for s in specs]
         last = self.prefs.tracker()
         # a new user starts with the default where its checkpoint is found, else with the tracker
@@ -145,13 +149,22 @@ class TrackerBar(QWidget):
             self.prefs.set_weights(name, weights)
             self._refresh_item_labels()
         self._fill_weights(name, weights)
-        self.prefs.set_tracker(name)
         self.configChanged.emit()
 
+    def show_choice(self, name: str, weights: Optional[str]) -> None:
+        """Put the picker and the checkpoint field back to `name` and `weights` without asking for a
+        load (the user kept the run of the tracker loaded)."""
+        i = self.tracker_combo.findData(name)
+        if i >= 0:
+            self.tracker_combo.blockSignals(True)
+            self.tracker_combo.setCurrentIndex(i)
+            self.tracker_combo.blockSignals(False)
+            self.weights_edit.blockSignals(True)
+            self._fill_weights(name, weights or None)
+            self.weights_edit.blockSignals(False)
+
     def _tracker_changed(self) -> None:
-        name = self.tracker_name()
-        self.prefs.set_tracker(name)
-        self._fill_weights(name)
+        self._fill_weights(self.tracker_name())
         self.configChanged.emit()
 
     def _fill_weights(self, name: str, path: Optional[str] = None) -> None:

@@ -19,11 +19,15 @@ from .worker_protocol import TrackerInfo
 
 class TrackerControl(QObject):
     def __init__(self, window: QWidget, worker, tracker_bar: TrackerBar, transport: TransportBar,
-                 params: ParamsPanel, show_message: Callable, return_focus: Callable[[], None]):
+                 params: ParamsPanel, show_message: Callable, return_focus: Callable[[], None],
+                 confirm_discard: Callable[[str], bool] = lambda doing: True):
+        """`confirm_discard(doing)`: the question before a switch drops the unexported run (True:
+        go on); `doing` names the switch ("switching to SiamFC")."""
         super().__init__(window)
         self.window, self.worker, self.tracker_bar, self.transport, self.params = \
             window, worker, tracker_bar, transport, params
         self.show_message, self.return_focus = show_message, return_focus
+        self.confirm_discard = confirm_discard
         self.tracker_info: Optional[TrackerInfo] = None
         self.zoo_dialog = None
         tracker_bar.configChanged.connect(self.configure_tracker)
@@ -38,6 +42,14 @@ class TrackerControl(QObject):
             return False
         spec = registry.get(name)
         weights = self.tracker_bar.weights()
+        info = self.tracker_info
+        wanted_weights = weights if spec.needs_weights else None
+        if info is not None and (info.name, info.weights) != (name, wanted_weights):
+            doing = (f"switching to {spec.title or name}" if info.name != name
+                     else f"loading {os.path.basename(weights or '') or 'another checkpoint'}")
+            if not self.confirm_discard(doing):
+                self.tracker_bar.show_choice(info.name, info.weights)   # the run and its tracker stay
+                return True
         if spec.needs_weights and weights is None:
             # never leave the previous tracker running under this one's name
             self.worker.unload()
@@ -50,7 +62,6 @@ class TrackerControl(QObject):
             return False
         weights = weights if spec.needs_weights else None
         device = self.tracker_bar.device()
-        info = self.tracker_info
         engine = self.tracker_bar.engine()
         wanted = (name, weights, device, engine)
         if info is None or (info.name, info.weights, info.device, info.engine_choice) != wanted:
@@ -60,6 +71,10 @@ class TrackerControl(QObject):
 
     def on_tracker_ready(self, info: Optional[TrackerInfo]) -> None:
         self.show_tracker(info)
+        if info is not None:
+            # only a tracker that loaded is remembered: the next launch must not open on a tracker
+            # whose checkpoint is missing
+            self.tracker_bar.prefs.set_tracker(info.name)
         # a load overtaken by a later pick (arrowing through the picker) is not news: the message
         # bar keeps what concerns the picked tracker (e.g. its missing checkpoint)
         if info is not None and info.name == self.tracker_bar.tracker_name():

@@ -7,9 +7,10 @@ import os
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from .video_view import VideoView
+from .widgets import ClickSlider, ElidedLabel
 from .worker_protocol import FramePacket, SourceInfo, TrackerInfo
 
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
@@ -63,10 +64,9 @@ class TransportBar(QWidget):
         for b in (self.start_button, self.play_button, self.step_button, self.stop_button):
             b.setFocusPolicy(Qt.NoFocus)
         # what is loaded (name, checkpoint file, sha256): the one source of "what produced this"
-        self.loaded_label = QLabel()
+        self.loaded_label = ElidedLabel()
         self.loaded_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.loaded_label.setContentsMargins(8, 0, 6, 0)
-        self.loaded_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         lay.addWidget(self.loaded_label, 1)
         self.show_loaded(None)
 
@@ -83,7 +83,7 @@ class SeekBar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.source_info: Optional[SourceInfo] = None
-        self.slider = QSlider(Qt.Horizontal)
+        self.slider = ClickSlider(Qt.Horizontal)
         self.slider.setTracking(False)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self.seekRequested)
@@ -122,13 +122,16 @@ class Playback(QObject):
 
     def __init__(self, worker, transport: TransportBar, video: VideoView,
                  source_info: Callable[[], Optional[SourceInfo]], drawn_packet: Callable[[], Optional[FramePacket]],
-                 load_tracker: Callable[[], bool], show_message: Callable, on_paused: Callable[[], None], parent=None):
+                 load_tracker: Callable[[], bool], show_message: Callable, on_paused: Callable[[], None], parent=None,
+                 confirm_resume: Callable[[int], bool] = lambda index: True):
         """`load_tracker()` asks for the picked tracker: False when it cannot be loaded (the reason is
-        shown); `on_paused()` runs when the worker says playback stopped."""
+        shown); `on_paused()` runs when the worker says playback stopped; `confirm_resume(index)`
+        asks before tracking on from frame `index` drops the run's later frames (True: go on)."""
         super().__init__(parent)
         self.worker, self.transport, self.video = worker, transport, video
         self._source_info, self._drawn_packet, self._load_tracker = source_info, drawn_packet, load_tracker
         self.show_message, self._on_paused = show_message, on_paused
+        self._confirm_resume = confirm_resume
         self.playing = False
         self.tracking = False
         transport.start_button.clicked.connect(self.start_tracking)
@@ -144,13 +147,21 @@ class Playback(QObject):
         if self._source_info() is None or drawn is None:
             self.show_message("warning", "Open a video, image folder or camera first")
             return
+        # the tracker first: with none loadable, that is what the user must fix (the message bar
+        # offers the checkpoint, and a "draw a box" hint must not replace it)
+        if not self._load_tracker():
+            return
         box = self.video.user_box()
         if box is None:
             self.show_message("warning", "Drag a box around the target on the video first")
             return
-        if not self._load_tracker():
-            return      # refused in place: the message bar offers the checkpoint
-        self.worker.init_box(box, drawn.index, play=True)
+        self.start_from(box, drawn.index)
+
+    def start_from(self, box: tuple, index: int) -> None:
+        """Initialise on frame `index` with `box` and play (asked first where that drops later frames)."""
+        if self.tracking and not self._confirm_resume(index):
+            return
+        self.worker.init_box(box, index, play=True)
 
     def redraw_box(self) -> None:
         self.set_playing(False)
@@ -158,7 +169,16 @@ class Playback(QObject):
         self.show_message("info", "Drag a new box around the target"
                           + (" — the tracker restarts on this frame" if self.tracking else ", then press Start"))
 
+    def _resume_allowed(self) -> bool:
+        """Tracking on from the frame on screen restarts the run there when the run went further
+        (a seek back): asked first."""
+        drawn = self._drawn_packet()
+        return not self.tracking or drawn is None or self._confirm_resume(drawn.index)
+
     def set_playing(self, playing: bool) -> None:
+        if playing and not self.playing and not self._resume_allowed():
+            self.transport.play_button.setChecked(False)
+            return
         self.worker.play(playing)
         self.transport.play_button.setChecked(self.playing)   # the worker's answer sets the final state
 
@@ -166,12 +186,16 @@ class Playback(QObject):
         self.set_playing(not self.playing)
 
     def step(self) -> None:
+        if not self._resume_allowed():
+            return
         self.worker.step()
 
     def seek(self, index: int) -> None:
         info = self._source_info()
         if info is None or info.is_live:
             return
+        if self.playing and self.tracking and not self._confirm_resume(index):
+            return      # the run plays on; its next frame puts the slider back
         self.worker.seek(index)
 
     def stop_tracking(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from trackers.core.base import TrackResult, TrackingState
+from trackers.run.annotate import HEAT_MAX_OPACITY, HEAT_OPACITY_GAMMA
 
 BOX_PEN = QPen(QColor(0, 255, 0), 2)
 LOST_PEN = QPen(QColor(255, 60, 60), 2)
@@ -25,8 +26,10 @@ for _pen in (BOX_PEN, LOST_PEN, GT_PEN):
     _pen.setCosmetic(True)   # width in screen pixels, whatever the zoom
 # Overlay colours: inferno, with opacity rising with the score so that low-score cells leave the
 # frame visible and the peak stands out (alpha 0 at the map's minimum, 160 at its maximum).
+# (The exported video draws the same: trackers/run/annotate.py holds the numbers.)
 HEAT_LUT = np.concatenate([pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False),
-                           (np.linspace(0.0, 1.0, 256) ** 1.5 * 160).astype(np.uint8)[:, None]], 1)
+                           (np.linspace(0.0, 1.0, 256) ** HEAT_OPACITY_GAMMA * HEAT_MAX_OPACITY * 255)
+                           .astype(np.uint8)[:, None]], 1)
 MASK_RGB = (255, 80, 0)
 
 

@@ -344,6 +344,8 @@ class TrackingWorker(QThread):
         self.session.set_tracker(None)
         self._report_tracking()
         self._tracker_config = None
+        from trackers.core import engines
+        said = len(engines.notices())
         try:
             tracker = self._tracker_factory(name, weights, device, engine)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
@@ -359,6 +361,8 @@ class TrackingWorker(QThread):
                                file_sha256(checkpoint), getattr(tracker, "engine_name", "torch"), engine))
         if was_tracking:
             self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
+        for notice in engines.notices()[said:]:    # the ONNX cache's lines (a file moved aside...), last: not hidden
+            self._message("warning", notice)
 
     def _cmd_init(self, cmd: InitBox):
         if self.session.frame is None:

@@ -6,13 +6,14 @@ as on the CI machine) shows the zoo's message: the URL and the folder to put the
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Optional
 
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+                               QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from trackers.core import registry
 from trackers.run import zoo
@@ -36,11 +37,38 @@ class DownloadJob(QThread):
                                 progress=lambda d, t: self.progress.emit(int(d), int(t or 0)),
                                 cancelled=self._cancel.is_set)
         except zoo.DownloadError as e:
-            self.done.emit(False, str(e))
+            self.done.emit(False, human_error(str(e)))
         except OSError as e:  # a disk error the zoo did not word itself
-            self.done.emit(False, f"download of {self.entry.name} failed: {e}")
+            self.done.emit(False, human_error(f"download of {self.entry.name} failed: {e}"))
         else:
             self.done.emit(True, path)
+
+
+#: what a person reads instead of a socket error's number ([Errno -2] is getaddrinfo's EAI_NONAME)
+_ERRNO_WORDS = [(r"\[Errno -[235]\][^:;)]*", "no internet connection (the server's name could not be looked up)"),
+                (r"\[Errno 111\][^:;)]*", "the server refused the connection"),
+                (r"\[Errno 101\][^:;)]*", "no network is reachable"),
+                (r"\[Errno 110\][^:;)]*", "the connection timed out"),
+                (r"\[Errno 28\][^:;)]*", "the disk is full"),
+                (r"\[Errno 13\][^:;)]*", "permission denied"),
+                (r"\[Errno -?\d+\]\s*", "")]
+
+
+def human_error(text: str) -> str:
+    """A download failure in words: socket and OS error numbers replaced by what they mean, the
+    urllib wrapper ("<urlopen error ...>") dropped."""
+    text = re.sub(r"<urlopen error (.*?)>", r"\1", text)
+    for pattern, words in _ERRNO_WORDS:
+        text = re.sub(pattern, words, text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+def _home_short(path: str) -> str:
+    """A folder under the home folder as ~/...: shorter, and the same on every machine."""
+    import os
+    home = os.path.expanduser("~")
+    path = os.path.abspath(path)
+    return "~" + path[len(home):] if home not in ("", "/") and (path + "/").startswith(home + "/") else path
 
 
 class ModelZooDialog(QDialog):
@@ -75,8 +103,10 @@ class ModelZooDialog(QDialog):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.verticalHeader().hide()
-        self.message = QLabel(problem or f"Downloads go to {dest_dir or registry.user_models_dir()}")
+        self.message = QLabel(problem or f"Downloads go to {_home_short(dest_dir or registry.user_models_dir())}")
         self.message.setWordWrap(True)
+        # a long message wraps inside the dialog's width; it never widens the dialog or squeezes the table
+        self.message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Minimum)
         self.bar = QProgressBar()
         self.bar.hide()
         self.download_button = QPushButton("Download")
@@ -117,7 +147,8 @@ class ModelZooDialog(QDialog):
                 if not e.url:
                     item.setForeground(QColor(180, 90, 0))
                 self.table.setItem(row, col, item)
-        self.table.resizeColumnsToContents()
+        # (no resizeColumnsToContents: it shrank the stretched file column to its text after a
+        # refresh, leaving a blank band; the header's resize modes keep the columns right)
 
     def download_selected(self) -> Optional[DownloadJob]:
         rows = self.table.selectionModel().selectedRows()

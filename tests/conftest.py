@@ -14,6 +14,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # exported ONNX graphs and `auto` engine decisions go to a throw-away folder, not the user's cache
 os.environ.setdefault("SIAMSCOPE_CACHE", tempfile.mkdtemp(prefix="siamscope-test-cache-"))
 
+import trackers.families  # noqa: E402,F401 - the project's trackers in the registry (as the app and CLI do)
+
+
 #: where the device-aware tests (those taking the `device` fixture) run their networks:
 #: SIAMSCOPE_DEVICE=cuda runs them on the GPU (.ci/gpu-check does), default the CPU
 TEST_DEVICE = os.environ.get("SIAMSCOPE_DEVICE", "cpu")

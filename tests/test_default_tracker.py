@@ -285,6 +285,19 @@ def test_other_candidates_are_other_objects_not_the_targets_own_edge(one_thread)
     assert tracker.other_candidates(step, ctx, 2) == []
 
 
+def test_the_guard_declares_what_it_needs():
+    """The long-term guard is taken in before a SiameseRPNTracker, by a class that names the trunk
+    its verification runs; a class that does not is refused when it is made, not on its first frame."""
+    from trackers.core.siamese import SiameseRPNTracker
+    from trackers.families.guard import LongTermGuard
+    with pytest.raises(TypeError, match="before a SiameseRPNTracker"):
+        type("NoLoop", (LongTermGuard,), {})
+    with pytest.raises(TypeError, match="verify_backbone"):
+        type("NoTrunk", (LongTermGuard, SiameseRPNTracker), {})
+    guarded = type("Guarded", (LongTermGuard, SiameseRPNTracker), {"verify_backbone": lambda self: None})
+    assert guarded.lost is False and guarded.low_frames == 0    # the state's declared starting values
+
+
 def _bag_frames():
     cap = cv2.VideoCapture(shared_path("data", "videos", "bag.avi"))
     frames = []

@@ -51,11 +51,12 @@ def bag_frames():
 
 
 def build(name, engine, tmp_path_factory):
-    from trackers.tools import bench
     from trackers.core import registry
+    from trackers.run.fixtures import SEEDED_FIXTURE
+    from trackers.tools import bench_timing as bench
     spec = registry.get(name)
-    if name in bench.SEEDED_FIXTURE:
-        shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
+    if name in SEEDED_FIXTURE:
+        shared_path("fixtures", SEEDED_FIXTURE[name], "manifest.json")
     if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))
@@ -239,3 +240,25 @@ def test_lost_target_search_runs_in_the_engine(name, tmp_path_factory):
     # it came from that graph (ONNX Runtime's CPU results repeat exactly; torch's differ in the last bits)
     assert torch.equal(got["cls"], wide.track(x.clone())["cls"]) and not torch.equal(got["cls"], want["cls"])
     assert got["cls"].shape[-1] > ort.onnx_engine.track(ort._tensor(ort.crop_search(frames[1])[0]))["cls"].shape[-1]
+
+
+@pytest.mark.parametrize("any_size", [False, True])
+def test_feature_graph_gives_torchs_features_for_any_batch(any_size, one_thread):
+    """The engine's FeatureGraph (the floor's trunk, the trainers' feature extraction): the module's
+    own outputs, for another batch size than the one exported and, with `any_size`, another crop
+    size; run with the compute policy's session options on the CPU provider."""
+    from models.efficientnet_lite import efficientnet_lite0
+    from trackers.core import compute
+    from trackers.core.engines import FeatureGraph
+    from trackers.train.trainer import _FirstMap
+    module = _FirstMap(efficientnet_lite0((3,)).eval())
+    graph = FeatureGraph(module, (1, 3, 127, 127), ["f"], any_size=any_size, policy=compute.decide(1))
+    assert graph.session.get_providers() == ["CPUExecutionProvider"]
+    assert graph.session.get_session_options().intra_op_num_threads == 1
+    side = 159 if any_size else 127
+    x = np.random.default_rng(0).uniform(0, 255, (3, 3, side, side)).astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    got = graph(x)[0]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

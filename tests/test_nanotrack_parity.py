@@ -100,7 +100,7 @@ _nets = {}
 
 def loaded_net(version):
     if version not in _nets:
-        _nets[version] = build(version, weights(version), engine="torch").network
+        _nets[version] = build(f"nanotrack-{version}", weights(version), engine="torch").network
     return _nets[version]
 
 
@@ -132,7 +132,7 @@ def test_detect_version_from_keys():
 def test_model_io_intermediates(version, device):
     m = manifest(version)
     io = np.load(fixture(version, "model_io.npz"))
-    net = build(version, weights(version), device, engine="torch").network
+    net = build(f"nanotrack-{version}", weights(version), device, engine="torch").network
     captured = {}
 
     def hook(name):
@@ -181,7 +181,7 @@ def test_model_io_onnxruntime(version, device):
     io = np.load(fixture(version, "model_io.npz"))
     try:
         ort_providers(torch.device(device))
-        tracker = build(version, weights(version), device, engine="onnxruntime")
+        tracker = build(f"nanotrack-{version}", weights(version), device, engine="onnxruntime")
     except DeviceError as e:
         pytest.skip(f"ONNX Runtime on {device}: {e}")
     engine = tracker.onnx_engine
@@ -210,7 +210,7 @@ def test_exemplar_crop_and_template_exact(version):
     frames = video_frames("bag.avi")
     if md5(frames[0]) != js["init"]["frame_md5"]:
         pytest.skip("bag.avi frame 0 decodes differently here than for the fixture (see README caveats)")
-    tracker = build(version, weights(version), engine="torch")
+    tracker = build(f"nanotrack-{version}", weights(version), engine="torch")
     tracker.init(frames[0], js["init"]["init_box_xywh"])
     np.testing.assert_allclose(tracker.center, js["init"]["center_pos_after_init"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(tracker.channel_average, js["init"]["channel_average"], rtol=0, atol=1e-9)
@@ -222,7 +222,7 @@ def test_exemplar_crop_and_template_exact(version):
 
 def test_points_and_window(version):
     js, st = _steps(version)
-    tracker = build(version, weights(version), engine="torch")
+    tracker = build(f"nanotrack-{version}", weights(version), engine="torch")
     # the grid side is the network's (no parameter sets it): the reference config's OUTPUT_SIZE
     S = manifest(version)["tracker_hparams"]["score_size (cfg.TRACK.OUTPUT_SIZE)"]
     assert np.array_equal(tracker.decoder.grid(S), st["points"])
@@ -234,7 +234,7 @@ def test_search_crops_and_network_per_step(version, device):
     reproduces the step's cls / loc."""
     js, st = _steps(version)
     frames = video_frames("bag.avi")
-    tracker = build(version, weights(version), device, engine="torch")
+    tracker = build(f"nanotrack-{version}", weights(version), device, engine="torch")
     tracker.init(frames[0], js["init"]["init_box_xywh"])
     for step in js["crop_steps"]:
         info = js["steps"][step - 1]
@@ -276,7 +276,7 @@ def test_fixture_loc_is_decoded_boxes(version):
 def test_decode_teacher_forced(version):
     """Feed each step's recorded cls / loc and state: every decode quantity matches."""
     js, st = _steps(version)
-    tracker = build(version, weights(version), engine="torch")
+    tracker = build(f"nanotrack-{version}", weights(version), engine="torch")
     frame_shape = (360, 480, 3)  # bag.avi
     for i, info in enumerate(js["steps"]):
         s = i + 1
@@ -315,7 +315,7 @@ def _open_loop(version, video, seq, engine, device="cpu"):
     if bad:
         pytest.skip(f"{video}: {len(bad)} frames decode differently here (first {bad[0]}); "
                     "test_decode_teacher_forced and the crop tests cover the per-step maths")
-    tracker = build(version, weights(version), device, engine=engine)
+    tracker = build(f"nanotrack-{version}", weights(version), device, engine=engine)
     tracker.collect_channels = False
     tracker.init(frames[js["init"]["frame_index"]], js["init"]["init_box_xywh"])
     ref_size = np.array(js["init"]["size_after_init"], float)
@@ -392,7 +392,7 @@ def test_registered_with_reference_hyperparameters():
         assert spec.weights_file == f"nanotrack{v}.pth"
     for v in VERSIONS:
         hp = manifest(v)["tracker_hparams"]
-        p = default_params(v)
+        p = default_params(f"nanotrack-{v}")
         assert (p.penalty_k, p.window_influence, p.lr) == (hp["penalty_k"], hp["window_influence"], hp["lr"])
         assert p.point_stride == hp["point_stride"]
         assert (p.exemplar_size, p.instance_size, p.context_amount) == (

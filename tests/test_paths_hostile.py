@@ -426,3 +426,104 @@ def test_the_window_refuses_to_export_results_over_the_ground_truth(qtbot, tmp_p
     assert _sha(sidecar) == want and _sha(elsewhere) == want_elsewhere
     assert {p for p in added(before, tree(tmp_path)) if not p.startswith("app")} == set()
     assert window.export_results(str(tmp_path / "results.txt"))     # another name is written
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, small file system (tmpfs, 512 kB) that a filler file leaves almost full; skipped
+    where mounting is not allowed (needs root)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.strip()[:120]}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_names_the_file_not_a_bare_errno(tmp_path, capsys, small_video, full_disk):
+    """issue 21 item 9: --out and --video-out on one disk that fills: one line naming the file."""
+    filler = full_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, os.path.getsize(filler) - 4096))   # room for a temporary file, not a video
+    out, vout = full_disk / "b.txt", full_disk / "v.avi"
+    frames = _frames(str(tmp_path / "big"), n=N, size=(640, 480))
+    code = main(["track", os.path.dirname(frames[0]), "--tracker", "csrt", "--box", "20,15,16,12",
+                 "--out", str(out), "--video-out", str(vout)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    # the video is what does not fit (its temporary file fills the disk, before or after the boxes
+    # are written, as the disk's last blocks go): named, said to be a full disk; the boxes are kept
+    assert "v.avi" in err[0] and "[Errno" not in err[0], err
+    assert "No space left" in err[0] or "the disk is full" in err[0], err
+    assert sorted(os.listdir(full_disk)) == ["b.txt", "filler"] and len(out.read_text().splitlines()) == N
+
+
+def test_vot_setup_never_writes_through_a_link_planted_in_the_workspace(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    _vot_workspace_layout(ws)
+    color = tmp_path / "ws2" / "sequences" / "s1" / "color"
+    color.mkdir(parents=True)
+    os.symlink(tmp_path / "outside.jpg", color / "00000001.jpg")               # dangling, pointing out
+    os.symlink(tmp_path / "outside-gt.txt", color.parent / "groundtruth.txt")  # the ground truth itself
+    assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 2
+    assert "leads outside" in _one_line(capsys)
+    os.unlink(color.parent / "groundtruth.txt")
+    assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 0
+    assert not (tmp_path / "outside.jpg").exists() and not (tmp_path / "outside-gt.txt").exists()
+
+
+def test_several_targets_refuse_the_ground_truth_too(tmp_path, capsys, seq_folder):
+    gt = seq_folder / "groundtruth.txt"
+    want = _sha(gt)
+    before = tree(tmp_path)
+    assert main(["track", str(seq_folder), "--tracker", "csrt", "--box", "20,15,16,12", "--box", "2,2,8,8",
+                 "--mot", str(gt)]) == 2
+    assert "is the input" in _one_line(capsys)
+    assert _sha(gt) == want and added(before, tree(tmp_path)) == set()
+
+
+def test_sigkill_during_video_out_leaves_a_part_that_the_next_write_removes(tmp_path):
+    """issue 21 item 8: SIGKILL mid `track --video-out` leaves `.<name>.XXXXXXXX.part.avi` (nothing
+    can run on SIGKILL); the next write to that destination, once the file is stale, removes it."""
+    import signal
+    bag = shared_path("data", "videos", "bag.avi")
+    vout = tmp_path / "out.avi"
+    argv = [sys.executable, os.path.join(ROOT, "main.py"), "track", bag, "--tracker", "csrt",
+            "--box", "292,128,146,132", "--video-out", str(vout)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        parts = []
+        while time.time() < deadline and proc.poll() is None:
+            parts = [n for n in os.listdir(tmp_path) if n.startswith(".out.avi.") and n.endswith(".part.avi")]
+            if parts and os.path.getsize(tmp_path / parts[0]) > 0:
+                break
+            time.sleep(0.05)
+        assert parts and proc.poll() is None, "the run ended before a partial video was seen"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = tmp_path / parts[0]
+    assert left.exists() and not vout.exists()
+    # a fresh one may be another run's, still writing: kept
+    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
+                 "--video-out", str(vout)]) == 0
+    assert left.exists()
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
+                 "--video-out", str(vout)]) == 0
+    assert not left.exists() and sorted(os.listdir(tmp_path)) == ["out.avi"]

@@ -31,7 +31,7 @@ from tests.conftest import net_rtol, shared_path
 from trackers.core.base import TrackingState
 from trackers.families.siamrpn import VARIANTS, make_tracker
 
-FIXTURES = {f"pysot_{v.experiment}": v for v in VARIANTS}
+FIXTURES = {f"pysot_{v.network}": v for v in VARIANTS}
 NETWORK_RTOL = 1e-5      # of max|ref|, README: PyTorch CPU
 SCORE_ATOL = 1e-5
 PRED_BBOX_ATOL = 1e-3    # crop px
@@ -97,7 +97,7 @@ def seeded_network(fx):
     as the rule generated them (computed here so the big state dict is drawn only once)."""
     m = manifest(fx)
     state = seeded_state_dict(m)
-    net = PYSOT_RPN_MODELS[FIXTURES[fx].experiment]()
+    net = PYSOT_RPN_MODELS[FIXTURES[fx].network]()
     load_into(net, state, f"seeded {fx}")
     net.seeded_sha256 = state_dict_sha256(state, [k for k, _, _ in m["state_dict"]])
     return net.eval()

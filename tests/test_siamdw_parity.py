@@ -68,10 +68,10 @@ def _net(fid):
 
 
 def _fc_tracker(fid, frames, network=None):
-    from trackers.families.siamfc import SIAMFC_PLUS_CONFIGS, SiamFCPlusTracker
+    from trackers.families.siamfc import SiamFCPlusTracker, default_params
     d = _fixture(fid)
     name = FC[fid][0]
-    tr = SiamFCPlusTracker(network if network is not None else _net(fid), SIAMFC_PLUS_CONFIGS[name][3](), name)
+    tr = SiamFCPlusTracker(network if network is not None else _net(fid), default_params(name), name)
     tr.start(frames[0], d["json"]["init"]["target_pos"], d["json"]["init"]["target_sz"])
     return tr
 

@@ -201,3 +201,33 @@ def test_compare_writes_both_tracks_equal_to_two_single_runs(weights, sequence_d
         single = tmp_path / f"{name}.txt"
         assert main(["track", *common, "--tracker", name, "--weights", w, "--out", str(single)]) == 0
         assert (tmp_path / f"ab.{name}.txt").read_text() == single.read_text(), name
+
+
+def test_track_set_one_tracker_face_add_remove_and_limit(weights):
+    """The window's TrackSet: with one track exactly its tracker's results; targets added by request
+    share its params; past the limit the box is refused with the reason; removed ids are not reused."""
+    from trackers.core.base import BoxError
+    from trackers.run.track_set import TrackSet
+    frames = synthetic_frames()[:6]
+    alone = nano(weights)
+    ts = TrackSet(nano(weights), "nanotrack-v2", lambda name, w: nano(weights), max_tracks=2)
+    alone.init(frames[0], gt_box(1, 0))
+    ts.init(frames[0], gt_box(1, 0))
+    r = ts.track(frames[1])
+    assert r.box == alone.track(frames[1]).box and "tracks" not in r.extra
+    ts.request_add()
+    ts.init(frames[1], gt_box(2, 1))
+    assert ts.count == 2 and ts.selected == 2 and ts.members[1].tracker.params is ts.params
+    r = ts.track(frames[2])
+    assert r.extra["selected"] == 2 and [v.id for v in r.extra["tracks"]] == [1, 2]
+    assert r.extra["batch"] == 2, "two targets of one tracker run as one batch"
+    assert r.extra["tracks"][0].result.box == alone.track(frames[2]).box
+    ts.request_add()
+    with pytest.raises(BoxError, match="at most 2 targets"):
+        ts.init(frames[2], gt_box(3, 2))
+    ts.remove(2)
+    ts.rename(1, "left")
+    ts.track(frames[3])
+    ts.request_add()
+    ts.init(frames[3], gt_box(3, 3))
+    assert [(m.id, m.name) for m in ts.members] == [(1, "left"), (3, "3")]

@@ -167,12 +167,12 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
     zoo = run("zoo")
     assert zoo.returncode == 0, zoo.stderr
     line = next(l for l in zoo.stdout.splitlines() if l.startswith("nanotrackv2 "))
-    assert line.rstrip().endswith("(bundled)") and os.path.realpath(line.split()[2]).startswith(venv_site)
+    assert line.rstrip().endswith("(shipped with SiamScope)") and os.path.realpath(line.split()[2]).startswith(venv_site)
 
     bench = os.path.dirname(os.path.dirname(video))            # ../shared/data -> its bench beside it
     bench = os.path.join(os.path.dirname(bench), "bench")
     if os.path.isdir(os.path.join(bench, "bag")):
-        scored = run("eval", bench, "--trackers", "siamscope-default", "--max-frames", "5")
+        scored = run("eval", bench, "--trackers", "nanotrack-v2", "--max-frames", "3")
         assert scored.returncode == 0, scored.stderr
         assert re.search(r"^overall\s+\d+ \|\s+[01]\.\d{3}", scored.stdout, re.M), scored.stdout
 

@@ -278,3 +278,16 @@ def test_the_window_shows_a_broken_manifest_as_one_line(qtbot, tmp_path, monkeyp
     dialog = window.open_model_zoo(None, str(tmp_path / "models"))
     qtbot.addWidget(dialog)
     assert dialog.table.rowCount() == 0 and "field 'tracker' is missing" in dialog.message.text()
+
+
+def test_a_link_planted_as_the_sha256_record_is_not_written_through(tmp_path, hostile_server):
+    models, outside = tmp_path / "models", tmp_path / "outside.txt"
+    models.mkdir()
+    outside.write_text("keep")
+    os.symlink(outside, models / "r.pth.sha256")
+    entry = zoo.ZooEntry(name="r", tracker="none", file="r.pth", url=hostile_server + "/good", page="",
+                         source="", licence="")                   # no sha256: one is recorded
+    before = tree(tmp_path)
+    with pytest.raises(zoo.DownloadError, match="sha256 record.*leads outside"):
+        zoo.download(entry, str(models))
+    assert outside.read_text() == "keep" and added(before, tree(tmp_path)) == set()

@@ -100,10 +100,10 @@ class BoxError(ValueError):
     """The initial box is empty or does not overlap the frame."""
 
 
-class UsageError(Exception):
-    """A problem with what the user asked for on the command line: printed as one line, exit code 2.
-    (Here rather than in cli.py so that the commands cli.py lists can raise it without importing
-    cli.py back.)"""
+class InvalidRequest(ValueError):
+    """What was asked for cannot be done as asked (a frame range past the end, a negative thread
+    count): the message says why in one line. The command line prints it as a usage error
+    (trackers/tools/usage.py)."""
 
 
 def validate_box(box, frame_shape) -> Box:

@@ -16,9 +16,11 @@ Engines:
   one graph per target count instead; which one is used is decided once, by running a batch of
   two against two single calls on the same graph.
 
-What is not batchable runs one by one, as `tracker.track(frame)`: trackers with a loop of their
-own (the default tracker's guard, SiamMask's refinement...), a target whose search is widened this
-frame (a lost long-term target), and a group of one.
+The default tracker batches too: its NanoTrack localiser runs in the batch, its guard (decode,
+verification, state) per target in `track_outputs`' hooks. What is not batchable runs one by one,
+through the caller's per-frame step (session.Track.step): trackers whose network takes no batch
+(SiamFC, SiamMask, SiamAttn...), fp16, a target whose search is widened this frame (a lost
+long-term target: a group of its own size), and a group of one.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import hashlib
 import os
 import time
 import weakref
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -244,36 +246,50 @@ class BatchRunner:
                 setattr(net, k, v)
 
 
-def track_batched(runner: BatchRunner, trackers: list, frame: np.ndarray) -> list[TrackResult]:
-    """Track `frame` with every tracker: groups sharing a network as one batch, the rest one by one.
-    Results in the trackers' order; each result's timings carry its share of the batch's network
-    time and `batch` (the group's size)."""
-    results: list[Optional[TrackResult]] = [None] * len(trackers)
+def group_indices(trackers: list) -> list[list[int]]:
+    """The trackers' indices by shared network (group_key); an unbatchable tracker is a group of one."""
     groups: dict = {}
     for i, t in enumerate(trackers):
         key = group_key(t)
         groups.setdefault(key if key is not None else ("single", i), []).append(i)
-    for key, members in groups.items():
-        if key[0] == "single" or len(members) == 1:
-            for i in members:
-                results[i] = trackers[i].track(frame)
+    return list(groups.values())
+
+
+def track_group(runner: BatchRunner, group: list, frame: np.ndarray) -> list[TrackResult]:
+    """One frame for trackers sharing a network: their crops, one batched call, each its own
+    decode. Each result's timings carry its share of the batch's network time, and its
+    extra["batch"] the group's size."""
+    timers = [StageTimer() for _ in group]
+    crops = []
+    for t, timer in zip(group, timers):
+        with timer.stage("crop"):
+            crops.append(t.crop_search(frame, t.search_size()))
+    t0 = time.perf_counter()
+    outs = runner.run(group, [c[0] for c in crops])
+    share = (time.perf_counter() - t0) * 1e3 / len(group)
+    results = []
+    for t, timer, (patch, scale_z, s_x), out in zip(group, timers, crops, outs):
+        timer.ms["network"] = share
+        cls = out["cls"].float().cpu().numpy()
+        loc = out["loc"].float().cpu().numpy()
+        if t.precision != "fp32":
+            check_finite(t, cls, loc)
+        result = t.track_outputs(frame, out, cls, loc, scale_z, s_x, t.search_size(), timer)
+        result.extra["batch"] = len(group)
+        results.append(result)
+    return results
+
+
+def track_batched(runner: BatchRunner, trackers: list, frame: np.ndarray,
+                  single: Callable[[int], TrackResult]) -> list[TrackResult]:
+    """Track `frame` with every tracker: groups sharing a network as one batch (track_group), the
+    others by `single(i)` (the caller's per-frame step: trackers/run/session.py's Track.step).
+    Results in the trackers' order."""
+    results: list[Optional[TrackResult]] = [None] * len(trackers)
+    for members in group_indices(trackers):
+        if len(members) == 1:
+            results[members[0]] = single(members[0])
             continue
-        group = [trackers[i] for i in members]
-        timers = [StageTimer() for _ in group]
-        crops = []
-        for t, timer in zip(group, timers):
-            with timer.stage("crop"):
-                crops.append(t.crop_search(frame, t.search_size()))
-        t0 = time.perf_counter()
-        outs = runner.run(group, [c[0] for c in crops])
-        share = (time.perf_counter() - t0) * 1e3 / len(group)
-        for i, t, timer, (patch, scale_z, s_x), out in zip(members, group, timers, crops, outs):
-            timer.ms["network"] = share
-            cls = out["cls"].float().cpu().numpy()
-            loc = out["loc"].float().cpu().numpy()
-            if t.precision != "fp32":
-                check_finite(t, cls, loc)
-            result = t.track_outputs(frame, out, cls, loc, scale_z, s_x, t.search_size(), timer)
-            result.timings["batch"] = float(len(group))
-            results[i] = result
+        for i, r in zip(members, track_group(runner, [trackers[i] for i in members], frame)):
+            results[i] = r
     return results

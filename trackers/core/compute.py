@@ -174,22 +174,3 @@ def ort_providers() -> list[str]:
         if torch.cuda.is_available():
             providers.insert(0, "CUDAExecutionProvider")
     return providers
-
-
-# -- the command line: `track`, `eval` and `bench` take the same two options ---------------------
-def add_compute_arguments(p) -> None:
-    """--threads and --engine, the same for track, eval and bench (trackers/core/compute.py, engines.py)."""
-    p.add_argument("--threads", type=int, default=0,
-                   help="compute threads for torch, ONNX Runtime and OpenCV (default 0: every core but one)")
-    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
-                   help="what runs the per-frame network (default auto: the one measured fastest here, "
-                        "decided once per model and cached)")
-
-
-def apply_compute(args):
-    """Apply the compute policy --threads asks for; returns it."""
-    from .base import UsageError
-    if args.threads is not None and args.threads < 0:
-        raise UsageError(f"--threads must be 0 (automatic: every core but one) or a positive count, "
-                         f"got {args.threads}")
-    return apply(decide(args.threads))

@@ -20,9 +20,15 @@ own did the same with less generality and no faster: the per-frame cost here ove
 1.4 ms call, both timed on the same bag.avi crop, 2 threads).
 
 The graph is exported once per model and cached on disk (`cache_dir()`), named by a key over the
-weights' sha256, the network class and the source file defining it, the outputs' layout, the input
-shapes, torch's version, the exporter and the opset: a changed checkpoint, network code or torch
-exports anew. A tracker that searches wider while the target is lost (`engine_search_sizes()`:
+weights' sha256, the network class, the source of every module the network's code comes from
+(`source_files()`: each submodule's class hierarchy and the project modules their code refers
+to, so an edit to models/heads.py exports anew), the outputs' layout, the input shapes, torch's
+version, the exporter and the opset. The cache is not trusted blindly: its folder is created 0700
+and is not used when another user owns it or others may write to it; every file in it is written
+to a new temporary file (O_EXCL, never through a link) and renamed into place; each graph has its
+sha256 beside it (`<graph>.onnx.sha256`, checked before ONNX Runtime sees the bytes), and a graph
+or decision file that is damaged, edited or not a plain file is moved aside (`*.bad-<time>`) and
+rebuilt, with one line saying so (`notices()`). A tracker that searches wider while the target is lost (`engine_search_sizes()`:
 SiamRPN++ LT's 831 px, the default tracker's 447 px) gets a graph for that size too; other
 shapes (DaSiamRPN's growing search) run in torch. Further per-frame networks beside the main one
 (`engine_modules()`: the default tracker's stride-8 verification crop) run as `OnnxModule`s in
@@ -37,6 +43,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import sys
+import tempfile
 import time
 import warnings
 from typing import Optional
@@ -54,7 +63,8 @@ ENGINES = ("auto", "torch", "onnxruntime")
 OPSET = 17
 EXPORTER = "torch.onnx.export(dynamo=False)"
 #: bump when the exported graph's layout changes, so old cache files are not reused
-GRAPH_LAYOUT = 1
+#: (2: the key hashes every source module, and graphs carry a sha256 sidecar)
+GRAPH_LAYOUT = 2
 #: timed runs per engine in the `auto` probe (alternating, after one warm-up run each); the fastest counts
 PROBE_RUNS = 5
 #: torch must be this much slower before `auto` leaves it (ties keep the eager reference engine)
@@ -79,6 +89,145 @@ def cache_dir() -> str:
     return os.path.join(xdg, "siamscope", "onnx")
 
 
+
+_said: list = []
+
+
+def _say(message: str) -> None:
+    """One line on stderr, once per process per message; kept for the app (`notices()`)."""
+    if message not in _said:
+        _said.append(message)
+        print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def notices() -> list:
+    """What the cache said in this process (a folder not used, a file moved aside), oldest first:
+    for a window, which has no stderr to read."""
+    return list(_said)
+
+
+def usable_cache_dir() -> Optional[str]:
+    """cache_dir(), created 0700 where it is absent; None (said once) where it cannot be made, is
+    not a folder, belongs to another user, or others may write to it: then everything is exported
+    in memory and nothing is read from or written to it."""
+    path = cache_dir()
+    try:
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.stat(path)
+    except OSError as e:
+        _say(f"ONNX cache {path} cannot be made ({e.strerror or e}): running without the cache")
+        return None
+    why = None
+    if not stat.S_ISDIR(st.st_mode):
+        why = "is not a folder"
+    elif hasattr(os, "getuid") and st.st_uid != os.getuid():
+        why = f"belongs to user id {st.st_uid}, not to you"
+    elif st.st_mode & 0o022:
+        why = f"may be written by others (mode {stat.S_IMODE(st.st_mode):04o}; chmod 700 it to use it)"
+    if why:
+        _say(f"ONNX cache {path} {why}: not used, running without the cache")
+        return None
+    return path
+
+
+def _move_aside(path: str, why: str) -> None:
+    """Rename a damaged cache file (or a link planted in its place: the link, not its target) to
+    `<name>.bad-<time>`, and say so."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = f"{path}.bad-{stamp}"
+    n = 1
+    while os.path.lexists(aside):
+        n += 1
+        aside = f"{path}.bad-{stamp}-{n}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return                       # another process moved it aside first
+    except OSError as e:
+        _say(f"ONNX cache: {path} {why}, and it cannot be moved aside ({e.strerror or e}): not used")
+        return
+    _say(f"ONNX cache: {os.path.basename(path)} {why}: moved aside to {os.path.basename(aside)}, rebuilt")
+
+
+def _read_plain(path: str) -> Optional[bytes]:
+    """The bytes of a regular file, opened without following a link; None where there is no file.
+    Raises ValueError for a link or anything else that is not a plain file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if os.path.islink(path):
+            raise ValueError("is a link, not a file") from None
+        raise ValueError(f"cannot be read ({e.strerror or e})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a plain file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """data into a new temporary file beside `path` (mkstemp: O_EXCL, mode 0600, an unpredictable
+    name, so a planted link is never opened), then renamed over `path` (a link there is replaced,
+    its target untouched). Raises OSError; the temporary file never outlives a failure."""
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _sha256_line(data: bytes, name: str) -> bytes:
+    return f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()   # sha256sum's format: `sha256sum -c` reads it
+
+
+def read_cached_graph(path: str) -> Optional[bytes]:
+    """The graph at `path` when it and its sha256 sidecar agree; None where there is none, or where
+    it was damaged, edited or replaced (then moved aside, said once, to be exported anew)."""
+    try:
+        data = _read_plain(path)
+        if data is None:
+            return None
+        side = _read_plain(path + ".sha256")
+    except ValueError as e:
+        _move_aside(path, str(e))
+        return None
+    if side is None or side != _sha256_line(data, os.path.basename(path)):
+        # (its stale sidecar stays: the export that follows writes the new one before the graph)
+        _move_aside(path, "does not match its sha256 (damaged or edited)" if side is not None
+                    else "has no sha256 beside it")
+        return None
+    return data
+
+
+def write_cached_graph(path: str, data: bytes) -> None:
+    """The graph and its sha256 sidecar, each written atomically; the sidecar first, so a reader
+    that sees the new graph sees its hash too. A cache that cannot be written only costs the
+    export next time."""
+    try:
+        _write_atomic(path + ".sha256", _sha256_line(data, os.path.basename(path)))
+        _write_atomic(path, data)
+    except OSError as e:
+        _say(f"ONNX cache: cannot write {os.path.basename(path)} ({e.strerror or e}): exported again next time")
+
 def weights_sha256(net: torch.nn.Module) -> str:
     """sha256 over the module's parameters and buffers (names, dtypes, shapes, bytes): the loaded
     checkpoint's content, whatever file (or seed, or package) it came from."""
@@ -91,24 +240,77 @@ def weights_sha256(net: torch.nn.Module) -> str:
 
 
 def model_key(net: torch.nn.Module, z_shape, x_shape, track_kwargs: dict) -> str:
-    """What names an exported graph: weights sha256, network class, input shapes, torch version,
-    exporter, opset and graph layout."""
+    """What names an exported graph: weights sha256, network class, the source of every module its
+    code comes from, input shapes, torch version, exporter, opset and graph layout."""
     parts = dict(weights=weights_sha256(net), net=f"{type(net).__module__}.{type(net).__qualname__}",
-                 code=_source_sha256(type(net)),
+                 code=source_sha256(net),
                  z=[int(v) for v in z_shape], x=[int(v) for v in x_shape],
                  kwargs=repr(sorted(track_kwargs.items())), torch=torch.__version__, exporter=EXPORTER,
                  opset=OPSET, layout=GRAPH_LAYOUT)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _source_sha256(cls) -> str:
-    """sha256 of the file that defines the network class: a changed track() exports anew."""
+#: packages whose code is the runtime's, not the network's: torch's version is in the key already
+_RUNTIME_PACKAGES = frozenset({"torch", "builtins", "numpy", "torchvision", "typing", "collections",
+                               "functools", "math", "dataclasses", "abc", "enum"})
+
+
+def source_files(net: torch.nn.Module) -> list:
+    """The source files the network's exported code comes from: the module of every class in each
+    submodule's class hierarchy (net.modules()), this engine's own module, and, followed to a fixed
+    point, the modules those refer to by name (a function imported from models/heads.py, a
+    submodule's module), within the same top-level packages. Sorted paths."""
     import inspect
-    try:
-        with open(inspect.getfile(cls), "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except (OSError, TypeError):
-        return ""
+    import types
+    names = {__name__}
+    for m in net.modules():
+        for cls in type(m).__mro__:
+            names.add(cls.__module__)
+    names = {n for n in names if n and n.split(".")[0] not in _RUNTIME_PACKAGES}
+    tops = {n.split(".")[0] for n in names}
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        mod = sys.modules.get(name)
+        if mod is None:
+            continue
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                # a package's attributes are whatever of it was imported so far: not followed, so
+                # the key is the same in every process
+                ref = None if hasattr(value, "__path__") else value.__name__
+            elif isinstance(value, (type, types.FunctionType)):
+                ref = getattr(value, "__module__", None)
+            else:
+                continue
+            if ref and ref.split(".")[0] in tops and ref not in seen:
+                todo.append(ref)
+    files = set()
+    for name in seen:
+        mod = sys.modules.get(name)
+        try:
+            files.add(os.path.abspath(inspect.getsourcefile(mod) or inspect.getfile(mod)))
+        except (TypeError, OSError):
+            pass                     # a built-in or namespace module has no source of its own
+    return sorted(files)
+
+
+def source_sha256(net: torch.nn.Module) -> str:
+    """sha256 over the bytes of every file in source_files(net), each with its name: any edit to
+    code the network runs exports anew."""
+    h = hashlib.sha256()
+    for path in source_files(net):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = b""
+        h.update(f"{os.path.basename(path)}|{len(data)}|".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 def _own_attrs(net: torch.nn.Module) -> dict:
@@ -134,12 +336,18 @@ def _state_attrs(net: torch.nn.Module) -> dict:
 
 
 def export_cached(module: torch.nn.Module, args: tuple, input_names: list, output_names: list, path: str,
-                  use_cache: bool = True, dynamic_axes: Optional[dict] = None):
-    """The ONNX graph of `module(*args)`: the cached file at `path` when there is one, else exported
-    (and written there atomically when `use_cache`). Returns a path or the graph's bytes.
-    `dynamic_axes` (torch.onnx's) leaves axes free: the batched graph's batch (core/batching.py)."""
-    if use_cache and os.path.isfile(path):
-        return path
+                  use_cache: bool = True, dynamic_axes: Optional[dict] = None) -> bytes:
+    """The ONNX graph of `module(*args)`, as bytes: the cached file at `path` where it is there and
+    matches its sha256 (read_cached_graph), else exported (and, when `use_cache` and the cache
+    folder is usable, written there with its sha256). The bytes checked are the bytes ONNX
+    Runtime gets: the file is never reopened after its check. `dynamic_axes` (torch.onnx's) leaves
+    axes free: the batched graph's batch (core/batching.py)."""
+    if use_cache and os.path.dirname(os.path.abspath(path)) == os.path.abspath(cache_dir()):
+        use_cache = usable_cache_dir() is not None   # (a caller's own folder is the caller's to check)
+    if use_cache:
+        data = read_cached_graph(path)
+        if data is not None:
+            return data
     import io
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -148,14 +356,7 @@ def export_cached(module: torch.nn.Module, args: tuple, input_names: list, outpu
                           opset_version=OPSET, dynamo=False, dynamic_axes=dynamic_axes)
     data = buf.getvalue()
     if use_cache:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)   # another process exporting the same graph races harmlessly
-        except OSError:
-            pass                    # a read-only cache only costs the export next time
+        write_cached_graph(path, data)   # another process exporting the same graph races harmlessly
     return data
 
 
@@ -169,6 +370,48 @@ def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: 
         from models.device import ort_session
         return ort_session(model, opts, torch.device(device))
     return ort.InferenceSession(model, opts, providers=compute.ort_providers())
+
+
+def cpu_session(model, policy: Optional[compute.ComputePolicy] = None, options=None):
+    """An ONNX Runtime session on the CPU provider alone, following the compute policy (for work that
+    stays on the CPU whatever the machine has: the floor's trunk, the trainers' feature extraction).
+    `options`: session options made from the policy and amended by the caller (`bench --profile`
+    turns profiling on), instead of the policy's own."""
+    import onnxruntime as ort
+    opts = options if options is not None else compute.ort_session_options(policy)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+class FeatureGraph:
+    """A frozen feature module's `forward(x)` (a tensor, or a tuple of tensors, out) on ONNX Runtime's
+    CPU provider, for any batch size and, with `any_size`, any crop size: the floor's trunk and the
+    trainers' feature extractors. Exported in memory once per instance (`graph`: the ONNX bytes,
+    reusable for another session) and run with the compute policy's session options; `(B, 3, H, W)`
+    float32 arrays in, float32 arrays out."""
+
+    def __init__(self, module: torch.nn.Module, example_shape: tuple, output_names: list,
+                 any_size: bool = False, policy: Optional[compute.ComputePolicy] = None,
+                 graph: Optional[bytes] = None):
+        self.output_names = list(output_names)
+        if graph is None:
+            graph = self.export(module, example_shape, self.output_names, any_size)
+        self.graph = graph
+        self.session = cpu_session(graph, policy)
+
+    @staticmethod
+    def export(module: torch.nn.Module, example_shape: tuple, output_names: list, any_size: bool = False) -> bytes:
+        import io
+        axes = {0: "b", 2: "h", 3: "w"} if any_size else {0: "b"}
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")    # the tracer's notes on padding arithmetic, constant per size
+            torch.onnx.export(module.cpu().eval(), torch.zeros(*example_shape), buf, input_names=["x"],
+                              output_names=list(output_names), opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"x": axes, **{n: axes for n in output_names}})
+        return buf.getvalue()
+
+    def __call__(self, x: np.ndarray) -> list:
+        return self.session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})
 
 
 class OnnxModule:
@@ -411,25 +654,42 @@ def _decisions_path() -> str:
     return os.path.join(cache_dir(), "auto_engine.json")
 
 
+def _valid_decision(value) -> bool:
+    return (isinstance(value, dict) and value.get("engine") in ("torch", "onnxruntime")
+            and all(isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool)
+                    for k in ("torch_ms", "onnxruntime_ms")))
+
+
 def _read_decisions() -> dict:
-    try:
-        with open(_decisions_path()) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+    """The `auto` decisions, whatever the file holds: a file that is not a JSON object (or not a
+    plain file) is moved aside and said once; entries that are not decisions are left out."""
+    folder = usable_cache_dir()
+    if folder is None:
         return {}
+    path = _decisions_path()
+    try:
+        raw = _read_plain(path)
+        if raw is None:
+            return {}
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        why = str(e) if str(e).startswith(("is ", "holds ", "cannot ")) else "is not valid JSON"
+        _move_aside(path, why)
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and _valid_decision(v)}
 
 
 def _write_decision(key: str, decision: dict) -> None:
+    if usable_cache_dir() is None:
+        return
+    data = _read_decisions()
+    data[key] = decision
     try:
-        data = _read_decisions()
-        data[key] = decision
-        os.makedirs(cache_dir(), exist_ok=True)
-        tmp = f"{_decisions_path()}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, _decisions_path())
-    except OSError:
-        pass
+        _write_atomic(_decisions_path(), json.dumps(data, indent=1, sort_keys=True).encode())
+    except OSError as e:
+        _say(f"ONNX cache: cannot write auto_engine.json ({e.strerror or e}): measured again next time")
 
 
 def probe(engine: OnnxEngine, net: torch.nn.Module, runs: int = PROBE_RUNS) -> dict:
@@ -550,7 +810,7 @@ class EngineMixin:
             key = f"{model_key(self.network, z_shape, x_shape, self.engine_track_kwargs())}" \
                   f"|threads={policy.threads}"
             cached = _read_decisions().get(key)
-            if cached and cached.get("engine") == "torch":
+            if cached and cached["engine"] == "torch":
                 self.engine_probe = dict(cached, cached=True)
                 return self.engine_name
         try:
@@ -559,13 +819,15 @@ class EngineMixin:
         except (EngineError, DeviceError):
             raise                            # a CUDA provider that cannot run says so, as in torch
         except Exception as e:  # noqa: BLE001 - an export the exporter cannot do: say which, keep torch
+            why = f"{getattr(self, 'name', type(self).__name__)}: ONNX export failed " \
+                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
             if choice == "onnxruntime":
-                raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export failed "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+                raise EngineError(why) from e
+            _say(f"{why}: auto runs torch")      # not silently: a slower engine is news
             return self.engine_name
         if choice == "auto":
             cached = _read_decisions().get(key)
-            if cached and cached.get("engine") == "onnxruntime":
+            if cached and cached["engine"] == "onnxruntime":
                 self.engine_probe = dict(cached, cached=True)
             else:
                 saved = _own_attrs(self.network)

@@ -1,18 +1,32 @@
-"""Every tracker SiamScope offers, by short stable name.
+"""Every tracker SiamScope offers, by short stable name: the mechanism, naming no tracker.
 
 A TrackerSpec says how to build the tracker (from a checkpoint where it needs one) and where its
 published weights come from. The GUI's picker, `python main.py trackers` and `track --tracker`
-all read this one table. Tracker modules register themselves at import (see `_MODULES`).
+all read this one table. What fills it:
+
+* catalogues added with `add_catalogue()`: the project's own trackers come from the declared list
+  in trackers/families/__init__.py (importing that package adds it; nothing here names a family);
+* third-party packages, through the entry-point group `siamscope.trackers` (docs/plugins.md): each
+  entry point names a TrackerSpec, a list of them, or a module with a `TRACKERS` list.
+
+A catalogue or plugin that fails to load must not take the others down: its error is kept in
+IMPORT_ERRORS (one line each, which `trackers` and the app's picker show) and the rest load.
+
+A family's variants are data in one idiom: a table of `Variant` rows (name, title, params,
+weights), turned into specs by `variant_specs()`.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from .base import Tracker
 from .paths import RESOURCES_DIR
+
+#: the entry-point group third-party trackers register under (pyproject.toml:
+#: [project.entry-points."siamscope.trackers"] my-tracker = "my_package.tracker:TRACKERS")
+ENTRY_POINT_GROUP = "siamscope.trackers"
 
 
 @dataclasses.dataclass
@@ -32,10 +46,8 @@ class TrackerSpec:
     # resources/): what a run's provenance names when no checkpoint was given
     builtin_weights: str = ""
     default_engine: Optional[str] = None   # engine when none is asked for (None: what build() gives)
-    # a tracker trained and shipped here that has not beaten the training-free floor on the SRE
-    # validation table: why, with its figure (empty: not experimental). The picker, `trackers`
-    # and `zoo` show it (`experimental_label`).
-    experimental: str = ""
+    note: str = ""                 # a caveat shown with the tracker (why it is experimental, ...)
+    experimental: bool = False     # not (yet) validated: listed, but labelled so
 
     def make_params(self):
         """A fresh instance of this tracker's default hyper-parameters."""
@@ -43,29 +55,61 @@ class TrackerSpec:
 
 
 def experimental_label(spec: TrackerSpec) -> str:
-    """'experimental: <why, with its figure>' for an experimental tracker, '' otherwise."""
-    return f"experimental: {spec.experimental}" if spec.experimental else ""
+    """'experimental: <its note>' for an experimental tracker (issue 22.6: trained here and not shown
+    to beat the training-free floor on the SRE validation table; the note gives its figure), ''
+    otherwise. The picker, `trackers` and `zoo` show it."""
+    if not spec.experimental:
+        return ""
+    return f"experimental: {spec.note}" if spec.note else "experimental"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of a family's table of trackers: what differs between the variants of one family,
+    as data. `params` are the variant's values where they differ from its params dataclass's
+    defaults (the reference config the dataclass carries); `weights` the published checkpoint file.
+    The optional columns default to the table's (`variant_specs`)."""
+
+    name: str
+    title: str
+    params: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    weights: str = ""
+    network: str = ""              # the family's own key for the network (a pysot experiment, a version)
+    family: str = ""               # display family where it is not the table's
+    params_type: Optional[type] = None   # where the variant's knobs are another dataclass (more fields)
+    description: str = ""
+    note: str = ""
+    experimental: bool = False
+
+    def make_params(self, params_type: type, **overrides):
+        """The variant's default parameters (`overrides` on top)."""
+        return (self.params_type or params_type)(**{**self.params, **overrides})
+
+
+def variant_specs(variants: Sequence[Variant], *, family: str, params_type: type,
+                  build: Callable[..., Tracker], description: str = "", **spec_fields) -> list[TrackerSpec]:
+    """TrackerSpecs of a family's variant table. `build(name, weights, device)` is the family's one
+    builder, called with the variant's name; `spec_fields` are TrackerSpec fields shared by the rows
+    (needs_weights, builtin_weights, default_engine)."""
+    specs = []
+    for v in variants:
+        ptype = v.params_type or params_type
+        specs.append(TrackerSpec(
+            name=v.name, title=v.title, family=v.family or family,
+            build=(lambda weights=None, device="cpu", _n=v.name: build(_n, weights, device)),
+            params_type=ptype,
+            default_params=(lambda _v=v, _t=ptype: _v.make_params(_t)) if v.params else None,
+            weights_file=v.weights, description=v.description or description, note=v.note,
+            experimental=v.experimental, **spec_fields))
+    return specs
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}
-
-# Modules that define trackers; each calls register() at import. A module that fails to import
-# (a tracker under construction) must not take the others down, so failures are kept and reported.
-_MODULES = [
-    "trackers.families.nanotrack",
-    "trackers.families.siamrpn",
-    "trackers.families.siamfc",
-    "trackers.families.siamdw",
-    "trackers.families.dasiamrpn",
-    "trackers.families.siammask",
-    "trackers.families.siamattn",
-    "trackers.families.floor",
-    "trackers.families.effnet",
-    "trackers.families.default",
-    "trackers.families.opencv_trackers",
-]
+#: what failed to load, one line each: {catalogue or plugin: error}
 IMPORT_ERRORS: dict[str, str] = {}
-_loaded = False
+_CATALOGUES: list[tuple[str, Callable[[], Iterable[TrackerSpec]]]] = []
+_read: set[str] = set()       # catalogues read so far
+_plugins_read = False
 
 
 def register(spec: TrackerSpec) -> TrackerSpec:
@@ -73,19 +117,54 @@ def register(spec: TrackerSpec) -> TrackerSpec:
     return spec
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _MODULES:
+def add_catalogue(name: str, catalogue: Callable[[], Iterable[TrackerSpec]]) -> None:
+    """Add a source of trackers, read once, when the registry is next asked: `catalogue()`
+    returns the specs."""
+    if all(n != name for n, _ in _CATALOGUES):
+        _CATALOGUES.append((name, catalogue))
+
+
+def _specs_of(obj) -> list[TrackerSpec]:
+    """What an entry point names: a TrackerSpec, a list of them, or a module with TRACKERS."""
+    obj = getattr(obj, "TRACKERS", obj)
+    specs = [obj] if isinstance(obj, TrackerSpec) else list(obj)
+    for s in specs:
+        if not isinstance(s, TrackerSpec):
+            raise TypeError(f"expected TrackerSpec objects, got {type(s).__name__}")
+    return specs
+
+
+def plugin_catalogue() -> list[TrackerSpec]:
+    """The trackers third-party packages declare in the `siamscope.trackers` entry-point group.
+    A plugin that fails to load goes to IMPORT_ERRORS; the others still load."""
+    from importlib.metadata import entry_points
+    specs = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+            specs += _specs_of(ep.load())
+        except Exception as e:  # noqa: BLE001 - a broken plugin is reported, the app carries on
+            IMPORT_ERRORS[f"plugin {ep.name} ({ep.value})"] = f"{type(e).__name__}: {e}"
+    return specs
+
+
+def _load_all() -> None:
+    global _plugins_read
+    sources = [(n, c) for n, c in _CATALOGUES if n not in _read]
+    if not _plugins_read:
+        _plugins_read = True
+        sources.append(("plugins", plugin_catalogue))
+    for name, catalogue in sources:
+        _read.add(name)
+        try:
+            specs = list(catalogue())
         except Exception as e:  # noqa: BLE001 - report, keep the other trackers usable
-            IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+            IMPORT_ERRORS[name] = f"{type(e).__name__}: {e}"
+            continue
+        for spec in specs:
+            if spec.name in _REGISTRY:   # a plugin does not replace a tracker of the project's
+                IMPORT_ERRORS[f"{name}: {spec.name}"] = f"the name {spec.name!r} is taken; not registered"
+                continue
+            register(spec)
 
 
 def all_trackers() -> list[TrackerSpec]:
@@ -96,6 +175,8 @@ def all_trackers() -> list[TrackerSpec]:
 def get(name: str) -> TrackerSpec:
     _load_all()
     if name not in _REGISTRY:
+        if not _CATALOGUES:    # a program that never imported the catalogue (trackers.families)
+            raise KeyError(f"unknown tracker {name!r}: no catalogue of trackers was added (import trackers.families)")
         raise KeyError(f"unknown tracker {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
@@ -129,10 +210,15 @@ def find_weights(spec: TrackerSpec) -> Optional[str]:
     return find_file(spec.weights_file) or shipped_file(spec.weights_file)
 
 
-#: what a run uses when no tracker is named, in order: the default (NanoTrack v2 under the long-term
-#: guard, chosen on the leave-one-video-out table; NanoTrack v2's checkpoint ships in the package),
-#: else the EfficientNet tracker trained here, should the bundled checkpoint have been removed
-PREFERRED_TRACKERS = ("siamscope-default", "siamscope-effnet")
+#: what a run uses when no tracker is named, in order (the catalogue says: `prefer`); the first
+#: ready one wins, else the first ready tracker
+PREFERRED_TRACKERS: tuple[str, ...] = ()
+
+
+def prefer(*names: str) -> None:
+    """Declare the trackers a run uses when none is named, in order of preference."""
+    global PREFERRED_TRACKERS
+    PREFERRED_TRACKERS = tuple(names)
 
 
 def ready(spec: TrackerSpec) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -115,6 +115,16 @@ class Decoded:
     box: Box                # returned box (x, y, w, h)
 
 
+class Candidates(NamedTuple):
+    """Every cell's candidate of one frame, scored (SiameseRPNTracker.candidates)."""
+
+    score: np.ndarray       # (N,) foreground probability, as the decoder gives it
+    pred_bbox: np.ndarray   # (4, N) cx, cy, w, h, crop pixels relative to the crop centre
+    best: int               # the chosen cell
+    penalty: np.ndarray     # (N,) size / aspect change penalty
+    pscore: np.ndarray      # (N,) the ranked score after penalty and window
+
+
 @dataclasses.dataclass
 class SearchContext:
     """One frame's search, as the template's hooks see it."""
@@ -126,6 +136,7 @@ class SearchContext:
     instance_size: int           # search crop side in crop pixels
     frame_shape: tuple
     notes: dict = dataclasses.field(default_factory=dict)   # what a variant's hooks hand each other
+    frame: Optional[np.ndarray] = None   # the frame itself (the guard verifies candidates on it)
 
 
 class SiameseRPNTracker(EngineMixin, Tracker):
@@ -182,19 +193,30 @@ class SiameseRPNTracker(EngineMixin, Tracker):
     def run_network(self, patch: np.ndarray) -> dict:
         return self.network_track(self._tensor(patch))
 
-    def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
+    def candidates(self, cls: np.ndarray, loc: np.ndarray, scale_z: float,
+                   window_influence: Optional[float] = None,
+                   rescore: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Candidates:
+        """The one candidate scoring of every RPN-type decode: each cell's foreground score and box
+        from the decoder, then the size / aspect change penalty against the current size, the
+        cosine window, and the best cell. `window_influence` replaces the params' (a lost
+        tracker's flatter window); `rescore(score)` is what is ranked instead of the score itself
+        (DaSiamRPN's distractor term, the guard's appearance mix)."""
         p = self.params
-        S = cls.shape[-1]
         score = self.decoder.score(cls)
         pred_bbox = self.decoder.boxes(loc)
-        window = self._window(S)
-        best, penalty, pscore = D.pick_best(score, pred_bbox, self.size * scale_z, p.penalty_k,
-                                            window, p.window_influence)
-        bbox_delta = pred_bbox[:, best] / scale_z
-        lr = penalty[best] * score[best] * p.lr
+        ranked = score if rescore is None else rescore(score)
+        best, penalty, pscore = D.pick_best(
+            ranked, pred_bbox, self.size * scale_z, p.penalty_k, self._window(cls.shape[-1]),
+            p.window_influence if window_influence is None else window_influence)
+        return Candidates(score, pred_bbox, best, penalty, pscore)
+
+    def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
+        c = self.candidates(cls, loc, scale_z)
+        bbox_delta = c.pred_bbox[:, c.best] / scale_z
+        lr = c.penalty[c.best] * c.score[c.best] * self.params.lr
         cx, cy, w, h = D.smooth_update(self.center, self.size, bbox_delta, lr)
         cx, cy, w, h = D.clip_box(cx, cy, w, h, frame_shape)
-        return Decoded(score, pred_bbox, penalty, pscore, best, float(lr), bbox_delta,
+        return Decoded(c.score, c.pred_bbox, c.penalty, c.pscore, c.best, float(lr), bbox_delta,
                        (cx, cy), (w, h), (cx - w / 2, cy - h / 2, w, h))
 
     def _window(self, score_size: int) -> np.ndarray:
@@ -244,7 +266,7 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         """The frame after its network call: decode -> refine -> state update -> result. track()
         runs it on its own call; the batched step (core/batching.py) on this target's share of a
         batch."""
-        ctx = SearchContext(out, scale_z, s_x, self.center.copy(), instance_size, frame.shape)
+        ctx = SearchContext(out, scale_z, s_x, self.center.copy(), instance_size, frame.shape, frame=frame)
         with timer.stage("decode"):
             step = self.decode_step(cls, loc, ctx)
         step = self.refine_step(step, ctx, timer)

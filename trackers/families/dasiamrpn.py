@@ -39,18 +39,19 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.dasiamrpn import VARIANTS, DaSiamRPN
+from models.dasiamrpn import VARIANTS as NETWORKS
+from models.dasiamrpn import DaSiamRPN
 
 from ..core import decode as D
 from ..core.base import Box, StageTimer, TrackingState, TrackResult, param, validate_box
 from ..core.crop import channel_average, get_subwindow, py2_round
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 
 @dataclasses.dataclass
 class DaSiamRPNParams(RPNParams):
-    """Defaults: SiamRPNBIG.cfg over run_SiamRPN.py:TrackerConfig (see DEFAULT_PARAMS for the others)."""
+    """Defaults: SiamRPNBIG.cfg over run_SiamRPN.py:TrackerConfig (see VARIANTS for the others)."""
 
     penalty_k: float = 0.055
     window_influence: float = 0.42
@@ -86,15 +87,23 @@ class DaSiamRPNParams(RPNParams):
                                          range=(0.0, 1.0))
 
 
-DEFAULT_PARAMS = {
-    "big": dict(lr=0.295, window_influence=0.42, penalty_k=0.055, instance_size=271, adaptive=True),
-    "vot": dict(lr=0.45, window_influence=0.44, penalty_k=0.04, instance_size=271, adaptive=False),
-    "otb": dict(lr=0.30, window_influence=0.40, penalty_k=0.22, instance_size=271, adaptive=False),
-}
+#: the variants: run_SiamRPN.py's TrackerConfig as each released model's test set it (`network`: the
+#: models/dasiamrpn.py variant); DaSiamRPNParams' defaults are SiamRPNBIG's
+VARIANTS = (
+    Variant("dasiamrpn-big", "DaSiamRPN (SiamRPNBIG)", {}, NETWORKS["big"].weights_file, network="big"),
+    Variant("dasiamrpn-vot", "DaSiamRPN (SiamRPNvot)", dict(lr=0.45, window_influence=0.44, penalty_k=0.04,
+                                                            adaptive=False),
+            NETWORKS["vot"].weights_file, network="vot"),
+    Variant("dasiamrpn-otb", "DaSiamRPN (SiamRPNotb)", dict(lr=0.30, window_influence=0.40, penalty_k=0.22,
+                                                            adaptive=False),
+            NETWORKS["otb"].weights_file, network="otb"),
+)
+VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
 
 def default_params(variant: str, **overrides) -> DaSiamRPNParams:
-    return DaSiamRPNParams(**{**DEFAULT_PARAMS[variant], **overrides})
+    """A variant's default parameters ("big", "vot", "otb"), `overrides` on top."""
+    return VARIANT_BY_NAME[f"dasiamrpn-{variant}"].make_params(DaSiamRPNParams, **overrides)
 
 
 def crop_py2(frame: np.ndarray, pos, model_sz: int, original_sz: float, avg_chans) -> np.ndarray:
@@ -177,17 +186,13 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         """tracker_eval + the clamp of SiamRPN_track. `distractor_term` (N,) is subtracted (times
         alpha_hat) from the score before penalty and window; None = the reference."""
         p = self.params
-        S = cls.shape[-1]
-        score = self.decoder.score(cls)
-        pred_bbox = self.decoder.boxes(loc)
-        size_scaled = self.size * scale_z
-        ranked = score if distractor_term is None else score - p.distractor_weight * distractor_term
-        wi = p.window_influence if window_influence is None else window_influence
-        best, penalty, pscore = D.pick_best(ranked, pred_bbox, size_scaled, p.penalty_k, self._window(S), wi)
+        score, pred_bbox, best, penalty, pscore = self.candidates(
+            cls, loc, scale_z, window_influence,
+            rescore=None if distractor_term is None else (lambda s: s - p.distractor_weight * distractor_term))
         bbox_delta = pred_bbox[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
         # the reference smooths the size it scaled by scale_z and divides back
-        cx, cy, w, h = D.smooth_update(self.center, size_scaled / scale_z, bbox_delta, lr)
+        cx, cy, w, h = D.smooth_update(self.center, self.size * scale_z / scale_z, bbox_delta, lr)
         cx, cy, w, h = D.clip_box(cx, cy, w, h, frame_shape)
         return Decoded(score, pred_bbox, penalty, pscore, best, float(lr), bbox_delta,
                        (cx, cy), (w, h), (cx - w / 2, cy - h / 2, w, h))
@@ -323,22 +328,14 @@ def load_dasiamrpn(variant: str, weights: str) -> DaSiamRPN:
     return net.eval()
 
 
-def _builder(variant: str, name: str):
-    def build(weights: Optional[str], device: str = "cpu") -> DaSiamRPNTracker:
-        if weights is None:
-            raise CheckpointError(f"{name} needs its checkpoint {VARIANTS[variant].weights_file}")
-        return DaSiamRPNTracker(load_dasiamrpn(variant, weights), default_params(variant), name=name,
-                                device=device)
-    return build
+def build(name: str, weights: Optional[str], device: str = "cpu") -> DaSiamRPNTracker:
+    v = VARIANT_BY_NAME[name]
+    if weights is None:
+        raise CheckpointError(f"{name} needs its checkpoint {v.weights}")
+    return DaSiamRPNTracker(load_dasiamrpn(v.network, weights), default_params(v.network), name=name, device=device)
 
 
-_TITLES = {"big": "DaSiamRPN (SiamRPNBIG)", "vot": "DaSiamRPN (SiamRPNvot)", "otb": "DaSiamRPN (SiamRPNotb)"}
-
-for _variant in ("big", "vot", "otb"):
-    _name = f"dasiamrpn-{_variant}"
-    register(TrackerSpec(
-        name=_name, title=_TITLES[_variant], family="DaSiamRPN", build=_builder(_variant, _name),
-        params_type=DaSiamRPNParams, default_params=(lambda _v=_variant: default_params(_v)),
-        weights_file=VARIANTS[_variant].weights_file,
-        description="SiamRPN with up-channel cross-correlation, distractor-aware re-ranking and "
-                    "local-to-global search on loss (foolwood/DaSiamRPN)"))
+TRACKERS = variant_specs(
+    VARIANTS, family="DaSiamRPN", params_type=DaSiamRPNParams, build=build,
+    description="SiamRPN with up-channel cross-correlation, distractor-aware re-ranking and "
+                "local-to-global search on loss (foolwood/DaSiamRPN)")

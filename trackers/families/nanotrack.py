@@ -13,7 +13,7 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.nanotrack import NanoTrack, detect_version
 
 from ..core.base import param
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import PointDecoder, RPNParams, SiameseRPNTracker
 
 
@@ -33,16 +33,21 @@ class NanoTrackParams(RPNParams):
                                   "the network)", live=False)
 
 
-#: the reference configs' TRACK values per version
-DEFAULT_PARAMS = {
-    "v1": dict(penalty_k=0.148, window_influence=0.462, lr=0.390),
-    "v2": dict(penalty_k=0.15, window_influence=0.49, lr=0.385),
-    "v3": dict(penalty_k=0.138, window_influence=0.455, lr=0.348),
-}
+#: the variants: the reference configs' TRACK values where they are not NanoTrackParams' defaults
+#: (configv2.yaml's); `network` is the NanoTrack version models/nanotrack.py builds
+VARIANTS = (
+    Variant("nanotrack-v1", "NanoTrack V1 (MobileNetV3-small, BAN v1)",
+            dict(penalty_k=0.148, window_influence=0.462, lr=0.390), "nanotrackv1.pth", network="v1"),
+    Variant("nanotrack-v2", "NanoTrack V2 (MobileNetV3-small, BAN v2)", {}, "nanotrackv2.pth", network="v2"),
+    Variant("nanotrack-v3", "NanoTrack V3 (MobileNetV3-small+, BAN v3)",
+            dict(penalty_k=0.138, window_influence=0.455, lr=0.348), "nanotrackv3.pth", network="v3"),
+)
+VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
 
-def default_params(version: str) -> NanoTrackParams:
-    return NanoTrackParams(**DEFAULT_PARAMS[version])
+def default_params(name: str) -> NanoTrackParams:
+    """A variant's default parameters, by tracker name ("nanotrack-v1")."""
+    return VARIANT_BY_NAME[name].make_params(NanoTrackParams)
 
 
 def load_nanotrack(version: str, weights: str) -> NanoTrack:
@@ -61,7 +66,7 @@ def load_nanotrack(version: str, weights: str) -> NanoTrack:
 class NanoTracker(SiameseRPNTracker):
     """SiameseRPNTracker with a point decoder and a lean per-frame network call.
 
-    The engine is the one every tracker has (trackers/engines.py): "onnxruntime" runs the search
+    The engine is the one every tracker has (trackers/core/engines.py): "onnxruntime" runs the search
     branch (backbone + BAN head, the template state fed as graph inputs) in one ONNX Runtime
     session, about 3x eager torch on the CPU at this network's size; "auto" (default) keeps what
     is measured faster here; "torch" the module. The template is always computed by the torch
@@ -103,22 +108,16 @@ class NanoTracker(SiameseRPNTracker):
             super().init(frame, box)
 
 
-def build(version: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
+def build(name: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
+    """The NanoTrack variant `name` ("nanotrack-v2") on the checkpoint `weights`."""
+    v = VARIANT_BY_NAME[name]
     if weights is None:
-        raise CheckpointError(f"nanotrack-{version} needs a checkpoint (nanotrack{version}.pth)")
-    net = load_nanotrack(version, weights)
-    return NanoTracker(net, default_params(version), name=f"nanotrack-{version}", device=device, engine=engine)
+        raise CheckpointError(f"{name} needs a checkpoint ({v.weights})")
+    net = load_nanotrack(v.network, weights)
+    return NanoTracker(net, default_params(name), name=name, device=device, engine=engine)
 
 
-_TITLES = {"v1": "NanoTrack V1 (MobileNetV3-small, BAN v1)",
-           "v2": "NanoTrack V2 (MobileNetV3-small, BAN v2)",
-           "v3": "NanoTrack V3 (MobileNetV3-small+, BAN v3)"}
-
-for _v in ("v1", "v2", "v3"):
-    register(TrackerSpec(
-        name=f"nanotrack-{_v}", title=_TITLES[_v], family="NanoTrack",
-        build=(lambda weights=None, device="cpu", _v=_v: build(_v, weights, device)),
-        params_type=NanoTrackParams, default_params=(lambda _v=_v: default_params(_v)), needs_weights=True, weights_file=f"nanotrack{_v}.pth",
-        description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
-                    "pixel-wise correlation + channel attention head."))
-
+TRACKERS = variant_specs(
+    VARIANTS, family="NanoTrack", params_type=NanoTrackParams, build=build,
+    description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
+                "pixel-wise correlation + channel attention head.")

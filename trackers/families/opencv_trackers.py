@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..core.base import Box, BoxError, StageTimer, TrackResult, Tracker, TrackingState, param, validate_box
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 
 NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
 NANO_HEAD = "nanotrackv2_head_sim.onnx"
@@ -208,14 +208,23 @@ def nano_onnx_pair(weights: str) -> tuple[str, str]:
     return os.path.join(d, NANO_BACKBONE), os.path.join(d, NANO_HEAD)
 
 
-register(TrackerSpec(
-    name="csrt", title="CSRT (OpenCV, correlation filter)", family="OpenCV",
-    build=lambda weights=None, device="cpu": CSRTTracker(), params_type=CSRTParams, needs_weights=False,
-    description="OpenCV's CSRT discriminative correlation filter: a non-Siamese anchor for eval."))
+VARIANTS = (
+    Variant("csrt", "CSRT (OpenCV, correlation filter)", params_type=CSRTParams,
+            description="OpenCV's CSRT discriminative correlation filter: a non-Siamese anchor for eval."),
+    # needs a checkpoint: the two ONNX files are a download like any checkpoint (the zoo lists them)
+    Variant("opencv-nanotrack", "NanoTrack v2 (OpenCV DNN, ONNX)", weights=NANO_BACKBONE,
+            params_type=OpenCVNanoParams,
+            description="cv2.TrackerNano on the published NanoTrack v2 ONNX files: an independent NanoTrack."),
+)
 
-register(TrackerSpec(
-    # needs_weights: the two ONNX files are a download like any checkpoint (the zoo lists them)
-    name="opencv-nanotrack", title="NanoTrack v2 (OpenCV DNN, ONNX)", family="OpenCV",
-    build=lambda weights=None, device="cpu": OpenCVNanoTracker(*nano_onnx_pair(weights)),
-    params_type=OpenCVNanoParams, weights_file=NANO_BACKBONE,
-    description="cv2.TrackerNano on the published NanoTrack v2 ONNX files: an independent NanoTrack."))
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> OpenCVTracker:
+    if name == "csrt":
+        return CSRTTracker()
+    return OpenCVNanoTracker(*nano_onnx_pair(weights))
+
+
+TRACKERS = [
+    *variant_specs(VARIANTS[:1], family="OpenCV", params_type=CSRTParams, build=build, needs_weights=False),
+    *variant_specs(VARIANTS[1:], family="OpenCV", params_type=OpenCVNanoParams, build=build),
+]

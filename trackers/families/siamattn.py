@@ -28,7 +28,7 @@ from models.siamattn import SiamAttn, SiamAttnConfig, apply_box_deltas, build_si
 from ..core import decode as D
 from ..core.base import StageTimer, TrackResult, param
 from ..core.paths import RESOURCES_DIR
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, RPNParams, SearchContext, SiameseRPNTracker
 
 SEED_PREFIX = "seed:"
@@ -190,14 +190,15 @@ def paste_mask(prob: np.ndarray, roi, crop_center: float, scale_z: float, frame_
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
-def build(weights: Optional[str], device: str = "cpu", params: Optional[SiamAttnParams] = None) -> SiamAttnTracker:
+def build(name: str, weights: Optional[str], device: str = "cpu",
+          params: Optional[SiamAttnParams] = None) -> SiamAttnTracker:
     if weights is None and os.path.isfile(WEIGHTS):
         weights = WEIGHTS
     if weights is None:
         raise CheckpointError("siamattn needs its checkpoint siamattn_effnet.pth (from the project's training "
                               "pipeline), or seed:N for a seeded random network")
     net = load_siamattn(str(weights))
-    return SiamAttnTracker(net, params or SiamAttnParams(), name="siamattn", device=device)
+    return SiamAttnTracker(net, params or SiamAttnParams(), name=name, device=device)
 
 
 #: issue 22.6: trained here, not shown to beat the training-free floor (effnet-siamfc-floor) on the
@@ -205,10 +206,12 @@ def build(weights: Optional[str], device: str = "cpu", params: Optional[SiamAttn
 EXPERIMENTAL_SIAMATTN = ("not shown to beat effnet-siamfc-floor under SRE: not yet measured on the validation set "
                          "(SRE AUC: none; the floor's on bag, first 30 frames: 0.505)")
 
-register(TrackerSpec(
-    name="siamattn", title="SiamAttn (deformable Siamese attention, EfficientNet-Lite0)", family="SiamAttn",
-    build=build, params_type=SiamAttnParams, needs_weights=True, weights_file="siamattn_effnet.pth",
+VARIANTS = (Variant("siamattn", "SiamAttn (deformable Siamese attention, EfficientNet-Lite0)", {},
+                    "siamattn_effnet.pth", note=EXPERIMENTAL_SIAMATTN, experimental=True),)
+
+TRACKERS = variant_specs(
+    VARIANTS, family="SiamAttn", params_type=SiamAttnParams,
+    build=build,
     description="Deformable Siamese attention (spatial/channel self-attention, cross-attention, deformable "
                 "conv) + SiamRPN++ heads + region refinement (box and mask). Weights come from the project's "
-                "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo.",
-    experimental=EXPERIMENTAL_SIAMATTN))
+                "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo.")

@@ -20,7 +20,7 @@ import numpy as np
 from ..core import decode as D
 from ..core.base import Box, validate_box
 from ..core.crop import channel_average, get_subwindow, py2_round
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, RPNParams, SiameseRPNTracker
 
 
@@ -87,16 +87,18 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
         return dataclasses.replace(step, box=(float(cx - w / 2), float(cy - h / 2), float(w), float(h)))
 
 
-def build_siamrpn_res22(weights: Optional[str] = None, device: str = "cpu") -> SiamRPNPlusTracker:
+VARIANTS = (Variant("siamrpn-res22", "SiamRPN+ CIResNet-22 (SiamDW)", {}, "CIResNet22_RPN.pth"),)
+
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> SiamRPNPlusTracker:
     from models.checkpoint import load_checkpoint
     from models.cir import siamrpn_res22
     net = siamrpn_res22()
     if weights is not None:
         load_checkpoint(net, weights, "SiamDW")
-    return SiamRPNPlusTracker(net.eval(), SiamRPNPlusParams(), "siamrpn-res22", device)
+    return SiamRPNPlusTracker(net.eval(), SiamRPNPlusParams(), name, device)
 
 
-register(TrackerSpec(
-    name="siamrpn-res22", title="SiamRPN+ CIResNet-22 (SiamDW)", family="SiamDW",
-    build=build_siamrpn_res22, params_type=SiamRPNPlusParams, weights_file="CIResNet22_RPN.pth",
-    description="SiamRPN with a cropping-inside residual backbone, up-channel RPN, sigmoid anchors."))
+TRACKERS = variant_specs(
+    VARIANTS, family="SiamDW", params_type=SiamRPNPlusParams, build=build,
+    description="SiamRPN with a cropping-inside residual backbone, up-channel RPN, sigmoid anchors.")

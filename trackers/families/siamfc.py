@@ -33,7 +33,7 @@ from ..core.base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, Tr
                    TrackResult, param, validate_box)
 from ..core.crop import get_subwindow, to_tensor_layout
 from ..core.engines import EngineMixin
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 
 
 @dataclasses.dataclass
@@ -70,30 +70,6 @@ class SiamFCPlusParams(SiamFCParams):
                                     range=(0.01, 1.0))
     max_search_ratio: float = param(5.0, "search side kept at most this times its initial value",
                                     range=(1.0, 100.0))
-
-
-@dataclasses.dataclass
-class SiamFCIncep22Params(SiamFCPlusParams):
-    """SiamFCIncep22.yaml, TEST.OTB2015 (instance 263, so exemplar 135)."""
-
-    exemplar_size: int = 135
-    instance_size: int = 263
-    scale_step: float = 1.1832
-    scale_lr: float = 0.3035
-    scale_penalty: float = 0.9453
-    window_influence: float = 0.2496
-
-
-@dataclasses.dataclass
-class SiamFCNext22Params(SiamFCPlusParams):
-    """SiamFCNext22.yaml, TEST.OTB2015 (instance 263, so exemplar 135)."""
-
-    exemplar_size: int = 135
-    instance_size: int = 263
-    scale_step: float = 1.139
-    scale_lr: float = 0.1775
-    scale_penalty: float = 0.9593
-    window_influence: float = 0.2094
 
 
 @dataclasses.dataclass
@@ -413,44 +389,44 @@ class SiamFCPlusTracker(SiamFCTracker):
 
 
 # ---------------------------------------------------------------------------------------------
-# Registration
+# The variants
 # ---------------------------------------------------------------------------------------------
-def _load(net: torch.nn.Module, weights: Optional[str], fmt: str) -> torch.nn.Module:
+#: the variants; `network` is the models/cir.py builder of the SiamDW backbones, `params` the SiamDW
+#: OTB2015 test configs (experiments/test/OTB/<arch>.yaml, TEST.OTB2015) where they are not
+#: SiamFCPlusParams' (SiamFCRes22.yaml's): the CIResInception/CIResNeXt configs search 263 px, so
+#: their exemplar is 263 - 128 = 135
+VARIANTS = (
+    Variant("siamfc", "SiamFC AlexNet (siamfc-pytorch)", {}, "siamfc_alexnet_e50.pth", family="SiamFC",
+            params_type=SiamFCParams,
+            description="Fully-convolutional Siamese tracker, 3-scale search, AlexNet with batch norm."),
+    Variant("siamfc-res22", "SiamFC+ CIResNet-22 (SiamDW)", {}, "CIResNet22.pth", network="siamfc_res22"),
+    Variant("siamfc-incep22", "SiamFC+ CIResInception-22 (SiamDW)",
+            dict(exemplar_size=135, instance_size=263, scale_step=1.1832, scale_lr=0.3035, scale_penalty=0.9453,
+                 window_influence=0.2496), "CIResIncep22.pth", network="siamfc_incep22"),
+    Variant("siamfc-next22", "SiamFC+ CIResNeXt-22 (SiamDW)",
+            dict(exemplar_size=135, instance_size=263, scale_step=1.139, scale_lr=0.1775, scale_penalty=0.9593,
+                 window_influence=0.2094), "CIResNeXt22.pth", network="siamfc_next22"),
+)
+VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
+
+
+def default_params(name: str) -> SiamFCParams:
+    return VARIANT_BY_NAME[name].make_params(SiamFCPlusParams)
+
+
+def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> SiamFCTracker:
     from models.checkpoint import load_checkpoint
+    v = VARIANT_BY_NAME[name]
+    if v.network:
+        from models import cir
+        net, fmt, tracker_type = getattr(cir, v.network)(), "SiamDW", SiamFCPlusTracker
+    else:
+        from models.siamfc import SiamFCAlexNet
+        net, fmt, tracker_type = SiamFCAlexNet(), "siamfc-pytorch", SiamFCTracker
     if weights is not None:
         load_checkpoint(net, weights, fmt)
-    return net.eval()
+    return tracker_type(net.eval(), default_params(name), name, device)
 
 
-def build_siamfc(weights: Optional[str] = None, device: str = "cpu") -> SiamFCTracker:
-    from models.siamfc import SiamFCAlexNet
-    net = _load(SiamFCAlexNet(), weights, "siamfc-pytorch")
-    return SiamFCTracker(net, SiamFCParams(), "siamfc", device)
-
-
-def _siamfc_plus_builder(name: str, ctor_name: str, params_type: type):
-    def build(weights: Optional[str] = None, device: str = "cpu") -> SiamFCPlusTracker:
-        from models import cir
-        net = _load(getattr(cir, ctor_name)(), weights, "SiamDW")
-        return SiamFCPlusTracker(net, params_type(), name, device)
-    return build
-
-
-#: SiamDW OTB2015 test configs (experiments/test/OTB/<arch>.yaml, TEST.OTB2015)
-SIAMFC_PLUS_CONFIGS = {
-    "siamfc-res22": ("siamfc_res22", "CIResNet22.pth", "SiamFC+ CIResNet-22 (SiamDW)", SiamFCPlusParams),
-    "siamfc-incep22": ("siamfc_incep22", "CIResIncep22.pth", "SiamFC+ CIResInception-22 (SiamDW)",
-                       SiamFCIncep22Params),
-    "siamfc-next22": ("siamfc_next22", "CIResNeXt22.pth", "SiamFC+ CIResNeXt-22 (SiamDW)", SiamFCNext22Params),
-}
-
-register(TrackerSpec(
-    name="siamfc", title="SiamFC AlexNet (siamfc-pytorch)", family="SiamFC", build=build_siamfc,
-    params_type=SiamFCParams, weights_file="siamfc_alexnet_e50.pth",
-    description="Fully-convolutional Siamese tracker, 3-scale search, AlexNet with batch norm."))
-
-for _name, (_ctor, _file, _title, _params) in SIAMFC_PLUS_CONFIGS.items():
-    register(TrackerSpec(
-        name=_name, title=_title, family="SiamDW", build=_siamfc_plus_builder(_name, _ctor, _params),
-        params_type=_params, weights_file=_file,
-        description="SiamFC+ on a cropping-inside residual backbone, 3-scale pyramid search."))
+TRACKERS = variant_specs(VARIANTS, family="SiamDW", params_type=SiamFCPlusParams, build=build,
+                         description="SiamFC+ on a cropping-inside residual backbone, 3-scale pyramid search.")

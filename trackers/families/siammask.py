@@ -25,7 +25,7 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from models.siammask import REFINE_SIDE, SiamMaskNet
 
 from ..core.base import StageTimer, TrackResult, param
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 @dataclasses.dataclass
@@ -130,14 +130,16 @@ def load_siammask(weights: str) -> SiamMaskNet:
     return net.eval()
 
 
-def _build(weights: Optional[str], device: str = "cpu") -> SiamMaskTracker:
+VARIANTS = (Variant("siammask-r50", "SiamMask (ResNet-50)", {}, "siammask_r50_l3/model.pth"),)
+
+
+def build(name: str, weights: Optional[str], device: str = "cpu") -> SiamMaskTracker:
     if weights is None:
-        raise CheckpointError("siammask-r50 needs its checkpoint siammask_r50_l3/model.pth")
-    return SiamMaskTracker(load_siammask(weights), SiamMaskParams(), name="siammask-r50", device=device)
+        raise CheckpointError(f"{name} needs its checkpoint siammask_r50_l3/model.pth")
+    return SiamMaskTracker(load_siammask(weights), SiamMaskParams(), name=name, device=device)
 
 
-register(TrackerSpec(
-    name="siammask-r50", title="SiamMask (ResNet-50)", family="SiamMask", build=_build,
-    params_type=SiamMaskParams, weights_file="siammask_r50_l3/model.pth",
+TRACKERS = variant_specs(
+    VARIANTS, family="SiamMask", params_type=SiamMaskParams, build=build,
     description="SiamRPN++ box branch plus a refined segmentation mask and its rotated rectangle "
-                "(pysot siammask_r50_l3)"))
+                "(pysot siammask_r50_l3)")

@@ -3,8 +3,7 @@ long-term SiamRPN++.
 
 Each tracker is the shared RPN loop (`trackers/core/siamese.py`: crop -> network -> anchor decode ->
 penalty/window -> smoothing) on a network from `models/pysot.py`; the hyper-parameters of each
-pysot experiment (`experiments/<name>/config.yaml`, TRACK section) are the defaults of its params
-dataclass.
+pysot experiment (`experiments/<name>/config.yaml`, TRACK section) are its row of VARIANTS.
 
 Checkpoints: pysot's model zoo ships every model as `model.pth` inside a folder named after the
 experiment (`siamrpn_r50_l234_dwxcorr/model.pth`, ...), so `weights_file` is that relative path:
@@ -25,41 +24,13 @@ from models.pysot import PYSOT_RPN_MODELS
 
 from ..core import decode as D
 from ..core.base import StageTimer, TrackResult, TrackingState, param
-from ..core.registry import TrackerSpec, register
+from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
 # pysot ANCHOR section, the same in all four experiments
 ANCHOR_STRIDE = 8
 ANCHOR_RATIOS = (0.33, 0.5, 1, 2, 3)
 ANCHOR_SCALES = (8,)
-
-
-@dataclasses.dataclass
-class SiamRPNAlexParams(RPNParams):
-    """experiments/siamrpn_alex_dwxcorr: a larger 287 search (21x21 grid), stronger penalty."""
-
-    penalty_k: float = 0.16
-    window_influence: float = 0.4
-    lr: float = 0.3
-    instance_size: int = 287
-
-
-@dataclasses.dataclass
-class SiamRPNppR50Params(RPNParams):
-    """experiments/siamrpn_r50_l234_dwxcorr (RPNParams' defaults are this config's)."""
-
-    penalty_k: float = 0.05
-    window_influence: float = 0.42
-    lr: float = 0.38
-
-
-@dataclasses.dataclass
-class SiamRPNppMobileV2Params(RPNParams):
-    """experiments/siamrpn_mobilev2_l234_dwxcorr."""
-
-    penalty_k: float = 0.04
-    window_influence: float = 0.4
-    lr: float = 0.5
 
 
 @dataclasses.dataclass
@@ -112,12 +83,8 @@ class SiamRPNLTTracker(SiameseRPNTracker):
 
     def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
         p = self.params
-        score = self.decoder.score(cls)
-        pred_bbox = self.decoder.boxes(loc)
-        window = self._window(cls.shape[-1])
-        window_influence = p.lost_window_influence if self.longterm else p.window_influence
-        best, penalty, pscore = D.pick_best(score, pred_bbox, self.size * scale_z, p.penalty_k,
-                                            window, window_influence)
+        score, pred_bbox, best, penalty, pscore = self.candidates(
+            cls, loc, scale_z, window_influence=p.lost_window_influence if self.longterm else p.window_influence)
         bbox_delta = pred_bbox[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
         if score[best] >= p.confidence_low:
@@ -155,37 +122,30 @@ class SiamRPNLTTracker(SiameseRPNTracker):
         return result
 
 
-@dataclasses.dataclass(frozen=True)
-class _Variant:
-    name: str
-    experiment: str      # pysot experiment folder = network builder key
-    title: str
-    family: str
-    params_type: type
-    tracker_type: type
-    description: str
-
-
-VARIANTS = [
-    _Variant("siamrpn-alex", "siamrpn_alex_dwxcorr", "SiamRPN (AlexNet, DW-XCorr)", "SiamRPN",
-             SiamRPNAlexParams, SiameseRPNTracker,
-             "pysot SiamRPN on the legacy AlexNet with a depth-wise correlation RPN; 287 search, 21x21 grid."),
-    _Variant("siamrpnpp-r50", "siamrpn_r50_l234_dwxcorr", "SiamRPN++ (ResNet-50, layers 2-4)", "SiamRPN++",
-             SiamRPNppR50Params, SiameseRPNTracker,
-             "SiamRPN++: stride-8 ResNet-50 layers 2-4, DW-XCorr RPN per level, softmax-weighted fusion."),
-    _Variant("siamrpnpp-mobilev2", "siamrpn_mobilev2_l234_dwxcorr", "SiamRPN++ (MobileNetV2, layers 3/5/7)",
-             "SiamRPN++", SiamRPNppMobileV2Params, SiameseRPNTracker,
-             "SiamRPN++ on MobileNetV2 x1.4 levels 3/5/7, DW-XCorr RPN per level, averaged."),
-    _Variant("siamrpnpp-r50-lt", "siamrpn_r50_l234_dwxcorr_lt", "SiamRPN++ long-term (ResNet-50)", "SiamRPN++",
-             SiamRPNppLTParams, SiamRPNLTTracker,
-             "SiamRPN++ R50 with a lost / re-detect switch: below the confidence threshold the state is held "
-             "and an 831-px search looks for the target."),
-]
-
-
-def weights_file(v: _Variant) -> str:
-    # pysot's model zoo: experiments/<experiment>/model.pth
-    return f"{v.experiment}/model.pth"
+#: the variants: each pysot experiment's TRACK values (experiments/<network>/config.yaml) where they are
+#: not RPNParams' defaults; `network` is the experiment (models/pysot.py builds its network)
+VARIANTS = (
+    Variant("siamrpn-alex", "SiamRPN (AlexNet, DW-XCorr)",
+            dict(penalty_k=0.16, window_influence=0.4, lr=0.3, instance_size=287),
+            "siamrpn_alex_dwxcorr/model.pth", network="siamrpn_alex_dwxcorr", family="SiamRPN",
+            description="pysot SiamRPN on the legacy AlexNet with a depth-wise correlation RPN; 287 search, "
+                        "21x21 grid."),
+    Variant("siamrpnpp-r50", "SiamRPN++ (ResNet-50, layers 2-4)",
+            dict(penalty_k=0.05, window_influence=0.42, lr=0.38),
+            "siamrpn_r50_l234_dwxcorr/model.pth", network="siamrpn_r50_l234_dwxcorr",
+            description="SiamRPN++: stride-8 ResNet-50 layers 2-4, DW-XCorr RPN per level, softmax-weighted "
+                        "fusion."),
+    Variant("siamrpnpp-mobilev2", "SiamRPN++ (MobileNetV2, layers 3/5/7)",
+            dict(penalty_k=0.04, window_influence=0.4, lr=0.5),
+            "siamrpn_mobilev2_l234_dwxcorr/model.pth", network="siamrpn_mobilev2_l234_dwxcorr",
+            description="SiamRPN++ on MobileNetV2 x1.4 levels 3/5/7, DW-XCorr RPN per level, averaged."),
+    Variant("siamrpnpp-r50-lt", "SiamRPN++ long-term (ResNet-50)", {},
+            "siamrpn_r50_l234_dwxcorr_lt/model.pth", network="siamrpn_r50_l234_dwxcorr_lt",
+            params_type=SiamRPNppLTParams,
+            description="SiamRPN++ R50 with a lost / re-detect switch: below the confidence threshold the state "
+                        "is held and an 831-px search looks for the target."),
+)
+VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
 
 def build_network(experiment: str, weights: Optional[str] = None) -> torch.nn.Module:
@@ -196,24 +156,18 @@ def build_network(experiment: str, weights: Optional[str] = None) -> torch.nn.Mo
     return net.eval()
 
 
-def make_tracker(v: _Variant, network: torch.nn.Module, params=None, device: str = "cpu") -> SiameseRPNTracker:
+def make_tracker(v: Variant, network: torch.nn.Module, params=None, device: str = "cpu") -> SiameseRPNTracker:
     """Tracker of a variant around an already-built network (tests feed seeded or replayed networks)."""
     decoder = AnchorDecoder(ANCHOR_STRIDE, ANCHOR_RATIOS, ANCHOR_SCALES)
-    return v.tracker_type(network, decoder, params or v.params_type(), name=v.name, device=device)
+    tracker_type = SiamRPNLTTracker if v.params_type is SiamRPNppLTParams else SiameseRPNTracker
+    return tracker_type(network, decoder, params or v.make_params(RPNParams), name=v.name, device=device)
 
 
 def build(name: str, weights: Optional[str], device: str = "cpu") -> SiameseRPNTracker:
     v = VARIANT_BY_NAME[name]
     if weights is None:
-        raise CheckpointError(f"{name} needs a checkpoint (pysot model zoo {weights_file(v)})")
-    return make_tracker(v, build_network(v.experiment, weights), device=device)
+        raise CheckpointError(f"{name} needs a checkpoint (pysot model zoo {v.weights})")
+    return make_tracker(v, build_network(v.network, weights), device=device)
 
 
-VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
-
-for _v in VARIANTS:
-    register(TrackerSpec(
-        name=_v.name, title=_v.title, family=_v.family,
-        build=(lambda weights=None, device="cpu", _n=_v.name: build(_n, weights, device)),
-        params_type=_v.params_type, needs_weights=True, weights_file=weights_file(_v),
-        description=_v.description))
+TRACKERS = variant_specs(VARIANTS, family="SiamRPN++", params_type=RPNParams, build=build)

@@ -13,8 +13,16 @@ LOST_COLOUR = (0, 0, 255)
 MASK_COLOUR = np.array([255, 80, 0], np.float32)
 
 
-def heatmap_overlay(frame: np.ndarray, result: TrackResult, alpha: float = 0.45) -> np.ndarray:
-    """Blend the score map over the frame at its true place (the search region's score extent)."""
+#: the score-map overlay, here and on the GUI's video (app/video_view.py) alike: inferno, each cell's
+#: opacity rising with its score (0 at the map's minimum, HEAT_MAX_OPACITY at its maximum, along
+#: score ** HEAT_OPACITY_GAMMA), so low-score cells leave the frame visible and the peak stands out
+HEAT_MAX_OPACITY = 160 / 255
+HEAT_OPACITY_GAMMA = 1.5
+
+
+def heatmap_overlay(frame: np.ndarray, result: TrackResult, alpha: float = HEAT_MAX_OPACITY) -> np.ndarray:
+    """Blend the score map over the frame at its true place (the search region's score extent), as
+    the window draws it: inferno, opacity rising with the score up to `alpha`, cells unsmoothed."""
     if result.score_map is None or result.search_region is None:
         return frame
     x0, y0, x1, y1 = result.search_region.score_extent
@@ -24,14 +32,17 @@ def heatmap_overlay(frame: np.ndarray, result: TrackResult, alpha: float = 0.45)
         return frame
     sm = result.score_map.astype(np.float32)
     sm = (sm - sm.min()) / max(float(sm.max() - sm.min()), 1e-9)
-    heat = cv2.applyColorMap((cv2.resize(sm, (ix1 - ix0, iy1 - iy0)) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    sm = cv2.resize(sm, (ix1 - ix0, iy1 - iy0), interpolation=cv2.INTER_NEAREST)
+    heat = cv2.applyColorMap((sm * 255).astype(np.uint8), cv2.COLORMAP_INFERNO).astype(np.float32)
+    opacity = (sm ** HEAT_OPACITY_GAMMA * alpha)[..., None]
     cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, W), min(iy1, H)
     if cx1 <= cx0 or cy1 <= cy0:
         return frame
     out = frame.copy()
-    region = out[cy0:cy1, cx0:cx1]
+    region = out[cy0:cy1, cx0:cx1].astype(np.float32)
     patch = heat[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
-    out[cy0:cy1, cx0:cx1] = cv2.addWeighted(region, 1 - alpha, patch, alpha, 0)
+    a = opacity[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
+    out[cy0:cy1, cx0:cx1] = np.clip(region * (1 - a) + patch * a + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

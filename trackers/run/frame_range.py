@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..core.base import UsageError
+from ..core.base import InvalidRequest
 
 
 def parse_frame_range(start: Optional[int], frames: Optional[str]) -> tuple[int, Optional[int]]:
@@ -13,11 +13,11 @@ def parse_frame_range(start: Optional[int], frames: Optional[str]) -> tuple[int,
     Frames are 0-based in decode order; A:B is Python's slice (A included, B not), either side may
     be left out ('10:', ':200')."""
     if start is not None and frames is not None:
-        raise UsageError("give --start or --frames, not both")
+        raise InvalidRequest("give --start or --frames, not both")
     if frames is None:
         first = 0 if start is None else start
         if first < 0:
-            raise UsageError(f"--start must be a frame index >= 0, got {first}")
+            raise InvalidRequest(f"--start must be a frame index >= 0, got {first}")
         return first, None
     a, sep, b = frames.partition(":")
     try:
@@ -26,9 +26,10 @@ def parse_frame_range(start: Optional[int], frames: Optional[str]) -> tuple[int,
         first = int(a) if a.strip() else 0
         end = int(b) if b.strip() else None
     except ValueError:
-        raise UsageError(f"--frames must be A:B (0-based, B not included; 'A:' runs to the end), got {frames!r}") from None
+        raise InvalidRequest(f"--frames must be A:B (0-based, B not included; 'A:' runs to the end), "
+                             f"got {frames!r}") from None
     if first < 0 or (end is not None and end <= first + 1):
-        raise UsageError(f"--frames {frames}: need 0 <= A and B > A + 1 (the first frame only initialises)")
+        raise InvalidRequest(f"--frames {frames}: need 0 <= A and B > A + 1 (the first frame only initialises)")
     return first, end
 
 

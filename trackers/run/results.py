@@ -191,8 +191,25 @@ def write_csv(path: str, run: RunRecord) -> None:
                        + [r.timings.get(s, "") for s in stages])
 
 
+def _paths_both_ways(path: str, data: dict) -> None:
+    """The source and checkpoint as absolute paths, and relative to the results file (what still
+    finds them when the folder holding both is moved); names that are not files stay as they are."""
+    base = os.path.dirname(os.path.abspath(path))
+    relative = {}
+    for key in ("source", "checkpoint"):
+        value = data.get(key)
+        if isinstance(value, str) and value and os.path.exists(value):
+            data[key] = os.path.abspath(value)
+            try:
+                relative[key] = os.path.relpath(data[key], base)
+            except ValueError:     # another drive (Windows): no relative path
+                pass
+    data["relative_to_this_file"] = relative
+
+
 def write_json(path: str, run: RunRecord) -> None:
     data = run.metadata()
+    _paths_both_ways(path, data)
     data["results"] = [dataclasses.asdict(r) for r in run.frames]
     with atomic_write(path) as f:
         json.dump(data, f, indent=1)

@@ -166,7 +166,12 @@ class Track:
         except Exception as e:  # noqa: BLE001 - e.g. a hyper-parameter the network cannot take
             self.tracker_at = index    # play on from here (after a fix) with the state it has
             raise TrackingFailed(Step(index, frame, None, "frame", 0.0, self.target_id), e) from e
-        seconds = time.perf_counter() - t0
+        return self.took(frame, index, result, time.perf_counter() - t0, keep_box)
+
+    def took(self, frame: np.ndarray, index: int, result: TrackResult, seconds: float,
+             keep_box: bool = True) -> Step:
+        """Record a frame this track's tracker was stepped on: by step(), or by the batched step
+        (trackers/core/batching.py: its share of one network call for several targets)."""
         self.tracked_frames += 1
         self.tracked_seconds += seconds
         self.tracker_at = index

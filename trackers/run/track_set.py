@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.base import BoxError, Tracker, TrackResult
 from ..core.batching import BatchRunner, track_batched
+from .session import Track as RunTrack
 from .tracks import MAX_TRACKS, colour_of
 
 
@@ -54,6 +55,10 @@ class _Member:
     started: bool = False
     result: Optional[TrackResult] = None
     ms: float = 0.0
+    run: Optional[RunTrack] = None          # the session's per-target run state and step
+
+    def __post_init__(self):
+        self.run = RunTrack(self.tracker, self.id)
 
 
 class TrackSet(Tracker):
@@ -70,6 +75,8 @@ class TrackSet(Tracker):
         self._lock = threading.Lock()
         self._collect = True
         self.snapshot: tuple[TrackView, ...] = ()
+        self._frame = 0                         # frames this set was stepped on (the members' run index)
+        self._next_id = 2
 
     def __getattr__(self, name):
         # anything else the worker or a view asks of the tracker is track 1's
@@ -120,9 +127,7 @@ class TrackSet(Tracker):
         return self.primary.validate_box(box, frame_shape)
 
     def set_engine(self, choice: str, policy=None) -> str:
-        for m in self.members:
-            got = m.tracker.set_engine(choice, policy)
-        return got
+        return [m.tracker.set_engine(choice, policy) for m in self.members][0]
 
     def to(self, device: str):
         for m in self.members:
@@ -145,6 +150,10 @@ class TrackSet(Tracker):
     def request_compare(self, tracker_name: Optional[str], weights: Optional[str] = None) -> None:
         """The next init starts A (track 1) and B (`tracker_name`) from its box; None ends A/B."""
         self._requests.append(("compare", tracker_name, weights))
+
+    def request_reset(self) -> None:
+        """The run stopped: the next init starts target 1 alone (the other tracks are dropped)."""
+        self._requests.append(("reset",))
 
     def remove(self, track_id: int) -> None:
         """Drop a track from the next frame on (track 1, whose tracker the panel shows, stays)."""
@@ -182,7 +191,10 @@ class TrackSet(Tracker):
                                           "network call to every frame, and past that the boxes and the list are "
                                           "unreadable; remove a target first")
                 tracker = self.build(self.members[0].tracker_name, self.weights)
-                new_id = max(m.id for m in self.members) + 1
+                # one params object for every target of this tracker: the panel's live edits apply to all
+                tracker.params = self.primary.params
+                new_id = self._next_id          # ids are never reused: a removed target's stays its own
+                self._next_id += 1
                 m = _Member(new_id, str(new_id), self.members[0].tracker_name, tracker)
                 self.members.append(m)
                 self.selected = new_id
@@ -194,6 +206,10 @@ class TrackSet(Tracker):
                         done = self._init_member(m, frame, box)
                         self.selected = m.id
                 box = None
+            elif kind == "reset":
+                # the run stopped: the next one starts with target 1 alone
+                self.members = self.members[:1]
+                self.members[0].name, self.compare, self.selected = "1", None, 1
             elif kind == "compare" and req[1] is None:
                 # A/B ends: B goes, A runs on as it is
                 self.members = self.members[:1]
@@ -204,7 +220,8 @@ class TrackSet(Tracker):
                 self.members = [a]
                 self.compare = name
                 if name is not None:
-                    b = _Member(2, name, name, self.build(name, weights), style="dashed")
+                    b = _Member(self._next_id, name, name, self.build(name, weights), style="dashed")
+                    self._next_id += 1
                     a.name = a.tracker_name
                     self.members.append(b)
                     self._init_member(b, frame, box)
@@ -217,7 +234,7 @@ class TrackSet(Tracker):
         return done
 
     def _init_member(self, m: _Member, frame, box) -> TrackResult:
-        m.tracker.init(frame, box)
+        m.run.init(frame, self._frame, box)
         m.started = True
         m.result = TrackResult(box=tuple(float(v) for v in box), score=1.0)
         m.ms = 0.0
@@ -238,19 +255,27 @@ class TrackSet(Tracker):
             self._apply_requests(frame, None)
             running = [m for m in self.members if m.started]
             t0 = time.perf_counter()
-            results = track_batched(self.runner, [m.tracker for m in running], frame)
+            self._frame += 1
+            results = track_batched(self.runner, [m.tracker for m in running], frame,
+                                    lambda i: running[i].run.step(frame, self._frame, keep_box=False).result)
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
-                m.ms = sum(v for k, v in r.timings.items() if k != "batch") or share
+                m.ms = sum(r.timings.values()) or share
+                if "batch" in r.extra:          # stepped as part of a batch: recorded as step() records
+                    m.run.took(frame, self._frame, r, m.ms / 1e3, keep_box=False)
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:
                 return chosen.result            # one track: exactly its tracker's result
-            # every track's box, score, state and score map ride along (kept per frame by the run's
-            # store: without the channel maps and masks, which only the frame on screen needs)
-            light = tuple(dataclasses.replace(v, result=dataclasses.replace(v.result, channels=[], mask=None))
-                          for v in views)
+            # every track's box, score and state ride along, kept per frame by the run's store (the
+            # run's boxes live there: the members keep none, so a camera run does not grow them);
+            # the score maps only in A/B, whose view shows both of a frame seen again; never the
+            # channel maps or masks, which only the frame on screen needs (the snapshot has them)
+            keep_map = self.compare is not None
+            light = tuple(dataclasses.replace(v, result=dataclasses.replace(
+                v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None))
+                for v in views)
             return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light,
                                                                  selected=chosen.id))
 

@@ -1,9 +1,11 @@
 """Several tracks in one run: a track is a target with the tracker that follows it.
 
 A `MultiTrackSession` reads one source (through a `TrackingSession` without a tracker of its own:
-the same sources, the same frame order and seeking as every other run) and, per frame, steps
-every track that has started: tracks of the same tracker and weights go through their network as
-one batch (trackers/core/batching.py), the others one by one. A track may start at a later frame
+the same sources, the same frame order and seeking as every other run), reads each frame once and
+steps every track that has started: each target's run state is the session's `Track`
+(trackers/run/session.py) and each goes through its per-frame step, except that targets of the same
+tracker and weights go through their network as one batch (trackers/core/batching.py), recorded
+by `Track.took` as `Track.step` records its own. A track may start at a later frame
 (its box is for that frame), be re-initialised on the current frame (only that track restarts),
 or be removed; the others never notice.
 
@@ -24,7 +26,7 @@ import numpy as np
 from ..core.base import Box, Tracker, TrackResult, TrackingState, validate_box
 from ..core.batching import BatchRunner, track_batched
 from .results import RunRecord
-from .session import SessionError, TrackingSession
+from .session import SessionError, Track as RunTrack, TrackingSession
 
 #: the most tracks the window shows at once (see TrackLimitError)
 MAX_TRACKS = 16
@@ -58,6 +60,11 @@ class Track:
     at: int = -1                               # the frame whose state the tracker holds
     result: Optional[TrackResult] = None       # its result on the current frame (None before its start)
     style: str = "solid"                       # how the box is drawn: "solid", or "dashed" (B of an A/B pair)
+    run: Optional[RunTrack] = None             # the session's per-target run state and per-frame step
+
+    def __post_init__(self):
+        if self.run is None and self.tracker is not None:
+            self.run = RunTrack(self.tracker, self.id)
 
     @property
     def tracker_name(self) -> str:
@@ -176,7 +183,7 @@ class MultiTrackSession:
         return self._init(track, self.frame, self.index)
 
     def _init(self, track: Track, frame: np.ndarray, index: int) -> TrackResult:
-        track.tracker.init(frame, track.box)
+        track.run.init(frame, index, track.box)
         track.started, track.at = True, index
         track.record.add_init(index, track.box)
         track.result = TrackResult(box=track.box, score=1.0)
@@ -197,13 +204,17 @@ class MultiTrackSession:
                 results[track.id] = self._init(track, frame, index)
                 kinds[track.id] = "init"
         running = [t for t in self.tracks if t.started and t.at != index and t.id not in kinds]
+        keep = not self.frames.is_live
         if running:
             trackers = [t.tracker for t in running]
-            got = (track_batched(self.runner, trackers, frame) if self.batch
-                   else [tr.track(frame) for tr in trackers])
+            # each target through the session's per-frame step, or its share of a batched call
+            got = (track_batched(self.runner, trackers, frame, lambda i: running[i].run.step(frame, index, keep).result)
+                   if self.batch else [t.run.step(frame, index, keep).result for t in running])
             for track, result in zip(running, got):
+                if "batch" in result.extra:
+                    track.run.took(frame, index, result, sum(result.timings.values()) / 1e3, keep)
                 track.result, track.at = result, index
-                if not self.frames.is_live:
+                if keep:
                     track.record.add(index, result)
                 results[track.id] = result
                 kinds[track.id] = "track"

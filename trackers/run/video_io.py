@@ -9,7 +9,7 @@ from typing import Optional
 
 import cv2
 
-from .safe_output import OutputError, commit, discard, final_path, temp_path_for
+from .safe_output import OutputError, commit, discard, final_path, temp_path_for, write_failed
 
 
 class AtomicVideoWriter:
@@ -23,7 +23,10 @@ class AtomicVideoWriter:
         folder = os.path.dirname(final_path(path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise OutputError(f"cannot write {path!r}: folder {folder!r} is missing or not writable")
-        self.tmp = temp_path_for(path)
+        try:
+            self.tmp = temp_path_for(path)
+        except OSError as e:          # a full disk cannot even take the empty temporary file
+            raise write_failed(path, e) from None
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.lower().endswith(".mp4") else "MJPG"))
         self.writer = cv2.VideoWriter(self.tmp, fourcc, fps or 25.0, tuple(size))
         if not self.writer.isOpened():
@@ -45,8 +48,13 @@ class AtomicVideoWriter:
         On a failed check the temporary file goes and the destination is untouched (OSError)."""
         self.writer.release()
         try:
-            check_written_video(self.tmp, self.frames, shown_as=self.path)
-            commit(self.tmp, self.path)
+            try:
+                check_written_video(self.tmp, self.frames, shown_as=self.path)
+                commit(self.tmp, self.path)
+            except OutputError:
+                raise
+            except OSError as e:
+                raise (e if e.errno is None else write_failed(self.path, e)) from None
         except BaseException:
             discard(self.tmp)
             raise
@@ -82,4 +90,4 @@ def _why_short(path: str) -> str:
         return "the writer lost frames"
     if free < 64 * 1024 * 1024:
         return f"the disk is full: {free // (1024 * 1024)} MB free"
-    return "the video writer lost frames; the disk has room, so it is not a full disk"
+    return "the video writer lost frames although the disk has room"

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 from ..core import registry
 from ..core.paths import RESOURCES_DIR
-from .safe_output import UnsafePathError, atomic_write, commit, inside, safe_relpath, temp_path_for
+from .safe_output import UnsafePathError, atomic_write, commit, discard, inside, safe_relpath, temp_path_for
 
 MANIFEST = os.path.join(RESOURCES_DIR, "model_zoo.json")
 CHUNK = 256 * 1024
@@ -252,17 +252,21 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
         response.close()
         raise
     expected = entry.size if entry.size is not None else announced
+    tmp = None
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        # the folder made, the name is checked again: a link planted as a sub-folder is seen now
+        # the folder made, the names are checked again: a link planted as a sub-folder is seen now
         dest = inside(dest_dir, entry.file, f"{entry.name}: manifest field 'file'")
+        record = inside(dest_dir, recorded_sha256_path(entry.file), f"{entry.name}: its sha256 record")
         tmp = temp_path_for(dest, suffix="")      # .<file>.XXXXXXXX.part; stale ones of ours go first
         fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
     except UnsafePathError as e:
         response.close()
+        discard(tmp)
         raise DownloadError(str(e)) from None
     except OSError as e:
         response.close()
+        discard(tmp)
         raise DownloadError(f"cannot write into {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}") from None
     try:
         with response, os.fdopen(fd, "wb") as out:
@@ -285,7 +289,11 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
                 if done + len(chunk) > limit:
                     raise DownloadError(f"{entry.name}: {entry.url} sent more than the {limit} bytes expected; "
                                         f"stopped, nothing was kept; {hint}")
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as e:      # a full disk: named, as every failed write is
+                    raise DownloadError(f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; "
+                                        "nothing was kept") from None
                 digest.update(chunk)
                 done += len(chunk)
                 if progress:
@@ -298,16 +306,16 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
                                 f"{entry.sha256}); nothing was kept; {hint}")
         if entry.sha256 is None:
             # nothing to verify against: record what was fetched, so a later change to the file shows
-            with atomic_write(recorded_sha256_path(dest)) as f:
+            with atomic_write(record) as f:
                 f.write(f"{digest.hexdigest()}  {os.path.basename(dest)}\n")
         commit(tmp, dest)      # normal permissions (not mkstemp's 0600), then the atomic rename
         return dest
-    except BaseException:
+    except BaseException as e:
         # failed, cancelled or interrupted: the temporary file goes, the destination is untouched
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard(tmp)
+        if isinstance(e, OSError) and not isinstance(e, DownloadError):      # a disk error, named
+            raise DownloadError(f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; "
+                                "nothing was kept") from None
         raise
 
 

@@ -13,8 +13,7 @@ from typing import Optional
 import cv2
 
 from . import bench, evaluate, train_cli, vot_client, zoo
-from ..core import compute
-from ..core.base import UsageError
+from .usage import UsageError, add_compute_arguments, apply_compute
 from ..core.paths import REPO_ROOT
 from ..run.frame_range import add_frame_range_arguments, parse_frame_range
 
@@ -103,7 +102,7 @@ def cmd_track(args) -> int:
     from trackers.run.annotate import draw_result
     from trackers.core.base import validate_box
     from trackers.run.results import write_otb
-    from trackers.run.safe_output import RESULT_EXTS, VIDEO_EXTS, check_output, check_outputs_distinct
+    from trackers.run.safe_output import RESULT_EXTS, VIDEO_EXTS, OutputError, check_output, check_outputs_distinct
     from trackers.run.video_io import AtomicVideoWriter
     from models.device import check_device, check_precision
     from trackers.run.session import SessionError, TrackingSession
@@ -112,8 +111,8 @@ def cmd_track(args) -> int:
     if len(args.box or []) != 1 or args.boxes or args.compare or args.mot or args.json:
         # several targets, or two trackers compared: trackers/tools/track_multi.py
         from .track_multi import cmd_track_multi
-        return cmd_track_multi(args)
-    compute.apply_compute(args)
+        return cmd_track_multi(args, parse_box, StopSignals, default_tracker_name)
+    apply_compute(args)
     box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
@@ -177,7 +176,18 @@ def cmd_track(args) -> int:
             # what was tracked is kept, whatever ended the loop
             boxes = list(session.boxes.values())
             if args.out:
-                write_otb(args.out, boxes)
+                try:
+                    write_otb(args.out, boxes)
+                except OSError as e:
+                    if writer is None:
+                        raise
+                    # the video's temporary file may be what filled the disk: the boxes matter more
+                    w, writer = writer, None
+                    w.abort()
+                    write_otb(args.out, boxes)       # fails as before when that freed nothing
+                    raise OutputError(f"cannot write --video-out {args.video_out!r} as well: {e.strerror or e}; "
+                                      f"the video was dropped to make room and the {len(boxes)} boxes were "
+                                      f"written to {args.out!r}") from None
             if writer is not None:
                 w, writer = writer, None
                 w.finish()        # read back whole, then renamed into place; after --out: boxes kept either way
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="the network's precision (fp16: CUDA only, faster for the larger networks)")
-    compute.add_compute_arguments(t)
+    add_compute_arguments(t)
     t.add_argument("-v", "--verbose", action="store_true",
                    help="print each frame's box and score (every target's: 'frame id box score state')")
     t.add_argument("--allow-short", action="store_true",
@@ -276,9 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_is_an_interrupt() -> bool:
+    """eval: SIGTERM outside its jobs (loading trackers and sequences, writing the report) ends it
+    as Ctrl-C does, with a line and exit status 143, not silently (while jobs run,
+    eval_jobs.SignalStop handles both). Returns whether it was installed (main restores it)."""
+    import signal
+    import threading
+    from .eval_jobs import Interrupted
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+
+    def stop(signum, frame):
+        raise Interrupted(signum, "eval interrupted by SIGTERM")
+    signal.signal(signal.SIGTERM, stop)
+    return True
+
+
 def main(argv=None) -> int:
     from models.checkpoint import CheckpointError
-    from trackers.core.base import BoxError, EngineError
+    from trackers.core.base import BoxError, EngineError, InvalidRequest
     from models.device import DeviceError
     from trackers.run.sources import SourceError
     from trackers.run.safe_output import UnsafePathError
@@ -288,15 +315,24 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    sigterm_set = getattr(args.func, "__name__", "") == "cmd_eval" and _sigterm_is_an_interrupt()
     try:
         return int(args.func(args) or 0)
-    except (UsageError, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
+    except (InvalidRequest, BoxError, EngineError, SourceError, CheckpointError, DeviceError, KeyError, OSError,
             UnsafePathError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, even for a checkpoint report that lists keys on several lines
         print("error: " + " ".join(part.strip() for part in str(msg).splitlines()), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from .eval_jobs import Interrupted
+        if isinstance(e, Interrupted):       # eval stopped its workers and kept what finished: its line
+            print(str(e), file=sys.stderr)
+            return e.exit_code
         # interrupted before tracking started (or a second Ctrl-C): nothing was half-written
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if sigterm_set:
+            import signal
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)

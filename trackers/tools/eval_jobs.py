@@ -18,10 +18,13 @@ executor, so the boxes are the same bit for bit wherever the job ran.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Optional
 
@@ -120,15 +123,114 @@ class ProgressBar:
         self.stream.flush()
 
 
+# -- interrupts -------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a run: the executor stopped its workers, what finished was kept.
+    The message is the one line to print; `exit_code` is 128 + the signal (130, 143)."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+
+class SignalStop:
+    """While active (in the main thread), SIGINT and SIGTERM raise Interrupted there, so the
+    executor's cleanup runs: its workers are stopped, none is left orphaned. A signal that comes
+    while a finished result is being written (`hold()`) waits for the write to end; further signals
+    while stopping are not acted on twice."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._raised = False
+        self._held = 0
+        self._old: dict = {}
+
+    def __enter__(self):
+        global _active
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+            _active = self
+        return self
+
+    def __exit__(self, *exc):
+        global _active
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        if _active is self:
+            _active = None
+        return False
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if not self._held:
+            self._raised = True
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def hold(self):
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        if not self._held and self.signum is not None and not self._raised:
+            self._raised = True
+            raise Interrupted(self.signum)
+
+
+_active: Optional[SignalStop] = None
+
+
+def deliver(on_result: Callable[[JobResult], None], result: JobResult) -> None:
+    """on_result(result), a signal meanwhile waiting for it to end (a result is written whole)."""
+    with _active.hold() if _active is not None else contextlib.nullcontext():
+        on_result(result)
+
+
 # -- executors --------------------------------------------------------------------------------------
 def run_serial(jobs: list[EvalJob], on_result: Callable[[JobResult], None]) -> None:
     for job in jobs:
-        on_result(run_job(job, set_thread_count=False))
+        deliver(on_result, run_job(job, set_thread_count=False))
+
+
+def _worker_start() -> None:
+    """A pool worker leaves Ctrl-C to the driver (a terminal sends it to the whole process group):
+    the driver stops the workers itself and says so once, with no traceback from each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
     # spawn, not fork: torch's and OpenCV's thread pools do not survive a fork
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_start)
+
+
+def stop_pool(pool: cf.ProcessPoolExecutor, grace: float = 5.0) -> None:
+    """End the pool's worker processes now (SIGTERM, then SIGKILL after `grace` seconds) and
+    shut it down without waiting for their jobs: nothing of it outlives the driver. (The pool's
+    resource tracker ends by itself once the driver and the workers, who hold its pipe, are gone.)"""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_processes(jobs: list[EvalJob], on_result: Callable[[JobResult], None], workers: int,
@@ -139,19 +241,23 @@ def run_processes(jobs: list[EvalJob], on_result: Callable[[JobResult], None], w
     pending = list(jobs)
     while pending:
         with _pool(workers) as pool:
-            futures = {}
-            for job in pending:
-                attempts[job.key] += 1
-                futures[pool.submit(run_job, job)] = job
-            broken = []
-            for fut in cf.as_completed(futures):
-                job = futures[fut]
-                try:
-                    result = fut.result()
-                except cf.process.BrokenProcessPool:
-                    broken.append(job)
-                    continue
-                on_result(result)
+            try:
+                futures = {}
+                for job in pending:
+                    attempts[job.key] += 1
+                    futures[pool.submit(run_job, job)] = job
+                broken = []
+                for fut in cf.as_completed(futures):
+                    job = futures[fut]
+                    try:
+                        result = fut.result()
+                    except cf.process.BrokenProcessPool:
+                        broken.append(job)
+                        continue
+                    deliver(on_result, result)
+            except BaseException:
+                stop_pool(pool)     # an interrupt (or an error writing a result): no worker is left running
+                raise
         pending = []
         for job in broken:
             if attempts[job.key] >= MAX_ATTEMPTS:

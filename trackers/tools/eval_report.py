@@ -130,7 +130,7 @@ def _write(path: str, data) -> None:
 
 def check_report_path(path: str) -> None:
     """Before any tracking: a report name that cannot be written is said at once."""
-    from ..core.base import UsageError
+    from .usage import UsageError
     if os.path.splitext(path)[1].lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"--report must end in .html or .md, got {path!r}")
     if os.path.isdir(path):

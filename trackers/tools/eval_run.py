@@ -73,19 +73,29 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
 
     t0 = time.perf_counter()
     used_workers = 1
-    if todo:
-        if executor == "ray":
-            from .ray_eval import run_ray
-            used_workers = run_ray(todo, on_result, ray_address, note)
-        elif executor == "processes":
-            used_workers = min(workers, len(todo))
-            run_processes_note = f"running {len(todo)} jobs in {used_workers} local processes"
-            note(run_processes_note)
-            J.run_processes(todo, on_result, used_workers, note)
-        elif executor == "serial":
-            J.run_serial(todo, on_result)
-        else:
-            raise EvalError(f"unknown executor {executor!r}")
+    reused = len(results)
+    # SIGINT / SIGTERM: the executor stops its workers, what finished is already written, one line says so
+    with J.SignalStop():
+        try:
+            if todo:
+                if executor == "ray":
+                    from .ray_eval import run_ray
+                    used_workers = run_ray(todo, on_result, ray_address, note)
+                elif executor == "processes":
+                    used_workers = min(workers, len(todo))
+                    run_processes_note = f"running {len(todo)} jobs in {used_workers} local processes"
+                    note(run_processes_note)
+                    J.run_processes(todo, on_result, used_workers, note)
+                elif executor == "serial":
+                    J.run_serial(todo, on_result)
+                else:
+                    raise EvalError(f"unknown executor {executor!r}")
+        except J.Interrupted as e:
+            done = len(results) - reused
+            kept = (f", written to {results_dir} (the same command runs the rest)" if results_dir and done
+                    else "" if results_dir else " (no --results: nothing kept)")
+            raise J.Interrupted(e.signum, f"eval interrupted by {e.name}: {done} of {len(todo)} jobs "
+                                          f"finished{kept}") from None
     wall = time.perf_counter() - t0
 
     out = []

@@ -7,7 +7,7 @@ import os
 import sys
 
 
-from ..core.base import UsageError
+from .usage import UsageError
 # the shared part, under the names callers have always used (trackers.tools.evaluate.run_sequence, ...)
 from ..run.sequences import EvalError, Sequence, find_sequences, load_sequence  # noqa: F401
 from .eval_core import (DEFAULT_FOLDER, SequenceRun, TrackerRuns, draw_plot, evaluate, format_table,  # noqa: F401
@@ -55,7 +55,7 @@ def require_dataset_folder(folder, usage: str) -> None:
 def cmd_eval(args) -> int:
     from models.checkpoint import CheckpointError
     from trackers.core import registry
-    from ..core.compute import apply_compute
+    from .usage import apply_compute
 
     apply_compute(args)
     require_dataset_folder(args.folder, "eval DIR")
@@ -234,7 +234,7 @@ def add_parser(subparsers) -> None:
     from ..run.frame_range import add_frame_range_arguments
     add_frame_range_arguments(p, "start each sequence (first ground-truth box from there)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    from ..core.compute import add_compute_arguments
+    from .usage import add_compute_arguments
     add_compute_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
     p.set_defaults(func=cmd_eval)

@@ -19,7 +19,6 @@ from .eval_core import EvalError
 from .eval_jobs import MAX_ATTEMPTS, EvalJob, JobResult, default_workers, run_job
 
 
-
 def available() -> bool:
     try:
         import ray  # noqa: F401
@@ -60,23 +59,42 @@ def run_ray(jobs: list[EvalJob], on_result: Callable[[JobResult], None], address
         note(f"ray: {len(jobs)} jobs on {cpus} CPUs" + (f" at {address}" if address else " (local)"))
         task = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1, retry_exceptions=False)(_run_job_task)
         pending = {task.options(name=f"eval {j.tracker} x {j.sequence.name}").remote(j): j for j in jobs}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            job = pending.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.WorkerCrashedError:
-                raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker died "
-                                f"{MAX_ATTEMPTS} times") from None
-            except ray.exceptions.RayTaskError as e:
-                cause = e.cause if getattr(e, "cause", None) is not None else e
-                if isinstance(cause, EvalError):
-                    raise EvalError(str(cause)) from None
-                raise EvalError(f"job {job.tracker} x {job.sequence.name} failed: "
-                                f"{type(cause).__name__}: {cause}") from None
-            on_result(result)
+        try:
+            _collect(ray, pending, on_result)
+        except BaseException:
+            # SIGINT / SIGTERM (eval_jobs.SignalStop) or an error: the jobs still running are cancelled,
+            # their workers killed; a local Ray is shut down below (its worker processes with it)
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - a task that finished meanwhile cannot be cancelled
+                    pass
+            raise
         return cpus
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _collect(ray, pending: dict, on_result: Callable[[JobResult], None]) -> None:
+    """Hand each finished task's result to on_result (through eval_jobs.deliver) as it arrives."""
+    from .eval_jobs import deliver
+    while pending:
+        # a bounded wait: the driver returns to Python often enough for a signal to stop it
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+        if not done:
+            continue
+        ref = done[0]
+        job = pending.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.WorkerCrashedError:
+            raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker died "
+                            f"{MAX_ATTEMPTS} times") from None
+        except ray.exceptions.RayTaskError as e:
+            cause = e.cause if getattr(e, "cause", None) is not None else e
+            if isinstance(cause, EvalError):
+                raise EvalError(str(cause)) from None
+            raise EvalError(f"job {job.tracker} x {job.sequence.name} failed: "
+                            f"{type(cause).__name__}: {cause}") from None
+        deliver(on_result, result)

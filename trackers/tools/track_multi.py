@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional
 
-from ..core.base import UsageError
+from .usage import UsageError
 
 #: `track` takes at most this many targets (the window shows at most trackers/run/tracks.MAX_TRACKS)
 CLI_MAX_TRACKS = 64
@@ -53,8 +53,7 @@ def parse_boxes_file(path: str) -> list[tuple[int, tuple, Optional[int]]]:
     return out
 
 
-def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
-    from .cli import parse_box
+def wanted_targets(args, parse_box) -> list[tuple[int, tuple, Optional[int]]]:
     targets = parse_boxes_file(args.boxes) if args.boxes else []
     taken = {t[0] for t in targets}
     free = (i for i in range(1, 10 * CLI_MAX_TRACKS) if i not in taken)
@@ -68,9 +67,12 @@ def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
     return targets
 
 
-def cmd_track_multi(args) -> int:
+def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
+    """cli.py's `track` with several targets or --compare; cli.py hands over its helpers (so this
+    module does not import cli.py back)."""
     from models.device import check_device, check_precision
-    from ..core import compute, registry
+    from ..core import registry
+    from .usage import apply_compute
     from ..core.base import validate_box
     from ..run.frame_range import parse_frame_range
     from ..run.multi_export import check_track_outputs, draw_tracks, write_mot, write_multi_json, write_track_files
@@ -79,10 +81,9 @@ def cmd_track_multi(args) -> int:
     from ..run.sources import SourceError
     from ..run.tracks import MultiTrackSession, pair_iou
     from ..run.video_io import AtomicVideoWriter
-    from .cli import StopSignals, default_tracker_name
 
-    compute.apply_compute(args)
-    targets = wanted_targets(args)
+    apply_compute(args)
+    targets = wanted_targets(args, parse_box)
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)
@@ -105,7 +106,9 @@ def cmd_track_multi(args) -> int:
     else:
         plan = [(tid, box, start, name, args.weights, "solid") for tid, box, start in targets]
         labels = [str(tid) for tid, *_ in targets]
-    inputs = (args.source, args.weights, getattr(args, "compare_weights", None), args.boxes)
+    from ..run.groundtruth import annotation_inputs      # the source's ground truth is an input too
+    inputs = (args.source, args.weights, getattr(args, "compare_weights", None), args.boxes,
+              *annotation_inputs(args.source))
     check_outputs_distinct(args.video_out, args.mot, args.json)
     out_paths = []
     try:

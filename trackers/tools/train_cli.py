@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
 
 def cmd_train(args) -> int:
     import os
-    from trackers.core.base import UsageError
+    from .usage import UsageError
     from trackers.train.trainer import TrainConfig, train
     if not args.data:
         from .program import program_name

@@ -100,7 +100,11 @@ class TraxSteps:
     refuses raise VotServeError."""
 
     def __init__(self, tracker):
+        from ..run.session import Track
         self.tracker = tracker
+        # the toolkit pushes the frames: the session's per-frame step, numbered here, no source
+        self.track = Track(tracker)
+        self.index = 0
         self.initialized = False
 
     def initialize(self, path, region) -> tuple[tuple, float]:
@@ -108,17 +112,19 @@ class TraxSteps:
         box = check_region(region)
         frame = read_frame(path)
         try:
-            self.tracker.init(frame, box)
+            self.track.init(frame, 0, box)
         except (BoxError, ValueError) as e:
             raise VotServeError(f"cannot start on region {box}: {' '.join(str(e).split())}") from None
+        self.index = 0
         self.initialized = True
         return box, 1.0
 
     def frame(self, path) -> tuple[tuple, float]:
         if not self.initialized:
             raise VotServeError("a frame came before initialize")
-        result = self.tracker.track(read_frame(path))
-        return tuple(float(v) for v in result.box), float(result.score)
+        self.index += 1
+        step = self.track.step(read_frame(path), self.index, keep_box=False)   # nothing seeks back
+        return tuple(float(v) for v in step.box), step.score
 
 
 def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu", threads: int = 1) -> int:
@@ -129,7 +135,7 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
         from trax import Image, Region, TraxStatus
         from trax.server import Server
     except ImportError:
-        from ..core.base import UsageError
+        from .usage import UsageError
         raise UsageError("vot-serve needs the trax package (PyPI vot-trax: pip install -e '.[vot]')") from None
 
     from ..core import registry
@@ -195,21 +201,21 @@ def _rect_line(box) -> str:
 
 
 def write_vot_sequence(seq, folder: str) -> None:
-    from ..run.safe_output import atomic_write
+    from ..run.safe_output import atomic_write, inside
     color = os.path.join(folder, "color")
     os.makedirs(color, exist_ok=True)
     ext = os.path.splitext(seq.frames[0])[1].lower() or ".jpg"
     for i, src in enumerate(seq.frames, 1):
         dst = os.path.join(color, f"{i:08d}{ext}")
-        if not os.path.exists(dst):
+        if not os.path.lexists(dst):    # a link already there (even a dangling one) is never written through
             _place(src, dst)
     import cv2
     h, w = cv2.imread(seq.frames[0], cv2.IMREAD_COLOR).shape[:2]
     # replaced, never written through an existing file: a hard link there is the dataset's own file
-    with atomic_write(os.path.join(folder, "sequence")) as f:
+    with atomic_write(inside(folder, "sequence", "sequence file")) as f:
         f.write(f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
                 f"width={w}\nheight={h}\nlength={len(seq.frames)}\n")
-    with atomic_write(os.path.join(folder, "groundtruth.txt")) as f:
+    with atomic_write(inside(folder, "groundtruth.txt", "ground-truth file")) as f:
         f.writelines(_rect_line(b) + "\n" for b in seq.gt)
 
 
@@ -236,7 +242,7 @@ def check_workspace(workspace: str, read_from: str, sequences) -> None:
     sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
     toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
     name would lead out of WS/sequences."""
-    from ..core.base import UsageError
+    from .usage import UsageError
     from ..run.safe_output import UnsafePathError, safe_relpath
     dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
     inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
@@ -248,28 +254,34 @@ def check_workspace(workspace: str, read_from: str, sequences) -> None:
             raise UsageError(f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
                              f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
                              f"{seq_root!r}); give a workspace outside the dataset")
+    # every file written, checked before the first is: a link planted in the workspace leads none out
+    written = [(workspace, n) for n in ("config.yaml", "stack.yaml", "trackers.ini", "sequences/list.txt")]
     for seq in sequences:
-        try:
-            safe_relpath(seq.name, "sequence name", seq_root if os.path.isdir(seq_root) else None)
-        except UnsafePathError as e:
-            raise UsageError(str(e)) from None
+        written += [(seq_root, seq.name)] + [(seq_root, f"{seq.name}/{n}") for n in ("sequence", "groundtruth.txt")]
+    try:
+        for folder, name in written:
+            safe_relpath(name, "sequence name" if name.count("/") == 0 and folder == seq_root
+                         else "workspace file", folder if os.path.isdir(folder) else None)
+    except UnsafePathError as e:
+        raise UsageError(str(e)) from None
 
 
 def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequences) -> list[str]:
     """Write (or refresh) the workspace; returns the toolkit's tracker identifiers."""
     from ..run.safe_output import atomic_write, inside
     os.makedirs(workspace, exist_ok=True)
-    with atomic_write(os.path.join(workspace, "config.yaml")) as f:
+    # a link planted in a workspace (one made elsewhere, unpacked here) never leads a write out of it
+    with atomic_write(inside(workspace, "config.yaml", "workspace file")) as f:
         f.write("registry:\n- ./trackers.ini\nstack: stack.yaml\nsequences: sequences\n")
-    with atomic_write(os.path.join(workspace, "stack.yaml")) as f:
+    with atomic_write(inside(workspace, "stack.yaml", "workspace file")) as f:
         f.write(STACK_YAML)
-    with atomic_write(os.path.join(workspace, "trackers.ini")) as f:
+    with atomic_write(inside(workspace, "trackers.ini", "workspace file")) as f:
         f.write("\n".join(tracker_entry(n, w) for n, w in trackers.items()))
     seq_root = os.path.join(workspace, "sequences")
     os.makedirs(seq_root, exist_ok=True)
     for seq in sequences:
         write_vot_sequence(seq, inside(seq_root, seq.name, "sequence name"))
-    with atomic_write(os.path.join(seq_root, "list.txt")) as f:
+    with atomic_write(inside(seq_root, "list.txt", "workspace file")) as f:
         f.writelines(s.name + "\n" for s in sequences)
     return [toolkit_id(n) for n in trackers]
 
@@ -349,7 +361,7 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_vot_setup(args) -> int:
     from ..core import registry
-    from ..core.base import UsageError
+    from .usage import UsageError
     from .datasets import load_dataset
     from .evaluate import EvalError, parse_weights, require_dataset_folder
     require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")

@@ -23,7 +23,7 @@ def _terminal_progress(name: str):
 
 
 def cmd_download(args) -> int:
-    from ..core.base import UsageError
+    from .usage import UsageError
     entries = load_manifest(args.manifest)
     if args.all:
         chosen = entries

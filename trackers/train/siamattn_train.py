@@ -36,7 +36,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Callable, Optional
 
@@ -47,11 +46,11 @@ import torch
 from models.siamattn import (MapGeometry, SiamAttn, SiamAttnConfig, SiamAttnLossWeights, _resample, build_siamattn,
                              mask_targets, refine_targets, rpn_targets, sample_at)
 from models.heads import xcorr_depthwise
-from trackers.core.crop import get_subwindow
-from trackers.core.decode import generate_anchors
 
+from ..core.crop import get_subwindow
+from ..core.decode import generate_anchors
 from .pairs import Library, Pair, PairConfig, Sampler
-from .trainer import _has_ort, _quiet, git_commit, lr_at, pick_device, reuse_or_build
+from .trainer import _has_ort, git_commit, lr_at, pick_device, reuse_or_build
 
 INSTANCE = 255
 EXEMPLAR = 127
@@ -169,36 +168,29 @@ class _Levels(torch.nn.Module):
 
 
 class LevelExtractor:
-    """The frozen trunk's five levels for uint8 BGR crops: ONNX Runtime on CPU, torch on CUDA."""
+    """The frozen trunk's five levels for uint8 BGR crops: ONNX Runtime on CPU (the engine's
+    FeatureGraph, one graph per crop size, the compute policy at the training's thread count),
+    torch on CUDA."""
 
     def __init__(self, net: SiamAttn, device: torch.device, threads: int):
         self.trunk = net.backbone.trunk.eval()
         self.device = device
         self.threads = threads
         self.use_ort = device.type == "cpu" and _has_ort()
-        self.sessions: dict[int, object] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="siamattn-ort-") if self.use_ort else None
+        self.graphs: dict[int, object] = {}
 
-    def _session(self, size: int):
-        if size not in self.sessions:
-            import onnxruntime as ort
-            path = os.path.join(self._tmp.name, f"trunk{size}.onnx")
-            names = [f"l{i}" for i in range(5)]
-            with torch.no_grad(), _quiet():
-                torch.onnx.export(_Levels(self.trunk), torch.zeros(1, 3, size, size), path, input_names=["x"],
-                                  output_names=names, dynamic_axes={"x": {0: "b"}, **{n: {0: "b"} for n in names}},
-                                  opset_version=17, dynamo=False)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = self.threads
-            so.inter_op_num_threads = 1
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.sessions[size] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        return self.sessions[size]
+    def _graph(self, size: int):
+        if size not in self.graphs:
+            from ..core import compute
+            from ..core.engines import FeatureGraph
+            self.graphs[size] = FeatureGraph(_Levels(self.trunk), (1, 3, size, size), [f"l{i}" for i in range(5)],
+                                             policy=compute.decide(self.threads))
+        return self.graphs[size]
 
     def __call__(self, crops: np.ndarray) -> list[np.ndarray]:
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2).astype(np.float32))
         if self.use_ort:
-            return list(self._session(x.shape[-1]).run(None, {"x": x}))
+            return list(self._graph(x.shape[-1])(x))
         with torch.no_grad():
             return [t.float().cpu().numpy() for t in self.trunk(torch.from_numpy(x).to(self.device))]
 
@@ -328,7 +320,7 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     device = pick_device(cfg.device)
     net_cfg = SiamAttnConfig(channels=cfg.channels, refine_channels=cfg.refine_channels)
     if cfg.init_from:
-        from trackers.families.siamattn import load_siamattn
+        from ..families.siamattn import load_siamattn
         net = load_siamattn(cfg.init_from)     # strict: a file of another network is refused
         if net.cfg.channels != cfg.channels or net.cfg.refine_channels != cfg.refine_channels:
             raise ValueError(f"{cfg.init_from} has {net.cfg.channels}/{net.cfg.refine_channels} channels, "

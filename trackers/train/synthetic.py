@@ -15,8 +15,7 @@ import os
 import cv2
 import numpy as np
 
-from trackers.run.sequences import write_sequence
-
+from ..run.sequences import write_sequence
 from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler, _limit_size
 
 

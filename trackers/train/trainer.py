@@ -26,7 +26,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, Optional
 
@@ -36,8 +35,8 @@ import torch.nn.functional as F
 
 from models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from models.siamscope import BACKBONE_STAGE, SiamScopeNet
-from trackers.core.decode import generate_points
 
+from ..core.decode import generate_points
 from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
 
 
@@ -70,37 +69,30 @@ class TrainConfig:
 
 # -- features -----------------------------------------------------------------------------------
 class FeatureExtractor:
-    """Frozen backbone features of uint8 BGR crops, batched: ONNX Runtime on CPU, torch on CUDA."""
+    """Frozen backbone features of uint8 BGR crops, batched: ONNX Runtime on CPU (the engine's
+    FeatureGraph, one graph per crop size, the compute policy at the training's thread count),
+    torch on CUDA."""
 
     def __init__(self, backbone: EfficientNetLite0, device: torch.device, threads: int):
         self.backbone = backbone.to(device).eval()   # the torch path runs where the crops go
         self.device = device
-        self.sessions: dict[int, object] = {}
+        self.graphs: dict[int, object] = {}
         self.use_ort = device.type == "cpu" and _has_ort()
         self.threads = threads
-        self._tmp = tempfile.TemporaryDirectory(prefix="siamscope-ort-") if self.use_ort else None
 
-    def _session(self, size: int):
-        if size not in self.sessions:
-            import onnxruntime as ort
-            path = os.path.join(self._tmp.name, f"backbone{size}.onnx")
-            x = torch.zeros(1, 3, size, size)
-            with torch.no_grad(), _quiet():
-                torch.onnx.export(_FirstMap(self.backbone), x, path, input_names=["x"], output_names=["f"],
-                                  dynamic_axes={"x": {0: "b"}, "f": {0: "b"}}, opset_version=17, dynamo=False)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = self.threads
-            so.inter_op_num_threads = 1
-            # no busy-waiting threads left spinning against torch between calls
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.sessions[size] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        return self.sessions[size]
+    def _graph(self, size: int):
+        if size not in self.graphs:
+            from ..core import compute
+            from ..core.engines import FeatureGraph
+            self.graphs[size] = FeatureGraph(_FirstMap(self.backbone), (1, 3, size, size), ["f"],
+                                             policy=compute.decide(self.threads))
+        return self.graphs[size]
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, C, h, w) float32."""
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2).astype(np.float32))
         if self.use_ort:
-            return self._session(x.shape[-1]).run(None, {"x": x})[0]
+            return self._graph(x.shape[-1])(x)[0]
         with torch.no_grad():
             return self.backbone(torch.from_numpy(x).to(self.device))[0].float().cpu().numpy()
 
@@ -112,19 +104,6 @@ class _FirstMap(torch.nn.Module):
 
     def forward(self, x):
         return self.backbone(x)[0]
-
-
-class _quiet:
-    """Silence the exporter's tracer warnings (the padding arithmetic is constant per size)."""
-
-    def __enter__(self):
-        import warnings
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
 
 
 def _has_ort() -> bool:
