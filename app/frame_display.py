@@ -17,7 +17,7 @@ from trackers.core.base import TrackResult
 from trackers.run.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
 
 from .draw_scheduler import DrawScheduler
-from .export import RunStore
+from trackers.run.run_store import RunStore
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .transport import SeekBar
 from .video_view import VideoView
@@ -50,6 +50,10 @@ class FrameDisplay(QObject):
         self._timeline_version = -1
         self._timeline_drawn_at = 0.0
         self._channels_shown = True
+        # whether the tracker should copy the channel maps out: while the grid is on screen (the
+        # window widens this to "while its tab exists" on a laptop screen, so a tab switch finds them)
+        self.channels_wanted: Callable[[], bool] = \
+            lambda: self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
         # draws the latest packet only, at a pace that leaves the event loop responsive
         self.draws = DrawScheduler(self.passes, self)
 
@@ -154,7 +158,7 @@ class FrameDisplay(QObject):
         self.timeline.set_state(state)      # with the status line, not with the (slower) timeline
 
     def _finish_draw(self, p: FramePacket, result: Optional[TrackResult]) -> None:
-        self.sync_channels_shown(self.channels.isVisible() and not self.channels.visibleRegion().isEmpty())
+        self.sync_channels_shown(self.channels_wanted())
         self._refresh_timeline(p, result)
         self.current_index = p.index
         self.drawn_packet = p

@@ -403,7 +403,9 @@ class ChannelGrid(QWidget):
 
     def _fitting_columns(self) -> int:
         """As many columns as the grid's width holds (a cell is SIDE + borders wide)."""
-        width = self.scroll.viewport().width()
+        # the scroll bar's width is kept free: it appears once the rows overflow, and the last
+        # column must not then be cut under it
+        width = self.scroll.width() - self.scroll.verticalScrollBar().sizeHint().width()
         return max(1, width // (ChannelCell.WIDTH + self.grid.spacing()))
 
     def resizeEvent(self, ev) -> None:

@@ -20,10 +20,10 @@ import sys
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QMainWindow, QSplitter, QStackedWidget,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QHBoxLayout, QMainWindow, QScrollArea, QSplitter,
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from trackers.core import compute, registry
 from trackers.run.track_set import track_set_factory
@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
         self.menus.threadsChosen.connect(self.set_threads_preference)
         self.recent_menu, self.channels_action = self.menus.recent_menu, self.menus.channels_action
         self.threads_actions = self.menus.threads_actions
+        # in tabs the grid is hidden whenever another tab is chosen: its maps are kept coming (they
+        # cost little) so the Channels tab shows the frame on screen at once; View ▸ off stops them
+        side_by_side = self.display.channels_wanted
+        self.display.channels_wanted = lambda: self.channels_action.isChecked() and (
+            bool(self.compact) or side_by_side())
 
         self.worker.on(FramePacket, self._on_packet)
         self.worker.on(SourceInfo, self._on_source_opened)
@@ -190,15 +195,22 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.transport)
         cl.addWidget(main, 1)
         self.setCentralWidget(central)
-        # the message bar lies over the top of the video and the panels, so nothing under it moves
+        # the message bar lies over the top of the video, so nothing under it moves
         # when it comes and goes
         self.messages.setParent(central)
         self.messages.hide()
-        main.installEventFilter(self)
+        self.video_stack.installEventFilter(self)
         self.params.setMinimumWidth(230)
+        # scrolls rather than sets the window's minimum height (SiamScope default has 25 rows)
+        self.params_scroll = QScrollArea()
+        self.params_scroll.setWidget(self.params)
+        self.params_scroll.setWidgetResizable(True)
+        self.params_scroll.setFrameShape(QFrame.NoFrame)
+        self.params_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.params_scroll.setMinimumWidth(250)
         dock = QDockWidget("Hyper-parameters", self)
         dock.setObjectName("params")
-        dock.setWidget(self.params)
+        dock.setWidget(self.params_scroll)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                          | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
@@ -233,14 +245,24 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
 
     def _place_banner(self) -> None:
-        r = self.main_area.geometry()
+        """Over the top of the video (not the panels' tabs, which stay clickable)."""
+        central = self.centralWidget()
+        if central is None:
+            return
+        r = QRect(self.video_stack.mapTo(central, QPoint(0, 0)), self.video_stack.size())
         bar = self.messages
-        height = bar.heightForWidth(r.width()) if bar.hasHeightForWidth() else -1
-        bar.setGeometry(r.x(), r.y(), r.width(), max(height, bar.sizeHint().height()))
+        # its height for this width (a wrapping label's plain size hint assumes a narrow, tall box)
+        height = bar.layout().totalHeightForWidth(r.width()) if bar.layout().hasHeightForWidth() else -1
+        bar.setGeometry(r.x(), r.y(), r.width(), height if height > 0 else bar.sizeHint().height())
+        # the text's own width is known once laid out (the buttons take their share): as tall as it needs
+        bar.layout().activate()
+        needed = bar.label.heightForWidth(bar.label.width()) + 8
+        if needed > bar.height():
+            bar.setGeometry(r.x(), r.y(), r.width(), needed)
         bar.raise_()
 
     def eventFilter(self, obj, ev) -> bool:
-        if obj is self.main_area and ev.type() in (QEvent.Resize, QEvent.Move):
+        if obj is self.video_stack and ev.type() in (QEvent.Resize, QEvent.Move):
             self._place_banner()
         return super().eventFilter(obj, ev)
 
@@ -275,20 +297,41 @@ class MainWindow(QMainWindow):
         if compact:
             self.inspect_tabs.addTab(self.heatmap, "Score map")
             self.inspect_tabs.addTab(self.channels, "Channels")
-            self.inspect_tabs.addTab(self.params, "Hyper-parameters")
+            self.inspect_tabs.addTab(self.params_scroll, "Hyper-parameters")
+            for dock, title in self._tabbed_docks():
+                self.inspect_tabs.addTab(dock.widget(), title)
+                dock.hide()
+                dock.toggleViewAction().setVisible(False)
             self.params_dock.hide()
             self.params_dock.toggleViewAction().setVisible(False)
             self.inspect_stack.setCurrentWidget(self.inspect_tabs)
         else:
             self.inspect_split.insertWidget(0, self.heatmap)
             self.inspect_split.insertWidget(1, self.channels)
-            self.params_dock.setWidget(self.params)
+            self.params_dock.setWidget(self.params_scroll)
             self.params_dock.toggleViewAction().setVisible(True)
             self.params_dock.show()
+            for dock, _title in self._tabbed_docks():
+                dock.setWidget(self._dock_pages[dock])
+                dock.toggleViewAction().setVisible(True)
+                dock.show()
+                self._dock_pages[dock].show()
             self.inspect_stack.setCurrentWidget(self.inspect_split)
-        self.heatmap.show()
-        self.channels.setVisible(self.channels_action.isChecked() if hasattr(self, "menus") else True)
-        self.params.show()
+            # pages taken out of the tabs come back hidden (the tabs show one page at a time)
+            self.heatmap.show()
+            self.channels.setVisible(self.channels_action.isChecked() if hasattr(self, "menus") else True)
+            self.params_scroll.show()
+
+    def _tabbed_docks(self) -> list:
+        """Docks that become tabs on a laptop screen (a 290-px side dock leaves the video no room)."""
+        docks = [(getattr(self, "targets_dock", None), "Targets")]
+        self._dock_pages = getattr(self, "_dock_pages", {})
+        out = []
+        for dock, title in docks:
+            if dock is not None:
+                self._dock_pages.setdefault(dock, dock.widget())
+                out.append((dock, title))
+        return out
 
     # -- one state for what is on screen, and no run dropped without a question ------------------
     def _on_tracker(self, info) -> None:
@@ -301,18 +344,24 @@ class MainWindow(QMainWindow):
             self.display.clear_run()
 
     def _confirm_discard(self, title: str, doing: str, go: str) -> bool:
-        return self.guard.confirm_discard(title, self.guard.unexported_warning(doing), go)
+        return self._asked(self.guard.confirm_discard(title, self.guard.unexported_warning(doing), go))
+
+    def _asked(self, answer: bool) -> bool:
+        """After a question the keyboard is the video's again (Space, arrows, Ctrl+O work at once)."""
+        if self.guard.close_box is None and QApplication.activeModalWidget() is None:
+            self.return_focus()
+        return answer
 
     def _confirm_restart_at(self, index: int) -> bool:
         """Tracking on from frame `index` re-initialises there and drops the run's later frames: asked."""
         later = sorted(k for k in self.store.results if k > index)
         if not later:
             return True
-        return self.guard.confirm_discard(
+        return self._asked(self.guard.confirm_discard(
             f"Restart the run at frame {index}?",
             [f"Tracking on from frame {index} re-initialises the tracker there and discards frames "
              f"{later[0]}–{later[-1]} of this run ({len(later)} frames)."],
-            "Discard them and track on")
+            "Discard them and track on"))
 
     def start_from_groundtruth(self) -> None:
         """Initialise on the frame on screen with the ground truth's box there, and play."""

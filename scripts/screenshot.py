@@ -2,6 +2,12 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" python -m scripts.screenshot            # as a person sees it
     python -m scripts.screenshot --out /tmp/shot.png                              # offscreen also works
+    xvfb-run -a -s "-screen 0 1920x1200x24" python -m scripts.screenshot --gallery  # the hero and the gallery
+
+`--gallery` renews resources/screenshot.png and every image of resources/gallery/ from the GALLERY
+table below, each in a fresh window, with paths relative to a scratch folder (no machine path in
+any image), and records in resources/gallery/manifest.json, per image, the hash of its settings, the
+app version and the image's sha256: tests/test_app_gallery.py fails when an image is stale.
 
 Defaults: ../shared/data/videos/bag.avi, NanoTrack V2 with ../shared/models/nanotrack/nanotrackv2.pth,
 the bag's first ground-truth box, 80 frames, resources/screenshot.png.
@@ -18,7 +24,78 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
+#: every image of the docs: its path under resources/ and the script's arguments for it ({shared}/...
+#: inside the scratch folder: never a machine path in the image)
+GALLERY = {
+    "screenshot.png": ["--heatmap", "--size", "1500x920"],
+    "gallery/tracking_heatmap.png": ["--heatmap", "--size", "1280x800"],
+    "gallery/groundtruth_iou.png": ["--size", "1280x800", "--groundtruth", "{shared}/bench/bag/groundtruth.txt",
+                                    "--frames", "120"],
+    "gallery/channels_nanotrack.png": ["--size", "1280x800", "--part", "channels"],
+    "gallery/model_zoo.png": ["--size", "1280x800", "--part", "zoo"],
+    "gallery/laptop_1024x640.png": ["--heatmap", "--size", "1024x640"],
+}
+MANIFEST = os.path.join(ROOT, "resources", "gallery", "manifest.json")
+
+
+def settings_hash(args: list) -> str:
+    """What an image's look depends on besides the app: the script's arguments for it and its defaults."""
+    import hashlib
+    import json
+    defaults = {a.dest: a.default for a in _parser()._actions if a.dest not in ("help", "out", "video", "weights")}
+    return hashlib.sha256(json.dumps([args, sorted(defaults.items())], default=str).encode()).hexdigest()[:16]
+
+
+def app_version() -> str:
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def file_sha256(path: str) -> str:
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def gallery(only: list) -> int:
+    """Each image in its own process (a fresh window, fresh settings), then the manifest."""
+    import json
+    import subprocess
+    scratch = tempfile.mkdtemp(prefix="siamscope-gallery-")
+    for sub in ("data", "models", "bench"):      # the shared data under short relative names
+        os.symlink(os.path.abspath(os.path.join(SHARED, sub)), os.path.join(scratch, sub))
+    entries = {}
+    if os.path.isfile(MANIFEST):
+        with open(MANIFEST) as f:
+            entries = json.load(f).get("images", {})
+    for name, args in GALLERY.items():
+        if only and name not in only:
+            continue
+        out = os.path.join(ROOT, "resources", name)
+        argv = [a.replace("{shared}/", "") for a in args]
+        cmd = [sys.executable, "-m", "scripts.screenshot", *argv, "--out", out,
+               "--video", "data/videos/bag.avi", "--weights", "models/nanotrack/nanotrackv2.pth"]
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        done = subprocess.run(cmd, cwd=scratch, env=env)
+        if done.returncode != 0:
+            print(f"failed: {name}", file=sys.stderr)
+            return done.returncode
+        entries[name] = {"settings": args, "settings_hash": settings_hash(args), "app_version": app_version(),
+                         "png_sha256": file_sha256(out)}
+    with open(MANIFEST, "w") as f:
+        json.dump({"about": "written by `python -m scripts.screenshot --gallery`; checked by "
+                            "tests/test_app_gallery.py", "images": entries}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {MANIFEST}")
+    return 0
+
+
 def parse_args(argv):
+    return _parser().parse_args(argv)
+
+
+def _parser():
     p = argparse.ArgumentParser(prog="python -m scripts.screenshot", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", default=os.path.join(SHARED, "data", "videos", "bag.avi"))
     p.add_argument("--tracker", default="nanotrack-v2")
@@ -35,11 +112,15 @@ def parse_args(argv):
                    help="grab the whole window, the channel view only, or the model-zoo dialog")
     p.add_argument("--out", default=os.path.join(ROOT, "resources", "screenshot.png"))
     p.add_argument("--timeout", type=float, default=180.0)
-    return p.parse_args(argv)
+    p.add_argument("--gallery", nargs="*", metavar="IMAGE",
+                   help="renew the hero and the gallery (or only these, e.g. gallery/model_zoo.png)")
+    return p
 
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.gallery is not None:
+        return gallery(args.gallery)
     import pyqtgraph as pg
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication

@@ -16,8 +16,10 @@ BOXES = [BAG_BOX, (60.0, 40.0, 70.0, 90.0), (420.0, 250.0, 80.0, 60.0)]
 FRAMES = 4
 
 
-@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
-@pytest.mark.parametrize("name", ["nanotrack-v2", "siamrpn-alex"])
+@pytest.mark.parametrize("name,engine", [("nanotrack-v2", "torch"), ("nanotrack-v2", "onnxruntime"),
+                                         ("siamrpn-alex", "torch"), ("siamrpn-alex", "onnxruntime"),
+                                         # the default tracker: its localiser batched, its guard per target
+                                         ("siamscope-default", "torch")])
 def test_batched_boxes_equal_single_runs(name, engine, tmp_path_factory):
     from trackers.core.batching import BatchRunner, group_key, track_batched
     frames = bag_frames()[:FRAMES + 1]
@@ -81,13 +83,13 @@ def test_free_batch_graph_matches_single_target_graph(tmp_path_factory):
 
 
 def test_unbatchable_trackers_run_alone(tmp_path_factory):
-    """A tracker with a loop of its own (the default tracker's guard) is tracked on its own call,
-    beside a batch, with the same boxes as alone."""
+    """A tracker whose network takes no batch (SiamFC) is tracked through the caller's step, beside
+    a batch, with the same boxes as alone."""
     from trackers.core.batching import BatchRunner, group_key, track_batched
     from trackers.run.session import Track
     frames = bag_frames()[:3]
-    default = build("siamscope-default", "torch", tmp_path_factory)
-    alone = build("siamscope-default", "torch", tmp_path_factory)
+    default = build("siamfc", "torch", tmp_path_factory)
+    alone = build("siamfc", "torch", tmp_path_factory)
     nano = [build("nanotrack-v2", "torch", tmp_path_factory) for _ in range(2)]
     assert group_key(default) is None
     for t, box in zip([default, alone] + nano, [BAG_BOX, BAG_BOX] + BOXES[1:]):

@@ -51,11 +51,12 @@ def bag_frames():
 
 
 def build(name, engine, tmp_path_factory):
-    from trackers.tools import bench
     from trackers.core import registry
+    from trackers.run.fixtures import SEEDED_FIXTURE
+    from trackers.tools import bench_timing as bench
     spec = registry.get(name)
-    if name in bench.SEEDED_FIXTURE:
-        shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
+    if name in SEEDED_FIXTURE:
+        shared_path("fixtures", SEEDED_FIXTURE[name], "manifest.json")
     if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))

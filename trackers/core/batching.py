@@ -16,9 +16,11 @@ Engines:
   one graph per target count instead; which one is used is decided once, by running a batch of
   two against two single calls on the same graph.
 
-What is not batchable runs one by one, through the caller's per-frame step (session.Track.step):
-trackers with a loop of their own (the default tracker's guard, SiamMask's refinement...), a target
-whose search is widened this frame (a lost long-term target), and a group of one.
+The default tracker batches too: its NanoTrack localiser runs in the batch, its guard (decode,
+verification, state) per target in `track_outputs`' hooks. What is not batchable runs one by one,
+through the caller's per-frame step (session.Track.step): trackers whose network takes no batch
+(SiamFC, SiamMask, SiamAttn...), fp16, a target whose search is widened this frame (a lost
+long-term target: a group of its own size), and a group of one.
 """
 from __future__ import annotations
 

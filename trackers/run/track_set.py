@@ -151,6 +151,10 @@ class TrackSet(Tracker):
         """The next init starts A (track 1) and B (`tracker_name`) from its box; None ends A/B."""
         self._requests.append(("compare", tracker_name, weights))
 
+    def request_reset(self) -> None:
+        """The run stopped: the next init starts target 1 alone (the other tracks are dropped)."""
+        self._requests.append(("reset",))
+
     def remove(self, track_id: int) -> None:
         """Drop a track from the next frame on (track 1, whose tracker the panel shows, stays)."""
         self._requests.append(("remove", int(track_id)))
@@ -202,6 +206,10 @@ class TrackSet(Tracker):
                         done = self._init_member(m, frame, box)
                         self.selected = m.id
                 box = None
+            elif kind == "reset":
+                # the run stopped: the next one starts with target 1 alone
+                self.members = self.members[:1]
+                self.members[0].name, self.compare, self.selected = "1", None, 1
             elif kind == "compare" and req[1] is None:
                 # A/B ends: B goes, A runs on as it is
                 self.members = self.members[:1]
@@ -249,21 +257,25 @@ class TrackSet(Tracker):
             t0 = time.perf_counter()
             self._frame += 1
             results = track_batched(self.runner, [m.tracker for m in running], frame,
-                                    lambda i: running[i].run.step(frame, self._frame).result)
+                                    lambda i: running[i].run.step(frame, self._frame, keep_box=False).result)
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
                 m.ms = sum(r.timings.values()) or share
                 if "batch" in r.extra:          # stepped as part of a batch: recorded as step() records
-                    m.run.took(frame, self._frame, r, m.ms / 1e3)
+                    m.run.took(frame, self._frame, r, m.ms / 1e3, keep_box=False)
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:
                 return chosen.result            # one track: exactly its tracker's result
-            # every track's box, score, state and score map ride along (kept per frame by the run's
-            # store: without the channel maps and masks, which only the frame on screen needs)
-            light = tuple(dataclasses.replace(v, result=dataclasses.replace(v.result, channels=[], mask=None))
-                          for v in views)
+            # every track's box, score and state ride along, kept per frame by the run's store (the
+            # run's boxes live there: the members keep none, so a camera run does not grow them);
+            # the score maps only in A/B, whose view shows both of a frame seen again; never the
+            # channel maps or masks, which only the frame on screen needs (the snapshot has them)
+            keep_map = self.compare is not None
+            light = tuple(dataclasses.replace(v, result=dataclasses.replace(
+                v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None))
+                for v in views)
             return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light,
                                                                  selected=chosen.id))
 

@@ -74,10 +74,12 @@ def _run(trackers, boxes, frames, batched: bool, runner) -> tuple[float, dict, l
     return time.perf_counter() - t0, stages, out
 
 
-def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures_dir: str, nano_dir: str) -> list:
+def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures_dir: str, nano_dir: str,
+                  bench_weights) -> list:
+    """`bench_weights(spec, fixtures_dir, nano_dir, tmp)` -> (weights, how): bench.py's (passed in, so
+    this module does not import bench.py back)."""
     from ..core import registry
     from ..core.batching import BatchRunner, group_key
-    from .bench import bench_weights
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -121,12 +123,11 @@ def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures
     return rows
 
 
-def cmd_bench_targets(args, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
-    from .bench import _names, read_frames
+def cmd_bench_targets(args, video: str, frames: list, box, names: list, fixtures_dir: str, nano_dir: str,
+                      bench_weights) -> int:
+    """`bench --targets`, on what bench.py read and decided (its frames, its tracker names)."""
     counts = parse_counts(args.targets)
-    names = _names(args.trackers, DEFAULT_TRACKERS)
-    frames = read_frames(video, args.frames or DEFAULT_FRAMES)
     print(f"video {os.path.basename(video)}; step = every target's crop, network and decode for one frame "
           f"(figures are this machine's now: other processes' load counts)")
-    bench_targets(frames, box, names, counts, args.engine, args.rounds, fixtures_dir, nano_dir)
+    bench_targets(frames, box, names, counts, args.engine, args.rounds, fixtures_dir, nano_dir, bench_weights)
     return 0

@@ -109,7 +109,7 @@ def cmd_track(args) -> int:
     if len(args.box or []) != 1 or args.boxes or args.compare or args.mot or args.json:
         # several targets, or two trackers compared: trackers/tools/track_multi.py
         from .track_multi import cmd_track_multi
-        return cmd_track_multi(args)
+        return cmd_track_multi(args, parse_box, StopSignals, default_tracker_name)
     apply_compute(args)
     box = parse_box(args.box[0])
     first, end = parse_frame_range(args.start, args.frames)

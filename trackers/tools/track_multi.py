@@ -53,8 +53,7 @@ def parse_boxes_file(path: str) -> list[tuple[int, tuple, Optional[int]]]:
     return out
 
 
-def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
-    from .cli import parse_box
+def wanted_targets(args, parse_box) -> list[tuple[int, tuple, Optional[int]]]:
     targets = parse_boxes_file(args.boxes) if args.boxes else []
     taken = {t[0] for t in targets}
     free = (i for i in range(1, 10 * CLI_MAX_TRACKS) if i not in taken)
@@ -68,7 +67,9 @@ def wanted_targets(args) -> list[tuple[int, tuple, Optional[int]]]:
     return targets
 
 
-def cmd_track_multi(args) -> int:
+def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
+    """cli.py's `track` with several targets or --compare; cli.py hands over its helpers (so this
+    module does not import cli.py back)."""
     from models.device import check_device, check_precision
     from ..core import registry
     from .usage import apply_compute
@@ -80,10 +81,9 @@ def cmd_track_multi(args) -> int:
     from ..run.sources import SourceError
     from ..run.tracks import MultiTrackSession, pair_iou
     from ..run.video_io import AtomicVideoWriter
-    from .cli import StopSignals, default_tracker_name
 
     apply_compute(args)
-    targets = wanted_targets(args)
+    targets = wanted_targets(args, parse_box)
     first, end = parse_frame_range(args.start, args.frames)
     name = args.tracker or default_tracker_name()
     registry.get(name)

@@ -61,12 +61,15 @@ def cut_version(frames, gt, other_frames, at: int):
 def collect(tracker_factory, frames, gt, name: str) -> dict:
     """Run a tracker with its long-term logic off; per-frame figures, labels and boxes."""
     from trackers.run import metrics as M
-    tracker = tracker_factory()
+    from trackers.run.session import TrackingSession
+    from trackers.run.sources import FrameListSource
     start = int(np.argmax(M.valid_frames(gt)))
-    tracker.init(frames[start], tuple(gt[start]))
     rows, labels, present, ious = [], [], [], []
-    for i in range(start + 1, len(frames)):
-        r = tracker.track(frames[i])
+    session = TrackingSession.open(FrameListSource(frames), tracker_factory())
+    for step in session.run(tuple(gt[start]), start=start):
+        if step.kind != "track":
+            continue
+        i, r = step.index, step.result
         here = bool(M.valid_frames(gt[i:i + 1])[0])
         iou = float(M.iou(np.array([r.box]), np.nan_to_num(gt[i:i + 1]))[0]) if here else 0.0
         rows.append([r.extra[k] for k in FEATURES])

@@ -1,0 +1,197 @@
+"""`python main.py bench --profile`: where one frame's time goes, per stage and per engine.
+
+For each tracker and engine (torch, onnxruntime) it builds the tracker as `bench` does (seeded
+fixture weights for the pysot networks, the published NanoTrack weights), tracks a few warm-up
+frames, then times `frames` more and prints the mean milliseconds per frame of each stage:
+
+- crop, decode, mask / refine (SiamMask's mask branch and its refinement): the tracker's own stage
+  timer (TrackResult.timings), whatever stages the tracker reports;
+- network, split into the network's top-level modules (backbone, neck, rpn_head / head, the
+  mask branch ...): in torch by forward hooks on those modules; in ONNX Runtime by the session's
+  own profiler (a second session on the same exported graph and options, with profiling on),
+  whose node names carry the module path they were exported from ("/net/backbone/..."). ONNX
+  Runtime fuses across module borders rarely; a node it could not attribute is "other".
+  "network other" is what the network stage spent outside those modules (the engine's feeds and
+  fetches, torch's Python between modules, the correlation where it is not in a module).
+
+Only means, one process, no reference side: the figures are for finding the big stage, not for
+ratios (`bench --reference` gives those).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import tempfile
+import time
+from typing import Optional
+
+DEFAULT_TRACKERS = ("siamrpn-alex", "siamrpnpp-r50", "siammask-r50", "nanotrack-v2")
+ENGINES = ("torch", "onnxruntime")
+WARMUP = 2
+DEFAULT_FRAMES = 5
+
+
+def _top_modules(net) -> dict:
+    """The network's direct submodules by attribute name (backbone, neck, rpn_head, ...)."""
+    return dict(net.named_children())
+
+
+class _TorchModuleTimer:
+    """Milliseconds spent in each top-level module's forward (hooks, removed on close)."""
+
+    def __init__(self, net):
+        self.ms = collections.Counter()
+        self._start = {}
+        self._handles = []
+        for name, module in _top_modules(net).items():
+            self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+            self._handles.append(module.register_forward_hook(self._post(name)))
+
+    def _pre(self, name):
+        def hook(_module, _inputs):
+            self._start[name] = time.perf_counter()
+        return hook
+
+    def _post(self, name):
+        def hook(_module, _inputs, _output):
+            self.ms[name] += (time.perf_counter() - self._start.pop(name)) * 1e3
+        return hook
+
+    def close(self):
+        for h in self._handles:
+            h.remove()
+
+
+def _ort_module_of(node_name: str, modules) -> str:
+    """'/net/backbone/layer1/conv/Conv' -> 'backbone' (the first path part naming a top module)."""
+    for part in node_name.strip("/").split("/"):
+        if part in modules:
+            return part
+    return "other"
+
+
+class _OrtProfiler:
+    """Swaps the tracker's ONNX session for a profiling one on the same graph and options;
+    `module_ms()` reads the node times back, per top-level module."""
+
+    def __init__(self, engine, modules, tmp: str):
+        from ..core import compute
+        from ..core.engines import cpu_session, read_cached_graph
+        self.engine, self.modules = engine, modules
+        opts = compute.ort_session_options(engine.policy)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
+        # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
+        graph = read_cached_graph(engine.path)
+        if graph is None:                       # a cache that could not be written: nothing to reopen
+            raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
+        self.saved = engine.session
+        engine.session = cpu_session(graph, options=opts)
+
+    def module_ms(self, skip_runs: int) -> tuple[dict, int]:
+        """({module: total ms}, runs counted) over the runs after the first `skip_runs`."""
+        path = self.engine.session.end_profiling()
+        self.engine.session = self.saved
+        with open(path) as f:
+            events = json.load(f)
+        runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+        if len(runs) <= skip_runs:
+            return {}, 0
+        since = runs[skip_runs]["ts"]
+        ms = collections.Counter()
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= since:
+                node = e["name"][: -len("_kernel_time")]
+                ms[_ort_module_of(node, self.modules)] += e["dur"] / 1e3
+        return dict(ms), len(runs) - skip_runs
+
+
+def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str, nano_dir: str,
+                    n_frames: int = DEFAULT_FRAMES) -> Optional[dict]:
+    """{stage: mean ms per frame} for one tracker in one engine (None where it cannot be built)."""
+    import torch
+    from ..run.session import Track
+    from .bench_timing import BenchError, build_for_bench
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
+        except BenchError as e:
+            print(f"  {name:16s} {engine:11s} skipped: {e}", flush=True)
+            return None
+        if tracker.engine_name != engine:
+            print(f"  {name:16s} {engine:11s} skipped: runs in {tracker.engine_name}", flush=True)
+            return None
+        net = tracker.network
+        modules = _top_modules(net)
+        timed = frames[1: 1 + WARMUP + n_frames]
+        stages = collections.Counter()
+        track = Track(tracker)          # the session's per-frame step, as every run drives a tracker
+        with torch.no_grad():
+            track.init(frames[0], 0, box)
+            if engine == "torch":
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
+                hooks = _TorchModuleTimer(net)
+                try:
+                    for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                        stages.update(track.step(f, i, keep_box=False).timings)
+                finally:
+                    hooks.close()
+                module_ms, runs = dict(hooks.ms), len(timed) - WARMUP
+            else:
+                try:
+                    profiler = _OrtProfiler(tracker.onnx_engine, modules, tmp)
+                except FileNotFoundError as e:
+                    print(f"  {name:16s} {engine:11s} no module split: {e}", flush=True)
+                    profiler = None
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
+                for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                    stages.update(track.step(f, i, keep_box=False).timings)
+                module_ms, runs = profiler.module_ms(WARMUP) if profiler else ({}, 0)
+    n = len(timed) - WARMUP
+    row = {k: v / n for k, v in stages.items()}
+    if runs:
+        split = {f"network: {m}": v / runs for m, v in module_ms.items()}
+        split["network: other"] = max(0.0, row.get("network", 0.0) - sum(split.values()))
+        row.update(split)
+    row["total"] = sum(stages.values()) / n
+    return row
+
+
+def bench_profile(names, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int,
+                  n_frames: int = DEFAULT_FRAMES) -> list:
+    """Print one table per tracker: stage -> ms per frame in torch and onnxruntime; return rows."""
+    import datetime
+    from .bench_reference import load_average
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"per-stage profile, {now}, {load_average()} on {os.cpu_count()} cores, {threads} thread(s): mean ms per "
+          f"frame over {n_frames} frames after {WARMUP} warm-up frames (means, one process: for finding the big "
+          f"stage, not for ratios)", flush=True)
+    out = []
+    for name in names:
+        rows = {e: profile_tracker(name, e, frames, box, fixtures_dir, nano_dir, n_frames) for e in ENGINES}
+        keys = []
+        for r in rows.values():
+            for k in (r or {}):
+                if k not in keys and k != "total":
+                    keys.append(k)
+        keys.append("total")
+        print(f"{name}:")
+        print(f"  {'stage':28s} {'torch ms':>10s} {'onnxruntime ms':>15s}")
+        for k in keys:
+            cells = [f"{rows[e][k]:.2f}" if rows[e] and k in rows[e] else "-" for e in ENGINES]
+            print(f"  {k:28s} {cells[0]:>10s} {cells[1]:>15s}", flush=True)
+        out.append((name, rows))
+    return out
+
+
+def cmd_bench_profile(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
+    """`bench --profile` (the bench CLI's --trackers, --frames, --threads)."""
+    from .bench_timing import read_frames, tracker_names as _names
+    names = _names(args.trackers, DEFAULT_TRACKERS)
+    n = args.frames or DEFAULT_FRAMES
+    frames = read_frames(video, n + WARMUP + 1)
+    bench_profile(names, frames, box, fixtures_dir, nano_dir, policy.threads, n)
+    return 0
