@@ -267,7 +267,9 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, ev)
 
     # -- laptop screens --------------------------------------------------------------------------
-    COMPACT_BELOW = (1200, 760)      # narrower or shorter than this: the inspect panels become tabs
+    # narrower or shorter than this: the inspect panels become tabs (side by side with both docks the
+    # window needs ~1290 px, so a window narrowed from there turns compact before it reaches its minimum)
+    COMPACT_BELOW = (1300, 760)
 
     def _first_geometry(self) -> None:
         """The last session's geometry, else a size that fits the screen's available area."""
