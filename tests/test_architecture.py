@@ -17,10 +17,6 @@ from tests.conftest import ROOT
 PACKAGES = ("trackers", "app", "models")
 #: the one documented per-frame step: (file, function)
 PER_FRAME_STEP = ("trackers/run/session.py", "step")
-#: issue 24's batched step (several tracks of one network, one network call per frame) steps the
-#: members of a group of one with their own track(); it is the one other place allowed, until the
-#: session steps its tracks through one function that batches (docs/architecture-loop.md)
-BATCHED_STEP = ("trackers/core/batching.py", "track_batched")
 #: `bench --reference` times the reference code's own tracker (pysot's / NanoTrack's, not a
 #: SiamScope Tracker: the session cannot drive it) in its own loop, beside ours through Track.step
 REFERENCE_CODE_LOOP = ("trackers/tools/bench_reference.py", "child_main")
@@ -70,13 +66,11 @@ def _tracker_track_calls(root: str = ROOT):
 
 def test_only_the_sessions_per_frame_step_calls_a_trackers_track():
     calls = _tracker_track_calls()
-    outside = [c for c in calls if (c[0], c[3]) not in (PER_FRAME_STEP, BATCHED_STEP)
-               and not ((c[0], c[3]) == REFERENCE_CODE_LOOP and c[2] == "reference")]
+    ours = [c for c in calls if not ((c[0], c[3]) == REFERENCE_CODE_LOOP and c[2] == "reference")]
+    outside = [c for c in ours if (c[0], c[3]) != PER_FRAME_STEP]
     assert not outside, ("tracker.track() called outside the session's per-frame step (Track.step in "
                          f"trackers/run/session.py); drive TrackingSession / Track instead: {outside}")
-    assert [(c[0], c[2], c[3]) for c in calls if c[0] == PER_FRAME_STEP[0]] == \
-        [(PER_FRAME_STEP[0], "self.tracker", "step")]
-    assert len([c for c in calls if (c[0], c[3]) == BATCHED_STEP]) <= 1
+    assert [(c[0], c[2], c[3]) for c in ours] == [(PER_FRAME_STEP[0], "self.tracker", "step")]
 
 
 def test_git_grep_finds_tracker_track_only_in_the_session():
