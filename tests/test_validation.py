@@ -1,6 +1,6 @@
 """The validation set (trackers/train/validation.py): the hand-checked labels, their interpolation,
 the synthetic sequences' exact ground truth, and the acceptance rules the default is chosen by
-(trackers/train/guard_decision.py), the re-find rule on a synthetic re-appearance in particular."""
+(trackers/tools/guard_decision.py), the re-find rule on a synthetic re-appearance in particular."""
 import json
 import os
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import SHARED, shared_path
 from trackers.run import metrics as M
-from trackers.train import guard_decision as G
+from trackers.tools import guard_decision as G
 from trackers.train import validation as V
 
 VIDEOS = {"Megamind.avi", "bag.avi", "box.mp4", "cup.mp4", "tree.avi", "vtest.avi"}

@@ -90,7 +90,7 @@ class CalibratedParams(NanoTrackParams):
     score_head: float = param(2.70, "calibrated score: weight of NanoTrack v2's own score")
     score_fine: float = param(4.33, "calibrated score: weight of the relative stride-8 verification")
     reference_frames: int = param(5, "tracked frames that set the verification's own level", live=False)
-    # the state: chosen on the same held-out scores (trackers/train/guard_decision.py rules): with
+    # the state: chosen on the same held-out scores (trackers/tools/guard_decision.py rules): with
     # LOST after 10 frames below 0.1 and TRACKING again at 0.3, LOST on 0.6% of the frames in view
     # (0.6% of those where the box is on the target) and on 21% of those out of view; at 0.5 / 10 /
     # 0.5 it was 14.7% in view (7.6% on the target): NanoTrack's box stays on a deforming target

@@ -7,7 +7,7 @@
 4. after the target comes back (absent -> present), re-found within 10 frames: some frame among
    the first REFIND_FRAMES back has IoU >= REFIND_IOU and is not LOST.
 
-    python -m trackers.train.guard_decision VALIDATION RESULTS/SRE --candidate siamscope-default \\
+    python -m trackers.tools.guard_decision VALIDATION RESULTS/SRE --candidate siamscope-default \\
         --reference nanotrack-v2 [--json FILE]
 
 RESULTS/SRE is what `python main.py eval VALIDATION --protocol sre --results RESULTS` wrote. The
@@ -107,7 +107,7 @@ def sequence_figures(folder: str, tracker: str, seq, runs: list) -> dict:
 def decide(val_dir: str, results: str, candidate: str, reference: str = "nanotrack-v2") -> dict:
     """Per sequence figures of both trackers and which rules the candidate breaks where."""
     from ..run.sequences import find_sequences
-    from ..tools.eval_protocols import expand
+    from .eval_protocols import expand
     seqs = find_sequences(val_dir)
     runs = expand(seqs, "sre")
     table, broken = {}, []
@@ -150,7 +150,7 @@ def format_decision(d: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trackers.train.guard_decision", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m trackers.tools.guard_decision", description=__doc__.splitlines()[0])
     ap.add_argument("validation", help="the validation set (python -m trackers.train.validation DIR)")
     ap.add_argument("results", help="RESULTS/SRE written by eval --protocol sre --results RESULTS")
     ap.add_argument("--candidate", default="siamscope-default")
