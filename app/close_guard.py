@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from .draw_scheduler import DrawScheduler
-from .export import RunStore
+from trackers.run.run_store import RunStore
 from .export_controls import ExportControls
 from .preferences import Preferences
 

@@ -9,7 +9,9 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, QSettings, QStandardPaths
 from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStatusBar, QWidget
 
-from .export import RunStore, VideoExportJob
+from trackers.run.run_store import RunStore
+
+from .export import VideoExportJob
 
 
 class ExportControls(QObject):

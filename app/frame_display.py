@@ -17,7 +17,7 @@ from trackers.core.base import TrackResult
 from trackers.run.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
 
 from .draw_scheduler import DrawScheduler
-from .export import RunStore
+from trackers.run.run_store import RunStore
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .transport import SeekBar
 from .video_view import VideoView

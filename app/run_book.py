@@ -9,7 +9,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QStatusBar
 
-from .export import RunStore
+from trackers.run.run_store import RunStore
 from .message_bar import MessageBar
 from .video_view import VideoView
 from .worker_protocol import FramePacket, SourceInfo, TrackerInfo

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGraphicsRectItem, 
 from trackers.run.metrics import iou
 from trackers.run.tracks import MAX_TRACKS
 
+from .worker_protocol import TrackingChanged
+
 COLUMNS = ("", "id", "name", "state", "conf", "IoU gt")
 
 
@@ -87,6 +89,7 @@ class TargetsPanel(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         self.compare_combo.activated.connect(self._compare_chosen)
         self.export_button.clicked.connect(self._export_clicked)
+        window.worker.on(TrackingChanged, self._tracking_changed)
 
     # -- the run's tracker ------------------------------------------------------------------------
     def track_set(self):
@@ -97,6 +100,17 @@ class TargetsPanel(QWidget):
     def comparing(self) -> bool:
         ts = self.track_set()
         return ts is not None and ts.compare is not None
+
+    def _tracking_changed(self, event) -> None:
+        """A stopped run: the next Start tracks target 1 alone, and the list starts afresh."""
+        ts = self.track_set()
+        if not event.tracking and ts is not None and ts.count > 1:
+            ts.request_reset()
+            self.history.clear()
+            self.ab_iou.clear()
+            self.views = ()
+            self._draw((), self.window.current_index)
+            self.window.compare_dock.hide()
 
     # -- adding, selecting, removing --------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:

@@ -77,6 +77,9 @@ class TrackerBar(QWidget):
         self.tracker_combo.clear()
         for spec in specs:
             self.tracker_combo.addItem(self._tracker_label(spec), spec.name)
+            if spec.experimental:
+                self.tracker_combo.setItemData(self.tracker_combo.count() - 1, registry.experimental_label(spec),
+                                               Qt.ToolTipRole)
         self.tracker_combo.blockSignals(False)
         if not specs:
             problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
@@ -108,6 +111,8 @@ class TrackerBar(QWidget):
         """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
         model folder)."""
         title = spec.title or spec.name
+        if spec.experimental:          # trained here, not shown to beat the training-free floor (SRE)
+            title = f"{title}  — experimental"
         if spec.needs_weights and self.prefs.known_weights(spec) is None:
             return f"{title}  — no checkpoint"
         return title

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import SHARED, shared_path
 from trackers.core import registry
 from trackers.core.base import ChannelMaps, TrackingState, TrackResult
-from trackers.tools.bench import SEEDED_FIXTURE, seeded_checkpoint
+from trackers.run.fixtures import SEEDED_FIXTURE, seeded_checkpoint
 from trackers.run.sources import open_source
 
 BOX = (292.23, 128.36, 145.96, 132.47)

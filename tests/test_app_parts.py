@@ -117,7 +117,8 @@ def test_camera_grabber_drops_stale_frames_and_hands_out_the_latest():
 
 
 def test_video_export_cancel_leaves_no_file(qtbot, tmp_path):
-    from app.export import RunStore, VideoExportJob
+    from app.export import VideoExportJob
+    from trackers.run.run_store import RunStore
     video = shared_path(*BAG)
     store = RunStore()
     store.start("test", {}, None, video, video, 25.0, False)

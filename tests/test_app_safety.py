@@ -174,13 +174,13 @@ def test_a_truncated_video_is_reported_at_its_end(qtbot, tmp_path):
 def test_siammask_masks_are_kept_packed(tmp_path):
     """What the app keeps per SiamMask frame: a few kB, not a frame of floats; unpacked it is the
     tracker's own cut (mask > 0.15) pixel for pixel."""
-    from app.export import RunStore
-    from trackers.tools import bench
+    from trackers.run.run_store import RunStore
+    from trackers.run import fixtures
     from trackers.core import registry
-    fixture = shared_path("fixtures", bench.SEEDED_FIXTURE["siammask-r50"])
+    fixture = shared_path("fixtures", fixtures.SEEDED_FIXTURE["siammask-r50"])
     if "siammask-r50" not in {s.name for s in registry.all_trackers()}:
         pytest.skip("siammask-r50 is not available")
-    tracker = registry.build("siammask-r50", bench.seeded_checkpoint(fixture, str(tmp_path)))
+    tracker = registry.build("siammask-r50", fixtures.seeded_checkpoint(fixture, str(tmp_path)))
     store = RunStore()
     store.start("siammask-r50", {}, None, shared_path(*BAG), "bag.avi", 25.0, False)
     cap = cv2.VideoCapture(shared_path(*BAG))

@@ -111,3 +111,23 @@ def test_compare_on_and_off(qtbot, tmp_path):
     combo.activated.emit(combo.findText("Compare off"))
     step(qtbot, window)
     qtbot.waitUntil(lambda: ts.compare is None and ts.count == 1, timeout=10000)
+
+
+def test_a_stopped_run_restarts_with_one_target(qtbot, tmp_path):
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    start_run(qtbot, window, tuple(gt[0]), 3)
+    panel = window.targets
+    panel.add_button.click()                     # the button arms the next drag as an added target
+    drag_box(qtbot, window.video, SECOND)
+    ts = panel.track_set()
+    qtbot.waitUntil(lambda: ts.count == 2, timeout=20000)
+    step(qtbot, window)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=10000)
+    window.stop_button.click()
+    qtbot.waitUntil(lambda: not window.tracking and panel.table.rowCount() == 0 and not panel._boxes,
+                    timeout=10000)
+    start_run(qtbot, window, tuple(gt[window.current_index]), window.current_index + 2)
+    assert ts.count == 1 and "tracks" not in window.drawn_packet.result.extra

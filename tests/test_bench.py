@@ -76,7 +76,7 @@ def _process_state(pid: int) -> str:
 def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
     """`bench --load`'s busy process spins only during loaded rounds (stopped, not busy, in idle
     ones), rounds alternate idle-first / loaded-first, and the process is gone afterwards."""
-    from trackers.tools.bench import BusyCore, alternate_rounds
+    from trackers.tools.busy_core import BusyCore, alternate_rounds
     seen = []
     with BusyCore() as busy:
         pid = busy.process.pid
@@ -93,7 +93,8 @@ def test_load_rounds_alternate_with_the_busy_core_on_only_in_loaded_rounds():
 
 
 def test_load_rounds_are_sized_from_the_warm_up_and_run_on_the_same_frames_back_and_forth():
-    from trackers.tools.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count, ping_pong
+    from trackers.tools.bench import LOAD_MIN_FRAMES, LOAD_ROUND_SECONDS, load_frame_count
+    from trackers.tools.bench_timing import ping_pong
     assert load_frame_count(400.0) == round(400 * LOAD_ROUND_SECONDS)
     assert load_frame_count(0.5) == LOAD_MIN_FRAMES and load_frame_count(400.0, fixed=4) == 4
     assert ping_pong([0, 1, 2, 3], 11) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
@@ -130,10 +131,31 @@ def test_time_budget_stops_after_the_minimum_frames():
     """`bench --all` times each tracker within a budget: a spent budget stops it once the minimum
     number of frames is tracked; without one every frame is tracked."""
     from trackers.core import registry
-    from trackers.tools import bench
+    from trackers.tools import bench_timing as bench
     frames = bench.read_frames(shared_path("data", "videos", "bag.avi"), 9)
     tracker = registry.build("csrt", None)
     seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX, budget_s=0.0, min_frames=3)
     assert tracked == 3 and seconds > 0
     seconds, tracked = bench.time_tracker_within(tracker, frames, bench.BAG_BOX)
     assert tracked == len(frames) - 1 and seconds > 0
+
+
+def test_soak_keeps_what_the_app_keeps_over_the_looped_video(capsys):
+    """`bench --soak N` runs the session over the video looped past its end (bag has 196 frames) and
+    prints RSS before and after; each tracker's line says how much it grew per frame."""
+    shared_path("data", "videos", "bag.avi")
+    from trackers.tools.cli import main
+    assert main(["bench", "--soak", "200", "--trackers", "csrt", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "soak: 200 frames per tracker on bag.avi (looped) after 20 warm-up frames" in out
+    row = re.search(r"csrt\s+start\s+(\d+\.\d)\s+end\s+(\d+\.\d)\s+\(\s*[+-]\d+\.\d MB,\s+[+-]\d+\.\d kB/frame; no checkpoint", out)
+    assert row, out
+    assert float(row.group(1)) > 0 and float(row.group(2)) > 0
+
+
+def test_one_fixture_table_for_the_tests_and_bench():
+    """The pysot trackers `bench` times by default take their folders from the one table."""
+    from trackers.run.fixtures import SEEDED_FIXTURE
+    from trackers.tools import bench
+    assert set(bench.PYSOT_TIMED) <= set(SEEDED_FIXTURE)
+    assert not hasattr(bench, "PYSOT_SEEDED") and not hasattr(bench, "tracker_weights")

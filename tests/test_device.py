@@ -153,7 +153,7 @@ def test_cuda_fp32_follows_the_cpu_and_fp16_stays_close(cuda):
     on the target: mean IoU against fp32 above 0.9 over 40 frames (measured on an H100: 0.95 over
     60, the smallest 0.72 where the half-precision state drifts a few pixels on the bag's fast turn).
     Seeded random weights are no test of fp16: their activations overflow it (check_finite)."""
-    from trackers.tools.bench import seeded_checkpoint
+    from trackers.run.fixtures import seeded_checkpoint
     from trackers.core import registry
     frames = bag_frames(41)
     import tempfile

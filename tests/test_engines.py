@@ -51,11 +51,12 @@ def bag_frames():
 
 
 def build(name, engine, tmp_path_factory):
-    from trackers.tools import bench
     from trackers.core import registry
+    from trackers.run.fixtures import SEEDED_FIXTURE
+    from trackers.tools import bench_timing as bench
     spec = registry.get(name)
-    if name in bench.SEEDED_FIXTURE:
-        shared_path("fixtures", bench.SEEDED_FIXTURE[name], "manifest.json")
+    if name in SEEDED_FIXTURE:
+        shared_path("fixtures", SEEDED_FIXTURE[name], "manifest.json")
     if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))
@@ -182,7 +183,7 @@ def test_engine_choice_errors_are_one_line(tmp_path_factory):
     assert registry.build("csrt", None, engine="auto").engine_name == "opencv"
 
 
-@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet"])
+@pytest.mark.parametrize("name", ["siamscope-guard", "siamscope-effnet"])
 def test_guard_verification_runs_in_the_engine(name, tmp_path_factory):
     """The long-term guard's per-frame verification crop runs in ONNX Runtime beside the main network
     when the engine is onnxruntime, with torch's features and cosines (tolerances at the top)."""
@@ -215,7 +216,7 @@ def test_guard_verification_runs_in_the_engine(name, tmp_path_factory):
     assert ort.onnx_modules == {} and ort.engine_name == "torch"
 
 
-@pytest.mark.parametrize("name", ["siamscope-default", "siamscope-effnet", "siamrpnpp-r50-lt"])
+@pytest.mark.parametrize("name", ["siamscope-guard", "siamscope-effnet", "siamrpnpp-r50-lt"])
 def test_lost_target_search_runs_in_the_engine(name, tmp_path_factory):
     """The wider search a tracker runs while the target is lost has its own exported graph: the
     network call at that size goes to ONNX Runtime (not eager torch) with torch's outputs."""

@@ -19,7 +19,7 @@ from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 # hypothesis keeps a folder of its own (.hypothesis/): a throw-away one, never in the checkout
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="siamscope-hypothesis-"))
 
-from trackers.core.base import BoxError, UsageError, validate_box  # noqa: E402
+from trackers.core.base import BoxError, InvalidRequest, validate_box  # noqa: E402
 from trackers.run.frame_range import parse_frame_range  # noqa: E402
 from trackers.run.groundtruth import GroundTruthError, read_groundtruth  # noqa: E402
 from trackers.run.safe_output import UnsafePathError, safe_relpath  # noqa: E402
@@ -51,7 +51,7 @@ numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(
 def test_any_box_string_is_a_box_or_one_usage_error(text):
     try:
         box = parse_box(text)
-    except UsageError as e:
+    except InvalidRequest as e:  # tools.usage.UsageError is one
         assert "\n" not in str(e).strip()
         return
     assert len(box) == 4 and all(isinstance(v, float) for v in box)
@@ -69,7 +69,7 @@ def test_any_box_string_is_a_box_or_one_usage_error(text):
 def test_any_frame_range_is_a_range_or_one_usage_error(start, frames):
     try:
         first, end = parse_frame_range(start, frames)
-    except UsageError as e:
+    except InvalidRequest as e:  # tools.usage.UsageError is one
         assert "\n" not in str(e).strip()
         return
     assert first >= 0 and (end is None or end > first + 1)

@@ -14,9 +14,9 @@ import pytest
 from tests.conftest import box_iou, shared_path
 from trackers.tools import evaluate as E
 from trackers.core import registry
-from trackers.core.base import BoxError
+from trackers.core.base import BoxError, TrackingState
 from trackers.run.results import FrameLog
-from trackers.run.session import SessionError, TrackingFailed, TrackingSession
+from trackers.run.session import SessionError, Step, Track, TrackingFailed, TrackingSession
 from trackers.run.sources import FrameListSource, SourceError
 
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
@@ -137,6 +137,68 @@ def test_frame_log_drops_later_frames_on_put():
     assert list(log.items()) == [(0, 0), (1, 10), (2, "again")]
     log.drop_after(0)
     assert list(log) == [0]
+
+
+def test_run_yields_init_then_each_frame_in_the_range_with_what_a_caller_keeps():
+    frames = _bag_frames(12)
+    with TrackingSession.open(FrameListSource(frames), registry.build("csrt")) as s:
+        steps = list(s.run(BAG_BOX, start=3, stop=9))
+    assert [(p.index, p.kind) for p in steps] == [(3, "init")] + [(i, "track") for i in range(4, 9)]
+    assert not s.source_ended and list(s.boxes) == list(range(3, 9))
+    init, last = steps[0], steps[-1]
+    assert init.box == BAG_BOX and init.score == 1.0 and init.frame is frames[3]
+    assert last.box == tuple(last.result.box) == s.boxes[8] and last.score == float(last.result.score)
+    assert last.state is TrackingState.TRACKING and last.seconds == pytest.approx(last.track_ms / 1e3)
+    assert isinstance(last.timings, dict) and last.channels == []
+    assert s.tracked_frames == 5 and s.tracked_seconds == pytest.approx(sum(p.seconds for p in steps[1:]))
+    # to the end of the source: it says so
+    with TrackingSession.open(FrameListSource(frames), registry.build("csrt")) as s:
+        assert [p.index for p in s.run(BAG_BOX, start=8)] == [8, 9, 10, 11] and s.source_ended
+        with pytest.raises(SessionError, match="past the end"):
+            next(s.run(BAG_BOX, start=40))
+
+
+def test_run_with_maps_on_carries_the_score_map_and_channel_responses():
+    weights = shared_path("models", "nanotrack", "nanotrackv2.pth")
+    tracker = registry.build("nanotrack-v2", weights, engine="torch")
+    with TrackingSession.open(FrameListSource(_bag_frames(3)), tracker) as s:
+        on = list(s.run(BAG_BOX, maps=True))[-1]
+        assert s.track.maps and on.score_map is not None and on.channels and on.channels[0].maps.ndim == 3
+        off = list(s.run(BAG_BOX, start=0, maps=False))[-1]
+    assert not tracker.collect_channels and off.channels == [] and off.score_map is not None
+    assert off.box == on.box       # the maps change what is copied out, never the box
+
+
+def test_tracks_driven_on_one_frame_read_equal_their_single_runs():
+    """Two tracks (two targets, or two trackers) fed the same frames, each frame read once, give the
+    boxes each gives alone: all per-tracker state is in its Track."""
+    frames = _bag_frames(8)
+    other_box = (250.0, 100.0, 120.0, 110.0)
+    alone = {}
+    for key, box in (("a", BAG_BOX), ("b", other_box)):
+        with TrackingSession.open(FrameListSource(frames), registry.build("csrt")) as s:
+            alone[key] = [p.box for p in s.run(box)]
+    with TrackingSession.open(FrameListSource(frames), registry.build("csrt")) as s:
+        other = Track(registry.build("csrt"), target_id=1)
+        together = {"a": [s.init(BAG_BOX).box], "b": [other.init(s.frame, s.index, other_box).box]}
+        while (got := s.read()) is not None:
+            a, b = s.process(*got), other.step(*got)
+            assert a.index == b.index and a.target_id == 0 and b.target_id == 1
+            together["a"].append(a.box)
+            together["b"].append(b.box)
+    assert together == alone and alone["a"] != alone["b"]
+
+
+def test_the_apps_frame_packet_is_a_step():
+    from app.worker_protocol import FramePacket
+    with TrackingSession.open(FrameListSource(_bag_frames(2)), registry.build("csrt")) as s:
+        s.init(BAG_BOX)
+        step = s.advance()
+    packet = FramePacket.of(step, dropped=3)
+    assert isinstance(packet, Step) and packet.dropped == 3 and packet.jpeg is None
+    assert (packet.index, packet.frame, packet.result, packet.kind, packet.track_ms) == \
+        (step.index, step.frame, step.result, step.kind, step.track_ms)
+    assert packet.box == step.box and packet.rgb.shape == step.frame.shape
 
 
 def _bag_frames(n):

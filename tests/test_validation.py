@@ -102,10 +102,14 @@ def test_lost_replay_and_the_refind_rule_on_a_synthetic_reappearance():
     assert not G.refound(gt, gt, np.ones(len(gt), bool), back)            # on it, but LOST
     # the LOST state replayed from the confidence: 10 frames below 0.5 in a row, back at >= 0.5
     conf = np.full(40, 0.9)
-    conf[5:20] = 0.2
-    conf[25:32] = 0.2
-    lost = G.lost_states(conf, 0, G.LOST_RULES["siamscope-default"])
-    assert not lost[:14].any() and lost[14:20].all() and not lost[20:].any()
+    conf[5:20] = 0.05
+    conf[20:22] = 0.2                                   # not yet back (found at 0.3)
+    conf[25:32] = 0.05
+    lost = G.lost_states(conf, 0, (0.1, 10, 0.3))
+    assert not lost[:14].any() and lost[14:22].all() and not lost[22:].any()
+    from trackers.families.default import CalibratedParams
+    p = CalibratedParams()
+    assert G.LOST_RULES["siamscope-default"] == (p.lost_score, p.lost_frames, p.found_score)
 
 
 def test_writer_makes_the_whole_set_and_contact_sheets(tmp_path):

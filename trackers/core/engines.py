@@ -372,11 +372,14 @@ def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: 
     return ort.InferenceSession(model, opts, providers=compute.ort_providers())
 
 
-def cpu_session(model, policy: Optional[compute.ComputePolicy] = None):
+def cpu_session(model, policy: Optional[compute.ComputePolicy] = None, options=None):
     """An ONNX Runtime session on the CPU provider alone, following the compute policy (for work that
-    stays on the CPU whatever the machine has: the floor's trunk, the trainers' feature extraction)."""
+    stays on the CPU whatever the machine has: the floor's trunk, the trainers' feature extraction).
+    `options`: session options made from the policy and amended by the caller (`bench --profile`
+    turns profiling on), instead of the policy's own."""
     import onnxruntime as ort
-    return ort.InferenceSession(model, compute.ort_session_options(policy), providers=["CPUExecutionProvider"])
+    opts = options if options is not None else compute.ort_session_options(policy)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 class FeatureGraph:

@@ -54,6 +54,15 @@ class TrackerSpec:
         return self.default_params() if self.default_params is not None else self.params_type()
 
 
+def experimental_label(spec: TrackerSpec) -> str:
+    """'experimental: <its note>' for an experimental tracker (issue 22.6: trained here and not shown
+    to beat the training-free floor on the SRE validation table; the note gives its figure), ''
+    otherwise. The picker, `trackers` and `zoo` show it."""
+    if not spec.experimental:
+        return ""
+    return f"experimental: {spec.note}" if spec.note else "experimental"
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One row of a family's table of trackers: what differs between the variants of one family,

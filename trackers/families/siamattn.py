@@ -201,8 +201,13 @@ def build(name: str, weights: Optional[str], device: str = "cpu",
     return SiamAttnTracker(net, params or SiamAttnParams(), name=name, device=device)
 
 
+#: issue 22.6: trained here, not shown to beat the training-free floor (effnet-siamfc-floor) on the
+#: SRE validation table (docs/validation.md, resources/default_tracker.json "sre_2026_12_03")
+EXPERIMENTAL_SIAMATTN = ("not shown to beat effnet-siamfc-floor under SRE: not yet measured on the validation set "
+                         "(SRE AUC: none; the floor's on bag, first 30 frames: 0.505)")
+
 VARIANTS = (Variant("siamattn", "SiamAttn (deformable Siamese attention, EfficientNet-Lite0)", {},
-                    "siamattn_effnet.pth"),)
+                    "siamattn_effnet.pth", note=EXPERIMENTAL_SIAMATTN, experimental=True),)
 
 TRACKERS = variant_specs(
     VARIANTS, family="SiamAttn", params_type=SiamAttnParams,

@@ -151,6 +151,10 @@ class TrackSet(Tracker):
         """The next init starts A (track 1) and B (`tracker_name`) from its box; None ends A/B."""
         self._requests.append(("compare", tracker_name, weights))
 
+    def request_reset(self) -> None:
+        """The run stopped: the next init starts target 1 alone (the other tracks are dropped)."""
+        self._requests.append(("reset",))
+
     def remove(self, track_id: int) -> None:
         """Drop a track from the next frame on (track 1, whose tracker the panel shows, stays)."""
         self._requests.append(("remove", int(track_id)))
@@ -202,6 +206,10 @@ class TrackSet(Tracker):
                         done = self._init_member(m, frame, box)
                         self.selected = m.id
                 box = None
+            elif kind == "reset":
+                # the run stopped: the next one starts with target 1 alone
+                self.members = self.members[:1]
+                self.members[0].name, self.compare, self.selected = "1", None, 1
             elif kind == "compare" and req[1] is None:
                 # A/B ends: B goes, A runs on as it is
                 self.members = self.members[:1]

@@ -7,12 +7,13 @@ frames, then times `frames` more and prints the mean milliseconds per frame of e
 - crop, decode, mask / refine (SiamMask's mask branch and its refinement): the tracker's own stage
   timer (TrackResult.timings), whatever stages the tracker reports;
 - network, split into the network's top-level modules (backbone, neck, rpn_head / head, the
-  mask branch ...): in torch by forward hooks on those modules; in ONNX Runtime by the session's
-  own profiler (a second session on the same exported graph and options, with profiling on),
-  whose node names carry the module path they were exported from ("/net/backbone/..."). ONNX
-  Runtime fuses across module borders rarely; a node it could not attribute is "other".
-  "network other" is what the network stage spent outside those modules (the engine's feeds and
-  fetches, torch's Python between modules, the correlation where it is not in a module).
+  mask branch ...): in torch by forward hooks on those modules and every module under them; in
+  ONNX Runtime by the session's own profiler (a second session on the same exported graph and
+  options, with profiling on), whose node names carry the module path they were exported from ("/net/backbone/..."); a node
+  no module name can be read from (the depth-wise correlation outside any module, reorders
+  ONNX Runtime added) counts as "other".
+  "network: other" is the network stage less those modules (the engine's feeds and fetches, the
+  crop's layout copy, torch's Python between modules, ops outside any module).
 
 Only means, one process, no reference side: the figures are for finding the big stage, not for
 ratios (`bench --reference` gives those).
@@ -38,24 +39,32 @@ def _top_modules(net) -> dict:
 
 
 class _TorchModuleTimer:
-    """Milliseconds spent in each top-level module's forward (hooks, removed on close)."""
+    """Milliseconds spent in each top-level module (hooks, removed on close). The hooks sit on the
+    top module and on every module under it: pysot's head is called through a method
+    (`rpn_head.match`), not its forward, so only its submodules' forwards fire. Per top module
+    only the outermost call running is timed, so nested calls are not counted twice."""
 
     def __init__(self, net):
         self.ms = collections.Counter()
-        self._start = {}
+        self._start, self._depth = {}, collections.Counter()
         self._handles = []
-        for name, module in _top_modules(net).items():
-            self._handles.append(module.register_forward_pre_hook(self._pre(name)))
-            self._handles.append(module.register_forward_hook(self._post(name)))
+        for name, top in _top_modules(net).items():
+            for module in top.modules():
+                self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+                self._handles.append(module.register_forward_hook(self._post(name)))
 
     def _pre(self, name):
         def hook(_module, _inputs):
-            self._start[name] = time.perf_counter()
+            if self._depth[name] == 0:
+                self._start[name] = time.perf_counter()
+            self._depth[name] += 1
         return hook
 
     def _post(self, name):
         def hook(_module, _inputs, _output):
-            self.ms[name] += (time.perf_counter() - self._start.pop(name)) * 1e3
+            self._depth[name] -= 1
+            if self._depth[name] == 0:
+                self.ms[name] += (time.perf_counter() - self._start.pop(name)) * 1e3
         return hook
 
     def close(self):
@@ -63,11 +72,27 @@ class _TorchModuleTimer:
             h.remove()
 
 
-def _ort_module_of(node_name: str, modules) -> str:
-    """'/net/backbone/layer1/conv/Conv' -> 'backbone' (the first path part naming a top module)."""
-    for part in node_name.strip("/").split("/"):
-        if part in modules:
-            return part
+def _module_index(net) -> dict:
+    """Attribute name -> the top-level module it is under, for every submodule name that only one
+    top module has (the exporter names a scope by the module's name relative to the module that
+    called it, so a head called through a method shows its submodules' names, not its own)."""
+    owners = collections.defaultdict(set)
+    for top_name, top in _top_modules(net).items():
+        owners[top_name].add(top_name)
+        for qualified, _ in top.named_modules():
+            for part in qualified.split("."):
+                if part and not part.isdigit():
+                    owners[part].add(top_name)
+    return {part: next(iter(tops)) for part, tops in owners.items() if len(tops) == 1}
+
+
+def _ort_module_of(node_name: str, index: dict) -> str:
+    """'/net/backbone/layer1/conv/Conv' -> 'backbone' (the first scope naming a known module);
+    'other' where none does (ops outside any module, nodes ONNX Runtime added)."""
+    for scope in node_name.strip("/").split("/"):
+        top = index.get(scope.split(".")[0])
+        if top is not None:
+            return top
     return "other"
 
 
@@ -76,19 +101,18 @@ class _OrtProfiler:
     `module_ms()` reads the node times back, per top-level module."""
 
     def __init__(self, engine, modules, tmp: str):
-        import onnxruntime as ort
         from ..core import compute
+        from ..core.engines import cpu_session, read_cached_graph
         self.engine, self.modules = engine, modules
         opts = compute.ort_session_options(engine.policy)
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
-        from ..core.engines import read_cached_graph
         # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
         graph = read_cached_graph(engine.path)
         if graph is None:                       # a cache that could not be written: nothing to reopen
             raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
         self.saved = engine.session
-        engine.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        engine.session = cpu_session(graph, options=opts)
 
     def module_ms(self, skip_runs: int) -> tuple[dict, int]:
         """({module: total ms}, runs counted) over the runs after the first `skip_runs`."""
@@ -112,7 +136,8 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
                     n_frames: int = DEFAULT_FRAMES) -> Optional[dict]:
     """{stage: mean ms per frame} for one tracker in one engine (None where it cannot be built)."""
     import torch
-    from .bench import BenchError, build_for_bench
+    from ..run.session import Track
+    from .bench_timing import BenchError, build_for_bench
     with tempfile.TemporaryDirectory() as tmp:
         try:
             tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
@@ -123,18 +148,19 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
             print(f"  {name:16s} {engine:11s} skipped: runs in {tracker.engine_name}", flush=True)
             return None
         net = tracker.network
-        modules = _top_modules(net)
+        modules = _module_index(net)
         timed = frames[1: 1 + WARMUP + n_frames]
         stages = collections.Counter()
+        track = Track(tracker)          # the session's per-frame step, as every run drives a tracker
         with torch.no_grad():
-            tracker.init(frames[0], box)
+            track.init(frames[0], 0, box)
             if engine == "torch":
-                for f in timed[:WARMUP]:
-                    tracker.track(f)
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
                 hooks = _TorchModuleTimer(net)
                 try:
-                    for f in timed[WARMUP:]:
-                        stages.update(tracker.track(f).timings)
+                    for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                        stages.update(track.step(f, i, keep_box=False).timings)
                 finally:
                     hooks.close()
                 module_ms, runs = dict(hooks.ms), len(timed) - WARMUP
@@ -144,10 +170,10 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
                 except FileNotFoundError as e:
                     print(f"  {name:16s} {engine:11s} no module split: {e}", flush=True)
                     profiler = None
-                for f in timed[:WARMUP]:
-                    tracker.track(f)
-                for f in timed[WARMUP:]:
-                    stages.update(tracker.track(f).timings)
+                for i, f in enumerate(timed[:WARMUP], 1):
+                    track.step(f, i, keep_box=False)
+                for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
+                    stages.update(track.step(f, i, keep_box=False).timings)
                 module_ms, runs = profiler.module_ms(WARMUP) if profiler else ({}, 0)
     n = len(timed) - WARMUP
     row = {k: v / n for k, v in stages.items()}
@@ -188,7 +214,7 @@ def bench_profile(names, frames: list, box, fixtures_dir: str, nano_dir: str, th
 
 def cmd_bench_profile(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --profile` (the bench CLI's --trackers, --frames, --threads)."""
-    from .bench import read_frames, _names
+    from .bench_timing import read_frames, tracker_names as _names
     names = _names(args.trackers, DEFAULT_TRACKERS)
     n = args.frames or DEFAULT_FRAMES
     frames = read_frames(video, n + WARMUP + 1)

@@ -68,11 +68,15 @@ def _shim_numpy() -> None:
 
 
 def _shim_opencv_version() -> None:
-    """pysot's SiamMask picks findContours' return arity from cv2.__version__'s first digit ("3":
-    three values); OpenCV 4+ returns two, so the string must not start with "3"."""
+    """pysot's SiamMask picks findContours' return arity from one character of the version string
+    (`cv2.__version__[-5] == '4'`: two values, else three). OpenCV 4 and later return two, but
+    "4.10.0" or "5.1.0" fail that test; so where this OpenCV returns two values, the string is set
+    to one that passes it (in the reference's child process only)."""
     import cv2
-    if cv2.__version__.startswith("3"):
-        cv2.__version__ = "4." + cv2.__version__.split(".", 1)[1]
+    import numpy as np
+    two_values = len(cv2.findContours(np.zeros((4, 4), np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)) == 2
+    if two_values and cv2.__version__[-5:-4] != "4":
+        cv2.__version__ = "4.5.0"
 
 
 def _register_nanotrack_v2_head() -> None:
@@ -131,7 +135,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
 
 
 def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
-    from .bench import build_for_bench
+    from .bench_timing import build_for_bench
     tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
     return tracker
 
@@ -158,16 +162,26 @@ def child_main(argv: list) -> int:
     frames = read_video_frames(a.video, a.frames)
     with tempfile.TemporaryDirectory() as tmp:
         if a.side == "ref":
-            tracker, engine = _reference_tracker(a.name, a.refs, a.fixtures, a.nanotrack_dir), "torch"
+            # the reference code's own tracker (not a SiamScope Tracker): its init/track as it is
+            reference, engine = _reference_tracker(a.name, a.refs, a.fixtures, a.nanotrack_dir), "torch"
+            with torch.no_grad():
+                reference.init(frames[0], box)
+                start = time.perf_counter()
+                for frame in frames[1:]:
+                    reference.track(frame)
+                seconds = time.perf_counter() - start
         else:
+            # ours through the session's per-frame step, as `track` runs it (keeps no boxes: nothing seeks)
+            from ..run.session import Track
             tracker = _our_tracker(a.name, a.engine, a.fixtures, a.nanotrack_dir, tmp)
             engine = tracker.engine_name
-        with torch.no_grad():
-            tracker.init(frames[0], box)
-            start = time.perf_counter()
-            for frame in frames[1:]:
-                tracker.track(frame)
-            seconds = time.perf_counter() - start
+            track = Track(tracker)
+            with torch.no_grad():
+                track.init(frames[0], 0, box)
+                start = time.perf_counter()
+                for index, frame in enumerate(frames[1:], 1):
+                    track.step(frame, index, keep_box=False)
+                seconds = time.perf_counter() - start
     print(f"{(len(frames) - 1) / seconds:.6f} {engine}")
     return 0
 
@@ -238,7 +252,7 @@ def check_names(names) -> list:
 
 def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --reference [DIR]` (the bench CLI's arguments: --trackers, --frames, --rounds, --threads, --engine)."""
-    from .bench import BenchError
+    from .bench_timing import BenchError
     refs = args.reference or default_reference_dir()
     if not refs:
         raise BenchError("no reference code: ../shared/refcode is absent (pass --reference DIR)")

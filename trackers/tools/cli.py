@@ -52,7 +52,9 @@ def cmd_trackers(args) -> int:
     title_w = max(len(s.title) for s in specs)
     for spec in specs:
         where = registry.find_weights(spec) if spec.needs_weights else "(built in)"
-        print(f"{spec.name:{name_w}s}  {spec.title:{title_w}s}  {where or 'checkpoint ' + spec.weights_file + ' not found'}")
+        note = registry.experimental_label(spec)
+        print(f"{spec.name:{name_w}s}  {spec.title:{title_w}s}  {where or 'checkpoint ' + spec.weights_file + ' not found'}"
+              + (f"  [{note}]" if note else ""))
     for mod, err in registry.IMPORT_ERRORS.items():
         print(f"# {mod} failed to load: {err}", file=sys.stderr)
     return 0

@@ -46,8 +46,10 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
         for job in jobs:
             seq = job.sequence
             start = int(M.valid_frames(seq.gt).argmax())
+            # an SRE start (trackers/tools/eval_protocols.py) began from its perturbed box, not the ground truth
+            init_box = getattr(seq, "init_box", None)
             done = read_result(results_dir, result_format, job.tracker, seq.name, len(seq.frames), start,
-                               init_box=seq.gt[start])
+                               init_box=seq.gt[start] if init_box is None else init_box)
             if done is not None:
                 results[job.key] = done
         if results:

@@ -32,7 +32,8 @@ from typing import Optional
 
 import numpy as np
 
-from .bench import BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, read_frames, tracker_weights
+from ..run.session import Track
+from .bench_timing import BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, bench_weights, read_frames
 
 WARMUP = 5
 
@@ -77,15 +78,16 @@ def run_one(tracker, frames: list, box, device: str) -> dict:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    tracker.init(frames[0], box)
     boxes, times = [], []
-    for frame in frames[1:]:
+    track = Track(tracker)
+    track.init(frames[0], 0, box)
+    for i, frame in enumerate(frames[1:], 1):
         t0 = time.perf_counter()
-        r = tracker.track(frame)
+        step = track.step(frame, i, keep_box=False)
         if cuda:
             torch.cuda.synchronize()   # track() returns numpy, so this only closes the books
         times.append(time.perf_counter() - t0)
-        boxes.append([float(v) for v in r.box])
+        boxes.append([float(v) for v in step.box])
     timed = times[WARMUP:] if len(times) > 2 * WARMUP else times
     out = {"frames": len(timed), "fps": len(timed) / sum(timed), "ms_median": 1e3 * float(np.median(timed)),
            "boxes": boxes}
@@ -153,7 +155,7 @@ def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cp
             if names and spec.name not in names:
                 continue
             try:
-                weights, how = tracker_weights(spec, fixtures_dir, DEFAULT_NANO_DIR, tmp)
+                weights, how = bench_weights(spec, fixtures_dir, DEFAULT_NANO_DIR, tmp)
             except OSError as e:
                 records.append({"tracker": spec.name, "skipped": str(e)})
                 log(f"  {spec.name:22s} skipped: {e}")

@@ -100,7 +100,11 @@ class TraxSteps:
     refuses raise VotServeError."""
 
     def __init__(self, tracker):
+        from ..run.session import Track
         self.tracker = tracker
+        # the toolkit pushes the frames: the session's per-frame step, numbered here, no source
+        self.track = Track(tracker)
+        self.index = 0
         self.initialized = False
 
     def initialize(self, path, region) -> tuple[tuple, float]:
@@ -108,17 +112,19 @@ class TraxSteps:
         box = check_region(region)
         frame = read_frame(path)
         try:
-            self.tracker.init(frame, box)
+            self.track.init(frame, 0, box)
         except (BoxError, ValueError) as e:
             raise VotServeError(f"cannot start on region {box}: {' '.join(str(e).split())}") from None
+        self.index = 0
         self.initialized = True
         return box, 1.0
 
     def frame(self, path) -> tuple[tuple, float]:
         if not self.initialized:
             raise VotServeError("a frame came before initialize")
-        result = self.tracker.track(read_frame(path))
-        return tuple(float(v) for v in result.box), float(result.score)
+        self.index += 1
+        step = self.track.step(read_frame(path), self.index, keep_box=False)   # nothing seeks back
+        return tuple(float(v) for v in step.box), step.score
 
 
 def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu", threads: int = 1) -> int:

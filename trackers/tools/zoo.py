@@ -60,6 +60,7 @@ def cmd_download(args) -> int:
 
 def cmd_zoo(args) -> int:
     registered = {s.name for s in registry.all_trackers()}
+    experimental = {s.name: registry.experimental_label(s) for s in registry.all_trackers() if s.experimental}
     for e in load_manifest(args.manifest):
         where = e.installed()
         state = where if where else ("missing" if e.url else "missing, manual download")
@@ -68,13 +69,15 @@ def cmd_zoo(args) -> int:
         if where and e.sha256 is None:
             state += " (not verified: no published sha256)"
         mark = "" if e.tracker in registered else "  (tracker not available)"
-        print(f"{e.name:32s} {e.tracker:20s} {state}{mark}")
+        note = f"  [{experimental[e.tracker]}]" if e.tracker in experimental else ""
+        print(f"{e.name:32s} {e.tracker:20s} {state}{mark}{note}")
     for u in load_unpublished(args.manifest):
         # not published by its authors; the project's own checkpoint ships in resources/
         where = registry.find_file(u.file) or shipped(u.file)
         if where and where == shipped(u.file):
             where += " (shipped with SiamScope)"
-        print(f"{u.file:32s} {u.tracker:20s} {where or 'not published: made by the training pipeline'}")
+        note = f"  [{experimental[u.tracker]}]" if u.tracker in experimental else ""
+        print(f"{u.file:32s} {u.tracker:20s} {where or 'not published: made by the training pipeline'}{note}")
     print(f"# model folders: {os.pathsep.join(registry.model_dirs())}")
     return 0
 

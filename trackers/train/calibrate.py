@@ -37,8 +37,15 @@ MODEL = ("appearance", "verify_fine")
 #: for NanoTrack v2 the stride-16 cosine added nothing the stride-8 one does not say, and lowered
 #: the out-of-view rate (0.721 with it, 0.925 without); for the EfficientNet tracker the floor's
 #: cosine at the chosen cell helps (0.930 out of view with it)
-TRACKER_MODEL = {"siamscope-default": ("verify_fine",), "siamscope-effnet": MODEL}
+TRACKER_MODEL = {"siamscope-guard": ("verify_fine",), "siamscope-effnet": MODEL,
+                 # the default (NanoTrack v2's box, a score beside it): NanoTrack's own score as it is
+                 # (not relative: it does not depend on the target's looks) and the relative stride-8 cosine
+                 "siamscope-default": ("head_score", "verify_fine")}
 PARAM_OF = {"appearance": "presence_appearance", "verify_fine": "presence_fine"}
+#: the default's own parameter names (trackers/families/default.py CalibratedParams)
+PARAM_OF_TRACKER = {"siamscope-default": {"bias": "score_bias", "head_score": "score_head", "verify_fine": "score_fine"}}
+#: figures a tracker's score takes as they are, not relative to their first-frames level
+RAW = {"siamscope-default": ("head_score",)}
 REFERENCE_FRAMES = 5
 CANDIDATES = (("head_score",), ("verify_fine",), ("head_score", "appearance", "verify_fine"), MODEL)
 CUT_FRAMES = 30
@@ -61,12 +68,15 @@ def cut_version(frames, gt, other_frames, at: int):
 def collect(tracker_factory, frames, gt, name: str) -> dict:
     """Run a tracker with its long-term logic off; per-frame figures, labels and boxes."""
     from trackers.run import metrics as M
-    tracker = tracker_factory()
+    from trackers.run.session import TrackingSession
+    from trackers.run.sources import FrameListSource
     start = int(np.argmax(M.valid_frames(gt)))
-    tracker.init(frames[start], tuple(gt[start]))
     rows, labels, present, ious = [], [], [], []
-    for i in range(start + 1, len(frames)):
-        r = tracker.track(frames[i])
+    session = TrackingSession.open(FrameListSource(frames), tracker_factory())
+    for step in session.run(tuple(gt[start]), start=start):
+        if step.kind != "track":
+            continue
+        i, r = step.index, step.result
         here = bool(M.valid_frames(gt[i:i + 1])[0])
         iou = float(M.iou(np.array([r.box]), np.nan_to_num(gt[i:i + 1]))[0]) if here else 0.0
         rows.append([r.extra[k] for k in FEATURES])
@@ -102,33 +112,43 @@ def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-np.clip(w[0] + x @ w[1:], -50, 50)))
 
 
-def relative(run: dict, features=MODEL) -> np.ndarray:
+def relative(run: dict, features=MODEL, raw=()) -> np.ndarray:
     idx = [FEATURES.index(f) for f in features]
     x = run["x"][:, idx]
-    return x / np.maximum(x[:REFERENCE_FRAMES].mean(0), 1e-3)
+    ref = np.maximum(x[:REFERENCE_FRAMES].mean(0), 1e-3)
+    ref = np.where([f in raw for f in features], 1.0, ref)
+    return x / ref
+
+
+def video_of(name: str) -> str:
+    """The video a run comes from: LOVO names are the video ('bag', 'bag+cut'); validation names
+    are '<video>-<target>-<first frame>' or 'synth-<kind>' (the synthetic ones count as one video)."""
+    return name.split("+")[0].split("-")[0]
 
 
 def leave_one_video_out(runs: list[dict]):
     """Held-out predictions per run: fitted on every other video's runs."""
-    videos = sorted({r["name"].split("+")[0] for r in runs})
+    videos = sorted({video_of(r["name"]) for r in runs})
     held = {}
     for v in videos:
-        train = [r for r in runs if r["name"].split("+")[0] != v]
+        train = [r for r in runs if video_of(r["name"]) != v]
         w = fit_logistic(np.vstack([r["x"] for r in train]), np.concatenate([r["y"] for r in train]))
         for r in runs:
-            if r["name"].split("+")[0] == v:
+            if video_of(r["name"]) == v:
                 held[r["name"]] = (w, predict(w, r["x"]))
     return held
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", help="the LOVO sequences (python main.py train --write-lovo DIR)")
+    ap.add_argument("folder", help="the sequences: the validation set (python -m trackers.train.validation DIR; "
+                                   "held out by video) or the LOVO ones (python main.py train --write-lovo DIR)")
     ap.add_argument("--json", help="write the figures and coefficients there")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", help="per-frame figures .npz: read when it exists, written otherwise")
     ap.add_argument("--tracker", default="siamscope-default", choices=sorted(TRACKER_MODEL),
-                    help="a tracker with the long-term guard (trackers/default.py): siamscope-default or siamscope-nano")
+                    help="siamscope-default (NanoTrack v2's box with a calibrated score), siamscope-guard or "
+                         "siamscope-effnet (the long-term guard)")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -151,7 +171,7 @@ def main(argv=None) -> int:
         print(f"  {' + '.join(feats):40s} P(there | >0.5) {a['present_given_high']:.3f}  P(not there | <=0.5) "
               f"{a['absent_given_low']:.3f}  out of view scored <=0.5: {b['absent_scored_low']:.3f}")
     model = TRACKER_MODEL.get(args.tracker, MODEL)
-    runs = [dict(r, x=relative(r, model)) for r in runs]
+    runs = [dict(r, x=relative(r, model, RAW.get(args.tracker, ()))) for r in runs]
     held = leave_one_video_out(runs)
     conf = np.concatenate([held[r["name"]][1] for r in runs])
     label = np.concatenate([r["y"] for r in runs])
@@ -172,8 +192,12 @@ def main(argv=None) -> int:
         print(f"  {r['name']:16s} frames {len(p):4d}  absent {int((~r['present']).sum()):3d}  "
               f"P(there | >0.5) {sub['present_given_high']:.3f}  P(not there | <=0.5) {sub['absent_given_low']:.3f}")
     # a figure the model leaves out gets weight 0
-    fields = {"presence_bias": float(w[0]), "presence_appearance": 0.0, "presence_fine": 0.0}
-    fields.update({PARAM_OF[f]: float(v) for f, v in zip(model, w[1:])})
+    if args.tracker in PARAM_OF_TRACKER:
+        names = PARAM_OF_TRACKER[args.tracker]
+        fields = {names["bias"]: float(w[0]), **{names[f]: float(v) for f, v in zip(model, w[1:])}}
+    else:
+        fields = {"presence_bias": float(w[0]), "presence_appearance": 0.0, "presence_fine": 0.0}
+        fields.update({PARAM_OF[f]: float(v) for f, v in zip(model, w[1:])})
     print(f"fitted on all ({args.tracker}'s params): " + ", ".join(f"{k}={v:.2f}" for k, v in fields.items()))
     if args.json:
         with open(args.json, "w") as f:
@@ -197,7 +221,8 @@ def _collect_all(folder: str, tracker: str = "siamscope-default") -> list[dict]:
         # a score forced to 1 would refresh it on every frame, after a shot cut too, and the
         # figures collected would not be the ones the tracker sees. Run it again after putting the
         # fitted coefficients in the params, until they settle (one round moved them by < 0.1).
-        t.params = dataclasses.replace(t.params, lost_presence=0.0, resize_min_presence=0.0, move_min_presence=0.0)
+        if hasattr(t.params, "lost_presence"):      # the guard; the default's score never moves its box
+            t.params = dataclasses.replace(t.params, lost_presence=0.0, resize_min_presence=0.0, move_min_presence=0.0)
         return t
     loaded = {s.name: (_frames(s), s.gt) for s in find_sequences(folder)}
     names = sorted(loaded)

@@ -35,7 +35,7 @@ REFIND_FRAMES = 10
 REFIND_IOU = 0.5
 #: tracker -> (below, frames, found): CalibratedParams (lost_score, lost_frames, found_score) and
 #: GuardParams (lost_presence, lost_frames, found_presence)
-LOST_RULES = {"siamscope-default": (0.5, 10, 0.5), "siamscope-guard": (0.5, 5, 0.6)}
+LOST_RULES = {"siamscope-default": (0.1, 10, 0.3), "siamscope-guard": (0.5, 5, 0.6)}
 
 
 def lost_states(confidence: np.ndarray, start: int, rule: Optional[tuple]) -> np.ndarray:

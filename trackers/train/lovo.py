@@ -73,13 +73,13 @@ def read_frames(path: str, n: int) -> list[np.ndarray]:
 
 
 def pseudo_label(seq: LovoSequence, frames: list[np.ndarray], build_teacher) -> np.ndarray:
+    from trackers.run.session import TrackingSession
+    from trackers.run.sources import FrameListSource
     gt = np.full((len(frames), 4), np.nan)
     for shot in seq.shots:
-        teacher = build_teacher()
-        teacher.init(frames[shot.first], shot.box)
-        gt[shot.first] = shot.box
-        for i in range(shot.first + 1, min(shot.end, len(frames))):
-            gt[i] = teacher.track(frames[i]).box
+        session = TrackingSession(FrameListSource(frames), build_teacher())
+        for step in session.run(shot.box, start=shot.first, stop=min(shot.end, len(frames))):
+            gt[step.index] = shot.box if step.kind == "init" else step.box
     return gt
 
 
@@ -130,14 +130,13 @@ def fold_weights(folds_dir: str, sequence: str) -> Optional[str]:
 
 def run_one(tracker, seq) -> tuple[np.ndarray, np.ndarray, int]:
     """(boxes, confidences, init frame): OPE from the first frame with a box, every later frame."""
+    from trackers.run.session import TrackingSession
     start = int(np.argmax(np.isfinite(seq.gt[:, 0])))
     boxes = np.full((len(seq.frames), 4), np.nan)
     conf = np.full(len(seq.frames), np.nan)
-    tracker.init(cv2.imread(seq.frames[start], cv2.IMREAD_COLOR), tuple(seq.gt[start]))
-    boxes[start], conf[start] = seq.gt[start], 1.0
-    for i in range(start + 1, len(seq.frames)):
-        r = tracker.track(cv2.imread(seq.frames[i], cv2.IMREAD_COLOR))
-        boxes[i], conf[i] = r.box, r.score
+    with TrackingSession.open(seq.source(), tracker) as session:
+        for step in session.run(tuple(seq.gt[start]), start=start, stop=len(seq.frames)):
+            boxes[step.index], conf[step.index] = step.box, step.score
     return boxes, conf, start
 
 
