@@ -50,7 +50,7 @@ def test_otb_separators_and_two_targets(tmp_path):
     _write_rows(tmp_path / "Jogging" / "groundtruth_rect.1.txt", bag_gt, ",")
     _write_rows(tmp_path / "Jogging" / "groundtruth_rect.2.txt", bag_gt + 5, ",")
     seqs = D.load_dataset(str(tmp_path))
-    assert [s.name for s in seqs] == ["Bag", "Cup", "Jogging-1", "Jogging-2"]
+    assert [s.name for s in seqs] == ["Bag", "Cup", "Jogging.1", "Jogging.2"]
     assert all(s.layout == "otb" and len(s.frames) == N for s in seqs)
     np.testing.assert_allclose(seqs[0].gt, bag_gt, atol=1e-3)
     np.testing.assert_allclose(seqs[1].gt, cup_gt, atol=1e-3)

@@ -5,8 +5,9 @@ one sequence, or a pysot JSON annotation file) and returns them in the dataset's
 (`list.txt` where the dataset has one, else sorted by name). What each layout looks like:
 
 - OTB: <seq>/img/0001.jpg ..., <seq>/groundtruth_rect.txt (fields separated by commas, tabs or
-  spaces; Jogging and Skating2 have groundtruth_rect.1.txt / .2.txt, two targets, read as
-  <seq>-1 and <seq>-2 as pysot names them). <seq>/groundtruth.txt is read the same way.
+  spaces; Jogging and Skating2 have groundtruth_rect.1.txt / .2.txt, two targets, each scored as
+  its own sequence <seq>.1 and <seq>.2 as the OTB toolkit names them; pysot's JSON says
+  Jogging-1). <seq>/groundtruth.txt is read the same way.
 - GOT-10k: <split>/list.txt, <split>/<seq>/00000001.jpg ..., groundtruth.txt, absence.label
   (1 = absent), cover.label (0 = fully covered). The test split's groundtruth.txt has the first
   frame only: those sequences are run and their results written, but not scored.
@@ -205,7 +206,7 @@ def _load_otb(path: str, max_frames) -> list[DatasetSequence]:
     out = []
     for gt_file in files:
         m = re.fullmatch(r"groundtruth_rect\.(\d+)\.txt", os.path.basename(gt_file))
-        name = f"{base}-{m.group(1)}" if m and len(files) > 1 else base
+        name = f"{base}.{m.group(1)}" if m and len(files) > 1 else base     # the OTB toolkit's Jogging.1
         out.append(make_sequence(name, frames, read_annotation(gt_file), "otb", max_frames=max_frames))
     return out
 
