@@ -135,6 +135,11 @@ def main(argv=None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     window.resize(w, h)
     window.show()
+    app.processEvents()
+    # a laptop size is reached in two steps: the side-by-side minimum first, where the panels turn to
+    # tabs, then the size asked (asked afresh: the same size asked again is not asked at all)
+    window.resize(w + 1, h)
+    window.resize(w, h)
 
     deadline = time.monotonic() + args.timeout
 

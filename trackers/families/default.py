@@ -148,8 +148,12 @@ class CalibratedNanoTracker(NanoTracker):
         z = p.score_bias + p.score_head * head + p.score_fine * fine / max(float(np.mean(self.reference)), 1e-3)
         return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
 
-    def track(self, frame):
-        result = super().track(frame)                     # NanoTrack v2's box, untouched
+    def finish_result(self, result, step, ctx, timer):
+        """After NanoTrack v2's own step (its box untouched): the verification, the calibrated score
+        and the state. A hook of the shared loop, not a track() of its own, so several targets of
+        this tracker still share one batched NanoTrack call (core/batching.py) and each verifies here."""
+        result = super().finish_result(result, step, ctx, timer)
+        frame = ctx.frame
         p = self.params
         fine, coarse, colour = self.verifier.compare(frame, self.center, self.size)
         head = float(result.score)
