@@ -1,4 +1,5 @@
 """SiamScope: `python main.py` opens the app; `python main.py track|trackers|bench|eval ...` run headless."""
+
 import os
 import sys
 
@@ -9,16 +10,30 @@ from trackers.core.compute import prepare_environment  # noqa: E402
 
 prepare_environment()
 
-HEADLESS_COMMANDS = {"track", "trackers", "bench", "eval", "train", "download", "zoo", "vot-setup", "vot-serve",
-                     "-h", "--help", "--version"}
+HEADLESS_COMMANDS = {
+    "track",
+    "trackers",
+    "bench",
+    "eval",
+    "train",
+    "download",
+    "zoo",
+    "vot-setup",
+    "vot-serve",
+    "-h",
+    "--help",
+    "--version",
+}
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in HEADLESS_COMMANDS:
         from trackers.tools.cli import main as cli_main
+
         return cli_main(argv)
     from app.main_window import run_app
+
     return run_app(argv)
 
 

@@ -5,15 +5,17 @@ download and the worker, in that order.
 The same question, with the same "Don't ask again", guards everything else that drops tracked
 frames: opening another source, switching the tracker or its checkpoint mid-run, and resuming from
 a frame before the end of the run (`confirm_discard`)."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
-from .draw_scheduler import DrawScheduler
 from trackers.run.run_store import RunStore
+
+from .draw_scheduler import DrawScheduler
 from .export_controls import ExportControls
 from .preferences import Preferences
 
@@ -23,20 +25,30 @@ _ORPHANS: list = []
 
 
 class CloseGuard:
-    def __init__(self, window: QWidget, prefs: Preferences, exports: ExportControls, store: Callable[[], RunStore],
-                 draws: DrawScheduler, worker, running_download: Callable[[], Optional[object]]):
+    def __init__(
+        self,
+        window: QWidget,
+        prefs: Preferences,
+        exports: ExportControls,
+        store: Callable[[], RunStore],
+        draws: DrawScheduler,
+        worker,
+        running_download: Callable[[], object | None],
+    ):
         self.window, self.prefs, self.exports, self._store = window, prefs, exports, store
         self.draws, self.worker, self._running_download = draws, worker, running_download
         # the question ("close without exporting?", "discard the run?"), while it is on screen
-        self.close_box: Optional[QMessageBox] = None
+        self.close_box: QMessageBox | None = None
         self.closing = False
 
     def close_warnings(self) -> list[str]:
         out = []
         job = self.exports.running_job()
         if job is not None:
-            out.append(f"A video export to {os.path.basename(job.path)} is running; closing cancels it "
-                       "(the file already there is kept).")
+            out.append(
+                f"A video export to {os.path.basename(job.path)} is running; closing cancels it "
+                "(the file already there is kept)."
+            )
         return out + self.unexported_warning("closing")
 
     def confirm_close(self) -> bool:
@@ -48,8 +60,10 @@ class CloseGuard:
         if not self.exports.unexported_run():
             return []
         record = self._store().record
-        return [f"The run ({len(record.frames)} frames tracked with {record.tracker}) has not been exported; "
-                f"{doing} discards it."]
+        return [
+            f"The run ({len(record.frames)} frames tracked with {record.tracker}) has not been exported; "
+            f"{doing} discards it."
+        ]
 
     def confirm_discard(self, title: str, warnings: list[str], go: str) -> bool:
         """The close question for another way of dropping tracked frames: True to go on."""

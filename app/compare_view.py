@@ -1,8 +1,7 @@
 """A/B: the two trackers' score maps of the same frame side by side, each with its own peak, and
 both speeds. Shown while a comparison runs (app/targets_panel.py drives it)."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -25,7 +24,7 @@ class CompareView(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(row, 1)
         lay.addWidget(self.speeds)
-        self.shown_frame: Optional[int] = None
+        self.shown_frame: int | None = None
 
     def show_pair(self, views, index: int) -> None:
         """`views`: the two TrackViews (A, B) of frame `index`."""

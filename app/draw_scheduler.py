@@ -17,17 +17,18 @@ causes) costs, so drawing takes at most a set share of the GUI thread:
 The worker never waits for a draw: it tracks the next frame meanwhile (its network runs without
 the GIL), and the frames it tracks while a draw runs are recorded and superseded, not queued.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
-MIN_DRAW_INTERVAL_MS = 30        # at most ~33 redraws a second
+MIN_DRAW_INTERVAL_MS = 30  # at most ~33 redraws a second
 MAX_DRAW_INTERVAL_MS = 500
-DRAW_SHARE = 1 / 3               # of the GUI thread's time, while the display keeps up
-OUTPACED_DRAW_SHARE = 0.1        # ... while the worker outpaces it (see the module's docstring)
+DRAW_SHARE = 1 / 3  # of the GUI thread's time, while the display keeps up
+OUTPACED_DRAW_SHARE = 0.1  # ... while the worker outpaces it (see the module's docstring)
 #: packets superseded before a draw from which the worker counts as outpacing the display
 OUTPACED_SUPERSEDED = 2
 
@@ -40,14 +41,14 @@ class DrawScheduler(QObject):
         self._pending = None
         self._closing = False
         self._draw_started_at = 0.0
-        self.draw_cost_ms = 0.0          # wall time of a draw's passes (smoothed)
+        self.draw_cost_ms = 0.0  # wall time of a draw's passes (smoothed)
         # GUI-thread CPU time from one draw's start to the next one's (smoothed): the draw, the
         # repaints it causes (pyqtgraph paints after the passes have run) and the packets handled
         # meanwhile; None while nothing was drawn just before (an idle gap is not a draw's cost)
         self.cycle_cpu_ms = 0.0
-        self._cycle_cpu_at: Optional[float] = None
-        self.superseded = 0              # packets replaced unseen since the last draw started
-        self.outpaced = False            # whether the last draw found the worker outpacing the display
+        self._cycle_cpu_at: float | None = None
+        self.superseded = 0  # packets replaced unseen since the last draw started
+        self.outpaced = False  # whether the last draw found the worker outpacing the display
         self.display_timer = QTimer(self, singleShot=True, interval=MIN_DRAW_INTERVAL_MS)
         self.display_timer.timeout.connect(self._draw_cycle)
         self.display_timer.start()
@@ -110,5 +111,5 @@ class DrawScheduler(QObject):
         return cost / share - self.draw_cost_ms
 
     @property
-    def pending(self) -> Optional[object]:
+    def pending(self) -> object | None:
         return self._pending

@@ -4,10 +4,10 @@ written on its own thread. The video re-reads the frames from the source and dra
 JPEG-encoded while tracking. Results files are written by `RunStore.export_results`
 (`trackers.run.results.export_results`: OTB txt / CSV / JSON by extension).
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Optional
 
 import cv2
 from PySide6.QtCore import QThread, Signal
@@ -16,8 +16,8 @@ from trackers.run.annotate import decode_jpeg, draw_result
 from trackers.run.results import with_mask
 from trackers.run.run_store import RunStore
 from trackers.run.safe_output import VIDEO_EXTS, check_output
-from trackers.run.video_io import AtomicVideoWriter
 from trackers.run.sources import SourceError, open_source
+from trackers.run.video_io import AtomicVideoWriter
 
 
 class VideoExportJob(QThread):
@@ -27,8 +27,8 @@ class VideoExportJob(QThread):
     a device or a folder); frames go to a temporary file renamed over the path only once the whole
     video reads back, so a failed or cancelled export leaves whatever was at the path untouched."""
 
-    progress = Signal(int, int)          # frames written, frames in all
-    done = Signal(bool, str)             # ok, message
+    progress = Signal(int, int)  # frames written, frames in all
+    done = Signal(bool, str)  # ok, message
 
     def __init__(self, store: RunStore, path: str, heatmap: bool = False, parent=None):
         super().__init__(parent)
@@ -36,12 +36,19 @@ class VideoExportJob(QThread):
         if rng is None:
             raise ValueError("nothing to export yet: track some frames first")
         record = store.record
-        check_output(path, VIDEO_EXTS, inputs=(store.source_spec if isinstance(store.source_spec, str) else None,
-                                               record.checkpoint if record else None), what="video")
+        check_output(
+            path,
+            VIDEO_EXTS,
+            inputs=(
+                store.source_spec if isinstance(store.source_spec, str) else None,
+                record.checkpoint if record else None,
+            ),
+            what="video",
+        )
         self.path = path
         self.heatmap = heatmap
         self.first, self.last = rng
-        self.results = dict(store.results)        # a snapshot: tracking may go on meanwhile
+        self.results = dict(store.results)  # a snapshot: tracking may go on meanwhile
         self.masks = dict(store.masks)
         self.live_frames = dict(store.live_frames)
         self.source_spec = store.source_spec
@@ -51,7 +58,7 @@ class VideoExportJob(QThread):
         self.written = 0
         # (ok, message) once the job has ended, set before `done` is emitted: whoever started the
         # job can read it after the fact (a failing job may end before anyone waits on `done`)
-        self.outcome: Optional[tuple[bool, str]] = None
+        self.outcome: tuple[bool, str] | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -75,8 +82,8 @@ class VideoExportJob(QThread):
             source.close()
 
     def run(self) -> None:
-        total = (len(self.live_frames) if self.is_live else self.last - self.first + 1)
-        writer: Optional[AtomicVideoWriter] = None
+        total = len(self.live_frames) if self.is_live else self.last - self.first + 1
+        writer: AtomicVideoWriter | None = None
         try:
             for i, frame in self._frames():
                 if self._cancel.is_set():
@@ -84,8 +91,9 @@ class VideoExportJob(QThread):
                 if writer is None:
                     H, W = frame.shape[:2]
                     writer = AtomicVideoWriter(self.path, self.fps, (W, H))
-                writer.write(draw_result(frame, with_mask(self.results.get(i), self.masks.get(i)), i,
-                                         heatmap=self.heatmap))
+                writer.write(
+                    draw_result(frame, with_mask(self.results.get(i), self.masks.get(i)), i, heatmap=self.heatmap)
+                )
                 self.written += 1
                 self.progress.emit(self.written, total)
             if self._cancel.is_set():
@@ -93,9 +101,11 @@ class VideoExportJob(QThread):
             if writer is None:
                 raise SourceError("the source gave no frames to export")
             if self.written < total:
-                raise SourceError(f"the source gave only {self.written} of the run's {total} frames "
-                                  "(moved, changed or truncated since tracking?)")
-            writer.finish()           # read back whole, then renamed over the path
+                raise SourceError(
+                    f"the source gave only {self.written} of the run's {total} frames "
+                    "(moved, changed or truncated since tracking?)"
+                )
+            writer.finish()  # read back whole, then renamed over the path
             writer = None
         except _Cancelled:
             self._fail(writer, "Video export cancelled; nothing was written")
@@ -105,9 +115,9 @@ class VideoExportJob(QThread):
             return
         self._end(True, f"Wrote {self.written} frames to {self.path}")
 
-    def _fail(self, writer: Optional[AtomicVideoWriter], message: str) -> None:
+    def _fail(self, writer: AtomicVideoWriter | None, message: str) -> None:
         if writer is not None:
-            writer.abort()            # only its own temporary file goes; the path is untouched
+            writer.abort()  # only its own temporary file goes; the path is untouched
         self._end(False, message)
 
     def _end(self, ok: bool, message: str) -> None:

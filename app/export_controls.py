@@ -1,10 +1,11 @@
 """File ▸ Export: the annotated video (on its own thread, with a progress bar and Cancel in the
 status bar) and the results file. The run itself is the window's `RunStore` (app/export.py)."""
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSettings, QStandardPaths
 from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStatusBar, QWidget
@@ -15,15 +16,23 @@ from .export import VideoExportJob
 
 
 class ExportControls(QObject):
-    def __init__(self, window: QWidget, status_bar: QStatusBar, store: Callable[[], RunStore],
-                 heatmap: Callable[[], bool], last_dir: Callable[[], str], show_message: Callable[[str, str], None],
-                 settings: Optional[QSettings] = None, source_name: Callable[[], str] = lambda: ""):
+    def __init__(
+        self,
+        window: QWidget,
+        status_bar: QStatusBar,
+        store: Callable[[], RunStore],
+        heatmap: Callable[[], bool],
+        last_dir: Callable[[], str],
+        show_message: Callable[[str, str], None],
+        settings: QSettings | None = None,
+        source_name: Callable[[], str] = lambda: "",
+    ):
         """`settings` remembers the last export folder; `source_name()` names the file suggested."""
         super().__init__(window)
         self.window = window
         self.settings, self._source_name = settings, source_name
         self._store, self._heatmap, self._last_dir, self.show_message = store, heatmap, last_dir, show_message
-        self.export_job: Optional[VideoExportJob] = None
+        self.export_job: VideoExportJob | None = None
         # (store, version) at the last successful export: a new store (a new source) is a new run
         self.exported: tuple = (None, -1)
         self.progress = QProgressBar()
@@ -38,9 +47,11 @@ class ExportControls(QObject):
     def export_folder(self) -> str:
         """Where an export is suggested: the last export's folder, else the user's Videos folder (else
         home); never a folder that cannot be written (the source's, in read-only data)."""
-        candidates = [str(self.settings.value("export_dir", "") or "") if self.settings is not None else "",
-                      QStandardPaths.writableLocation(QStandardPaths.MoviesLocation),
-                      QStandardPaths.writableLocation(QStandardPaths.HomeLocation)]
+        candidates = [
+            str(self.settings.value("export_dir", "") or "") if self.settings is not None else "",
+            QStandardPaths.writableLocation(QStandardPaths.MoviesLocation),
+            QStandardPaths.writableLocation(QStandardPaths.HomeLocation),
+        ]
         for folder in candidates:
             if folder and os.path.isdir(folder) and os.access(folder, os.W_OK):
                 return folder
@@ -59,14 +70,15 @@ class ExportControls(QObject):
             self.settings.setValue("export_dir", os.path.dirname(os.path.abspath(path)))
 
     def choose_export_video(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export annotated video", self.suggested_path(".mp4"),
-                                              "MPEG-4 (*.mp4);;AVI / MJPG (*.avi)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export annotated video", self.suggested_path(".mp4"), "MPEG-4 (*.mp4);;AVI / MJPG (*.avi)"
+        )
         if path:
             if not os.path.splitext(path)[1]:
                 path += ".mp4"
             self.export_video(path)
 
-    def export_video(self, path: str, heatmap: Optional[bool] = None) -> Optional[VideoExportJob]:
+    def export_video(self, path: str, heatmap: bool | None = None) -> VideoExportJob | None:
         if self.export_job is not None and self.export_job.isRunning():
             self.show_message("warning", "A video export is already running")
             return None
@@ -75,7 +87,7 @@ class ExportControls(QObject):
         except ValueError as e:
             self.show_message("warning", str(e))
             return None
-        except OSError as e:     # checked before any frame is read: the source, a device, a folder...
+        except OSError as e:  # checked before any frame is read: the source, a device, a folder...
             self.show_message("error", f"Cannot export the video: {e} — the run's results are kept")
             return None
         job.run_version = (id(self._store()), self._store().version)
@@ -106,18 +118,21 @@ class ExportControls(QObject):
             self.export_job.cancel()
 
     def choose_export_results(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self.window, "Export results", self.suggested_path(".json"),
-                                                   "JSON with scores, timings and provenance (*.json);;"
-                                                   "CSV (*.csv);;OTB text x,y,w,h (*.txt)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self.window,
+            "Export results",
+            self.suggested_path(".json"),
+            "JSON with scores, timings and provenance (*.json);;CSV (*.csv);;OTB text x,y,w,h (*.txt)",
+        )
         if path:
-            if not os.path.splitext(path)[1]:    # the format is the filter chosen
+            if not os.path.splitext(path)[1]:  # the format is the filter chosen
                 path += ".csv" if "*.csv" in chosen else ".txt" if "*.txt" in chosen else ".json"
             self.export_results(path)
 
     def export_results(self, path: str) -> bool:
         store = self._store()
         try:
-            gt = getattr(self.window, "groundtruth", None)     # the attached ground truth is an input
+            gt = getattr(self.window, "groundtruth", None)  # the attached ground truth is an input
             store.export_results(path, inputs=(gt.path,) if gt is not None else ())
         except (OSError, ValueError) as e:
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
@@ -132,5 +147,5 @@ class ExportControls(QObject):
         store = self._store()
         return store.record is not None and bool(store.record.frames) and (id(store), store.version) != self.exported
 
-    def running_job(self) -> Optional[VideoExportJob]:
+    def running_job(self) -> VideoExportJob | None:
         return self.export_job if self.export_job is not None and self.export_job.isRunning() else None

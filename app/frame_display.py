@@ -5,55 +5,68 @@ Packets arrive with `receive()`; the DrawScheduler (app/draw_scheduler.py) decid
 draws only the latest, so drawing skips frames rather than falling behind. This module says what
 one draw is: `passes()`, run by the scheduler one event-loop pass at a time.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel
 
 from trackers.core.base import TrackResult
 from trackers.run.groundtruth import GroundTruth, RunningScore, iou_by_frame, score_so_far
+from trackers.run.run_store import RunStore
 
 from .draw_scheduler import DrawScheduler
-from trackers.run.run_store import RunStore
 from .inspect_views import ChannelGrid, HeatmapView, Timeline
 from .transport import SeekBar
 from .video_view import VideoView
 from .worker_protocol import FramePacket, SourceInfo
 
-TIMELINE_INTERVAL_S = 0.25       # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
+TIMELINE_INTERVAL_S = 0.25  # the timeline (axes re-laid out as it scrolls) redraws at most 4 times a second
 
 
 class FrameDisplay(QObject):
     #: a packet was drawn (its frame index)
     drawn = Signal(int)
 
-    def __init__(self, worker, video: VideoView, heatmap: HeatmapView, channels: ChannelGrid, timeline: Timeline,
-                 info: QLabel, seek_bar: SeekBar, store: Callable[[], RunStore],
-                 groundtruth: Callable[[], Optional[GroundTruth]], source_info: Callable[[], Optional[SourceInfo]],
-                 playing: Callable[[], bool], parent=None):
+    def __init__(
+        self,
+        worker,
+        video: VideoView,
+        heatmap: HeatmapView,
+        channels: ChannelGrid,
+        timeline: Timeline,
+        info: QLabel,
+        seek_bar: SeekBar,
+        store: Callable[[], RunStore],
+        groundtruth: Callable[[], GroundTruth | None],
+        source_info: Callable[[], SourceInfo | None],
+        playing: Callable[[], bool],
+        parent=None,
+    ):
         super().__init__(parent)
         self.worker = worker
         self.video, self.heatmap, self.channels, self.timeline = video, heatmap, channels, timeline
         self.info, self.seek_bar = info, seek_bar
         self._store, self._groundtruth, self._source_info, self._playing = store, groundtruth, source_info, playing
-        self.latest: Optional[FramePacket] = None        # last packet received
-        self.drawn_packet: Optional[FramePacket] = None  # last packet drawn
+        self.latest: FramePacket | None = None  # last packet received
+        self.drawn_packet: FramePacket | None = None  # last packet drawn
         self.current_index = -1
         self.packets_received = 0
         self.packets_drawn = 0
         self.track_fps = 0.0
         self.track_ms = 0.0
-        self.run_score: Optional[RunningScore] = None     # mean IoU / AUC so far against the ground truth
+        self.run_score: RunningScore | None = None  # mean IoU / AUC so far against the ground truth
         self._timeline_version = -1
         self._timeline_drawn_at = 0.0
         self._channels_shown = True
         # whether the tracker should copy the channel maps out: while the grid is on screen (the
         # window widens this to "while its tab exists" on a laptop screen, so a tab switch finds them)
-        self.channels_wanted: Callable[[], bool] = \
-            lambda: self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
+        self.channels_wanted: Callable[[], bool] = lambda: (
+            self.channels.isVisible() and not self.channels.visibleRegion().isEmpty()
+        )
         # draws the latest packet only, at a pace that leaves the event loop responsive
         self.draws = DrawScheduler(self.passes, self)
 
@@ -92,16 +105,16 @@ class FrameDisplay(QObject):
         self.info.setText(self._info_text(self.drawn_packet, None, None) if self.drawn_packet is not None else "")
 
     @staticmethod
-    def state_of(p: FramePacket, result: Optional[TrackResult]) -> Optional[str]:
+    def state_of(p: FramePacket, result: TrackResult | None) -> str | None:
         """The one tracking state of a drawn frame: the badge and the status line both show it."""
         if result is None:
             return None
         return "init" if p.kind == "init" else result.state.value
 
-    def result_for(self, p: FramePacket) -> Optional[TrackResult]:
+    def result_for(self, p: FramePacket) -> TrackResult | None:
         if p.result is not None:
             return p.result
-        return self._store().result(p.index)   # a frame of this run seen again (seek / step back)
+        return self._store().result(p.index)  # a frame of this run seen again (seek / step back)
 
     def passes(self, p: FramePacket) -> list:
         """The draw of one packet, as passes for the DrawScheduler."""
@@ -148,16 +161,16 @@ class FrameDisplay(QObject):
         gt = self._groundtruth()
         self.video.set_groundtruth(gt.box(index) if gt is not None else None)
 
-    def _draw_video(self, p: FramePacket, result: Optional[TrackResult]) -> None:
+    def _draw_video(self, p: FramePacket, result: TrackResult | None) -> None:
         self.video.set_frame(p.rgb)
         self.video.set_result(result)
         self._draw_groundtruth(p.index)
         self.seek_bar.show_frame(p.index)
         state = self.state_of(p, result)
         self.info.setText(self._info_text(p, result, state))
-        self.timeline.set_state(state)      # with the status line, not with the (slower) timeline
+        self.timeline.set_state(state)  # with the status line, not with the (slower) timeline
 
-    def _finish_draw(self, p: FramePacket, result: Optional[TrackResult]) -> None:
+    def _finish_draw(self, p: FramePacket, result: TrackResult | None) -> None:
         self.sync_channels_shown(self.channels_wanted())
         self._refresh_timeline(p, result)
         self.current_index = p.index
@@ -165,12 +178,11 @@ class FrameDisplay(QObject):
         self.packets_drawn += 1
         self.drawn.emit(p.index)
 
-    def _refresh_timeline(self, p: FramePacket, result: Optional[TrackResult], force: bool = False) -> None:
+    def _refresh_timeline(self, p: FramePacket, result: TrackResult | None, force: bool = False) -> None:
         now = time.perf_counter()
         store = self._store()
         changed = store.version != self._timeline_version or p.index != self.current_index
-        if not force and not (changed and (now - self._timeline_drawn_at > TIMELINE_INTERVAL_S
-                                           or not self._playing())):
+        if not force and not (changed and (now - self._timeline_drawn_at > TIMELINE_INTERVAL_S or not self._playing())):
             return
         self._timeline_version = store.version
         self._timeline_drawn_at = now
@@ -184,14 +196,16 @@ class FrameDisplay(QObject):
             self.run_score = score_so_far(pred, gt)
             if self.run_score is not None:
                 here = f"IoU {ious[p.index]:.2f} here · " if p.index in ious else ""
-                summary = (f"{here}mean IoU {self.run_score.mean_iou:.3f} · AUC {self.run_score.auc:.3f} "
-                           f"over {self.run_score.frames} frames (magenta: IoU with the ground truth)")
+                summary = (
+                    f"{here}mean IoU {self.run_score.mean_iou:.3f} · AUC {self.run_score.auc:.3f} "
+                    f"over {self.run_score.frames} frames (magenta: IoU with the ground truth)"
+                )
             else:
                 summary = "ground truth attached: no frame scored yet"
         self.timeline.set_ious(ious, summary)
         self.timeline.set_run(frames, p.index, state)
 
-    def _info_text(self, p: FramePacket, result: Optional[TrackResult], state: Optional[str]) -> str:
+    def _info_text(self, p: FramePacket, result: TrackResult | None, state: str | None) -> str:
         parts = [f"frame {p.index}"]
         if result is not None:
             # the state first, as the badge says it (the line is cut at its end on a narrow window)
@@ -203,8 +217,10 @@ class FrameDisplay(QObject):
         gt = self._groundtruth()
         if result is not None and gt is not None:
             truth = gt.box(p.index)
-            parts.append("IoU " + (f"{iou_by_frame({p.index: result.box}, gt)[p.index]:.2f}"
-                                   if truth is not None else "– (no truth)"))
+            parts.append(
+                "IoU "
+                + (f"{iou_by_frame({p.index: result.box}, gt)[p.index]:.2f}" if truth is not None else "– (no truth)")
+            )
         if p.kind == "track":
             parts.append(f"{self.track_fps:5.1f} fps (mean)")
             stages = " ".join(f"{k} {v:.1f}" for k, v in p.result.timings.items())

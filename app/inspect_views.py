@@ -3,17 +3,31 @@
 Each view draws one TrackResult (or the run so far) when the window's display timer asks; none of
 them keeps a queue of results.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel,
-                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGraphicsItem,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trackers.core.base import ChannelMaps, TrackResult
 from trackers.run.channel_rank import PEAK, TARGET, RankedChannel, rank_channels
@@ -32,7 +46,7 @@ def cache_axes(plot_item) -> None:
         axis = plot_item.getAxis(name)
         if axis is not None:
             axis.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-            axis.enableAutoSIPrefix(False)   # pixels and frame numbers, never "x0.001"
+            axis.enableAutoSIPrefix(False)  # pixels and frame numbers, never "x0.001"
 
 
 def placeholder(text: str) -> QLabel:
@@ -85,9 +99,9 @@ class HeatmapView(QWidget):
         self.caption.hide()
         self._bar_levels = (0.0, 1.0)
         self._shown_levels = None
-        self.score_map: Optional[np.ndarray] = None
-        self.frame: Optional[int] = None    # the frame the shown map belongs to
-        self._range: Optional[QRectF] = None
+        self.score_map: np.ndarray | None = None
+        self.frame: int | None = None  # the frame the shown map belongs to
+        self._range: QRectF | None = None
         self.plot.getPlotItem().vb.disableAutoRange()
         self.plot.setRange(QRectF(0, 0, 255, 255), padding=0.02)
 
@@ -105,7 +119,7 @@ class HeatmapView(QWidget):
     def is_empty(self) -> bool:
         return self.stack.currentWidget() is self.empty
 
-    def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
+    def set_result(self, result: TrackResult | None, frame: int | None = None) -> None:
         if result is None or result.score_map is None:
             return
         sm = np.asarray(result.score_map, np.float32)
@@ -138,8 +152,10 @@ class HeatmapView(QWidget):
         # two numbers people compare: the map's peak here is after the scale/ratio penalty and the
         # cosine window; the tracker's score (status line) is the chosen cell's confidence before them
         self.caption.setText(f"{where}score map {S1}x{S0}, after penalty and window: peak {hi:.3f}")
-        self.caption.setToolTip(f"peak of this map (after penalty and cosine window): {hi:.3f}\n"
-                                f"tracker score (the chosen cell's confidence before them): {result.score:.3f}")
+        self.caption.setToolTip(
+            f"peak of this map (after penalty and cosine window): {hi:.3f}\n"
+            f"tracker score (the chosen cell's confidence before them): {result.score:.3f}"
+        )
 
     def mark_stale(self, frame_on_screen: int) -> None:
         """The video shows a frame with no network output (seeked to, or not tracked): keep the last
@@ -165,11 +181,12 @@ class HeatmapView(QWidget):
         return levels
 
 
-CHANNEL_LUT = CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256)   # (256, 3) uint8
+CHANNEL_LUT = CHANNEL_CMAP.getLookupTable(0.0, 1.0, 256)  # (256, 3) uint8
 
 
-def colourise(data: np.ndarray, lut: np.ndarray = CHANNEL_LUT, levels: Optional[tuple[float, float]] = None,
-              dim: bool = False) -> QImage:
+def colourise(
+    data: np.ndarray, lut: np.ndarray = CHANNEL_LUT, levels: tuple[float, float] | None = None, dim: bool = False
+) -> QImage:
     """A float map as an RGB QImage, min-max normalised on its own range or on `levels` (a scale
     shared by several maps). `dim`: darkened, for a map that belongs to an earlier frame (drawn
     into the image, not with a graphics effect: an opacity effect on the scrolling grid repainted
@@ -217,7 +234,7 @@ class ChannelCell(QFrame):
         self.picture = QLabel()
         self.picture.setFixedSize(self.SIDE, self.SIDE)
         self.picture.setAlignment(Qt.AlignCenter)
-        self.value_label = QLabel("")       # the ranking value (target contrast or peak)
+        self.value_label = QLabel("")  # the ranking value (target contrast or peak)
         self.value_label.setAlignment(Qt.AlignCenter)
         self.value_label.setStyleSheet("font-size: 8pt;")
         lay = QVBoxLayout(self)
@@ -226,20 +243,29 @@ class ChannelCell(QFrame):
         lay.addWidget(self.title)
         lay.addWidget(self.picture, 0, Qt.AlignCenter)
         lay.addWidget(self.value_label)
-        self.key: Optional[tuple] = None
-        self.data: Optional[np.ndarray] = None
+        self.key: tuple | None = None
+        self.data: np.ndarray | None = None
         self.value: float = float("nan")
         self._style = None
         self._set_style("normal")
 
     def _set_style(self, style: str) -> None:
-        if style != self._style:    # re-polishing a widget is costly: only on change
+        if style != self._style:  # re-polishing a widget is costly: only on change
             self._style = style
             colour = {"selected": "#ffd600", "pinned": "#26c6da"}.get(style, "transparent")
             self.setStyleSheet(f"ChannelCell {{ border: 2px solid {colour}; }}")
 
-    def show_channel(self, key, data, pinned: bool, selected: bool, value: float = float("nan"),
-                     value_name: str = "", levels: Optional[tuple[float, float]] = None, dim: bool = False) -> None:
+    def show_channel(
+        self,
+        key,
+        data,
+        pinned: bool,
+        selected: bool,
+        value: float = float("nan"),
+        value_name: str = "",
+        levels: tuple[float, float] | None = None,
+        dim: bool = False,
+    ) -> None:
         self.key, self.data, self.value = key, data, value
         level, branch, c = key
         # "layer3" -> "L3", "stride16" -> "S16" so level, branch and index fit over a 62-px map (the
@@ -253,7 +279,8 @@ class ChannelCell(QFrame):
             self.value_label.setText(shown)
             self.value_label.setToolTip(value_name)
         pix = QPixmap.fromImage(colourise(data, levels=levels, dim=dim)).scaled(
-            self.SIDE, self.SIDE, Qt.KeepAspectRatio, Qt.FastTransformation)
+            self.SIDE, self.SIDE, Qt.KeepAspectRatio, Qt.FastTransformation
+        )
         self.picture.setPixmap(pix)
         self._set_style("selected" if selected else "pinned" if pinned else "normal")
 
@@ -279,9 +306,15 @@ def top_channels(channels: list[ChannelMaps], k: int, pinned: list[tuple]) -> li
 
 
 #: the grid's ranking choices: (label, trackers.run.channel_rank name, what the tile's value is)
-RANKING_CHOICES = [("target contrast", TARGET, "target contrast: (mean on the target − mean elsewhere) / range, "
-                                                 "border cells left out; 1 = fires on the target only"),
-                   ("peak", PEAK, "peak response over the map's interior (border cells left out)")]
+RANKING_CHOICES = [
+    (
+        "target contrast",
+        TARGET,
+        "target contrast: (mean on the target − mean elsewhere) / range, "
+        "border cells left out; 1 = fires on the target only",
+    ),
+    ("peak", PEAK, "peak response over the map's interior (border cells left out)"),
+]
 SCALE_CHOICES = [("per-channel scale", "channel"), ("shared scale", "shared")]
 
 
@@ -295,12 +328,12 @@ class ChannelGrid(QWidget):
         super().__init__(parent)
         self.columns = columns
         self.pinned: list[tuple] = []
-        self.selected: Optional[tuple] = None
+        self.selected: tuple | None = None
         self.cells: list[ChannelCell] = []
         self._had_result = False
         self.channels: list[ChannelMaps] = []
-        self.frame: Optional[int] = None    # the frame the shown channels belong to
-        self.box = None                     # the tracked box and search region of that frame
+        self.frame: int | None = None  # the frame the shown channels belong to
+        self.box = None  # the tracked box and search region of that frame
         self.region = None
         self._stale_note = ""
         self.ranked: list[RankedChannel] = []
@@ -371,8 +404,9 @@ class ChannelGrid(QWidget):
         body.setContentsMargins(0, 0, 0, 0)
         body.addWidget(self.scroll, 3)
         body.addWidget(self.big, 2)
-        self.empty = placeholder("The strongest correlation channels of each tracked frame appear here; "
-                                 "click one to enlarge it.")
+        self.empty = placeholder(
+            "The strongest correlation channels of each tracked frame appear here; click one to enlarge it."
+        )
         self.body = QStackedWidget()
         self.body.addWidget(self.empty)
         self.body.addWidget(body_widget)
@@ -446,7 +480,7 @@ class ChannelGrid(QWidget):
     def is_empty(self) -> bool:
         return self.body.currentWidget() is self.empty
 
-    def set_result(self, result: Optional[TrackResult], frame: Optional[int] = None) -> None:
+    def set_result(self, result: TrackResult | None, frame: int | None = None) -> None:
         if result is None:
             return
         if result.channels and self.body.currentWidget() is not self.body_widget:
@@ -469,8 +503,9 @@ class ChannelGrid(QWidget):
         return [(r.key, r.data) for r in self.ranked]
 
     def redraw(self) -> None:
-        self.ranked = rank_channels(self.channels, self.k, self.pinned, by=self.ranking, box=self.box,
-                                    region=self.region)
+        self.ranked = rank_channels(
+            self.channels, self.k, self.pinned, by=self.ranking, box=self.box, region=self.region
+        )
         chosen = self.ranked
         if len(chosen) != len(self.cells) and (len(chosen) > len(self.cells) or len(self.cells) != self.k):
             self._build_cells(max(len(chosen), 1) if chosen else self.k)
@@ -483,12 +518,21 @@ class ChannelGrid(QWidget):
             if item is None:
                 cell.clear()
             else:
-                cell.show_channel(item.key, item.data, item.key in self.pinned, item.key == self.selected,
-                                  item.value, value_name, levels, dim)
+                cell.show_channel(
+                    item.key,
+                    item.data,
+                    item.key in self.pinned,
+                    item.key == self.selected,
+                    item.value,
+                    value_name,
+                    levels,
+                    dim,
+                )
         total = sum(len(c.maps) for c in self.channels)
         # the same short level names as the tiles ("S16/xcorr"), so the two read alike
-        layers = ", ".join(f"{channel_name((c.level, c.branch, 0)).rsplit(' #', 1)[0]} ({len(c.maps)})"
-                           for c in self.channels)
+        layers = ", ".join(
+            f"{channel_name((c.level, c.branch, 0)).rsplit(' #', 1)[0]} ({len(c.maps)})" for c in self.channels
+        )
         if self.channels:
             info = f"{self._stale_note}{total} channels: {layers} · ranked by {self.rank_combo.currentText()}"
             if dim:
@@ -500,7 +544,7 @@ class ChannelGrid(QWidget):
             self.info.setToolTip(value_name)
         self._show_big(levels)
 
-    def select(self, key: Optional[tuple]) -> None:
+    def select(self, key: tuple | None) -> None:
         self.selected = key
         self.pin_button.setEnabled(key is not None)
         self.pin_button.blockSignals(True)
@@ -528,7 +572,7 @@ class ChannelGrid(QWidget):
         self.pin_button.blockSignals(False)
         self.redraw()
 
-    def _show_big(self, levels: Optional[tuple[float, float]] = None) -> None:
+    def _show_big(self, levels: tuple[float, float] | None = None) -> None:
         key = self.selected
         data = None
         if key is not None:
@@ -546,7 +590,7 @@ class ChannelGrid(QWidget):
         self.big_image.setOpacity(0.35 if self.dimmed else 1.0)
         pin = " (pinned)" if key in self.pinned else ""
         title = f"{channel_name(key)}{pin}"
-        if title != self._big_title:      # a title change re-lays the plot out: only on change
+        if title != self._big_title:  # a title change re-lays the plot out: only on change
             self._big_title = title
             self.big.setTitle(title)
 
@@ -610,7 +654,7 @@ class Timeline(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.setXRange(0, 100, padding=0)
         self.plot.setYRange(-0.02, 1.08, padding=0)
-        self._y_range: Optional[tuple[float, float]] = (-0.02, 1.08)
+        self._y_range: tuple[float, float] | None = (-0.02, 1.08)
         self.frames = np.zeros(0)
         self.scores = np.zeros(0)
         self._fit_scores = np.zeros(0)
@@ -639,8 +683,12 @@ class Timeline(QWidget):
         if self.axis_combo.currentData() == "unit":
             target = (-0.02, 1.08)
         else:
-            values = np.concatenate([self._fit_scores[np.isfinite(self._fit_scores)],
-                                     np.fromiter(self.ious.values(), float, len(self.ious))])
+            values = np.concatenate(
+                [
+                    self._fit_scores[np.isfinite(self._fit_scores)],
+                    np.fromiter(self.ious.values(), float, len(self.ious)),
+                ]
+            )
             if not len(values):
                 target = (-0.02, 1.08)
             else:
@@ -648,14 +696,19 @@ class Timeline(QWidget):
                 pad = max(0.05 * (hi - lo), 0.01)
                 target = (lo - pad, hi + pad)
                 cur = self._y_range
-                if not force and cur is not None and cur[0] <= lo and cur[1] >= hi and \
-                        (hi - lo) >= 0.6 * (cur[1] - cur[0]):
+                if (
+                    not force
+                    and cur is not None
+                    and cur[0] <= lo
+                    and cur[1] >= hi
+                    and (hi - lo) >= 0.6 * (cur[1] - cur[0])
+                ):
                     return
         if force or target != self._y_range:
             self._y_range = target
             self.plot.setYRange(*target, padding=0)
 
-    def set_run(self, records, current: int, state: Optional[str]) -> None:
+    def set_run(self, records, current: int, state: str | None) -> None:
         """records: the run's FrameRecords in frame order."""
         frames = np.fromiter((r.frame for r in records), float, len(records))
         scores = np.fromiter((r.score for r in records), float, len(records))
@@ -670,7 +723,7 @@ class Timeline(QWidget):
             self.bad.setData([], [])
         init_frames = [r.frame for r in records if r.init]
         xs = [v for f in init_frames for v in (f, f)]
-        ys = [v for _ in init_frames for v in (-1e6, 1e6)]      # full height, whatever the axis
+        ys = [v for _ in init_frames for v in (-1e6, 1e6)]  # full height, whatever the axis
         self.inits.setData(xs, ys)
         self.cursor.setValue(current)
         self._fit_y()
@@ -679,7 +732,7 @@ class Timeline(QWidget):
             self.plot.setXRange(lo, max(current + 10, lo + 20), padding=0)
         self.set_state(state)
 
-    def set_state(self, state: Optional[str]) -> None:
+    def set_state(self, state: str | None) -> None:
         if state == getattr(self, "_state", "?"):
             return
         self._state = state
@@ -687,10 +740,13 @@ class Timeline(QWidget):
             self.state_label.setText("")
             self.state_label.setStyleSheet("")
             return
-        colour = {"tracking": "#2e7d32", "init": "#1565c0", "lost": "#c62828",
-                  "re-detecting": "#ef6c00"}.get(state, "#555")
+        colour = {"tracking": "#2e7d32", "init": "#1565c0", "lost": "#c62828", "re-detecting": "#ef6c00"}.get(
+            state, "#555"
+        )
         self.state_label.setText(state.upper())
-        self.state_label.setStyleSheet(f"background:{colour}; color:white; font-weight:bold; padding:4px; border-radius:3px")
+        self.state_label.setStyleSheet(
+            f"background:{colour}; color:white; font-weight:bold; padding:4px; border-radius:3px"
+        )
 
     def _clicked(self, ev) -> None:
         if ev.double():

@@ -14,16 +14,27 @@ The GUI thread only draws. The worker (app/worker.py) owns the run and sends eve
 FramePacket; events come through its queue (worker.py says why not as Qt signal arguments) to the
 handlers registered below by event type.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPoint, QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QHBoxLayout, QMainWindow, QScrollArea, QSplitter,
-                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trackers.core import compute, registry
 from trackers.run.track_set import track_set_factory
@@ -48,8 +59,16 @@ from .transport import Playback, SeekBar, TransportBar
 from .video_view import VideoView
 from .widgets import ElidedLabel
 from .worker import TrackingWorker, build_tracker
-from .worker_protocol import (FramePacket, Message, PlayingChanged, SourceInfo, Synced, TrackerInfo,
-                              TrackerUnloaded, TrackingChanged)
+from .worker_protocol import (
+    FramePacket,
+    Message,
+    PlayingChanged,
+    SourceInfo,
+    Synced,
+    TrackerInfo,
+    TrackerUnloaded,
+    TrackingChanged,
+)
 
 
 def _part(part: str, name: str) -> property:
@@ -58,7 +77,7 @@ def _part(part: str, name: str) -> property:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Optional[QSettings] = None, tracker_factory=build_tracker):
+    def __init__(self, settings: QSettings | None = None, tracker_factory=build_tracker):
         super().__init__()
         # Hand the GIL between the worker and the GUI thread every millisecond instead of every
         # five: the event loop then waits less behind the worker's Python code.
@@ -66,10 +85,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("SiamScope")
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("SiamScope", "SiamScope")
-        self.compact: Optional[bool] = None     # the inspect panels as tabs (a laptop screen), or side by side
+        self.compact: bool | None = None  # the inspect panels as tabs (a laptop screen), or side by side
         self.prefs = Preferences(self.settings)
         self.recent = RecentFiles(self.settings)
-        self.synced = 0                # the last worker.sync() barrier the worker has answered
+        self.synced = 0  # the last worker.sync() barrier the worker has answered
         # the compute policy: cores kept for this (Qt) thread and the rest of the machine, unless the user
         # chose a count
         self.compute_policy = compute.apply(compute.decide(self.prefs.threads(), gui=True))
@@ -84,8 +103,9 @@ class MainWindow(QMainWindow):
         # in tabs the grid is hidden whenever another tab is chosen: its maps are kept coming (they
         # cost little) so the Channels tab shows the frame on screen at once; View ▸ off stops them
         side_by_side = self.display.channels_wanted
-        self.display.channels_wanted = lambda: self.channels_action.isChecked() and (
-            bool(self.compact) or side_by_side())
+        self.display.channels_wanted = lambda: (
+            self.channels_action.isChecked() and (bool(self.compact) or side_by_side())
+        )
 
         self.worker.on(FramePacket, self._on_packet)
         self.worker.on(SourceInfo, self._on_source_opened)
@@ -108,8 +128,12 @@ class MainWindow(QMainWindow):
         self.tracker_combo, self.device_combo = self.tracker_bar.tracker_combo, self.tracker_bar.device_combo
         self.engine_combo, self.weights_edit = self.tracker_bar.engine_combo, self.tracker_bar.weights_edit
         t = self.transport
-        self.start_button, self.play_button, self.step_button, self.stop_button = \
-            t.start_button, t.play_button, t.step_button, t.stop_button
+        self.start_button, self.play_button, self.step_button, self.stop_button = (
+            t.start_button,
+            t.play_button,
+            t.step_button,
+            t.stop_button,
+        )
         self.speed_combo, self.heat_check, self.loaded_label = t.speed_combo, t.heat_check, t.loaded_label
         self.video = VideoView()
         self.video.setMinimumSize(320, 240)
@@ -123,29 +147,78 @@ class MainWindow(QMainWindow):
         self.heatmap, self.channels, self.timeline = HeatmapView(), ChannelGrid(), Timeline()
         self.params = ParamsPanel()
 
-        self.opener = SourceOpener(self, self.worker, self.video, self.start_page, self.prefs, self.recent,
-                                   self.show_message, self.return_focus,
-                                   lambda doing: self._confirm_discard("Open another source?", doing,
-                                                                       "Discard the run and open"))
-        self.runs = RunBook(self.worker, self.video, self.messages, self.statusBar(), self.show_message,
-                            self.return_focus, self.params.values, lambda: self.compute_policy.describe(), self)
-        self.trackers = TrackerControl(self, self.worker, self.tracker_bar, self.transport, self.params,
-                                       self.show_message, self.return_focus,
-                                       lambda doing: self._confirm_discard("Switch the tracker?", doing,
-                                                                           "Discard the run and switch"))
-        self.playback = Playback(self.worker, self.transport, self.video, lambda: self.source_info,
-                                 lambda: self.drawn_packet, self.trackers.configure_tracker, self.show_message,
-                                 lambda: self.display.refresh_timeline(force=True), self,
-                                 confirm_resume=self._confirm_restart_at)
-        self.display = FrameDisplay(self.worker, self.video, self.heatmap, self.channels, self.timeline, self.info,
-                                    self.seek_bar, lambda: self.store, lambda: self.groundtruth,
-                                    lambda: self.source_info, lambda: self.playing, self)
+        self.opener = SourceOpener(
+            self,
+            self.worker,
+            self.video,
+            self.start_page,
+            self.prefs,
+            self.recent,
+            self.show_message,
+            self.return_focus,
+            lambda doing: self._confirm_discard("Open another source?", doing, "Discard the run and open"),
+        )
+        self.runs = RunBook(
+            self.worker,
+            self.video,
+            self.messages,
+            self.statusBar(),
+            self.show_message,
+            self.return_focus,
+            self.params.values,
+            lambda: self.compute_policy.describe(),
+            self,
+        )
+        self.trackers = TrackerControl(
+            self,
+            self.worker,
+            self.tracker_bar,
+            self.transport,
+            self.params,
+            self.show_message,
+            self.return_focus,
+            lambda doing: self._confirm_discard("Switch the tracker?", doing, "Discard the run and switch"),
+        )
+        self.playback = Playback(
+            self.worker,
+            self.transport,
+            self.video,
+            lambda: self.source_info,
+            lambda: self.drawn_packet,
+            self.trackers.configure_tracker,
+            self.show_message,
+            lambda: self.display.refresh_timeline(force=True),
+            self,
+            confirm_resume=self._confirm_restart_at,
+        )
+        self.display = FrameDisplay(
+            self.worker,
+            self.video,
+            self.heatmap,
+            self.channels,
+            self.timeline,
+            self.info,
+            self.seek_bar,
+            lambda: self.store,
+            lambda: self.groundtruth,
+            lambda: self.source_info,
+            lambda: self.playing,
+            self,
+        )
         self.draws = self.display.draws
-        self.exports = ExportControls(self, self.statusBar(), lambda: self.store, self.heat_check.isChecked,
-                                      self.prefs.last_dir, self.show_message, self.settings,
-                                      lambda: self.opener.source_name())
-        self.guard = CloseGuard(self, self.prefs, self.exports, lambda: self.store, self.draws, self.worker,
-                                self.trackers.running_download)
+        self.exports = ExportControls(
+            self,
+            self.statusBar(),
+            lambda: self.store,
+            self.heat_check.isChecked,
+            self.prefs.last_dir,
+            self.show_message,
+            self.settings,
+            lambda: self.opener.source_name(),
+        )
+        self.guard = CloseGuard(
+            self, self.prefs, self.exports, lambda: self.store, self.draws, self.worker, self.trackers.running_download
+        )
 
         self.compare_view = CompareView()
         # before the run's own boxDrawn handler below: an added target's request precedes its InitBox
@@ -163,7 +236,7 @@ class MainWindow(QMainWindow):
         video_panel = QWidget()
         vl = QVBoxLayout(video_panel)
         vl.setContentsMargins(0, 0, 0, 0)
-        self.video_stack = QStackedWidget()       # the start page until a source is open
+        self.video_stack = QStackedWidget()  # the start page until a source is open
         self.video_stack.addWidget(self.start_page)
         self.video_stack.addWidget(self.video)
         vl.addWidget(self.video_stack, 1)
@@ -211,8 +284,9 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Hyper-parameters", self)
         dock.setObjectName("params")
         dock.setWidget(self.params_scroll)
-        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
-                         | QDockWidget.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable | QDockWidget.DockWidgetClosable
+        )
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.params_dock = dock
         self.targets_dock = _dock(self, "Targets", "targets", self.targets, Qt.RightDockWidgetArea)
@@ -359,11 +433,16 @@ class MainWindow(QMainWindow):
         later = sorted(k for k in self.store.results if k > index)
         if not later:
             return True
-        return self._asked(self.guard.confirm_discard(
-            f"Restart the run at frame {index}?",
-            [f"Tracking on from frame {index} re-initialises the tracker there and discards frames "
-             f"{later[0]}–{later[-1]} of this run ({len(later)} frames)."],
-            "Discard them and track on"))
+        return self._asked(
+            self.guard.confirm_discard(
+                f"Restart the run at frame {index}?",
+                [
+                    f"Tracking on from frame {index} re-initialises the tracker there and discards frames "
+                    f"{later[0]}–{later[-1]} of this run ({len(later)} frames)."
+                ],
+                "Discard them and track on",
+            )
+        )
 
     def start_from_groundtruth(self) -> None:
         """Initialise on the frame on screen with the ground truth's box there, and play."""

@@ -1,8 +1,9 @@
 """The window's menus, their actions and keyboard shortcuts, and the shortcuts sheet (`?`) listed
 from those same actions (app/shortcuts.py)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -35,8 +36,9 @@ class WindowMenus(QObject):
         self._action(m, "&Quit", w.close, QKeySequence.Quit)
         t = w.menuBar().addMenu("&Track")
         self._action(t, "Start", w.playback.start_tracking)
-        self.groundtruth_start = self._action(t, "Start from &ground truth", w.start_from_groundtruth,
-                                              QKeySequence("Ctrl+T"))
+        self.groundtruth_start = self._action(
+            t, "Start from &ground truth", w.start_from_groundtruth, QKeySequence("Ctrl+T")
+        )
         self._action(t, "Play / pause", w.playback.toggle_play, Qt.Key_Space)
         self._action(t, "Step one frame", w.playback.step, Qt.Key_Right)
         self._action(t, "Redraw the box", w.playback.redraw_box, Qt.Key_R)
@@ -54,8 +56,11 @@ class WindowMenus(QObject):
         self.threads_menu = settings_menu.addMenu("Compute &threads")
         self.threads_actions = {}
         for n in [0] + list(range(1, compute.available_cores() + 1)):
-            label = f"Automatic ({compute.decide(0, gui=True).threads}: cores left to the window and the rest)" \
-                if n == 0 else f"{n}"
+            label = (
+                f"Automatic ({compute.decide(0, gui=True).threads}: cores left to the window and the rest)"
+                if n == 0
+                else f"{n}"
+            )
             a = QAction(label, w, checkable=True, checked=(n == threads))
             a.triggered.connect(lambda _=False, n=n: self.threadsChosen.emit(n))
             self.threads_menu.addAction(a)
@@ -88,6 +93,7 @@ class WindowMenus(QObject):
 
     def show_shortcuts(self) -> None:
         from .shortcuts import ShortcutsSheet
+
         sheet = ShortcutsSheet(self.window.actions(), self.window)
         self.shortcuts_sheet = sheet
         sheet.finished.connect(lambda *_: self.window.return_focus())

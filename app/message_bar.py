@@ -1,11 +1,15 @@
 """Problems and hints shown inside the window (never a dialog that blocks, never a traceback)."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
-MESSAGE_STYLES = {"error": "background:#b71c1c; color:white;", "warning": "background:#f9a825; color:black;",
-                  "info": "background:#1565c0; color:white;"}
+MESSAGE_STYLES = {
+    "error": "background:#b71c1c; color:white;",
+    "warning": "background:#f9a825; color:black;",
+    "info": "background:#1565c0; color:white;",
+}
 
 
 class MessageBar(QWidget):

@@ -7,16 +7,24 @@ and other types are shown read-only. Each row's tooltip is the field's meaning (
 on `tracker.params` between frames, so it applies from the next frame. "Reset to defaults" goes
 back to the variant's defaults as the registry makes them.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
-from typing import Optional
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trackers.core.base import ParamInfo, param_info
 
@@ -47,10 +55,10 @@ class ParamsPanel(QWidget):
         lay.addWidget(self.reset)
         lay.addStretch(1)
         self.editors: dict[str, QWidget] = {}
-        self.params: Optional[object] = None
-        self.defaults: Optional[object] = None
+        self.params: object | None = None
+        self.defaults: object | None = None
 
-    def set_params(self, params: Optional[object], title: str = "", defaults: Optional[object] = None) -> None:
+    def set_params(self, params: object | None, title: str = "", defaults: object | None = None) -> None:
         """Build the editors for a params dataclass instance (a copy: edits go out by signal).
         `defaults`: the variant's default values (else the dataclass's own)."""
         while self.form.rowCount():
@@ -76,7 +84,7 @@ class ParamsPanel(QWidget):
     def _editor(self, name: str, ftype, value, info: ParamInfo) -> QWidget:
         lo, hi = info.range if info.range is not None else (-1e6, 1e6)
         if not info.live:
-            w = QLabel(repr(value))      # structural: shown, not offered for editing
+            w = QLabel(repr(value))  # structural: shown, not offered for editing
             w.setEnabled(False)
         elif isinstance(value, bool) or ftype is bool:
             w = QCheckBox()
@@ -119,7 +127,7 @@ class ParamsPanel(QWidget):
     def values(self) -> dict:
         return dataclasses.asdict(self.params) if dataclasses.is_dataclass(self.params) else {}
 
-    def _defaults(self) -> Optional[object]:
+    def _defaults(self) -> object | None:
         if self.defaults is not None:
             return self.defaults
         try:

@@ -1,10 +1,10 @@
 """What the app remembers between sessions (QSettings): the last folder, the picked tracker, engine
 and compute threads, each tracker's checkpoint, and whether to ask before closing. Recent files
 are app/recent.py. The keys are written here only, so a renamed key cannot lose a user's choice."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from PySide6.QtCore import QSettings
 
@@ -51,7 +51,7 @@ class Preferences:
     def set_engine(self, engine: str) -> None:
         self.settings.setValue("engine", engine)
 
-    def known_weights(self, spec) -> Optional[str]:
+    def known_weights(self, spec) -> str | None:
         """The checkpoint chosen for this tracker before (if the file is still there), else the one
         in the model folders."""
         remembered = str(self.settings.value(f"weights/{spec.name}", "") or "")

@@ -3,6 +3,7 @@
 (PySide6 6.12.0 drops references to None / True on CPython 3.11 and aborts; pyproject.toml pins
 PySide6 below 6.12, so no work-around for it is carried here.)
 """
+
 from __future__ import annotations
 
 
@@ -13,6 +14,7 @@ def undo_opencv_qt_environment() -> None:
     import os
 
     import cv2
+
     cv2_dir = os.path.dirname(os.path.abspath(cv2.__file__))
     for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
         value = os.environ.get(var, "")

@@ -1,4 +1,5 @@
 """Recently opened videos and image folders, kept in the window's QSettings (newest first)."""
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,14 @@ class RecentFiles:
     def paths(self) -> list[str]:
         """The remembered paths that still exist, newest first."""
         value = self.settings.value(KEY, []) or []
-        if isinstance(value, str):       # QSettings hands back a lone string for a one-item list
+        if isinstance(value, str):  # QSettings hands back a lone string for a one-item list
             value = [value]
         return [p for p in value if isinstance(p, str) and os.path.exists(p)]
 
     def add(self, path: str) -> None:
         path = os.path.abspath(path)
         paths = [path] + [p for p in self.paths() if p != path]
-        self.settings.setValue(KEY, paths[:self.limit])
+        self.settings.setValue(KEY, paths[: self.limit])
 
     def clear(self) -> None:
         self.settings.setValue(KEY, [])

@@ -1,14 +1,17 @@
 """The keyboard shortcuts sheet (`?`), listed from the window's own actions, so it cannot drift."""
+
 from __future__ import annotations
 
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout
 
 #: what the mouse does on the video (no QAction to read them from)
-MOUSE = [("Drag on the video", "draw the target's box (while paused: re-initialise there)"),
-         ("Wheel on the video", "zoom around the pointer"),
-         ("Ctrl + drag, or middle-button drag", "pan the zoomed video"),
-         ("Double-click on the timeline", "go to that frame")]
+MOUSE = [
+    ("Drag on the video", "draw the target's box (while paused: re-initialise there)"),
+    ("Wheel on the video", "zoom around the pointer"),
+    ("Ctrl + drag, or middle-button drag", "pan the zoomed video"),
+    ("Double-click on the timeline", "go to that frame"),
+]
 
 
 def shortcut_rows(actions) -> list[tuple[str, str]]:

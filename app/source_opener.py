@@ -1,9 +1,10 @@
 """Opening what is tracked: a video, an image-sequence folder or a camera (dialogs, recent files,
 dropped files), and the ground truth that comes with a sequence folder or is attached by hand."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
@@ -21,16 +22,25 @@ class SourceOpener(QObject):
     #: the ground truth was attached or detached by hand (not by opening a source)
     groundtruthChanged = Signal()
 
-    def __init__(self, window: QWidget, worker, video: VideoView, start_page: StartPage, prefs: Preferences,
-                 recent: RecentFiles, show_message: Callable, return_focus: Callable[[], None],
-                 confirm_discard: Callable[[str], bool] = lambda doing: True):
+    def __init__(
+        self,
+        window: QWidget,
+        worker,
+        video: VideoView,
+        start_page: StartPage,
+        prefs: Preferences,
+        recent: RecentFiles,
+        show_message: Callable,
+        return_focus: Callable[[], None],
+        confirm_discard: Callable[[str], bool] = lambda doing: True,
+    ):
         """`confirm_discard(doing)`: the question before opening drops the unexported run (True: go on)."""
         super().__init__(window)
         self.confirm_discard = confirm_discard
         self.window, self.worker, self.video, self.start_page = window, worker, video, start_page
         self.prefs, self.recent, self.show_message, self.return_focus = prefs, recent, show_message, return_focus
-        self.source_info: Optional[SourceInfo] = None
-        self.groundtruth: Optional[GroundTruth] = None
+        self.source_info: SourceInfo | None = None
+        self.groundtruth: GroundTruth | None = None
         start_page.openVideo.connect(self.choose_video)
         start_page.openFolder.connect(self.choose_folder)
         start_page.openCamera.connect(self.choose_camera)
@@ -104,16 +114,19 @@ class SourceOpener(QObject):
         if isinstance(info.spec, str) and os.path.exists(info.spec):
             self.recent.add(info.spec)
             self.start_page.set_recent(self.recent.paths())
-            found = find_groundtruth(info.spec)      # a sequence folder brings its own
+            found = find_groundtruth(info.spec)  # a sequence folder brings its own
             if found is not None:
                 try:
                     self.groundtruth = read_groundtruth(found)
                 except GroundTruthError as e:
                     self.show_message("warning", f"{e} — open the sequence without ground truth")
         gt = f", ground truth {os.path.basename(self.groundtruth.path)}" if self.groundtruth is not None else ""
-        return (f"Opened {self.source_name()} ({info.width}x{info.height}"
-                + (f", {info.frame_count} frames" if info.frame_count else "") + gt
-                + "). Drag a box around the target, then press Start.")
+        return (
+            f"Opened {self.source_name()} ({info.width}x{info.height}"
+            + (f", {info.frame_count} frames" if info.frame_count else "")
+            + gt
+            + "). Drag a box around the target, then press Start."
+        )
 
     def source_name(self) -> str:
         """The sequence's name: the video file's, or the folder's (its parent's for an OTB-style
@@ -128,7 +141,7 @@ class SourceOpener(QObject):
         if path:
             self.attach_groundtruth(path)
 
-    def attach_groundtruth(self, path: Optional[str]) -> bool:
+    def attach_groundtruth(self, path: str | None) -> bool:
         """Read a ground-truth file (OTB / GOT-10k / LaSOT / VOT) for the open sequence; None
         detaches it. A file that cannot be read is one message; what was attached stays."""
         if path is None:
@@ -144,8 +157,9 @@ class SourceOpener(QObject):
             note = ""
             if count and len(gt) != count:
                 note = f" — it has {len(gt)} rows for {count} frames; frames without a row have no truth"
-            self.show_message("warning" if note else "info",
-                              f"Ground truth {gt.path} ({gt.layout}, {gt.present} boxes){note}")
+            self.show_message(
+                "warning" if note else "info", f"Ground truth {gt.path} ({gt.layout}, {gt.present} boxes){note}"
+            )
         self.groundtruthChanged.emit()
         return True
 
@@ -159,7 +173,7 @@ def sequence_name(spec) -> str:
     """What a source is called in the title, the export's file name and the questions."""
     if isinstance(spec, int):
         return f"camera {spec}"
-    if not isinstance(spec, str):          # a FrameSource handed in
+    if not isinstance(spec, str):  # a FrameSource handed in
         return str(getattr(spec, "name", "") or "the source")
     text = str(spec).rstrip("/\\")
     name = os.path.basename(text) or text

@@ -1,4 +1,5 @@
 """What the video area shows before anything is open: the ways to open a source, and recent files."""
+
 from __future__ import annotations
 
 import os
@@ -11,17 +12,21 @@ class StartPage(QFrame):
     openVideo = Signal()
     openFolder = Signal()
     openCamera = Signal()
-    openRecent = Signal(str)        # a path from the recent list
+    openRecent = Signal(str)  # a path from the recent list
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("startPage")
-        self.setStyleSheet("#startPage { background: #141414; } QLabel { color: #dddddd; }"
-                           "QPushButton { padding: 8px 18px; font-size: 11pt; }")
+        self.setStyleSheet(
+            "#startPage { background: #141414; } QLabel { color: #dddddd; }"
+            "QPushButton { padding: 8px 18px; font-size: 11pt; }"
+        )
         title = QLabel("SiamScope")
         title.setStyleSheet("font-size: 22pt; font-weight: bold; color: white;")
-        hint = QLabel("Open a video, an image-sequence folder or a camera — or drop a file here. Then drag "
-                      "a box around the target and press Start.")
+        hint = QLabel(
+            "Open a video, an image-sequence folder or a camera — or drop a file here. Then drag "
+            "a box around the target and press Start."
+        )
         hint.setWordWrap(True)
         hint.setAlignment(Qt.AlignCenter)
         self.video_button = QPushButton("Open video…")

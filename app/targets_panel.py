@@ -7,15 +7,24 @@ box with Shift held, or press *Add target* and drag. Selecting: a row of the lis
 box; the score map, channel grid and confidence plot then follow that target. A box dragged
 without Shift re-initialises the selected target only (in A/B both trackers, from the same box).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trackers.run.metrics import iou
 from trackers.run.tracks import MAX_TRACKS
@@ -58,8 +67,10 @@ class TargetsPanel(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.export_button = QPushButton("Export tracks…")
-        self.export_button.setToolTip("every target's boxes, scores and states of this run: JSON (tracks named, "
-                                      "by tracker in A/B) or MOTChallenge CSV (.txt / .csv)")
+        self.export_button.setToolTip(
+            "every target's boxes, scores and states of this run: JSON (tracks named, "
+            "by tracker in A/B) or MOTChallenge CSV (.txt / .csv)"
+        )
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
@@ -70,15 +81,15 @@ class TargetsPanel(QWidget):
         lay.addWidget(self.compare_combo)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.note)
-        self.views: tuple = ()                # the TrackViews drawn now
-        self.removed: set[int] = set()        # removed here, gone from the worker's next frame
-        self.history: dict[int, dict[int, float]] = {}    # id -> frame -> confidence
+        self.views: tuple = ()  # the TrackViews drawn now
+        self.removed: set[int] = set()  # removed here, gone from the worker's next frame
+        self.history: dict[int, dict[int, float]] = {}  # id -> frame -> confidence
         self.ab_iou: dict[int, float] = {}
-        self._boxes: dict[int, tuple] = {}    # id -> (rect item, label item)
+        self._boxes: dict[int, tuple] = {}  # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
         self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
-        self._shown_set = None                # the TrackSet whose targets are shown
-        self._press: Optional[QPointF] = None
+        self._shown_set = None  # the TrackSet whose targets are shown
+        self._press: QPointF | None = None
         self._shift = False
         self._filling = False
         window.video.viewport().installEventFilter(self)
@@ -144,8 +155,10 @@ class TargetsPanel(QWidget):
             self.say("Draw the first target's box and press Start; then add more targets")
             return
         if len(self.live_views()) >= MAX_TRACKS:
-            self.say(f"At most {MAX_TRACKS} targets at once: each adds a search crop and a network call to every "
-                     "frame, and past that the boxes and the list are unreadable. Remove one first.")
+            self.say(
+                f"At most {MAX_TRACKS} targets at once: each adds a search crop and a network call to every "
+                "frame, and past that the boxes and the list are unreadable. Remove one first."
+            )
             self.window.show_message("warning", self.note.text())
         ts.request_add()
 
@@ -220,8 +233,10 @@ class TargetsPanel(QWidget):
 
     def _export_clicked(self) -> None:
         from PySide6.QtWidgets import QFileDialog
-        path, _ = QFileDialog.getSaveFileName(self, "Export tracks", "tracks.json",
-                                              "JSON (*.json);;MOTChallenge (*.txt *.csv)")
+
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export tracks", "tracks.json", "JSON (*.json);;MOTChallenge (*.txt *.csv)"
+        )
         self.window.return_focus()
         if path:
             self.export_tracks(path)
@@ -232,6 +247,7 @@ class TargetsPanel(QWidget):
         from trackers.run.results import RunRecord
         from trackers.run.safe_output import OutputError, check_output
         from trackers.run.tracks import Track
+
         store = self.window.store
         tracks: dict[int, Track] = {}
         for index in sorted(store.results):
@@ -241,8 +257,16 @@ class TargetsPanel(QWidget):
                     continue
                 t = tracks.get(v.id)
                 if t is None:
-                    t = tracks[v.id] = Track(v.id, v.name, None, tuple(v.result.box), index, v.colour,
-                                             RunRecord(tracker=v.tracker_name), style=v.style)
+                    t = tracks[v.id] = Track(
+                        v.id,
+                        v.name,
+                        None,
+                        tuple(v.result.box),
+                        index,
+                        v.colour,
+                        RunRecord(tracker=v.tracker_name),
+                        style=v.style,
+                    )
                 t.name = v.name
                 t.record.add(index, v.result)
         if not tracks:
@@ -254,8 +278,9 @@ class TargetsPanel(QWidget):
             ordered = [tracks[k] for k in sorted(tracks)]
             if path.lower().endswith(".json"):
                 names = [t.tracker_name for t in ordered] if self.comparing else None
-                write_multi_json(path, ordered, source=getattr(source, "name", ""),
-                                 extra=dict(compare=names) if names else None)
+                write_multi_json(
+                    path, ordered, source=getattr(source, "name", ""), extra=dict(compare=names) if names else None
+                )
             else:
                 write_mot(path, ordered)
         except (OutputError, OSError) as e:
@@ -280,7 +305,7 @@ class TargetsPanel(QWidget):
         views = None
         result = self.window.display.result_for(packet) if packet is not None else None
         if result is not None:
-            views = result.extra.get("tracks")     # this frame's, also when seen again (seek, step back)
+            views = result.extra.get("tracks")  # this frame's, also when seen again (seek, step back)
         if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
             views = ts.snapshot
         if ts is not self._shown_set:
@@ -290,7 +315,7 @@ class TargetsPanel(QWidget):
             self.ab_iou.clear()
             self.removed.clear()
         live_ids = {m.id for m in ts.members} if ts is not None else set()
-        self.removed &= live_ids        # once the worker has dropped a removed target, its id is free again
+        self.removed &= live_ids  # once the worker has dropped a removed target, its id is free again
         views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
         self.views = views
         for v in views:
@@ -333,8 +358,12 @@ class TargetsPanel(QWidget):
             x, y, w, h = v.result.box
             rect.setRect(QRectF(x, y, w, h))
             lost = v.result.state.value != "tracking"
-            label.setText(f"{v.id} {v.name}" + (" LOST" if lost else "") if v.name != str(v.id)
-                          else f"{v.id}" + (" LOST" if lost else ""), color=colour)
+            label.setText(
+                f"{v.id} {v.name}" + (" LOST" if lost else "")
+                if v.name != str(v.id)
+                else f"{v.id}" + (" LOST" if lost else ""),
+                color=colour,
+            )
             label.fill = QBrush(QColor(0, 0, 0, 140))
             # B's name under its box: A/B boxes often coincide, and their names must not
             label.setAnchor((0, 0) if v.style == "dashed" else (0, 1))
@@ -356,8 +385,14 @@ class TargetsPanel(QWidget):
             for row, v in enumerate(views):
                 r = v.result
                 state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "—")
-                cells = ["", str(v.id), v.name, state, f"{r.score:.3f}" if r else "",
-                         f"{float(iou([r.box], [gt_box])[0]):.2f}" if (r is not None and gt_box is not None) else ""]
+                cells = [
+                    "",
+                    str(v.id),
+                    v.name,
+                    state,
+                    f"{r.score:.3f}" if r else "",
+                    f"{float(iou([r.box], [gt_box])[0]):.2f}" if (r is not None and gt_box is not None) else "",
+                ]
                 for col, text in enumerate(cells):
                     item = self.table.item(row, col)
                     if item is None:

@@ -4,9 +4,8 @@ preferences (app/preferences.py) and says what to load with `configChanged`; the
 
 The picker is filled from the registry (trackers/core/registry.py), the one table the CLI reads too.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
@@ -16,11 +15,11 @@ from trackers.core import registry
 from .preferences import Preferences
 
 
-
 def available_devices() -> list[str]:
     devices = ["cpu"]
     try:
         import torch
+
         if torch.cuda.is_available():
             devices.append("cuda")
     except Exception:  # noqa: BLE001 - a broken CUDA setup still leaves the CPU
@@ -53,7 +52,7 @@ class TrackerBar(QWidget):
         self.weights_button = QPushButton("Checkpoint…")
         self.weights_button.clicked.connect(self.choose_weights)
         self.weights_button.setFocusPolicy(Qt.NoFocus)
-        self.after_dialog = lambda: None     # the window hands the keyboard back to the video
+        self.after_dialog = lambda: None  # the window hands the keyboard back to the video
         self.device_combo = QComboBox()
         for d in available_devices():
             self.device_combo.addItem(d.upper(), d)
@@ -65,8 +64,14 @@ class TrackerBar(QWidget):
         self.engine_combo.setToolTip("what runs the network: auto = the engine measured fastest on this machine")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (QLabel("Tracker"), self.tracker_combo, self.weights_edit, self.weights_button, self.device_combo,
-                  self.engine_combo):
+        for w in (
+            QLabel("Tracker"),
+            self.tracker_combo,
+            self.weights_edit,
+            self.weights_button,
+            self.device_combo,
+            self.engine_combo,
+        ):
             lay.addWidget(w)
         lay.setStretch(2, 1)
 
@@ -78,8 +83,9 @@ class TrackerBar(QWidget):
         for spec in specs:
             self.tracker_combo.addItem(self._tracker_label(spec), spec.name)
             if spec.experimental:
-                self.tracker_combo.setItemData(self.tracker_combo.count() - 1, registry.experimental_label(spec),
-                                               Qt.ToolTipRole)
+                self.tracker_combo.setItemData(
+                    self.tracker_combo.count() - 1, registry.experimental_label(spec), Qt.ToolTipRole
+                )
         self.tracker_combo.blockSignals(False)
         if not specs:
             problems = "; ".join(f"{m}: {e}" for m, e in registry.IMPORT_ERRORS.items())
@@ -111,7 +117,7 @@ class TrackerBar(QWidget):
         """The picker's text: the title, marked where no checkpoint is known (none chosen, none in a
         model folder)."""
         title = spec.title or spec.name
-        if spec.experimental:          # trained here, not shown to beat the training-free floor (SRE)
+        if spec.experimental:  # trained here, not shown to beat the training-free floor (SRE)
             title = f"{title}  — experimental"
         if spec.needs_weights and self.prefs.known_weights(spec) is None:
             return f"{title}  — no checkpoint"
@@ -133,10 +139,10 @@ class TrackerBar(QWidget):
     def device(self) -> str:
         return self.device_combo.currentData()
 
-    def weights(self) -> Optional[str]:
+    def weights(self) -> str | None:
         return self.weights_edit.text().strip() or None
 
-    def select_tracker(self, name: str, weights: Optional[str] = None) -> None:
+    def select_tracker(self, name: str, weights: str | None = None) -> None:
         """Pick a tracker (and optionally its checkpoint) as a user would."""
         i = self.tracker_combo.findData(name)
         if i < 0:
@@ -151,7 +157,7 @@ class TrackerBar(QWidget):
         self._fill_weights(name, weights)
         self.configChanged.emit()
 
-    def show_choice(self, name: str, weights: Optional[str]) -> None:
+    def show_choice(self, name: str, weights: str | None) -> None:
         """Put the picker and the checkpoint field back to `name` and `weights` without asking for a
         load (the user kept the run of the tracker loaded)."""
         i = self.tracker_combo.findData(name)
@@ -167,7 +173,7 @@ class TrackerBar(QWidget):
         self._fill_weights(self.tracker_name())
         self.configChanged.emit()
 
-    def _fill_weights(self, name: str, path: Optional[str] = None) -> None:
+    def _fill_weights(self, name: str, path: str | None = None) -> None:
         spec = registry.get(name)
         path = path if path is not None else (self.prefs.known_weights(spec) or "")
         self.weights_edit.setText(path)
@@ -179,8 +185,9 @@ class TrackerBar(QWidget):
     def choose_weights(self) -> None:
         name = self.tracker_name()
         start = self.weights_edit.text() or self.prefs.last_dir()
-        path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {name}", start,
-                                              "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Checkpoint for {name}", start, "Checkpoints (*.pth *.pt *.pkl *.model *.tar);;All files (*)"
+        )
         self.after_dialog()
         if path:
             self.weights_edit.setText(path)
@@ -190,5 +197,5 @@ class TrackerBar(QWidget):
         name = self.tracker_name()
         if name:
             self.prefs.set_weights(name, self.weights_edit.text().strip())
-            self._refresh_item_labels()      # "— no checkpoint" goes once one is chosen
+            self._refresh_item_labels()  # "— no checkpoint" goes once one is chosen
             self.configChanged.emit()

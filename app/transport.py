@@ -1,10 +1,11 @@
 """Playback controls: the transport row (Start, Play, Step, Stop, speed, heatmap, what is loaded),
 the seek bar under the video, and `Playback`, which turns their clicks into worker commands and
 shows the worker's answers (playing, tracking)."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
@@ -16,7 +17,7 @@ from .worker_protocol import FramePacket, SourceInfo, TrackerInfo
 SPEEDS = [("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("max", 0.0)]
 
 
-def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
+def provenance_text(info: TrackerInfo | None) -> tuple[str, str]:
     """(line, tooltip) naming the tracker that is loaded, its checkpoint file and sha256."""
     if info is None:
         return "Loaded: no tracker", "no tracker is loaded: Start loads the picked one"
@@ -24,8 +25,7 @@ def provenance_text(info: Optional[TrackerInfo]) -> tuple[str, str]:
         sha = info.checkpoint_sha256 or "not a file"
         # short enough for the tracker bar at 1280 px (the device is in its own box); all in the tooltip
         line = f"Loaded: {info.name} · {os.path.basename(info.checkpoint)} · sha256 {sha[:8]}"
-        tip = (f"{info.name} on {info.device.upper()}\ncheckpoint: {os.path.abspath(info.checkpoint)}\n"
-               f"sha256: {sha}")
+        tip = f"{info.name} on {info.device.upper()}\ncheckpoint: {os.path.abspath(info.checkpoint)}\nsha256: {sha}"
     else:
         line = f"Loaded: {info.name} · no checkpoint file"
         tip = f"{info.name} on {info.device.upper()}: no trained weights file (training-free, or built in code)"
@@ -54,11 +54,18 @@ class TransportBar(QWidget):
         self.heat_check = QCheckBox("Heatmap on video")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 0, 6, 0)
-        lay.setSpacing(2)      # as tight as the window's rows
-        for w in (self.start_button, self.play_button, self.step_button, self.stop_button, QLabel("Speed"),
-                  self.speed_combo, self.heat_check):
+        lay.setSpacing(2)  # as tight as the window's rows
+        for w in (
+            self.start_button,
+            self.play_button,
+            self.step_button,
+            self.stop_button,
+            QLabel("Speed"),
+            self.speed_combo,
+            self.heat_check,
+        ):
             lay.addWidget(w)
-        self.stop_button.setEnabled(False)       # nothing to stop until a run starts
+        self.stop_button.setEnabled(False)  # nothing to stop until a run starts
         # clicking a transport button leaves the keyboard with the video, where Space and the
         # arrows mean play and step (a focused button would take Space as a click)
         for b in (self.start_button, self.play_button, self.step_button, self.stop_button):
@@ -70,7 +77,7 @@ class TransportBar(QWidget):
         lay.addWidget(self.loaded_label, 1)
         self.show_loaded(None)
 
-    def show_loaded(self, info: Optional[TrackerInfo]) -> None:
+    def show_loaded(self, info: TrackerInfo | None) -> None:
         text, tip = provenance_text(info)
         self.loaded_label.setText(text)
         self.loaded_label.setToolTip(tip)
@@ -78,11 +85,12 @@ class TransportBar(QWidget):
 
 class SeekBar(QWidget):
     """The slider under the video and the frame number beside it."""
+
     seekRequested = Signal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.source_info: Optional[SourceInfo] = None
+        self.source_info: SourceInfo | None = None
         self.slider = ClickSlider(Qt.Horizontal)
         self.slider.setTracking(False)
         self.slider.setEnabled(False)
@@ -120,10 +128,19 @@ class Playback(QObject):
     """Start, play, pause, step, seek and stop, sent to the worker; `playing` and `tracking` are what
     the worker last answered (the buttons show that, never what was merely asked)."""
 
-    def __init__(self, worker, transport: TransportBar, video: VideoView,
-                 source_info: Callable[[], Optional[SourceInfo]], drawn_packet: Callable[[], Optional[FramePacket]],
-                 load_tracker: Callable[[], bool], show_message: Callable, on_paused: Callable[[], None], parent=None,
-                 confirm_resume: Callable[[int], bool] = lambda index: True):
+    def __init__(
+        self,
+        worker,
+        transport: TransportBar,
+        video: VideoView,
+        source_info: Callable[[], SourceInfo | None],
+        drawn_packet: Callable[[], FramePacket | None],
+        load_tracker: Callable[[], bool],
+        show_message: Callable,
+        on_paused: Callable[[], None],
+        parent=None,
+        confirm_resume: Callable[[int], bool] = lambda index: True,
+    ):
         """`load_tracker()` asks for the picked tracker: False when it cannot be loaded (the reason is
         shown); `on_paused()` runs when the worker says playback stopped; `confirm_resume(index)`
         asks before tracking on from frame `index` drops the run's later frames (True: go on)."""
@@ -139,7 +156,8 @@ class Playback(QObject):
         transport.step_button.clicked.connect(self.step)
         transport.stop_button.clicked.connect(self.stop_tracking)
         transport.speed_combo.currentIndexChanged.connect(
-            lambda _: self.worker.set_speed(transport.speed_combo.currentData()))
+            lambda _: self.worker.set_speed(transport.speed_combo.currentData())
+        )
 
     def start_tracking(self) -> None:
         """Initialise the tracker on the frame on screen with the drawn box, and play."""
@@ -166,8 +184,11 @@ class Playback(QObject):
     def redraw_box(self) -> None:
         self.set_playing(False)
         self.video.set_user_box(None)
-        self.show_message("info", "Drag a new box around the target"
-                          + (" — the tracker restarts on this frame" if self.tracking else ", then press Start"))
+        self.show_message(
+            "info",
+            "Drag a new box around the target"
+            + (" — the tracker restarts on this frame" if self.tracking else ", then press Start"),
+        )
 
     def _resume_allowed(self) -> bool:
         """Tracking on from the frame on screen restarts the run there when the run went further
@@ -180,7 +201,7 @@ class Playback(QObject):
             self.transport.play_button.setChecked(False)
             return
         self.worker.play(playing)
-        self.transport.play_button.setChecked(self.playing)   # the worker's answer sets the final state
+        self.transport.play_button.setChecked(self.playing)  # the worker's answer sets the final state
 
     def toggle_play(self) -> None:
         self.set_playing(not self.playing)
@@ -195,7 +216,7 @@ class Playback(QObject):
         if info is None or info.is_live:
             return
         if self.playing and self.tracking and not self._confirm_resume(index):
-            return      # the run plays on; its next frame puts the slider back
+            return  # the run plays on; its next frame puts the slider back
         self.worker.seek(index)
 
     def stop_tracking(self) -> None:

@@ -4,9 +4,8 @@ heatmap blended over the frame at its true place, and drawing the target box wit
 Drawing: press the left button on the frame, drag, release. The drawn box stays editable (drag
 it, or its corner handles) until tracking starts. Coordinates are frame pixels throughout.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,7 +13,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from trackers.core.base import TrackResult, TrackingState
+from trackers.core.base import TrackingState, TrackResult
 from trackers.run.annotate import HEAT_MAX_OPACITY, HEAT_OPACITY_GAMMA
 
 BOX_PEN = QPen(QColor(0, 255, 0), 2)
@@ -23,13 +22,17 @@ LOST_PEN = QPen(QColor(255, 60, 60), 2)
 GT_PEN = QPen(QColor(255, 64, 255), 2, Qt.DashLine)
 DRAW_PEN = pg.mkPen((255, 220, 0), width=2, style=Qt.DashLine)
 for _pen in (BOX_PEN, LOST_PEN, GT_PEN):
-    _pen.setCosmetic(True)   # width in screen pixels, whatever the zoom
+    _pen.setCosmetic(True)  # width in screen pixels, whatever the zoom
 # Overlay colours: inferno, with opacity rising with the score so that low-score cells leave the
 # frame visible and the peak stands out (alpha 0 at the map's minimum, 160 at its maximum).
 # (The exported video draws the same: trackers/run/annotate.py holds the numbers.)
-HEAT_LUT = np.concatenate([pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False),
-                           (np.linspace(0.0, 1.0, 256) ** HEAT_OPACITY_GAMMA * HEAT_MAX_OPACITY * 255)
-                           .astype(np.uint8)[:, None]], 1)
+HEAT_LUT = np.concatenate(
+    [
+        pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False),
+        (np.linspace(0.0, 1.0, 256) ** HEAT_OPACITY_GAMMA * HEAT_MAX_OPACITY * 255).astype(np.uint8)[:, None],
+    ],
+    1,
+)
 MASK_RGB = (255, 80, 0)
 
 
@@ -39,7 +42,7 @@ class VideoView(pg.GraphicsView):
     #: the user started dragging a new box
     drawStarted = Signal()
 
-    MIN_SIDE = 2.0   # a drag smaller than this is a click, not a box
+    MIN_SIDE = 2.0  # a drag smaller than this is a click, not a box
 
     def __init__(self, parent=None):
         super().__init__(parent, background=(20, 20, 20))
@@ -81,14 +84,14 @@ class VideoView(pg.GraphicsView):
         self.vb.addItem(self.roi)
         self.drawing_enabled = True
         self.show_heatmap = False
-        self.frame_shape: Optional[tuple] = None
-        self._drag_origin: Optional[QPointF] = None
-        self._pan_from: Optional[QPointF] = None      # widget position of an ongoing pan
+        self.frame_shape: tuple | None = None
+        self._drag_origin: QPointF | None = None
+        self._pan_from: QPointF | None = None  # widget position of an ongoing pan
         # the keyboard goes to the video after a dialog closes (the window's keys work at once)
         self.setFocusPolicy(Qt.StrongFocus)
 
     # -- zoom and pan ---------------------------------------------------------------------------
-    ZOOM_STEP = 1.25     # one wheel notch
+    ZOOM_STEP = 1.25  # one wheel notch
     MAX_ZOOM = 40.0
 
     def zoom(self) -> float:
@@ -111,8 +114,8 @@ class VideoView(pg.GraphicsView):
         factor = self.ZOOM_STEP ** (-notches)
         if self.zoom() / factor > self.MAX_ZOOM:
             return
-        if notches < 0 and self.zoom() * self.ZOOM_STEP ** notches <= 1.0:
-            self.fit()          # never smaller than the fitted frame
+        if notches < 0 and self.zoom() * self.ZOOM_STEP**notches <= 1.0:
+            self.fit()  # never smaller than the fitted frame
             return
         self.vb.scaleBy((factor, factor), center=self.widget_to_frame(widget_pos))
 
@@ -128,7 +131,7 @@ class VideoView(pg.GraphicsView):
             self.frame_shape = rgb.shape
             self.vb.setRange(QRectF(0, 0, rgb.shape[1], rgb.shape[0]), padding=0)
 
-    def set_result(self, result: Optional[TrackResult]) -> None:
+    def set_result(self, result: TrackResult | None) -> None:
         if result is None:
             self.result_box.setVisible(False)
             self.heat.setVisible(False)
@@ -177,7 +180,7 @@ class VideoView(pg.GraphicsView):
         self.heat.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.heat.setVisible(True)
 
-    def set_groundtruth(self, box: Optional[tuple]) -> None:
+    def set_groundtruth(self, box: tuple | None) -> None:
         """The ground-truth box of the frame on screen (None: none for it)."""
         if box is None:
             self.gt_box.setVisible(False)
@@ -186,13 +189,13 @@ class VideoView(pg.GraphicsView):
         self.gt_box.setVisible(True)
 
     # -- the user's box --------------------------------------------------------------------------
-    def user_box(self) -> Optional[tuple]:
+    def user_box(self) -> tuple | None:
         if not self.roi.isVisible():
             return None
         pos, size = self.roi.pos(), self.roi.size()
         return (float(pos.x()), float(pos.y()), float(size.x()), float(size.y()))
 
-    def set_user_box(self, box: Optional[tuple]) -> None:
+    def set_user_box(self, box: tuple | None) -> None:
         if box is None:
             self.roi.setVisible(False)
             return
@@ -221,13 +224,18 @@ class VideoView(pg.GraphicsView):
 
     def mousePressEvent(self, ev):
         pos = ev.position()
-        if self.frame_shape is not None and (ev.button() == Qt.MiddleButton or (
-                ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier)):
-            self._pan_from = QPointF(pos)     # Ctrl+drag or middle drag pans; a plain drag draws
+        if self.frame_shape is not None and (
+            ev.button() == Qt.MiddleButton or (ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier)
+        ):
+            self._pan_from = QPointF(pos)  # Ctrl+drag or middle drag pans; a plain drag draws
             ev.accept()
             return
-        if (ev.button() == Qt.LeftButton and self.drawing_enabled and self.frame_shape is not None
-                and not self._over_roi(pos)):
+        if (
+            ev.button() == Qt.LeftButton
+            and self.drawing_enabled
+            and self.frame_shape is not None
+            and not self._over_roi(pos)
+        ):
             self._drag_origin = self.widget_to_frame(pos)
             self.drawStarted.emit()
             ev.accept()
@@ -261,7 +269,7 @@ class VideoView(pg.GraphicsView):
             return
         super().mouseReleaseEvent(ev)
 
-    def _show_drag(self, end: QPointF) -> Optional[tuple]:
+    def _show_drag(self, end: QPointF) -> tuple | None:
         H, W = self.frame_shape[:2]
         x0 = min(max(min(self._drag_origin.x(), end.x()), 0.0), W)
         y0 = min(max(min(self._drag_origin.y(), end.y()), 0.0), H)

@@ -1,5 +1,6 @@
 """Small widgets the window's parts share: a label that elides at a word boundary (whole text in its
 tooltip) and a slider that jumps to the click."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
@@ -18,7 +19,7 @@ def elide_words(metrics: QFontMetrics, text: str, width: int) -> str:
         return text
     words = text.split(" ")
     lo, hi, best = 1, len(words) - 1, ""
-    while lo <= hi:                    # the widths grow with the word count: bisect
+    while lo <= hi:  # the widths grow with the word count: bisect
         mid = (lo + hi) // 2
         candidate = " ".join(words[:mid]).rstrip(_TRAILING) + " " + ELLIPSIS
         if metrics.horizontalAdvance(candidate) <= width:
@@ -98,6 +99,6 @@ class ClickSlider(QSlider):
                 pos = int(ev.position().x()) - groove.x() - half
                 span = max(groove.width() - handle.width(), 1)
                 value = QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), pos, span, opt.upsideDown)
-                self.setSliderPosition(value)      # valueChanged -> seek (tracking off: setValue follows)
+                self.setSliderPosition(value)  # valueChanged -> seek (tracking off: setValue follows)
                 self.setValue(value)
         super().mousePressEvent(ev)

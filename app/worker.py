@@ -11,6 +11,7 @@ Files are tracked frame by frame (nothing skipped), paced to the playback speed.
 by a separate grabber thread that keeps only the newest frame, so when the tracker is slower than
 the camera the stale frames are dropped (and counted) and the latest one is tracked.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,20 +19,41 @@ import queue
 import threading
 import time
 import traceback
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from trackers.run.annotate import encode_jpeg
 from trackers.core.base import BoxError, Tracker
+from trackers.run.annotate import encode_jpeg
 from trackers.run.results import file_sha256
 from trackers.run.session import SessionError, Step, TrackingFailed, TrackingSession
 from trackers.run.sources import FrameSource, ReadAheadSource, SourceError, open_source
 
-from .worker_protocol import (Configure, FramePacket, InitBox, Message, OpenSource, Play, PlayingChanged, Quit,
-                              Seek, SetParam, SetSpeed, SourceInfo, StepFrame, StopTracking, Sync, Synced,
-                              TrackerInfo, TrackerUnloaded, TrackingChanged, Unload, SetChannelsVisible, SetCompute)
+from .worker_protocol import (
+    Configure,
+    FramePacket,
+    InitBox,
+    Message,
+    OpenSource,
+    Play,
+    PlayingChanged,
+    Quit,
+    Seek,
+    SetChannelsVisible,
+    SetCompute,
+    SetParam,
+    SetSpeed,
+    SourceInfo,
+    StepFrame,
+    StopTracking,
+    Sync,
+    Synced,
+    TrackerInfo,
+    TrackerUnloaded,
+    TrackingChanged,
+    Unload,
+)
 
 #: how long after a wake-up the GUI thread takes the worker's events (see TrackingWorker.__init__):
 #: far below a redraw's interval (30 ms and more), so nothing on screen comes later for it
@@ -47,11 +69,11 @@ class LatestFrameGrabber:
         self.source = source
         self._lock = threading.Lock()
         self._fresh = threading.Condition(self._lock)
-        self._frame: Optional[np.ndarray] = None
-        self._seq = 0            # frames read so far
-        self._taken_seq = 0      # sequence number of the last frame handed out
+        self._frame: np.ndarray | None = None
+        self._seq = 0  # frames read so far
+        self._taken_seq = 0  # sequence number of the last frame handed out
         self.dropped = 0
-        self.error: Optional[str] = None
+        self.error: str | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="camera-grabber", daemon=True)
         self._thread.start()
@@ -70,7 +92,7 @@ class LatestFrameGrabber:
                 continue
             with self._lock:
                 if self._frame is not None and self._seq > self._taken_seq:
-                    self.dropped += 1    # the previous frame was never tracked
+                    self.dropped += 1  # the previous frame was never tracked
                 self._frame = frame
                 self._seq += 1
                 self._fresh.notify_all()
@@ -92,11 +114,12 @@ class LatestFrameGrabber:
         self._thread.join(timeout=2.0)
 
 
-def build_tracker(name: str, weights: Optional[str], device: str, engine: str = "auto") -> Tracker:
+def build_tracker(name: str, weights: str | None, device: str, engine: str = "auto") -> Tracker:
     """registry.build with the engine asked for. Threads follow the process's compute policy
     (trackers/core/compute.py), which the window applies with a core kept for the GUI thread
     (and one for the rest of the machine)."""
     from trackers.core import registry
+
     return registry.build(name, weights or None, device, engine=engine)
 
 
@@ -115,8 +138,8 @@ class TrackingWorker(QThread):
 
     def __init__(self, parent=None, tracker_factory=build_tracker):
         super().__init__(parent)
-        self._commands: "queue.Queue[object]" = queue.Queue()
-        self._events: "queue.Queue[object]" = queue.Queue()
+        self._commands: queue.Queue[object] = queue.Queue()
+        self._events: queue.Queue[object] = queue.Queue()
         self._handlers: dict[type, list[Callable]] = {}
         self.outbox = _Outbox()
         # the outbox lives on the GUI thread: queued. A wake-up is handled DELIVERY_DELAY_MS later,
@@ -130,12 +153,12 @@ class TrackingWorker(QThread):
         self._quit = False
         # the run: source, tracker, current frame, boxes (trackers/run/session.py, shared with the CLI)
         self.session = TrackingSession()
-        self.source_info: Optional[SourceInfo] = None
-        self._grabber: Optional[LatestFrameGrabber] = None
-        self._tracker_config: Optional[tuple] = None
-        self._tracking = False        # what the GUI was last told
+        self.source_info: SourceInfo | None = None
+        self._grabber: LatestFrameGrabber | None = None
+        self._tracker_config: tuple | None = None
+        self._tracking = False  # what the GUI was last told
         self._playing = False
-        self._speed = 1.0             # playback speed as a multiple of the source fps; 0 = as fast as possible
+        self._speed = 1.0  # playback speed as a multiple of the source fps; 0 = as fast as possible
         self._next_due = 0.0
         self._sync_count = 0
         # set when a wake-up signal is on its way to the GUI thread and not yet handled: events
@@ -143,19 +166,29 @@ class TrackingWorker(QThread):
         # and each wake-up takes the GIL on the GUI thread)
         self._wake_pending = threading.Event()
         self._dispatch = {
-            OpenSource: self._cmd_open, Configure: self._cmd_configure, InitBox: self._cmd_init,
-            Play: self._cmd_play, StepFrame: self._cmd_step, Seek: self._cmd_seek, SetSpeed: self._cmd_speed,
-            SetParam: self._cmd_param, StopTracking: self._cmd_stop, Sync: self._cmd_sync, Quit: self._cmd_quit,
-            Unload: self._cmd_unload, SetChannelsVisible: self._cmd_channels, SetCompute: self._cmd_compute,
+            OpenSource: self._cmd_open,
+            Configure: self._cmd_configure,
+            InitBox: self._cmd_init,
+            Play: self._cmd_play,
+            StepFrame: self._cmd_step,
+            Seek: self._cmd_seek,
+            SetSpeed: self._cmd_speed,
+            SetParam: self._cmd_param,
+            StopTracking: self._cmd_stop,
+            Sync: self._cmd_sync,
+            Quit: self._cmd_quit,
+            Unload: self._cmd_unload,
+            SetChannelsVisible: self._cmd_channels,
+            SetCompute: self._cmd_compute,
         }
         self._channels_visible = True
 
     @property
-    def source(self) -> Optional[FrameSource]:
+    def source(self) -> FrameSource | None:
         return self.session.source
 
     @property
-    def tracker(self) -> Optional[Tracker]:
+    def tracker(self) -> Tracker | None:
         return self.session.tracker
 
     # -- the GUI side: thread-safe command queue, events ----------------------------------------
@@ -164,7 +197,7 @@ class TrackingWorker(QThread):
 
     def deliver(self) -> None:
         """Hand the waiting events to their handlers (GUI thread)."""
-        self._wake_pending.clear()     # before draining: an event posted from now on wakes us again
+        self._wake_pending.clear()  # before draining: an event posted from now on wakes us again
         while True:
             try:
                 event = self._events.get_nowait()
@@ -175,7 +208,7 @@ class TrackingWorker(QThread):
 
     def _post(self, event) -> None:
         self._events.put(event)
-        if not self._wake_pending.is_set():      # else the wake-up on its way delivers this one too
+        if not self._wake_pending.is_set():  # else the wake-up on its way delivers this one too
             self._wake_pending.set()
             self.outbox.wake.emit()
 
@@ -188,7 +221,7 @@ class TrackingWorker(QThread):
     def open_source(self, spec) -> None:
         self.send(OpenSource(spec))
 
-    def configure(self, name: str, weights: Optional[str], device: str, engine: str = "auto") -> None:
+    def configure(self, name: str, weights: str | None, device: str, engine: str = "auto") -> None:
         self.send(Configure(name, weights, device, engine))
 
     def set_channels_visible(self, visible: bool) -> None:
@@ -199,7 +232,7 @@ class TrackingWorker(QThread):
     def set_compute(self, policy) -> None:
         self.send(SetCompute(policy))
 
-    def init_box(self, box, index: Optional[int] = None, play: bool = False) -> None:
+    def init_box(self, box, index: int | None = None, play: bool = False) -> None:
         self.send(InitBox(tuple(box), index, play))
 
     def play(self, playing: bool = True) -> None:
@@ -290,7 +323,7 @@ class TrackingWorker(QThread):
             source = spec if isinstance(spec, FrameSource) else open_source(spec)
             if not isinstance(spec, FrameSource) and not source.is_live:
                 source = ReadAheadSource(source)
-        except SourceError as e:     # its message names the file / camera already
+        except SourceError as e:  # its message names the file / camera already
             self._message("error", str(e))
             return
         except (OSError, ValueError) as e:
@@ -313,7 +346,7 @@ class TrackingWorker(QThread):
         self._post(self.source_info)
         self._emit(step)
         if source.is_live:
-            self._set_playing(True)      # a camera shows its live picture straight away
+            self._set_playing(True)  # a camera shows its live picture straight away
 
     def _cmd_channels(self, cmd: SetChannelsVisible):
         # While the grid is shown the maps come with every frame, not only with the frames that
@@ -328,8 +361,9 @@ class TrackingWorker(QThread):
 
     def _cmd_compute(self, cmd: SetCompute):
         from trackers.core import compute
+
         compute.apply(cmd.policy)
-        if self._tracker_config is not None:       # rebuild: ONNX Runtime fixed its threads at creation
+        if self._tracker_config is not None:  # rebuild: ONNX Runtime fixed its threads at creation
             name, weights, device, engine = self._tracker_config
             self._tracker_config = None
             self._cmd_configure(Configure(name, weights, device, engine))
@@ -345,11 +379,12 @@ class TrackingWorker(QThread):
         self._report_tracking()
         self._tracker_config = None
         from trackers.core import engines
+
         said = len(engines.notices())
         try:
             tracker = self._tracker_factory(name, weights, device, engine)
         except Exception as e:  # noqa: BLE001 - CheckpointError, KeyError, OSError, torch errors
-            self._post(TrackerUnloaded())     # the window must not go on showing the previous tracker
+            self._post(TrackerUnloaded())  # the window must not go on showing the previous tracker
             self._message("error", f"Cannot load {name}: {_describe(e)}")
             return
         tracker.collect_channels = self._channels_visible
@@ -357,11 +392,22 @@ class TrackingWorker(QThread):
         self._tracker_config = config
         params = dataclasses.replace(tracker.params) if dataclasses.is_dataclass(tracker.params) else None
         checkpoint = _loaded_checkpoint(name, weights)
-        self._post(TrackerInfo(name, weights, device, params, _default_params(name), checkpoint,
-                               file_sha256(checkpoint), getattr(tracker, "engine_name", "torch"), engine))
+        self._post(
+            TrackerInfo(
+                name,
+                weights,
+                device,
+                params,
+                _default_params(name),
+                checkpoint,
+                file_sha256(checkpoint),
+                getattr(tracker, "engine_name", "torch"),
+                engine,
+            )
+        )
         if was_tracking:
             self._message("info", f"{name} is ready: press Start (or draw a box) to track from this frame")
-        for notice in engines.notices()[said:]:    # the ONNX cache's lines (a file moved aside...), last: not hidden
+        for notice in engines.notices()[said:]:  # the ONNX cache's lines (a file moved aside...), last: not hidden
             self._message("warning", notice)
 
     def _cmd_init(self, cmd: InitBox):
@@ -450,7 +496,7 @@ class TrackingWorker(QThread):
         """Read the next frame, track it when a tracker is initialised, and emit it."""
         if self.session.tracker is not None:
             try:
-                restarted = self.session.resync()   # the user seeked: restart from this run's box here
+                restarted = self.session.resync()  # the user seeked: restart from this run's box here
             except SessionError as e:
                 self._set_playing(False)
                 self._message("warning", str(e))
@@ -461,7 +507,7 @@ class TrackingWorker(QThread):
             frame, seq = self._grabber.latest(timeout=0.2)
             if frame is None:
                 return
-            index = seq - 1      # frame numbers of a camera count the dropped frames too
+            index = seq - 1  # frame numbers of a camera count the dropped frames too
         else:
             got = self.session.read()
             if got is None:
@@ -525,17 +571,19 @@ class TrackingWorker(QThread):
         self.session = TrackingSession(None, self.session.tracker)
 
 
-def _loaded_checkpoint(name: str, weights: Optional[str]) -> Optional[str]:
+def _loaded_checkpoint(name: str, weights: str | None) -> str | None:
     from trackers.core import registry
+
     try:
         return registry.loaded_checkpoint(registry.get(name), weights)
-    except KeyError:     # a tracker built by a test's factory under a name the registry lacks
+    except KeyError:  # a tracker built by a test's factory under a name the registry lacks
         return weights
 
 
 def _default_params(name: str):
     """The registry's default parameters for tracker `name` (None for a tracker it does not know)."""
     from trackers.core import registry
+
     try:
         return registry.get(name).make_params()
     except KeyError:

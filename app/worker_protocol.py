@@ -6,10 +6,10 @@ Python-object arguments have shown reference-count crashes in PySide6 under load
 `worker._Outbox`). Commands are frozen; an event may carry frames (numpy arrays) that the GUI
 only reads.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -20,20 +20,21 @@ from trackers.run.session import Step
 # -- commands: GUI thread -> worker ---------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class OpenSource:
-    spec: object                 # a path, a camera index, or a FrameSource
+    spec: object  # a path, a camera index, or a FrameSource
 
 
 @dataclasses.dataclass(frozen=True)
 class Configure:
     name: str
-    weights: Optional[str]
+    weights: str | None
     device: str
-    engine: str = "auto"         # what runs the network: auto | torch | onnxruntime (trackers/core/engines.py)
+    engine: str = "auto"  # what runs the network: auto | torch | onnxruntime (trackers/core/engines.py)
 
 
 @dataclasses.dataclass(frozen=True)
 class SetChannelsVisible:
     """Whether the GUI shows the DW-XCorr channel maps: the tracker copies them out only then."""
+
     visible: bool
 
 
@@ -41,13 +42,14 @@ class SetChannelsVisible:
 class SetCompute:
     """A compute policy (trackers/core/compute.py) to apply between frames; the tracker is rebuilt, since
     its ONNX Runtime session fixes its thread count when created."""
+
     policy: object
 
 
 @dataclasses.dataclass(frozen=True)
 class InitBox:
     box: tuple
-    index: Optional[int] = None  # the frame to initialise on (None: the frame on screen)
+    index: int | None = None  # the frame to initialise on (None: the frame on screen)
     play: bool = False
 
 
@@ -68,7 +70,7 @@ class Seek:
 
 @dataclasses.dataclass(frozen=True)
 class SetSpeed:
-    speed: float                 # a multiple of the source fps; 0 = as fast as possible
+    speed: float  # a multiple of the source fps; 0 = as fast as possible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +103,9 @@ class Quit:
 # -- events: worker -> GUI thread -----------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class SourceInfo:
-    spec: object                 # what open_source() was given (path or camera index)
+    spec: object  # what open_source() was given (path or camera index)
     name: str
-    frame_count: Optional[int]
+    frame_count: int | None
     fps: float
     is_live: bool
     width: int
@@ -113,15 +115,15 @@ class SourceInfo:
 @dataclasses.dataclass(frozen=True)
 class TrackerInfo:
     name: str
-    weights: Optional[str]
+    weights: str | None
     device: str
-    params: object               # a copy of tracker.params, for building the panel
-    defaults: object = None      # the variant's default params (the registry's), for "Reset to defaults"
+    params: object  # a copy of tracker.params, for building the panel
+    defaults: object = None  # the variant's default params (the registry's), for "Reset to defaults"
     # what was actually loaded: the file (the given one, the one found in the model folders, or the
     # built-in weights in resources/) and its sha256 -- the one source of "what produced this"
-    checkpoint: Optional[str] = None
-    checkpoint_sha256: Optional[str] = None
-    engine: str = "torch"        # what runs the network: "torch", "onnxruntime" (or "opencv")
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    engine: str = "torch"  # what runs the network: "torch", "onnxruntime" (or "opencv")
     engine_choice: str = "auto"  # the engine asked for
 
 
@@ -135,12 +137,12 @@ class FramePacket(Step):
     """One frame as the worker saw it: the session's `Step` (trackers/run/session.py: index, frame,
     result, kind, time; box, score, state, maps) with what the worker adds for the window."""
 
-    dropped: int = 0             # camera frames dropped so far because the tracker was slower
-    jpeg: Optional[bytes] = None  # a live frame that was tracked, encoded here for a later video export
-    _rgb: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
+    dropped: int = 0  # camera frames dropped so far because the tracker was slower
+    jpeg: bytes | None = None  # a live frame that was tracked, encoded here for a later video export
+    _rgb: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, step: Step, dropped: int = 0, jpeg: Optional[bytes] = None) -> "FramePacket":
+    def of(cls, step: Step, dropped: int = 0, jpeg: bytes | None = None) -> FramePacket:
         return cls(**{f.name: getattr(step, f.name) for f in dataclasses.fields(Step)}, dropped=dropped, jpeg=jpeg)
 
     @property
@@ -165,10 +167,10 @@ class TrackingChanged:
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    level: str                   # "error", "warning", "info"
+    level: str  # "error", "warning", "info"
     text: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Synced:
-    number: int                  # the Sync barrier the worker has reached
+    number: int  # the Sync barrier the worker has reached

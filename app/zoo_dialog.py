@@ -4,26 +4,37 @@ The download itself is trackers/run/zoo.py's (sha256-checked, written to a tempo
 only on success); here it runs on a QThread so the window never freezes, and a failure (offline,
 as on the CI machine) shows the zoo's message: the URL and the folder to put the file in.
 """
+
 from __future__ import annotations
 
 import re
 import threading
-from typing import Optional
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from trackers.core import registry
 from trackers.run import zoo
 
 
 class DownloadJob(QThread):
-    progress = Signal(int, int)        # bytes done, bytes in all (0 = unknown)
-    done = Signal(bool, str)           # ok, path or message
+    progress = Signal(int, int)  # bytes done, bytes in all (0 = unknown)
+    done = Signal(bool, str)  # ok, path or message
 
-    def __init__(self, entry: zoo.ZooEntry, dest_dir: Optional[str] = None, parent=None):
+    def __init__(self, entry: zoo.ZooEntry, dest_dir: str | None = None, parent=None):
         super().__init__(parent)
         self.entry, self.dest_dir = entry, dest_dir
         self._cancel = threading.Event()
@@ -33,9 +44,12 @@ class DownloadJob(QThread):
 
     def run(self) -> None:
         try:
-            path = zoo.download(self.entry, self.dest_dir,
-                                progress=lambda d, t: self.progress.emit(int(d), int(t or 0)),
-                                cancelled=self._cancel.is_set)
+            path = zoo.download(
+                self.entry,
+                self.dest_dir,
+                progress=lambda d, t: self.progress.emit(int(d), int(t or 0)),
+                cancelled=self._cancel.is_set,
+            )
         except zoo.DownloadError as e:
             self.done.emit(False, human_error(str(e)))
         except OSError as e:  # a disk error the zoo did not word itself
@@ -45,13 +59,15 @@ class DownloadJob(QThread):
 
 
 #: what a person reads instead of a socket error's number ([Errno -2] is getaddrinfo's EAI_NONAME)
-_ERRNO_WORDS = [(r"\[Errno -[235]\][^:;)]*", "no internet connection (the server's name could not be looked up)"),
-                (r"\[Errno 111\][^:;)]*", "the server refused the connection"),
-                (r"\[Errno 101\][^:;)]*", "no network is reachable"),
-                (r"\[Errno 110\][^:;)]*", "the connection timed out"),
-                (r"\[Errno 28\][^:;)]*", "the disk is full"),
-                (r"\[Errno 13\][^:;)]*", "permission denied"),
-                (r"\[Errno -?\d+\]\s*", "")]
+_ERRNO_WORDS = [
+    (r"\[Errno -[235]\][^:;)]*", "no internet connection (the server's name could not be looked up)"),
+    (r"\[Errno 111\][^:;)]*", "the server refused the connection"),
+    (r"\[Errno 101\][^:;)]*", "no network is reachable"),
+    (r"\[Errno 110\][^:;)]*", "the connection timed out"),
+    (r"\[Errno 28\][^:;)]*", "the disk is full"),
+    (r"\[Errno 13\][^:;)]*", "permission denied"),
+    (r"\[Errno -?\d+\]\s*", ""),
+]
 
 
 def human_error(text: str) -> str:
@@ -66,29 +82,30 @@ def human_error(text: str) -> str:
 def _home_short(path: str) -> str:
     """A folder under the home folder as ~/...: shorter, and the same on every machine."""
     import os
+
     home = os.path.expanduser("~")
     path = os.path.abspath(path)
-    return "~" + path[len(home):] if home not in ("", "/") and (path + "/").startswith(home + "/") else path
+    return "~" + path[len(home) :] if home not in ("", "/") and (path + "/").startswith(home + "/") else path
 
 
 class ModelZooDialog(QDialog):
     """The published checkpoints, one row each: tracker, file, present or not, licence."""
 
-    downloaded = Signal(str)           # path of a checkpoint that just landed
+    downloaded = Signal(str)  # path of a checkpoint that just landed
 
     COLUMNS = ("tracker", "checkpoint", "status", "download", "licence")
 
-    def __init__(self, parent=None, entries: Optional[list] = None, dest_dir: Optional[str] = None):
+    def __init__(self, parent=None, entries: list | None = None, dest_dir: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
         self.resize(940, 460)
         problem = None
         try:
             self.entries = list(entries) if entries is not None else zoo.load_manifest()
-        except zoo.ManifestError as e:       # a broken or hostile manifest: its one line, no rows
+        except zoo.ManifestError as e:  # a broken or hostile manifest: its one line, no rows
             self.entries, problem = [], str(e)
         self.dest_dir = dest_dir
-        self.job: Optional[DownloadJob] = None
+        self.job: DownloadJob | None = None
         self.table = QTableWidget(len(self.entries), len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels([c.capitalize() for c in self.COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -132,6 +149,7 @@ class ModelZooDialog(QDialog):
     def status(self, entry: zoo.ZooEntry) -> str:
         if self.dest_dir is not None:
             import os
+
             return "present" if os.path.isfile(os.path.join(self.dest_dir, entry.file)) else "missing"
         return "present" if entry.installed() else "missing"
 
@@ -139,18 +157,19 @@ class ModelZooDialog(QDialog):
         for row, e in enumerate(self.entries):
             # no direct URL (a cloud-drive folder): marked, and the tooltip says where to get it
             how = "direct" if e.url else "manual download"
-            licence = e.licence.split(" (")[0]       # "CC BY-SA 3.0"; the whole text is the tooltip
+            licence = e.licence.split(" (")[0]  # "CC BY-SA 3.0"; the whole text is the tooltip
             for col, text in enumerate((e.tracker, e.file, self.status(e), how, licence)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(e.licence if col == 4 else e.manual_hint(self.dest_dir) if not e.url
-                                else f"{e.file}\n{e.url}")
+                item.setToolTip(
+                    e.licence if col == 4 else e.manual_hint(self.dest_dir) if not e.url else f"{e.file}\n{e.url}"
+                )
                 if not e.url:
                     item.setForeground(QColor(180, 90, 0))
                 self.table.setItem(row, col, item)
         # (no resizeColumnsToContents: it shrank the stretched file column to its text after a
         # refresh, leaving a blank band; the header's resize modes keep the columns right)
 
-    def download_selected(self) -> Optional[DownloadJob]:
+    def download_selected(self) -> DownloadJob | None:
         rows = self.table.selectionModel().selectedRows()
         if not rows or (self.job is not None and self.job.isRunning()):
             return None
@@ -161,7 +180,7 @@ class ModelZooDialog(QDialog):
         self.job = DownloadJob(entry, self.dest_dir, self)
         self.job.progress.connect(self._progress)
         self.job.done.connect(self._done)
-        self.bar.setRange(0, 0)            # busy until the size is known
+        self.bar.setRange(0, 0)  # busy until the size is known
         self.bar.show()
         self.cancel_button.show()
         self.download_button.setEnabled(False)
@@ -179,8 +198,10 @@ class ModelZooDialog(QDialog):
         self.cancel_button.hide()
         self.download_button.setEnabled(True)
         if ok and self.job is not None and self.job.entry.sha256 is None:
-            self.message.setText(f"Saved {text} — not verified: no published sha256 (the download's is "
-                                 f"recorded in {zoo.recorded_sha256_path(text)})")
+            self.message.setText(
+                f"Saved {text} — not verified: no published sha256 (the download's is "
+                f"recorded in {zoo.recorded_sha256_path(text)})"
+            )
         else:
             self.message.setText(f"Saved {text}" if ok else text)
         self.refresh()

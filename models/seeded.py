@@ -3,6 +3,7 @@
 Regenerates, from a manifest alone, the exact float32 weights the reference implementations were
 run with, so parity can be proved for models whose published weights are not on this machine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ def state_dict_sha256(state: dict[str, torch.Tensor], order) -> str:
     """sha256 of the raw little-endian bytes of the tensors concatenated in `order`."""
     h = hashlib.sha256()
     for key in order:
-        h.update(state[key].detach().cpu().contiguous().numpy().astype(
-            state[key].numpy().dtype.newbyteorder("<")).tobytes())
+        h.update(
+            state[key].detach().cpu().contiguous().numpy().astype(state[key].numpy().dtype.newbyteorder("<")).tobytes()
+        )
     return h.hexdigest()
 
 

@@ -27,10 +27,11 @@ map's cell i lies at `origin + i * step` crop pixels (`MapGeometry`); the correl
 the anchor convention of `trackers/core/decode.py`: cell i at c + (i - S // 2) * stride, with
 c = (instance_size - 1) / 2 the crop centre.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,21 +43,21 @@ from .necks import AdjustAllLayer
 
 @dataclasses.dataclass
 class SiamAttnConfig:
-    backbone: str = "efficientnet-lite0"   # or "resnet50" (pysot stride-8 ResNet-50)
-    channels: int = 128          # neck output = attention / RPN channels per level
+    backbone: str = "efficientnet-lite0"  # or "resnet50" (pysot stride-8 ResNet-50)
+    channels: int = 128  # neck output = attention / RPN channels per level
     anchor_num: int = 5
-    refine_channels: int = 64    # fused correlation features of the refinement module
-    box_map_size: int = 25       # fused map for the box head (the RPN grid for ResNet-50)
-    mask_map_size: int = 64      # fused map for the mask head
-    box_pool: int = 7            # RoI bins for the box head
-    mask_pool: int = 32          # RoI bins for the mask head (upsampled x2 to the 64x64 mask)
-    pool_sampling: int = 2       # bilinear samples per bin side
+    refine_channels: int = 64  # fused correlation features of the refinement module
+    box_map_size: int = 25  # fused map for the box head (the RPN grid for ResNet-50)
+    mask_map_size: int = 64  # fused map for the mask head
+    box_pool: int = 7  # RoI bins for the box head
+    mask_pool: int = 32  # RoI bins for the mask head (upsampled x2 to the 64x64 mask)
+    pool_sampling: int = 2  # bilinear samples per bin side
     roi_offset_gain: float = 0.1  # deformable RoI offsets, in fractions of the box size
-    template_center: int = 7     # template features cut to 7x7 (SiamRPN++ neck)
-    exemplar_size: int = 127     # template crop side the network is trained with
-    instance_size: int = 255     # search crop side (the refinement reads the actual one from the input)
-    stride: int = 8              # RPN grid stride in crop pixels
-    pretrained_backbone: bool = True   # ImageNet weights for EfficientNet-Lite0 where available
+    template_center: int = 7  # template features cut to 7x7 (SiamRPN++ neck)
+    exemplar_size: int = 127  # template crop side the network is trained with
+    instance_size: int = 255  # search crop side (the refinement reads the actual one from the input)
+    stride: int = 8  # RPN grid stride in crop pixels
+    pretrained_backbone: bool = True  # ImageNet weights for EfficientNet-Lite0 where available
     train_backbone: bool = False
 
 
@@ -98,7 +99,7 @@ class ChannelAttention(nn.Module):
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(float(init_scale)))
 
-    def forward(self, x: torch.Tensor, source: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         B, C, H, W = x.shape
         attn = channel_attention_map((x if source is None else source).flatten(2))
         out = torch.bmm(attn, x.flatten(2))
@@ -106,8 +107,14 @@ class ChannelAttention(nn.Module):
 
 
 # -- deformable convolution ---------------------------------------------------------------------
-def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                  bias: Optional[torch.Tensor] = None, padding: int = 1, dilation: int = 1) -> torch.Tensor:
+def deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    padding: int = 1,
+    dilation: int = 1,
+) -> torch.Tensor:
     """Deformable convolution (v1, stride 1) by bilinear sampling; torchvision's offset layout.
 
     offset (B, 2*kh*kw, Ho, Wo) holds (dy, dx) per kernel tap k = i * kw + j. Tap k of output
@@ -125,12 +132,12 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
     tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
     base_y = torch.arange(Ho, device=dev, dtype=dt) - padding
     base_x = torch.arange(Wo, device=dev, dtype=dt) - padding
-    py = base_y.view(1, 1, Ho, 1) + tap_y.view(1, K, 1, 1) + off[:, :, 0]   # (B, K, Ho, Wo)
+    py = base_y.view(1, 1, Ho, 1) + tap_y.view(1, K, 1, 1) + off[:, :, 0]  # (B, K, Ho, Wo)
     px = base_x.view(1, 1, 1, Wo) + tap_x.view(1, K, 1, 1) + off[:, :, 1]
     # align_corners=False normalisation: pixel centre p <-> (2p + 1) / size - 1
     grid = torch.stack(((2 * px + 1) / W - 1, (2 * py + 1) / H - 1), dim=-1).reshape(B, K * Ho, Wo, 2)
     cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    cols = cols.reshape(B, C * K, Ho * Wo)   # channel-major, tap-minor: weight.view(Cout, Cin*K)'s order
+    cols = cols.reshape(B, C * K, Ho * Wo)  # channel-major, tap-minor: weight.view(Cout, Cin*K)'s order
     out = torch.matmul(weight.reshape(Cout, Cin * K), cols).reshape(B, Cout, Ho, Wo)
     if bias is not None:
         out = out + bias.view(1, Cout, 1, 1)
@@ -145,7 +152,7 @@ class DeformConv2d(nn.Module):
         super().__init__()
         self.padding = padding
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.offset = nn.Conv2d(in_channels, 2 * kernel_size * kernel_size, kernel_size, padding=padding)
         nn.init.zeros_(self.offset.weight)
@@ -165,8 +172,8 @@ class DeformableSiameseAttention(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.spatial = SpatialSelfAttention(channels)
-        self.channel = ChannelAttention()     # beta
-        self.cross = ChannelAttention()       # gamma
+        self.channel = ChannelAttention()  # beta
+        self.cross = ChannelAttention()  # gamma
         self.deform = DeformConv2d(channels, channels)
 
     def attend(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -186,8 +193,9 @@ class MapGeometry:
     step: float
 
 
-def sample_at(feature: torch.Tensor, px: torch.Tensor, py: torch.Tensor, geom: MapGeometry,
-              padding_mode: str = "zeros") -> torch.Tensor:
+def sample_at(
+    feature: torch.Tensor, px: torch.Tensor, py: torch.Tensor, geom: MapGeometry, padding_mode: str = "zeros"
+) -> torch.Tensor:
     """Bilinear values of `feature` (B, C, H, W) at crop-pixel points px, py (B, h, w) -> (B, C, h, w)."""
     H, W = feature.shape[-2:]
     u = (px - geom.origin) / geom.step
@@ -197,8 +205,14 @@ def sample_at(feature: torch.Tensor, px: torch.Tensor, py: torch.Tensor, geom: M
     return F.grid_sample(feature, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
-def roi_align(feature: torch.Tensor, rois: torch.Tensor, out_size: int, geom: MapGeometry,
-              sampling: int = 2, offsets: Optional[torch.Tensor] = None) -> torch.Tensor:
+def roi_align(
+    feature: torch.Tensor,
+    rois: torch.Tensor,
+    out_size: int,
+    geom: MapGeometry,
+    sampling: int = 2,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """RoI pooling by bilinear sampling: each of out_size^2 bins averages sampling^2 points.
 
     rois (B, 4) x1, y1, x2, y2 in crop pixels, one per batch item. offsets (B, 2, out, out):
@@ -209,8 +223,8 @@ def roi_align(feature: torch.Tensor, rois: torch.Tensor, out_size: int, geom: Ma
     w = (x2 - x1).view(-1, 1, 1)
     h = (y2 - y1).view(-1, 1, 1)
     t = (torch.arange(n, device=rois.device, dtype=rois.dtype) + 0.5) / n
-    px = x1.view(-1, 1, 1) + t.view(1, 1, n) * w     # (B, 1, n)
-    py = y1.view(-1, 1, 1) + t.view(1, n, 1) * h     # (B, n, 1)
+    px = x1.view(-1, 1, 1) + t.view(1, 1, n) * w  # (B, 1, n)
+    py = y1.view(-1, 1, 1) + t.view(1, n, 1) * h  # (B, n, 1)
     px, py = px.expand(-1, n, n), py.expand(-1, n, n)
     if offsets is not None:
         # each bin's shift applies to all its sampling points
@@ -269,25 +283,41 @@ class RegionRefinement(nn.Module):
         self.box_pool = DeformRoIPool(rc, cfg.box_pool, cfg.pool_sampling, cfg.roi_offset_gain)
         self.mask_pool = DeformRoIPool(rc, cfg.mask_pool, cfg.pool_sampling, cfg.roi_offset_gain)
         self.box_head = nn.Sequential(
-            nn.Flatten(), nn.Linear(rc * cfg.box_pool ** 2, 256), nn.ReLU(inplace=True),
-            nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Linear(256, 4))
+            nn.Flatten(),
+            nn.Linear(rc * cfg.box_pool**2, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, 4),
+        )
         # zero deltas at the start: the refinement begins by keeping the RPN's box
         nn.init.zeros_(self.box_head[-1].weight)
         nn.init.zeros_(self.box_head[-1].bias)
         self.mask_head = nn.Sequential(
-            nn.Conv2d(rc, 32, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(rc, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.Upsample(scale_factor=cfg.mask_map_size / cfg.mask_pool, mode="bilinear", align_corners=False),
-            nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(16, 1, 1))
+            nn.Conv2d(32, 16, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(16, 1, 1),
+        )
 
     def geometries(self, corr_size: int, instance_size: int) -> tuple[MapGeometry, MapGeometry]:
         """(box map, mask map) geometries for correlation maps of corr_size cells on a search
         crop of instance_size pixels."""
         base = correlation_geometry(corr_size, self.cfg.stride, instance_size)
-        return (resized_geometry(base, corr_size, self.cfg.box_map_size),
-                resized_geometry(base, corr_size, self.cfg.mask_map_size))
+        return (
+            resized_geometry(base, corr_size, self.cfg.box_map_size),
+            resized_geometry(base, corr_size, self.cfg.mask_map_size),
+        )
 
-    def fuse(self, correlations: Sequence[torch.Tensor], details: Sequence[torch.Tensor],
-             detail_geometry: Sequence[MapGeometry], instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def fuse(
+        self,
+        correlations: Sequence[torch.Tensor],
+        details: Sequence[torch.Tensor],
+        detail_geometry: Sequence[MapGeometry],
+        instance_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> box map (B, rc, 25, 25), mask map (B, rc, 64, 64), both over the correlation grid's extent."""
         S = correlations[0].shape[-1]
         box = sum(_resize(conv(c), self.cfg.box_map_size) for conv, c in zip(self.box_fuse, correlations))
@@ -302,8 +332,9 @@ class RegionRefinement(nn.Module):
             mask = mask + conv(sample_at(f, px, py, geom, padding_mode="border"))
         return F.relu(box), F.relu(mask)
 
-    def forward(self, box_map: torch.Tensor, mask_map: torch.Tensor, rois: torch.Tensor,
-                corr_size: int, instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, box_map: torch.Tensor, mask_map: torch.Tensor, rois: torch.Tensor, corr_size: int, instance_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> box deltas (B, 4) = (dx / w, dy / h, log w' / w, log h' / h) relative to rois, and
         mask logits (B, 1, 64, 64) over the roi."""
         box_geom, mask_geom = self.geometries(corr_size, instance_size)
@@ -334,8 +365,15 @@ class StagedBackbone(nn.Module):
     c + (j - n // 2) * 8, c = (input - 1) / 2 (31 cells for 255 crops, 15 for 127).
     """
 
-    def __init__(self, trunk: nn.Module, channels: Sequence[int], strides: Sequence[int],
-                 offsets: Sequence[float], name: str, grid_stride: int = 8):
+    def __init__(
+        self,
+        trunk: nn.Module,
+        channels: Sequence[int],
+        strides: Sequence[int],
+        offsets: Sequence[float],
+        name: str,
+        grid_stride: int = 8,
+    ):
         super().__init__()
         self.trunk = trunk
         self.channels = list(channels)
@@ -370,6 +408,7 @@ def _resample(x: torch.Tensor, src: MapGeometry, dst: MapGeometry, size: int) ->
 def build_backbone(name: str, pretrained: bool = True, trainable: bool = False) -> StagedBackbone:
     if name == "efficientnet-lite0":
         from .efficientnet_lite import EfficientNetLite0
+
         trunk = EfficientNetLite0(out_stages=(1, 2, 3, 5, 7))
         if pretrained:
             trunk.load_pretrained()
@@ -380,6 +419,7 @@ def build_backbone(name: str, pretrained: bool = True, trainable: bool = False) 
         return StagedBackbone(trunk, trunk.channels, trunk.strides, [0.0, 2.0, 6.0, 14.0, 30.0], name)
     if name == "resnet50":
         from .backbones import resnet50
+
         trunk = resnet50(used_layers=(0, 1, 2, 3, 4))
         if not trainable:
             for p in trunk.parameters():
@@ -413,8 +453,8 @@ class SiamAttn(nn.Module):
         self.rpn_head = MultiRPN(cfg.anchor_num, [C] * 3, weighted=True)
         self.refinement = RegionRefinement(C, backbone.channels[:2], cfg)
         self._init_output_layers()
-        self._zf: Optional[list[torch.Tensor]] = None
-        self._maps: Optional[tuple[torch.Tensor, torch.Tensor, int]] = None
+        self._zf: list[torch.Tensor] | None = None
+        self._maps: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     def _init_output_layers(self) -> None:
         """Small output layers (as detection heads are usually started): an untrained or seeded
@@ -435,8 +475,13 @@ class SiamAttn(nn.Module):
         levels = self.backbone(x)
         return self.neck(levels[2:]), levels[:2]
 
-    def match(self, zf: Sequence[torch.Tensor], xf: Sequence[torch.Tensor],
-              details: Sequence[torch.Tensor], instance_size: int) -> dict:
+    def match(
+        self,
+        zf: Sequence[torch.Tensor],
+        xf: Sequence[torch.Tensor],
+        details: Sequence[torch.Tensor],
+        instance_size: int,
+    ) -> dict:
         """Attention, RPN and refinement maps from template and search features (search crop of
         instance_size pixels)."""
         attended = [dsa(z, x) for dsa, z, x in zip(self.attention, zf, xf)]
@@ -446,12 +491,18 @@ class SiamAttn(nn.Module):
         # mean over the template's cells rather than the sum: the fused maps keep one scale
         # whatever the template size
         attn_corr = [xcorr_depthwise(x, z) / (z.shape[-2] * z.shape[-1]) for z, x in zip(za, xa)]
-        box_map, mask_map = self.refinement.fuse(attn_corr, details, self.backbone.detail_geometry(),
-                                                 instance_size)
+        box_map, mask_map = self.refinement.fuse(attn_corr, details, self.backbone.detail_geometry(), instance_size)
         xcorr = [(self.LEVEL_NAMES[level], branch, t) for level, branch, t in correlations]
         xcorr += [(self.LEVEL_NAMES[i], "attn", t) for i, t in enumerate(attn_corr)]
-        return {"cls": cls, "loc": loc, "xcorr": xcorr, "box_map": box_map, "mask_map": mask_map,
-                "corr_size": attn_corr[0].shape[-1], "instance_size": instance_size}
+        return {
+            "cls": cls,
+            "loc": loc,
+            "xcorr": xcorr,
+            "box_map": box_map,
+            "mask_map": mask_map,
+            "corr_size": attn_corr[0].shape[-1],
+            "instance_size": instance_size,
+        }
 
     # tracking
     def template(self, z: torch.Tensor) -> None:
@@ -477,13 +528,15 @@ class SiamAttn(nn.Module):
         """One pass for a batch: cls, loc (RPN), box_deltas and mask logits for the given rois."""
         xf, details = self.search_features(x)
         out = self.match(self.template_features(z), xf, details, x.shape[-1])
-        out["box_deltas"], out["mask"] = self.refinement(out["box_map"], out["mask_map"], rois,
-                                                         out["corr_size"], x.shape[-1])
+        out["box_deltas"], out["mask"] = self.refinement(
+            out["box_map"], out["mask_map"], rois, out["corr_size"], x.shape[-1]
+        )
         return out
 
 
-def build_siamattn(cfg: Optional[SiamAttnConfig] = None, seed: Optional[int] = None,
-                   backbone: Optional[StagedBackbone] = None) -> SiamAttn:
+def build_siamattn(
+    cfg: SiamAttnConfig | None = None, seed: int | None = None, backbone: StagedBackbone | None = None
+) -> SiamAttn:
     """The network; `seed` makes the random initialisation of everything not pretrained reproducible."""
     cfg = cfg or SiamAttnConfig()
     if seed is not None:
@@ -531,8 +584,15 @@ class RefineBranch(nn.Module):
 
 
 # -- training targets -----------------------------------------------------------------------------
-def rpn_targets(box: torch.Tensor, anchors: torch.Tensor, anchor_num: int, size: int,
-                instance_size: int = 255, pos_iou: float = 0.6, neg_iou: float = 0.3):
+def rpn_targets(
+    box: torch.Tensor,
+    anchors: torch.Tensor,
+    anchor_num: int,
+    size: int,
+    instance_size: int = 255,
+    pos_iou: float = 0.6,
+    neg_iou: float = 0.3,
+):
     """pysot AnchorTarget for one sample: labels (A, S, S) 1 / 0 / -1, loc deltas (4, A, S, S), loc
     weight (A, S, S) (one over the positives). `box` (x1, y1, x2, y2) in crop pixels; `anchors`
     (A*S*S, 4) cx, cy, w, h from the crop centre (`trackers.core.decode.generate_anchors`); box=None
@@ -563,9 +623,15 @@ def refine_targets(rois: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """The deltas `apply_box_deltas` turns rois (B, 4) into boxes (B, 4), both x1, y1, x2, y2."""
     rw, rh = rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]
     bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    return torch.stack((((boxes[:, 0] + boxes[:, 2]) - (rois[:, 0] + rois[:, 2])) / 2 / rw,
-                        ((boxes[:, 1] + boxes[:, 3]) - (rois[:, 1] + rois[:, 3])) / 2 / rh,
-                        torch.log(bw / rw), torch.log(bh / rh)), 1)
+    return torch.stack(
+        (
+            ((boxes[:, 0] + boxes[:, 2]) - (rois[:, 0] + rois[:, 2])) / 2 / rw,
+            ((boxes[:, 1] + boxes[:, 3]) - (rois[:, 1] + rois[:, 3])) / 2 / rh,
+            torch.log(bw / rw),
+            torch.log(bh / rh),
+        ),
+        1,
+    )
 
 
 def mask_targets(masks: torch.Tensor, rois: torch.Tensor, size: int = 64) -> torch.Tensor:
@@ -583,9 +649,15 @@ class SiamAttnLossWeights:
     mask: float = 1.0
 
 
-def siamattn_loss(out: dict, labels: torch.Tensor, loc_target: torch.Tensor, loc_weight: torch.Tensor,
-                  box_target: torch.Tensor, mask_target: torch.Tensor,
-                  weights: SiamAttnLossWeights = SiamAttnLossWeights()) -> tuple[torch.Tensor, dict]:
+def siamattn_loss(
+    out: dict,
+    labels: torch.Tensor,
+    loc_target: torch.Tensor,
+    loc_weight: torch.Tensor,
+    box_target: torch.Tensor,
+    mask_target: torch.Tensor,
+    weights: SiamAttnLossWeights = SiamAttnLossWeights(),
+) -> tuple[torch.Tensor, dict]:
     """SiamRPN++'s RPN losses plus the refinement's box (smooth L1) and mask (BCE) losses.
 
     labels (B, A, S, S): 1 positive, 0 negative, -1 ignored. loc_target (B, 4, A, S, S) anchor
@@ -596,7 +668,7 @@ def siamattn_loss(out: dict, labels: torch.Tensor, loc_target: torch.Tensor, loc
     A = labels.shape[1]
     logp = F.log_softmax(out["cls"].reshape(B, 2, A, S, S), dim=1)
     cls_loss = 0.0
-    for value in (1, 0):   # positives and negatives weigh half each (pysot select_cross_entropy_loss)
+    for value in (1, 0):  # positives and negatives weigh half each (pysot select_cross_entropy_loss)
         sel = labels == value
         if sel.any():
             cls_loss = cls_loss + 0.5 * F.nll_loss(logp.permute(0, 2, 3, 4, 1)[sel], labels[sel].long())
@@ -604,7 +676,10 @@ def siamattn_loss(out: dict, labels: torch.Tensor, loc_target: torch.Tensor, loc
     loc_loss = (diff * loc_weight).sum() / B
     box_loss = F.smooth_l1_loss(out["box_deltas"], box_target)
     mask_loss = F.binary_cross_entropy_with_logits(out["mask"], mask_target)
-    total = (weights.cls * cls_loss + weights.loc * loc_loss + weights.box * box_loss
-             + weights.mask * mask_loss)
-    return total, {"cls": float(torch.as_tensor(cls_loss).detach()), "loc": float(loc_loss.detach()),
-                   "box": float(box_loss.detach()), "mask": float(mask_loss.detach())}
+    total = weights.cls * cls_loss + weights.loc * loc_loss + weights.box * box_loss + weights.mask * mask_loss
+    return total, {
+        "cls": float(torch.as_tensor(cls_loss).detach()),
+        "loc": float(loc_loss.detach()),
+        "box": float(box_loss.detach()),
+        "mask": float(mask_loss.detach()),
+    }

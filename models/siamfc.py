@@ -11,6 +11,7 @@ over channels of the depth-wise correlations of channel c of z with channel c of
 returns those per-channel maps for the middle scale as 'xcorr' entries, so the GUI's channel grid
 shows what each channel contributes to the response (their sum is exactly the response).
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,7 +57,7 @@ class SiamFCBase(nn.Module):
         out = {"response": self.head(self.zf, xf)}
         if with_channels:
             mid = xf.shape[0] // 2
-            out["xcorr"] = [(self.channel_level, "xcorr", self.head.per_channel(self.zf, xf[mid:mid + 1]))]
+            out["xcorr"] = [(self.channel_level, "xcorr", self.head.per_channel(self.zf, xf[mid : mid + 1]))]
         return out
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -77,8 +78,9 @@ class AlexNetV1(nn.Module):
             return nn.BatchNorm2d(c, eps=1e-6, momentum=0.05)
 
         self.conv1 = nn.Sequential(nn.Conv2d(3, 96, 11, 2), bn(96), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
-        self.conv2 = nn.Sequential(nn.Conv2d(96, 256, 5, 1, groups=2), bn(256), nn.ReLU(inplace=True),
-                                   nn.MaxPool2d(3, 2))
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(96, 256, 5, 1, groups=2), bn(256), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2)
+        )
         self.conv3 = nn.Sequential(nn.Conv2d(256, 384, 3, 1), bn(384), nn.ReLU(inplace=True))
         self.conv4 = nn.Sequential(nn.Conv2d(384, 384, 3, 1, groups=2), bn(384), nn.ReLU(inplace=True))
         # the feature entering the correlation: no BN / ReLU after conv5

@@ -10,9 +10,10 @@ refinement). Attribute names are pysot ModelBuilder's (`backbone`, `neck`, `rpn_
 The backbone, neck and RPN head are the shared pysot parts of models/backbones.py, necks.py,
 heads.py; only the mask parts live here.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,8 @@ from .backbones import resnet50
 from .heads import DepthwiseRPN, DepthwiseXCorr, xcorr_depthwise
 from .necks import AdjustAllLayer
 
-MASK_SIDE = 63      # MaskCorr: a 63x63 low-resolution mask per score cell
-REFINE_SIDE = 127   # Refine output (= exemplar size)
+MASK_SIDE = 63  # MaskCorr: a 63x63 low-resolution mask per score cell
+REFINE_SIDE = 127  # Refine output (= exemplar size)
 
 
 class MaskCorr(DepthwiseXCorr):
@@ -34,8 +35,12 @@ class MaskCorr(DepthwiseXCorr):
 
 
 def _two_convs(cin: int, mid: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, mid, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(mid, cout, 3, padding=1), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, mid, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(mid, cout, 3, padding=1),
+        nn.ReLU(inplace=True),
+    )
 
 
 class Refine(nn.Module):
@@ -65,9 +70,9 @@ class Refine(nn.Module):
         mask correlation (1, 256, S, S); pos = (y, x) cell. Returns (1, 127*127) logits."""
         y, x = int(pos[0]), int(pos[1])
         # each level padded so that the window of cell (y, x) starts at stride * (y, x)
-        p0 = F.pad(features[0], [16, 16, 16, 16])[:, :, 4 * y:4 * y + 61, 4 * x:4 * x + 61]
-        p1 = F.pad(features[1], [8, 8, 8, 8])[:, :, 2 * y:2 * y + 31, 2 * x:2 * x + 31]
-        p2 = F.pad(features[2], [4, 4, 4, 4])[:, :, y:y + 15, x:x + 15]
+        p0 = F.pad(features[0], [16, 16, 16, 16])[:, :, 4 * y : 4 * y + 61, 4 * x : 4 * x + 61]
+        p1 = F.pad(features[1], [8, 8, 8, 8])[:, :, 2 * y : 2 * y + 31, 2 * x : 2 * x + 31]
+        p2 = F.pad(features[2], [4, 4, 4, 4])[:, :, y : y + 15, x : x + 15]
         p3 = corr_feature[:, :, y, x].reshape(-1, corr_feature.shape[1], 1, 1)
         out = self.deconv(p3)
         out = self.post0(F.interpolate(self.h2(out) + self.v2(p2), size=(31, 31), mode="nearest"))
@@ -90,9 +95,9 @@ class SiamMaskNet(nn.Module):
         self.mask_head = MaskCorr(256, 256, MASK_SIDE * MASK_SIDE)
         self.refine_head = Refine()
         self._kernels = None
-        self._mask_kernel: Optional[torch.Tensor] = None
-        self.refine_features: Optional[list[torch.Tensor]] = None
-        self.mask_corr_feature: Optional[torch.Tensor] = None
+        self._mask_kernel: torch.Tensor | None = None
+        self.refine_features: list[torch.Tensor] | None = None
+        self.mask_corr_feature: torch.Tensor | None = None
 
     def template(self, z: torch.Tensor) -> None:
         zf = self.neck.downsample(self.backbone(z)[-1])
@@ -107,8 +112,11 @@ class SiamMaskNet(nn.Module):
         xf = self.neck.downsample(levels[-1])
         cls, loc, correlations = self.rpn_head.match(self._kernels, xf)
         self.mask_corr_feature = xcorr = self._mask_correlation(xf)
-        return {"cls": cls, "loc": loc,
-                "xcorr": [("layer3", branch, t) for _, branch, t in correlations] + [("layer3", "mask", xcorr)]}
+        return {
+            "cls": cls,
+            "loc": loc,
+            "xcorr": [("layer3", branch, t) for _, branch, t in correlations] + [("layer3", "mask", xcorr)],
+        }
 
     def _mask_correlation(self, xf: torch.Tensor) -> torch.Tensor:
         return xcorr_depthwise(self.mask_head.conv_search(xf), self._mask_kernel)

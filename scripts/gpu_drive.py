@@ -10,6 +10,7 @@ on (the tracker restarts there from that frame's box, as a person's seek does) u
 tracked. Recorded: tracked and drawn frames, how many heatmap and channel-grid redraws showed a
 network output, the window's own fps figure, wall time, and torch's peak GPU memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def drive(args) -> dict:
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = QSettings(os.path.join(tempfile.mkdtemp(prefix="siamscope-gpu-"), "s.ini"), QSettings.IniFormat)
-    settings.setValue("ask_before_closing", False)    # a script: no one is there to answer
+    settings.setValue("ask_before_closing", False)  # a script: no one is there to answer
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()
@@ -63,13 +64,21 @@ def drive(args) -> dict:
 
     i = window.device_combo.findData(args.device)
     if i < 0:
-        raise RuntimeError(f"the window offers no device {args.device!r} "
-                           f"(it offers {[window.device_combo.itemData(k) for k in range(window.device_combo.count())]})")
+        raise RuntimeError(
+            f"the window offers no device {args.device!r} "
+            f"(it offers {[window.device_combo.itemData(k) for k in range(window.device_combo.count())]})"
+        )
     window.device_combo.setCurrentIndex(i)
     window.select_tracker(args.tracker, args.weights)
     window.open_source(args.video)
-    wait(lambda: window.drawn_packet is not None and window.tracker_info is not None
-         and window.tracker_info.device == args.device, f"the video and {args.tracker} on {args.device}")
+    wait(
+        lambda: (
+            window.drawn_packet is not None
+            and window.tracker_info is not None
+            and window.tracker_info.device == args.device
+        ),
+        f"the video and {args.tracker} on {args.device}",
+    )
     window.heat_check.setChecked(True)
     counts = {"heatmap": 0, "channels": 0, "channel_maps": 0}
     heat_set, grid_set = window.heatmap.set_result, window.channels.set_result
@@ -90,7 +99,7 @@ def drive(args) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     window.video.set_user_box(tuple(float(v) for v in args.box.split(",")))
-    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))   # as fast as it tracks
+    window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))  # as fast as it tracks
     tracked = {"n": 0, "fps": []}
     received = window.packets_received
 
@@ -98,7 +107,7 @@ def drive(args) -> dict:
         if p.kind == "track" and p.result is not None:
             tracked["n"] += 1
 
-    window.worker.on(FramePacket, on_packet)    # a second handler of the worker's frame events
+    window.worker.on(FramePacket, on_packet)  # a second handler of the worker's frame events
     t0 = time.perf_counter()
     drawn0 = window.packets_drawn
     window.start_tracking()
@@ -122,14 +131,24 @@ def drive(args) -> dict:
     window.set_playing(False)
     barrier = window.worker.sync()
     wait(lambda: window.synced >= barrier and not window.playing and window.drawn_packet is window.latest, "the pause")
-    out = {"device": args.device, "tracker": window.tracker_info.name, "tracker_device": window.tracker_info.device,
-           "tracked_frames": tracked["n"], "loops_back_to_frame_0": loops, "last_frame": last,
-           "packets_received": window.packets_received - received, "packets_drawn": window.packets_drawn - drawn0,
-           "heatmap_results_drawn": counts["heatmap"], "channel_grid_results_drawn": counts["channels"],
-           "channel_maps_per_frame": counts["channel_maps"], "heatmap_blended_on_video": window.heat_check.isChecked(),
-           "window_fps": tracked["fps"], "wall_s": round(wall, 2),
-           "wall_fps": round(tracked["n"] / wall, 1) if wall > 0 else None,
-           "message": window.messages.text if window.messages.isVisible() else ""}
+    out = {
+        "device": args.device,
+        "tracker": window.tracker_info.name,
+        "tracker_device": window.tracker_info.device,
+        "tracked_frames": tracked["n"],
+        "loops_back_to_frame_0": loops,
+        "last_frame": last,
+        "packets_received": window.packets_received - received,
+        "packets_drawn": window.packets_drawn - drawn0,
+        "heatmap_results_drawn": counts["heatmap"],
+        "channel_grid_results_drawn": counts["channels"],
+        "channel_maps_per_frame": counts["channel_maps"],
+        "heatmap_blended_on_video": window.heat_check.isChecked(),
+        "window_fps": tracked["fps"],
+        "wall_s": round(wall, 2),
+        "wall_fps": round(tracked["n"] / wall, 1) if wall > 0 else None,
+        "message": window.messages.text if window.messages.isVisible() else "",
+    }
     if args.device.startswith("cuda"):
         out["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         out["gpu"] = torch.cuda.get_device_name(0)
@@ -144,7 +163,11 @@ def main(argv=None) -> int:
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps(out))
-    ok = out["tracked_frames"] >= args.frames and out["heatmap_results_drawn"] > 0 and out["channel_grid_results_drawn"] > 0
+    ok = (
+        out["tracked_frames"] >= args.frames
+        and out["heatmap_results_drawn"] > 0
+        and out["channel_grid_results_drawn"] > 0
+    )
     return 0 if ok else 1
 
 

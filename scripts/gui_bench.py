@@ -7,6 +7,7 @@ and waits for the end of the video. It prints one JSON line: tracked frames per 
 between the first and the last tracked frame the window received (what a user sees), how many of
 them were drawn, the engine and the thread count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ prepare_environment()
 
 def _wait(app, condition, timeout_s: float) -> bool:
     from PySide6.QtCore import QEventLoop, QTimer
+
     loop = QEventLoop()
     timer = QTimer(interval=20)
     timer.timeout.connect(lambda: loop.quit() if condition() else None)
@@ -37,8 +39,17 @@ def _wait(app, condition, timeout_s: float) -> bool:
     return condition()
 
 
-def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", threads: int = 0,
-            heatmap: bool = True, channels: bool = True, timeout_s: float = 170.0) -> dict:
+def measure(
+    source: str,
+    tracker: str,
+    box,
+    weights=None,
+    engine: str = "auto",
+    threads: int = 0,
+    heatmap: bool = True,
+    channels: bool = True,
+    timeout_s: float = 170.0,
+) -> dict:
     import pyqtgraph as pg
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -46,13 +57,14 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
     from app.main_window import MainWindow
     from app.transport import SPEEDS
     from app.worker_protocol import FramePacket
+
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(os.path.join(tmp, "siamscope.ini"), QSettings.IniFormat)
         settings.setValue("compute/threads", int(threads))
         settings.setValue("engine", engine)
-        settings.setValue("ask_before_closing", False)    # a benchmark's run is not the user's work
+        settings.setValue("ask_before_closing", False)  # a benchmark's run is not the user's work
         window = MainWindow(settings=settings)
         window.resize(1400, 880)
         window.show()
@@ -63,12 +75,20 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
             if p.kind == "track":
                 arrivals.append(time.perf_counter())
                 track_ms.append(p.track_ms)
+
         window.worker.on(FramePacket, on_frame)
         try:
             window.select_tracker(tracker, weights)
             window.open_source(source)
-            if not _wait(app, lambda: window.drawn_packet is not None and window.tracker_info is not None
-                         and window.tracker_info.name == tracker, 120):
+            if not _wait(
+                app,
+                lambda: (
+                    window.drawn_packet is not None
+                    and window.tracker_info is not None
+                    and window.tracker_info.name == tracker
+                ),
+                120,
+            ):
                 raise RuntimeError(f"the window did not load {tracker} and {source}: {window.messages.label.text()}")
             window.speed_combo.setCurrentIndex([v for _, v in SPEEDS].index(0.0))
             window.heat_check.setChecked(heatmap)
@@ -77,18 +97,32 @@ def measure(source: str, tracker: str, box, weights=None, engine: str = "auto", 
             window.start_tracking()
             _wait(app, lambda: window.tracking, 30)
             # done: playback stopped at the end of the video, every packet drawn or superseded
-            finished = _wait(app, lambda: window.tracking and not window.playing and arrivals
-                             and window.latest is not None and window.latest.kind == "track"
-                             and window.draws.pending is None, timeout_s)
+            finished = _wait(
+                app,
+                lambda: (
+                    window.tracking
+                    and not window.playing
+                    and arrivals
+                    and window.latest is not None
+                    and window.latest.kind == "track"
+                    and window.draws.pending is None
+                ),
+                timeout_s,
+            )
             if not finished or len(arrivals) < 2:
                 raise RuntimeError(f"tracking did not finish ({len(arrivals)} frames): {window.messages.label.text()}")
             n = len(arrivals)
             # fps: as `track` counts it (frames / time inside tracker.track()), the figure the app
             # shows; wall_fps: tracked frames per second of wall time, decoding and drawing included
-            return {"fps": 1000.0 * n / sum(track_ms), "wall_fps": (n - 1) / (arrivals[-1] - arrivals[0]),
-                    "frames": n, "drawn": window.packets_drawn,
-                    "engine": window.tracker_info.engine, "threads": window.compute_policy.threads,
-                    "channels_in_results": bool(window.latest.result.channels)}
+            return {
+                "fps": 1000.0 * n / sum(track_ms),
+                "wall_fps": (n - 1) / (arrivals[-1] - arrivals[0]),
+                "frames": n,
+                "drawn": window.packets_drawn,
+                "engine": window.tracker_info.engine,
+                "threads": window.compute_policy.threads,
+                "channels_in_results": bool(window.latest.result.channels),
+            }
         finally:
             window.close()
 
@@ -106,8 +140,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     box = [float(v) for v in args.box.split(",")]
     try:
-        result = measure(args.source, args.tracker, box, args.weights, args.engine, args.threads,
-                         heatmap=not args.no_heatmap, channels=not args.no_channels)
+        result = measure(
+            args.source,
+            args.tracker,
+            box,
+            args.weights,
+            args.engine,
+            args.threads,
+            heatmap=not args.no_heatmap,
+            channels=not args.no_channels,
+        )
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ app version and the image's sha256: tests/test_app_gallery.py fails when an imag
 Defaults: ../shared/data/videos/bag.avi, NanoTrack V2 with ../shared/models/nanotrack/nanotrackv2.pth,
 the bag's first ground-truth box, 80 frames, resources/screenshot.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,14 @@ SHARED = os.environ.get("SIAMSCOPE_SHARED", os.path.join(ROOT, "..", "shared"))
 GALLERY = {
     "screenshot.png": ["--heatmap", "--size", "1500x920"],
     "gallery/tracking_heatmap.png": ["--heatmap", "--size", "1280x800"],
-    "gallery/groundtruth_iou.png": ["--size", "1280x800", "--groundtruth", "{shared}/bench/bag/groundtruth.txt",
-                                    "--frames", "120"],
+    "gallery/groundtruth_iou.png": [
+        "--size",
+        "1280x800",
+        "--groundtruth",
+        "{shared}/bench/bag/groundtruth.txt",
+        "--frames",
+        "120",
+    ],
     "gallery/channels_nanotrack.png": ["--size", "1280x800", "--part", "channels"],
     "gallery/model_zoo.png": ["--size", "1280x800", "--part", "zoo"],
     "gallery/laptop_1024x640.png": ["--heatmap", "--size", "1024x640"],
@@ -42,18 +49,21 @@ def settings_hash(args: list) -> str:
     """What an image's look depends on besides the app: the script's arguments for it and its defaults."""
     import hashlib
     import json
+
     defaults = {a.dest: a.default for a in _parser()._actions if a.dest not in ("help", "out", "video", "weights")}
     return hashlib.sha256(json.dumps([args, sorted(defaults.items())], default=str).encode()).hexdigest()[:16]
 
 
 def app_version() -> str:
     import tomllib
+
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         return tomllib.load(f)["project"]["version"]
 
 
 def file_sha256(path: str) -> str:
     import hashlib
+
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
@@ -62,8 +72,9 @@ def gallery(only: list) -> int:
     """Each image in its own process (a fresh window, fresh settings), then the manifest."""
     import json
     import subprocess
+
     scratch = tempfile.mkdtemp(prefix="siamscope-gallery-")
-    for sub in ("data", "models", "bench"):      # the shared data under short relative names
+    for sub in ("data", "models", "bench"):  # the shared data under short relative names
         os.symlink(os.path.abspath(os.path.join(SHARED, sub)), os.path.join(scratch, sub))
     entries = {}
     if os.path.isfile(MANIFEST):
@@ -74,18 +85,39 @@ def gallery(only: list) -> int:
             continue
         out = os.path.join(ROOT, "resources", name)
         argv = [a.replace("{shared}/", "") for a in args]
-        cmd = [sys.executable, "-m", "scripts.screenshot", *argv, "--out", out,
-               "--video", "data/videos/bag.avi", "--weights", "models/nanotrack/nanotrackv2.pth"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scripts.screenshot",
+            *argv,
+            "--out",
+            out,
+            "--video",
+            "data/videos/bag.avi",
+            "--weights",
+            "models/nanotrack/nanotrackv2.pth",
+        ]
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         done = subprocess.run(cmd, cwd=scratch, env=env)
         if done.returncode != 0:
             print(f"failed: {name}", file=sys.stderr)
             return done.returncode
-        entries[name] = {"settings": args, "settings_hash": settings_hash(args), "app_version": app_version(),
-                         "png_sha256": file_sha256(out)}
+        entries[name] = {
+            "settings": args,
+            "settings_hash": settings_hash(args),
+            "app_version": app_version(),
+            "png_sha256": file_sha256(out),
+        }
     with open(MANIFEST, "w") as f:
-        json.dump({"about": "written by `python -m scripts.screenshot --gallery`; checked by "
-                            "tests/test_app_gallery.py", "images": entries}, f, indent=1, sort_keys=True)
+        json.dump(
+            {
+                "about": "written by `python -m scripts.screenshot --gallery`; checked by tests/test_app_gallery.py",
+                "images": entries,
+            },
+            f,
+            indent=1,
+            sort_keys=True,
+        )
         f.write("\n")
     print(f"wrote {MANIFEST}")
     return 0
@@ -102,18 +134,30 @@ def _parser():
     p.add_argument("--weights", default=os.path.join(SHARED, "models", "nanotrack", "nanotrackv2.pth"))
     p.add_argument("--box", default="292.23,128.36,145.96,132.47", help="x,y,w,h on the first frame")
     p.add_argument("--frames", type=int, default=80, help="track this many frames, then pause and grab")
-    p.add_argument("--seek", type=int, default=-1,
-                   help="after the pause, seek to this frame and step once (shows how a seek within a run is handled)")
+    p.add_argument(
+        "--seek",
+        type=int,
+        default=-1,
+        help="after the pause, seek to this frame and step once (shows how a seek within a run is handled)",
+    )
     p.add_argument("--size", default="1500x920", help="window size WxH")
     p.add_argument("--heatmap", action="store_true", help="blend the score map over the video")
     p.add_argument("--pin", type=int, default=1, help="enlarge and pin the channel at this grid position (-1: none)")
     p.add_argument("--groundtruth", help="attach this ground-truth file (drawn beside the box, IoU on the timeline)")
-    p.add_argument("--part", choices=("window", "channels", "zoo"), default="window",
-                   help="grab the whole window, the channel view only, or the model-zoo dialog")
+    p.add_argument(
+        "--part",
+        choices=("window", "channels", "zoo"),
+        default="window",
+        help="grab the whole window, the channel view only, or the model-zoo dialog",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "resources", "screenshot.png"))
     p.add_argument("--timeout", type=float, default=180.0)
-    p.add_argument("--gallery", nargs="*", metavar="IMAGE",
-                   help="renew the hero and the gallery (or only these, e.g. gallery/model_zoo.png)")
+    p.add_argument(
+        "--gallery",
+        nargs="*",
+        metavar="IMAGE",
+        help="renew the hero and the gallery (or only these, e.g. gallery/model_zoo.png)",
+    )
     return p
 
 
@@ -130,7 +174,7 @@ def main(argv=None) -> int:
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = QSettings(os.path.join(tempfile.mkdtemp(prefix="siamscope-shot-"), "s.ini"), QSettings.IniFormat)
-    settings.setValue("ask_before_closing", False)    # a script: no one is there to answer
+    settings.setValue("ask_before_closing", False)  # a script: no one is there to answer
     window = MainWindow(settings=settings)
     w, h = (int(v) for v in args.size.lower().split("x"))
     window.resize(w, h)
@@ -164,7 +208,7 @@ def main(argv=None) -> int:
     window.set_playing(False)
 
     def settle(what):
-        barrier = window.worker.sync()    # every command so far handled, its packets drawn
+        barrier = window.worker.sync()  # every command so far handled, its packets drawn
         wait(lambda: window.synced >= barrier and not window.playing and window.drawn_packet is window.latest, what)
 
     settle("the pause")
@@ -174,7 +218,7 @@ def main(argv=None) -> int:
         settle(f"the step after seeking to frame {args.seek}")
     if args.pin >= 0 and args.pin < len(window.channels.cells) and window.channels.cells[args.pin].key:
         window.channels.pin(window.channels.cells[args.pin].key)
-    end = time.monotonic() + 0.5      # let the last redraw and repaint land
+    end = time.monotonic() + 0.5  # let the last redraw and repaint land
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)

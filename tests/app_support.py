@@ -1,10 +1,11 @@
 """Helpers for the GUI tests: a window with NanoTrack V2 on bag.avi, real mouse drags, IoU."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.conftest import box_iou as iou, shared_path
+from tests.conftest import shared_path
 
 TRACKER = "nanotrack-v2"
 BAG = ("data", "videos", "bag.avi")
@@ -14,6 +15,7 @@ NANO_WEIGHTS = ("models", "nanotrack", "nanotrackv2.pth")
 
 def require_nanotrack() -> str:
     from trackers.core import registry
+
     names = [s.name for s in registry.all_trackers()]
     if TRACKER not in names:
         err = registry.IMPORT_ERRORS.get("trackers.families.nanotrack", "not registered")
@@ -23,6 +25,7 @@ def require_nanotrack() -> str:
 
 def ground_truth() -> np.ndarray:
     from trackers.run.results import read_boxes
+
     return read_boxes(shared_path(*BAG_GT))
 
 
@@ -31,6 +34,7 @@ def make_window(qtbot, tmp_path, ask_before_closing: bool = False):
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
+
     settings = QSettings(str(tmp_path / "siamscope.ini"), QSettings.IniFormat)
     # the window's own teardown closes it with its run unexported: the question that close asks
     # is answered by test_app_safety.py, here it would wait for a person (a user's "don't ask")
@@ -50,6 +54,7 @@ def make_active(qtbot, window) -> None:
     another top-level window (another test's, a dialog) is active, which `show()` alone does not
     settle on a busy machine."""
     from PySide6.QtWidgets import QApplication
+
     window.activateWindow()
     window.raise_()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10000)
@@ -59,8 +64,7 @@ def open_bag(qtbot, window, weights: str):
     """Open bag.avi and load NanoTrack V2; returns when the first frame is on screen."""
     window.select_tracker(TRACKER, weights)
     window.open_source(shared_path(*BAG))
-    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None,
-                    timeout=30000)
+    qtbot.waitUntil(lambda: window.drawn_packet is not None and window.tracker_info is not None, timeout=30000)
     assert window.tracker_info.name == TRACKER
 
 
@@ -68,6 +72,7 @@ def drag_box(qtbot, view, box) -> None:
     """Draw a box with real mouse press / move / release events on the video view's viewport."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+
     x, y, w, h = box
     p0 = view.frame_to_widget(x, y)
     p1 = view.frame_to_widget(x + w, y + h)
@@ -92,5 +97,12 @@ def wait_drawn_latest(qtbot, window, timeout=10000) -> None:
     worker.sync() barrier, so a "playing" event still on its way cannot fool us) and the last
     packet it sent is the one on screen."""
     barrier = window.worker.sync()
-    qtbot.waitUntil(lambda: window.synced >= barrier and not window.playing and window.latest is not None
-                    and window.drawn_packet is window.latest, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            window.synced >= barrier
+            and not window.playing
+            and window.latest is not None
+            and window.drawn_packet is window.latest
+        ),
+        timeout=timeout,
+    )

@@ -1,5 +1,6 @@
 """Shared test helpers: where ../shared lives (skipping with a clear message when a file is absent),
 the IoU of two boxes, a one-thread fixture, the torch device the device-aware tests run on."""
+
 import os
 import sys
 import tempfile
@@ -15,7 +16,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SIAMSCOPE_CACHE", tempfile.mkdtemp(prefix="siamscope-test-cache-"))
 
 import trackers.families  # noqa: E402,F401 - the project's trackers in the registry (as the app and CLI do)
-
 
 #: where the device-aware tests (those taking the `device` fixture) run their networks:
 #: SIAMSCOPE_DEVICE=cuda runs them on the GPU (.ci/gpu-check does), default the CPU
@@ -37,6 +37,7 @@ def shared_path(*parts: str) -> str:
 def _torch_threads():
     # Same thread count as the fixtures were recorded with; also keeps the 2-core CI machine sane.
     import torch
+
     torch.set_num_threads(2)
 
 
@@ -46,6 +47,7 @@ def device() -> str:
     machine does not have it (SIAMSCOPE_DEVICE=cuda without a usable GPU)."""
     if TEST_DEVICE != "cpu":
         from models.device import DeviceError, check_device
+
         try:
             check_device(TEST_DEVICE)
         except DeviceError as e:
@@ -57,6 +59,7 @@ def device() -> str:
 def cuda() -> str:
     """For CUDA-only tests: "cuda", or a skip naming why there is no GPU here."""
     from models.device import DeviceError, check_device
+
     try:
         check_device("cuda")
     except DeviceError as e:
@@ -73,6 +76,7 @@ def net_rtol(device: str, cpu_rtol: float) -> float:
 def one_thread():
     """One torch thread for the test: on the shared 2-core CI machine one is faster than two fighting."""
     import torch
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

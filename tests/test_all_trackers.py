@@ -5,13 +5,13 @@ Weights: the real NanoTrack files, the project's own (default, SiamAttn), none (
 fixtures' seeded weights for the rest (their published files are not on this machine; the seeded
 networks have the published shapes and key names).
 """
+
 import math
-import os
 
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, shared_path
+from tests.conftest import shared_path
 from trackers.core import registry
 from trackers.core.base import ChannelMaps, TrackingState, TrackResult
 from trackers.run.fixtures import SEEDED_FIXTURE, seeded_checkpoint
@@ -32,7 +32,7 @@ def frames():
 def _weights(spec, tmp_path):
     if spec.name in SEEDED_FIXTURE:
         return seeded_checkpoint(shared_path("fixtures", SEEDED_FIXTURE[spec.name]), str(tmp_path))
-    if spec.weights_file.startswith("nanotrack"):   # NanoTrack v1-v3, OpenCV's, and the default (v2's)
+    if spec.weights_file.startswith("nanotrack"):  # NanoTrack v1-v3, OpenCV's, and the default (v2's)
         return shared_path("models", "nanotrack", spec.weights_file)
     if spec.name == "dasiamrpn-otb":
         pytest.skip("no fixture for SiamRPNotb (its network is tested by test_dasiamrpn_parity)")
@@ -46,7 +46,7 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path, device):
     spec = registry.get(name)
     tracker = registry.build(name, _weights(spec, tmp_path), device)
     assert tracker.params is not None and type(tracker.params) is spec.params_type
-    assert tracker.params == spec.make_params()       # the registry's defaults are what it runs with
+    assert tracker.params == spec.make_params()  # the registry's defaults are what it runs with
     tracker.init(frames[0], BOX)
     H, W = frames[0].shape[:2]
     for frame in frames[1:]:
@@ -64,8 +64,9 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path, device):
         assert sr is not None and sr.size > 0
         x0, y0, x1, y1 = sr.score_extent
         assert x1 > x0 and y1 > y0 and x0 - W < r.box[0] + w and x1 > -W
-        assert r.channels and all(isinstance(c, ChannelMaps) and c.maps.ndim == 3 and c.level and c.branch
-                                  for c in r.channels)
+        assert r.channels and all(
+            isinstance(c, ChannelMaps) and c.maps.ndim == 3 and c.level and c.branch for c in r.channels
+        )
         assert {"crop", "network"} <= set(r.timings), r.timings
         if r.mask is not None:
             assert r.mask.shape == (H, W)
@@ -77,8 +78,21 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path, device):
 def test_registry_names_are_short_and_stable():
     names = [s.name for s in registry.all_trackers()]
     assert not registry.IMPORT_ERRORS, registry.IMPORT_ERRORS
-    for expected in ("nanotrack-v2", "siamrpnpp-r50", "siamrpnpp-mobilev2", "siamrpn-alex", "siamrpnpp-r50-lt",
-                     "siamfc", "siamfc-res22", "siamrpn-res22", "dasiamrpn-big", "siammask-r50", "siamattn",
-                     "siamscope-default", "siamscope-effnet", "effnet-siamfc-floor"):
+    for expected in (
+        "nanotrack-v2",
+        "siamrpnpp-r50",
+        "siamrpnpp-mobilev2",
+        "siamrpn-alex",
+        "siamrpnpp-r50-lt",
+        "siamfc",
+        "siamfc-res22",
+        "siamrpn-res22",
+        "dasiamrpn-big",
+        "siammask-r50",
+        "siamattn",
+        "siamscope-default",
+        "siamscope-effnet",
+        "effnet-siamfc-floor",
+    ):
         assert expected in names
     assert all(n == n.lower() and " " not in n for n in names)

@@ -1,6 +1,7 @@
 """The app's compute settings: the engine combo in the tracker bar and the remembered thread count
 (Settings ▸ Compute threads) reach the worker's tracker and are written into the results export;
 the channel maps are computed only while the channel grid is shown."""
+
 import json
 
 import pytest
@@ -27,6 +28,7 @@ def restore_threads():
 
 def window_with(qtbot, tmp_path, **values):
     from app.main_window import MainWindow
+
     settings = QSettings(str(tmp_path / "siamscope.ini"), QSettings.IniFormat)
     # the teardown closes the window with its run unexported: nobody is there to answer the question
     settings.setValue("ask_before_closing", False)
@@ -81,7 +83,7 @@ def test_engine_and_threads_reach_the_tracker_and_the_export(qtbot, tmp_path, re
     window.threads_actions[0].trigger()
     assert int(settings.value("compute/threads")) == 0
     auto = compute.decide(0, gui=True)
-    qtbot.waitUntil(lambda: window.tracker_info is not before, timeout=60000)   # rebuilt with the new policy
+    qtbot.waitUntil(lambda: window.tracker_info is not before, timeout=60000)  # rebuilt with the new policy
     assert torch.get_num_threads() == auto.threads and compute.current().source == "default"
     assert window.worker.tracker.onnx_engine.session.get_session_options().intra_op_num_threads == auto.threads
     # shown again: the maps come back
@@ -94,6 +96,7 @@ def test_gui_bench_drives_the_window_through_a_run(qtbot, tmp_path, restore_thre
     the channel grid shown, and reports what it measured."""
     from scripts.gui_bench import measure
     from trackers.tools.bench import read_frames
+
     weights = require_nanotrack()
     gt = ground_truth()
     clip = tmp_path / "clip"

@@ -4,6 +4,7 @@ without the close question (Ctrl+O, a switch of tracker or checkpoint, Space aft
 the slider jumps to a click; the window fits a laptop screen (every control visible, labels cut
 only at a word with the whole in the tooltip, the video never moves under the banner); exports
 are suggested where they can be written, named after the sequence, with paths both ways."""
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,31 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QLabel, QLineEdit, QSlider,  # noqa: E402
-                               QSpinBox, QStyle, QStyleOptionSlider)
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QSlider,  # noqa: E402
+    QSpinBox,
+    QStyle,
+    QStyleOptionSlider,
+)
 
-from tests.app_support import (BAG, TRACKER, ground_truth, make_active, make_window, open_bag,  # noqa: E402
-                               require_nanotrack, wait_drawn_latest)
+from tests.app_support import (
+    BAG,
+    TRACKER,
+    ground_truth,
+    make_active,
+    make_window,
+    open_bag,  # noqa: E402
+    require_nanotrack,
+    wait_drawn_latest,
+)
 from tests.conftest import shared_path  # noqa: E402
 
-BAG_SEQUENCE = ("bench", "bag", "img")        # an OTB-style folder: bag/img + bag/groundtruth.txt
+BAG_SEQUENCE = ("bench", "bag", "img")  # an OTB-style folder: bag/img + bag/groundtruth.txt
 
 
 class Answerer:
@@ -64,10 +82,12 @@ def asking_window(qtbot, tmp_path):
     """A window that asks before dropping a run, as a new user's does. Its own close (the test's
     teardown, which pytest-qt runs before fixtures end) does not ask: nobody would answer; the close
     question itself is test_app_safety.py's."""
+
     def make():
         window = make_window(qtbot, tmp_path, ask_before_closing=True)
         window.guard.confirm_close = lambda: True
         return window
+
     return make
 
 
@@ -77,7 +97,7 @@ def _track(qtbot, window, frames: int) -> None:
     window.video.set_user_box(tuple(ground_truth()[0]))
     QTest.mouseClick(window.start_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.current_index >= frames, timeout=90000)
-    QTest.mouseClick(window.play_button, Qt.LeftButton)      # pause
+    QTest.mouseClick(window.play_button, Qt.LeftButton)  # pause
     wait_drawn_latest(qtbot, window, timeout=30000)
     qtbot.waitUntil(lambda: not window.heatmap.is_empty and bool(window.channels.channels), timeout=10000)
 
@@ -103,8 +123,9 @@ def _old_run_on_screen(window) -> list[str]:
 def _ctrl_o(qtbot, window, monkeypatch, path: str) -> None:
     """Ctrl+O as a user presses it; the file dialog answers `path`."""
     from PySide6.QtWidgets import QFileDialog
+
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (path, "")))
-    make_active(qtbot, window)       # as the window is for a user who types (a question just closed)
+    make_active(qtbot, window)  # as the window is for a user who types (a question just closed)
     QTest.keyClick(window.video, Qt.Key_O, Qt.ControlModifier)
 
 
@@ -151,8 +172,10 @@ def test_ctrl_o_asks_then_clears_every_panel_of_the_old_run(qtbot, tmp_path, ask
     with Answerer(window, "Discard the run and open") as answerer:
         _ctrl_o(qtbot, window, monkeypatch, other)
     assert len(answerer.titles) == 1
-    qtbot.waitUntil(lambda: window.source_info.spec == other and window.drawn_packet is not None
-                    and window.drawn_packet.index == 0, timeout=30000)
+    qtbot.waitUntil(
+        lambda: window.source_info.spec == other and window.drawn_packet is not None and window.drawn_packet.index == 0,
+        timeout=30000,
+    )
     wait_drawn_latest(qtbot, window)
     assert _old_run_on_screen(window) == []
     assert window.heatmap.is_empty and window.channels.is_empty and window.store.record is None
@@ -171,19 +194,27 @@ def test_start_from_ground_truth_is_offered_and_starts_there(qtbot, tmp_path):
     button = next(b for b in window.messages.action_buttons if b.text() == "Start from ground truth")
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
     QTest.mouseClick(button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: window.store.record is not None and len(window.store.record.frames) >= 5,
-                    timeout=60000)
+    qtbot.waitUntil(lambda: window.store.record is not None and len(window.store.record.frames) >= 5, timeout=60000)
     QTest.mouseClick(window.play_button, Qt.LeftButton)
     first = window.store.record.frames[0]
     assert first.frame == 0 and np.allclose(first.box, window.groundtruth.box(0), atol=1e-3)
 
 
-def test_switching_tracker_mid_run_asks_and_a_missing_checkpoint_clears_the_old_run(qtbot, tmp_path, asking_window, monkeypatch):
+def test_switching_tracker_mid_run_asks_and_a_missing_checkpoint_clears_the_old_run(
+    qtbot, tmp_path, asking_window, monkeypatch
+):
     weights = require_nanotrack()
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path / "no-models"))
     from trackers.core import registry
-    missing = next((s.name for s in registry.all_trackers()
-                    if s.needs_weights and registry.find_weights(s) is None and s.name != TRACKER), None)
+
+    missing = next(
+        (
+            s.name
+            for s in registry.all_trackers()
+            if s.needs_weights and registry.find_weights(s) is None and s.name != TRACKER
+        ),
+        None,
+    )
     if missing is None:
         pytest.skip("every tracker that needs a checkpoint has one here")
     window = asking_window()
@@ -244,8 +275,11 @@ def test_slider_click_jumps_there_and_space_after_a_seek_back_asks(qtbot, tmp_pa
     groove = slider.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderGroove, slider)
     target = 20
     handle = slider.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, slider)
-    x = groove.x() + handle.width() // 2 + QStyle.sliderPositionFromValue(
-        slider.minimum(), slider.maximum(), target, groove.width() - handle.width())
+    x = (
+        groove.x()
+        + handle.width() // 2
+        + QStyle.sliderPositionFromValue(slider.minimum(), slider.maximum(), target, groove.width() - handle.width())
+    )
     QTest.mouseClick(slider, Qt.LeftButton, Qt.NoModifier, QPoint(x, groove.center().y()))
     qtbot.waitUntil(lambda: window.drawn_packet is not None and window.drawn_packet.index != end, timeout=10000)
     wait_drawn_latest(qtbot, window)
@@ -279,6 +313,7 @@ def test_slider_click_jumps_there_and_space_after_a_seek_back_asks(qtbot, tmp_pa
 def _in_scrolled_content(w) -> bool:
     """Inside a scroll area (the channel tiles, the hyper-parameters): reached by scrolling."""
     from PySide6.QtWidgets import QAbstractScrollArea
+
     parent = w.parentWidget()
     while parent is not None:
         if isinstance(parent.parentWidget(), QAbstractScrollArea) and parent is parent.parentWidget().viewport():
@@ -289,7 +324,7 @@ def _in_scrolled_content(w) -> bool:
 
 def _controls(window):
     kinds = (QAbstractButton, QComboBox, QLineEdit, QSpinBox, QSlider, QCheckBox, QLabel)
-    for w in window.findChildren(kinds[0].__base__):     # every QWidget
+    for w in window.findChildren(kinds[0].__base__):  # every QWidget
         if isinstance(w, kinds) and w.isVisible() and w.window() is window and not _in_scrolled_content(w):
             yield w
 
@@ -306,24 +341,34 @@ def _whole_words_prefix(shown: str, full: str) -> bool:
 @pytest.mark.parametrize("size", [(1024, 640), (1280, 720)])
 def test_every_control_visible_and_readable_on_a_laptop_screen(qtbot, tmp_path, size):
     from app.widgets import ElidedLabel
+
     weights = require_nanotrack()
     window = make_window(qtbot, tmp_path)
-    window.resize(*size)        # clamped at the side-by-side minimum, where the panels turn to tabs...
+    window.resize(*size)  # clamped at the side-by-side minimum, where the panels turn to tabs...
     qtbot.waitUntil(lambda: window.compact)
     # ...and then the window goes down to the laptop's size (asked afresh: the same size asked again
     # is not asked at all)
-    qtbot.waitUntil(lambda: (window.resize(size[0] + (window.width() % 2), size[1]), window.resize(*size),
-                             window.size().width() == size[0])[-1])
+    qtbot.waitUntil(
+        lambda: (
+            window.resize(size[0] + (window.width() % 2), size[1]),
+            window.resize(*size),
+            window.size().width() == size[0],
+        )[-1]
+    )
     assert window.compact and window.minimumSizeHint().width() <= size[0]
     assert window.minimumSizeHint().height() <= size[1]
     open_bag(qtbot, window, weights)
     _track(qtbot, window, 10)
     for tab in range(window.inspect_tabs.count()):
-        QTest.mouseClick(window.inspect_tabs.tabBar(), Qt.LeftButton, Qt.NoModifier,
-                         window.inspect_tabs.tabBar().tabRect(tab).center())
+        QTest.mouseClick(
+            window.inspect_tabs.tabBar(),
+            Qt.LeftButton,
+            Qt.NoModifier,
+            window.inspect_tabs.tabBar().tabRect(tab).center(),
+        )
         qtbot.waitUntil(lambda: window.inspect_tabs.currentIndex() == tab)
         wait_drawn_latest(qtbot, window)
-        qtbot.wait(30)         # the tab's layout pass
+        qtbot.wait(30)  # the tab's layout pass
         checked = 0
         for w in _controls(window):
             assert not w.visibleRegion().isEmpty(), (type(w).__name__, getattr(w, "text", lambda: "")())
@@ -333,7 +378,7 @@ def test_every_control_visible_and_readable_on_a_laptop_screen(qtbot, tmp_path, 
                 assert _whole_words_prefix(w.shown_text(), w.text()), (w.shown_text(), w.text())
                 if w.is_elided():
                     assert w.text() in w.toolTip() or w.toolTip()
-            elif isinstance(w, QLabel) and w.text() and not w.wordWrap() and not w.pixmap().isNull() is False:
+            elif isinstance(w, QLabel) and w.text() and not w.wordWrap() and w.pixmap().isNull() is not False:
                 assert w.fontMetrics().horizontalAdvance(w.text()) <= w.contentsRect().width() + 1, w.text()
             elif isinstance(w, QAbstractButton) and w.text():
                 extra = 24 if isinstance(w, QCheckBox) else 8
@@ -348,6 +393,7 @@ def test_first_size_fits_the_screen_and_the_last_one_is_restored(qtbot, tmp_path
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
+
     settings = QSettings(str(tmp_path / "geometry.ini"), QSettings.IniFormat)
     settings.setValue("ask_before_closing", False)
     first = MainWindow(settings=settings)
@@ -375,8 +421,7 @@ def test_banner_never_moves_the_video_and_the_status_line_is_one_line(qtbot, tmp
     window.messages.hide()
     qtbot.waitUntil(lambda: not window.messages.isVisible())
     before = (window.video.mapTo(window, QPoint(0, 0)), window.video.size())
-    window.show_message("warning", "A long warning that needs a fix. " * 4,
-                        actions=[("Choose file…", lambda: None)])
+    window.show_message("warning", "A long warning that needs a fix. " * 4, actions=[("Choose file…", lambda: None)])
     qtbot.waitUntil(lambda: window.messages.isVisible())
     assert (window.video.mapTo(window, QPoint(0, 0)), window.video.size()) == before
     assert not window.messages.visibleRegion().isEmpty()
@@ -390,13 +435,17 @@ def test_banner_never_moves_the_video_and_the_status_line_is_one_line(qtbot, tmp
 
 def test_export_suggests_name_and_writable_folder_and_json_paths_both_ways(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
+
     weights = require_nanotrack()
     window = make_window(qtbot, tmp_path)
     open_bag(qtbot, window, weights)
     _track(qtbot, window, 5)
     asked = []
-    monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        staticmethod(lambda parent, title, start, *a, **k: (asked.append(start), ("", ""))[1]))
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda parent, title, start, *a, **k: (asked.append(start), ("", ""))[1]),
+    )
     action = next(a for a in window.actions() if a.text().replace("&", "") == "Export annotated video…")
     action.trigger()
     suggested = asked[-1]
@@ -421,32 +470,49 @@ def test_exported_heatmap_is_the_overlay_on_screen():
     """Same colour map, same opacity curve, same region: the export's pixel at the map's peak is
     the frame blended with inferno's top colour at the overlay's top opacity; at its minimum and
     outside the search region the frame is untouched."""
-    from app.video_view import HEAT_LUT
-    from trackers.core.base import SearchRegion, TrackResult, TrackingState
-    from trackers.run.annotate import heatmap_overlay
     import dataclasses
+
+    from app.video_view import HEAT_LUT
+    from trackers.core.base import SearchRegion, TrackingState, TrackResult
+    from trackers.run.annotate import heatmap_overlay
+
     frame = np.full((200, 200, 3), 100, np.uint8)
     sm = np.zeros((5, 5), np.float32)
     sm[2, 2] = 1.0
     fields = {f.name for f in dataclasses.fields(SearchRegion)}
-    region = SearchRegion(**{k: v for k, v in dict(x=40.0, y=40.0, size=100.0, scale=1.0,
-                                                  score_extent=(50.0, 50.0, 150.0, 150.0)).items()
-                             if k in fields})
-    result = TrackResult(box=(90, 90, 20, 20), score=1.0, state=TrackingState.TRACKING, score_map=sm,
-                         search_region=region)
+    region = SearchRegion(
+        **{
+            k: v
+            for k, v in dict(x=40.0, y=40.0, size=100.0, scale=1.0, score_extent=(50.0, 50.0, 150.0, 150.0)).items()
+            if k in fields
+        }
+    )
+    result = TrackResult(
+        box=(90, 90, 20, 20), score=1.0, state=TrackingState.TRACKING, score_map=sm, search_region=region
+    )
     out = heatmap_overlay(frame, result)
-    top = HEAT_LUT[-1]                       # RGBA on screen at the map's maximum
+    top = HEAT_LUT[-1]  # RGBA on screen at the map's maximum
     expected_bgr = np.array(top[:3][::-1], float) * (top[3] / 255) + 100 * (1 - top[3] / 255)
     assert np.allclose(out[100, 100].astype(float), expected_bgr, atol=4), (out[100, 100], expected_bgr)
-    assert (out[55, 55] == 100).all()        # the minimum: transparent, as on screen
-    assert (out[20, 20] == 100).all() and (out[160, 160] == 100).all()   # outside the score extent
+    assert (out[55, 55] == 100).all()  # the minimum: transparent, as on screen
+    assert (out[20, 20] == 100).all() and (out[160, 160] == 100).all()  # outside the score extent
 
 
 def test_failed_download_keeps_the_zoo_table_and_says_it_in_words(qtbot, tmp_path):
     from trackers.run import zoo
+
     window = make_window(qtbot, tmp_path)
-    entries = [zoo.ZooEntry(name="n", tracker="nanotrack-v2", file="n.pth", url="http://no-such-host.invalid/n.pth",
-                            page="", source="", licence="Apache-2.0")]
+    entries = [
+        zoo.ZooEntry(
+            name="n",
+            tracker="nanotrack-v2",
+            file="n.pth",
+            url="http://no-such-host.invalid/n.pth",
+            page="",
+            source="",
+            licence="Apache-2.0",
+        )
+    ]
     dialog = window.open_model_zoo(entries, str(tmp_path / "models"))
     qtbot.addWidget(dialog)
     qtbot.waitExposed(dialog)
@@ -454,9 +520,11 @@ def test_failed_download_keeps_the_zoo_table_and_says_it_in_words(qtbot, tmp_pat
     widths = [t.columnWidth(c) for c in range(t.columnCount())]
     t.selectRow(0)
     QTest.mouseClick(dialog.download_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: dialog.job is not None and not dialog.job.isRunning()
-                    and dialog.download_button.isEnabled(), timeout=60000)
+    qtbot.waitUntil(
+        lambda: dialog.job is not None and not dialog.job.isRunning() and dialog.download_button.isEnabled(),
+        timeout=60000,
+    )
     text = dialog.message.text()
     assert "Errno" not in text and "urlopen" not in text and text
     assert [t.columnWidth(c) for c in range(t.columnCount())] == widths
-    assert sum(widths) >= t.viewport().width() - 2       # no blank band at the right
+    assert sum(widths) >= t.viewport().width() - 2  # no blank band at the right

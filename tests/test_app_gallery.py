@@ -2,6 +2,7 @@
 hash, the app version and the image's own hash are recorded beside it
 (resources/gallery/manifest.json, written by `python -m scripts.screenshot --gallery`). Any
 mismatch means an image is stale or was replaced by hand: renew it with that command."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def test_no_docs_image_is_stale():
         entry = images[name]
         assert entry["settings_hash"] == settings_hash(args), f"{name}: its settings changed; {RENEW}"
         assert entry["app_version"] == version, f"{name}: taken with SiamScope {entry['app_version']}; {RENEW}"
-        assert entry["png_sha256"] == file_sha256(os.path.join(ROOT, "resources", name)), \
+        assert entry["png_sha256"] == file_sha256(os.path.join(ROOT, "resources", name)), (
             f"{name}: not the image the script wrote; {RENEW}"
+        )
 
 
 def test_a_changed_setting_is_caught():

@@ -1,6 +1,7 @@
 """The app as a researcher's instrument (issue 14): ground truth beside the tracker's box with IoU on
 the timeline, target-selective channels with their values, the score axis -- on bag.avi with
 NanoTrack v2, driven by real mouse and key events."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,15 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit  # noqa: E402
 
-from tests.app_support import (BAG_GT, drag_box, ground_truth, make_window, open_bag, require_nanotrack,  # noqa: E402
-                               wait_drawn_latest)
+from tests.app_support import (
+    BAG_GT,
+    drag_box,
+    ground_truth,
+    make_window,
+    open_bag,
+    require_nanotrack,  # noqa: E402
+    wait_drawn_latest,
+)
 from tests.conftest import shared_path  # noqa: E402
 from trackers.run import metrics  # noqa: E402
 from trackers.run.channel_rank import interior_mask, peak_response, target_contrast, target_mask  # noqa: E402
@@ -25,6 +33,7 @@ def answer_file_dialog(qtbot, path: str) -> list:
     The dialog follows a typed folder as it goes and may take the first Enter for that, so the
     path is typed again until the dialog has accepted it."""
     import os
+
     path = os.path.abspath(path)
     done = []
 
@@ -56,6 +65,7 @@ def pick_in_combo(combo, data) -> None:
 def _tile_rgb(cell) -> np.ndarray:
     """The tile's picture as (h, w, 3) uint8, read back from its pixmap."""
     from PySide6.QtGui import QImage
+
     img = cell.picture.pixmap().toImage().convertToFormat(QImage.Format_RGB32)
     w, h = img.width(), img.height()
     argb = np.frombuffer(img.constBits(), np.uint32, img.bytesPerLine() * h // 4).reshape(h, -1)[:, :w]
@@ -137,7 +147,7 @@ def test_ground_truth_iou_timeline_and_target_selective_channels(qtbot, tmp_path
     per_channel = [_tile_rgb(c).copy() for c in cells]
     pick_in_combo(grid.scale_combo, "shared")
     shared = [_tile_rgb(c) for c in grid.cells if c.key is not None]
-    top = np.array([253, 231, 37])      # viridis at 1.0
+    top = np.array([253, 231, 37])  # viridis at 1.0
     reaches_top = [bool((np.abs(t.astype(int) - top).sum(-1) < 30).any()) for t in shared]
     assert all(bool((np.abs(t.astype(int) - top).sum(-1) < 30).any()) for t in per_channel)
     assert 1 <= sum(reaches_top) < len(shared)
@@ -167,6 +177,7 @@ def test_ground_truth_iou_timeline_and_target_selective_channels(qtbot, tmp_path
 
 def test_sequence_folder_brings_its_ground_truth_and_a_bad_file_is_one_message(qtbot, tmp_path):
     import os
+
     folder = shared_path("bench", "bag", "img")
     window = make_window(qtbot, tmp_path)
     window.open_source(folder)
@@ -184,6 +195,6 @@ def test_sequence_folder_brings_its_ground_truth_and_a_bad_file_is_one_message(q
     QTest.keyClick(window, Qt.Key_G, Qt.ControlModifier)
     qtbot.waitUntil(lambda: bool(done) and window.messages.level == "error", timeout=10000)
     assert "gt.txt, line 2" in window.messages.text
-    assert window.groundtruth.path == os.path.abspath(shared_path(*BAG_GT))      # what was attached stays
+    assert window.groundtruth.path == os.path.abspath(shared_path(*BAG_GT))  # what was attached stays
     assert bad.read_text() == "1,2,3,4\nnot numbers\n"
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.video)   # keys work straight after the dialog
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.video)  # keys work straight after the dialog

@@ -2,6 +2,7 @@
 the tracker bar, the panel and the export JSON name the tracker actually loaded, its checkpoint
 file and sha256 (the built-in weights in resources/ included); a tracker without a checkpoint is
 refused in place with the fix offered, and the previous tracker is not silently kept."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ from trackers.run.results import file_sha256  # noqa: E402
 
 def _needs_checkpoint(window) -> str:
     from trackers.core import registry
+
     for i in range(window.tracker_combo.count()):
         spec = registry.get(window.tracker_combo.itemData(i))
         if spec.needs_weights and registry.find_weights(spec) is None and spec.name != "nanotrack-v2":
@@ -40,11 +42,18 @@ def _pick(qtbot, window, name: str) -> None:
 
 def test_default_tracker_bar_panel_and_export_name_its_builtin_weights(qtbot, tmp_path):
     from trackers.families.effnet import WEIGHTS
+
     window = make_window(qtbot, tmp_path)
     _pick(qtbot, window, "siamscope-effnet")
     window.open_source(shared_path(*BAG))
-    qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "siamscope-effnet"
-                    and window.drawn_packet is not None, timeout=60000)
+    qtbot.waitUntil(
+        lambda: (
+            window.tracker_info is not None
+            and window.tracker_info.name == "siamscope-effnet"
+            and window.drawn_packet is not None
+        ),
+        timeout=60000,
+    )
     sha = file_sha256(WEIGHTS)
     assert window.tracker_info.checkpoint == WEIGHTS and window.tracker_info.checkpoint_sha256 == sha
     assert "default_tracker.pth" in window.loaded_label.text() and sha[:8] in window.loaded_label.text()
@@ -97,9 +106,10 @@ def test_tracker_without_checkpoint_is_refused_in_place_and_previous_one_dropped
 
 def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypatch):
     from trackers.core import registry
+
     weights = require_nanotrack()
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path / "empty"))
-    monkeypatch.setattr(registry, "shipped_file", lambda name: None)   # as if the bundled copy were gone
+    monkeypatch.setattr(registry, "shipped_file", lambda name: None)  # as if the bundled copy were gone
     window = make_window(qtbot, tmp_path)
     _pick(qtbot, window, "nanotrack-v2")
     i = window.tracker_combo.findData("nanotrack-v2")
@@ -108,8 +118,9 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
     QTest.keyClicks(window.weights_edit, weights)
     QTest.keyClick(window.weights_edit, Qt.Key_Return)
     assert "no checkpoint" not in window.tracker_combo.itemText(i)
-    qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "nanotrack-v2",
-                    timeout=60000)
+    qtbot.waitUntil(
+        lambda: window.tracker_info is not None and window.tracker_info.name == "nanotrack-v2", timeout=60000
+    )
     assert window.tracker_info.checkpoint == weights
     assert file_sha256(weights)[:8] in window.loaded_label.text()
     assert "nanotrackv2.pth" in window.params.title.text()
@@ -118,14 +129,15 @@ def test_picker_label_follows_the_checkpoint_typed_in(qtbot, tmp_path, monkeypat
 def test_loaded_checkpoint_names_the_file_each_tracker_reads(tmp_path, monkeypatch):
     from trackers.core import registry
     from trackers.families.effnet import WEIGHTS
+
     monkeypatch.setenv("SIAMSCOPE_MODELS", str(tmp_path))
     assert registry.loaded_checkpoint(registry.get("siamscope-effnet")) == WEIGHTS
     floor = registry.loaded_checkpoint(registry.get("effnet-siamfc-floor"))
     assert floor and floor.endswith(".pth") and file_sha256(floor)
     spec = registry.get("nanotrack-v2")
     bundled = registry.shipped_file("nanotrackv2.pth")
-    assert bundled and registry.loaded_checkpoint(spec) == bundled       # none chosen, none found: the bundled copy
+    assert bundled and registry.loaded_checkpoint(spec) == bundled  # none chosen, none found: the bundled copy
     given = str(tmp_path / "mine.pth")
     assert registry.loaded_checkpoint(spec, given) == given
     (tmp_path / "nanotrackv2.pth").write_bytes(b"x")
-    assert registry.loaded_checkpoint(spec) == str(tmp_path / "nanotrackv2.pth")   # found in a model folder
+    assert registry.loaded_checkpoint(spec) == str(tmp_path / "nanotrackv2.pth")  # found in a model folder

@@ -2,6 +2,7 @@
 or cancels a running export (the question answered with real mouse clicks), a failed export
 leaves the file at its path untouched, a truncated video is reported at its end, and a SiamMask
 run keeps its masks packed (flat memory per frame)."""
+
 import os
 
 import cv2
@@ -74,7 +75,7 @@ def test_close_asks_before_discarding_an_unexported_run(qtbot, tmp_path, short_v
 
     answerer = CloseAnswerer(window, "Cancel")
     try:
-        assert not window.close()                       # the user said Cancel: nothing is lost
+        assert not window.close()  # the user said Cancel: nothing is lost
     finally:
         answerer.stop()
     assert len(answerer.texts) == 1 and "has not been exported" in answerer.texts[0]
@@ -129,6 +130,7 @@ def test_dont_ask_again_is_remembered(qtbot, tmp_path, short_video):
         if box is not None and box.isVisible():
             QTest.mouseClick(box.checkBox(), Qt.LeftButton)
             QTest.mouseClick(next(b for b in box.buttons() if "Close without" in b.text()), Qt.LeftButton)
+
     timer = QTimer()
     timer.timeout.connect(tick_and_close)
     timer.start(20)
@@ -144,7 +146,7 @@ def test_failed_export_after_the_source_moved_keeps_the_destination(qtbot, tmp_p
     weights = require_nanotrack()
     window = make_window(qtbot, tmp_path)
     _tracked_run(qtbot, window, short_video, weights)
-    os.rename(short_video, tmp_path / "moved.avi")      # the run's source moved away
+    os.rename(short_video, tmp_path / "moved.avi")  # the run's source moved away
     keep = tmp_path / "keep.mp4"
     keep.write_bytes(b"precious")
     job = window.export_video(str(keep))
@@ -174,9 +176,10 @@ def test_a_truncated_video_is_reported_at_its_end(qtbot, tmp_path):
 def test_siammask_masks_are_kept_packed(tmp_path):
     """What the app keeps per SiamMask frame: a few kB, not a frame of floats; unpacked it is the
     tracker's own cut (mask > 0.15) pixel for pixel."""
-    from trackers.run.run_store import RunStore
-    from trackers.run import fixtures
     from trackers.core import registry
+    from trackers.run import fixtures
+    from trackers.run.run_store import RunStore
+
     fixture = shared_path("fixtures", fixtures.SEEDED_FIXTURE["siammask-r50"])
     if "siammask-r50" not in {s.name for s in registry.all_trackers()}:
         pytest.skip("siammask-r50 is not available")
@@ -188,6 +191,7 @@ def test_siammask_masks_are_kept_packed(tmp_path):
     box = tuple(ground_truth()[0])
     tracker.init(frame, box)
     from trackers.core.base import TrackResult
+
     store.add(0, frame, TrackResult(box=box, score=1.0), init=True)
     for i in range(1, 4):
         frame = cap.read()[1]

@@ -1,13 +1,14 @@
 """Several targets and A/B in the window (app/targets_panel.py, app/compare_view.py), with real mouse
 events on the real widgets: add a second target by Shift+drag, select it by clicking its box, the
 maps switch to it, remove it; compare mode on and off."""
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from tests.app_support import drag_box, ground_truth, make_window, open_bag, require_nanotrack, wait_drawn_latest
 
-SECOND = (60.0, 60.0, 70.0, 90.0)     # a patch of the background, far from the bag
+SECOND = (60.0, 60.0, 70.0, 90.0)  # a patch of the background, far from the bag
 
 
 def shift_drag(qtbot, view, box) -> None:
@@ -49,7 +50,7 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     step(qtbot, window)
     qtbot.waitUntil(lambda: len(panel.views) == 2 and panel.table.rowCount() == 2, timeout=10000)
     ts = panel.track_set()
-    views = {v.id: v for v in ts.snapshot}       # the frame on screen, with every target's maps
+    views = {v.id: v for v in ts.snapshot}  # the frame on screen, with every target's maps
     assert [v.id for v in panel.views] == [1, 2]
     assert ts.selected == 2, "a new target is selected"
     # the maps follow the selected target: the frame's result is target 2's
@@ -63,7 +64,9 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
 
     # click target 1's box: selected, the score map switches to it at once (paused)
     x, y, w, h = views[1].result.box
-    QTest.mouseClick(window.video.viewport(), Qt.LeftButton, Qt.NoModifier, window.video.frame_to_widget(x + w / 2, y + h / 2))
+    QTest.mouseClick(
+        window.video.viewport(), Qt.LeftButton, Qt.NoModifier, window.video.frame_to_widget(x + w / 2, y + h / 2)
+    )
     qtbot.waitUntil(lambda: ts.selected == 1, timeout=5000)
     np.testing.assert_array_equal(window.heatmap.score_map, views[1].result.score_map)
     step(qtbot, window)
@@ -103,6 +106,7 @@ def test_compare_on_and_off(qtbot, tmp_path):
     assert window.current_index in panel.ab_iou and "fps" in window.compare_view.speeds.text()
     # the export holds both tracks, named by tracker
     import json
+
     assert panel.export_tracks(str(tmp_path / "ab.json"))
     data = json.loads((tmp_path / "ab.json").read_text())
     assert [t["tracker"] for t in data["tracks"]] == ["nanotrack-v2", "nanotrack-v1"]
@@ -120,14 +124,13 @@ def test_a_stopped_run_restarts_with_one_target(qtbot, tmp_path):
     open_bag(qtbot, window, weights)
     start_run(qtbot, window, tuple(gt[0]), 3)
     panel = window.targets
-    panel.add_button.click()                     # the button arms the next drag as an added target
+    panel.add_button.click()  # the button arms the next drag as an added target
     drag_box(qtbot, window.video, SECOND)
     ts = panel.track_set()
     qtbot.waitUntil(lambda: ts.count == 2, timeout=20000)
     step(qtbot, window)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=10000)
     window.stop_button.click()
-    qtbot.waitUntil(lambda: not window.tracking and panel.table.rowCount() == 0 and not panel._boxes,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: not window.tracking and panel.table.rowCount() == 0 and not panel._boxes, timeout=10000)
     start_run(qtbot, window, tuple(gt[window.current_index]), window.current_index + 2)
     assert ts.count == 1 and "tracks" not in window.drawn_packet.result.extra

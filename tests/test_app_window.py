@@ -1,6 +1,7 @@
 """The desktop app end to end (pytest-qt, offscreen): open bag.avi, draw the box with the mouse,
 track with NanoTrack V2, look at the heatmap / channel grid, pause, step, re-draw, export, read the
 exports back; checkpoint and box problems shown inside the window; the hyper-parameter panel."""
+
 import dataclasses
 import hashlib
 import json
@@ -12,11 +13,21 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from tests.app_support import (BAG, drag_box, frame_pixel_size, ground_truth, iou, make_active, make_window,  # noqa: E402
-                               open_bag, require_nanotrack, wait_drawn_latest)
+from tests.app_support import (
+    BAG,
+    drag_box,
+    frame_pixel_size,
+    ground_truth,
+    iou,
+    make_active,
+    make_window,  # noqa: E402
+    open_bag,
+    require_nanotrack,
+    wait_drawn_latest,
+)
 from tests.conftest import shared_path  # noqa: E402
 
 
@@ -68,9 +79,9 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
         np.testing.assert_array_equal(cell.data, maps[cell.key[:2]][cell.key[2]])
     # ranked by how much each channel concentrates on the target (trackers/run/channel_rank.py)
     from trackers.run.channel_rank import channel_values
-    values = np.concatenate(list(channel_values(result.channels, "target", result.box,
-                                                result.search_region).values()))
-    assert shown[0].value == pytest.approx(values.max())       # most target-selective first
+
+    values = np.concatenate(list(channel_values(result.channels, "target", result.box, result.search_region).values()))
+    assert shown[0].value == pytest.approx(values.max())  # most target-selective first
     shown_values = [c.value for c in shown]
     assert shown_values == sorted(shown_values, reverse=True)
 
@@ -79,8 +90,9 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert view.heat.isVisible()
     np.testing.assert_array_equal(view.heat.image, result.score_map)
     x0, y0, x1, y1 = result.search_region.score_extent
-    np.testing.assert_allclose(view.heat.mapRectToParent(view.heat.boundingRect()).getRect(),
-                               (x0, y0, x1 - x0, y1 - y0), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(
+        view.heat.mapRectToParent(view.heat.boundingRect()).getRect(), (x0, y0, x1 - x0, y1 - y0), rtol=1e-6, atol=1e-3
+    )
     window.heat_check.setChecked(False)
     assert not view.heat.isVisible()
 
@@ -96,8 +108,9 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     # -- step one frame (the Right-arrow shortcut)
     make_active(qtbot, window)
     QTest.keyClick(window, Qt.Key_Right)
-    qtbot.waitUntil(lambda: window.current_index == paused_at + 1 and window.drawn_packet.kind == "track",
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.current_index == paused_at + 1 and window.drawn_packet.kind == "track", timeout=10000
+    )
     assert window.channels.cells[0].key == pinned_key
     new_maps = {(c.level, c.branch): c.maps for c in window.drawn_packet.result.channels}
     np.testing.assert_array_equal(window.channels.cells[0].data, new_maps[pinned_key[:2]][pinned_key[2]])
@@ -117,8 +130,10 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     rec = window.store.record
     assert [f.frame for f in rec.frames] == list(range(196))
     ious = [iou(f.box, gt[f.frame]) for f in rec.frames if not f.init]
-    print(f"nanotrack-v2 in the app on bag.avi: mean IoU {np.mean(ious):.3f} over {len(ious)} tracked frames "
-          f"(re-initialised at frame {here})")
+    print(
+        f"nanotrack-v2 in the app on bag.avi: mean IoU {np.mean(ious):.3f} over {len(ious)} tracked frames "
+        f"(re-initialised at frame {here})"
+    )
     assert np.mean(ious) > 0.6, np.mean(ious)
 
     # -- export the annotated video of the finished run (no re-tracking) and read it back
@@ -144,9 +159,9 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     original.release()
     # the box's top edge at frame 100 is drawn green (MJPG blurs it: loose colour bounds)
     x, y, w, h = (int(round(v)) for v in rec.frames[100].box)
-    edge = exported[100][y, x + 3:x + w - 3].astype(int)
+    edge = exported[100][y, x + 3 : x + w - 3].astype(int)
     assert np.median(edge[:, 1]) > 170 and np.median(edge[:, 2]) < 110, np.median(edge, 0)
-    before = frame100[y, x + 3:x + w - 3].astype(int)
+    before = frame100[y, x + 3 : x + w - 3].astype(int)
     assert np.abs(np.median(edge, 0) - np.median(before, 0)).max() > 40
 
     # -- results files: OTB text, CSV, JSON with the provenance
@@ -183,13 +198,14 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
         os.symlink("/dev/full", full_json)
         assert not window.export_results(str(full_json))
         assert "device" in window.messages.text and "results are kept" in window.messages.text
-        assert os.path.islink(full_json) and os.path.exists("/dev/full")      # both left alone
+        assert os.path.islink(full_json) and os.path.exists("/dev/full")  # both left alone
     assert _sha256(source) == before
 
     # -- a disk that fills up mid-write (a file-size limit: writes past it fail with EFBIG, as on a
     # full disk): the export fails, the file already at the path is untouched, no partial file
     import resource
     import signal
+
     keep_json, keep_video = tmp_path / "keep.json", tmp_path / "keep.avi"
     keep_json.write_text("the user's old results")
     keep_video.write_bytes(b"the user's old video")
@@ -208,9 +224,9 @@ def test_track_inspect_pause_step_redraw_export(qtbot, tmp_path):
     assert window.messages.level == "error" and "of the 196 frames" in window.messages.text
     assert keep_json.read_text() == "the user's old results"
     assert keep_video.read_bytes() == b"the user's old video"
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".keep")]     # no temporary file left
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".keep")]  # no temporary file left
     assert len(window.store.record.frames) == 196
-    assert window.export_results(str(tmp_path / "after.txt"))                  # still exportable
+    assert window.export_results(str(tmp_path / "after.txt"))  # still exportable
 
 
 def test_problems_are_shown_in_the_window_and_params_apply_live(qtbot, tmp_path):
@@ -255,8 +271,7 @@ def test_problems_are_shown_in_the_window_and_params_apply_live(qtbot, tmp_path)
     window.params.set_value("penalty_k", 0.3)
     window.params.set_value("window_influence", 0.2)
     window.step()
-    qtbot.waitUntil(lambda: window.current_index == here + 1 and window.drawn_packet.kind == "track",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: window.current_index == here + 1 and window.drawn_packet.kind == "track", timeout=10000)
     # the worker set them on the tracker between frames; the run record carries them
     assert window.worker.tracker.params.penalty_k == pytest.approx(0.3)
     assert window.worker.tracker.params.window_influence == pytest.approx(0.2)
@@ -291,7 +306,7 @@ def test_seek_during_a_run_restarts_the_tracker_from_its_box_there(qtbot, tmp_pa
     reinit = window.store.record.reinitialisations
     assert [r["frame"] for r in reinit] == [0, 10]
     np.testing.assert_allclose(reinit[1]["box"], box10, atol=1e-4)
-    assert max(window.store.results) == 11                 # what followed frame 10 was replaced
+    assert max(window.store.results) == 11  # what followed frame 10 was replaced
     assert [f.frame for f in window.store.record.frames] == list(range(12))
     assert iou(window.drawn_packet.result.box, gt[11]) > 0.5
 

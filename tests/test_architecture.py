@@ -5,6 +5,7 @@ trackers/run/session.py, and only its per-frame step, `Track.step`, calls a trac
 Read from the source with `ast`, so a call split over lines or written through another name for the
 tracker (`teacher.track(...)`, `rec.track(...)`) is found as well as `tracker.track(`.
 """
+
 import ast
 import os
 import re
@@ -43,7 +44,7 @@ def _track_calls(root: str, path: str):
     def visit(node, function):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             function = node.name
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "track"):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "track":
             calls.append((node.lineno, ast.get_source_segment(source, node.func.value), function))
         for child in ast.iter_child_nodes(node):
             visit(child, function)
@@ -58,7 +59,7 @@ def _tracker_track_calls(root: str = ROOT):
         for line, receiver, function in _track_calls(root, path):
             if receiver in NETWORK_RECEIVERS:
                 continue
-            if path.startswith("models/") and receiver == "self":     # a network module's own forward
+            if path.startswith("models/") and receiver == "self":  # a network module's own forward
                 continue
             found.append((path, line, receiver, function))
     return found
@@ -68,8 +69,10 @@ def test_only_the_sessions_per_frame_step_calls_a_trackers_track():
     calls = _tracker_track_calls()
     ours = [c for c in calls if not ((c[0], c[3]) == REFERENCE_CODE_LOOP and c[2] == "reference")]
     outside = [c for c in ours if (c[0], c[3]) != PER_FRAME_STEP]
-    assert not outside, ("tracker.track() called outside the session's per-frame step (Track.step in "
-                         f"trackers/run/session.py); drive TrackingSession / Track instead: {outside}")
+    assert not outside, (
+        "tracker.track() called outside the session's per-frame step (Track.step in "
+        f"trackers/run/session.py); drive TrackingSession / Track instead: {outside}"
+    )
     assert [(c[0], c[2], c[3]) for c in ours] == [(PER_FRAME_STEP[0], "self.tracker", "step")]
 
 
@@ -78,10 +81,11 @@ def test_git_grep_finds_tracker_track_only_in_the_session():
     the method, "time inside tracker.track()" or in backquotes, aside)."""
     if not os.path.exists(os.path.join(ROOT, ".git")):
         pytest.skip("not a git checkout (an installed copy): the ast check above covers it")
-    out = subprocess.run(["git", "grep", "-n", r"tracker\.track(", "--", *PACKAGES], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["git", "grep", "-n", r"tracker\.track(", "--", *PACKAGES], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode in (0, 1), out.stderr
-    prose = re.compile(r"tracker\.track\(\)|`[^`]*tracker\.track\(")     # the method named in a comment or docstring
+    prose = re.compile(r"tracker\.track\(\)|`[^`]*tracker\.track\(")  # the method named in a comment or docstring
     code = [ln for ln in out.stdout.splitlines() if "def track(" not in ln and not prose.search(ln)]
     assert len(code) == 1 and code[0].startswith(PER_FRAME_STEP[0] + ":"), code
 
@@ -90,6 +94,8 @@ def test_the_check_catches_a_loop_of_its_own(tmp_path):
     """A tracker loop outside the session is found under any name (the check can fail)."""
     rogue = tmp_path / "trackers" / "train"
     rogue.mkdir(parents=True)
-    (rogue / "labels.py").write_text("def label(teacher, frames):\n    return [teacher.track(f) for f in frames]\n"
-                                     "def forward(net, x):\n    return net.track(x)\n")
+    (rogue / "labels.py").write_text(
+        "def label(teacher, frames):\n    return [teacher.track(f) for f in frames]\n"
+        "def forward(net, x):\n    return net.track(x)\n"
+    )
     assert _tracker_track_calls(str(tmp_path)) == [("trackers/train/labels.py", 2, "teacher", "label")]

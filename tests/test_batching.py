@@ -6,6 +6,7 @@ per tensor, boxes to BOX_ATOL pixels (batching changes only float32 summation or
 NanoTrack v2 (the default tracker's localiser): real checkpoint; SiamRPN AlexNet: the fixture's
 seeded weights. Frames: bag.avi, three targets (the bag and two hand-picked background patches).
 """
+
 import numpy as np
 import pytest
 import torch
@@ -16,13 +17,21 @@ BOXES = [BAG_BOX, (60.0, 40.0, 70.0, 90.0), (420.0, 250.0, 80.0, 60.0)]
 FRAMES = 4
 
 
-@pytest.mark.parametrize("name,engine", [("nanotrack-v2", "torch"), ("nanotrack-v2", "onnxruntime"),
-                                         ("siamrpn-alex", "torch"), ("siamrpn-alex", "onnxruntime"),
-                                         # the default tracker: its localiser batched, its guard per target
-                                         ("siamscope-default", "torch")])
+@pytest.mark.parametrize(
+    "name,engine",
+    [
+        ("nanotrack-v2", "torch"),
+        ("nanotrack-v2", "onnxruntime"),
+        ("siamrpn-alex", "torch"),
+        ("siamrpn-alex", "onnxruntime"),
+        # the default tracker: its localiser batched, its guard per target
+        ("siamscope-default", "torch"),
+    ],
+)
 def test_batched_boxes_equal_single_runs(name, engine, tmp_path_factory):
     from trackers.core.batching import BatchRunner, group_key, track_batched
-    frames = bag_frames()[:FRAMES + 1]
+
+    frames = bag_frames()[: FRAMES + 1]
     singles = [build(name, engine, tmp_path_factory) for _ in BOXES]
     batched = [build(name, engine, tmp_path_factory) for _ in BOXES]
     assert batched[0].engine_name == engine
@@ -57,6 +66,7 @@ def test_free_batch_graph_matches_single_target_graph(tmp_path_factory):
     """NanoTrack v2's graph with a free batch axis, at batch 1, against the single-target graph; and
     the per-count fallback for a network whose graph fixes the batch (pysot's DW-XCorr)."""
     from trackers.core.batching import BatchRunner, group_key
+
     frames = bag_frames()
     nano = [build("nanotrack-v2", "onnxruntime", tmp_path_factory) for _ in range(2)]
     for t, box in zip(nano, BOXES):
@@ -87,6 +97,7 @@ def test_unbatchable_trackers_run_alone(tmp_path_factory):
     a batch, with the same boxes as alone."""
     from trackers.core.batching import BatchRunner, group_key, track_batched
     from trackers.run.session import Track
+
     frames = bag_frames()[:3]
     default = build("siamfc", "torch", tmp_path_factory)
     alone = build("siamfc", "torch", tmp_path_factory)
@@ -108,10 +119,10 @@ def test_bench_targets_prints_both_columns(capsys):
     from tests.conftest import shared_path
     from trackers.tools.bench_targets import target_boxes
     from trackers.tools.cli import main
+
     shared_path("models", "nanotrack", "nanotrackv2.pth")
     boxes = target_boxes(BAG_BOX, (480, 640, 3), 8)
-    assert len(set(boxes)) == 8 and all(0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
-                                        for x, y, w, h in boxes)
+    assert len(set(boxes)) == 8 and all(0 <= x and x + w <= 640 and 0 <= y and y + h <= 480 for x, y, w, h in boxes)
     assert main(["bench", "--targets", "1,2", "--frames", "4", "--rounds", "1", "--engine", "torch"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0] in ("1", "2")]

@@ -4,6 +4,7 @@ may write to, a graph edited but still valid, a truncated graph, every shape of 
 auto_engine.json, and a change to a sub-module's source.
 
 Each test has its own cache folder (SIAMSCOPE_CACHE), NanoTrack v2's real checkpoint and bag.avi."""
+
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ def weights():
 
 def build(engine):
     from trackers.core import registry
+
     return registry.build(NAME, weights(), engine=engine)
 
 
@@ -41,7 +43,7 @@ def cache(tmp_path, monkeypatch):
 def boxes(tracker, n=FRAMES):
     frames = bag_frames()
     tracker.init(frames[0], BAG_BOX)
-    return np.array([tracker.track(f).box for f in frames[1:n + 1]])
+    return np.array([tracker.track(f).box for f in frames[1 : n + 1]])
 
 
 def graph_name(tmp_path, monkeypatch) -> str:
@@ -52,6 +54,7 @@ def graph_name(tmp_path, monkeypatch) -> str:
 
 def test_cache_folder_is_made_0700_and_each_graph_has_its_sha256(cache):
     import hashlib
+
     tracker = build("onnxruntime")
     st = os.stat(cache)
     assert st.st_mode & 0o777 == 0o700 and st.st_uid == os.getuid()
@@ -69,24 +72,25 @@ def test_cache_folder_others_may_write_is_not_used(cache, mode, capfd):
     cache.mkdir()
     os.chmod(cache, mode)
     tracker = build("onnxruntime")
-    assert tracker.engine_name == "onnxruntime"          # exported in memory, still runs
+    assert tracker.engine_name == "onnxruntime"  # exported in memory, still runs
     assert os.listdir(cache) == [], "nothing is written into a folder others may write to"
     build("auto")
     assert os.listdir(cache) == [], "no auto decision either"
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if str(cache) in line]
-    assert len(lines) == 1, err                          # said once, one line
+    assert len(lines) == 1, err  # said once, one line
     assert f"mode {mode:04o}" in lines[0] and "not used" in lines[0]
 
 
 def test_cache_folder_of_another_owner_is_not_used(cache, monkeypatch):
     from trackers.core import engines
+
     if os.getuid() == 0:
         cache.mkdir(mode=0o700)
-        os.chown(cache, 65534, 65534)                   # root can give it away: now "nobody" owns it
+        os.chown(cache, 65534, 65534)  # root can give it away: now "nobody" owns it
         owner = 65534
     else:
-        monkeypatch.setenv("SIAMSCOPE_CACHE", "/")       # root's, never ours
+        monkeypatch.setenv("SIAMSCOPE_CACHE", "/")  # root's, never ours
         owner = 0
     assert engines.usable_cache_dir() is None
     assert f"belongs to user id {owner}, not to you" in engines.notices()[-1]
@@ -106,8 +110,9 @@ def test_links_planted_at_the_cache_names_are_never_followed(tmp_path, monkeypat
     cache.mkdir(mode=0o700)
     monkeypatch.setenv("SIAMSCOPE_CACHE", str(cache))
     victims = {}
-    for i, planted in enumerate([f"{name}.{os.getpid()}.tmp", f"auto_engine.json.{os.getpid()}.tmp", name,
-                                 name + ".sha256", "auto_engine.json"]):
+    for i, planted in enumerate(
+        [f"{name}.{os.getpid()}.tmp", f"auto_engine.json.{os.getpid()}.tmp", name, name + ".sha256", "auto_engine.json"]
+    ):
         victim = tmp_path / f"notes-{i}.txt"
         victim.write_text(f"the user's notes {i}\n")
         os.symlink(victim, cache / planted)
@@ -147,12 +152,13 @@ def test_a_folder_or_a_fifo_at_a_cache_name_is_moved_aside_without_hanging(tmp_p
 
 def _zero_largest_initializer(path):
     import onnx
+
     model = onnx.load(path)
     init = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
     arr = onnx.numpy_helper.to_array(init)
     init.CopyFrom(onnx.numpy_helper.from_array(np.zeros_like(arr), init.name))
     onnx.save(model, path)
-    onnx.checker.check_model(path)          # still a valid graph
+    onnx.checker.check_model(path)  # still a valid graph
     return init.name
 
 
@@ -164,9 +170,13 @@ def test_edited_but_valid_graph_is_detected_by_sha256_and_rebuilt(cache, capfd):
     _zero_largest_initializer(path)
     # the edit matters: the edited graph, run as it is, gives other outputs than torch's
     import onnxruntime as ort
+
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    x = {i.name: np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape],
-                                                 dtype=np.float32) * 255 for i in sess.get_inputs()}
+    x = {
+        i.name: np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
+        * 255
+        for i in sess.get_inputs()
+    }
     clean = ort.InferenceSession(_export_bytes(ref), providers=["CPUExecutionProvider"])
     assert not np.allclose(sess.run(None, x)[0], clean.run(None, x)[0])
 
@@ -181,6 +191,7 @@ def test_edited_but_valid_graph_is_detected_by_sha256_and_rebuilt(cache, capfd):
 def _export_bytes(tracker):
     """The graph as exported, in memory (no cache)."""
     from trackers.core import engines
+
     z, xs = tracker.engine_shapes()
     captured = {}
     real = engines.make_session
@@ -188,6 +199,7 @@ def _export_bytes(tracker):
     def spy(model, *a, **k):
         captured["model"] = model
         return real(model, *a, **k)
+
     engines.make_session = spy
     try:
         engines.OnnxEngine(tracker.network, z, xs, use_cache=False)
@@ -202,7 +214,7 @@ def test_truncated_graph_rebuilds_with_engine_onnxruntime(cache, capfd):
     with open(path, "r+b") as f:
         f.truncate(size // 2)
     ref = boxes(build("torch"))
-    tracker = build("onnxruntime")                        # was: "ONNX export failed (INVALID_PROTOBUF...)"
+    tracker = build("onnxruntime")  # was: "ONNX export failed (INVALID_PROTOBUF...)"
     assert tracker.engine_name == "onnxruntime"
     assert os.path.getsize(path) == size
     assert "moved aside" in capfd.readouterr().err
@@ -216,19 +228,22 @@ def test_truncated_graph_rebuilds_with_engine_onnxruntime(cache, capfd):
 
 def _decision_key(tracker):
     from trackers.core import compute, engines
+
     z, x = tracker.engine_shapes()
-    return f"{engines.model_key(tracker.network, z, x, tracker.engine_track_kwargs())}|threads={compute.current().threads}"
+    return (
+        f"{engines.model_key(tracker.network, z, x, tracker.engine_track_kwargs())}|threads={compute.current().threads}"
+    )
 
 
 BAD_DECISIONS = {
     "list": b"[1,2]",
     "null": b"null",
-    "string_entry": None,             # {"<the real key>": "torch"}: filled in with the key
+    "string_entry": None,  # {"<the real key>": "torch"}: filled in with the key
     "other_key": b'{"k": "torch"}',
     "garbage": bytes(range(256)) * 4,
     "deep": b"[" * 100000 + b"]" * 100000,
     "half_json": b'{"a": {"engine": "torch", "torch_ms": 1',
-    "wrong_types": None,              # {"<key>": {"engine": "torch", "torch_ms": "fast", ...}}
+    "wrong_types": None,  # {"<key>": {"engine": "torch", "torch_ms": "fast", ...}}
 }
 
 
@@ -236,7 +251,7 @@ BAD_DECISIONS = {
 def test_auto_engine_json_of_any_shape_is_read_safely(cache, shape, capfd):
     tracker = build("torch")
     key = _decision_key(tracker)
-    shutil.rmtree(cache)             # (NanoTracker measures `auto` as it is made, even for torch)
+    shutil.rmtree(cache)  # (NanoTracker measures `auto` as it is made, even for torch)
     cache.mkdir(mode=0o700)
     data = BAD_DECISIONS[shape]
     if shape == "string_entry":
@@ -244,14 +259,14 @@ def test_auto_engine_json_of_any_shape_is_read_safely(cache, shape, capfd):
     elif shape == "wrong_types":
         data = json.dumps({key: {"engine": "torch", "torch_ms": "fast", "onnxruntime_ms": None}}).encode()
     (cache / "auto_engine.json").write_bytes(data)
-    auto = build("auto")                                    # was: 'list' object has no attribute 'get'
+    auto = build("auto")  # was: 'list' object has no attribute 'get'
     assert auto.engine_probe["engine"] == auto.engine_name
     stored = json.loads((cache / "auto_engine.json").read_text())
     assert isinstance(stored, dict) and stored[key]["engine"] == auto.engine_name, "the decision is stored again"
     assert stored[key]["torch_ms"] > 0 and stored[key]["onnxruntime_ms"] > 0, "measured, not taken from the file"
     aside = [n for n in os.listdir(cache) if n.startswith("auto_engine.json.bad-")]
     err = capfd.readouterr().err
-    if shape in ("string_entry", "other_key", "wrong_types"):      # an object: its bad entries are left out
+    if shape in ("string_entry", "other_key", "wrong_types"):  # an object: its bad entries are left out
         assert not aside and "Traceback" not in err
         assert "k" not in stored
     else:
@@ -267,9 +282,28 @@ def test_bad_auto_engine_json_does_not_stop_track(tmp_path):
     (cache / "auto_engine.json").write_text("[1,2]")
     out = tmp_path / "boxes.txt"
     env = dict(os.environ, SIAMSCOPE_CACHE=str(cache))
-    proc = subprocess.run([sys.executable, "main.py", "track", shared_path("data", "videos", "bag.avi"),
-                           "--tracker", NAME, "--weights", weights(), "--box", ",".join(map(str, BAG_BOX)),
-                           "--frames", "0:3", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "track",
+            shared_path("data", "videos", "bag.avi"),
+            "--tracker",
+            NAME,
+            "--weights",
+            weights(),
+            "--box",
+            ",".join(map(str, BAG_BOX)),
+            "--frames",
+            "0:3",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "auto_engine.json" in proc.stderr and "moved aside" in proc.stderr
     assert len(out.read_text().splitlines()) == 3
@@ -278,9 +312,15 @@ def test_bad_auto_engine_json_does_not_stop_track(tmp_path):
 def test_key_covers_every_source_module_the_network_uses():
     from models import pysot
     from trackers.core import engines
+
     files = {os.path.relpath(f, ROOT) for f in engines.source_files(pysot.siamrpn_alex_dwxcorr())}
-    assert {"models/heads.py", "models/necks.py", "models/backbones.py", "models/pysot.py",
-            "trackers/core/engines.py"} <= files
+    assert {
+        "models/heads.py",
+        "models/necks.py",
+        "models/backbones.py",
+        "models/pysot.py",
+        "trackers/core/engines.py",
+    } <= files
     assert "models/siammask.py" not in files
 
 
@@ -301,10 +341,16 @@ def test_editing_models_heads_changes_the_key(tmp_path):
         shutil.copytree(os.path.join(ROOT, part), tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
 
     def key():
-        proc = subprocess.run([sys.executable, "-c", _KEY], cwd=tmp_path, capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+        proc = subprocess.run(
+            [sys.executable, "-c", _KEY],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip()
+
     before = key()
     with open(tmp_path / "models" / "heads.py", "a") as f:
         f.write("\n# a changed head\n")
@@ -337,6 +383,7 @@ def test_the_window_is_told_what_the_cache_did(cache, qtbot):
     next one), and the tracker loads (it did not: `'list' object has no attribute 'get'`)."""
     from app.worker import TrackingWorker
     from app.worker_protocol import Configure, Message, TrackerInfo
+
     cache.mkdir(mode=0o700)
     (cache / "auto_engine.json").write_text("null")
     worker = TrackingWorker()

@@ -1,16 +1,25 @@
 """Target-selective channel ranking (trackers/run/channel_rank.py), on a search image whose answer is known."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from trackers.core.base import ChannelMaps, SearchRegion
-from trackers.run.channel_rank import (PEAK, TARGET, border_cells, border_peak_counts, interior_mask, rank_channels,
-                                   target_contrast, target_mask)
+from trackers.run.channel_rank import (
+    PEAK,
+    TARGET,
+    border_cells,
+    border_peak_counts,
+    interior_mask,
+    rank_channels,
+    target_contrast,
+    target_mask,
+)
 
 STRIDE = 8
-TARGET_BOX = (152.0, 56.0, 48.0, 48.0)      # x, y, w, h in the search image (multiples of the stride)
-PAD = 64                                      # the search crop ran off the frame: a black band on its left
+TARGET_BOX = (152.0, 56.0, 48.0, 48.0)  # x, y, w, h in the search image (multiples of the stride)
+PAD = 64  # the search crop ran off the frame: a black band on its left
 
 
 def _search_image() -> np.ndarray:
@@ -19,7 +28,7 @@ def _search_image() -> np.ndarray:
     rng = np.random.default_rng(0)
     img = np.clip(128 + rng.normal(0, 6, (256, 256, 3)), 0, 255).astype(np.float32)
     x, y, w, h = (int(v) for v in TARGET_BOX)
-    img[y:y + h, x:x + w] = (200, 30, 30)
+    img[y : y + h, x : x + w] = (200, 30, 30)
     img[:, :PAD] = 0
     return img
 
@@ -39,9 +48,9 @@ def _dw_xcorr() -> tuple[ChannelMaps, SearchRegion]:
     (channel c of the template against channel c of the search image), and where the map lies."""
     feats = _features(_search_image())
     x, y, w, h = (int(v) // STRIDE for v in TARGET_BOX)
-    template = feats[:, y:y + h, x:x + w]
+    template = feats[:, y : y + h, x : x + w]
     maps = np.stack([cv2.matchTemplate(feats[c], template[c], cv2.TM_CCORR) for c in range(len(feats))])
-    n = maps.shape[1]                    # 27: cell (i, j) = template centred at (j * 8 + 24, i * 8 + 24)
+    n = maps.shape[1]  # 27: cell (i, j) = template centred at (j * 8 + 24, i * 8 + 24)
     x0 = w * STRIDE / 2 - STRIDE / 2
     region = SearchRegion(0.0, 0.0, 256.0, (x0, x0, x0 + n * STRIDE, x0 + n * STRIDE))
     return ChannelMaps("stride8", "xcorr", maps.astype(np.float32)), region
@@ -57,9 +66,9 @@ def test_the_channel_built_to_fire_on_the_target_ranks_first_and_padding_does_no
     assert mask[56 // 8, 152 // 8] and mask.sum() == 49 and not mask[0].any()
 
     contrast = target_contrast(maps, mask)
-    assert contrast[0] > 0.4                              # concentrated on the target
+    assert contrast[0] > 0.4  # concentrated on the target
     assert abs(contrast[1]) < 0.2 and abs(contrast[2]) < 0.2
-    assert contrast[3] == 0.0                             # a dead channel is not selective
+    assert contrast[3] == 0.0  # a dead channel is not selective
 
     ranked = rank_channels([layer], 4, by=TARGET, box=TARGET_BOX, region=region)
     assert [r.key[2] for r in ranked][0] == 0
@@ -68,8 +77,7 @@ def test_the_channel_built_to_fire_on_the_target_ranks_first_and_padding_does_no
     by_peak = rank_channels([layer], 4, by=PEAK)
     assert by_peak[0].key == ("stride8", "xcorr", 1)
     # the top channel by the plain maximum peaks on the padding border; by target contrast it does not
-    assert border_peak_counts([layer], 1, TARGET_BOX, region) == {"target": 0, "peak": 1,
-                                                                  "max over the whole map": 1}
+    assert border_peak_counts([layer], 1, TARGET_BOX, region) == {"target": 0, "peak": 1, "max over the whole map": 1}
 
 
 def test_border_is_left_out_and_pins_come_first():

@@ -1,5 +1,6 @@
 """models/checkpoint.py: wrappings unwrap, unsafe pickles are refused without running them, and
 every bad file becomes one CheckpointError naming the file, the detected format and the keys."""
+
 import os
 import pickle
 import shutil
@@ -8,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_path
-
 from models.checkpoint import CheckpointError, load_checkpoint, read_state_dict, unwrap_state_dict
 from models.nanotrack import NanoTrack
+from tests.conftest import shared_path
 from trackers.core import registry
 from trackers.families.nanotrack import load_nanotrack
 
@@ -40,11 +40,13 @@ def test_real_checkpoint_with_numpy_epoch_loads(v2_state):
 def test_wrappings_load(tmp_path, v2_state, wrap):
     sd = dict(v2_state)
     prefixed = {"module." + k: v for k, v in sd.items()}
-    obj = {"plain": sd,
-           "state_dict": {"state_dict": sd, "epoch": 3},
-           "model": {"model": sd, "optimizer_name": "sgd"},
-           "module_prefix": prefixed,
-           "nested_module": {"state_dict": prefixed, "epoch": np.int64(7)}}[wrap]
+    obj = {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd, "optimizer_name": "sgd"},
+        "module_prefix": prefixed,
+        "nested_module": {"state_dict": prefixed, "epoch": np.int64(7)},
+    }[wrap]
     path = tmp_path / f"{wrap}.pth"
     torch.save(obj, path)
     net = NanoTrack("v2")

@@ -2,6 +2,7 @@
 
 Bad input must give exactly one line on stderr and a non-zero exit, never a traceback.
 """
+
 import os
 import re
 import subprocess
@@ -21,8 +22,14 @@ MIN_MEAN_IOU = 0.74
 
 def run_main(*args, timeout=240):
     env = dict(os.environ, OMP_NUM_THREADS="2", QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "main.py"), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def read_boxes(path):
@@ -44,6 +51,7 @@ class InProcess:
 
     def __init__(self, argv, capsys):
         from trackers.tools.cli import main
+
         self.returncode = main([str(a) for a in argv])
         captured = capsys.readouterr()
         self.stdout, self.stderr = captured.out, captured.err
@@ -76,8 +84,20 @@ def bag_gt():
 
 def test_track_video_with_outputs(tmp_path, v2_weights, bag_video, bag_gt):
     out, video_out = tmp_path / "bag.txt", tmp_path / "bag.mp4"
-    proc = run_main("track", bag_video, "--tracker", "nanotrack-v2", "--weights", v2_weights,
-                    "--box", BAG_BOX, "--out", out, "--video-out", video_out)
+    proc = run_main(
+        "track",
+        bag_video,
+        "--tracker",
+        "nanotrack-v2",
+        "--weights",
+        v2_weights,
+        "--box",
+        BAG_BOX,
+        "--out",
+        out,
+        "--video-out",
+        video_out,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert re.fullmatch(r"\d+\.\d fps", proc.stdout.strip().splitlines()[-1]), proc.stdout
@@ -98,8 +118,9 @@ def test_track_video_with_outputs(tmp_path, v2_weights, bag_video, bag_gt):
 def test_track_image_folder(tmp_path, v2_weights, bag_gt):
     img_dir = shared_path("bench", "bag", "img")
     out = tmp_path / "bag_img.txt"
-    proc = run_main("track", img_dir, "--tracker", "nanotrack-v2", "--weights", v2_weights,
-                    "--box", BAG_BOX, "--out", out)
+    proc = run_main(
+        "track", img_dir, "--tracker", "nanotrack-v2", "--weights", v2_weights, "--box", BAG_BOX, "--out", out
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"\d+\.\d fps", proc.stdout.strip().splitlines()[-1])
     boxes = read_boxes(out)
@@ -111,6 +132,7 @@ def test_damaged_frame_mid_folder_keeps_the_boxes_before_it(tmp_path, v2_weights
     """A damaged image in the middle of a sequence: one error line naming it, exit 2, and the
     boxes tracked up to it are in --out (nothing tracked is lost)."""
     import shutil
+
     img = tmp_path / "seq" / "img"
     img.mkdir(parents=True)
     src = sorted(os.listdir(shared_path("bench", "bag", "img")))[:12]
@@ -118,19 +140,33 @@ def test_damaged_frame_mid_folder_keeps_the_boxes_before_it(tmp_path, v2_weights
         shutil.copy(shared_path("bench", "bag", "img", name), img / f"{i + 1:04d}.jpg")
     (img / "0009.jpg").write_bytes(b"\xff\xd8 truncated")
     out = tmp_path / "partial.txt"
-    proc = InProcess(["track", tmp_path / "seq", "--tracker", "nanotrack-v2", "--weights", v2_weights,
-                      "--box", BAG_BOX, "--out", out], capsys)
+    proc = InProcess(
+        [
+            "track",
+            tmp_path / "seq",
+            "--tracker",
+            "nanotrack-v2",
+            "--weights",
+            v2_weights,
+            "--box",
+            BAG_BOX,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     line = assert_one_line_error(proc, "0009.jpg", "8 boxes", str(out))
     assert "after 8 frames" in line
     boxes = read_boxes(out)
     assert len(boxes) == 8
-    assert mean_iou(boxes, bag_gt[:8]) > 0.6   # the real boxes of a tracker that follows the bag
+    assert mean_iou(boxes, bag_gt[:8]) > 0.6  # the real boxes of a tracker that follows the bag
 
 
 def test_a_video_cut_short_by_a_full_disk_is_detected(tmp_path, bag_video):
     """VideoWriter.write() never reports a failed write; check_written_video reads the file back.
     A file truncated part-way (what a disk that fills up mid-export leaves) is refused."""
     from trackers.run.video_io import AtomicVideoWriter, check_written_video
+
     cap = cv2.VideoCapture(bag_video)
     frames = [cap.read()[1] for _ in range(10)]
     cap.release()
@@ -138,9 +174,9 @@ def test_a_video_cut_short_by_a_full_disk_is_detected(tmp_path, bag_video):
     writer = AtomicVideoWriter(path, 25.0, (frames[0].shape[1], frames[0].shape[0]))
     for f in frames:
         writer.write(f)
-    writer.finish()                                    # read back whole, then renamed into place
+    writer.finish()  # read back whole, then renamed into place
     assert os.listdir(tmp_path) == ["ten.avi"]
-    check_written_video(path, 10)                      # complete: no error
+    check_written_video(path, 10)  # complete: no error
     data = open(path, "rb").read()
     with open(path, "wb") as fh:
         fh.write(data[: len(data) // 2])
@@ -167,16 +203,16 @@ def test_error_missing_video(tmp_path, v2_weights):
 def test_error_unreadable_video(tmp_path, v2_weights, capsys):
     fake = tmp_path / "notes.avi"
     fake.write_text("this is a text file, not a video\n")
-    proc = InProcess(["track", fake, "--tracker", "nanotrack-v2", "--weights", v2_weights, "--box", BAG_BOX],
-                     capsys)
+    proc = InProcess(["track", fake, "--tracker", "nanotrack-v2", "--weights", v2_weights, "--box", BAG_BOX], capsys)
     assert_one_line_error(proc, str(fake))
 
 
-@pytest.mark.parametrize("box,fragment", [("600,500,50,50", "outside"), ("100,100,0,20", "empty"),
-                                          ("1,2,3", "four numbers"), ("a,b,c,d", "numbers")])
+@pytest.mark.parametrize(
+    "box,fragment",
+    [("600,500,50,50", "outside"), ("100,100,0,20", "empty"), ("1,2,3", "four numbers"), ("a,b,c,d", "numbers")],
+)
 def test_error_bad_box(v2_weights, bag_video, box, fragment, capsys):
-    proc = InProcess(["track", bag_video, "--tracker", "nanotrack-v2", "--weights", v2_weights, "--box", box],
-                     capsys)
+    proc = InProcess(["track", bag_video, "--tracker", "nanotrack-v2", "--weights", v2_weights, "--box", box], capsys)
     assert_one_line_error(proc, fragment)
 
 
@@ -206,19 +242,24 @@ def test_track_start_and_frames_range(tmp_path, bag_video, bag_gt, capsys):
     # CSRT follows the bag from there: the boxes match the ground truth of the same frames
     assert mean_iou(boxes[1:30], bag_gt[21:50]) > 0.5
     out2 = tmp_path / "range.txt"
-    proc = InProcess(["track", bag_video, "--tracker", "csrt", "--box", box, "--frames", "20:31", "--out", out2], capsys)
+    proc = InProcess(
+        ["track", bag_video, "--tracker", "csrt", "--box", box, "--frames", "20:31", "--out", out2], capsys
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_boxes(out2).shape == (11, 4)
-    np.testing.assert_allclose(read_boxes(out2), boxes[:11], atol=1e-3)    # same frames, same boxes
+    np.testing.assert_allclose(read_boxes(out2), boxes[:11], atol=1e-3)  # same frames, same boxes
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--start", "500"], "past the end"),
-    (["--start", "-3"], "--start must be"),
-    (["--frames", "20"], "--frames must be A:B"),
-    (["--frames", "20:21"], "B > A + 1"),
-    (["--start", "2", "--frames", "3:9"], "not both"),
-])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--start", "500"], "past the end"),
+        (["--start", "-3"], "--start must be"),
+        (["--frames", "20"], "--frames must be A:B"),
+        (["--frames", "20:21"], "B > A + 1"),
+        (["--start", "2", "--frames", "3:9"], "not both"),
+    ],
+)
 def test_error_bad_frame_range(bag_video, extra, fragment, capsys):
     proc = InProcess(["track", bag_video, "--tracker", "csrt", "--box", BAG_BOX, *extra], capsys)
     assert_one_line_error(proc, fragment)

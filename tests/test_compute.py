@@ -1,5 +1,6 @@
 """The compute policy (trackers/core/compute.py): decided once, applied to torch, ONNX Runtime and
 OpenCV, overridable from the CLI, printed by bench and recorded in exports."""
+
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ def test_decide_leaves_a_core_free_and_keeps_one_for_the_gui():
     assert "1 core kept for the GUI, 1 left to the rest of the machine" in gui.summary()
     two = compute.decide(cores=2), compute.decide(cores=2, gui=True)
     assert [p.threads for p in two] == [1, 1] and two[1].gui_reserved_cores == 0
-    assert compute.decide(cores=1).threads == 1 and compute.decide(cores=1, gui=True).threads == 1   # never zero
+    assert compute.decide(cores=1).threads == 1 and compute.decide(cores=1, gui=True).threads == 1  # never zero
     chosen = compute.decide(2, cores=4, gui=True)
     assert chosen.threads == 2 and chosen.source == "preference" and chosen.gui_reserved_cores == 0
     cli = compute.decide(1, cores=2)
@@ -53,6 +54,7 @@ def test_apply_sets_torch_and_opencv(restore_threads):
 def test_onnx_sessions_follow_the_policy(restore_threads):
     pytest.importorskip("onnxruntime")
     from trackers.core import registry
+
     policy = compute.apply(compute.decide(1, cores=2))
     opts = compute.ort_session_options()
     assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
@@ -63,12 +65,14 @@ def test_onnx_sessions_follow_the_policy(restore_threads):
     assert got.intra_op_num_threads == policy.ort_intra_op_threads == 1
     assert got.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert tracker.onnx_engine.session.get_providers()[0] == (
-        "CUDAExecutionProvider" if "CUDAExecutionProvider" in compute.ort_providers() else "CPUExecutionProvider")
+        "CUDAExecutionProvider" if "CUDAExecutionProvider" in compute.ort_providers() else "CPUExecutionProvider"
+    )
 
 
 def test_cuda_provider_only_with_a_gpu():
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
+
     providers = compute.ort_providers()
     assert providers[-1] == "CPUExecutionProvider"
     has_gpu = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
@@ -77,11 +81,13 @@ def test_cuda_provider_only_with_a_gpu():
 
 def test_main_sets_the_openmp_wait_policy_before_torch_loads():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    code = ("import sys, os; sys.path.insert(0, '.'); import main; "
-            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    code = (
+        "import sys, os; sys.path.insert(0, '.'); import main; "
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["PASSIVE", "False"]
-    env["OMP_WAIT_POLICY"] = "ACTIVE"          # the user's own setting wins
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's own setting wins
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "ACTIVE"
 
@@ -89,14 +95,29 @@ def test_main_sets_the_openmp_wait_policy_before_torch_loads():
 def test_track_threads_and_engine_applied(restore_threads, tmp_path, capsys):
     from trackers.tools import cli
     from trackers.tools.bench import read_frames
+
     frames = read_frames(shared_path("data", "videos", "bag.avi"), 4)
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:04d}.png"), f)
     out = tmp_path / "boxes.txt"
-    rc = cli.main(["track", str(folder), "--tracker", "siamscope-effnet", "--box", "292.23,128.36,145.96,132.47",
-                   "--threads", "1", "--engine", "torch", "--out", str(out)])
+    rc = cli.main(
+        [
+            "track",
+            str(folder),
+            "--tracker",
+            "siamscope-effnet",
+            "--box",
+            "292.23,128.36,145.96,132.47",
+            "--threads",
+            "1",
+            "--engine",
+            "torch",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1 and compute.current().threads == 1
     assert "siamscope-effnet (torch)" in capsys.readouterr().out
@@ -107,8 +128,25 @@ def test_track_threads_and_engine_applied(restore_threads, tmp_path, capsys):
 
 def test_bench_prints_the_policy():
     shared_path("models", "nanotrack", "nanotrackv2_backbone_sim.onnx")
-    out = subprocess.run([sys.executable, "main.py", "bench", "--frames", "3", "--rounds", "1", "--no-pysot",
-                          "--threads", "1", "--engine", "onnxruntime"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "bench",
+            "--frames",
+            "3",
+            "--rounds",
+            "1",
+            "--no-pysot",
+            "--threads",
+            "1",
+            "--engine",
+            "onnxruntime",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()[0]
     assert first.startswith("compute policy (--threads): ") and "1 compute threads" in first
@@ -119,6 +157,7 @@ def test_bench_prints_the_policy():
 def test_results_export_records_the_policy(tmp_path):
     from trackers.core.base import TrackResult
     from trackers.run.results import RunRecord, export_results
+
     policy = compute.decide(1, cores=2)
     run = RunRecord(tracker="nanotrack-v2", source="bag.avi", compute=dict(policy.describe(), engine="onnxruntime"))
     run.add_init(0, (1, 2, 3, 4))

@@ -1,4 +1,5 @@
 """The shared parts every tracker is made of: box checks, crops, decode grids, sources, results files."""
+
 import json
 import os
 
@@ -25,14 +26,22 @@ def _padded_reference_crop(im, pos, model_sz, original_sz, avg):
     rp, bp = int(max(0, xmax - W + 1)), int(max(0, ymax - H + 1))
     big = np.zeros((H + tp + bp, W + lp + rp, 3), np.uint8)
     big[:] = avg
-    big[tp:tp + H, lp:lp + W] = im
-    patch = big[int(ymin + tp):int(ymax + tp + 1), int(xmin + lp):int(xmax + lp + 1)]
+    big[tp : tp + H, lp : lp + W] = im
+    patch = big[int(ymin + tp) : int(ymax + tp + 1), int(xmin + lp) : int(xmax + lp + 1)]
     return cv2.resize(patch, (model_sz, model_sz)) if model_sz != original_sz else patch
 
 
-@pytest.mark.parametrize("pos,sz", [((240.3, 180.7), 200), ((10.0, 5.5), 301), ((470.0, 350.0), 127),
-                                    ((-50.0, 20.0), 255), ((240.0, 180.0), 900),
-                                    ((-400.0, 20.0), 255)])
+@pytest.mark.parametrize(
+    "pos,sz",
+    [
+        ((240.3, 180.7), 200),
+        ((10.0, 5.5), 301),
+        ((470.0, 350.0), 127),
+        ((-50.0, 20.0), 255),
+        ((240.0, 180.0), 900),
+        ((-400.0, 20.0), 255),
+    ],
+)
 def test_crop_equals_full_frame_padding(pos, sz):
     im = cv2.imread(shared_path("data", "images", "baboon.jpg"))
     im = cv2.resize(im, (480, 360))
@@ -80,9 +89,17 @@ def test_penalty_is_one_for_unchanged_size_and_smaller_for_changes():
     assert bigger[0] < 1 and squashed[0] < 1
 
 
-@pytest.mark.parametrize("box,msg", [((10, 10, 0, 20), "empty"), ((10, 10, 20, -3), "empty"),
-                                     ((500, 10, 20, 20), "outside"), ((-30, 10, 20, 20), "outside"),
-                                     ((1, 2, 3), "four numbers"), ((1, 2, float("nan"), 4), "non-finite")])
+@pytest.mark.parametrize(
+    "box,msg",
+    [
+        ((10, 10, 0, 20), "empty"),
+        ((10, 10, 20, -3), "empty"),
+        ((500, 10, 20, 20), "outside"),
+        ((-30, 10, 20, 20), "outside"),
+        ((1, 2, 3), "four numbers"),
+        ((1, 2, float("nan"), 4), "non-finite"),
+    ],
+)
 def test_bad_boxes_are_refused_with_a_message(box, msg):
     with pytest.raises(BoxError, match=msg):
         validate_box(box, (360, 480, 3))
@@ -150,17 +167,24 @@ def test_slim_bounds_what_a_run_keeps_per_frame():
     64x64, a frame-sized float mask is packed (a few kB) and unpacks to the tracker's own cut,
     intermediate arrays in `extra` are dropped."""
     from trackers.run.results import KEPT_SCORE_MAP_SIDE, slim, with_mask
+
     yy, xx = np.mgrid[0:272, 0:272]
     score = np.exp(-((xx - 150) ** 2 + (yy - 120) ** 2) / 800.0).astype(np.float32)
     mask = np.zeros((576, 768), np.float32)
     mask[100:300, 200:420] = 0.6
-    mask[150:160, 250:260] = 0.1                     # under the tracker's 0.15 cut: not kept
-    result = TrackResult(box=(1, 2, 3, 4), score=0.5, score_map=score, mask=mask, mask_threshold=0.15,
-                         extra={"mask_crop": np.ones((127, 127), np.float32), "peak": 3})
+    mask[150:160, 250:260] = 0.1  # under the tracker's 0.15 cut: not kept
+    result = TrackResult(
+        box=(1, 2, 3, 4),
+        score=0.5,
+        score_map=score,
+        mask=mask,
+        mask_threshold=0.15,
+        extra={"mask_crop": np.ones((127, 127), np.float32), "peak": 3},
+    )
     kept, packed = slim(result)
     assert kept.score_map.shape == (KEPT_SCORE_MAP_SIDE, KEPT_SCORE_MAP_SIDE)
     r, c = np.unravel_index(np.argmax(kept.score_map), kept.score_map.shape)
-    assert abs(c * 272 / 64 - 150) < 8 and abs(r * 272 / 64 - 120) < 8      # the peak stays where it was
+    assert abs(c * 272 / 64 - 150) < 8 and abs(r * 272 / 64 - 120) < 8  # the peak stays where it was
     assert kept.mask is None and kept.extra == {"peak": 3}
     assert packed.nbytes < 2000 < mask.nbytes
     np.testing.assert_array_equal(with_mask(kept, packed).mask, mask > 0.15)

@@ -5,6 +5,7 @@ Tolerances (README_classic.md, "Self-tolerance"): network arrays within 1e-5 of 
 |value|; choices exact; states to 1e-3 px. Crops are uint8 and compared exactly. The softmax
 score differs by 1 ulp between implementations (6e-8); pscore/penalty are compared to 1e-6.
 """
+
 import json
 
 import cv2
@@ -89,8 +90,16 @@ def test_seeded_weights(fx):
 def test_hyper_parameters(fx):
     p = default_params(_variant(fx.manifest["id"]))
     used = fx.manifest["hyper_parameters_used"]
-    for k in ("lr", "window_influence", "penalty_k", "instance_size", "exemplar_size", "context_amount",
-              "total_stride", "adaptive"):
+    for k in (
+        "lr",
+        "window_influence",
+        "penalty_k",
+        "instance_size",
+        "exemplar_size",
+        "context_amount",
+        "total_stride",
+        "adaptive",
+    ):
         assert getattr(p, k) == used[k], k
 
 
@@ -198,8 +207,9 @@ def test_released_format_loads(tmp_path):
     with pytest.raises(CheckpointError, match="conv_cls2.bias"):
         registry.build("dasiamrpn-vot", weights=str(path))
     with pytest.raises(CheckpointError, match=r"conv_r1.weight \(10240, 512, 3, 3\) vs model"):
-        torch.save({**legacy, "conv_cls2.bias": torch.zeros(256),
-                    "conv_r1.weight": torch.zeros(10240, 512, 3, 3)}, path)
+        torch.save(
+            {**legacy, "conv_cls2.bias": torch.zeros(256), "conv_r1.weight": torch.zeros(10240, 512, 3, 3)}, path
+        )
         registry.build("dasiamrpn-vot", weights=str(path))
     names = {s.name: s for s in registry.all_trackers()}
     assert {"dasiamrpn-big", "dasiamrpn-vot", "dasiamrpn-otb"} <= set(names)
@@ -207,6 +217,7 @@ def test_released_format_loads(tmp_path):
 
 
 # -- the distractor-aware part on a constructed case ----------------------------------------------
+
 
 class ScriptedNet(torch.nn.Module):
     """Stands in for the network with chosen outputs, so the distractor logic is tested on its own.
@@ -240,7 +251,7 @@ class ScriptedNet(torch.nn.Module):
             cls[0, 5 + 2, c + dr, c + dc] = v
         feat = torch.randn(1, self.C, S + 3, S + 3, generator=torch.Generator().manual_seed(len(self.calls))) * 0.1
         for (dr, dc), pid in feats.items():
-            feat[0, :, c + dr:c + dr + 4, c + dc:c + dc + 4] = self.patterns[pid]
+            feat[0, :, c + dr : c + dr + 4, c + dc : c + dc + 4] = self.patterns[pid]
         return {"cls": cls, "loc": torch.zeros(1, 20, S, S), "cls_feature": feat}
 
 
@@ -268,11 +279,11 @@ def _run(script, distractor_aware, frames_n):
 # target cell (0, 0); copy 6 cells right (= 48 crop px; 64-px boxes overlap with IoU < 0.2)
 A, B = (0, 0), (0, 6)
 SCRIPT = [
-    ({A: 4.0, B: 4.0}, {A: 0, B: 1}),     # both look like the target: B becomes a distractor
-    ({A: -0.4, B: 4.6}, {A: 0, B: 1}),    # the copy now scores higher than the (fading) target
-    ({A: -5.0}, {A: 0}),                  # nothing: lost
-    ({A: -5.0}, {A: 0}),                  # still nothing: re-detecting with a larger region
-    ({A: 3.0}, {A: 0}),                   # found again
+    ({A: 4.0, B: 4.0}, {A: 0, B: 1}),  # both look like the target: B becomes a distractor
+    ({A: -0.4, B: 4.6}, {A: 0, B: 1}),  # the copy now scores higher than the (fading) target
+    ({A: -5.0}, {A: 0}),  # nothing: lost
+    ({A: -5.0}, {A: 0}),  # still nothing: re-detecting with a larger region
+    ({A: 3.0}, {A: 0}),  # found again
     ({A: 3.0}, {A: 0}),
 ]
 
@@ -302,8 +313,14 @@ def test_distractor_control_without_memory():
 def test_long_term_search_grows_and_shrinks():
     trk, net, res = _run(SCRIPT, True, 6)
     states = [r.state for r in res]
-    assert states == [TrackingState.TRACKING, TrackingState.TRACKING, TrackingState.LOST,
-                      TrackingState.REDETECTING, TrackingState.TRACKING, TrackingState.TRACKING]
+    assert states == [
+        TrackingState.TRACKING,
+        TrackingState.TRACKING,
+        TrackingState.LOST,
+        TrackingState.REDETECTING,
+        TrackingState.TRACKING,
+        TrackingState.TRACKING,
+    ]
     # the crop grows by search_step per lost frame and returns to 271 once found
     assert net.calls == [271, 271, 271, 335, 399, 271]
     # while lost the state is kept, not moved to a poor candidate

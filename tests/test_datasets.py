@@ -1,6 +1,7 @@
 """Dataset layouts as they ship, built in tmp_path from the real ../shared/bench sequences (the
 images linked, the annotation files written as each dataset writes them), and results written in
 the toolkits' layouts, resumed, never half-written."""
+
 import json
 import os
 
@@ -8,13 +9,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
+from trackers.run.results import read_boxes
 from trackers.tools import datasets as D
 from trackers.tools import eval_results as R
 from trackers.tools.cli import main
 from trackers.tools.evaluate import EvalError
-from trackers.run.results import read_boxes
 
-N = 12   # frames per sample sequence: enough for 2-digit frame numbers (TrackingNet's sort)
+N = 12  # frames per sample sequence: enough for 2-digit frame numbers (TrackingNet's sort)
 
 
 def _bench(name):
@@ -43,10 +44,10 @@ def test_otb_separators_and_two_targets(tmp_path):
     bag_frames, bag_gt = _bench("bag")
     cup_frames, cup_gt = _bench("cup")
     _link_frames(bag_frames, tmp_path / "Bag" / "img", "%04d.jpg")
-    _write_rows(tmp_path / "Bag" / "groundtruth_rect.txt", bag_gt, "\t")       # tabs
+    _write_rows(tmp_path / "Bag" / "groundtruth_rect.txt", bag_gt, "\t")  # tabs
     _link_frames(cup_frames, tmp_path / "Cup" / "img", "%04d.jpg")
-    _write_rows(tmp_path / "Cup" / "groundtruth_rect.txt", cup_gt, " ")        # spaces
-    _link_frames(bag_frames, tmp_path / "Jogging" / "img", "%04d.jpg")        # two targets, as OTB's Jogging
+    _write_rows(tmp_path / "Cup" / "groundtruth_rect.txt", cup_gt, " ")  # spaces
+    _link_frames(bag_frames, tmp_path / "Jogging" / "img", "%04d.jpg")  # two targets, as OTB's Jogging
     _write_rows(tmp_path / "Jogging" / "groundtruth_rect.1.txt", bag_gt, ",")
     _write_rows(tmp_path / "Jogging" / "groundtruth_rect.2.txt", bag_gt + 5, ",")
     seqs = D.load_dataset(str(tmp_path))
@@ -77,7 +78,7 @@ def _got10k(root, names, absent_at=(), covered_at=(), test_split=False):
 def test_got10k_list_order_absence_and_cover(tmp_path):
     _got10k(str(tmp_path), ["cup", "bag"], absent_at=(3, 4), covered_at=(7,))
     seqs = D.load_dataset(str(tmp_path))
-    assert [s.name for s in seqs] == ["cup", "bag"]            # list.txt's order, not sorted
+    assert [s.name for s in seqs] == ["cup", "bag"]  # list.txt's order, not sorted
     s = seqs[0]
     assert s.layout == "got10k" and s.scored
     assert s.absent.tolist() == [i in (3, 4, 7) for i in range(N)]
@@ -111,11 +112,11 @@ def test_lasot_class_folders_with_occlusion_and_out_of_view(tmp_path):
 def test_trackingnet_chunks_and_numeric_frame_order(tmp_path):
     for chunk, name in (("TRAIN_0", "bag"), ("TEST", "cup")):
         frames, gt = _bench(name)
-        _link_frames(frames, tmp_path / chunk / "frames" / name, "%d.jpg")    # 0.jpg ... 11.jpg
+        _link_frames(frames, tmp_path / chunk / "frames" / name, "%d.jpg")  # 0.jpg ... 11.jpg
         os.makedirs(tmp_path / chunk / "anno")
         _write_rows(tmp_path / chunk / "anno" / f"{name}.txt", gt[:1] if chunk == "TEST" else gt)
     seqs = D.load_dataset(str(tmp_path))
-    assert [s.name for s in seqs] == ["cup", "bag"]   # chunks in name order: TEST, TRAIN_0
+    assert [s.name for s in seqs] == ["cup", "bag"]  # chunks in name order: TEST, TRAIN_0
     bag = seqs[1]
     assert bag.layout == "trackingnet" and bag.scored and not seqs[0].scored
     # 10.jpg after 9.jpg, not after 1.jpg
@@ -131,7 +132,7 @@ def test_vot_sequence_file_polygons_and_rectangles(tmp_path):
         frames, gt = _bench(name)
         d = tmp_path / name
         _link_frames(frames, d / "color", "%08d.jpg")
-        for i in range(N):   # VOT numbers from 1
+        for i in range(N):  # VOT numbers from 1
             os.rename(d / "color" / f"{N - 1 - i:08d}.jpg", d / "color" / f"{N - i:08d}.jpg")
         (d / "sequence").write_text(f"channels.color=color/%08d.jpg\nformat=default\nfps=30\nname={name}\n")
         _write_rows(d / "groundtruth.txt", poly if name == "bag" else gt)
@@ -156,9 +157,15 @@ def test_pysot_json_with_polygons_and_absent(tmp_path):
     _link_frames(frames, tmp_path / "bag" / "img", "%04d.jpg")
     poly = np.loadtxt(os.path.join(shared_path("bench", "bag"), "groundtruth_poly.txt"), delimiter=",")[:N]
     visible = [0 if i == 4 else 1 for i in range(N)]
-    data = {"bag": {"video_dir": "bag", "init_rect": poly[0].tolist(),
-                    "img_names": [f"bag/img/{i:04d}.jpg" for i in range(N)],
-                    "gt_rect": poly.tolist(), "absent": visible}}
+    data = {
+        "bag": {
+            "video_dir": "bag",
+            "init_rect": poly[0].tolist(),
+            "img_names": [f"bag/img/{i:04d}.jpg" for i in range(N)],
+            "gt_rect": poly.tolist(),
+            "absent": visible,
+        }
+    }
     (tmp_path / "VOT2018.json").write_text(json.dumps(data))
     (s,) = D.load_dataset(str(tmp_path / "VOT2018.json"))
     assert s.name == "bag" and s.layout == "pysot-json"
@@ -192,7 +199,7 @@ def test_eval_on_got10k_writes_got10k_layout_and_resumes(tmp_path, capsys):
     times = np.loadtxt(res / "csrt" / "bag" / "bag_time.txt")
     assert times.shape == (N,) and (times > 0).all()
     assert not [p for p in res.rglob("*") if p.name.endswith(".part")]
-    first_table = out[out.index("sequence"):out.index("jobs (")]
+    first_table = out[out.index("sequence") : out.index("jobs (")]
 
     # a finished pair is read back, not run: its file is not rewritten
     stamp = box_file.stat().st_mtime_ns
@@ -203,7 +210,7 @@ def test_eval_on_got10k_writes_got10k_layout_and_resumes(tmp_path, capsys):
     assert (res / "csrt" / "cup" / "cup_001.txt").is_file()
     # same scores from read-back results as from the run (the fps column aside)
     strip = lambda t: [l.rsplit(maxsplit=1)[0] for l in t.splitlines() if l.startswith(("bag", "cup"))]  # noqa: E731
-    assert strip(out[out.index("sequence"):out.index("jobs (")]) == strip(first_table)
+    assert strip(out[out.index("sequence") : out.index("jobs (")]) == strip(first_table)
 
 
 def test_published_raw_results_are_scored_beside_ours(tmp_path, capsys):
@@ -212,39 +219,87 @@ def test_published_raw_results_are_scored_beside_ours(tmp_path, capsys):
     bag = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(bag, "groundtruth.txt"))
     from trackers.run.results import write_otb
+
     os.makedirs(tmp_path / "published" / "SiamFoo")
     write_otb(str(tmp_path / "published" / "SiamFoo" / "bag.txt"), gt[:N] + 2.0)
-    assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--quiet", "--threads", "1",
-                 "--compare", str(tmp_path / "published" / "SiamFoo")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                bag,
+                "--trackers",
+                "csrt",
+                "--max-frames",
+                str(N),
+                "--quiet",
+                "--threads",
+                "1",
+                "--compare",
+                str(tmp_path / "published" / "SiamFoo"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "SiamFoo" in out
     from trackers.run.metrics import score_sequence
+
     expected = score_sequence(gt[:N] + 2.0, gt[:N])
-    cells = out.split("\nbag")[1].split("\n")[0].split("|")[2].split()   # the second tracker's cells
+    cells = out.split("\nbag")[1].split("\n")[0].split("|")[2].split()  # the second tracker's cells
     auc, p20, _, fps = cells
     assert float(auc) == pytest.approx(expected.auc, abs=5e-4) and 0.5 < expected.auc < 0.952
     assert float(p20) == pytest.approx(expected.precision, abs=5e-4)
-    assert fps == "0.0"   # no _time.txt: no speed to report
+    assert fps == "0.0"  # no _time.txt: no speed to report
     # the same boxes as a finished result of a tracker we run (its first line the init box, as
     # every result of ours starts): read back, not run again
     os.makedirs(tmp_path / "res" / "csrt")
     ours = gt[:N] + 2.0
     ours[0] = gt[0]
     write_otb(str(tmp_path / "res" / "csrt" / "bag.txt"), ours)
-    assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--results", str(tmp_path / "res"),
-                 "--quiet"]) == 0
+    assert (
+        main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--results", str(tmp_path / "res"), "--quiet"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "1 jobs (1 read back)" in out and f"{score_sequence(ours, gt[:N]).auc:.3f}" in out.split("\nbag")[1]
     # a published folder that lacks a sequence: one clear line
-    assert main(["eval", shared_path("bench"), "--trackers", "csrt", "--max-frames", "3", "--quiet",
-                 "--compare", str(tmp_path / "published" / "SiamFoo")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                shared_path("bench"),
+                "--trackers",
+                "csrt",
+                "--max-frames",
+                "3",
+                "--quiet",
+                "--compare",
+                str(tmp_path / "published" / "SiamFoo"),
+            ]
+        )
+        == 2
+    )
     assert "no result with 3 boxes for sequence 'bag'" in capsys.readouterr().err
 
 
 def test_got10k_test_split_eval_writes_but_does_not_score(tmp_path, capsys):
     _got10k(str(tmp_path / "test"), ["bag"], test_split=True)
-    assert main(["eval", str(tmp_path / "test"), "--trackers", "csrt", "--results", str(tmp_path / "res"),
-                 "--quiet", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "test"),
+                "--trackers",
+                "csrt",
+                "--results",
+                str(tmp_path / "res"),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "first frame only" in out and "overall" not in out
     assert read_boxes(str(tmp_path / "res" / "csrt" / "bag" / "bag_001.txt")).shape == (N, 4)

@@ -2,6 +2,7 @@
 provider), and the CUDA paths themselves (fp32 / fp16 parity, ONNX export from a CUDA module,
 ORT's CUDA provider), which skip, saying why, on a machine without a GPU. .ci/gpu-check runs this
 file on the GPU machine."""
+
 import subprocess
 import sys
 
@@ -9,31 +10,42 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, box_iou, shared_path
 from models.device import DeviceError, check_device, check_precision, ort_providers, ort_session
+from tests.conftest import ROOT, box_iou, shared_path
 
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
 
 def bag_frames(n):
     from trackers.tools.bench import read_frames
+
     return read_frames(shared_path("data", "videos", "bag.avi"), n)
 
 
 def nanotrack_v2(device="cpu", engine="torch"):
     from trackers.families.nanotrack import build
+
     return build("nanotrack-v2", shared_path("models", "nanotrack", "nanotrackv2.pth"), device, engine=engine)
 
 
 def tiny_onnx() -> bytes:
     import io
+
     buf = io.BytesIO()
-    torch.onnx.export(torch.nn.Conv2d(3, 4, 3).eval(), torch.zeros(1, 3, 8, 8), buf, dynamo=False,
-                      input_names=["x"], output_names=["y"], opset_version=17)
+    torch.onnx.export(
+        torch.nn.Conv2d(3, 4, 3).eval(),
+        torch.zeros(1, 3, 8, 8),
+        buf,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        opset_version=17,
+    )
     return buf.getvalue()
 
 
 # -- checks that hold on any machine --------------------------------------------------------------
+
 
 def test_unknown_device_is_one_clear_error():
     with pytest.raises(DeviceError, match="use cpu or cuda"):
@@ -55,7 +67,8 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs():
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         nanotrack_v2("cuda")
     from trackers.core import registry
-    for name in ("effnet-siamfc-floor", "siamscope-effnet"):   # the EfficientNet trunk's own path
+
+    for name in ("effnet-siamfc-floor", "siamscope-effnet"):  # the EfficientNet trunk's own path
         with pytest.raises(DeviceError, match="no CUDA GPU"):
             registry.build(name, None, "cuda")
 
@@ -70,6 +83,7 @@ def test_fp16_is_refused_on_the_cpu_and_by_trackers_without_it():
         tracker.set_precision("fp16")
     assert tracker.precision == "fp32" and tracker.dtype == torch.float32
     from trackers.families.opencv_trackers import CSRTTracker
+
     with pytest.raises(DeviceError, match="no fp16 path"):
         CSRTTracker().set_precision("fp16")
 
@@ -78,9 +92,26 @@ def test_cli_track_on_a_missing_device_fails_in_one_line_and_writes_nothing(tmp_
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU: the refusal cannot be shown here")
     out = tmp_path / "boxes.txt"
-    p = subprocess.run([sys.executable, "main.py", "track", shared_path("data", "videos", "bag.avi"),
-                        "--tracker", "siamfc", "--box", "292,128,145,132", "--device", "cuda", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "track",
+            shared_path("data", "videos", "bag.avi"),
+            "--tracker",
+            "siamfc",
+            "--box",
+            "292,128,145,132",
+            "--device",
+            "cuda",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "sees no CUDA GPU" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and not out.exists()
@@ -93,6 +124,7 @@ def test_ort_cpu_provider_is_what_a_cpu_session_gets():
     # a CPU tracker's ONNX session takes the compute policy's providers: the CUDA one only where
     # a GPU is present (README, Install), the CPU one otherwise
     from trackers.core import compute
+
     expected = compute.ort_providers()
     assert tracker.engine_name == "onnxruntime"
     assert tracker.onnx_engine.session.get_providers() == expected
@@ -119,8 +151,9 @@ def test_ort_cuda_provider_absent_or_unusable_is_said_not_hidden():
 
 def test_non_finite_half_precision_outputs_are_refused():
     from models.device import check_finite
+
     tracker = nanotrack_v2()
-    tracker.precision = "fp16"          # as set_precision leaves it on CUDA
+    tracker.precision = "fp16"  # as set_precision leaves it on CUDA
     check_finite(tracker, np.zeros(4, np.float32))
     with pytest.raises(DeviceError, match="overflow half precision.*fp32"):
         check_finite(tracker, np.zeros(4, np.float32), np.array([1.0, np.inf], np.float32))
@@ -133,14 +166,15 @@ def test_nanotrack_engine_follows_its_device():
     frames = bag_frames(3)
     tracker.init(frames[0], BAG_BOX)
     assert tracker._usable_engine() is tracker.onnx_engine and tracker.engine_name == "onnxruntime"
-    tracker.precision = "fp16"          # as set_precision leaves it (set on CUDA only)
+    tracker.precision = "fp16"  # as set_precision leaves it (set on CUDA only)
     assert tracker._usable_engine() is None and tracker.engine_name == "torch"
     tracker.precision = "fp32"
-    tracker.device = torch.device("cuda")   # as to("cuda") leaves it, without needing a GPU here
+    tracker.device = torch.device("cuda")  # as to("cuda") leaves it, without needing a GPU here
     assert (tracker._usable_engine() is None) == (tracker.onnx_engine.device_type != "cuda")
 
 
 # -- CUDA ------------------------------------------------------------------------------------------
+
 
 def _run(tracker, frames):
     tracker.init(frames[0], BAG_BOX)
@@ -153,14 +187,18 @@ def test_cuda_fp32_follows_the_cpu_and_fp16_stays_close(cuda):
     on the target: mean IoU against fp32 above 0.9 over 40 frames (measured on an H100: 0.95 over
     60, the smallest 0.72 where the half-precision state drifts a few pixels on the bag's fast turn).
     Seeded random weights are no test of fp16: their activations overflow it (check_finite)."""
-    from trackers.run.fixtures import seeded_checkpoint
     from trackers.core import registry
+    from trackers.run.fixtures import seeded_checkpoint
+
     frames = bag_frames(41)
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         alex = seeded_checkpoint(shared_path("fixtures", "pysot_siamrpn_alex_dwxcorr"), tmp)
-        builds = {"nanotrack-v2": lambda d: nanotrack_v2(d, "torch"),
-                  "siamrpn-alex": lambda d: registry.build("siamrpn-alex", alex, d)}
+        builds = {
+            "nanotrack-v2": lambda d: nanotrack_v2(d, "torch"),
+            "siamrpn-alex": lambda d: registry.build("siamrpn-alex", alex, d),
+        }
         for name, build in builds.items():
             cpu = _run(build("cpu"), frames)
             gpu = _run(build(cuda), frames)
@@ -195,6 +233,7 @@ def test_onnx_export_from_a_cuda_module(cuda):
     """The ORT engine exported from a network that already lives on the GPU (example inputs made
     where its weights are) gives the torch module's outputs."""
     from trackers.core.engines import OnnxEngine
+
     tracker = nanotrack_v2(cuda)
     frames = bag_frames(2)
     tracker.init(frames[0], BAG_BOX)
@@ -228,6 +267,7 @@ def test_cached_template_follows_the_network_dtype():
     moves with it: a float64 network after init tracks on a float64 template (the same path an
     fp16 switch or a device move takes)."""
     from models.device import move_cached_tensors
+
     tracker = nanotrack_v2("cpu", "torch")
     frames = bag_frames(3)
     tracker.init(frames[0], BAG_BOX)

@@ -1,13 +1,21 @@
 """The README is a front door (issue 23): short, with CI's exact install and test commands, and
 links that lead somewhere; the rest lives in docs/."""
+
 import os
 import re
 
 from tests.conftest import ROOT
 
 #: pages the other engineers of this round write; linked from the README before they land
-PAGES_OF_OTHERS = {"docs/data-safety-paths.md", "docs/data-safety-cache.md", "docs/eval-protocols.md",
-                   "docs/validation.md", "docs/plugins.md", "docs/multi-target.md", "docs/app-guide.md"}
+PAGES_OF_OTHERS = {
+    "docs/data-safety-paths.md",
+    "docs/data-safety-cache.md",
+    "docs/eval-protocols.md",
+    "docs/validation.md",
+    "docs/plugins.md",
+    "docs/multi-target.md",
+    "docs/app-guide.md",
+}
 
 
 def _read(*parts) -> str:
@@ -16,8 +24,7 @@ def _read(*parts) -> str:
 
 
 def _ci_commands() -> list[str]:
-    return [line.strip() for line in _read(".ci", "run").splitlines()
-            if line.strip().startswith("python3 -m ")]
+    return [line.strip() for line in _read(".ci", "run").splitlines() if line.strip().startswith("python3 -m ")]
 
 
 def test_readme_is_short_and_runs_what_ci_runs():
@@ -32,8 +39,9 @@ def test_readme_is_short_and_runs_what_ci_runs():
 
 
 def test_links_in_readme_and_docs_lead_somewhere():
-    pages = ["README.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
-                             if f.endswith(".md")]
+    pages = ["README.md"] + [
+        os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs"))) if f.endswith(".md")
+    ]
     broken = []
     for page in pages:
         for target in re.findall(r"\]\(([^)#\s]+)", _read(page)):

@@ -17,6 +17,7 @@ Tolerances (written down here, the issue asks for them):
   by the engine beside the main network): the features to NET_RTOL / NET_ATOL as above, the cosines
   computed from them within COSINE_ATOL (measured ~1e-7).
 """
+
 import os
 
 import numpy as np
@@ -35,9 +36,22 @@ BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
 # trackers whose network is ours (OpenCV's trackers have no engine choice)
 NETWORK_TRACKERS = [
-    "siamscope-default", "siamscope-effnet", "nanotrack-v2", "siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50",
-    "siamrpnpp-r50-lt", "siammask-r50", "siamfc", "siamfc-res22", "siamfc-incep22", "siamfc-next22",
-    "siamrpn-res22", "dasiamrpn-big", "dasiamrpn-vot", "siamattn",
+    "siamscope-default",
+    "siamscope-effnet",
+    "nanotrack-v2",
+    "siamrpn-alex",
+    "siamrpnpp-mobilev2",
+    "siamrpnpp-r50",
+    "siamrpnpp-r50-lt",
+    "siammask-r50",
+    "siamfc",
+    "siamfc-res22",
+    "siamfc-incep22",
+    "siamfc-next22",
+    "siamrpn-res22",
+    "dasiamrpn-big",
+    "dasiamrpn-vot",
+    "siamattn",
 ]
 
 _frames = []
@@ -46,6 +60,7 @@ _frames = []
 def bag_frames():
     if not _frames:
         from trackers.tools.bench import read_frames
+
         _frames.extend(read_frames(shared_path("data", "videos", "bag.avi"), OPEN_LOOP_FRAMES + 1))
     return _frames
 
@@ -54,14 +69,16 @@ def build(name, engine, tmp_path_factory):
     from trackers.core import registry
     from trackers.run.fixtures import SEEDED_FIXTURE
     from trackers.tools import bench_timing as bench
+
     spec = registry.get(name)
     if name in SEEDED_FIXTURE:
         shared_path("fixtures", SEEDED_FIXTURE[name], "manifest.json")
-    if spec.weights_file.startswith("nanotrack"):      # nanotrack-v*, and the default (NanoTrack v2's)
+    if spec.weights_file.startswith("nanotrack"):  # nanotrack-v*, and the default (NanoTrack v2's)
         shared_path("models", "nanotrack", spec.weights_file)
     tmp = str(tmp_path_factory.mktemp("weights"))
-    weights, _ = bench.bench_weights(spec, os.path.join(bench.SHARED, "fixtures"),
-                                     os.path.join(bench.SHARED, "models", "nanotrack"), tmp)
+    weights, _ = bench.bench_weights(
+        spec, os.path.join(bench.SHARED, "fixtures"), os.path.join(bench.SHARED, "models", "nanotrack"), tmp
+    )
     return registry.build(name, weights, engine=engine)
 
 
@@ -82,6 +99,7 @@ def network_input(tracker, frame) -> torch.Tensor:
     def spy(x, **kwargs):
         caught.append(x.clone())
         return real_track(x, **kwargs)
+
     net.track = spy
     try:
         tracker.track(frame)
@@ -92,6 +110,7 @@ def network_input(tracker, frame) -> torch.Tensor:
 
 def tensors(value):
     import torch.utils._pytree as pytree
+
     return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
@@ -146,6 +165,7 @@ def test_channel_maps_only_while_asked(tmp_path_factory):
 
 def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, monkeypatch):
     from trackers.core import engines
+
     cache = str(tmp_path_factory.mktemp("onnx-cache"))
     monkeypatch.setenv("SIAMSCOPE_CACHE", cache)
     first = build("siamscope-effnet", "onnxruntime", tmp_path_factory)
@@ -175,6 +195,7 @@ def test_export_cached_by_weights_and_auto_decision_cached(tmp_path_factory, mon
 def test_engine_choice_errors_are_one_line(tmp_path_factory):
     from trackers.core import registry
     from trackers.core.base import EngineError
+
     tracker = build("siamscope-effnet", "torch", tmp_path_factory)
     with pytest.raises(EngineError, match="unknown engine"):
         tracker.set_engine("tensorrt")
@@ -195,10 +216,10 @@ def test_guard_verification_runs_in_the_engine(name, tmp_path_factory):
     assert os.path.isfile(module.path), "the exported verification graph is cached on disk"
     ref.init(frames[0], BAG_BOX)
     ort.init(frames[0], BAG_BOX)
-    for a, b in zip(ref.verifier.template, ort.verifier.template):     # init's features, both engines
+    for a, b in zip(ref.verifier.template, ort.verifier.template):  # init's features, both engines
         assert_close(a, b, "verify template")
     for i, frame in enumerate(frames[1:], 1):
-        centre, size = ref.center + 3.0 * i, ref.size * (1 + 0.05 * i)   # off the target a little more each frame
+        centre, size = ref.center + 3.0 * i, ref.size * (1 + 0.05 * i)  # off the target a little more each frame
         patch_side = ref.params.exemplar_size
         x = torch.rand(1, 3, patch_side, patch_side, generator=torch.Generator().manual_seed(i)) * 255
         with torch.no_grad():
@@ -251,6 +272,7 @@ def test_feature_graph_gives_torchs_features_for_any_batch(any_size, one_thread)
     from trackers.core import compute
     from trackers.core.engines import FeatureGraph
     from trackers.train.trainer import _FirstMap
+
     module = _FirstMap(efficientnet_lite0((3,)).eval())
     graph = FeatureGraph(module, (1, 3, 127, 127), ["f"], any_size=any_size, policy=compute.decide(1))
     assert graph.session.get_providers() == ["CPUExecutionProvider"]

@@ -6,6 +6,7 @@ The Ray tests run in the suite when `ray` is installed (the optional extra: pip 
 '.[ray]') and are skipped, saying so, when it is not; CI's default install leaves it out (Ray is
 ~200 MB and starting it takes ~10 s), and `.ci/ray` is the optional job that installs the extra
 and runs this file."""
+
 import os
 import signal
 import subprocess
@@ -36,8 +37,24 @@ def _boxes_files(res):
 def serial_results(tmp_path_factory):
     """The single-process run everything else must equal (one thread per tracker, as jobs run)."""
     res = tmp_path_factory.mktemp("serial")
-    assert main(["eval", shared_path("bench"), "--trackers", TRACKERS, "--max-frames", FRAMES, "--threads", "1",
-                 "--quiet", "--results", str(res)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                shared_path("bench"),
+                "--trackers",
+                TRACKERS,
+                "--max-frames",
+                FRAMES,
+                "--threads",
+                "1",
+                "--quiet",
+                "--results",
+                str(res),
+            ]
+        )
+        == 0
+    )
     files = _boxes_files(str(res))
     assert len(files) == 4 and all(len(t.splitlines()) == int(FRAMES) for t in files.values())
     return files
@@ -71,9 +88,25 @@ def _descendants(pid):
 def _run_and_kill_a_worker(args, is_worker, res):
     """Start `eval` as a real process; once its first job has finished, SIGKILL one worker that is
     running a job; return (exit code, stderr, killed pid)."""
-    proc = subprocess.Popen([sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS,
-                             "--max-frames", FRAMES, "--results", str(res)] + args,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "eval",
+            shared_path("bench"),
+            "--trackers",
+            TRACKERS,
+            "--max-frames",
+            FRAMES,
+            "--results",
+            str(res),
+        ]
+        + args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines, killed = [], None
     try:
         for line in proc.stderr:
@@ -85,7 +118,7 @@ def _run_and_kill_a_worker(args, is_worker, res):
                         killed = workers[0]
                         os.kill(killed, signal.SIGKILL)
                     else:
-                        time.sleep(0.05)   # polling /proc for the worker to appear, not a timed assertion
+                        time.sleep(0.05)  # polling /proc for the worker to appear, not a timed assertion
         out = proc.stdout.read()
         proc.wait()
     finally:
@@ -95,11 +128,24 @@ def _run_and_kill_a_worker(args, is_worker, res):
     return proc.returncode, "".join(lines), killed, out
 
 
-def test_local_processes_without_ray_say_so_and_match_the_serial_run(tmp_path, capsys, monkeypatch,
-                                                                     serial_results):
-    monkeypatch.setitem(sys.modules, "ray", None)     # as on a machine without the extra
-    assert main(["eval", shared_path("bench"), "--trackers", TRACKERS, "--max-frames", FRAMES, "--ray",
-                 "--results", str(tmp_path)]) == 0
+def test_local_processes_without_ray_say_so_and_match_the_serial_run(tmp_path, capsys, monkeypatch, serial_results):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on a machine without the extra
+    assert (
+        main(
+            [
+                "eval",
+                shared_path("bench"),
+                "--trackers",
+                TRACKERS,
+                "--max-frames",
+                FRAMES,
+                "--ray",
+                "--results",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "ray is not installed" in captured.err and "local processes (one per core)" in captured.err
     assert "processes x" in captured.out
@@ -108,7 +154,8 @@ def test_local_processes_without_ray_say_so_and_match_the_serial_run(tmp_path, c
 
 def test_a_killed_pool_worker_is_replaced_and_nothing_is_lost(tmp_path, serial_results):
     rc, err, killed, out = _run_and_kill_a_worker(
-        ["--workers", "2"], lambda cmd: "spawn_main" in cmd and "resource_tracker" not in cmd, tmp_path)
+        ["--workers", "2"], lambda cmd: "spawn_main" in cmd and "resource_tracker" not in cmd, tmp_path
+    )
     assert rc == 0, err
     assert killed is not None, "no worker process was found to kill"
     assert "a worker process died" in err and "submitted again" in err
@@ -117,15 +164,31 @@ def test_a_killed_pool_worker_is_replaced_and_nothing_is_lost(tmp_path, serial_r
 
 
 def _ray():
-    return pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install -e '.[ray]'); "
-                                             "run .ci/ray for the Ray tests")
+    return pytest.importorskip(
+        "ray", reason="ray is not installed (optional extra: pip install -e '.[ray]'); run .ci/ray for the Ray tests"
+    )
 
 
 def test_ray_run_matches_the_serial_run_with_progress(tmp_path, serial_results):
     _ray()
-    proc = subprocess.run([sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS,
-                           "--max-frames", FRAMES, "--ray", "--results", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "eval",
+            shared_path("bench"),
+            "--trackers",
+            TRACKERS,
+            "--max-frames",
+            FRAMES,
+            "--ray",
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ray: 4 jobs on" in proc.stderr and "ray x" in proc.stdout
     for k in range(1, 5):
@@ -150,13 +213,26 @@ def _default_sigint() -> None:
 def test_interrupted_run_resumes_without_half_written_files(tmp_path, serial_results):
     """Ctrl-C (a real SIGINT) after the first job: what finished is on disk whole, nothing is
     half-written, and the same command finishes the rest, reading the finished pairs back."""
-    args = [sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS, "--max-frames", FRAMES,
-            "--threads", "1", "--results", str(tmp_path)]
+    args = [
+        sys.executable,
+        "main.py",
+        "eval",
+        shared_path("bench"),
+        "--trackers",
+        TRACKERS,
+        "--max-frames",
+        FRAMES,
+        "--threads",
+        "1",
+        "--results",
+        str(tmp_path),
+    ]
     # the child starts with Ctrl-C's default disposition and unblocked, whatever an earlier test in
     # this process left (an ignored or blocked SIGINT survives exec, and the run would not stop)
     inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_sigint)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     try:
         for line in proc.stderr:
             if " 1/4 jobs" in line:

@@ -2,6 +2,7 @@
 process. The run stops its workers, keeps what finished (whole files, no .part), prints one line
 and exits 130 / 143; no worker and no multiprocessing resource tracker outlives it (the process
 table, read from /proc, before and after)."""
+
 import signal
 import subprocess
 import sys
@@ -33,10 +34,26 @@ def _default_signals() -> None:
 def _interrupt_after_first_job(tmp_path, args, sig):
     """Start eval, wait for its first finished job (its progress line), note every process below
     it, send `sig` to it alone; returns (exit code, stderr, the processes noted)."""
-    proc = subprocess.Popen([sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS,
-                             "--max-frames", FRAMES, "--results", str(tmp_path)] + args,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_signals)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "eval",
+            shared_path("bench"),
+            "--trackers",
+            TRACKERS,
+            "--max-frames",
+            FRAMES,
+            "--results",
+            str(tmp_path),
+        ]
+        + args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
     lines, below = [], []
     try:
         for line in proc.stderr:
@@ -112,10 +129,25 @@ def _catches(pid: int, sig: int) -> bool:
 def test_eval_sigterm_while_it_loads_says_so(tmp_path):
     """SIGTERM as soon as eval handles it (its handler is installed: a real condition read from /proc),
     i.e. while it loads its trackers and sequences: one line, 143, not a silent kill."""
-    proc = subprocess.Popen([sys.executable, "main.py", "eval", shared_path("bench"), "--trackers", TRACKERS,
-                             "--max-frames", FRAMES, "--results", str(tmp_path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_signals)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "eval",
+            shared_path("bench"),
+            "--trackers",
+            TRACKERS,
+            "--max-frames",
+            FRAMES,
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() < deadline:

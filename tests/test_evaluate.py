@@ -1,4 +1,5 @@
 """`python main.py eval` end to end on the first frames of a real bench sequence."""
+
 import os
 import re
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
+from trackers.run.results import read_boxes
 from trackers.tools import evaluate as E
 from trackers.tools.cli import main
-from trackers.run.results import read_boxes
 
 
 def _overall(out: str) -> list[float]:
@@ -20,9 +21,25 @@ def _overall(out: str) -> list[float]:
 def test_eval_smoke_on_bag(tmp_path, capsys):
     bag = shared_path("bench", "bag")
     nano_dir = os.path.dirname(shared_path("models", "nanotrack", "nanotrackv2_backbone_sim.onnx"))
-    rc = main(["eval", bag, "--trackers", "opencv-nanotrack,csrt", "--weights", f"opencv-nanotrack={nano_dir}",
-               "--max-frames", "15", "--plots", str(tmp_path / "plots"), "--results", str(tmp_path / "res"),
-               "--quiet", "--threads", "1"])
+    rc = main(
+        [
+            "eval",
+            bag,
+            "--trackers",
+            "opencv-nanotrack,csrt",
+            "--weights",
+            f"opencv-nanotrack={nano_dir}",
+            "--max-frames",
+            "15",
+            "--plots",
+            str(tmp_path / "plots"),
+            "--results",
+            str(tmp_path / "res"),
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "opencv-nanotrack" in out and "csrt" in out and re.search(r"^bag\s+15 \|", out, re.M)
@@ -33,11 +50,11 @@ def test_eval_smoke_on_bag(tmp_path, capsys):
     for name in ("success.png", "precision.png"):
         img = cv2.imread(str(tmp_path / "plots" / name))
         assert img is not None and img.shape == (540, 720, 3)
-        assert (img < 128).any(axis=2).mean() > 0.01   # curves and text were drawn
+        assert (img < 128).any(axis=2).mean() > 0.01  # curves and text were drawn
     boxes = read_boxes(str(tmp_path / "res" / "opencv-nanotrack" / "bag.txt"))
     gt = read_boxes(os.path.join(bag, "groundtruth.txt"))
     assert boxes.shape == (15, 4)
-    np.testing.assert_allclose(boxes[0], gt[0], atol=1e-3)   # first line: the init box
+    np.testing.assert_allclose(boxes[0], gt[0], atol=1e-3)  # first line: the init box
 
 
 def test_sequences_found_in_bench_folder_and_truncated():
@@ -58,6 +75,7 @@ def test_init_on_first_present_frame(tmp_path):
 
         def track(self, frame):
             from trackers.core.base import TrackResult
+
             return TrackResult(box=self.box, score=1.0)
 
     run = E.run_sequence(Still(), seq)
@@ -83,8 +101,8 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
 #       --weights opencv-nanotrack=../shared/models/nanotrack --threads 1
 # (eval is deterministic: the same release gives the same figures to the third decimal).
 OPENCV_NANO_FIGURES = {
-    "5.0.0": (0.812, 0.977),   # opencv-contrib-python 5.0.0.93; = ../shared/bench/README.md's record
-    "5.1.0": (0.819, 0.993),   # opencv-contrib-python 5.1.0.95: its DNN engine changed the outputs
+    "5.0.0": (0.812, 0.977),  # opencv-contrib-python 5.0.0.93; = ../shared/bench/README.md's record
+    "5.1.0": (0.819, 0.993),  # opencv-contrib-python 5.1.0.95: its DNN engine changed the outputs
 }
 # An unmeasured release is held to the bench record within twice the largest drift measured between
 # the releases above (AUC 0.007, P@20 0.016): a broken sequence loader, OPE loop or metric moves
@@ -99,8 +117,22 @@ def test_opencv_nanotrack_reproduces_the_bench_reference_score(capsys):
     metrics together."""
     bench = shared_path("bench")
     nano_dir = os.path.dirname(shared_path("models", "nanotrack", "nanotrackv2_backbone_sim.onnx"))
-    assert main(["eval", bench, "--trackers", "opencv-nanotrack", "--weights", f"opencv-nanotrack={nano_dir}",
-                 "--quiet", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                bench,
+                "--trackers",
+                "opencv-nanotrack",
+                "--weights",
+                f"opencv-nanotrack={nano_dir}",
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     auc, p20, _, _ = _overall(capsys.readouterr().out)
     if cv2.__version__ in OPENCV_NANO_FIGURES:
         want_auc, want_p20 = OPENCV_NANO_FIGURES[cv2.__version__]
@@ -127,21 +159,34 @@ def test_eval_frames_range_and_long_term_table(tmp_path, capsys):
     seq_dir = tmp_path / "seqs" / "bag_gap"
     (seq_dir / "img").mkdir(parents=True)
     gt = read_boxes(os.path.join(bag, "groundtruth.txt"))[:16]
-    gt[9:12] = np.nan                                   # the target "absent" in three frames
+    gt[9:12] = np.nan  # the target "absent" in three frames
     for i in range(16):
         src = os.path.join(bag, "img", f"{i + 1:05d}.jpg")
         os.link(src, seq_dir / "img" / f"{i + 1:05d}.jpg")
     with open(seq_dir / "groundtruth.txt", "w") as f:
         f.write("\n".join(",".join("NaN" if v != v else str(v) for v in row) for row in gt) + "\n")
-    rc = main(["eval", str(tmp_path / "seqs"), "--trackers", "csrt", "--frames", "3:15", "--quiet",
-               "--results", str(tmp_path / "res"), "--threads", "1"])
+    rc = main(
+        [
+            "eval",
+            str(tmp_path / "seqs"),
+            "--trackers",
+            "csrt",
+            "--frames",
+            "3:15",
+            "--quiet",
+            "--results",
+            str(tmp_path / "res"),
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert re.search(r"^bag_gap\s+12 \|", out, re.M)            # frames 3..14
+    assert re.search(r"^bag_gap\s+12 \|", out, re.M)  # frames 3..14
     assert re.search(r"^long-term \(1 sequences with absence labels\) csrt: precision \d\.\d{3} recall", out, re.M), out
     boxes = read_boxes(str(tmp_path / "res" / "csrt" / "bag_gap.txt"))
     assert boxes.shape == (12, 4)
-    np.testing.assert_allclose(boxes[0], gt[3], atol=1e-3)     # initialised on frame 3's box
+    np.testing.assert_allclose(boxes[0], gt[3], atol=1e-3)  # initialised on frame 3's box
     # a range with no ground truth, and a malformed one: one line each
     assert main(["eval", str(tmp_path / "seqs"), "--trackers", "csrt", "--frames", "9:12", "-q"]) == 2
     assert "no ground-truth box in frames 9:12" in capsys.readouterr().err

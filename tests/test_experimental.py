@@ -1,6 +1,7 @@
 """Issue 22.6: a tracker trained and shipped here that has not beaten the training-free floor on the
 SRE validation table is labelled experimental, with its figure, in `trackers`, in `zoo` and in the
 window's tracker picker (TrackerSpec.experimental and .note)."""
+
 from types import SimpleNamespace
 
 from trackers.core import registry
@@ -31,6 +32,7 @@ def test_trackers_and_zoo_commands_show_it(capsys):
 
 def test_picker_marks_it():
     from app.tracker_bar import TrackerBar
+
     bar = SimpleNamespace(prefs=SimpleNamespace(known_weights=lambda spec: "somewhere.pth"))
     effnet = TrackerBar._tracker_label(bar, registry.get("siamscope-effnet"))
     assert effnet == registry.get("siamscope-effnet").title + "  — experimental"

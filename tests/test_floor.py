@@ -1,21 +1,22 @@
 """The training-free floor tracker: its parts on cases with known answers, then real frames."""
+
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import shared_path
-from trackers.tools import evaluate as E
+from trackers.core import registry
 from trackers.families import floor as FL
 from trackers.run import metrics as M
-from trackers.core import registry
+from trackers.tools import evaluate as E
 
 
 def test_channel_weights_favour_channels_that_fire_on_the_box():
     feat = torch.zeros(3, 16, 16)
-    feat[0, 6:10, 6:10] = 1.0          # only inside the box
-    feat[1] = 1.0                      # everywhere: no more inside than around
+    feat[0, 6:10, 6:10] = 1.0  # only inside the box
+    feat[1] = 1.0  # everywhere: no more inside than around
     feat[2, 4:12, 4:12] = 1.0
-    feat[2, 6:10, 6:10] = 2.0          # 4x the energy inside vs its ring
+    feat[2, 6:10, 6:10] = 2.0  # 4x the energy inside vs its ring
     w = FL.channel_weights(feat, (6, 6, 10, 10), 8)
     assert w[0] == pytest.approx(1.0)
     assert w[1] == pytest.approx(0.0, abs=1e-3)
@@ -37,10 +38,11 @@ def test_weighted_cosine_peaks_at_one_where_the_template_lies():
     assert int(cosine[0].argmax()) == 3 * 9 + 5
     assert float(cosine.abs().max()) <= 1 + 1e-5
     torch.testing.assert_close(per_channel.sum(1), cosine)
-    assert float(per_channel[0, 2].abs().max()) == 0.0      # a zero-weight channel adds nothing
+    assert float(per_channel[0, 2].abs().max()) == 0.0  # a zero-weight channel adds nothing
     # scaling the search maps around the mean leaves a cosine unchanged
-    c2, _ = FL.weighted_cosine((search - mean[None, :, None, None]) * 3 + mean[None, :, None, None],
-                               template, weights, mean)
+    c2, _ = FL.weighted_cosine(
+        (search - mean[None, :, None, None]) * 3 + mean[None, :, None, None], template, weights, mean
+    )
     torch.testing.assert_close(c2, cosine)
 
 
@@ -67,7 +69,7 @@ def test_floor_follows_the_cup_and_shows_its_insides():
     p = tracker.params
     up = 9 * p.response_up
     assert r.score_map.shape == (up, up) and r.score_map.dtype == np.float32
-    assert -1 <= r.score <= 1 and r.score > 0.3          # a cosine, and a confident one on the cup
+    assert -1 <= r.score <= 1 and r.score > 0.3  # a cosine, and a confident one on the cup
     (ch,) = r.channels
     assert ch.maps.shape == (112, 9, 9) and ch.level == "stage5"
     # the channel maps are the terms of the cosine: their sum peaks at the reported score

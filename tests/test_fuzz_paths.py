@@ -5,6 +5,7 @@ never another exception (a traceback) -- and nothing is written outside the dest
 
 Derandomized (the same examples every run: CI is not flaky) and bounded: the whole file runs in
 well under a minute on the 2-core machine."""
+
 import json
 import math
 import os
@@ -13,12 +14,14 @@ import tempfile
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
 # hypothesis keeps a folder of its own (.hypothesis/): a throw-away one, never in the checkout
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="siamscope-hypothesis-"))
 
+from tests.test_zoo_hostile import tree as _tree  # noqa: E402
 from trackers.core.base import BoxError, InvalidRequest, validate_box  # noqa: E402
 from trackers.run.frame_range import parse_frame_range  # noqa: E402
 from trackers.run.groundtruth import GroundTruthError, read_groundtruth  # noqa: E402
@@ -27,27 +30,56 @@ from trackers.run.sequences import EvalError  # noqa: E402
 from trackers.tools import eval_results  # noqa: E402
 from trackers.tools.cli import parse_box  # noqa: E402
 from trackers.tools.datasets import load_dataset, read_annotation  # noqa: E402
-from tests.test_zoo_hostile import tree as _tree  # noqa: E402
 
-FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=200,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 FILES = settings(FUZZ, max_examples=40)
 
 #: the characters that make paths and numbers interesting
 TRICKY = "./\\:~-_ \t,;eE+-nNaAiIfF0123456789\x00\n\r\u00e9\u202e"
 names = st.one_of(
     st.text(alphabet=TRICKY, max_size=12),
-    st.sampled_from(["..", ".", "../x", "/etc/passwd", "a/../../b", "C:x", "a\\b", "", " ", "seq", "a/b",
-                     "a//b", "x" * 300, "\udcff", "~", "~root/x", "nul", "con"]),
+    st.sampled_from(
+        [
+            "..",
+            ".",
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "C:x",
+            "a\\b",
+            "",
+            " ",
+            "seq",
+            "a/b",
+            "a//b",
+            "x" * 300,
+            "\udcff",
+            "~",
+            "~root/x",
+            "nul",
+            "con",
+        ]
+    ),
     st.text(max_size=20),
 )
-numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 20, 10 ** 20))
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**20), 10**20))
 
 
 # -- user input: boxes and frame ranges ----------------------------------------------------------------
 @FUZZ
-@given(st.one_of(st.text(alphabet=TRICKY, max_size=40), st.lists(numbers, max_size=6).map(
-    lambda v: ",".join(str(x) for x in v)), st.text(max_size=30)))
+@given(
+    st.one_of(
+        st.text(alphabet=TRICKY, max_size=40),
+        st.lists(numbers, max_size=6).map(lambda v: ",".join(str(x) for x in v)),
+        st.text(max_size=30),
+    )
+)
 def test_any_box_string_is_a_box_or_one_usage_error(text):
     try:
         box = parse_box(text)
@@ -64,8 +96,10 @@ def test_any_box_string_is_a_box_or_one_usage_error(text):
 
 
 @FUZZ
-@given(st.one_of(st.none(), st.integers(-10 ** 6, 10 ** 6)),
-       st.one_of(st.none(), st.text(alphabet="0123456789:-+ _x", max_size=12), st.text(max_size=10)))
+@given(
+    st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+    st.one_of(st.none(), st.text(alphabet="0123456789:-+ _x", max_size=12), st.text(max_size=10)),
+)
 def test_any_frame_range_is_a_range_or_one_usage_error(start, frames):
     try:
         first, end = parse_frame_range(start, frames)
@@ -127,7 +161,7 @@ def test_any_ground_truth_file_is_boxes_or_one_error_naming_the_file(lines):
         else:
             assert gt.boxes.shape[1] == 4
             ok = gt.boxes[~(gt.boxes != gt.boxes).any(axis=1)]
-            assert (ok[:, 2:] >= 0).all()            # a negative size is never silently "no box"
+            assert (ok[:, 2:] >= 0).all()  # a negative size is never silently "no box"
         try:
             boxes = read_annotation(path)
         except EvalError as e:
@@ -141,9 +175,22 @@ entry_values = {
     "name": st.one_of(st.text(max_size=8), numbers, st.none()),
     "tracker": st.one_of(st.just("none"), numbers, st.none()),
     "file": st.one_of(names, numbers, st.none(), st.lists(st.text(max_size=3), max_size=2)),
-    "url": st.one_of(st.none(), st.sampled_from(["http://127.0.0.1:9/x.pth", "https://127.0.0.1:9/x",
-                                                 "file:///etc/passwd", "data:,x", "ftp://127.0.0.1/x",
-                                                 "http://", "", "127.0.0.1:9/x"]), numbers),
+    "url": st.one_of(
+        st.none(),
+        st.sampled_from(
+            [
+                "http://127.0.0.1:9/x.pth",
+                "https://127.0.0.1:9/x",
+                "file:///etc/passwd",
+                "data:,x",
+                "ftp://127.0.0.1/x",
+                "http://",
+                "",
+                "127.0.0.1:9/x",
+            ]
+        ),
+        numbers,
+    ),
     "page": st.one_of(st.just(""), numbers),
     "source": st.just(""),
     "licence": st.one_of(st.just("MIT"), st.none()),
@@ -154,11 +201,20 @@ entry_values = {
 #: mostly well-formed entries whose `file` and `url` are hostile (they reach download()), and
 #: entries with any field missing or of any type
 plain_files = st.from_regex(r"[a-z]{1,5}(/[a-z]{1,5})?\.pth", fullmatch=True)
-wellformed = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=6), "tracker": st.just("none"),
-                           "file": st.one_of(names, plain_files, plain_files), "url": st.sampled_from(["http://127.0.0.1:9/x.pth", "file:///etc/passwd",
-                                                                  "data:,x", "http://127.0.0.1:9/../../x"]),
-                           "page": st.just(""), "source": st.just(""), "licence": st.just("MIT")},
-                          optional={"bundled": entry_values["bundled"], "size": entry_values["size"]})
+wellformed = st.fixed_dictionaries(
+    {
+        "name": st.text(min_size=1, max_size=6),
+        "tracker": st.just("none"),
+        "file": st.one_of(names, plain_files, plain_files),
+        "url": st.sampled_from(
+            ["http://127.0.0.1:9/x.pth", "file:///etc/passwd", "data:,x", "http://127.0.0.1:9/../../x"]
+        ),
+        "page": st.just(""),
+        "source": st.just(""),
+        "licence": st.just("MIT"),
+    },
+    optional={"bundled": entry_values["bundled"], "size": entry_values["size"]},
+)
 entries = st.one_of(wellformed, st.fixed_dictionaries({}, optional=entry_values))
 
 
@@ -166,11 +222,16 @@ downloads = []
 
 
 @settings(FILES, max_examples=80)
-@given(st.one_of(st.lists(wellformed, min_size=1, max_size=2).map(lambda es: {"checkpoints": es}),
-                 st.lists(entries, max_size=3).map(lambda es: {"checkpoints": es}),
-                 st.sampled_from([[], None, 5, "x", {"checkpoints": None}, {"checkpoints": [None]}])))
+@given(
+    st.one_of(
+        st.lists(wellformed, min_size=1, max_size=2).map(lambda es: {"checkpoints": es}),
+        st.lists(entries, max_size=3).map(lambda es: {"checkpoints": es}),
+        st.sampled_from([[], None, 5, "x", {"checkpoints": None}, {"checkpoints": [None]}]),
+    )
+)
 def test_any_manifest_is_entries_or_one_error_and_never_writes_outside(data):
     from trackers.run import zoo
+
     with tempfile.TemporaryDirectory() as sandbox:
         manifest = os.path.join(sandbox, "zoo.json")
         with open(manifest, "w") as f:
@@ -205,6 +266,7 @@ def test_the_manifest_fuzz_reached_the_downloader():
 def test_any_list_txt_is_sequences_or_one_error(listed):
     import cv2
     import numpy as np
+
     with tempfile.TemporaryDirectory() as root:
         for n in ("a", "b"):
             os.makedirs(os.path.join(root, n))

@@ -1,4 +1,5 @@
 """Ground-truth files (trackers/run/groundtruth.py): the OTB / GOT-10k / LaSOT / VOT layouts, absent frames."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,22 +7,22 @@ import pytest
 
 from tests.conftest import shared_path
 from trackers.run import metrics
-from trackers.run.groundtruth import (GroundTruthError, find_groundtruth, iou_by_frame, read_groundtruth,
-                                  score_so_far)
+from trackers.run.groundtruth import GroundTruthError, find_groundtruth, iou_by_frame, read_groundtruth, score_so_far
 
 
 def test_otb_separators_nan_and_empty_rows(tmp_path):
     seq = tmp_path / "Basketball"
     (seq / "img").mkdir(parents=True)
-    (seq / "groundtruth_rect.txt").write_text("198,214,34,81\n197\t214\t34\t81\n196 213 34 82\nNaN,NaN,NaN,NaN\n\n"
-                                              "0,0,0,0\n10, 20, 30, 40\n")
+    (seq / "groundtruth_rect.txt").write_text(
+        "198,214,34,81\n197\t214\t34\t81\n196 213 34 82\nNaN,NaN,NaN,NaN\n\n0,0,0,0\n10, 20, 30, 40\n"
+    )
     # an OTB image folder finds the file in its parent
     assert find_groundtruth(str(seq / "img")) == str(seq / "groundtruth_rect.txt")
     gt = read_groundtruth(str(seq / "img"))
     assert gt.layout == "OTB" and len(gt) == 7 and gt.present == 4
     assert gt.box(1) == (197.0, 214.0, 34.0, 81.0) and gt.box(2) == (196.0, 213.0, 34.0, 82.0)
-    assert gt.box(3) is None and gt.box(4) is None and gt.box(5) is None   # NaN, empty, no area
-    assert gt.box(6) == (10.0, 20.0, 30.0, 40.0) and gt.box(7) is None     # past the end
+    assert gt.box(3) is None and gt.box(4) is None and gt.box(5) is None  # NaN, empty, no area
+    assert gt.box(6) == (10.0, 20.0, 30.0, 40.0) and gt.box(7) is None  # past the end
 
 
 def test_got10k_and_lasot_absence_flags(tmp_path):
@@ -32,7 +33,7 @@ def test_got10k_and_lasot_absence_flags(tmp_path):
     (got / "meta_info.ini").write_text("[METAINFO]\n")
     gt = read_groundtruth(str(got))
     assert gt.layout == "GOT-10k" and gt.box(1) is None and gt.box(2) == (3.0, 4.0, 30.0, 40.0)
-    (got / "cover.label").write_text("8\n8\n0\n")           # cover 0: fully covered, as eval reads it
+    (got / "cover.label").write_text("8\n8\n0\n")  # cover 0: fully covered, as eval reads it
     assert read_groundtruth(str(got)).box(2) is None
 
     lasot = tmp_path / "airplane-1"
@@ -48,7 +49,7 @@ def test_vot_polygons_become_their_bounding_boxes():
     poly = read_groundtruth(shared_path("bench", "bag", "groundtruth_poly.txt"))
     rect = read_groundtruth(shared_path("bench", "bag", "groundtruth.txt"))
     assert poly.layout == "VOT polygon" and len(poly) == len(rect) == 196
-    np.testing.assert_allclose(poly.boxes, rect.boxes, atol=0.011)   # the file rounds to 0.01
+    np.testing.assert_allclose(poly.boxes, rect.boxes, atol=0.011)  # the file rounds to 0.01
 
 
 def test_bad_files_give_one_message_naming_file_and_line(tmp_path):
@@ -67,7 +68,7 @@ def test_bad_files_give_one_message_naming_file_and_line(tmp_path):
         read_groundtruth(str(bad))
     with pytest.raises(GroundTruthError, match="no groundtruth.txt"):
         read_groundtruth(str(tmp_path))
-    assert bad.read_text() == "\n\n"     # nothing written over
+    assert bad.read_text() == "\n\n"  # nothing written over
 
 
 def test_iou_and_running_score_skip_frames_without_truth():
@@ -80,6 +81,7 @@ def test_iou_and_running_score_skip_frames_without_truth():
     np.testing.assert_allclose([ious[f] for f in (0, 1, 3)], expected)
     s = score_so_far(pred, gt)
     assert s.frames == 3 and s.mean_iou == pytest.approx(float(expected.mean()))
-    assert s.auc == pytest.approx(metrics.score_sequence(np.array([pred[f] for f in (0, 1, 3)]),
-                                                         gt.boxes[[0, 1, 3]]).auc)
+    assert s.auc == pytest.approx(
+        metrics.score_sequence(np.array([pred[f] for f in (0, 1, 3)]), gt.boxes[[0, 1, 3]]).auc
+    )
     assert score_so_far({100000: (1, 1, 2, 2)}, gt) is None

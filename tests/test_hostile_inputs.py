@@ -1,6 +1,7 @@
 """Hostile binaries (issue 21, item 9, sec-cache's share): a zip-bomb checkpoint, ONNX files for
 opencv-nanotrack whose external data points outside their folder, a damaged ONNX, and vot-serve fed
 garbage. Each gets one line and no traceback, before anything large is allocated or read."""
+
 import glob
 import os
 import shutil
@@ -11,9 +12,8 @@ import zlib
 
 import pytest
 
-from tests.conftest import ROOT, shared_path
-
 from models.checkpoint import CheckpointError, read_state_dict
+from tests.conftest import ROOT, shared_path
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
@@ -25,22 +25,45 @@ def _zip(path, entries):
         for name, data, method, crc, size in entries:
             offset = f.tell()
             raw = name.encode()
-            f.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size,
-                                len(raw), 0) + raw)
+            f.write(
+                struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size, len(raw), 0) + raw
+            )
             f.write(data)
-            central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc,
-                                       len(data), size, len(raw), 0, 0, 0, 0, 0, offset) + raw)
+            central.append(
+                struct.pack(
+                    "<4s6H3L5H2L",
+                    b"PK\x01\x02",
+                    20,
+                    20,
+                    0,
+                    method,
+                    0,
+                    0x21,
+                    crc,
+                    len(data),
+                    size,
+                    len(raw),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    offset,
+                )
+                + raw
+            )
         start = f.tell()
         f.write(b"".join(central))
-        f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), f.tell() - start,
-                            start, 0))
+        f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), f.tell() - start, start, 0))
 
 
 def _torch_entries(numel):
     """The entries of torch.save({'w': zeros(100000)}) with the tensor's declared size patched to numel."""
     import io
     import zipfile
+
     import torch
+
     buf = io.BytesIO()
     torch.save({"w": torch.zeros(100000)}, buf)
     small = b"J" + struct.pack("<i", 100000)
@@ -49,7 +72,7 @@ def _torch_entries(numel):
         for info in z.infolist():
             data = z.read(info)
             if info.filename.endswith("data.pkl"):
-                assert data.count(small) == 2          # the storage's numel and the tensor's shape
+                assert data.count(small) == 2  # the storage's numel and the tensor's shape
                 data = data.replace(small, b"J" + struct.pack("<i", numel))
             out.append((info.filename, data))
     return out
@@ -73,7 +96,7 @@ def _deflated_zeros(n_chunks, chunk=16 * 1024 * 1024):
 def zip_bomb(tmp_path_factory):
     """A ~1.3 MB .pth that unpacks to 1.3 GB: torch.save's own entries, its tensor declared as 325 M
     floats, and those floats' 1.3 GB of zeros deflated (what the issue's probe built)."""
-    n_chunks = 78                                   # 78 x 16 MiB = 1.3 GB
+    n_chunks = 78  # 78 x 16 MiB = 1.3 GB
     numel = n_chunks * 16 * 1024 * 1024 // 4
     stream, crc = _deflated_zeros(n_chunks)
     entries = []
@@ -105,8 +128,13 @@ print('GROWTH_MB', status('VmHWM') - before, 'PEAK_MB', status('VmHWM'))
 
 
 def _load_in_child(path):
-    proc = subprocess.run([sys.executable, "-c", _CHILD, path], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stdout.splitlines()
     growth = int(lines[-1].split()[1])
@@ -136,27 +164,33 @@ def test_checkpoint_declaring_gigabytes_in_a_small_file_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="refused before loading.*over 100:1"):
         read_state_dict(path)
     # a stored (uncompressed) entry that declares more than it holds
-    entries = [(n, d, m, c, s + 10 ** 9 if n.endswith("/data/0") else s) for n, d, m, c, s in
-               [(n, d, 0, zlib.crc32(d), len(d)) for n, d in _torch_entries(1000)]]
+    entries = [
+        (n, d, m, c, s + 10**9 if n.endswith("/data/0") else s)
+        for n, d, m, c, s in [(n, d, 0, zlib.crc32(d), len(d)) for n, d in _torch_entries(1000)]
+    ]
     _zip(path, entries)
     with pytest.raises(CheckpointError, match="stored uncompressed but declares"):
         read_state_dict(path)
 
 
 def test_checkpoint_whose_entries_total_over_the_limit_is_refused(tmp_path, monkeypatch):
-    from models import checkpoint
     import torch
+
+    from models import checkpoint
+
     path = tmp_path / "big.pth"
     torch.save({"w": torch.zeros(300000)}, path)
-    monkeypatch.setattr(checkpoint, "MAX_UNCOMPRESSED", 1024 * 1024)   # 1 MB: the 1.2 MB file is "too big"
+    monkeypatch.setattr(checkpoint, "MAX_UNCOMPRESSED", 1024 * 1024)  # 1 MB: the 1.2 MB file is "too big"
     with pytest.raises(CheckpointError, match="GB uncompressed"):
         read_state_dict(path)
 
 
 def test_real_checkpoints_still_load():
     shared_path("models", "nanotrack", "nanotrackv2.pth")
-    files = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "models", "nanotrack", "*.pth"))
-                   + glob.glob(os.path.join(ROOT, "resources", "*.pth")))
+    files = sorted(
+        glob.glob(os.path.join(ROOT, "..", "shared", "models", "nanotrack", "*.pth"))
+        + glob.glob(os.path.join(ROOT, "resources", "*.pth"))
+    )
     assert len(files) >= 4
     for f in files:
         state = read_state_dict(f)
@@ -168,6 +202,7 @@ def test_real_checkpoints_still_load():
 def steps():
     from trackers.core import registry
     from trackers.tools.vot_client import TraxSteps
+
     return TraxSteps(registry.build("csrt"))
 
 
@@ -179,10 +214,21 @@ def _bench_frames(n=2):
     return imgs[:n]
 
 
-@pytest.mark.parametrize("region", [(float("nan"), 10, 20, 20), (10, 10, float("inf"), 20), (10, 10, 0, 20),
-                                    (10, 10, -5, 20), (1, 2, 3), "garbage", None])
+@pytest.mark.parametrize(
+    "region",
+    [
+        (float("nan"), 10, 20, 20),
+        (10, 10, float("inf"), 20),
+        (10, 10, 0, 20),
+        (10, 10, -5, 20),
+        (1, 2, 3),
+        "garbage",
+        None,
+    ],
+)
 def test_vot_serve_refuses_a_region_that_is_not_a_finite_rectangle(steps, region):
     from trackers.tools.vot_client import VotServeError
+
     path = _bench_frames(1)[0]
     with pytest.raises(VotServeError, match="is not a rectangle of finite numbers"):
         steps.initialize(path, region)
@@ -191,6 +237,7 @@ def test_vot_serve_refuses_a_region_that_is_not_a_finite_rectangle(steps, region
 
 def test_vot_serve_refuses_a_frame_before_initialize_and_bad_images(steps, tmp_path):
     from trackers.tools.vot_client import VotServeError
+
     first, second = _bench_frames(2)
     with pytest.raises(VotServeError, match="a frame came before initialize"):
         steps.frame(second)
@@ -206,8 +253,9 @@ def test_vot_serve_refuses_a_frame_before_initialize_and_bad_images(steps, tmp_p
 
 
 def _serve(stdin: bytes):
-    return subprocess.run([sys.executable, "main.py", "vot-serve", "csrt"], cwd=ROOT, input=stdin,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "main.py", "vot-serve", "csrt"], cwd=ROOT, input=stdin, capture_output=True, timeout=120
+    )
 
 
 def test_vot_serve_fed_random_bytes_exits_with_one_line():
@@ -231,7 +279,9 @@ def _nano_pair(tmp_path, edit_head=None, head_bytes=None):
     """A folder holding the real NanoTrack v2 backbone and a head that is edited (edit_head(model)
     before saving) or replaced by head_bytes."""
     import onnx
+
     from trackers.families.opencv_trackers import NANO_BACKBONE, NANO_HEAD
+
     src = shared_path("models", "nanotrack")
     folder = tmp_path / "models" / "nano"
     folder.mkdir(parents=True)
@@ -248,20 +298,23 @@ def _nano_pair(tmp_path, edit_head=None, head_bytes=None):
 def _external(location):
     def edit(model):
         import onnx
+
         tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
         tensor.ClearField("raw_data")
         tensor.data_location = onnx.TensorProto.EXTERNAL
         del tensor.external_data[:]
         entry = tensor.external_data.add()
         entry.key, entry.value = "location", location
+
     return edit
 
 
 @pytest.mark.parametrize("where", ["climbs", "absolute", "link"])
 def test_opencv_nanotrack_refuses_external_data_outside_its_folder(tmp_path, where):
     from trackers.core import registry
+
     secret = tmp_path / "secret.bin"
-    secret.write_bytes(os.urandom(1 << 20))           # what OpenCV read: the user's file, as weights
+    secret.write_bytes(os.urandom(1 << 20))  # what OpenCV read: the user's file, as weights
     location = {"climbs": "../../secret.bin", "absolute": str(secret), "link": "weights.bin"}[where]
     folder = _nano_pair(tmp_path, _external(location))
     if where == "link":
@@ -275,11 +328,12 @@ def test_opencv_nanotrack_external_data_inside_its_folder_is_allowed(tmp_path):
     """The rule is 'inside the folder', not 'no external data': a model saved with its weights in a
     file beside it still loads (OpenCV's DNN reads them)."""
     import onnx
+
     from trackers.families.opencv_trackers import NANO_HEAD, check_onnx_file
+
     folder = _nano_pair(tmp_path, lambda m: None)
     model = onnx.load(os.path.join(folder, NANO_HEAD))
-    onnx.save(model, os.path.join(folder, NANO_HEAD), save_as_external_data=True, location="head.bin",
-              size_threshold=0)
+    onnx.save(model, os.path.join(folder, NANO_HEAD), save_as_external_data=True, location="head.bin", size_threshold=0)
     check_onnx_file(os.path.join(folder, NANO_HEAD))
 
 
@@ -287,8 +341,9 @@ def test_opencv_nanotrack_external_data_inside_its_folder_is_allowed(tmp_path):
 def test_opencv_nanotrack_damaged_onnx_is_one_line(tmp_path, damage):
     from trackers.core import registry
     from trackers.families.opencv_trackers import NANO_HEAD
+
     real = open(os.path.join(shared_path("models", "nanotrack"), NANO_HEAD), "rb").read()
-    data = {"truncated": real[:len(real) // 2], "random": os.urandom(50000), "empty_graph": b""}[damage]
+    data = {"truncated": real[: len(real) // 2], "random": os.urandom(50000), "empty_graph": b""}[damage]
     if damage == "empty_graph":
         folder = _nano_pair(tmp_path, lambda m: m.graph.ClearField("node"))
     else:
@@ -300,7 +355,9 @@ def test_opencv_nanotrack_damaged_onnx_is_one_line(tmp_path, damage):
 
 def test_opencv_nanotrack_real_pair_still_tracks():
     import cv2
+
     from trackers.core import registry
+
     tracker = registry.build("opencv-nanotrack", shared_path("models", "nanotrack"))
     frames = _bench_frames(2)
     tracker.init(cv2.imread(frames[0]), (10, 10, 40, 40))

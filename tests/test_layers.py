@@ -3,10 +3,10 @@ pyqtgraph below app/, inside trackers/ tools above train above families and run 
 cycles between the modules of a package. The contracts live in
 pyproject.toml ([tool.importlinter]) and are checked here by import-linter, which reads every
 import statement, those inside functions included."""
+
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -19,11 +19,12 @@ PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 
 def lint(config: str, cwd: str):
     """lint-imports on `config`, with `cwd` first on the path; (exit code, report)."""
-    code = ("import sys; from importlinter.cli import lint_imports; "
-            f"sys.exit(lint_imports(config_filename={config!r}, no_cache=True, no_logo=True))")
+    code = (
+        "import sys; from importlinter.cli import lint_imports; "
+        f"sys.exit(lint_imports(config_filename={config!r}, no_cache=True, no_logo=True))"
+    )
     env = dict(os.environ, PYTHONPATH=cwd)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -87,6 +88,7 @@ def test_no_project_module_is_imported_by_name():
     that way). The one left is numpy's, in models/checkpoint.py: the numpy globals a pickled
     checkpoint may name."""
     import re
+
     found = []
     for path in _python_sources():
         for n, line in enumerate(open(path, encoding="utf-8"), 1):
@@ -99,6 +101,7 @@ def test_every_onnx_runtime_session_is_made_by_the_engine():
     """One engine (trackers/core/engines.py) makes every ONNX Runtime session, with the compute
     policy's options; models/device.py holds the CUDA variant it calls."""
     allowed = {os.path.join("trackers", "core", "engines.py"), os.path.join("models", "device.py")}
-    found = [os.path.relpath(p, ROOT) for p in _python_sources()
-             if "InferenceSession(" in open(p, encoding="utf-8").read()]
+    found = [
+        os.path.relpath(p, ROOT) for p in _python_sources() if "InferenceSession(" in open(p, encoding="utf-8").read()
+    ]
     assert set(found) <= allowed, found

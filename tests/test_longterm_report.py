@@ -1,6 +1,6 @@
 """Long-term precision / recall / F on hand-worked answers, and the report `eval --report` writes."""
+
 import base64
-import os
 import re
 
 import cv2
@@ -59,48 +59,91 @@ def test_long_term_averages_over_sequences_and_skips_unclaimed_precision():
 
 def test_a_tracker_that_never_loses_the_box_is_penalised_on_absent_frames():
     gt = np.array([[10, 10, 20, 20]] * 6, float)
-    gt[3:] = np.nan                                    # the target leaves after frame 2
-    pred = np.array([[10, 10, 20, 20]] * 6, float)     # claims the old place with full confidence
+    gt[3:] = np.nan  # the target leaves after frame 2
+    pred = np.array([[10, 10, 20, 20]] * 6, float)  # claims the old place with full confidence
     s = LT.long_term_score([(pred, gt, np.isfinite(gt[:, 0]), np.ones(6), 0)])
     assert s.recall == 1.0 and s.precision == pytest.approx(2 / 5)
 
 
 def _embedded_pngs(text):
-    return [cv2.imdecode(np.frombuffer(base64.b64decode(b), np.uint8), cv2.IMREAD_COLOR)
-            for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)]
+    return [
+        cv2.imdecode(np.frombuffer(base64.b64decode(b), np.uint8), cv2.IMREAD_COLOR)
+        for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    ]
 
 
 def test_eval_report_html_is_self_contained_with_long_term_scores(tmp_path, capsys):
     data = tmp_path / "GOT-10k" / "val"
     _got10k(str(data), ["bag", "cup"], absent_at=(5, 6))
     report = tmp_path / "out" / "report.html"
-    assert main(["eval", str(data), "--trackers", "csrt,effnet-siamfc-floor", "--threads", "1", "--quiet",
-                 "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(data),
+                "--trackers",
+                "csrt,effnet-siamfc-floor",
+                "--threads",
+                "1",
+                "--quiet",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"report written to {report}" in out
-    printed = re.findall(r"long-term \(2 sequences with absence labels\) (\S+): precision [\d.]+ recall [\d.]+ F ([\d.]+)",
-                         out)
+    printed = re.findall(
+        r"long-term \(2 sequences with absence labels\) (\S+): precision [\d.]+ recall [\d.]+ F ([\d.]+)", out
+    )
     assert [name for name, _ in printed] == ["csrt", "effnet-siamfc-floor"]
     text = report.read_text()
-    assert "src=\"http" not in text and "<link" not in text          # nothing fetched from elsewhere
+    assert 'src="http' not in text and "<link" not in text  # nothing fetched from elsewhere
     pngs = _embedded_pngs(text)
     assert len(pngs) == 2 and all(p is not None and p.shape == (540, 720, 3) for p in pngs)
     for section in ("Overall", "Per sequence", "Long-term (sequences with absence labels)", "Machine", "Compute"):
         assert f"<h2>{section}</h2>" in text
-    for must in ("csrt", "effnet-siamfc-floor", "<td>bag</td>", "<td>cup</td>", "load average", "threads per job",
-                 "torch", "executor"):
+    for must in (
+        "csrt",
+        "effnet-siamfc-floor",
+        "<td>bag</td>",
+        "<td>cup</td>",
+        "load average",
+        "threads per job",
+        "torch",
+        "executor",
+    ):
         assert must in text
     lt = re.search(r"Long-term.*?</table>", text, re.S).group(0)
-    f_scores = [float(v) for v in re.findall(r"<tr><td>[a-z-]+</td><td>[\d.]+</td><td>[\d.]+</td><td>([\d.]+)</td>", lt)]
+    f_scores = [
+        float(v) for v in re.findall(r"<tr><td>[a-z-]+</td><td>[\d.]+</td><td>[\d.]+</td><td>([\d.]+)</td>", lt)
+    ]
     assert len(f_scores) == 2 and all(0 < f <= 1 for f in f_scores)
-    assert f_scores == [float(f) for _, f in printed]   # the report and the console agree
+    assert f_scores == [float(f) for _, f in printed]  # the report and the console agree
 
 
 def test_eval_report_markdown_with_plots_beside_it(tmp_path, capsys):
     bag = shared_path("bench", "bag")
     report = tmp_path / "r.md"
-    assert main(["eval", bag, "--trackers", "csrt", "--max-frames", str(N), "--threads", "1", "--quiet",
-                 "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                bag,
+                "--trackers",
+                "csrt",
+                "--max-frames",
+                str(N),
+                "--threads",
+                "1",
+                "--quiet",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     text = report.read_text()
     assert "## Per sequence" in text and "| bag | otb | 12 |" in text and "Long-term" not in text
     assert "![success](r_success.png)" in text and cv2.imread(str(tmp_path / "r_success.png")) is not None

@@ -1,4 +1,5 @@
 """OPE metrics on cases whose answer is known by hand."""
+
 import numpy as np
 import pytest
 
@@ -34,16 +35,16 @@ def test_iou_of_known_overlaps():
 
 def test_shifted_boxes_give_known_values():
     gt = boxes(10, (0, 0, 10, 10))
-    pred = gt + [5, 0, 0, 0]           # IoU 1/3, centre error 5 px, normalised 0.5
+    pred = gt + [5, 0, 0, 0]  # IoU 1/3, centre error 5 px, normalised 0.5
     s = M.score_sequence(pred, gt)
     # IoU 1/3 exceeds thresholds 0, 0.05, ..., 0.30 (7 of 21)
     assert s.auc == pytest.approx(7 / 21)
-    assert s.precision == 1.0                      # 5 px <= 20 px
+    assert s.precision == 1.0  # 5 px <= 20 px
     assert s.precision_curve[4] == 0.0 and s.precision_curve[5] == 1.0
-    assert s.norm_precision == 0.0                 # 0.5 > 0.2
-    assert s.norm_precision_curve[50] == 1.0       # 0.5 <= 0.5
+    assert s.norm_precision == 0.0  # 0.5 > 0.2
+    assert s.norm_precision_curve[50] == 1.0  # 0.5 <= 0.5
 
-    far = gt + [30, 40, 0, 0]          # 50 px off, no overlap
+    far = gt + [30, 40, 0, 0]  # 50 px off, no overlap
     s = M.score_sequence(far, gt)
     assert s.auc == 0.0 and s.precision == 0.0
     assert s.precision_curve[50] == 1.0 and s.precision_curve[49] == 0.0
@@ -62,8 +63,8 @@ def test_nan_ground_truth_frames_are_left_out():
     gt = boxes(10)
     pred = gt.copy()
     gt[3] = np.nan
-    gt[4] = [1, 1, 0, 0]               # zero area also marks the target absent
-    pred[3] += 500                     # wrong where the target is absent: must not count
+    gt[4] = [1, 1, 0, 0]  # zero area also marks the target absent
+    pred[3] += 500  # wrong where the target is absent: must not count
     pred[4] += 500
     s = M.score_sequence(pred, gt)
     assert s.frames == 8
@@ -100,17 +101,22 @@ def test_long_term_precision_recall_f_on_a_known_case():
     IoUs 1, 0.5, -, 0 with confidences 0.9, 0.8, 0.7, 0.2. By hand: tau 0.9 -> Pr 1, Re 1/3, F 0.5;
     tau 0.8 -> Pr 0.75, Re 0.5, F 0.6 (the best); tau 0.7 -> Pr 0.5, Re 0.5; tau 0.2 -> Pr 0.375."""
     from trackers.run import longterm as LT
+
     gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]], float)
     pred = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [5, 5, 10, 10], [50, 50, 10, 10]], float)  # IoU 1, 0.5, -, 0
     present = M.valid_frames(gt)
     conf = np.array([0.9, 0.8, 0.7, 0.2])
     taus = np.array([0.2, 0.7, 0.8, 0.9])
-    pr, re = LT.sequence_curves(pred, gt, present, conf, taus, start=-1)     # start -1: every frame counts
+    pr, re = LT.sequence_curves(pred, gt, present, conf, taus, start=-1)  # start -1: every frame counts
     np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(re, [0.5, 0.5, 0.5, 1 / 3])
     s = LT.long_term_score([(pred, gt, present, conf, -1)])
-    assert (s.f_score, s.precision, s.recall, s.threshold) == (pytest.approx(0.6), pytest.approx(0.75),
-                                                              pytest.approx(0.5), 0.8)
+    assert (s.f_score, s.precision, s.recall, s.threshold) == (
+        pytest.approx(0.6),
+        pytest.approx(0.75),
+        pytest.approx(0.5),
+        0.8,
+    )
     # the same boxes, the absent frame given the lowest confidence: claiming it is now the last step
     pr, _ = LT.sequence_curves(pred, gt, present, np.array([0.9, 0.8, 0.1, 0.2]), np.array([0.1, 0.2, 0.8, 0.9]), -1)
     np.testing.assert_allclose(pr, [0.375, 0.5, 0.75, 1.0])
@@ -118,6 +124,6 @@ def test_long_term_precision_recall_f_on_a_known_case():
 
 def test_presence_rates_count_by_hand():
     r = M.presence_rates([0.9, 0.8, 0.6, 0.4, 0.1], [True, True, False, True, False])
-    assert r["present_given_high"] == pytest.approx(2 / 3)      # 0.9, 0.8 present; 0.6 absent
-    assert r["absent_given_low"] == pytest.approx(1 / 2)        # 0.4 present, 0.1 absent
+    assert r["present_given_high"] == pytest.approx(2 / 3)  # 0.9, 0.8 present; 0.6 absent
+    assert r["absent_given_low"] == pytest.approx(1 / 2)  # 0.4 present, 0.1 absent
     assert (r["high_frames"], r["low_frames"]) == (3, 2)

@@ -7,21 +7,20 @@ Tolerances are those suggested in shared/fixtures/README.md ("Suggested toleranc
   teacher-forced step atol 1e-3 px, lr 1e-5; best_idx equal unless pscore_margin < 1e-4;
   open-loop whole sequences within 0.05 px of bbox_out.
 """
+
 import hashlib
 import json
-import math
-import os
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import box_iou as iou, net_rtol, shared_path
-
 from models.checkpoint import read_state_dict
-from models.nanotrack import NanoTrack, detect_version
+from models.nanotrack import detect_version
 from models.seeded import state_dict_sha256
+from tests.conftest import box_iou as iou
+from tests.conftest import net_rtol, shared_path
 from trackers.core import registry
 from trackers.core.crop import to_tensor_layout
 from trackers.families.nanotrack import build, default_params
@@ -106,6 +105,7 @@ def loaded_net(version):
 
 # -- weights --------------------------------------------------------------------------------------
 
+
 def test_state_dict_matches_manifest(version):
     m = manifest(version)
     net = loaded_net(version)
@@ -129,6 +129,7 @@ def test_detect_version_from_keys():
 
 # -- one forward pass, layer by layer --------------------------------------------------------------
 
+
 def test_model_io_intermediates(version, device):
     m = manifest(version)
     io = np.load(fixture(version, "model_io.npz"))
@@ -138,6 +139,7 @@ def test_model_io_intermediates(version, device):
     def hook(name):
         def fn(_module, _inp, out):
             captured[name] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+
         return fn
 
     handles = [net.backbone.register_forward_hook(hook("backbone"))]
@@ -178,6 +180,7 @@ def test_model_io_onnxruntime(version, device):
     where that ONNX Runtime has no CUDA provider)."""
     pytest.importorskip("onnxruntime")
     from models.device import DeviceError, ort_providers
+
     io = np.load(fixture(version, "model_io.npz"))
     try:
         ort_providers(torch.device(device))
@@ -186,11 +189,11 @@ def test_model_io_onnxruntime(version, device):
         pytest.skip(f"ONNX Runtime on {device}: {e}")
     engine = tracker.onnx_engine
     assert tracker.engine_name == "onnxruntime"
-    if torch.device(device).type == "cuda":      # (a CPU tracker's session follows the compute policy)
+    if torch.device(device).type == "cuda":  # (a CPU tracker's session follows the compute policy)
         assert engine.device_type == "cuda"
     with torch.no_grad():
         tracker.network.template(torch.from_numpy(io["template"]).to(device))
-    out = engine.track(io["search"])          # the engine feeds the module's new template itself
+    out = engine.track(io["search"])  # the engine feeds the module's new template itself
     assert_net_close(out["cls"].numpy(), io["cls"], NET_RTOL_ORT, "ORT cls")
     assert_net_close(out["loc"].numpy(), io["loc"], NET_RTOL_ORT, "ORT loc")
     pw = {b: t for lvl, b, t in out["xcorr"] if lvl == "pw"}
@@ -198,6 +201,7 @@ def test_model_io_onnxruntime(version, device):
 
 
 # -- crops and decode steps, teacher-forced --------------------------------------------------------
+
 
 def _steps(version):
     with open(fixture(version, "track_steps.json")) as f:
@@ -248,8 +252,9 @@ def test_search_crops_and_network_per_step(version, device):
         assert scale_z == pytest.approx(info["scale_z"], rel=1e-12)
         assert np.array_equal(patch, st[f"s{step:02d}_search_crop"]), f"step {step} search crop"
         out = tracker.run_network(patch)
-        assert_net_close(out["cls"].cpu().numpy(), st[f"s{step:02d}_cls"], net_rtol(device, NET_RTOL_TORCH),
-                         f"step {step} cls")
+        assert_net_close(
+            out["cls"].cpu().numpy(), st[f"s{step:02d}_cls"], net_rtol(device, NET_RTOL_TORCH), f"step {step} cls"
+        )
         # s%02d_loc holds the decoded boxes (see raw_loc_from_fixture), compared as pred_bbox
         boxes = tracker.decoder.boxes(out["loc"].cpu().numpy())
         np.testing.assert_allclose(boxes, st[f"s{step:02d}_loc"].reshape(4, -1), rtol=0, atol=1e-3)
@@ -313,8 +318,10 @@ def _open_loop(version, video, seq, engine, device="cpu"):
     used = [js["init"]] + js["frames"]
     bad = [fr["frame_index"] for fr in used if md5(frames[fr["frame_index"]]) != fr["frame_md5"]]
     if bad:
-        pytest.skip(f"{video}: {len(bad)} frames decode differently here (first {bad[0]}); "
-                    "test_decode_teacher_forced and the crop tests cover the per-step maths")
+        pytest.skip(
+            f"{video}: {len(bad)} frames decode differently here (first {bad[0]}); "
+            "test_decode_teacher_forced and the crop tests cover the per-step maths"
+        )
     tracker = build(f"nanotrack-{version}", weights(version), device, engine=engine)
     tracker.collect_channels = False
     tracker.init(frames[js["init"]["frame_index"]], js["init"]["init_box_xywh"])
@@ -335,7 +342,8 @@ def _open_loop(version, video, seq, engine, device="cpu"):
         if result.extra["best_index"] != ref["best_idx"][i]:
             assert ref["pscore_margin"][i] < 1e-4, (
                 f"frame {fi}: best index {result.extra['best_index']} vs {ref['best_idx'][i]} "
-                f"(margin {ref['pscore_margin'][i]:.2g})")
+                f"(margin {ref['pscore_margin'][i]:.2g})"
+            )
             stop_reason = f"near-tie at frame {fi}"
             break
         err = np.abs(np.array(result.box) - ref["bbox_out"][i]).max()
@@ -365,6 +373,7 @@ def test_open_loop_sequence_onnxruntime(version, video, seq, device):
     must hold for at least 80% of each sequence (on SIAMSCOPE_DEVICE's provider)."""
     pytest.importorskip("onnxruntime")
     from models.device import DeviceError, ort_providers
+
     try:
         ort_providers(torch.device(device))
     except DeviceError as e:
@@ -396,4 +405,7 @@ def test_registered_with_reference_hyperparameters():
         assert (p.penalty_k, p.window_influence, p.lr) == (hp["penalty_k"], hp["window_influence"], hp["lr"])
         assert p.point_stride == hp["point_stride"]
         assert (p.exemplar_size, p.instance_size, p.context_amount) == (
-            hp["exemplar_size"], hp["instance_size"], hp["context_amount"])
+            hp["exemplar_size"],
+            hp["instance_size"],
+            hp["context_amount"],
+        )

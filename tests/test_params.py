@@ -1,6 +1,7 @@
 """Variants and their parameters, done once: the registry entry makes each variant's defaults (what
 its builder uses, what "Reset to defaults" goes back to), and each field carries its meaning,
 whether it may change mid-run, and its range (the panel's tooltip and editor)."""
+
 import dataclasses
 
 import pytest
@@ -43,8 +44,9 @@ def test_panel_tooltips_structural_fields_and_reset_to_the_variants_defaults(qtb
     weights = shared_path("models", "nanotrack", "nanotrackv3.pth")
     window = make_window(qtbot, tmp_path)
     window.select_tracker("nanotrack-v3", weights)
-    qtbot.waitUntil(lambda: window.tracker_info is not None and window.tracker_info.name == "nanotrack-v3",
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: window.tracker_info is not None and window.tracker_info.name == "nanotrack-v3", timeout=30000
+    )
     editors = window.params.editors
     assert "scale/aspect change penalty" in editors["penalty_k"].toolTip()
     assert "default 0.138" in editors["penalty_k"].toolTip()
@@ -58,5 +60,10 @@ def test_panel_tooltips_structural_fields_and_reset_to_the_variants_defaults(qtb
     window.params.reset_to_defaults()
     # v3's own values come back (the dataclass's own defaults are v2's: 0.15 / 0.385)
     assert editors["penalty_k"].value() == pytest.approx(0.138) and editors["lr"].value() == pytest.approx(0.348)
-    qtbot.waitUntil(lambda: window.worker.tracker.params.penalty_k == pytest.approx(0.138)
-                    and window.worker.tracker.params.lr == pytest.approx(0.348), timeout=10000)
+    qtbot.waitUntil(
+        lambda: (
+            window.worker.tracker.params.penalty_k == pytest.approx(0.138)
+            and window.worker.tracker.params.lr == pytest.approx(0.348)
+        ),
+        timeout=10000,
+    )

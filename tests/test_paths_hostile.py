@@ -5,6 +5,7 @@ folder, `vot-setup` over the toolkit's own layout, `track --out` onto ground tru
 finished results, a stale temporary file, a full file-size limit. Real files are written and read
 back; the whole temporary tree is listed before and after: nothing is written outside the
 destination."""
+
 import hashlib
 import json
 import os
@@ -59,17 +60,35 @@ def _one_line(capsys) -> str:
 def _pysot(tmp_path, name, entry=None):
     root = tmp_path / "data"
     _frames(str(root / "seq"))
-    entry = entry if entry is not None else {
-        "img_names": [f"seq/{i + 1:08d}.jpg" for i in range(N)],
-        "gt_rect": [[float(v) for v in line.split(",")] for line in _gt_lines()]}
+    entry = (
+        entry
+        if entry is not None
+        else {
+            "img_names": [f"seq/{i + 1:08d}.jpg" for i in range(N)],
+            "gt_rect": [[float(v) for v in line.split(",")] for line in _gt_lines()],
+        }
+    )
     p = root / "anno.json"
     p.write_text(json.dumps({name: entry}))
     return str(p)
 
 
 # -- item 2: eval --results never leaves the results folder -----------------------------------------
-@pytest.mark.parametrize("name", ["../../notes", "../notes", "/ABS/notes", "a/../../notes", "..", ".", "",
-                                  "x\\..\\..\\notes", "C:notes", "seq\nname"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../notes",
+        "../notes",
+        "/ABS/notes",
+        "a/../../notes",
+        "..",
+        ".",
+        "",
+        "x\\..\\..\\notes",
+        "C:notes",
+        "seq\nname",
+    ],
+)
 def test_a_pysot_sequence_name_never_leads_a_result_out(tmp_path, capsys, name):
     notes = tmp_path / "notes.txt"
     notes.write_text("the user's notes")
@@ -81,20 +100,23 @@ def test_a_pysot_sequence_name_never_leads_a_result_out(tmp_path, capsys, name):
     assert added(before, tree(tmp_path)) == set() and notes.read_text() == "the user's notes"
 
 
-@pytest.mark.parametrize("entry, field", [
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": 5}, "gt_rect is int"),
-    ({"img_names": 5, "gt_rect": [[1, 2, 3, 4]]}, "img_names is int"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, "a", 4]]}, "gt_rect[0]"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [5]}, "gt_rect[0]"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3]]}, "got 3 numbers"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, -3, 4]]}, "negative width or height"),
-    ({"img_names": [["x"]], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
-    ({"img_names": ["/etc/passwd"], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
-    ({"img_names": ["../../../etc/passwd"], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3, 4]], "absent": "x"}, "absent is str"),
-    ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3, 4]], "absent": [None]}, "absent must be"),
-    ({"img_names": ["seq/00000001.jpg"]}, "lacks img_names or gt_rect"),
-])
+@pytest.mark.parametrize(
+    "entry, field",
+    [
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": 5}, "gt_rect is int"),
+        ({"img_names": 5, "gt_rect": [[1, 2, 3, 4]]}, "img_names is int"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, "a", 4]]}, "gt_rect[0]"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [5]}, "gt_rect[0]"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3]]}, "got 3 numbers"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, -3, 4]]}, "negative width or height"),
+        ({"img_names": [["x"]], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
+        ({"img_names": ["/etc/passwd"], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
+        ({"img_names": ["../../../etc/passwd"], "gt_rect": [[1, 2, 3, 4]]}, "img_names[0]"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3, 4]], "absent": "x"}, "absent is str"),
+        ({"img_names": ["seq/00000001.jpg"], "gt_rect": [[1, 2, 3, 4]], "absent": [None]}, "absent must be"),
+        ({"img_names": ["seq/00000001.jpg"]}, "lacks img_names or gt_rect"),
+    ],
+)
 def test_malformed_pysot_annotations_are_one_line(tmp_path, capsys, entry, field):
     anno = _pysot(tmp_path, "seq", entry)
     before = tree(tmp_path)
@@ -143,13 +165,16 @@ def _got10k(root, names, listed):
     (root / "list.txt").write_text(listed)
 
 
-@pytest.mark.parametrize("listed, message", [
-    ("a\nb\na\n", "'a' is listed twice (lines 1 and 3)"),
-    ("", "lists no sequences"),
-    ("\n  \n", "lists no sequences"),
-    ("a\n../a\n", "line 2: sequence name '../a'"),
-    ("/etc\n", "line 1: sequence name '/etc' is an absolute path"),
-])
+@pytest.mark.parametrize(
+    "listed, message",
+    [
+        ("a\nb\na\n", "'a' is listed twice (lines 1 and 3)"),
+        ("", "lists no sequences"),
+        ("\n  \n", "lists no sequences"),
+        ("a\n../a\n", "line 2: sequence name '../a'"),
+        ("/etc\n", "line 1: sequence name '/etc' is an absolute path"),
+    ],
+)
 def test_list_txt_duplicates_empty_and_escaping_names_are_errors(tmp_path, capsys, listed, message):
     root = tmp_path / "got"
     _got10k(root, ["a", "b"], listed)
@@ -213,7 +238,7 @@ def test_a_corrupted_finished_result_is_run_again(tmp_path, capsys, damage):
     boxes_file.write_text("\n".join(",".join(r) for r in rows) + "\n")
     assert main(["eval", anno, "--trackers", "csrt", "--results", str(results), "--quiet"]) == 0
     assert "1 jobs (0 read back)" in capsys.readouterr().out
-    assert boxes_file.read_text() == good          # run again: the same boxes as the first run
+    assert boxes_file.read_text() == good  # run again: the same boxes as the first run
     assert main(["eval", anno, "--trackers", "csrt", "--results", str(results), "--quiet"]) == 0
     assert "1 jobs (1 read back)" in capsys.readouterr().out
 
@@ -329,7 +354,7 @@ def test_out_onto_a_symlink_writes_through_and_keeps_the_link(tmp_path, capsys, 
     assert main(["track", str(small_video), "--tracker", "csrt", "--box", "20,15,16,12", "--out", str(link)]) == 0
     assert os.path.islink(link) and os.readlink(link) == str(real)
     assert len(real.read_text().splitlines()) == N and real.read_text().startswith("20,15,16,12")
-    assert sorted(os.listdir(real.parent)) == ["boxes.txt"]      # no temporary file left beside it
+    assert sorted(os.listdir(real.parent)) == ["boxes.txt"]  # no temporary file left beside it
 
 
 def test_a_stale_part_of_a_killed_track_is_removed_by_the_next_write(tmp_path, capsys, small_video):
@@ -338,9 +363,9 @@ def test_a_stale_part_of_a_killed_track_is_removed_by_the_next_write(tmp_path, c
     stale.write_text("half")
     old = time.time() - 3600
     os.utime(stale, (old, old))
-    live = tmp_path / ".boxes.txt.l1ve0000.part.txt"        # another writer's, touched just now
+    live = tmp_path / ".boxes.txt.l1ve0000.part.txt"  # another writer's, touched just now
     live.write_text("running")
-    video_stale = tmp_path / ".clip.avi.k1ll3d00.part.avi"    # the one SIGKILL left in issue 21
+    video_stale = tmp_path / ".clip.avi.k1ll3d00.part.avi"  # the one SIGKILL left in issue 21
     assert main(["track", str(small_video), "--tracker", "csrt", "--box", "20,15,16,12", "--out", str(out)]) == 0
     assert not stale.exists() and live.exists() and out.exists()
     video_stale.write_bytes(b"\0" * 1000)
@@ -350,7 +375,7 @@ def test_a_stale_part_of_a_killed_track_is_removed_by_the_next_write(tmp_path, c
     os.utime(tmp_path / ".clip-out.avi.k1ll3d00.part.avi", (old, old))
     assert main(["track", str(small_video), "--tracker", "csrt", "--box", "20,15,16,12", "--video-out", str(vout)]) == 0
     assert not (tmp_path / ".clip-out.avi.k1ll3d00.part.avi").exists() and vout.exists()
-    assert video_stale.exists()          # another destination's: left for its own next write
+    assert video_stale.exists()  # another destination's: left for its own next write
 
 
 # -- item 9: mixed image sizes, a failed write names its file ----------------------------------------
@@ -360,11 +385,26 @@ def test_an_image_folder_of_mixed_sizes_is_refused_naming_the_first_odd_image(tm
     img = cv2.imread(frames[3])
     cv2.imwrite(frames[3], cv2.resize(img, (128, 96)))
     out, vout = tmp_path / "b.txt", tmp_path / "v.avi"
-    assert main(["track", str(folder), "--tracker", "csrt", "--box", "20,15,16,12", "--out", str(out),
-                 "--video-out", str(vout)]) == 2
+    assert (
+        main(
+            [
+                "track",
+                str(folder),
+                "--tracker",
+                "csrt",
+                "--box",
+                "20,15,16,12",
+                "--out",
+                str(out),
+                "--video-out",
+                str(vout),
+            ]
+        )
+        == 2
+    )
     err = _one_line(capsys)
     assert "00000004.jpg" in err and "128x96" in err and "64x48" in err and "disk full" not in err
-    assert len(out.read_text().splitlines()) == 3          # the frames before it are kept
+    assert len(out.read_text().splitlines()) == 3  # the frames before it are kept
 
 
 def test_a_failed_write_names_the_file(tmp_path):
@@ -372,14 +412,16 @@ def test_a_failed_write_names_the_file(tmp_path):
     same path) is one line naming the file, and the previous file is untouched."""
     out = tmp_path / "boxes.txt"
     out.write_text("previous\n")
-    code = ("import resource, signal, sys\n"
-            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-            "from trackers.run.results import write_otb\n"
-            "try:\n"
-            f"    write_otb({str(out)!r}, [(1.5, 2.5, 3.5, 4.5)] * 5000)\n"
-            "except OSError as e:\n"
-            "    print('ERR', e)\n")
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from trackers.run.results import write_otb\n"
+        "try:\n"
+        f"    write_otb({str(out)!r}, [(1.5, 2.5, 3.5, 4.5)] * 5000)\n"
+        "except OSError as e:\n"
+        "    print('ERR', e)\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.stdout.startswith("ERR cannot write") and str(out) in run.stdout, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
@@ -390,6 +432,7 @@ def test_a_failed_write_names_the_file(tmp_path):
 def test_the_window_refuses_to_export_results_over_the_ground_truth(qtbot, tmp_path):
     pytest.importorskip("pytestqt")
     from tests.app_support import BAG, TRACKER, ground_truth, make_window, require_nanotrack
+
     weights = require_nanotrack()
     frames = 8
     cap = cv2.VideoCapture(shared_path(*BAG))
@@ -401,9 +444,9 @@ def test_the_window_refuses_to_export_results_over_the_ground_truth(qtbot, tmp_p
         writer.write(f)
     writer.release()
     gt = ground_truth()[:frames]
-    sidecar = tmp_path / "short.txt"                     # auto-attached: the open sequence's ground truth
+    sidecar = tmp_path / "short.txt"  # auto-attached: the open sequence's ground truth
     sidecar.write_text("\n".join(",".join(f"{v:g}" for v in b) for b in gt) + "\n")
-    elsewhere = tmp_path / "annotations" / "truth.csv"   # attached by hand from another folder
+    elsewhere = tmp_path / "annotations" / "truth.csv"  # attached by hand from another folder
     elsewhere.parent.mkdir()
     shutil.copy(sidecar, elsewhere)
     window = make_window(qtbot, tmp_path / "app")
@@ -425,7 +468,7 @@ def test_the_window_refuses_to_export_results_over_the_ground_truth(qtbot, tmp_p
     assert "is the input" in window.messages.text and "truth.csv" in window.messages.text
     assert _sha(sidecar) == want and _sha(elsewhere) == want_elsewhere
     assert {p for p in added(before, tree(tmp_path)) if not p.startswith("app")} == set()
-    assert window.export_results(str(tmp_path / "results.txt"))     # another name is written
+    assert window.export_results(str(tmp_path / "results.txt"))  # another name is written
 
 
 @pytest.fixture
@@ -434,8 +477,9 @@ def full_disk(tmp_path):
     where mounting is not allowed (needs root)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.strip()[:120]}")
     try:
@@ -455,11 +499,23 @@ def test_a_full_disk_names_the_file_not_a_bare_errno(tmp_path, capsys, small_vid
         pass
     finally:
         os.close(fd)
-    os.truncate(filler, max(0, os.path.getsize(filler) - 4096))   # room for a temporary file, not a video
+    os.truncate(filler, max(0, os.path.getsize(filler) - 4096))  # room for a temporary file, not a video
     out, vout = full_disk / "b.txt", full_disk / "v.avi"
     frames = _frames(str(tmp_path / "big"), n=N, size=(640, 480))
-    code = main(["track", os.path.dirname(frames[0]), "--tracker", "csrt", "--box", "20,15,16,12",
-                 "--out", str(out), "--video-out", str(vout)])
+    code = main(
+        [
+            "track",
+            os.path.dirname(frames[0]),
+            "--tracker",
+            "csrt",
+            "--box",
+            "20,15,16,12",
+            "--out",
+            str(out),
+            "--video-out",
+            str(vout),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
     # the video is what does not fit (its temporary file fills the disk, before or after the boxes
@@ -474,7 +530,7 @@ def test_vot_setup_never_writes_through_a_link_planted_in_the_workspace(tmp_path
     _vot_workspace_layout(ws)
     color = tmp_path / "ws2" / "sequences" / "s1" / "color"
     color.mkdir(parents=True)
-    os.symlink(tmp_path / "outside.jpg", color / "00000001.jpg")               # dangling, pointing out
+    os.symlink(tmp_path / "outside.jpg", color / "00000001.jpg")  # dangling, pointing out
     os.symlink(tmp_path / "outside-gt.txt", color.parent / "groundtruth.txt")  # the ground truth itself
     assert main(["vot-setup", str(tmp_path / "ws2"), "--trackers", "csrt", "--sequences", str(ws / "sequences")]) == 2
     assert "leads outside" in _one_line(capsys)
@@ -487,8 +543,23 @@ def test_several_targets_refuse_the_ground_truth_too(tmp_path, capsys, seq_folde
     gt = seq_folder / "groundtruth.txt"
     want = _sha(gt)
     before = tree(tmp_path)
-    assert main(["track", str(seq_folder), "--tracker", "csrt", "--box", "20,15,16,12", "--box", "2,2,8,8",
-                 "--mot", str(gt)]) == 2
+    assert (
+        main(
+            [
+                "track",
+                str(seq_folder),
+                "--tracker",
+                "csrt",
+                "--box",
+                "20,15,16,12",
+                "--box",
+                "2,2,8,8",
+                "--mot",
+                str(gt),
+            ]
+        )
+        == 2
+    )
     assert "is the input" in _one_line(capsys)
     assert _sha(gt) == want and added(before, tree(tmp_path)) == set()
 
@@ -497,10 +568,21 @@ def test_sigkill_during_video_out_leaves_a_part_that_the_next_write_removes(tmp_
     """issue 21 item 8: SIGKILL mid `track --video-out` leaves `.<name>.XXXXXXXX.part.avi` (nothing
     can run on SIGKILL); the next write to that destination, once the file is stale, removes it."""
     import signal
+
     bag = shared_path("data", "videos", "bag.avi")
     vout = tmp_path / "out.avi"
-    argv = [sys.executable, os.path.join(ROOT, "main.py"), "track", bag, "--tracker", "csrt",
-            "--box", "292,128,146,132", "--video-out", str(vout)]
+    argv = [
+        sys.executable,
+        os.path.join(ROOT, "main.py"),
+        "track",
+        bag,
+        "--tracker",
+        "csrt",
+        "--box",
+        "292,128,146,132",
+        "--video-out",
+        str(vout),
+    ]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -519,11 +601,19 @@ def test_sigkill_during_video_out_leaves_a_part_that_the_next_write_removes(tmp_
     left = tmp_path / parts[0]
     assert left.exists() and not vout.exists()
     # a fresh one may be another run's, still writing: kept
-    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
-                 "--video-out", str(vout)]) == 0
+    assert (
+        main(
+            ["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3", "--video-out", str(vout)]
+        )
+        == 0
+    )
     assert left.exists()
     old = time.time() - 3600
     os.utime(left, (old, old))
-    assert main(["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3",
-                 "--video-out", str(vout)]) == 0
+    assert (
+        main(
+            ["track", bag, "--tracker", "csrt", "--box", "292,128,146,132", "--frames", "0:3", "--video-out", str(vout)]
+        )
+        == 0
+    )
     assert not left.exists() and sorted(os.listdir(tmp_path)) == ["out.avi"]

@@ -5,6 +5,7 @@ line and nothing else.
 
 The plugin is tests/plugin_example, installed for real (`pip install --no-deps --target`) into a
 folder put on the path; the broken one is a test distribution whose module raises on import."""
+
 from __future__ import annotations
 
 import importlib
@@ -28,9 +29,24 @@ def plugin_site(tmp_path_factory) -> str:
     work = tmp_path_factory.mktemp("plugin")
     src, site = work / "src", work / "site"
     shutil.copytree(EXAMPLE, src)
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--quiet", "--target", str(site), str(src)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0 and "No module named" in proc.stderr and "setuptools" in proc.stderr:
         pytest.skip("setuptools (the build backend) is not installed")
     assert proc.returncode == 0, proc.stderr
@@ -46,8 +62,14 @@ def plugin_site(tmp_path_factory) -> str:
 
 def _run(args, site, timeout=600):
     env = dict(os.environ, PYTHONPATH=site, SIAMSCOPE_MODELS=os.path.join(ROOT, "..", "shared", "models"))
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "main.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_trackers_lists_the_plugin_and_a_broken_plugin_costs_one_line(plugin_site):
@@ -55,7 +77,7 @@ def test_trackers_lists_the_plugin_and_a_broken_plugin_costs_one_line(plugin_sit
     assert proc.returncode == 0, proc.stderr
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     assert "example-match" in names
-    assert "nanotrack-v2" in names and "csrt" in names       # the project's own are all still there
+    assert "nanotrack-v2" in names and "csrt" in names  # the project's own are all still there
     assert names.index("example-match") > names.index("csrt")  # plugins come after the project's trackers
     problems = [line for line in proc.stderr.splitlines() if "broken" in line]
     assert len(problems) == 1, proc.stderr
@@ -77,6 +99,7 @@ def test_the_window_picker_offers_the_plugin(qtbot, tmp_path, plugin_site, monke
     table, restored after the test), and the window's picker lists and selects it."""
     from tests.app_support import make_window
     from trackers.core import registry
+
     monkeypatch.syspath_prepend(plugin_site)
     importlib.invalidate_caches()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
@@ -86,7 +109,7 @@ def test_the_window_picker_offers_the_plugin(qtbot, tmp_path, plugin_site, monke
     combo = window.tracker_bar.tracker_combo
     i = combo.findData("example-match")
     assert i >= 0, [combo.itemData(k) for k in range(combo.count())]
-    assert combo.itemText(i) == "Template matching (example plugin)"    # no checkpoint to ask for
+    assert combo.itemText(i) == "Template matching (example plugin)"  # no checkpoint to ask for
     assert combo.findData("nanotrack-v2") >= 0
     combo.setCurrentIndex(i)
     assert window.tracker_bar.tracker_name() == "example-match"

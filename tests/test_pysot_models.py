@@ -3,16 +3,16 @@
 The fixture parity of the assembled networks is in test_pysot_parity.py; here: the parts without
 a fixture (UP-XCorr head), the shapes other trackers rely on, and the checkpoint formats.
 """
+
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from models.backbones import AlexNetLegacy, mobilenetv2, resnet50
 from models.checkpoint import CheckpointError
-from models.heads import DepthwiseRPN, MultiRPN, UPChannelRPN, xcorr_depthwise, xcorr_fast
+from models.heads import MultiRPN, UPChannelRPN, xcorr_depthwise, xcorr_fast
 from models.necks import AdjustAllLayer
 from tests.conftest import shared_path
 from trackers.core import registry
@@ -41,18 +41,19 @@ def test_up_channel_rpn_equals_explicit_loop():
     cls, loc = head(z, x)
     assert cls.shape == (2, 2 * A, 17, 17) and loc.shape == (2, 4 * A, 17, 17)
 
-    cls_kernel = head.template_cls_conv(z)          # (B, 2A*C, 4, 4)
+    cls_kernel = head.template_cls_conv(z)  # (B, 2A*C, 4, 4)
     loc_kernel = head.template_loc_conv(z)
-    cls_search = head.search_cls_conv(x)            # (B, C, 20, 20)
+    cls_search = head.search_cls_conv(x)  # (B, C, 20, 20)
     loc_search = head.search_loc_conv(x)
     loc_corr = []
     for b in range(2):
         for k in range(2 * A):
-            w = cls_kernel[b, k * C:(k + 1) * C][None]            # one (1, C, 4, 4) filter
-            expect = F.conv2d(cls_search[b:b + 1], w)[0, 0]
+            w = cls_kernel[b, k * C : (k + 1) * C][None]  # one (1, C, 4, 4) filter
+            expect = F.conv2d(cls_search[b : b + 1], w)[0, 0]
             torch.testing.assert_close(cls[b, k], expect, atol=1e-5, rtol=1e-5)
-        loc_maps = torch.stack([F.conv2d(loc_search[b:b + 1], loc_kernel[b, k * C:(k + 1) * C][None])[0, 0]
-                                for k in range(4 * A)])
+        loc_maps = torch.stack(
+            [F.conv2d(loc_search[b : b + 1], loc_kernel[b, k * C : (k + 1) * C][None])[0, 0] for k in range(4 * A)]
+        )
         loc_corr.append(loc_maps)
         expect_loc = F.conv2d(loc_maps[None], head.loc_adjust.weight, head.loc_adjust.bias)[0]
         torch.testing.assert_close(loc[b], expect_loc, atol=1e-5, rtol=1e-5)
@@ -71,7 +72,7 @@ def test_xcorr_depthwise_and_fast_equal_loops():
     out = xcorr_depthwise(x, k)
     for b in range(2):
         for c in range(6):
-            torch.testing.assert_close(out[b, c], F.conv2d(x[b:b + 1, c:c + 1], k[b:b + 1, c:c + 1])[0, 0])
+            torch.testing.assert_close(out[b, c], F.conv2d(x[b : b + 1, c : c + 1], k[b : b + 1, c : c + 1])[0, 0])
     kk = torch.randn(2, 3 * 6, 5, 5, generator=gen)
     full = xcorr_fast(x, kk)
     assert full.shape == (2, 3, 8, 8)
@@ -110,13 +111,13 @@ def test_adjust_layer_crops_template_only():
     assert [t.shape[-1] for t in z] == [7, 7] and [t.shape[-1] for t in x] == [31, 31]
     full = neck.downsample2.downsample(torch.ones(1, 8, 15, 15))
     one = AdjustAllLayer([8], [4])
-    assert "downsample.downsample.0.weight" in one.state_dict()      # pysot's single-level name
+    assert "downsample.downsample.0.weight" in one.state_dict()  # pysot's single-level name
     assert full.shape[-1] == 15
 
 
 @torch.no_grad()
 def test_backbone_levels_and_strides():
-    r = resnet50(used_layers=[0, 1, 2, 3]).eval()   # SiamMask's levels: no layer4 weights
+    r = resnet50(used_layers=[0, 1, 2, 3]).eval()  # SiamMask's levels: no layer4 weights
     assert not any(k.startswith("layer4") for k in r.state_dict())
     outs = r(torch.zeros(1, 3, 127, 127))
     assert [tuple(o.shape[1:]) for o in outs] == [(64, 61, 61), (256, 31, 31), (512, 15, 15), (1024, 15, 15)]
@@ -142,8 +143,10 @@ def test_pysot_checkpoint_snapshot_loads(tmp_path):
     """pysot's training snapshot layout: {'epoch', 'state_dict'} with DistributedDataParallel's
     'module.' prefixes, here also without BN `num_batches_tracked` (older torch checkpoints)."""
     state = _manifest_state_dict("pysot_siamrpn_r50_l234_dwxcorr")
-    obj = {"epoch": 20, "state_dict": {"module." + k: v for k, v in state.items()
-                                       if not k.endswith("num_batches_tracked")}}
+    obj = {
+        "epoch": 20,
+        "state_dict": {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")},
+    }
     path = tmp_path / "model.pth"
     torch.save(obj, path)
     tracker = registry.build("siamrpnpp-r50", weights=str(path))
@@ -172,10 +175,12 @@ def test_pysot_checkpoint_truncated_names_missing_keys(tmp_path):
 
 def test_registry_lists_the_family_with_pysot_zoo_names():
     specs = {s.name: s for s in registry.all_trackers()}
-    expected = {"siamrpn-alex": "siamrpn_alex_dwxcorr/model.pth",
-                "siamrpnpp-r50": "siamrpn_r50_l234_dwxcorr/model.pth",
-                "siamrpnpp-mobilev2": "siamrpn_mobilev2_l234_dwxcorr/model.pth",
-                "siamrpnpp-r50-lt": "siamrpn_r50_l234_dwxcorr_lt/model.pth"}
+    expected = {
+        "siamrpn-alex": "siamrpn_alex_dwxcorr/model.pth",
+        "siamrpnpp-r50": "siamrpn_r50_l234_dwxcorr/model.pth",
+        "siamrpnpp-mobilev2": "siamrpn_mobilev2_l234_dwxcorr/model.pth",
+        "siamrpnpp-r50-lt": "siamrpn_r50_l234_dwxcorr_lt/model.pth",
+    }
     for name, wf in expected.items():
         assert specs[name].weights_file == wf
     with pytest.raises(CheckpointError, match="needs"):

@@ -14,6 +14,7 @@ real tracker and its 831 network output is checked once (step 2); the open-loop 
 OPEN_LOOP_STEPS steps: all 40 (about 35 s on 2 idle cores; SIAMSCOPE_QUICK_PARITY=1 shortens them
 for a loaded machine).
 """
+
 import copy
 import functools
 import hashlib
@@ -32,41 +33,45 @@ from trackers.core.base import TrackingState
 from trackers.families.siamrpn import VARIANTS, make_tracker
 
 FIXTURES = {f"pysot_{v.network}": v for v in VARIANTS}
-NETWORK_RTOL = 1e-5      # of max|ref|, README: PyTorch CPU
+NETWORK_RTOL = 1e-5  # of max|ref|, README: PyTorch CPU
 SCORE_ATOL = 1e-5
-PRED_BBOX_ATOL = 1e-3    # crop px
-STATE_ATOL = 1e-3        # frame px
+PRED_BBOX_ATOL = 1e-3  # crop px
+STATE_ATOL = 1e-3  # frame px
 LR_ATOL = 1e-5
-MARGIN_FRAGILE = 1e-4    # README: below this pscore margin the runner-up is acceptable
+MARGIN_FRAGILE = 1e-4  # README: below this pscore margin the runner-up is acceptable
 # open loop: README observes <= 6e-5 px drift between correct float32 implementations over 40 steps;
 # 1e-3 px keeps two orders of margin and still catches any wrong formula or off-by-one crop
 OPEN_LOOP_ATOL = 1e-3
 FULL = os.environ.get("SIAMSCOPE_QUICK_PARITY") != "1"
-OPEN_LOOP_STEPS = {"siamrpn-alex": 40 if FULL else 20, "siamrpnpp-mobilev2": 40 if FULL else 5,
-                   "siamrpnpp-r50": 40 if FULL else 5}
+OPEN_LOOP_STEPS = {
+    "siamrpn-alex": 40 if FULL else 20,
+    "siamrpnpp-mobilev2": 40 if FULL else 5,
+    "siamrpnpp-r50": 40 if FULL else 5,
+}
 
 
 # -- fixture data, read once ------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def manifest(fx):
     with open(shared_path("fixtures", fx, "manifest.json")) as f:
         return json.load(f)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def steps_json(fx):
     with open(shared_path("fixtures", fx, "track_steps.json")) as f:
         return json.load(f)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def npz(fx, name):
     return dict(np.load(shared_path("fixtures", fx, name)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bag_frames(n=41):
     import cv2
+
     cap = cv2.VideoCapture(shared_path("data", "videos", "bag.avi"))
     frames = []
     while len(frames) < n:
@@ -91,7 +96,7 @@ def frames_checked(fx):
     return frames
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def seeded_network(fx):
     """The fixture's network with its seeded weights; `.seeded_sha256` is the sha256 of the weights
     as the rule generated them (computed here so the big state dict is drawn only once)."""
@@ -118,8 +123,9 @@ def raw_loc(ts, s, anchors):
     shape = boxes.shape
     b = boxes.reshape(4, -1)
     a = anchors.astype(np.float64)
-    delta = np.stack([(b[0] - a[:, 0]) / a[:, 2], (b[1] - a[:, 1]) / a[:, 3],
-                      np.log(b[2] / a[:, 2]), np.log(b[3] / a[:, 3])])
+    delta = np.stack(
+        [(b[0] - a[:, 0]) / a[:, 2], (b[1] - a[:, 1]) / a[:, 3], np.log(b[2] / a[:, 2]), np.log(b[3] / a[:, 3])]
+    )
     return delta.reshape(shape).astype(np.float32)
 
 
@@ -156,7 +162,7 @@ def accept_best(name, best, ref_best, margin, ref_pscore=None):
     within a fragile margin; fails otherwise."""
     if best != ref_best:
         assert margin < MARGIN_FRAGILE, f"{name}: best index {best} vs reference {ref_best} (margin {margin:.2g})"
-        if ref_pscore is not None:   # ours must be the reference's runner-up, not any cell
+        if ref_pscore is not None:  # ours must be the reference's runner-up, not any cell
             assert ref_pscore[best] >= ref_pscore[ref_best] - MARGIN_FRAGILE, name
         return False
     return True
@@ -210,8 +216,9 @@ def _capture_intermediates(net, z, x):
             b = getattr(rpn, branch)
             for part, mod in (("kernel", b.conv_kernel), ("search", b.conv_search), ("out", b.head)):
                 key = f"head_{prefix}_{branch}_{part}"
-                handles.append(mod.register_forward_hook(
-                    lambda m, i, o, key=key: got.__setitem__(key, o.detach().clone())))
+                handles.append(
+                    mod.register_forward_hook(lambda m, i, o, key=key: got.__setitem__(key, o.detach().clone()))
+                )
     try:
         with torch.no_grad():
             net.template(z)
@@ -235,8 +242,9 @@ def test_network_intermediates(fx, device):
     io = npz(fx, "model_io.npz")
     net = on_device(seeded_network(fx), device)
     rtol = net_rtol(device, NETWORK_RTOL)
-    got, out = _capture_intermediates(net, torch.from_numpy(io["template"]).to(device),
-                                      torch.from_numpy(io["search"]).to(device))
+    got, out = _capture_intermediates(
+        net, torch.from_numpy(io["template"]).to(device), torch.from_numpy(io["search"]).to(device)
+    )
     expected = [k for k in arrays if k not in ("template", "search")]
     assert sorted(got) == sorted(expected)
     for name in expected:
@@ -283,7 +291,7 @@ def test_decode_steps_teacher_forced(fx):
     ts = npz(fx, "track_steps.npz")
     v = FIXTURES[fx]
     tracker = make_tracker(v, ReplayNetwork())
-    frame_shape = (360, 480, 3)   # bag.avi; only the clip uses it
+    frame_shape = (360, 480, 3)  # bag.avi; only the clip uses it
     grid_checked = False
     steps = sorted(int(k[1:3]) for k in ts if k.endswith("_cls") and k[1:3].isdigit())
     assert steps
@@ -312,8 +320,9 @@ def test_decode_steps_teacher_forced(fx):
         if f"s{s:02d}_penalty" in ts:
             np.testing.assert_allclose(step.penalty, ts[f"s{s:02d}_penalty"], atol=SCORE_ATOL)
             np.testing.assert_allclose(step.pred_bbox, ts[f"s{s:02d}_pred_bbox"], atol=PRED_BBOX_ATOL)
-        if not accept_best(f"{fx} step {s}", step.best, int(ts["best_idx"][i]), ts["pscore_margin"][i],
-                           ts[f"s{s:02d}_pscore"]):
+        if not accept_best(
+            f"{fx} step {s}", step.best, int(ts["best_idx"][i]), ts["pscore_margin"][i], ts[f"s{s:02d}_pscore"]
+        ):
             continue
         assert abs(step.score[step.best] - ts["best_score"][i]) <= SCORE_ATOL
         assert abs(step.pscore[step.best] - ts["best_pscore"][i]) <= SCORE_ATOL
@@ -339,9 +348,10 @@ def test_open_loop_run(fx, device):
     for s in range(1, OPEN_LOOP_STEPS[v.name] + 1):
         i = s - 1
         result = tracker.track(frames[int(ts["frame_index"][i])])
-        if not accept_best(f"{fx} step {s}", result.extra["best_index"], int(ts["best_idx"][i]),
-                           ts["pscore_margin"][i]):
-            break   # a fragile argmax went the other way: the runs may part from here
+        if not accept_best(
+            f"{fx} step {s}", result.extra["best_index"], int(ts["best_idx"][i]), ts["pscore_margin"][i]
+        ):
+            break  # a fragile argmax went the other way: the runs may part from here
         np.testing.assert_allclose(result.box, ts["bbox_out"][i], atol=OPEN_LOOP_ATOL, err_msg=f"step {s}")
         assert abs(result.score - ts["best_score"][i]) <= SCORE_ATOL
         assert result.state == TrackingState.TRACKING
@@ -365,10 +375,23 @@ def test_longterm_switching_through_track():
     net = ReplayNetwork()
     tracker = make_tracker(v, net)
     p = tracker.params
-    assert (p.lost_instance_size, p.confidence_low, p.confidence_high, p.lost_window_influence,
-            p.window_influence, p.lr, p.penalty_k) == (
-        hp["lost_instance_size"], hp["confidence_low"], hp["confidence_high"], hp["lost_window_influence"],
-        hp["window_influence"], hp["lr"], hp["penalty_k"])
+    assert (
+        p.lost_instance_size,
+        p.confidence_low,
+        p.confidence_high,
+        p.lost_window_influence,
+        p.window_influence,
+        p.lr,
+        p.penalty_k,
+    ) == (
+        hp["lost_instance_size"],
+        hp["confidence_low"],
+        hp["confidence_high"],
+        hp["lost_window_influence"],
+        hp["window_influence"],
+        hp["lr"],
+        hp["penalty_k"],
+    )
     tracker.init(frames[0], sj["init"]["init_box_xywh"])
     # the recorded run: long-term from step 1 on, never left; 831 crops from step 2
     assert not ts["longterm_before"][0] and ts["longterm_after"].all()
@@ -386,8 +409,7 @@ def test_longterm_switching_through_track():
         assert crop.shape[0] == ts["instance_size"][i]
         if f"s{s:02d}_search_crop" in ts:
             np.testing.assert_array_equal(crop, ts[f"s{s:02d}_search_crop"].astype(np.float32))
-        if not accept_best(f"LT step {s}", result.extra["best_index"], int(ts["best_idx"][i]),
-                           ts["pscore_margin"][i]):
+        if not accept_best(f"LT step {s}", result.extra["best_index"], int(ts["best_idx"][i]), ts["pscore_margin"][i]):
             continue
         assert tracker.longterm == bool(ts["longterm_after"][i])
         np.testing.assert_allclose(tracker.center, ts["center_after"][i], atol=STATE_ATOL, err_msg=f"step {s}")
@@ -417,10 +439,10 @@ def test_longterm_state_unclipped_box_clipped():
     assert step.best == ts["best_idx"][i]
     expected_cx = 600.0 + ts["bbox_delta"][i][0]
     assert expected_cx > 480
-    assert abs(step.center[0] - expected_cx) <= STATE_ATOL          # state: unclipped
+    assert abs(step.center[0] - expected_cx) <= STATE_ATOL  # state: unclipped
     np.testing.assert_allclose(step.size, ts["size_after"][i], atol=STATE_ATOL)
     x, y, w, h = step.box
-    assert abs(x + w / 2 - 480) <= 1e-9                              # box: centre clipped to W
+    assert abs(x + w / 2 - 480) <= 1e-9  # box: centre clipped to W
 
 
 def test_longterm_network_at_831():
@@ -430,7 +452,7 @@ def test_longterm_network_at_831():
     assert ts["instance_size"][1] == 831
     tracker = make_tracker(FIXTURES[LT], seeded_network(LT))
     with torch.no_grad():
-        tracker.network.template(torch.from_numpy(io["template"]))   # = the init exemplar crop
+        tracker.network.template(torch.from_numpy(io["template"]))  # = the init exemplar crop
         out = tracker.run_network(ts["s02_search_crop"])
     cls = out["cls"].numpy()
     ref = ts["s02_cls"].astype(np.float64)

@@ -2,6 +2,7 @@
 reads files through it, so decoding overlaps tracking). It must hand out exactly what the wrapped
 source gives: the same frames in the same order, the same positions, the same end, the same error
 at the same frame, and seeking to any frame. Real video (bag.avi) and real image folders."""
+
 import cv2
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def test_same_frames_positions_and_end_as_the_file():
         assert ahead.position == len(got)
     assert len(got) == len(direct) == 196
     assert all(np.array_equal(a, b) for a, b in zip(got, direct))
-    assert ahead.read() is None and ahead.read() is None and ahead.position == 196   # the end stays the end
+    assert ahead.read() is None and ahead.read() is None and ahead.position == 196  # the end stays the end
     assert ahead.shortfall() is None
     ahead.close()
 
@@ -32,7 +33,7 @@ def test_same_frames_positions_and_end_as_the_file():
 def test_seek_back_and_forward_reads_from_there():
     direct = list(VideoFileSource(bag_video()))
     with ReadAheadSource(VideoFileSource(bag_video())) as ahead:
-        for _ in range(30):            # the reader is a few frames ahead of us when we seek
+        for _ in range(30):  # the reader is a few frames ahead of us when we seek
             ahead.read()
         ahead.seek(7)
         assert ahead.position == 7
@@ -62,19 +63,21 @@ def test_a_damaged_image_raises_at_its_frame_and_keeps_raising(tmp_path):
                 ahead.read()
             assert str(e.value) == str(direct_error.value) and "0003.png" in str(e.value)
         assert ahead.position == 3
-        ahead.seek(4)                  # past the damaged frame, reading goes on
+        ahead.seek(4)  # past the damaged frame, reading goes on
         assert np.array_equal(ahead.read(), frames[4])
 
 
 def test_a_live_source_is_refused():
     class Live(VideoFileSource):
         is_live = True
+
     with pytest.raises(ValueError, match="LatestFrameGrabber"):
         ReadAheadSource(Live(bag_video()))
 
 
 def test_close_stops_the_reader_thread():
     import threading
+
     ahead = ReadAheadSource(VideoFileSource(bag_video()), depth=2)
     ahead.read()
     reader = ahead._thread

@@ -5,6 +5,7 @@ checkpoint, fast on 2 cores). The CLI, eval, bench and GUI tests prove that each
 same numbers through the session as before (tests/test_cli_track.py, test_evaluate.py,
 test_bench.py, test_app_window.py); these tests pin down the session's own rules.
 """
+
 import os
 
 import cv2
@@ -12,12 +13,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import box_iou, shared_path
-from trackers.tools import evaluate as E
 from trackers.core import registry
 from trackers.core.base import BoxError, TrackingState
 from trackers.run.results import FrameLog
 from trackers.run.session import SessionError, Step, Track, TrackingFailed, TrackingSession
 from trackers.run.sources import FrameListSource, SourceError
+from trackers.tools import evaluate as E
 
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
 
@@ -36,7 +37,7 @@ def test_open_init_advance_gives_packets_with_timings():
     assert all(p.kind == "track" and p.track_ms > 0 and p.frame.shape == (360, 480, 3) for p in steps)
     assert s.tracked_frames == 5 and s.tracked_seconds == pytest.approx(sum(p.track_ms for p in steps) / 1e3)
     assert list(s.boxes) == [0, 1, 2, 3, 4, 5] and s.boxes[5] == tuple(steps[-1].result.box)
-    gt = np.loadtxt(shared_path("bench", "bag", "groundtruth.txt"), delimiter=",")   # bag.avi's boxes
+    gt = np.loadtxt(shared_path("bench", "bag", "groundtruth.txt"), delimiter=",")  # bag.avi's boxes
     assert box_iou(steps[-1].result.box, gt[5]) > 0.4, (steps[-1].result.box, gt[5])
 
 
@@ -60,11 +61,11 @@ def test_seek_back_resyncs_from_the_runs_box_and_the_rerun_replaces_later_frames
             s.advance()
         box3 = s.boxes[3]
         assert s.seek(3).index == 3 and s.tracker_at == 6
-        restart = s.resync()                       # the tracker restarts on frame 3 from the run's box
+        restart = s.resync()  # the tracker restarts on frame 3 from the run's box
         assert restart.kind == "init" and restart.result.box == box3 and s.tracker_at == 3
         assert list(s.boxes) == [0, 1, 2, 3] and list(s.reinitialisations) == [0, 3]
         assert s.advance().index == 4 and list(s.boxes) == [0, 1, 2, 3, 4]
-        assert s.resync() is None                  # in step: nothing to do
+        assert s.resync() is None  # in step: nothing to do
         # forward past the last tracked frame: the run has no box there
         s.seek(50)
         with pytest.raises(SessionError, match="no box for frame 50"):
@@ -80,7 +81,7 @@ def test_tracker_failure_keeps_the_frame_and_the_run():
     with TrackingSession.open(FrameListSource(_bag_frames(3)), registry.build("csrt")) as s:
         s.init(BAG_BOX)
         s.advance()
-        empty = np.zeros((0, 0, 3), np.uint8)           # OpenCV's tracker cannot take an empty image
+        empty = np.zeros((0, 0, 3), np.uint8)  # OpenCV's tracker cannot take an empty image
         with pytest.raises(TrackingFailed) as failed:
             s.process(empty, 2)
         assert failed.value.step.index == 2 and failed.value.step.result is None
@@ -121,6 +122,7 @@ def test_eval_reads_a_folder_in_the_apps_natural_order(tmp_path):
 
         def track(self, frame):
             from trackers.core.base import TrackResult
+
             self.seen.append(frame)
             return TrackResult(box=self.box, score=1.0)
 
@@ -166,7 +168,7 @@ def test_run_with_maps_on_carries_the_score_map_and_channel_responses():
         assert s.track.maps and on.score_map is not None and on.channels and on.channels[0].maps.ndim == 3
         off = list(s.run(BAG_BOX, start=0, maps=False))[-1]
     assert not tracker.collect_channels and off.channels == [] and off.score_map is not None
-    assert off.box == on.box       # the maps change what is copied out, never the box
+    assert off.box == on.box  # the maps change what is copied out, never the box
 
 
 def test_tracks_driven_on_one_frame_read_equal_their_single_runs():
@@ -191,13 +193,19 @@ def test_tracks_driven_on_one_frame_read_equal_their_single_runs():
 
 def test_the_apps_frame_packet_is_a_step():
     from app.worker_protocol import FramePacket
+
     with TrackingSession.open(FrameListSource(_bag_frames(2)), registry.build("csrt")) as s:
         s.init(BAG_BOX)
         step = s.advance()
     packet = FramePacket.of(step, dropped=3)
     assert isinstance(packet, Step) and packet.dropped == 3 and packet.jpeg is None
-    assert (packet.index, packet.frame, packet.result, packet.kind, packet.track_ms) == \
-        (step.index, step.frame, step.result, step.kind, step.track_ms)
+    assert (packet.index, packet.frame, packet.result, packet.kind, packet.track_ms) == (
+        step.index,
+        step.frame,
+        step.result,
+        step.kind,
+        step.track_ms,
+    )
     assert packet.box == step.box and packet.rgb.shape == step.frame.shape
 
 

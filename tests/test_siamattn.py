@@ -1,5 +1,6 @@
 """SiamAttn built from the paper (no reference code or weights exist): each equation against a
 straightforward computation written here, shapes, training, ONNX, and the tracker on bag.avi."""
+
 import io
 import math
 
@@ -9,11 +10,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.siamattn import (ChannelAttention, DeformConv2d, DeformRoIPool, DeformableSiameseAttention,
-                             MapGeometry, RefineBranch, SearchBranch, SiamAttn, SiamAttnConfig,
-                             SpatialSelfAttention, StagedBackbone, TemplateBranch, apply_box_deltas,
-                             channel_attention_map, deform_conv2d, mask_targets, refine_targets,
-                             roi_align, rpn_targets, siamattn_loss, spatial_attention_map)
+from models.siamattn import (
+    ChannelAttention,
+    DeformableSiameseAttention,
+    DeformConv2d,
+    DeformRoIPool,
+    MapGeometry,
+    RefineBranch,
+    SearchBranch,
+    SiamAttn,
+    SiamAttnConfig,
+    SpatialSelfAttention,
+    StagedBackbone,
+    TemplateBranch,
+    apply_box_deltas,
+    channel_attention_map,
+    deform_conv2d,
+    mask_targets,
+    refine_targets,
+    roi_align,
+    rpn_targets,
+    siamattn_loss,
+    spatial_attention_map,
+)
 
 from .conftest import shared_path
 
@@ -114,8 +133,9 @@ def test_deform_conv_zero_offsets_is_conv2d():
     w = torch.randn(5, 4, 3, 3, generator=_gen(10))
     b = torch.randn(5, generator=_gen(11))
     off = torch.zeros(2, 18, 7, 6)
-    torch.testing.assert_close(deform_conv2d(x, off, w, b, padding=1), F.conv2d(x, w, b, padding=1),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        deform_conv2d(x, off, w, b, padding=1), F.conv2d(x, w, b, padding=1), rtol=1e-4, atol=1e-4
+    )
     # the module starts with zero offsets
     m = DeformConv2d(4, 5)
     torch.testing.assert_close(m(x), F.conv2d(x, m.weight, m.bias, padding=1), rtol=1e-4, atol=1e-4)
@@ -131,16 +151,16 @@ def test_deform_conv_integer_offsets_is_shifted_conv(dy, dx):
     # reference: conv without padding on a zero-padded input, read at (y + dy, x + dx)
     P = 1 + max(abs(dy), abs(dx))
     full = F.conv2d(F.pad(x, (P, P, P, P)), w)
-    ref = full[:, :, P - 1 + dy:P - 1 + dy + 8, P - 1 + dx:P - 1 + dx + 9]
+    ref = full[:, :, P - 1 + dy : P - 1 + dy + 8, P - 1 + dx : P - 1 + dx + 9]
     torch.testing.assert_close(deform_conv2d(x, off, w, None, padding=1), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_deform_conv_half_pixel_offset_averages_neighbours():
     x = torch.randn(1, 1, 5, 5, generator=_gen(14))
     w = torch.zeros(1, 1, 3, 3)
-    w[0, 0, 1, 1] = 1.0   # centre tap only: output = input sampled at (y + dy, x + dx)
+    w[0, 0, 1, 1] = 1.0  # centre tap only: output = input sampled at (y + dy, x + dx)
     off = torch.zeros(1, 18, 5, 5)
-    off[:, 2 * 4 + 1] = 0.5   # centre tap (k = 4), dx = +0.5
+    off[:, 2 * 4 + 1] = 0.5  # centre tap (k = 4), dx = +0.5
     out = deform_conv2d(x, off, w, None, padding=1)
     ref = 0.5 * (x[..., :, :4] + x[..., :, 1:])
     torch.testing.assert_close(out[..., :, :4], ref, rtol=1e-5, atol=1e-5)
@@ -148,7 +168,7 @@ def test_deform_conv_half_pixel_offset_averages_neighbours():
 
 
 # -- RoI pooling --------------------------------------------------------------------------------
-GEOM = MapGeometry(origin=10.0, step=4.0)   # cell i at 10 + 4 i crop pixels
+GEOM = MapGeometry(origin=10.0, step=4.0)  # cell i at 10 + 4 i crop pixels
 
 
 def test_roi_align_of_constant_map_is_the_constant():
@@ -161,7 +181,7 @@ def test_roi_align_of_constant_map_is_the_constant():
 
 def test_roi_align_of_linear_ramp_is_value_at_bin_centres():
     n = 20
-    u = torch.arange(n, dtype=torch.float32) * GEOM.step + GEOM.origin   # crop pixel of each cell
+    u = torch.arange(n, dtype=torch.float32) * GEOM.step + GEOM.origin  # crop pixel of each cell
     a, b, c = 0.3, -0.7, 5.0
     f = (a * u.view(1, n) + b * u.view(n, 1) + c).expand(1, 2, n, n).contiguous()
     x1, y1, x2, y2 = 17.0, 25.0, 61.0, 48.0
@@ -176,13 +196,13 @@ def test_roi_align_of_linear_ramp_is_value_at_bin_centres():
 def test_deformable_roi_pool_offsets_shift_bins():
     n = 20
     u = torch.arange(n, dtype=torch.float32) * GEOM.step + GEOM.origin
-    f = u.view(1, 1, 1, n).expand(1, 1, n, n).contiguous()   # value = crop x
+    f = u.view(1, 1, 1, n).expand(1, 1, n, n).contiguous()  # value = crop x
     pool = DeformRoIPool(1, 4, sampling=2, offset_gain=1.0)
     rois = torch.tensor([[20.0, 20.0, 60.0, 60.0]])
     plain = roi_align(f, rois, 4, GEOM, 2)
-    torch.testing.assert_close(pool(f, rois, GEOM), plain)   # zero-initialised offsets
+    torch.testing.assert_close(pool(f, rois, GEOM), plain)  # zero-initialised offsets
     with torch.no_grad():
-        pool.offset.bias.copy_(torch.tensor([0.1, 0.0]))    # every bin moves right by 0.1 box widths
+        pool.offset.bias.copy_(torch.tensor([0.1, 0.0]))  # every bin moves right by 0.1 box widths
     torch.testing.assert_close(pool(f, rois, GEOM), plain + 4.0, rtol=1e-5, atol=1e-4)
 
 
@@ -202,6 +222,7 @@ def test_refine_targets_invert_apply_box_deltas():
 
 def test_rpn_targets_mark_the_anchor_on_the_box_positive():
     from trackers.core.decode import generate_anchors
+
     anchors = torch.from_numpy(generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25))
     # a 64x64 box centred 16 px right of the crop centre: the square anchor (index 2) at cell
     # (12, 14) matches it exactly
@@ -209,16 +230,16 @@ def test_rpn_targets_mark_the_anchor_on_the_box_positive():
     labels, loc, weight = rpn_targets(box, anchors, 5, 25)
     assert labels[2, 12, 14] == 1
     torch.testing.assert_close(loc[:, 2, 12, 14], torch.zeros(4), atol=1e-6, rtol=0)
-    assert labels[:, 0, 0].eq(0).all()                        # far corner: negative
+    assert labels[:, 0, 0].eq(0).all()  # far corner: negative
     torch.testing.assert_close(weight.sum(), torch.tensor(1.0))
     assert set(labels.unique().tolist()) <= {-1.0, 0.0, 1.0}
-    assert rpn_targets(None, anchors, 5, 25)[0].eq(0).all()    # negative pair
+    assert rpn_targets(None, anchors, 5, 25)[0].eq(0).all()  # negative pair
 
 
 def test_mask_targets_crop_the_object_mask_to_the_roi():
     m = torch.zeros(1, 1, 100, 100)
-    m[:, :, 20:60, 30:50] = 1          # rows 20..59, columns 30..49
-    t = mask_targets(m, torch.tensor([[30.0, 20.0, 70.0, 60.0]]), size=8)   # roi twice the width
+    m[:, :, 20:60, 30:50] = 1  # rows 20..59, columns 30..49
+    t = mask_targets(m, torch.tensor([[30.0, 20.0, 70.0, 60.0]]), size=8)  # roi twice the width
     ref = torch.zeros(8, 8)
     ref[:, :4] = 1
     torch.testing.assert_close(t[0, 0], ref)
@@ -227,6 +248,7 @@ def test_mask_targets_crop_the_object_mask_to_the_roi():
 def test_refinement_grid_is_the_anchor_grid():
     from models.siamattn import correlation_geometry
     from trackers.core.decode import generate_anchors
+
     anchors = generate_anchors(8, (0.33, 0.5, 1, 2, 3), (8,), 25)
     geom = correlation_geometry(25, 8, 255)
     # anchor cell x offsets from the crop centre (127) == the refinement's cell positions
@@ -238,15 +260,16 @@ def test_backbone_levels_are_resampled_onto_the_centred_stride8_grid():
     class Ramp(nn.Module):
         def forward(self, x):
             out = []
-            for s, o in zip([2, 4, 8, 16, 32], [0.0, 2.0, 6.0, 14.0, 30.0]):   # EfficientNet geometry
+            for s, o in zip([2, 4, 8, 16, 32], [0.0, 2.0, 6.0, 14.0, 30.0]):  # EfficientNet geometry
                 n = -(-x.shape[-1] // s)
                 pos = o + s * torch.arange(n, dtype=torch.float32)
                 out.append(pos.view(1, 1, 1, n).expand(1, 1, n, n).contiguous())
             return out
+
     bb = StagedBackbone(Ramp(), [1] * 5, [2, 4, 8, 16, 32], [0.0, 2.0, 6.0, 14.0, 30.0], "ramp")
     levels = bb(torch.zeros(1, 3, 255, 255))
     want = 7 + 8 * torch.arange(31, dtype=torch.float32)
-    for f, lo, hi in ((levels[2], 0, 31), (levels[3], 1, 30), (levels[4], 3, 28)):   # edges are clamped
+    for f, lo, hi in ((levels[2], 0, 31), (levels[3], 1, 30), (levels[4], 3, 28)):  # edges are clamped
         assert f.shape[-2:] == (31, 31)
         torch.testing.assert_close(f[0, 0, 5, lo:hi], want[lo:hi])
 
@@ -278,8 +301,9 @@ SMALL = dict(exemplar_size=95, instance_size=175, box_map_size=15)
 
 def tiny_net(seed=0, **sizes) -> SiamAttn:
     torch.manual_seed(seed)
-    cfg = SiamAttnConfig(channels=16, refine_channels=8, mask_pool=8, box_pool=3, mask_map_size=16,
-                         pretrained_backbone=False, **sizes)
+    cfg = SiamAttnConfig(
+        channels=16, refine_channels=8, mask_pool=8, box_pool=3, mask_map_size=16, pretrained_backbone=False, **sizes
+    )
     # 3x3 stride-2 convs padded by 1: cell j of a stride-s level sits at s * j crop pixels
     backbone = StagedBackbone(TinyTrunk(), [4, 6, 8, 8, 10], [2, 4, 8, 8, 16], [0.0] * 5, "tiny")
     return SiamAttn(backbone, cfg)
@@ -304,7 +328,7 @@ def test_shapes_at_every_stage():
         assert all(t.shape[-1] == 25 for _, _, t in out["xcorr"])
         deltas, mask = net.refine(torch.tensor([[80.0, 100.0, 160.0, 150.0]]))
     assert deltas.shape == (1, 4) and mask.shape == (1, 1, 16, 16)
-    torch.testing.assert_close(deltas, torch.zeros(1, 4))   # the box head starts by keeping the box
+    torch.testing.assert_close(deltas, torch.zeros(1, 4))  # the box head starts by keeping the box
 
 
 def _synthetic_batch(B=2, S=15, A=5, M=16):
@@ -364,8 +388,9 @@ def _close(a, b, rel=1e-4):
 
 def test_onnx_template_search_refine_branches_match_torch():
     import warnings
+
     net = tiny_net(2, **SMALL).eval()
-    with torch.no_grad():   # non-zero scales so every path is live in the export
+    with torch.no_grad():  # non-zero scales so every path is live in the export
         for dsa in net.attention:
             dsa.spatial.alpha.fill_(0.3)
             dsa.channel.scale.fill_(0.2)
@@ -394,6 +419,7 @@ def test_onnx_template_search_refine_branches_match_torch():
 # -- the tracker ----------------------------------------------------------------------------------
 def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap(tmp_path):
     import cv2
+
     from trackers.core import registry
     from trackers.families.siamattn import SiamAttnTracker
 
@@ -422,7 +448,9 @@ def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap(tmp_path):
             mask_seen = True
             assert xs.min() >= x - 2 and xs.max() <= x + w + 2
             assert ys.min() >= y - 2 and ys.max() <= y + h + 2
-            inside = r.mask[max(int(y + 0.25 * h), 0):int(y + 0.75 * h), max(int(x + 0.25 * w), 0):int(x + 0.75 * w)]
+            inside = r.mask[
+                max(int(y + 0.25 * h), 0) : int(y + 0.75 * h), max(int(x + 0.25 * w), 0) : int(x + 0.75 * w)
+            ]
             assert inside.size == 0 or inside.min() > 0
         labels = {c.label for c in r.channels}
         assert {"l3/cls", "l4/loc", "l5/attn"} <= labels
@@ -432,6 +460,7 @@ def test_tracker_runs_bag_with_seeded_weights_mask_and_heatmap(tmp_path):
     cap.release()
     # a saved network loads back as a checkpoint (variant detected from its keys)
     from models.checkpoint import CheckpointError
+
     ckpt = tmp_path / "siamattn_effnet.pth"
     torch.save({"state_dict": tracker.network.state_dict()}, ckpt)
     loaded = registry.build("siamattn", str(ckpt)).network.state_dict()

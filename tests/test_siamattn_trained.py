@@ -1,5 +1,6 @@
 """SiamAttn with the project's trained weights (resources/siamattn_effnet.pth, trained by
 `python main.py train --model siamattn`; record in resources/siamattn_effnet.json)."""
+
 import json
 import os
 
@@ -22,9 +23,10 @@ def test_trained_weights_load_strictly_and_are_found_by_default(one_thread, tmp_
     from models.checkpoint import CheckpointError, read_state_dict
     from trackers.core import registry
     from trackers.families.siamattn import load_siamattn
+
     assert os.path.getsize(WEIGHTS) < 8e6
     state = read_state_dict(WEIGHTS)
-    assert not any(k.startswith("backbone.") for k in state)     # the backbone comes from its package
+    assert not any(k.startswith("backbone.") for k in state)  # the backbone comes from its package
     spec = registry.get("siamattn")
     assert spec.needs_weights and os.path.samefile(registry.find_weights(spec), WEIGHTS)
     net = load_siamattn(WEIGHTS)
@@ -49,10 +51,11 @@ def test_trained_weights_load_strictly_and_are_found_by_default(one_thread, tmp_
 def test_trained_siamattn_follows_bag(one_thread):
     from trackers.core import registry
     from trackers.run.results import read_boxes
+
     seq = shared_path("bench", "bag")
     gt = read_boxes(os.path.join(seq, "groundtruth.txt"))
     frames = sorted(os.listdir(os.path.join(seq, "img")))
-    tracker = registry.build("siamattn")          # no weights given: the shipped file
+    tracker = registry.build("siamattn")  # no weights given: the shipped file
     tracker.init(cv2.imread(os.path.join(seq, "img", frames[0])), tuple(gt[0]))
     ious = []
     for i in range(1, 31):
@@ -69,6 +72,7 @@ def test_training_masks_fit_boxes_and_cached_forward_matches_the_network(one_thr
     from models.siamattn import SiamAttnConfig, build_siamattn
     from trackers.train.pairs import Library, PairConfig
     from trackers.train.siamattn_train import LevelExtractor, MaskedSampler, forward_cached, sampled_details
+
     lib = Library(shared_path("data"), frames_per_video=6, videos=("Megamind.avi",))
     sampler = MaskedSampler(lib, PairConfig(), seed=3)
     kinds, made = set(), []
@@ -92,7 +96,7 @@ def test_training_masks_fit_boxes_and_cached_forward_matches_the_network(one_thr
     assert "alpha" in kinds
     net = build_siamattn(SiamAttnConfig(channels=16, refine_channels=8), seed=0).eval()
     ex = LevelExtractor(net, torch.device("cpu"), 1)
-    ex.use_ort = False            # torch path: no export in a unit test
+    ex.use_ort = False  # torch path: no export in a unit test
     p = made[0]
     to_t = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].astype(np.float32))  # noqa: E731
     rois = torch.tensor([[90.0, 100.0, 170.0, 150.0]])
@@ -100,8 +104,13 @@ def test_training_masks_fit_boxes_and_cached_forward_matches_the_network(one_thr
         ref = net(to_t(p.template), to_t(p.search), rois)
         zl = ex(p.template[None])
         xl = ex(p.search[None])
-        out = forward_cached(net, [torch.from_numpy(a) for a in zl[2:]], [torch.from_numpy(a) for a in xl[2:]],
-                             torch.from_numpy(sampled_details(net, xl)), rois)
+        out = forward_cached(
+            net,
+            [torch.from_numpy(a) for a in zl[2:]],
+            [torch.from_numpy(a) for a in xl[2:]],
+            torch.from_numpy(sampled_details(net, xl)),
+            rois,
+        )
     for k in ("cls", "loc", "box_deltas", "mask"):
         assert torch.allclose(out[k], ref[k], atol=1e-4, rtol=1e-4), k
 
@@ -112,9 +121,9 @@ def test_training_can_continue_from_a_weights_file(one_thread, tmp_path):
     another network is refused with the checkpoint report."""
     from models.checkpoint import CheckpointError, read_state_dict
     from trackers.train.siamattn_train import SiamAttnTrainConfig, train_siamattn
+
     data = shared_path("data")
-    cfg = SiamAttnTrainConfig(data_dir=data, pairs=8, batch_size=4, lr=0.0, val_fraction=0.25,
-                              init_from=WEIGHTS)
+    cfg = SiamAttnTrainConfig(data_dir=data, pairs=8, batch_size=4, lr=0.0, val_fraction=0.25, init_from=WEIGHTS)
     out = str(tmp_path / "continued.pth")
     lines = []
     train_siamattn(cfg, out, log=lines.append)
@@ -127,5 +136,6 @@ def test_training_can_continue_from_a_weights_file(one_thread, tmp_path):
         torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, msg=k)
     wrong = shared_path("models", "nanotrack", "nanotrackv2.pth")
     with pytest.raises(CheckpointError, match="nanotrackv2.pth"):
-        train_siamattn(SiamAttnTrainConfig(data_dir=data, pairs=8, init_from=wrong), str(tmp_path / "x.pth"),
-                       log=lambda s: None)
+        train_siamattn(
+            SiamAttnTrainConfig(data_dir=data, pairs=8, init_from=wrong), str(tmp_path / "x.pth"), log=lambda s: None
+        )

@@ -6,6 +6,7 @@ relative between thread counts on these CIR nets): network arrays within 1e-5 of
 |value|; choices (scale, 272x272 peak, RPN cell) exact, a SiamFC peak may move to a neighbouring
 pixel only where the recorded margin is below 1e-5 of the peak; states to 1e-3 px; crops identical.
 """
+
 import json
 
 import cv2
@@ -47,11 +48,14 @@ _cache = {}
 
 def _fixture(fid):
     if fid not in _cache:
-        d = {"manifest": json.load(open(shared_path("fixtures", fid, "manifest.json"))),
-             "io": dict(np.load(shared_path("fixtures", fid, "model_io.npz"))),
-             "steps": dict(np.load(shared_path("fixtures", fid, "track_steps.npz"))),
-             "json": json.load(open(shared_path("fixtures", fid, "track_steps.json")))}
+        d = {
+            "manifest": json.load(open(shared_path("fixtures", fid, "manifest.json"))),
+            "io": dict(np.load(shared_path("fixtures", fid, "model_io.npz"))),
+            "steps": dict(np.load(shared_path("fixtures", fid, "track_steps.npz"))),
+            "json": json.load(open(shared_path("fixtures", fid, "track_steps.json"))),
+        }
         from models.seeded import seeded_state_dict_torch
+
         d["seeded"] = seeded_state_dict_torch(d["manifest"])
         _cache[fid] = d
     return _cache[fid]
@@ -59,6 +63,7 @@ def _fixture(fid):
 
 def _net(fid):
     from models import cir
+
     d = _fixture(fid)
     if "net" not in d:
         n = (cir.siamrpn_res22() if fid == RPN else getattr(cir, FC[fid][1])()).eval()
@@ -69,6 +74,7 @@ def _net(fid):
 
 def _fc_tracker(fid, frames, network=None):
     from trackers.families.siamfc import SiamFCPlusTracker, default_params
+
     d = _fixture(fid)
     name = FC[fid][0]
     tr = SiamFCPlusTracker(network if network is not None else _net(fid), default_params(name), name)
@@ -98,6 +104,7 @@ class RecordedNet(torch.nn.Module):
 def test_seeded_weights_and_keys(fid):
     from models import cir
     from models.seeded import state_dict_sha256
+
     d = _fixture(fid)
     m, sd = d["manifest"], d["seeded"]
     order = [k for k, _, _ in m["state_dict"]]
@@ -118,11 +125,14 @@ def test_fc_network_outputs_and_intermediates(fid):
     net = _net(fid)
     body = net.features.features
     got = {}
-    hooks = [body.layer1.register_forward_hook(lambda m, i, o: got.__setitem__("layer1", o.clone())),
-             net.features.register_forward_hook(lambda m, i, o: got.__setitem__("features", o.clone()))]
+    hooks = [
+        body.layer1.register_forward_hook(lambda m, i, o: got.__setitem__("layer1", o.clone())),
+        net.features.register_forward_hook(lambda m, i, o: got.__setitem__("features", o.clone())),
+    ]
     for b in (1, 2, 3):
-        hooks.append(body.layer2[b].register_forward_hook(
-            lambda m, i, o, b=b: got.__setitem__(f"layer2_block{b}", o.clone())))
+        hooks.append(
+            body.layer2[b].register_forward_hook(lambda m, i, o, b=b: got.__setitem__(f"layer2_block{b}", o.clone()))
+        )
     try:
         with torch.no_grad():
             z = torch.from_numpy(io["template_input"])
@@ -141,7 +151,7 @@ def test_fc_network_outputs_and_intermediates(fid):
     assert _rel(net.zf.numpy(), io["template_layer2"]) < NET_RTOL
     assert _rel(got["features"].numpy(), io["search_layer2"]) < NET_RTOL
     assert _rel(out["response"].numpy(), io["response"]) < NET_RTOL
-    (_, _, maps), = out["xcorr"]
+    ((_, _, maps),) = out["xcorr"]
     assert maps.shape[1] == io["template_layer2"].shape[1]
     assert _rel(maps.sum(1).numpy(), io["response"][1:2, 0]) < NET_RTOL
 
@@ -157,7 +167,7 @@ def test_fc_crops_exact(fid, frames):
         sides, beta, search_side = tr.pyramid_geometry()
         assert sides == list(s["in_side_scaled"][i]) and search_side == s["search_side"][i]
         assert beta == s["beta"][i]
-        g = s["search_region_geom"][i]   # xmin, ymin are stored shifted by the left / top pads
+        g = s["search_region_geom"][i]  # xmin, ymin are stored shifted by the left / top pads
         c = (sides[-1] + 1) / 2
         assert (round(tr.pos[0] - c), round(tr.pos[1] - c)) == (g[0] - g[4], g[2] - g[5])
         assert [round(beta * v) for v in sides] == list(s["scale_crop_geom"][i, :, 8])
@@ -258,12 +268,13 @@ def test_rpn_network_outputs_and_intermediates():
         out = net.track(x)
     assert _rel(out["cls"].numpy(), io["cls_out"]) < NET_RTOL
     assert _rel(out["loc"].numpy(), io["reg_out"]) < NET_RTOL
-    (_, _, maps), = out["xcorr"]
+    ((_, _, maps),) = out["xcorr"]
     assert _rel(maps.sum(1).numpy(), io["cls_out"].sum(1)) < NET_RTOL
 
 
 def _rpn_tracker(frames, network=None):
     from trackers.families.siamdw import SiamRPNPlusTracker
+
     d = _fixture(RPN)
     tr = SiamRPNPlusTracker(network if network is not None else _net(RPN))
     tr.start(frames[0], d["json"]["init"]["target_pos"], d["json"]["init"]["target_sz"])
@@ -272,6 +283,7 @@ def _rpn_tracker(frames, network=None):
 
 def test_rpn_anchors_window_and_crops(frames):
     from trackers.core import decode as D
+
     s = _fixture(RPN)["steps"]
     rec = RecordedNet({})
     tr = _rpn_tracker(frames, rec)
@@ -333,20 +345,27 @@ def test_rpn_real_network_step(frames):
 
 
 # -- released checkpoint formats ------------------------------------------------------------------
-@pytest.mark.parametrize("name,fid,fmt", [
-    ("siamfc-res22", "siamdw_siamfcres22", "module"),
-    ("siamfc-incep22", "siamdw_siamfcincep22", "plain"),
-    ("siamfc-next22", "siamdw_siamfcnext22", "state_dict"),
-    ("siamrpn-res22", RPN, "module"),
-])
+@pytest.mark.parametrize(
+    "name,fid,fmt",
+    [
+        ("siamfc-res22", "siamdw_siamfcres22", "module"),
+        ("siamfc-incep22", "siamdw_siamfcincep22", "plain"),
+        ("siamfc-next22", "siamdw_siamfcnext22", "state_dict"),
+        ("siamrpn-res22", RPN, "module"),
+    ],
+)
 def test_released_checkpoint_formats_load(name, fid, fmt, tmp_path):
     """SiamDW's snapshots are torch.save'd state_dicts, plain or under 'state_dict', with the
     'module.' prefix of DataParallel training (its load_pretrain strips it)."""
     from models.checkpoint import CheckpointError
     from trackers.core import registry
+
     sd = _fixture(fid)["seeded"]
-    obj = {"plain": sd, "module": {"module." + k: v for k, v in sd.items()},
-           "state_dict": {"state_dict": {"module." + k: v for k, v in sd.items()}, "epoch": 50}}[fmt]
+    obj = {
+        "plain": sd,
+        "module": {"module." + k: v for k, v in sd.items()},
+        "state_dict": {"state_dict": {"module." + k: v for k, v in sd.items()}, "epoch": 50},
+    }[fmt]
     path = tmp_path / registry.get(name).weights_file
     torch.save(obj, path)
     tr = registry.build(name, weights=str(path))
@@ -363,15 +382,19 @@ def test_released_checkpoint_formats_load(name, fid, fmt, tmp_path):
 
 
 # -- CIR networks without fixtures ----------------------------------------------------------------
-@pytest.mark.parametrize("ctor,rf,stride,z_out,x_out,channels", [
-    ("ciresnet16", 77, 8, 7, 23, 512),
-    ("ciresnet22", 93, 8, 5, 21, 512),
-    ("ciresnet43", 121, 4, 2, 34, 256),
-])
+@pytest.mark.parametrize(
+    "ctor,rf,stride,z_out,x_out,channels",
+    [
+        ("ciresnet16", 77, 8, 7, 23, 512),
+        ("ciresnet22", 93, 8, 5, 21, 512),
+        ("ciresnet43", 121, 4, 2, 34, 256),
+    ],
+)
 def test_ciresnet_geometry(ctor, rf, stride, z_out, x_out, channels):
     """Receptive field / stride of the paper's CIResNets (RF 77 / 93 for -16 / -22 at stride 8;
     the 43-layer net halves the stride to 4), checked analytically and by the output sizes."""
     from models import cir
+
     net = getattr(cir, ctor)().eval()
     assert net.geometry() == (rf, stride)
     with torch.no_grad():
@@ -394,6 +417,7 @@ def test_ciresnet_geometry(ctor, rf, stride, z_out, x_out, channels):
 
 def test_cir_units_crop_after_addition():
     from models import cir
+
     unit = cir.CIRBottleneck(256, 64, last_relu=True).eval()
     x = torch.randn(1, 256, 9, 9)
     with torch.no_grad():
@@ -412,10 +436,19 @@ def test_fc_params_are_the_reference_config(fid, frames):
     hp = _fixture(fid)["manifest"]["hyper_parameters_used"]
     tr = _fc_tracker(fid, frames, RecordedNet({}))
     p = tr.params
-    names = {"exemplar_size": "exemplar_size", "instance_size": "instance_size",
-             "context_amount": "context_amount", "num_scale": "scale_num", "scale_step": "scale_step",
-             "scale_lr": "scale_lr", "scale_penalty": "scale_penalty", "w_influence": "window_influence",
-             "score_size": "response_size", "response_up": "response_up", "total_stride": "total_stride"}
+    names = {
+        "exemplar_size": "exemplar_size",
+        "instance_size": "instance_size",
+        "context_amount": "context_amount",
+        "num_scale": "scale_num",
+        "scale_step": "scale_step",
+        "scale_lr": "scale_lr",
+        "scale_penalty": "scale_penalty",
+        "w_influence": "window_influence",
+        "score_size": "response_size",
+        "response_up": "response_up",
+        "total_stride": "total_stride",
+    }
     for ref, ours in names.items():
         assert getattr(p, ours) == hp[ref], ref
     np.testing.assert_array_equal(tr.scale_factors(), hp["scales"])
@@ -424,6 +457,7 @@ def test_fc_params_are_the_reference_config(fid, frames):
 
 def test_rpn_params_are_the_reference_config():
     from trackers.families.siamdw import SiamRPNPlusParams, SiamRPNPlusTracker
+
     hp = _fixture(RPN)["manifest"]["hyper_parameters_used"]
     p = SiamRPNPlusParams()
     for k in ("penalty_k", "window_influence", "lr", "exemplar_size", "instance_size", "context_amount"):

@@ -6,8 +6,8 @@ slightly, measured 4e-6); choices (scale, 272x272 peak) exact, except that a pea
 neighbouring pixel where the recorded `final_peak_margin` is below 1e-5 of the peak value; states
 to 1e-3 px. Crops are integer-valued uint8 and must be identical.
 """
+
 import json
-import math
 
 import cv2
 import numpy as np
@@ -17,8 +17,8 @@ import torch
 from tests.conftest import shared_path
 
 FIXTURE = "siamfc_alexnet"
-NET_RTOL = 1e-5     # of the array's max |value|
-STATE_TOL = 1e-3    # px
+NET_RTOL = 1e-5  # of the array's max |value|
+STATE_TOL = 1e-3  # px
 
 
 def _rel(a, b):
@@ -45,12 +45,14 @@ def fx():
 @pytest.fixture(scope="module")
 def seeded(fx):
     from models.seeded import seeded_state_dict_torch
+
     return seeded_state_dict_torch(fx["manifest"])
 
 
 @pytest.fixture(scope="module")
 def net(seeded):
     from models.siamfc import SiamFCAlexNet
+
     n = SiamFCAlexNet().eval()
     n.load_state_dict(seeded)
     return n
@@ -58,6 +60,7 @@ def net(seeded):
 
 def _tracker(net, fx):
     from trackers.families.siamfc import SiamFCTracker
+
     tr = SiamFCTracker(net)
     init = fx["json"]["init"]
     (cy, cx), (h, w) = init["center_yx"], init["target_sz_hw"]
@@ -85,6 +88,7 @@ class RecordedNet(torch.nn.Module):
 
 def test_seeded_weights_reproduce_manifest(fx, seeded):
     from models.seeded import state_dict_sha256
+
     m = fx["manifest"]
     assert [k for k, _, _ in m["state_dict"]] == list(seeded)
     assert state_dict_sha256(seeded, [k for k, _, _ in m["state_dict"]]) == m["state_dict_sha256"]
@@ -97,6 +101,7 @@ def test_seeded_weights_reproduce_manifest(fx, seeded):
 
 def test_state_dict_keys_and_shapes_match_manifest(fx):
     from models.siamfc import SiamFCAlexNet
+
     own = {k: list(v.shape) for k, v in SiamFCAlexNet().state_dict().items()}
     assert own == {k: s for k, s, _ in fx["manifest"]["state_dict"]}
 
@@ -104,8 +109,12 @@ def test_state_dict_keys_and_shapes_match_manifest(fx):
 def test_network_outputs_and_intermediates(fx, net):
     io = fx["io"]
     feats = {}
-    hooks = [getattr(net.backbone, f"conv{i}").register_forward_hook(
-        lambda m, i, o, name=f"conv{i}": feats.__setitem__(name, o.detach().clone())) for i in range(1, 6)]
+    hooks = [
+        getattr(net.backbone, f"conv{i}").register_forward_hook(
+            lambda m, i, o, name=f"conv{i}": feats.__setitem__(name, o.detach().clone())
+        )
+        for i in range(1, 6)
+    ]
     try:
         with torch.no_grad():
             net.template(torch.from_numpy(io["template_input"]))
@@ -122,7 +131,7 @@ def test_network_outputs_and_intermediates(fx, net):
     assert out["response"].shape == (3, 1, 17, 17)
     assert _rel(out["response"].numpy(), io["response"]) < NET_RTOL
     # the channel view: 256 depth-wise maps of the middle scale that add up to its response
-    (level, branch, maps), = out["xcorr"]
+    ((level, branch, maps),) = out["xcorr"]
     assert maps.shape == (1, 256, 17, 17)
     assert _rel(maps.sum(1).numpy(), io["response"][1:2, 0]) < NET_RTOL
 
@@ -185,14 +194,16 @@ def test_decode_teacher_forced_every_step(fx, net):
         np.testing.assert_allclose(tr.target_sz, s["target_sz_after_hw"][i], atol=STATE_TOL)
         assert tr.x_sz == pytest.approx(s["x_sz_after"][i], abs=STATE_TOL)
         # the returned box: the reference's 1-indexed ltwh minus 1 (ours is 0-indexed)
-        np.testing.assert_allclose(np.array(tr.box()) + [1, 1, 0, 0], s["box_out_ltwh_1indexed"][i][[0, 1, 2, 3]],
-                                   atol=STATE_TOL)
+        np.testing.assert_allclose(
+            np.array(tr.box()) + [1, 1, 0, 0], s["box_out_ltwh_1indexed"][i][[0, 1, 2, 3]], atol=STATE_TOL
+        )
 
 
 def test_forty_step_run_matches(fx, net):
     """The whole loop over frames 1..40 (network replaced by its recorded outputs): crops fed at
     the detail steps are the reference's, and the free-running state never leaves 1e-3 px."""
     from trackers.families.siamfc import SiamFCTracker
+
     s = fx["steps"]
     rec = RecordedNet(s["raw_response"])
     tr = SiamFCTracker(rec)
@@ -235,6 +246,7 @@ def test_released_checkpoint_format_loads(fx, seeded, tmp_path):
     """siamfc-pytorch saves `net.state_dict()` with torch.save (siamfc_alexnet_e50.pth)."""
     from models.checkpoint import CheckpointError
     from trackers.core import registry
+
     path = tmp_path / "siamfc_alexnet_e50.pth"
     torch.save(seeded, path)
     tr = registry.build("siamfc", weights=str(path))
@@ -249,12 +261,22 @@ def test_released_checkpoint_format_loads(fx, seeded, tmp_path):
 def test_params_are_the_reference_defaults(fx):
     """SiamFCParams defaults = TrackerSiamFC.parse_args defaults as the reference ran them."""
     from trackers.families.siamfc import SiamFCParams, SiamFCTracker
+
     hp = fx["manifest"]["hyper_parameters_used"]
     p = SiamFCParams()
-    names = {"exemplar_sz": "exemplar_size", "instance_sz": "instance_size", "context": "context_amount",
-             "scale_num": "scale_num", "scale_step": "scale_step", "scale_lr": "scale_lr",
-             "scale_penalty": "scale_penalty", "window_influence": "window_influence",
-             "response_sz": "response_size", "response_up": "response_up", "total_stride": "total_stride"}
+    names = {
+        "exemplar_sz": "exemplar_size",
+        "instance_sz": "instance_size",
+        "context": "context_amount",
+        "scale_num": "scale_num",
+        "scale_step": "scale_step",
+        "scale_lr": "scale_lr",
+        "scale_penalty": "scale_penalty",
+        "window_influence": "window_influence",
+        "response_sz": "response_size",
+        "response_up": "response_up",
+        "total_stride": "total_stride",
+    }
     for ref, ours in names.items():
         assert getattr(p, ours) == hp[ref], ref
     tr = SiamFCTracker(torch.nn.Identity(), p)

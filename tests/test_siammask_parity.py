@@ -7,6 +7,7 @@ Mask: the refined 127x127 mask to 1e-5 (observed reference self-tolerance 3.8e-6
 the thresholded frame mask bit for bit except pixels whose value lies within that noise of the 0.15
 threshold (at most 10 per step); the polygon as a point set (OpenCV may start at another corner) to 1e-3 px.
 """
+
 import json
 
 import cv2
@@ -39,8 +40,13 @@ def fx():
     net = SiamMaskNet()
     net.load_state_dict(state)
     net.eval()
-    return {"manifest": m, "state": state, "net": net, "io": np.load(f"{d}/model_io.npz"),
-            "steps": np.load(f"{d}/track_steps.npz")}
+    return {
+        "manifest": m,
+        "state": state,
+        "net": net,
+        "io": np.load(f"{d}/model_io.npz"),
+        "steps": np.load(f"{d}/track_steps.npz"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +92,7 @@ def test_model_io(fx):
         assert _rel(xcorr[branch][:, ::stride], io[name]) < NET_REL, branch
     logits = net.mask_logits()
     assert logits.shape == (1, 3969, 25, 25)
-    assert _rel(logits[:, ::arrays["mask_out"]["channel_stride"]], io["mask_out"]) < NET_REL
+    assert _rel(logits[:, :: arrays["mask_out"]["channel_stride"]], io["mask_out"]) < NET_REL
     at_pos = np.stack([logits[0, :, y, x].numpy() for y, x in io["mask_pos"]])
     assert _rel(at_pos, io["mask_out_at_pos"]) < NET_REL
     # refine at 5 cells, including the corners (0,0) and (24,24) where the windows reach the padding

@@ -5,6 +5,7 @@ The sequence is synthetic with known motion: three textured 40x40 targets on a t
 background, each moving at a constant velocity; target 3 leaves the frame on the right near frame
 16 while the others stay. Tracker: NanoTrack v2 (real checkpoint).
 """
+
 import json
 import os
 
@@ -40,7 +41,7 @@ def synthetic_frames():
             x, y, w, h = (int(round(v)) for v in gt_box(tid, i))
             x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
             if x1 > x0 and y1 > y0:
-                f[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+                f[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
         frames.append(f)
     return frames
 
@@ -61,17 +62,20 @@ def sequence_dir(tmp_path_factory):
 
 def nano(weights, engine="torch"):
     from trackers.core import registry
+
     return registry.build("nanotrack-v2", weights, engine=engine)
 
 
 def session_of(frames, **kwargs):
     from trackers.run.sources import FrameListSource
     from trackers.run.tracks import MultiTrackSession
+
     return MultiTrackSession.open(FrameListSource(frames, "synthetic"), **kwargs)
 
 
 def test_targets_follow_known_motion_and_one_leaves(weights):
     from trackers.run.metrics import iou
+
     frames = synthetic_frames()
     runs = {}
     for batch in (True, False):
@@ -83,7 +87,7 @@ def test_targets_follow_known_motion_and_one_leaves(weights):
         assert len(steps) == N_FRAMES
         assert steps[0].kinds == {1: "init", 2: "init", 3: "init"} and set(steps[1].kinds.values()) == {"track"}
     batched, single = runs[True], runs[False]
-    for tid in (1, 2):          # they stay in the frame: followed all along, also after 3 has left
+    for tid in (1, 2):  # they stay in the frame: followed all along, also after 3 has left
         track = batched[tid - 1]
         overlap = iou(list(track.boxes.values()), [gt_box(tid, i) for i in track.boxes])
         assert overlap.min() > 0.6, (tid, overlap.round(2))
@@ -117,14 +121,16 @@ def test_reinit_restarts_only_that_target_and_later_start(weights):
         assert [r["frame"] for r in two.reinitialisations] == [0, 10]
         assert two.boxes[10] == (moved[0], moved[1], 44.0, 38.0)
         # target 1 never noticed: the same boxes as in the run without the re-initialisation
-        np.testing.assert_allclose(np.array(list(one.boxes.values())), np.array(list(plain[0].boxes.values())),
-                                   atol=0.05)
+        np.testing.assert_allclose(
+            np.array(list(one.boxes.values())), np.array(list(plain[0].boxes.values())), atol=0.05
+        )
         assert not np.allclose(two.boxes[11], plain[1].boxes[11], atol=0.05)
 
 
 def test_exports_read_back(weights, tmp_path):
     from trackers.run.multi_export import read_mot, track_file_name, write_mot, write_multi_json, write_track_files
     from trackers.run.results import read_boxes
+
     frames = synthetic_frames()[:6]
     with session_of(frames) as s:
         for tid in STARTS:
@@ -156,6 +162,7 @@ def test_exports_read_back(weights, tmp_path):
 
 def test_track_limit_says_why(weights):
     from trackers.run.tracks import MAX_TRACKS, TrackLimitError
+
     frames = synthetic_frames()[:2]
     with session_of(frames) as s:
         tracker = nano(weights)
@@ -169,12 +176,35 @@ def test_cli_several_boxes_and_boxes_file(weights, sequence_dir, tmp_path, capsy
     from trackers.run.multi_export import read_mot
     from trackers.run.results import read_boxes
     from trackers.tools.cli import main
+
     boxes = tmp_path / "targets.txt"
-    boxes.write_text("# id,x,y,w,h[,start]\n1,%g,%g,40,40\n7,%g,%g,40,40,4\n" % (*gt_box(1, 0)[:2], *gt_box(2, 4)[:2]))
+    boxes.write_text(
+        "# id,x,y,w,h[,start]\n1,{:g},{:g},40,40\n7,{:g},{:g},40,40,4\n".format(*gt_box(1, 0)[:2], *gt_box(2, 4)[:2])
+    )
     out, mot = tmp_path / "r.txt", tmp_path / "mot.csv"
-    rc = main(["track", sequence_dir, "--tracker", "nanotrack-v2", "--weights", weights, "--engine", "torch",
-               "--boxes", str(boxes), "--box", "%g,%g,40,40" % gt_box(3, 0)[:2], "--frames", "0:10",
-               "--out", str(out), "--mot", str(mot), "-v"])
+    rc = main(
+        [
+            "track",
+            sequence_dir,
+            "--tracker",
+            "nanotrack-v2",
+            "--weights",
+            weights,
+            "--engine",
+            "torch",
+            "--boxes",
+            str(boxes),
+            "--box",
+            "{:g},{:g},40,40".format(*gt_box(3, 0)[:2]),
+            "--frames",
+            "0:10",
+            "--out",
+            str(out),
+            "--mot",
+            str(mot),
+            "-v",
+        ]
+    )
     assert rc == 0
     lines = capsys.readouterr().out.splitlines()
     assert "3 tracks" in lines[-2]
@@ -189,13 +219,34 @@ def test_cli_several_boxes_and_boxes_file(weights, sequence_dir, tmp_path, capsy
 
 def test_compare_writes_both_tracks_equal_to_two_single_runs(weights, sequence_dir, tmp_path, capsys):
     from trackers.tools.cli import main
+
     v1 = shared_path("models", "nanotrack", "nanotrackv1.pth")
-    box = "%g,%g,40,40" % gt_box(1, 0)[:2]
+    box = "{:g},{:g},40,40".format(*gt_box(1, 0)[:2])
     common = [sequence_dir, "--box", box, "--frames", "0:8", "--engine", "torch"]
-    assert main(["track", *common, "--tracker", "nanotrack-v2", "--weights", weights, "--compare", "nanotrack-v1",
-                 "--compare-weights", v1, "--out", str(tmp_path / "ab.txt"), "-v"]) == 0
+    assert (
+        main(
+            [
+                "track",
+                *common,
+                "--tracker",
+                "nanotrack-v2",
+                "--weights",
+                weights,
+                "--compare",
+                "nanotrack-v1",
+                "--compare-weights",
+                v1,
+                "--out",
+                str(tmp_path / "ab.txt"),
+                "-v",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert sum(ln.split()[1] == "iou" for ln in out.splitlines() if ln[:1].isdigit()) == 8, "frames 0-7, the init frame too"
+    assert sum(ln.split()[1] == "iou" for ln in out.splitlines() if ln[:1].isdigit()) == 8, (
+        "frames 0-7, the init frame too"
+    )
     assert "IoU nanotrack-v2 vs nanotrack-v1: mean" in out
     for name, w in (("nanotrack-v2", weights), ("nanotrack-v1", v1)):
         single = tmp_path / f"{name}.txt"
@@ -208,6 +259,7 @@ def test_track_set_one_tracker_face_add_remove_and_limit(weights):
     share its params; past the limit the box is refused with the reason; removed ids are not reused."""
     from trackers.core.base import BoxError
     from trackers.run.track_set import TrackSet
+
     frames = synthetic_frames()[:6]
     alone = nano(weights)
     ts = TrackSet(nano(weights), "nanotrack-v2", lambda name, w: nano(weights), max_tracks=2)

@@ -9,6 +9,7 @@ The venv is made once under $SIAMSCOPE_VOT_VENV (default /tmp/siamscope-vot-tool
 `pip install vot-toolkit==0.9.0 attributee==0.1.9`; the test skips, saying why, where that cannot
 be installed (no registry) or where the tracker side's `trax` package (the `vot` extra:
 pip install -e '.[vot]') is absent. `.ci/vot` is the optional CI job that runs it."""
+
 import glob
 import json
 import os
@@ -19,9 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, shared_path
-from trackers.tools import datasets as D
+from tests.conftest import shared_path
 from trackers.run import metrics as M
+from trackers.tools import datasets as D
 from trackers.tools import vot_client as V
 from trackers.tools.cli import main
 
@@ -38,8 +39,9 @@ def _toolkit() -> str:
     if not os.path.isfile(vot):
         made = subprocess.run([sys.executable, "-m", "venv", VENV], capture_output=True, text=True)
         if made.returncode == 0:
-            made = subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", *PINS],
-                                  capture_output=True, text=True)
+            made = subprocess.run(
+                [os.path.join(VENV, "bin", "pip"), "install", "-q", *PINS], capture_output=True, text=True
+            )
         if made.returncode != 0 or not os.path.isfile(vot):
             pytest.skip(f"cannot install {' '.join(PINS)} into {VENV}: {made.stderr.strip()[-300:]}")
     return vot
@@ -48,22 +50,41 @@ def _toolkit() -> str:
 def test_vot_toolkit_one_pass_accuracy_equals_ours(tmp_path, capsys):
     vot = _toolkit()
     ws = tmp_path / "workspace"
-    assert main(["vot-setup", str(ws), "--trackers", ",".join(TRACKERS), "--sequences", shared_path("bench"),
-                 "--max-frames", str(FRAMES)]) == 0
+    assert (
+        main(
+            [
+                "vot-setup",
+                str(ws),
+                "--trackers",
+                ",".join(TRACKERS),
+                "--sequences",
+                shared_path("bench"),
+                "--max-frames",
+                str(FRAMES),
+            ]
+        )
+        == 0
+    )
     ids = [V.toolkit_id(t) for t in TRACKERS]
     assert "siamscope-csrt" in capsys.readouterr().out
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # the toolkit's own interpreter
-    run = subprocess.run([vot, "evaluate", "--workspace", str(ws), *ids], cwd=ws, env=env,
-                         capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the toolkit's own interpreter
+    run = subprocess.run(
+        [vot, "evaluate", "--workspace", str(ws), *ids], cwd=ws, env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0 and "Evaluation concluded" in run.stdout + run.stderr, run.stdout + run.stderr
-    run = subprocess.run([vot, "analysis", "--workspace", str(ws), "--format", "json", *ids], cwd=ws, env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [vot, "analysis", "--workspace", str(ws), "--format", "json", *ids],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     (report,) = glob.glob(str(ws / "analysis" / "*.json"))
     with open(report) as f:
         data = json.load(f)
     assert list(data["trackers"]) == ids
-    accuracy = data["results"]["baseline"]["results"][0]   # the stack's one analysis: one value per tracker
+    accuracy = data["results"]["baseline"]["results"][0]  # the stack's one analysis: one value per tracker
     toolkit = {tid: accuracy[i][0] for i, tid in enumerate(ids)}
 
     # our reading of the converted workspace, and of the trajectories the toolkit stored
@@ -71,9 +92,11 @@ def test_vot_toolkit_one_pass_accuracy_equals_ours(tmp_path, capsys):
     assert [s.name for s in sequences] == ["bag", "cup"] and all(len(s.frames) == FRAMES for s in sequences)
     sizes = {s.name: cv2.imread(s.frames[0]).shape[1::-1] for s in sequences}
     for tid in ids:
-        traj = {s.name: V.read_vot_trajectory(str(ws / "results" / tid / "baseline" / s.name / f"{s.name}_001.bin"))
-                for s in sequences}
-        assert all(len(t) == FRAMES and t[0] == 1 for t in traj.values())   # 1: the initialisation frame
+        traj = {
+            s.name: V.read_vot_trajectory(str(ws / "results" / tid / "baseline" / s.name / f"{s.name}_001.bin"))
+            for s in sequences
+        }
+        assert all(len(t) == FRAMES and t[0] == 1 for t in traj.values())  # 1: the initialisation frame
         ours = V.toolkit_accuracy(traj, sequences, sizes)
         assert ours == pytest.approx(toolkit[tid], abs=1e-9), tid
         # the rasterised measure is close to the continuous IoU of the same boxes
@@ -81,12 +104,29 @@ def test_vot_toolkit_one_pass_accuracy_equals_ours(tmp_path, capsys):
         assert abs(cont - ours) < 0.02 and 0.3 < ours < 1.0, (tid, cont, ours)
 
     # the tracker under the toolkit gives the boxes `eval` gives (TraX carries float32 boxes)
-    assert main(["eval", str(ws / "sequences"), "--trackers", "csrt", "--threads", "1", "--quiet",
-                 "--results", str(tmp_path / "res")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(ws / "sequences"),
+                "--trackers",
+                "csrt",
+                "--threads",
+                "1",
+                "--quiet",
+                "--results",
+                str(tmp_path / "res"),
+            ]
+        )
+        == 0
+    )
     for s in sequences:
         ours = np.loadtxt(tmp_path / "res" / "csrt" / f"{s.name}.txt", delimiter=",")
-        theirs = np.array(V.read_vot_trajectory(
-            str(ws / "results" / "siamscope-csrt" / "baseline" / s.name / f"{s.name}_001.bin"))[1:])
+        theirs = np.array(
+            V.read_vot_trajectory(str(ws / "results" / "siamscope-csrt" / "baseline" / s.name / f"{s.name}_001.bin"))[
+                1:
+            ]
+        )
         assert M.iou(ours[1:], theirs).min() > 0.99, s.name
 
 
@@ -101,6 +141,7 @@ def test_vot_setup_refuses_a_workspace_over_its_sequences(tmp_path, capsys):
 
 def test_vot_binary_and_text_trajectories_read_the_same(tmp_path):
     import struct
+
     rows = [1, (10.5, 20.25, 30.0, 40.0), 2, (1.0, 2.0, 3.0, 4.0)]
     with open(tmp_path / "t_001.bin", "wb") as f:
         f.write(struct.pack("<hI", 1, len(rows)))

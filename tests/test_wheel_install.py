@@ -1,6 +1,7 @@
 """The product is what a user installs (issue 22): the wheel holds everything the app reads at run
 time, installs into a fresh venv, and runs from a folder outside the checkout with no model folder,
 no ../shared and no network, on NanoTrack v2's checkpoint bundled in the package."""
+
 import hashlib
 import importlib.util
 import json
@@ -9,10 +10,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 
 import pytest
+import tomllib
 
 from tests.conftest import ROOT, shared_path
 
@@ -43,13 +44,16 @@ def test_every_package_folder_is_listed_in_pyproject():
             if any(f.endswith(".py") for f in files):
                 found.add(os.path.relpath(folder, ROOT).replace(os.sep, "."))
     missing = found - listed
-    assert not missing, f"add {sorted(missing)} to [tool.setuptools] packages in pyproject.toml (else the wheel lacks them)"
+    assert not missing, (
+        f"add {sorted(missing)} to [tool.setuptools] packages in pyproject.toml (else the wheel lacks them)"
+    )
     assert _pyproject()["tool"]["setuptools"]["package-dir"]["siamscope_resources"] == "resources"
 
 
 def test_bundled_nanotrack_is_the_published_file_with_its_licence():
     from trackers.core import registry
     from trackers.core.paths import resource_path
+
     bundled = resource_path("nanotrackv2.pth")
     assert _sha256(bundled) == NANOTRACK_V2_SHA256
     with open(resource_path("model_zoo.json")) as f:
@@ -65,11 +69,13 @@ def test_bundled_nanotrack_is_the_published_file_with_its_licence():
 
 def test_bundled_nanotrack_equals_the_shared_copy():
     from trackers.core.paths import resource_path
+
     assert _sha256(resource_path("nanotrackv2.pth")) == _sha256(shared_path("models", "nanotrack", "nanotrackv2.pth"))
 
 
 def test_usage_line_names_the_command_typed():
     from trackers.tools.program import program_name
+
     assert program_name("/home/u/.venv/bin/siamscope") == "siamscope"
     assert program_name("/work/x/main.py") == "python main.py"
     assert program_name("main.py") == "python main.py"
@@ -77,6 +83,7 @@ def test_usage_line_names_the_command_typed():
 
 def test_trackers_table_columns_line_up(capsys):
     from trackers.tools.cli import main
+
     assert main(["trackers"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     # the third column (checkpoint path or note) starts at the same place on every row
@@ -89,6 +96,7 @@ def _locked_backend_installed() -> bool:
     if importlib.util.find_spec("setuptools") is None:
         return False
     from importlib.metadata import version
+
     (pin,) = _pyproject()["build-system"]["requires"]
     return pin == f"setuptools=={version('setuptools')}"
 
@@ -106,7 +114,7 @@ def _build_wheel(tmp_path) -> str:
     out = tmp_path / "dist"
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", str(out)]
     if _locked_backend_installed():
-        cmd.insert(5, "--no-build-isolation")      # no fetch; else pip fetches the locked backend
+        cmd.insert(5, "--no-build-isolation")  # no fetch; else pip fetches the locked backend
     subprocess.run(cmd, check=True, timeout=300)
     (wheel,) = out.glob("*.whl")
     return str(wheel)
@@ -117,33 +125,60 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
     video = shared_path("data", "videos", "bag.avi")
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    for f in ("default_tracker.pth", "default_tracker.json", "model_zoo.json", "nanotrackv2.pth",
-              "nanotrack_LICENSE", "siamattn_effnet.pth", "siamattn_effnet.json"):
+    for f in (
+        "default_tracker.pth",
+        "default_tracker.json",
+        "model_zoo.json",
+        "nanotrackv2.pth",
+        "nanotrack_LICENSE",
+        "siamattn_effnet.pth",
+        "siamattn_effnet.json",
+    ):
         assert f"siamscope_resources/{f}" in names
-    assert not any(n.startswith("resources/") for n in names)       # no top-level `resources` package
+    assert not any(n.startswith("resources/") for n in names)  # no top-level `resources` package
     assert "siamscope-0.1.0.dist-info/licenses/NOTICE" in names or any(n.endswith("/NOTICE") for n in names)
 
     # torch, Qt, ... come from this machine (--system-site-packages); the wheel alone from the file
     venv = tmp_path / "venv"
     # --without-pip: no ensurepip needed (Debian's python3 lacks it without python3-venv); this
     # machine's pip installs into the venv (--python, pip >= 22.3)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=120
+    )
     py = str(venv / "bin" / "python")
-    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--no-index",
-                    "--ignore-installed", wheel], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            py,
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            wheel,
+        ],
+        check=True,
+        timeout=300,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("SIAMSCOPE_MODELS", "SIAMSCOPE_SHARED", "PYTHONPATH")}
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")                     # an empty user models folder
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # an empty user models folder
     # any attempt at the network fails at once (nothing listens on port 9)
     env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", no_proxy="")
 
     def run(*args, exe=str(venv / "bin" / "siamscope")):
         return subprocess.run([exe, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
-    site = run("-c", "import main, trackers, app, models, siamscope_resources as r;"
-                     "print(main.__file__, trackers.__file__, app.__file__, models.__file__, r.__file__)", exe=py)
+    site = run(
+        "-c",
+        "import main, trackers, app, models, siamscope_resources as r;"
+        "print(main.__file__, trackers.__file__, app.__file__, models.__file__, r.__file__)",
+        exe=py,
+    )
     assert site.returncode == 0, site.stderr
     venv_site = os.path.realpath(str(venv / "lib"))
     for f in site.stdout.split():
@@ -161,15 +196,17 @@ def test_wheel_installs_in_a_fresh_venv_and_tracks_from_another_folder(tmp_path)
     assert [float(v) for v in lines[0].split(",")] == [float(v) for v in BAG_BOX.split(",")]
     for line in lines[1:]:
         x, y, w, h = (float(v) for v in line.split(","))
-        assert w > 0 and h > 0 and abs(x - 292) < 80 and abs(y - 128) < 80     # still on the bag
-    assert not (tmp_path / "xdg").exists() or not any((tmp_path / "xdg").rglob("*.pth"))   # nothing downloaded
+        assert w > 0 and h > 0 and abs(x - 292) < 80 and abs(y - 128) < 80  # still on the bag
+    assert not (tmp_path / "xdg").exists() or not any((tmp_path / "xdg").rglob("*.pth"))  # nothing downloaded
 
     zoo = run("zoo")
     assert zoo.returncode == 0, zoo.stderr
     line = next(l for l in zoo.stdout.splitlines() if l.startswith("nanotrackv2 "))
-    assert line.rstrip().endswith("(shipped with SiamScope)") and os.path.realpath(line.split()[2]).startswith(venv_site)
+    assert line.rstrip().endswith("(shipped with SiamScope)") and os.path.realpath(line.split()[2]).startswith(
+        venv_site
+    )
 
-    bench = os.path.dirname(os.path.dirname(video))            # ../shared/data -> its bench beside it
+    bench = os.path.dirname(os.path.dirname(video))  # ../shared/data -> its bench beside it
     bench = os.path.join(os.path.dirname(bench), "bench")
     if os.path.isdir(os.path.join(bench, "bag")):
         scored = run("eval", bench, "--trackers", "nanotrack-v2", "--max-frames", "3")

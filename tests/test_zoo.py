@@ -1,4 +1,5 @@
 """The model-zoo manifest and the download path, against a local HTTP server (no internet needed)."""
+
 import functools
 import hashlib
 import http.server
@@ -13,12 +14,21 @@ from trackers.core import registry
 from trackers.run import zoo
 from trackers.tools.cli import main
 
-PAYLOAD = bytes(range(256)) * 4096 + b"tail"     # ~1 MB: several chunks
+PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # ~1 MB: several chunks
 
 
 def _entry(url, sha=None, size=None, file="sub/ckpt.pth"):
-    return zoo.ZooEntry(name="test-ckpt", tracker="none", file=file, url=url, page="https://example.org/page",
-                        source="", licence="MIT", sha256=sha, size=size)
+    return zoo.ZooEntry(
+        name="test-ckpt",
+        tracker="none",
+        file=file,
+        url=url,
+        page="https://example.org/page",
+        source="",
+        licence="MIT",
+        sha256=sha,
+        size=size,
+    )
 
 
 def _leftovers(folder):
@@ -74,9 +84,13 @@ def test_manifest_is_well_formed():
 def test_manifest_covers_every_tracker_that_needs_weights():
     files = {e.file for e in zoo.load_manifest()} | {u.file for u in zoo.load_unpublished()}
     resources = os.path.join(ROOT, "resources")
-    uncovered = [s.name for s in registry.all_trackers()
-                 if s.needs_weights and s.weights_file not in files
-                 and not os.path.isfile(os.path.join(resources, s.weights_file))]  # shipped with the project
+    uncovered = [
+        s.name
+        for s in registry.all_trackers()
+        if s.needs_weights
+        and s.weights_file not in files
+        and not os.path.isfile(os.path.join(resources, s.weights_file))
+    ]  # shipped with the project
     assert not uncovered, f"trackers with no zoo entry: {uncovered}"
 
 
@@ -99,7 +113,7 @@ def test_download_with_good_checksum_lands_the_file(tmp_path, server):
     path = zoo.download(entry, str(dest), progress=lambda done, total: calls.append((done, total)))
     assert path == str(dest / "sub" / "ckpt.pth")
     assert open(path, "rb").read() == PAYLOAD
-    assert _leftovers(dest) == [path]                       # no temporary file left
+    assert _leftovers(dest) == [path]  # no temporary file left
     assert calls[0] == (0, len(PAYLOAD)) and calls[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert len(calls) >= 4 and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
 
@@ -128,8 +142,9 @@ def test_cancel_keeps_nothing(tmp_path, server):
     dest = tmp_path / "models"
     seen = []
     with pytest.raises(zoo.DownloadCancelled):
-        zoo.download(_entry(f"{base}/ckpt.pth"), str(dest), progress=lambda d, t: seen.append(d),
-                     cancelled=lambda: len(seen) > 2)
+        zoo.download(
+            _entry(f"{base}/ckpt.pth"), str(dest), progress=lambda d, t: seen.append(d), cancelled=lambda: len(seen) > 2
+        )
     assert _leftovers(dest) == []
 
 
@@ -152,7 +167,7 @@ def test_server_gone_is_a_clear_error(tmp_path, server):
     msg = str(err.value)
     assert "cannot download test-ckpt" in msg and f"{base}/ckpt.pth" in msg
     assert os.path.join(str(dest), "sub", "ckpt.pth") in msg
-    assert not dest.exists()                  # not even an empty folder is made for a failed fetch
+    assert not dest.exists()  # not even an empty folder is made for a failed fetch
 
 
 def test_offline_message_names_url_and_folder(tmp_path, monkeypatch, capsys):
@@ -198,6 +213,7 @@ def odd_server():
     """127.0.0.1 server with the answers a real download can get: /good (PAYLOAD), /short
     (Content-Length 100000, 500 bytes sent), /endless (no length, never ends), /long (announces
     more than PAYLOAD), /moved (302 to /good)."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -221,7 +237,7 @@ def odd_server():
                     self.end_headers()
                     self.close_connection = True
                     block = b"\0" * 65536
-                    while True:           # until the client hangs up
+                    while True:  # until the client hangs up
                         self.wfile.write(block)
                 else:
                     self.send_error(404)
@@ -257,9 +273,10 @@ def test_an_endless_body_stops_at_the_expected_size(tmp_path, odd_server):
     dest = tmp_path / "models"
     seen = []
     with pytest.raises(zoo.DownloadError, match=f"more than the {len(PAYLOAD)} bytes expected"):
-        zoo.download(_entry(f"{odd_server}/endless", size=len(PAYLOAD)), str(dest),
-                     progress=lambda d, t: seen.append(d))
-    assert max(seen) <= len(PAYLOAD)               # not one byte past what the manifest says
+        zoo.download(
+            _entry(f"{odd_server}/endless", size=len(PAYLOAD)), str(dest), progress=lambda d, t: seen.append(d)
+        )
+    assert max(seen) <= len(PAYLOAD)  # not one byte past what the manifest says
     assert _leftovers(dest) == []
 
 
@@ -285,14 +302,23 @@ def test_download_command_end_to_end_with_a_manifest_override(tmp_path, odd_serv
     an unverified one (its sha256 recorded, said not verified), a short one that fails; files get
     the permissions any new file gets, not 0600."""
     import json
+
     sha = hashlib.sha256(PAYLOAD).hexdigest()
     common = {"tracker": "none", "page": "https://example.org/p", "source": "test", "licence": "MIT"}
     manifest = tmp_path / "zoo.json"
-    manifest.write_text(json.dumps({"checkpoints": [
-        dict(common, name="verified", file="a/v.pth", url=f"{odd_server}/good", sha256=sha, size=len(PAYLOAD)),
-        dict(common, name="unverified", file="u.pth", url=f"{odd_server}/moved", sha256=None, size=None),
-        dict(common, name="cut", file="c.pth", url=f"{odd_server}/short", sha256=None, size=None),
-    ]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "checkpoints": [
+                    dict(
+                        common, name="verified", file="a/v.pth", url=f"{odd_server}/good", sha256=sha, size=len(PAYLOAD)
+                    ),
+                    dict(common, name="unverified", file="u.pth", url=f"{odd_server}/moved", sha256=None, size=None),
+                    dict(common, name="cut", file="c.pth", url=f"{odd_server}/short", sha256=None, size=None),
+                ]
+            }
+        )
+    )
     dest = tmp_path / "models"
     assert main(["download", "verified", "--manifest", str(manifest), "--dir", str(dest)]) == 0
     assert "(sha256 verified)" in capsys.readouterr().out

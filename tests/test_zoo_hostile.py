@@ -3,6 +3,7 @@ entries that lead out of the models folder (`..`, absolute, through a planted sy
 redirects that are not http(s), manifests that are not JSON or have missing / mistyped fields,
 and the window's Download button with such an entry. After each, the whole temporary tree is
 listed: nothing was written outside the models folder (issue 21 item 1)."""
+
 import hashlib
 import http.server
 import json
@@ -28,8 +29,11 @@ def tree(root) -> dict:
             p = os.path.join(d, n)
             st = os.lstat(p)
             # a folder counts by its existence (a probe file made and removed changes its mtime)
-            out[os.path.relpath(p, root)] = (st.st_mode,) if os.path.isdir(p) and not os.path.islink(p) else \
-                (st.st_mode, st.st_size, st.st_mtime_ns)
+            out[os.path.relpath(p, root)] = (
+                (st.st_mode,)
+                if os.path.isdir(p) and not os.path.islink(p)
+                else (st.st_mode, st.st_size, st.st_mtime_ns)
+            )
     return out
 
 
@@ -41,13 +45,18 @@ def added(before: dict, after: dict) -> set:
 def hostile_server():
     """/good (PAYLOAD), /to-file (302 -> file:///etc/passwd), /to-data (302 -> data:), /to-ftp,
     /to-good (302 -> /good, another path on the same server)."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_GET(self):
-            redirects = {"/to-file": "file:///etc/passwd", "/to-data": "data:application/octet-stream,evil",
-                         "/to-ftp": "ftp://127.0.0.1/x.pth", "/to-good": "/good"}
+            redirects = {
+                "/to-file": "file:///etc/passwd",
+                "/to-data": "data:application/octet-stream,evil",
+                "/to-ftp": "ftp://127.0.0.1/x.pth",
+                "/to-good": "/good",
+            }
             if self.path == "/good":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
@@ -83,19 +92,36 @@ def _one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("file", ["../../evil.txt", "../evil.pth", "/ABS/evil.pth", "a/../../evil.pth",
-                                  "sub/./x.pth", "..\\evil.pth", "C:evil.pth", "", "x\x00.pth"])
+@pytest.mark.parametrize(
+    "file",
+    [
+        "../../evil.txt",
+        "../evil.pth",
+        "/ABS/evil.pth",
+        "a/../../evil.pth",
+        "sub/./x.pth",
+        "..\\evil.pth",
+        "C:evil.pth",
+        "",
+        "x\x00.pth",
+    ],
+)
 @pytest.mark.parametrize("flags", [[], ["--force"], ["--all"]])
 def test_a_manifest_file_entry_never_leads_out_of_the_models_folder(tmp_path, hostile_server, capsys, file, flags):
     models = tmp_path / "home" / "models"
     models.mkdir(parents=True)
     (tmp_path / "home" / "evil.txt").write_text("the user's notes")
     file = file.replace("/ABS", str(tmp_path / "home"))
-    manifest = _manifest(tmp_path, [dict(COMMON, name="evil", file=file, url=f"{hostile_server}/good",
-                                         sha256=SHA, size=len(PAYLOAD))])
+    manifest = _manifest(
+        tmp_path, [dict(COMMON, name="evil", file=file, url=f"{hostile_server}/good", sha256=SHA, size=len(PAYLOAD))]
+    )
     before = tree(tmp_path)
-    argv = ["download"] + (["evil"] if "--all" not in flags else []) + flags + ["--manifest", manifest,
-                                                                                "--dir", str(models)]
+    argv = (
+        ["download"]
+        + (["evil"] if "--all" not in flags else [])
+        + flags
+        + ["--manifest", manifest, "--dir", str(models)]
+    )
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert "'file'" in err and "evil" in err
@@ -108,8 +134,17 @@ def test_a_built_entry_is_checked_too_the_windows_path(tmp_path, hostile_server)
     models = tmp_path / "models"
     before = tree(tmp_path)
     for file in ("../evil.pth", str(tmp_path / "evil.pth")):
-        entry = zoo.ZooEntry(name="evil", tracker="none", file=file, url=f"{hostile_server}/good", page="",
-                             source="", licence="MIT", sha256=SHA, size=len(PAYLOAD))
+        entry = zoo.ZooEntry(
+            name="evil",
+            tracker="none",
+            file=file,
+            url=f"{hostile_server}/good",
+            page="",
+            source="",
+            licence="MIT",
+            sha256=SHA,
+            size=len(PAYLOAD),
+        )
         for force in (False, True):
             with pytest.raises(zoo.DownloadError, match="'file'"):
                 zoo.download(entry, str(models), force=force)
@@ -121,19 +156,37 @@ def test_a_planted_symlink_in_the_models_folder_does_not_lead_a_download_out(tmp
     outside = tmp_path / "site-packages"
     models.mkdir()
     outside.mkdir()
-    os.symlink(outside, models / "sub")                       # a sub-folder that is a link outside
-    os.symlink(outside / "evil.pth", models / "direct.pth")    # a file name that is a link outside
+    os.symlink(outside, models / "sub")  # a sub-folder that is a link outside
+    os.symlink(outside / "evil.pth", models / "direct.pth")  # a file name that is a link outside
     before = tree(tmp_path)
     for file in ("sub/evil.pth", "direct.pth"):
-        entry = zoo.ZooEntry(name="evil", tracker="none", file=file, url=f"{hostile_server}/good", page="",
-                             source="", licence="MIT", sha256=SHA, size=len(PAYLOAD))
+        entry = zoo.ZooEntry(
+            name="evil",
+            tracker="none",
+            file=file,
+            url=f"{hostile_server}/good",
+            page="",
+            source="",
+            licence="MIT",
+            sha256=SHA,
+            size=len(PAYLOAD),
+        )
         with pytest.raises(zoo.DownloadError, match="leads outside"):
             zoo.download(entry, str(models), force=True)
     assert added(before, tree(tmp_path)) == set() and os.listdir(outside) == []
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "data:application/octet-stream;base64,ZXZpbA==",
-                                 "ftp://127.0.0.1/x.pth", "javascript:alert(1)", "//127.0.0.1/x", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "data:application/octet-stream;base64,ZXZpbA==",
+        "ftp://127.0.0.1/x.pth",
+        "javascript:alert(1)",
+        "//127.0.0.1/x",
+        "http://",
+    ],
+)
 def test_only_http_urls_are_accepted(tmp_path, capsys, url):
     models = tmp_path / "models"
     manifest = _manifest(tmp_path, [dict(COMMON, name="odd", file="odd.pth", url=url)])
@@ -149,8 +202,9 @@ def test_only_http_urls_are_accepted(tmp_path, capsys, url):
 @pytest.mark.parametrize("path", ["/to-file", "/to-data", "/to-ftp"])
 def test_a_redirect_off_http_is_not_followed(tmp_path, hostile_server, path):
     models = tmp_path / "models"
-    entry = zoo.ZooEntry(name="r", tracker="none", file="r.pth", url=hostile_server + path, page="",
-                         source="", licence="")
+    entry = zoo.ZooEntry(
+        name="r", tracker="none", file="r.pth", url=hostile_server + path, page="", source="", licence=""
+    )
     before = tree(tmp_path)
     with pytest.raises(zoo.DownloadError, match="not an http\\(s\\) URL; not followed"):
         zoo.download(entry, str(models))
@@ -159,8 +213,17 @@ def test_a_redirect_off_http_is_not_followed(tmp_path, hostile_server, path):
 
 def test_a_redirect_to_another_http_path_is_followed(tmp_path, hostile_server):
     models = tmp_path / "models"
-    entry = zoo.ZooEntry(name="r", tracker="none", file="r.pth", url=hostile_server + "/to-good", page="",
-                         source="", licence="", sha256=SHA, size=len(PAYLOAD))
+    entry = zoo.ZooEntry(
+        name="r",
+        tracker="none",
+        file="r.pth",
+        url=hostile_server + "/to-good",
+        page="",
+        source="",
+        licence="",
+        sha256=SHA,
+        size=len(PAYLOAD),
+    )
     path = zoo.download(entry, str(models))
     assert path == str(models / "r.pth") and open(path, "rb").read() == PAYLOAD
     assert sorted(tree(tmp_path)) == ["models", os.path.join("models", "r.pth")]
@@ -183,8 +246,9 @@ BROKEN = {
     "sha256 not hex": json.dumps({"checkpoints": [dict(COMMON, name="m", file="m.pth", url=None, sha256="x")]}),
     "url a list": json.dumps({"checkpoints": [dict(COMMON, name="m", file="m.pth", url=["http://a"])]}),
     "unpublished not a list": json.dumps({"checkpoints": [], "unpublished": 3}),
-    "unpublished file escapes": json.dumps({"checkpoints": [], "unpublished": [
-        {"tracker": "t", "file": "../../x.pth", "note": ""}]}),
+    "unpublished file escapes": json.dumps(
+        {"checkpoints": [], "unpublished": [{"tracker": "t", "file": "../../x.pth", "note": ""}]}
+    ),
     "deeply nested": "[" * 100000 + "]" * 100000,
 }
 
@@ -195,8 +259,9 @@ def test_a_broken_manifest_is_one_line_not_a_traceback(tmp_path, capsys, what, c
     manifest = tmp_path / "zoo.json"
     text = BROKEN[what]
     manifest.write_bytes(text if isinstance(text, bytes) else text.encode())
-    argv = [command, "--manifest", str(manifest)] + (["--all", "--dir", str(tmp_path / "m")]
-                                                      if command == "download" else [])
+    argv = [command, "--manifest", str(manifest)] + (
+        ["--all", "--dir", str(tmp_path / "m")] if command == "download" else []
+    )
     before = tree(tmp_path)
     assert main(argv) == 2
     err = _one_line_error(capsys)
@@ -210,8 +275,9 @@ def test_a_missing_manifest_is_one_line(tmp_path, capsys):
 
 
 def test_unknown_fields_are_ignored_and_bundled_is_additive(tmp_path):
-    manifest = _manifest(tmp_path, [dict(COMMON, name="b", file="siamattn_effnet.pth", url=None, bundled=True,
-                                         future_field={"x": 1})])
+    manifest = _manifest(
+        tmp_path, [dict(COMMON, name="b", file="siamattn_effnet.pth", url=None, bundled=True, future_field={"x": 1})]
+    )
     (entry,) = zoo.load_manifest(manifest)
     assert entry.bundled is True
     assert entry.installed() == zoo.shipped("siamattn_effnet.pth") is not None
@@ -229,21 +295,30 @@ def test_the_listing_shows_the_shipped_siamattn_checkpoint_as_present(capsys, mo
 def test_a_stale_part_of_ours_goes_with_the_next_download(tmp_path, hostile_server):
     models = tmp_path / "models"
     models.mkdir()
-    stale = models / ".r.pth.abcd1234.part"               # a killed download's, untouched for an hour
+    stale = models / ".r.pth.abcd1234.part"  # a killed download's, untouched for an hour
     stale.write_bytes(b"x" * 1000)
     old = time.time() - 3600
     os.utime(stale, (old, old))
-    fresh = models / ".r.pth.zzzz9999.part"               # another download of it, running now
+    fresh = models / ".r.pth.zzzz9999.part"  # another download of it, running now
     fresh.write_bytes(b"y")
-    foreign = models / ".r.pth.notours.part"              # not mkstemp's pattern: not ours
+    foreign = models / ".r.pth.notours.part"  # not mkstemp's pattern: not ours
     foreign.write_bytes(b"z")
     os.utime(foreign, (old, old))
     elsewhere = tmp_path / "keep.txt"
     elsewhere.write_text("keep")
     os.symlink(elsewhere, models / ".r.pth.link0000.part")  # a link with our pattern: left alone
     os.utime(models / ".r.pth.link0000.part", (old, old), follow_symlinks=False)
-    entry = zoo.ZooEntry(name="r", tracker="none", file="r.pth", url=hostile_server + "/good", page="",
-                         source="", licence="", sha256=SHA, size=len(PAYLOAD))
+    entry = zoo.ZooEntry(
+        name="r",
+        tracker="none",
+        file="r.pth",
+        url=hostile_server + "/good",
+        page="",
+        source="",
+        licence="",
+        sha256=SHA,
+        size=len(PAYLOAD),
+    )
     zoo.download(entry, str(models))
     assert not stale.exists() and fresh.exists() and foreign.exists() and elsewhere.read_text() == "keep"
     assert os.path.islink(models / ".r.pth.link0000.part")
@@ -252,17 +327,29 @@ def test_a_stale_part_of_ours_goes_with_the_next_download(tmp_path, hostile_serv
 def test_the_window_download_button_refuses_an_entry_that_leads_out(qtbot, tmp_path, hostile_server):
     pytest.importorskip("pytestqt")
     from PySide6.QtCore import Qt
+
     from tests.app_support import make_window
+
     window = make_window(qtbot, tmp_path / "app")
     models = tmp_path / "models"
-    entry = zoo.ZooEntry(name="evil", tracker="none", file="../evil.pth", url=hostile_server + "/good",
-                         page="", source="", licence="MIT", sha256=SHA, size=len(PAYLOAD))
+    entry = zoo.ZooEntry(
+        name="evil",
+        tracker="none",
+        file="../evil.pth",
+        url=hostile_server + "/good",
+        page="",
+        source="",
+        licence="MIT",
+        sha256=SHA,
+        size=len(PAYLOAD),
+    )
     dialog = window.open_model_zoo([entry], str(models))
     qtbot.addWidget(dialog)
     before = tree(tmp_path)
     qtbot.mouseClick(dialog.download_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: dialog.job is not None and dialog.job.isFinished()
-                    and dialog.download_button.isEnabled(), timeout=30000)
+    qtbot.waitUntil(
+        lambda: dialog.job is not None and dialog.job.isFinished() and dialog.download_button.isEnabled(), timeout=30000
+    )
     assert "'file'" in dialog.message.text() and "'../evil.pth'" in dialog.message.text()
     assert {p for p in added(before, tree(tmp_path)) if not p.startswith("app")} == set()
     assert not (tmp_path / "evil.pth").exists()
@@ -271,6 +358,7 @@ def test_the_window_download_button_refuses_an_entry_that_leads_out(qtbot, tmp_p
 def test_the_window_shows_a_broken_manifest_as_one_line(qtbot, tmp_path, monkeypatch):
     pytest.importorskip("pytestqt")
     from tests.app_support import make_window
+
     manifest = tmp_path / "zoo.json"
     manifest.write_text('{"checkpoints": [{"name": "x"}]}')
     monkeypatch.setenv("SIAMSCOPE_ZOO_MANIFEST", str(manifest))
@@ -285,8 +373,9 @@ def test_a_link_planted_as_the_sha256_record_is_not_written_through(tmp_path, ho
     models.mkdir()
     outside.write_text("keep")
     os.symlink(outside, models / "r.pth.sha256")
-    entry = zoo.ZooEntry(name="r", tracker="none", file="r.pth", url=hostile_server + "/good", page="",
-                         source="", licence="")                   # no sha256: one is recorded
+    entry = zoo.ZooEntry(
+        name="r", tracker="none", file="r.pth", url=hostile_server + "/good", page="", source="", licence=""
+    )  # no sha256: one is recorded
     before = tree(tmp_path)
     with pytest.raises(zoo.DownloadError, match="sha256 record.*leads outside"):
         zoo.download(entry, str(models))

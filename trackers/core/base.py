@@ -4,14 +4,15 @@ Data flow: source -> worker -> tracker (crop -> network -> decode) -> TrackResul
 Frames are BGR uint8 arrays as OpenCV decodes them; boxes are (x, y, w, h) floats in frame pixels.
 Nothing here imports Qt: trackers run headless.
 """
+
 from __future__ import annotations
 
 import abc
 import dataclasses
 import enum
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -65,13 +66,13 @@ class TrackResult:
     score: float
     state: TrackingState = TrackingState.TRACKING
     # Final score map (after penalty and window), (S, S) float32, max over anchors where there are several.
-    score_map: Optional[np.ndarray] = None
-    search_region: Optional[SearchRegion] = None
+    score_map: np.ndarray | None = None
+    search_region: SearchRegion | None = None
     channels: list[ChannelMaps] = dataclasses.field(default_factory=list)
-    mask: Optional[np.ndarray] = None  # (H, W) float32 in [0, 1], frame-sized
+    mask: np.ndarray | None = None  # (H, W) float32 in [0, 1], frame-sized
     # where the tracker itself cuts the mask (SiamMask: 0.15); overlays draw mask > mask_threshold
     mask_threshold: float = 0.5
-    polygon: Optional[np.ndarray] = None  # (4, 2) rotated rectangle, frame pixels
+    polygon: np.ndarray | None = None  # (4, 2) rotated rectangle, frame pixels
     distractors: list[Box] = dataclasses.field(default_factory=list)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> milliseconds
     extra: dict = dataclasses.field(default_factory=dict)
@@ -120,8 +121,9 @@ def validate_box(box, frame_shape) -> Box:
     # bounded before any tracker sees it: a box far larger than the frame would make the crops
     # allocate gigabytes (a 30000-px box) or overflow (1e30)
     if w > W or h > H:
-        raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} is larger than the {W}x{H} frame "
-                       f"(width at most {W}, height at most {H})")
+        raise BoxError(
+            f"box {x:g},{y:g},{w:g},{h:g} is larger than the {W}x{H} frame (width at most {W}, height at most {H})"
+        )
     if x >= W or y >= H or x + w <= 0 or y + h <= 0:
         raise BoxError(f"box {x:g},{y:g},{w:g},{h:g} lies outside the {W}x{H} frame")
     return (x, y, w, h)
@@ -135,10 +137,10 @@ class ParamInfo:
 
     help: str = ""
     live: bool = True
-    range: Optional[tuple[float, float]] = None
+    range: tuple[float, float] | None = None
 
 
-def param(default, help: str, *, live: bool = True, range: Optional[tuple[float, float]] = None):
+def param(default, help: str, *, live: bool = True, range: tuple[float, float] | None = None):
     """A field of a params dataclass, with its ParamInfo. A subclass that only changes the default
     (`lr: float = 0.3`) keeps the meaning declared here: see `param_info`."""
     return dataclasses.field(default=default, metadata={"param": ParamInfo(help, live, range)})
@@ -178,7 +180,7 @@ class Tracker(abc.ABC):
     @abc.abstractmethod
     def track(self, frame: np.ndarray) -> TrackResult: ...
 
-    def to(self, device: str) -> "Tracker":
+    def to(self, device: str) -> Tracker:
         """Move the network to a torch device ("cpu", "cuda"); trackers without one ignore it."""
         return self
 
@@ -189,8 +191,9 @@ class Tracker(abc.ABC):
         """Choose the engine ("auto", "torch", "onnxruntime"); returns the one in use. Trackers
         with a torch network override this (trackers/core/engines.py); OpenCV's run as they are."""
         if choice == "onnxruntime":
-            raise EngineError(f"{self.name or type(self).__name__} runs in OpenCV: it has no ONNX Runtime engine "
-                             f"(use --engine auto)")
+            raise EngineError(
+                f"{self.name or type(self).__name__} runs in OpenCV: it has no ONNX Runtime engine (use --engine auto)"
+            )
         if choice not in ("auto", "torch"):
             raise EngineError(f"unknown engine {choice!r}: use auto, torch or onnxruntime")
         return self.engine_name
@@ -198,9 +201,10 @@ class Tracker(abc.ABC):
     #: the precision the network computes in ("fp32", or "fp16" on CUDA where the tracker has it)
     precision: str = "fp32"
 
-    def set_precision(self, precision: str) -> "Tracker":
+    def set_precision(self, precision: str) -> Tracker:
         """Run the network in `precision`; trackers without a half-precision path refuse fp16."""
         if precision != "fp32":
             from models.device import DeviceError
+
             raise DeviceError(f"{self.name or type(self).__name__} has no {precision} path: use fp32")
         return self

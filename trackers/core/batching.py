@@ -22,13 +22,14 @@ through the caller's per-frame step (session.Track.step): trackers whose network
 (SiamFC, SiamMask, SiamAttn...), fp16, a target whose search is widened this frame (a lost
 long-term target: a group of its own size), and a group of one.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import time
 import weakref
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -41,12 +42,13 @@ from .base import StageTimer, Tracker, TrackResult
 from .engines import OnnxEngine, _state_attrs, _TrackGraph, export_cached
 from .siamese import SiameseRPNTracker
 
-_WEIGHTS_SHA: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+_WEIGHTS_SHA: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
 
 
 def _weights_id(net: torch.nn.Module) -> str:
     """sha256 of the module's weights, computed once per module (modules are not retrained here)."""
     from .engines import weights_sha256
+
     if net not in _WEIGHTS_SHA:
         _WEIGHTS_SHA[net] = weights_sha256(net)
     return _WEIGHTS_SHA[net]
@@ -54,20 +56,30 @@ def _weights_id(net: torch.nn.Module) -> str:
 
 def batchable(tracker: Tracker) -> bool:
     """Whether this tracker's frame is the shared loop on a network that takes a batch."""
-    return (isinstance(tracker, SiameseRPNTracker)
-            and type(tracker).track is SiameseRPNTracker.track
-            and getattr(type(tracker.network), "batchable", False)
-            and getattr(tracker, "precision", "fp32") == "fp32")
+    return (
+        isinstance(tracker, SiameseRPNTracker)
+        and type(tracker).track is SiameseRPNTracker.track
+        and getattr(type(tracker.network), "batchable", False)
+        and getattr(tracker, "precision", "fp32") == "fp32"
+    )
 
 
-def group_key(tracker: Tracker) -> Optional[tuple]:
+def group_key(tracker: Tracker) -> tuple | None:
     """Trackers with equal keys share one batch this frame; None: runs on its own."""
     if not batchable(tracker):
         return None
     p = tracker.params
     size = tracker.search_size()
-    return (type(tracker), type(tracker.network), _weights_id(tracker.network), tracker.engine_name,
-            str(tracker.device), int(p.exemplar_size), int(size), int(p.instance_size) == int(size))
+    return (
+        type(tracker),
+        type(tracker.network),
+        _weights_id(tracker.network),
+        tracker.engine_name,
+        str(tracker.device),
+        int(p.exemplar_size),
+        int(size),
+        int(p.instance_size) == int(size),
+    )
 
 
 def template_state(net: torch.nn.Module) -> dict:
@@ -81,15 +93,17 @@ def stack_states(states: list[dict]) -> dict:
     for attr in states[0]:
         leaves = [pytree.tree_flatten(s[attr]) for s in states]
         spec = leaves[0][1]
-        stacked = [torch.cat([lv[0][i] for lv in leaves], 0) if isinstance(leaves[0][0][i], torch.Tensor)
-                   else leaves[0][0][i] for i in range(len(leaves[0][0]))]
+        stacked = [
+            torch.cat([lv[0][i] for lv in leaves], 0) if isinstance(leaves[0][0][i], torch.Tensor) else leaves[0][0][i]
+            for i in range(len(leaves[0][0]))
+        ]
         out[attr] = pytree.tree_unflatten(stacked, spec)
     return out
 
 
 def split_outputs(out: dict, n: int) -> list[dict]:
     """The batch's output dict -> one dict per target (batch slices i:i+1, the single-call layout)."""
-    return [pytree.tree_map(lambda v: v[i:i + 1] if isinstance(v, torch.Tensor) else v, out) for i in range(n)]
+    return [pytree.tree_map(lambda v: v[i : i + 1] if isinstance(v, torch.Tensor) else v, out) for i in range(n)]
 
 
 class BatchedOnnxEngine(OnnxEngine):
@@ -98,9 +112,17 @@ class BatchedOnnxEngine(OnnxEngine):
     `dynamic`: one graph with a free batch axis (exported at batch 1); otherwise a graph for the
     batch of `x_shape[0]` targets."""
 
-    def __init__(self, net: torch.nn.Module, z_shape: tuple, x_shape: tuple, track_kwargs: Optional[dict] = None,
-                 policy: Optional[compute.ComputePolicy] = None, use_cache: bool = True,
-                 device: Optional[str] = None, dynamic: bool = True):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        z_shape: tuple,
+        x_shape: tuple,
+        track_kwargs: dict | None = None,
+        policy: compute.ComputePolicy | None = None,
+        use_cache: bool = True,
+        device: str | None = None,
+        dynamic: bool = True,
+    ):
         self.dynamic = dynamic
         self._state_feed: dict = {}
         super().__init__(net, z_shape, x_shape, track_kwargs, policy, use_cache, device)
@@ -112,16 +134,20 @@ class BatchedOnnxEngine(OnnxEngine):
         self.path = os.path.join(os.path.dirname(self.path), f"{type(net).__name__}-{self.key[:20]}-batch.onnx")
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
         axes = {name: {0: "batch"} for name in self.input_names + self.output_names}
-        return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache,
-                             dynamic_axes=axes)
+        return export_cached(
+            graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache, dynamic_axes=axes
+        )
 
     def set_state(self, state: dict) -> None:
         """Feed this stacked template state (attr -> tree of (N, ...) tensors) from the next call."""
         flat = []
         for attr in self.template_attrs:
             flat += pytree.tree_leaves(state[attr])
-        self._state_feed = {name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-                            for name, t in zip(self.input_names[1:], flat) if name in self._graph_inputs}
+        self._state_feed = {
+            name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+            for name, t in zip(self.input_names[1:], flat)
+            if name in self._graph_inputs
+        }
 
     def _refresh_template(self) -> None:
         self._feed = dict(self._state_feed)
@@ -142,11 +168,11 @@ class BatchRunner:
     Keeps, per group, the stacked template state (rebuilt only when a target was re-initialised or
     the group changed) and, for ONNX Runtime, the batched graphs."""
 
-    def __init__(self, policy: Optional[compute.ComputePolicy] = None):
+    def __init__(self, policy: compute.ComputePolicy | None = None):
         self.policy = policy
-        self._stacked: dict = {}      # group key -> (ids of the per-target states, stacked state)
-        self._engines: dict = {}      # group key (without size) -> {"dynamic": engine | None, n: engine}
-        self.network_ms = 0.0         # wall time of the batched network calls (bench reads it)
+        self._stacked: dict = {}  # group key -> (ids of the per-target states, stacked state)
+        self._engines: dict = {}  # group key (without size) -> {"dynamic": engine | None, n: engine}
+        self.network_ms = 0.0  # wall time of the batched network calls (bench reads it)
 
     # -- state ----------------------------------------------------------------------------------
     def _state_for(self, key, trackers: list) -> dict:
@@ -154,7 +180,7 @@ class BatchRunner:
         ids = tuple(id(v) for s in states for v in s.values())
         held = self._stacked.get(key)
         if held is None or held[0] != ids:
-            held = (ids, stack_states(states), states)   # the per-target states are held: ids stay theirs
+            held = (ids, stack_states(states), states)  # the per-target states are held: ids stay theirs
             self._stacked[key] = held
         return held[1]
 
@@ -168,19 +194,30 @@ class BatchRunner:
         if "dynamic" not in slot:
             # a network whose graph would fix the batch says so (and the exporter prints the graph
             # while failing): it gets one graph per target count
-            slot["dynamic"] = (self._free_batch_engine(lead, z_shape, x_shape, policy, device)
-                               if getattr(lead.network, "free_batch_graph", False) else None)
+            slot["dynamic"] = (
+                self._free_batch_engine(lead, z_shape, x_shape, policy, device)
+                if getattr(lead.network, "free_batch_graph", False)
+                else None
+            )
         if slot["dynamic"] is not None:
             return slot["dynamic"]
         if n not in slot:
-            slot[n] = BatchedOnnxEngine(lead.network, (n, *z_shape[1:]), (n, *x_shape[1:]),
-                                        lead.engine_track_kwargs(), policy, device=device, dynamic=False)
+            slot[n] = BatchedOnnxEngine(
+                lead.network,
+                (n, *z_shape[1:]),
+                (n, *x_shape[1:]),
+                lead.engine_track_kwargs(),
+                policy,
+                device=device,
+                dynamic=False,
+            )
         return slot[n]
 
-    def _free_batch_engine(self, lead, z_shape, x_shape, policy, device) -> Optional[BatchedOnnxEngine]:
+    def _free_batch_engine(self, lead, z_shape, x_shape, policy, device) -> BatchedOnnxEngine | None:
         try:
-            engine = BatchedOnnxEngine(lead.network, z_shape, x_shape, lead.engine_track_kwargs(), policy,
-                                       device=device, dynamic=True)
+            engine = BatchedOnnxEngine(
+                lead.network, z_shape, x_shape, lead.engine_track_kwargs(), policy, device=device, dynamic=True
+            )
         except Exception:  # noqa: BLE001 - the exporter could not free the axis: graphs per count
             return None
         return engine if self._dynamic_works(engine, lead.network, z_shape, x_shape) else None
@@ -189,6 +226,7 @@ class BatchRunner:
     def _dynamic_works(engine: BatchedOnnxEngine, net, z_shape, x_shape) -> bool:
         """A batch of two through the free-batch graph equals each sample through it alone."""
         from .engines import _own_attrs, _restore
+
         gen = torch.Generator().manual_seed(3)
         saved = _own_attrs(net)
         try:
@@ -205,8 +243,8 @@ class BatchRunner:
             both = engine.track(x, with_channels=True)
             parts = []
             for i in range(2):
-                engine.set_state(pytree.tree_map(lambda v: v[i:i + 1] if isinstance(v, torch.Tensor) else v, state))
-                parts.append(engine.track(x[i:i + 1], with_channels=True))
+                engine.set_state(pytree.tree_map(lambda v: v[i : i + 1] if isinstance(v, torch.Tensor) else v, state))
+                parts.append(engine.track(x[i : i + 1], with_channels=True))
         except Exception:  # noqa: BLE001 - e.g. a group count fixed at export: shapes do not fit
             return False
         return all(_agrees(s, p) for s, p in zip(split_outputs(both, 2), parts))
@@ -280,12 +318,13 @@ def track_group(runner: BatchRunner, group: list, frame: np.ndarray) -> list[Tra
     return results
 
 
-def track_batched(runner: BatchRunner, trackers: list, frame: np.ndarray,
-                  single: Callable[[int], TrackResult]) -> list[TrackResult]:
+def track_batched(
+    runner: BatchRunner, trackers: list, frame: np.ndarray, single: Callable[[int], TrackResult]
+) -> list[TrackResult]:
     """Track `frame` with every tracker: groups sharing a network as one batch (track_group), the
     others by `single(i)` (the caller's per-frame step: trackers/run/session.py's Track.step).
     Results in the trackers' order."""
-    results: list[Optional[TrackResult]] = [None] * len(trackers)
+    results: list[TrackResult | None] = [None] * len(trackers)
     for members in group_indices(trackers):
         if len(members) == 1:
             results[members[0]] = single(members[0])

@@ -44,11 +44,11 @@ are faster at 1 thread even idle (their networks are too small to split). A desk
 something else running, so the default is the loaded case's. Someone with a quiet machine and a
 big network passes ``--threads`` (or picks the count in the app).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 #: OpenMP's wait policy as we set it (unless the user set one)
 OMP_WAIT_POLICY = "PASSIVE"
@@ -72,37 +72,42 @@ def available_cores() -> int:
 
 @dataclasses.dataclass(frozen=True)
 class ComputePolicy:
-    cores: int                  # cores available to the process
-    threads: int                # compute threads (torch intra-op = ORT intra-op = OpenCV)
+    cores: int  # cores available to the process
+    threads: int  # compute threads (torch intra-op = ORT intra-op = OpenCV)
     torch_interop_threads: int
     ort_intra_op_threads: int
     ort_inter_op_threads: int
     ort_allow_spinning: bool
     opencv_threads: int
     omp_wait_policy: str
-    gui_reserved_cores: int     # cores left to the Qt thread (GUI only)
-    source: str                 # why these values: "default", "--threads", "preference"
+    gui_reserved_cores: int  # cores left to the Qt thread (GUI only)
+    source: str  # why these values: "default", "--threads", "preference"
 
     def describe(self) -> dict:
         return dataclasses.asdict(self)
 
     def summary(self) -> str:
         """One line, as `bench` prints it."""
-        return (f"compute policy ({self.source}): {self.cores} cores, {self.threads} compute threads "
-                f"(torch intra-op {self.threads} / inter-op {self.torch_interop_threads}, ONNX Runtime "
-                f"intra-op {self.ort_intra_op_threads} / inter-op {self.ort_inter_op_threads}, spinning "
-                f"{'on' if self.ort_allow_spinning else 'off'}, OpenCV {self.opencv_threads}), "
-                f"OMP_WAIT_POLICY={self.omp_wait_policy}"
-                + (f", {self.gui_reserved_cores} core kept for the GUI" if self.gui_reserved_cores else "")
-                + (f", {self.cores - self.threads - self.gui_reserved_cores} left to the rest of the machine"
-                   if self.source == "default" and self.cores > self.threads + self.gui_reserved_cores else ""))
+        return (
+            f"compute policy ({self.source}): {self.cores} cores, {self.threads} compute threads "
+            f"(torch intra-op {self.threads} / inter-op {self.torch_interop_threads}, ONNX Runtime "
+            f"intra-op {self.ort_intra_op_threads} / inter-op {self.ort_inter_op_threads}, spinning "
+            f"{'on' if self.ort_allow_spinning else 'off'}, OpenCV {self.opencv_threads}), "
+            f"OMP_WAIT_POLICY={self.omp_wait_policy}"
+            + (f", {self.gui_reserved_cores} core kept for the GUI" if self.gui_reserved_cores else "")
+            + (
+                f", {self.cores - self.threads - self.gui_reserved_cores} left to the rest of the machine"
+                if self.source == "default" and self.cores > self.threads + self.gui_reserved_cores
+                else ""
+            )
+        )
 
 
 #: cores every automatic policy leaves to the rest of the machine (see the module's docstring)
 FREE_CORES = 1
 
 
-def decide(threads: Optional[int] = None, gui: bool = False, cores: Optional[int] = None) -> ComputePolicy:
+def decide(threads: int | None = None, gui: bool = False, cores: int | None = None) -> ComputePolicy:
     """The policy for `threads` compute threads (None or 0: automatic).
 
     Automatic: the available cores less FREE_CORES (left to the rest of the desktop, so one busy
@@ -118,13 +123,20 @@ def decide(threads: Optional[int] = None, gui: bool = False, cores: Optional[int
         n, source = max(1, headless - (1 if gui else 0)), "default"
         reserved = headless - n
     return ComputePolicy(
-        cores=cores, threads=n, torch_interop_threads=1, ort_intra_op_threads=n, ort_inter_op_threads=1,
-        ort_allow_spinning=False, opencv_threads=n,
+        cores=cores,
+        threads=n,
+        torch_interop_threads=1,
+        ort_intra_op_threads=n,
+        ort_inter_op_threads=1,
+        ort_allow_spinning=False,
+        opencv_threads=n,
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        gui_reserved_cores=reserved, source=source)
+        gui_reserved_cores=reserved,
+        source=source,
+    )
 
 
-_applied: Optional[ComputePolicy] = None
+_applied: ComputePolicy | None = None
 
 
 def apply(policy: ComputePolicy) -> ComputePolicy:
@@ -132,6 +144,7 @@ def apply(policy: ComputePolicy) -> ComputePolicy:
     global _applied
     import cv2
     import torch
+
     torch.set_num_threads(policy.threads)
     try:
         torch.set_num_interop_threads(policy.torch_interop_threads)
@@ -148,10 +161,11 @@ def current() -> ComputePolicy:
     return _applied if _applied is not None else apply(decide())
 
 
-def ort_session_options(policy: Optional[ComputePolicy] = None):
+def ort_session_options(policy: ComputePolicy | None = None):
     """onnxruntime.SessionOptions following the policy (threads, no spin-waiting, full graph
     optimisation, quiet logging)."""
     import onnxruntime as ort
+
     policy = policy or current()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = policy.ort_intra_op_threads
@@ -168,9 +182,11 @@ def ort_session_options(policy: Optional[ComputePolicy] = None):
 def ort_providers() -> list[str]:
     """ONNX Runtime providers to request: CUDA only where ORT has it AND torch sees a GPU."""
     import onnxruntime as ort
+
     providers = ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         import torch
+
         if torch.cuda.is_available():
             providers.insert(0, "CUDAExecutionProvider")
     return providers

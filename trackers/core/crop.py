@@ -5,6 +5,7 @@ a square window of side `original_sz` centred on `pos` (rounded as pysot rounds)
 the init frame's per-channel mean where it leaves the image, resized with cv2 INTER_LINEAR to
 `model_sz` only when the sizes differ.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ def crop_window(pos, original_sz: float) -> tuple[float, float, float, float]:
     return xmin, ymin, xmin + original_sz - 1, ymin + original_sz - 1
 
 
-def get_subwindow(frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans, *,
-                  corner=None, fill=None) -> np.ndarray:
+def get_subwindow(
+    frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans, *, corner=None, fill=None
+) -> np.ndarray:
     """Cut the square window of side `original_sz` around `pos` and resize it to `model_sz`.
 
     Returns an (model_sz, model_sz, 3) uint8 BGR patch. Only the visible part of the frame is
@@ -62,8 +64,15 @@ def get_subwindow(frame: np.ndarray, pos, model_sz: int, original_sz, avg_chans,
     elif x1 > x0 and y1 > y0:
         # one C call: numpy's broadcast of a 3-value fill over a window ~560 px wide cost ~0.9 ms,
         # more than the whole NanoTrack network in ONNX Runtime
-        patch = cv2.copyMakeBorder(frame[y0:y1, x0:x1], y0 - ymin, ymin + sz - y1, x0 - xmin, xmin + sz - x1,
-                                   cv2.BORDER_CONSTANT, value=[int(v) for v in np.ravel(fill)])
+        patch = cv2.copyMakeBorder(
+            frame[y0:y1, x0:x1],
+            y0 - ymin,
+            ymin + sz - y1,
+            x0 - xmin,
+            xmin + sz - x1,
+            cv2.BORDER_CONSTANT,
+            value=[int(v) for v in np.ravel(fill)],
+        )
     else:
         patch = np.empty((sz, sz, frame.shape[2]), np.uint8)
         patch[:] = fill

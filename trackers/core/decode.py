@@ -4,6 +4,7 @@ Anchors or points -> candidate boxes; scale/ratio penalty; cosine window; best c
 learning-rate size smoothing; clipping. The formulas and their order are those of the
 references (pysot `SiamRPNTracker.track`), which the fixtures pin down.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,8 +87,9 @@ def clip_box(cx, cy, w, h, frame_shape):
     return cx, cy, w, h
 
 
-def pick_best(score: np.ndarray, pred_bbox: np.ndarray, size_scaled, penalty_k: float,
-              window: np.ndarray, window_influence: float):
+def pick_best(
+    score: np.ndarray, pred_bbox: np.ndarray, size_scaled, penalty_k: float, window: np.ndarray, window_influence: float
+):
     """Penalty, window, argmax. Returns (best index, penalty, pscore).
 
     `pred_bbox` is (4, N) rows cx, cy, w, h in crop pixels; `size_scaled` the current target size

@@ -28,7 +28,8 @@ and is not used when another user owns it or others may write to it; every file 
 to a new temporary file (O_EXCL, never through a link) and renamed into place; each graph has its
 sha256 beside it (`<graph>.onnx.sha256`, checked before ONNX Runtime sees the bytes), and a graph
 or decision file that is damaged, edited or not a plain file is moved aside (`*.bad-<time>`) and
-rebuilt, with one line saying so (`notices()`). A tracker that searches wider while the target is lost (`engine_search_sizes()`:
+rebuilt, with one line saying so (`notices()`). A tracker that searches wider while the target is
+lost (`engine_search_sizes()`:
 SiamRPN++ LT's 831 px, the default tracker's 447 px) gets a graph for that size too; other
 shapes (DaSiamRPN's growing search) run in torch. Further per-frame networks beside the main one
 (`engine_modules()`: the default tracker's stride-8 verification crop) run as `OnnxModule`s in
@@ -38,6 +39,7 @@ the same engine.
 machine, with the current thread count; the faster one is kept, and the decision is cached beside
 the graph (key + thread count), so the probe runs once per model and thread count.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +50,6 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Optional
 
 import numpy as np
 import torch
@@ -89,7 +90,6 @@ def cache_dir() -> str:
     return os.path.join(xdg, "siamscope", "onnx")
 
 
-
 _said: list = []
 
 
@@ -106,7 +106,7 @@ def notices() -> list:
     return list(_said)
 
 
-def usable_cache_dir() -> Optional[str]:
+def usable_cache_dir() -> str | None:
     """cache_dir(), created 0700 where it is absent; None (said once) where it cannot be made, is
     not a folder, belongs to another user, or others may write to it: then everything is exported
     in memory and nothing is read from or written to it."""
@@ -147,14 +147,14 @@ def _move_aside(path: str, why: str) -> None:
     try:
         os.rename(path, aside)
     except FileNotFoundError:
-        return                       # another process moved it aside first
+        return  # another process moved it aside first
     except OSError as e:
         _say(f"ONNX cache: {path} {why}, and it cannot be moved aside ({e.strerror or e}): not used")
         return
     _say(f"ONNX cache: {os.path.basename(path)} {why}: moved aside to {os.path.basename(aside)}, rebuilt")
 
 
-def _read_plain(path: str) -> Optional[bytes]:
+def _read_plain(path: str) -> bytes | None:
     """The bytes of a regular file, opened without following a link; None where there is no file.
     Raises ValueError for a link or anything else that is not a plain file."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -196,10 +196,10 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def _sha256_line(data: bytes, name: str) -> bytes:
-    return f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()   # sha256sum's format: `sha256sum -c` reads it
+    return f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()  # sha256sum's format: `sha256sum -c` reads it
 
 
-def read_cached_graph(path: str) -> Optional[bytes]:
+def read_cached_graph(path: str) -> bytes | None:
     """The graph at `path` when it and its sha256 sidecar agree; None where there is none, or where
     it was damaged, edited or replaced (then moved aside, said once, to be exported anew)."""
     try:
@@ -212,8 +212,9 @@ def read_cached_graph(path: str) -> Optional[bytes]:
         return None
     if side is None or side != _sha256_line(data, os.path.basename(path)):
         # (its stale sidecar stays: the export that follows writes the new one before the graph)
-        _move_aside(path, "does not match its sha256 (damaged or edited)" if side is not None
-                    else "has no sha256 beside it")
+        _move_aside(
+            path, "does not match its sha256 (damaged or edited)" if side is not None else "has no sha256 beside it"
+        )
         return None
     return data
 
@@ -227,6 +228,7 @@ def write_cached_graph(path: str, data: bytes) -> None:
         _write_atomic(path, data)
     except OSError as e:
         _say(f"ONNX cache: cannot write {os.path.basename(path)} ({e.strerror or e}): exported again next time")
+
 
 def weights_sha256(net: torch.nn.Module) -> str:
     """sha256 over the module's parameters and buffers (names, dtypes, shapes, bytes): the loaded
@@ -242,17 +244,37 @@ def weights_sha256(net: torch.nn.Module) -> str:
 def model_key(net: torch.nn.Module, z_shape, x_shape, track_kwargs: dict) -> str:
     """What names an exported graph: weights sha256, network class, the source of every module its
     code comes from, input shapes, torch version, exporter, opset and graph layout."""
-    parts = dict(weights=weights_sha256(net), net=f"{type(net).__module__}.{type(net).__qualname__}",
-                 code=source_sha256(net),
-                 z=[int(v) for v in z_shape], x=[int(v) for v in x_shape],
-                 kwargs=repr(sorted(track_kwargs.items())), torch=torch.__version__, exporter=EXPORTER,
-                 opset=OPSET, layout=GRAPH_LAYOUT)
+    parts = dict(
+        weights=weights_sha256(net),
+        net=f"{type(net).__module__}.{type(net).__qualname__}",
+        code=source_sha256(net),
+        z=[int(v) for v in z_shape],
+        x=[int(v) for v in x_shape],
+        kwargs=repr(sorted(track_kwargs.items())),
+        torch=torch.__version__,
+        exporter=EXPORTER,
+        opset=OPSET,
+        layout=GRAPH_LAYOUT,
+    )
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 #: packages whose code is the runtime's, not the network's: torch's version is in the key already
-_RUNTIME_PACKAGES = frozenset({"torch", "builtins", "numpy", "torchvision", "typing", "collections",
-                               "functools", "math", "dataclasses", "abc", "enum"})
+_RUNTIME_PACKAGES = frozenset(
+    {
+        "torch",
+        "builtins",
+        "numpy",
+        "torchvision",
+        "typing",
+        "collections",
+        "functools",
+        "math",
+        "dataclasses",
+        "abc",
+        "enum",
+    }
+)
 
 
 def source_files(net: torch.nn.Module) -> list:
@@ -262,6 +284,7 @@ def source_files(net: torch.nn.Module) -> list:
     submodule's module), within the same top-level packages. Sorted paths."""
     import inspect
     import types
+
     names = {__name__}
     for m in net.modules():
         for cls in type(m).__mro__:
@@ -294,7 +317,7 @@ def source_files(net: torch.nn.Module) -> list:
         try:
             files.add(os.path.abspath(inspect.getsourcefile(mod) or inspect.getfile(mod)))
         except (TypeError, OSError):
-            pass                     # a built-in or namespace module has no source of its own
+            pass  # a built-in or namespace module has no source of its own
     return sorted(files)
 
 
@@ -335,49 +358,68 @@ def _state_attrs(net: torch.nn.Module) -> dict:
     return {k: v for k, v in vars(net).items() if k not in _MODULE_ATTRS and _has_tensor(v)}
 
 
-def export_cached(module: torch.nn.Module, args: tuple, input_names: list, output_names: list, path: str,
-                  use_cache: bool = True, dynamic_axes: Optional[dict] = None) -> bytes:
+def export_cached(
+    module: torch.nn.Module,
+    args: tuple,
+    input_names: list,
+    output_names: list,
+    path: str,
+    use_cache: bool = True,
+    dynamic_axes: dict | None = None,
+) -> bytes:
     """The ONNX graph of `module(*args)`, as bytes: the cached file at `path` where it is there and
     matches its sha256 (read_cached_graph), else exported (and, when `use_cache` and the cache
     folder is usable, written there with its sha256). The bytes checked are the bytes ONNX
     Runtime gets: the file is never reopened after its check. `dynamic_axes` (torch.onnx's) leaves
     axes free: the batched graph's batch (core/batching.py)."""
     if use_cache and os.path.dirname(os.path.abspath(path)) == os.path.abspath(cache_dir()):
-        use_cache = usable_cache_dir() is not None   # (a caller's own folder is the caller's to check)
+        use_cache = usable_cache_dir() is not None  # (a caller's own folder is the caller's to check)
     if use_cache:
         data = read_cached_graph(path)
         if data is not None:
             return data
     import io
+
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
-                          opset_version=OPSET, dynamo=False, dynamic_axes=dynamic_axes)
+        torch.onnx.export(
+            module,
+            args,
+            buf,
+            input_names=input_names,
+            output_names=output_names,
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes=dynamic_axes,
+        )
     data = buf.getvalue()
     if use_cache:
-        write_cached_graph(path, data)   # another process exporting the same graph races harmlessly
+        write_cached_graph(path, data)  # another process exporting the same graph races harmlessly
     return data
 
 
-def make_session(model, policy: Optional[compute.ComputePolicy] = None, device: Optional[str] = None):
+def make_session(model, policy: compute.ComputePolicy | None = None, device: str | None = None):
     """An ONNX Runtime session following the compute policy. `device` "cuda": ORT's CUDA provider,
     refused with the reason where it fell back to the CPU (models.device.ort_session); otherwise the
     policy's providers (trackers/compute.py: CUDA only where a GPU is present)."""
     import onnxruntime as ort
+
     opts = compute.ort_session_options(policy)
     if device is not None and torch.device(device).type == "cuda":
         from models.device import ort_session
+
         return ort_session(model, opts, torch.device(device))
     return ort.InferenceSession(model, opts, providers=compute.ort_providers())
 
 
-def cpu_session(model, policy: Optional[compute.ComputePolicy] = None, options=None):
+def cpu_session(model, policy: compute.ComputePolicy | None = None, options=None):
     """An ONNX Runtime session on the CPU provider alone, following the compute policy (for work that
     stays on the CPU whatever the machine has: the floor's trunk, the trainers' feature extraction).
     `options`: session options made from the policy and amended by the caller (`bench --profile`
     turns profiling on), instead of the policy's own."""
     import onnxruntime as ort
+
     opts = options if options is not None else compute.ort_session_options(policy)
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
@@ -389,9 +431,15 @@ class FeatureGraph:
     reusable for another session) and run with the compute policy's session options; `(B, 3, H, W)`
     float32 arrays in, float32 arrays out."""
 
-    def __init__(self, module: torch.nn.Module, example_shape: tuple, output_names: list,
-                 any_size: bool = False, policy: Optional[compute.ComputePolicy] = None,
-                 graph: Optional[bytes] = None):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        example_shape: tuple,
+        output_names: list,
+        any_size: bool = False,
+        policy: compute.ComputePolicy | None = None,
+        graph: bytes | None = None,
+    ):
         self.output_names = list(output_names)
         if graph is None:
             graph = self.export(module, example_shape, self.output_names, any_size)
@@ -401,13 +449,21 @@ class FeatureGraph:
     @staticmethod
     def export(module: torch.nn.Module, example_shape: tuple, output_names: list, any_size: bool = False) -> bytes:
         import io
+
         axes = {0: "b", 2: "h", 3: "w"} if any_size else {0: "b"}
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")    # the tracer's notes on padding arithmetic, constant per size
-            torch.onnx.export(module.cpu().eval(), torch.zeros(*example_shape), buf, input_names=["x"],
-                              output_names=list(output_names), opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"x": axes, **{n: axes for n in output_names}})
+            warnings.simplefilter("ignore")  # the tracer's notes on padding arithmetic, constant per size
+            torch.onnx.export(
+                module.cpu().eval(),
+                torch.zeros(*example_shape),
+                buf,
+                input_names=["x"],
+                output_names=list(output_names),
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes={"x": axes, **{n: axes for n in output_names}},
+            )
         return buf.getvalue()
 
     def __call__(self, x: np.ndarray) -> list:
@@ -419,8 +475,14 @@ class OnnxModule:
     ONNX Runtime: a tracker's further per-frame calls beside its main network (the default
     tracker's stride-8 verification crop), exported and cached as the main graph is."""
 
-    def __init__(self, module: torch.nn.Module, x_shape: tuple, policy: Optional[compute.ComputePolicy] = None,
-                 use_cache: bool = True, device: Optional[str] = None):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        x_shape: tuple,
+        policy: compute.ComputePolicy | None = None,
+        use_cache: bool = True,
+        device: str | None = None,
+    ):
         self.module = module.eval()
         self.x_shape = tuple(int(v) for v in x_shape)
         on = next(iter(module.parameters()), torch.empty(0)).device
@@ -450,7 +512,7 @@ class _Plan:
     per entry a treespec and, per leaf, ('out', index) or ('const', value)."""
 
     def __init__(self):
-        self.outputs: list[tuple[str, object, list]] = []   # (key, spec, leaves)
+        self.outputs: list[tuple[str, object, list]] = []  # (key, spec, leaves)
         self.state: list[tuple[str, object, list]] = []
         self.n_main = 0
         self.n_all = 0
@@ -461,7 +523,7 @@ class _Plan:
         return spec, [take(leaf) if isinstance(leaf, torch.Tensor) else ("const", leaf) for leaf in leaves]
 
     @classmethod
-    def from_probe(cls, out: dict, state: dict) -> "_Plan":
+    def from_probe(cls, out: dict, state: dict) -> _Plan:
         """Main outputs first (always fetched), then the channel maps, then post-track state."""
         plan = cls()
         tensors: list[torch.Tensor] = []
@@ -469,6 +531,7 @@ class _Plan:
         def take(t):
             tensors.append(t)
             return ("out", len(tensors) - 1)
+
         order = [k for k in out if k != "xcorr"] + (["xcorr"] if "xcorr" in out else [])
         for k in order:
             if k == "xcorr":
@@ -505,7 +568,7 @@ class _TrackGraph(torch.nn.Module):
     def __init__(self, net, template_specs: list, track_kwargs: dict, state_keys: list, plan: _Plan):
         super().__init__()
         self.net = net
-        self.template_specs = template_specs   # [(attr, treespec, n_leaves)]
+        self.template_specs = template_specs  # [(attr, treespec, n_leaves)]
         self.track_kwargs = track_kwargs
         self.state_keys = state_keys
         self.plan = plan
@@ -515,7 +578,7 @@ class _TrackGraph(torch.nn.Module):
         saved = {}
         for attr, spec, n in self.template_specs:
             saved[attr] = getattr(self.net, attr)
-            setattr(self.net, attr, pytree.tree_unflatten(list(flat_state[i:i + n]), spec))
+            setattr(self.net, attr, pytree.tree_unflatten(list(flat_state[i : i + n]), spec))
             i += n
         try:
             out = self.net.track(x, **self.track_kwargs)
@@ -534,14 +597,21 @@ class OnnxEngine:
     input is a host array (ORT copies it to the GPU itself). Every tracker, NanoTrack included,
     runs this one engine (see the module doc for its cost over a bare `session.run`)."""
 
-    def __init__(self, net: torch.nn.Module, z_shape: tuple, x_shape: tuple, track_kwargs: Optional[dict] = None,
-                 policy: Optional[compute.ComputePolicy] = None, use_cache: bool = True,
-                 device: Optional[str] = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        z_shape: tuple,
+        x_shape: tuple,
+        track_kwargs: dict | None = None,
+        policy: compute.ComputePolicy | None = None,
+        use_cache: bool = True,
+        device: str | None = None,
+    ):
         self.net = net
         self.x_shape = tuple(int(v) for v in x_shape)
         self.track_kwargs = dict(track_kwargs or {})
         self.policy = policy or compute.current()
-        channels_flag = getattr(net, "collect_channels", None)   # DaSiamRPN switches its maps on the module
+        channels_flag = getattr(net, "collect_channels", None)  # DaSiamRPN switches its maps on the module
         saved = _own_attrs(net)
         gen = torch.Generator().manual_seed(0)
         # the example inputs live where the module's weights are (a module already on the GPU
@@ -559,8 +629,7 @@ class OnnxEngine:
                 out = net.track(x, **self.track_kwargs)
                 after = _state_attrs(net)
             self.template_attrs = list(template_state)
-            self.state_keys = [k for k, v in after.items()
-                               if k not in template_state and before.get(k) != id(v)]
+            self.state_keys = [k for k, v in after.items() if k not in template_state and before.get(k) != id(v)]
             self.plan = _Plan.from_probe(out, {k: after[k] for k in self.state_keys})
             specs, flat_inputs = [], []
             for attr in self.template_attrs:
@@ -574,8 +643,9 @@ class OnnxEngine:
             self.output_names = [f"out_{i}" for i in range(self.plan.n_all)]
             # the outputs' layout too: a graph cached for another layout is never reused
             layout = [(k, len(leaves)) for k, _, leaves in self.plan.outputs + self.plan.state]
-            self.key = hashlib.sha256((model_key(net, z_shape, self.x_shape, self.track_kwargs)
-                                       + repr(layout)).encode()).hexdigest()
+            self.key = hashlib.sha256(
+                (model_key(net, z_shape, self.x_shape, self.track_kwargs) + repr(layout)).encode()
+            ).hexdigest()
             self.path = os.path.join(cache_dir(), f"{type(net).__name__}-{self.key[:20]}.onnx")
             model = self._cached_export(net, x, flat_inputs, use_cache)
         finally:
@@ -590,10 +660,12 @@ class OnnxEngine:
         self._main_names = self.output_names[:lo] + self.output_names[hi:]
         self._main_index = list(range(lo)) + list(range(hi, self.plan.n_all))
         # per frame: which outputs to fetch and how they become track()'s dict, decided once
-        self._runs = {True: (self.output_names, self._assembly(range(self.plan.n_all), True)),
-                      False: (self._main_names, self._assembly(self._main_index, False))}
+        self._runs = {
+            True: (self.output_names, self._assembly(range(self.plan.n_all), True)),
+            False: (self._main_names, self._assembly(self._main_index, False)),
+        }
 
-    def _session(self, model, device: Optional[str]):
+    def _session(self, model, device: str | None):
         return make_session(model, self.policy, device)
 
     def _assembly(self, fetched, with_channels: bool) -> tuple[list, list]:
@@ -606,8 +678,13 @@ class OnnxEngine:
             if spec.is_leaf() and len(leaves) == 1 and leaves[0][0] == "out":
                 return (k, pos[leaves[0][1]], None)
             return (k, None, (spec, [("out", pos[r]) if kind == "out" else (kind, r) for kind, r in leaves]))
-        outputs = [(k, None, (pytree.tree_flatten([])[1], [])) if k == "xcorr" and not with_channels
-                   else entry(k, spec, leaves) for k, spec, leaves in self.plan.outputs]
+
+        outputs = [
+            (k, None, (pytree.tree_flatten([])[1], []))
+            if k == "xcorr" and not with_channels
+            else entry(k, spec, leaves)
+            for k, spec, leaves in self.plan.outputs
+        ]
         state = [entry(k, spec, leaves) for k, spec, leaves in self.plan.state]
         return outputs, state
 
@@ -626,9 +703,12 @@ class OnnxEngine:
         flat = []
         for v in values:
             flat += pytree.tree_leaves(v)
-        self._feed = {name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-                      for name, t in zip(self.input_names[1:], flat) if name in self._graph_inputs}
-        self._fed_from = values     # holding them keeps their ids from being reused
+        self._feed = {
+            name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+            for name, t in zip(self.input_names[1:], flat)
+            if name in self._graph_inputs
+        }
+        self._fed_from = values  # holding them keeps their ids from being reused
 
     def track(self, x, with_channels: bool = True) -> dict:
         """Same dict as net.track(x) (x: tensor or host array); the channel maps only when with_channels."""
@@ -655,9 +735,14 @@ def _decisions_path() -> str:
 
 
 def _valid_decision(value) -> bool:
-    return (isinstance(value, dict) and value.get("engine") in ("torch", "onnxruntime")
-            and all(isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool)
-                    for k in ("torch_ms", "onnxruntime_ms")))
+    return (
+        isinstance(value, dict)
+        and value.get("engine") in ("torch", "onnxruntime")
+        and all(
+            isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool)
+            for k in ("torch_ms", "onnxruntime_ms")
+        )
+    )
 
 
 def _read_decisions() -> dict:
@@ -702,6 +787,7 @@ def probe(engine: OnnxEngine, net: torch.nn.Module, runs: int = PROBE_RUNS) -> d
     def run_torch():
         with torch.inference_mode():
             net.track(x, **kwargs)
+
     calls = {"torch_ms": run_torch, "onnxruntime_ms": lambda: engine.track(x, with_channels=False)}
     best = {k: float("inf") for k in calls}
     for k, fn in calls.items():
@@ -720,11 +806,11 @@ class EngineMixin:
     Subclasses say the network's input shapes (`engine_shapes`) and, where track() takes
     arguments, `engine_track_kwargs`."""
 
-    onnx_engine: Optional[OnnxEngine] = None
+    onnx_engine: OnnxEngine | None = None
     onnx_modules: dict = {}
-    onnx_wide_engines: dict = {}      # search input shape -> OnnxEngine, beside the main one
+    onnx_wide_engines: dict = {}  # search input shape -> OnnxEngine, beside the main one
     engine_choice: str = "torch"
-    engine_probe: Optional[dict] = None
+    engine_probe: dict | None = None
 
     def engine_shapes(self) -> tuple[tuple, tuple]:
         p = self.params
@@ -777,7 +863,7 @@ class EngineMixin:
         """The engine the next frame runs in."""
         return "onnxruntime" if self._usable_engine() is not None else "torch"
 
-    def _usable_engine(self) -> Optional[OnnxEngine]:
+    def _usable_engine(self) -> OnnxEngine | None:
         """The ONNX engine where it can run this tracker's network now: fp32 only (the graph is
         fp32), and not a CPU session for a network moved to the GPU since."""
         engine = self.onnx_engine
@@ -788,7 +874,7 @@ class EngineMixin:
             return None
         return engine
 
-    def set_engine(self, choice: str, policy: Optional[compute.ComputePolicy] = None) -> str:
+    def set_engine(self, choice: str, policy: compute.ComputePolicy | None = None) -> str:
         """Switch engines ("auto" measures both, see the module doc); returns the one in use."""
         check_choice(choice)
         self.engine_choice = choice
@@ -797,7 +883,7 @@ class EngineMixin:
             return self.engine_name
         device = getattr(self, "device", torch.device("cpu"))
         if choice == "auto" and device.type != "cpu":
-            return self.engine_name          # on a GPU the torch module stays (its CUDA kernels)
+            return self.engine_name  # on a GPU the torch module stays (its CUDA kernels)
         policy = policy or compute.current()
         try:
             import onnxruntime  # noqa: F401
@@ -807,23 +893,23 @@ class EngineMixin:
             return self.engine_name
         z_shape, x_shape = self.engine_shapes()
         if choice == "auto":
-            key = f"{model_key(self.network, z_shape, x_shape, self.engine_track_kwargs())}" \
-                  f"|threads={policy.threads}"
+            key = f"{model_key(self.network, z_shape, x_shape, self.engine_track_kwargs())}|threads={policy.threads}"
             cached = _read_decisions().get(key)
             if cached and cached["engine"] == "torch":
                 self.engine_probe = dict(cached, cached=True)
                 return self.engine_name
         try:
-            engine = OnnxEngine(self.network, z_shape, x_shape, self.engine_track_kwargs(), policy,
-                                device=str(device))
+            engine = OnnxEngine(self.network, z_shape, x_shape, self.engine_track_kwargs(), policy, device=str(device))
         except (EngineError, DeviceError):
-            raise                            # a CUDA provider that cannot run says so, as in torch
+            raise  # a CUDA provider that cannot run says so, as in torch
         except Exception as e:  # noqa: BLE001 - an export the exporter cannot do: say which, keep torch
-            why = f"{getattr(self, 'name', type(self).__name__)}: ONNX export failed " \
-                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            why = (
+                f"{getattr(self, 'name', type(self).__name__)}: ONNX export failed "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            )
             if choice == "onnxruntime":
                 raise EngineError(why) from e
-            _say(f"{why}: auto runs torch")      # not silently: a slower engine is news
+            _say(f"{why}: auto runs torch")  # not silently: a slower engine is news
             return self.engine_name
         if choice == "auto":
             cached = _read_decisions().get(key)
@@ -851,16 +937,19 @@ class EngineMixin:
                 raise
             except Exception as e:  # noqa: BLE001 - as for the main network: say which, or keep torch
                 if choice == "onnxruntime":
-                    raise EngineError(f"{getattr(self, 'name', type(self).__name__)}: ONNX export of {name} "
-                                      f"failed ({type(e).__name__})") from e
+                    raise EngineError(
+                        f"{getattr(self, 'name', type(self).__name__)}: ONNX export of {name} "
+                        f"failed ({type(e).__name__})"
+                    ) from e
         wide = {}
         for side in self.engine_search_sizes():
             shape = (*x_shape[:2], int(side), int(side))
             if shape == engine.x_shape:
                 continue
             try:
-                wide[shape] = OnnxEngine(self.network, z_shape, shape, self.engine_track_kwargs(), policy,
-                                         device=str(device))
+                wide[shape] = OnnxEngine(
+                    self.network, z_shape, shape, self.engine_track_kwargs(), policy, device=str(device)
+                )
             except (EngineError, DeviceError):
                 raise
             except Exception:  # noqa: BLE001 - that search size alone stays in torch

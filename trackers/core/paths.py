@@ -6,10 +6,10 @@ beside it) and an installed package (site-packages holds trackers/, models/, app
 resources as the package `siamscope_resources`, mapped from resources/ by pyproject.toml; a name
 that says whose resources they are, since a top-level `resources` package would clash with any
 other project's). Code asks here, never builds a path to resources/ or ../shared itself."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 #: the folder that holds trackers/ and models/ (a checkout, or site-packages when installed)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,9 +27,10 @@ def _resources_dir() -> str:
         return os.path.join(REPO_ROOT, "resources")
     try:
         from importlib.resources import files
+
         # a wheel installs plain files, so the package's folder is a real path
         return str(files(RESOURCES_PACKAGE))
-    except (ImportError, TypeError):      # neither a checkout nor installed: say where it was looked for
+    except (ImportError, TypeError):  # neither a checkout nor installed: say where it was looked for
         return os.path.join(REPO_ROOT, "resources")
 
 
@@ -47,7 +48,7 @@ def resource_path(*parts: str) -> str:
 SHARED_ENV = "SIAMSCOPE_SHARED"
 
 
-def shared_dir() -> Optional[str]:
+def shared_dir() -> str | None:
     """The shared data folder: $SIAMSCOPE_SHARED, else ../shared beside the checkout this code runs
     from; None for an installed package (no checkout, so no ../shared to default to)."""
     env = os.environ.get(SHARED_ENV)
@@ -58,7 +59,7 @@ def shared_dir() -> Optional[str]:
     return None
 
 
-def shared_path(*parts: str) -> Optional[str]:
+def shared_path(*parts: str) -> str | None:
     """A path under the shared folder (shared_path("bench")), or None where there is none."""
     base = shared_dir()
     return os.path.join(base, *parts) if base else None

@@ -15,11 +15,12 @@ IMPORT_ERRORS (one line each, which `trackers` and the app's picker show) and th
 A family's variants are data in one idiom: a table of `Variant` rows (name, title, params,
 weights), turned into specs by `variant_specs()`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .base import Tracker
 from .paths import RESOURCES_DIR
@@ -31,23 +32,23 @@ ENTRY_POINT_GROUP = "siamscope.trackers"
 
 @dataclasses.dataclass
 class TrackerSpec:
-    name: str                      # short, stable: "nanotrack-v2", "siamrpnpp-r50", ...
-    title: str                     # what the picker shows
-    family: str                    # "SiamRPN++", "NanoTrack", ...
+    name: str  # short, stable: "nanotrack-v2", "siamrpnpp-r50", ...
+    title: str  # what the picker shows
+    family: str  # "SiamRPN++", "NanoTrack", ...
     build: Callable[..., Tracker]  # build(weights: Optional[str], device: str) -> Tracker
-    params_type: type              # the hyper-parameter dataclass
+    params_type: type  # the hyper-parameter dataclass
     # the variant's default parameters where they are not params_type()'s (DaSiamRPN vot/otb,
     # NanoTrack v1/v3 share one dataclass with other values); "Reset to defaults" uses make_params()
-    default_params: Optional[Callable[[], object]] = None
+    default_params: Callable[[], object] | None = None
     needs_weights: bool = True
-    weights_file: str = ""         # published file name, looked up in the model folders
+    weights_file: str = ""  # published file name, looked up in the model folders
     description: str = ""
     # the file a tracker that needs no checkpoint loads anyway (the project's own weights in
     # resources/): what a run's provenance names when no checkpoint was given
     builtin_weights: str = ""
-    default_engine: Optional[str] = None   # engine when none is asked for (None: what build() gives)
-    note: str = ""                 # a caveat shown with the tracker (why it is experimental, ...)
-    experimental: bool = False     # not (yet) validated: listed, but labelled so
+    default_engine: str | None = None  # engine when none is asked for (None: what build() gives)
+    note: str = ""  # a caveat shown with the tracker (why it is experimental, ...)
+    experimental: bool = False  # not (yet) validated: listed, but labelled so
 
     def make_params(self):
         """A fresh instance of this tracker's default hyper-parameters."""
@@ -74,9 +75,9 @@ class Variant:
     title: str
     params: Mapping[str, object] = dataclasses.field(default_factory=dict)
     weights: str = ""
-    network: str = ""              # the family's own key for the network (a pysot experiment, a version)
-    family: str = ""               # display family where it is not the table's
-    params_type: Optional[type] = None   # where the variant's knobs are another dataclass (more fields)
+    network: str = ""  # the family's own key for the network (a pysot experiment, a version)
+    family: str = ""  # display family where it is not the table's
+    params_type: type | None = None  # where the variant's knobs are another dataclass (more fields)
     description: str = ""
     note: str = ""
     experimental: bool = False
@@ -86,21 +87,36 @@ class Variant:
         return (self.params_type or params_type)(**{**self.params, **overrides})
 
 
-def variant_specs(variants: Sequence[Variant], *, family: str, params_type: type,
-                  build: Callable[..., Tracker], description: str = "", **spec_fields) -> list[TrackerSpec]:
+def variant_specs(
+    variants: Sequence[Variant],
+    *,
+    family: str,
+    params_type: type,
+    build: Callable[..., Tracker],
+    description: str = "",
+    **spec_fields,
+) -> list[TrackerSpec]:
     """TrackerSpecs of a family's variant table. `build(name, weights, device)` is the family's one
     builder, called with the variant's name; `spec_fields` are TrackerSpec fields shared by the rows
     (needs_weights, builtin_weights, default_engine)."""
     specs = []
     for v in variants:
         ptype = v.params_type or params_type
-        specs.append(TrackerSpec(
-            name=v.name, title=v.title, family=v.family or family,
-            build=(lambda weights=None, device="cpu", _n=v.name: build(_n, weights, device)),
-            params_type=ptype,
-            default_params=(lambda _v=v, _t=ptype: _v.make_params(_t)) if v.params else None,
-            weights_file=v.weights, description=v.description or description, note=v.note,
-            experimental=v.experimental, **spec_fields))
+        specs.append(
+            TrackerSpec(
+                name=v.name,
+                title=v.title,
+                family=v.family or family,
+                build=(lambda weights=None, device="cpu", _n=v.name: build(_n, weights, device)),
+                params_type=ptype,
+                default_params=(lambda _v=v, _t=ptype: _v.make_params(_t)) if v.params else None,
+                weights_file=v.weights,
+                description=v.description or description,
+                note=v.note,
+                experimental=v.experimental,
+                **spec_fields,
+            )
+        )
     return specs
 
 
@@ -108,7 +124,7 @@ _REGISTRY: dict[str, TrackerSpec] = {}
 #: what failed to load, one line each: {catalogue or plugin: error}
 IMPORT_ERRORS: dict[str, str] = {}
 _CATALOGUES: list[tuple[str, Callable[[], Iterable[TrackerSpec]]]] = []
-_read: set[str] = set()       # catalogues read so far
+_read: set[str] = set()  # catalogues read so far
 _plugins_read = False
 
 
@@ -138,6 +154,7 @@ def plugin_catalogue() -> list[TrackerSpec]:
     """The trackers third-party packages declare in the `siamscope.trackers` entry-point group.
     A plugin that fails to load goes to IMPORT_ERRORS; the others still load."""
     from importlib.metadata import entry_points
+
     specs = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -161,7 +178,7 @@ def _load_all() -> None:
             IMPORT_ERRORS[name] = f"{type(e).__name__}: {e}"
             continue
         for spec in specs:
-            if spec.name in _REGISTRY:   # a plugin does not replace a tracker of the project's
+            if spec.name in _REGISTRY:  # a plugin does not replace a tracker of the project's
                 IMPORT_ERRORS[f"{name}: {spec.name}"] = f"the name {spec.name!r} is taken; not registered"
                 continue
             register(spec)
@@ -175,7 +192,7 @@ def all_trackers() -> list[TrackerSpec]:
 def get(name: str) -> TrackerSpec:
     _load_all()
     if name not in _REGISTRY:
-        if not _CATALOGUES:    # a program that never imported the catalogue (trackers.families)
+        if not _CATALOGUES:  # a program that never imported the catalogue (trackers.families)
             raise KeyError(f"unknown tracker {name!r}: no catalogue of trackers was added (import trackers.families)")
         raise KeyError(f"unknown tracker {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -194,14 +211,14 @@ def user_models_dir() -> str:
     return os.path.join(base, "siamscope", "models")
 
 
-def shipped_file(file_name: str) -> Optional[str]:
+def shipped_file(file_name: str) -> str | None:
     """A checkpoint that travels inside the package (resources/: the project's trained weights and
     NanoTrack v2's, bundled with its licence), else None."""
     shipped = os.path.join(RESOURCES_DIR, file_name)
     return shipped if os.path.isfile(shipped) else None
 
 
-def find_weights(spec: TrackerSpec) -> Optional[str]:
+def find_weights(spec: TrackerSpec) -> str | None:
     """The tracker's checkpoint when none is given (an explicit --weights always wins): in the model
     folders ($SIAMSCOPE_MODELS, then the user models folder), else the copy shipped in the package,
     else None. A file in the model folders wins over the shipped one, so a user can replace it."""
@@ -235,7 +252,7 @@ def preferred_tracker() -> str:
     return next((s.name for s in specs.values() if ready(s)), next(iter(specs)))
 
 
-def find_file(file_name: str) -> Optional[str]:
+def find_file(file_name: str) -> str | None:
     """A file (a relative path such as 'nanotrackv2.pth' or 'siamrpn_alex_dwxcorr/model.pth') in
     the model folders or one level below them; None where it is in none."""
     for d in model_dirs():
@@ -253,7 +270,7 @@ def _subdirs(d: str) -> list[str]:
         return []
 
 
-def loaded_checkpoint(spec: TrackerSpec, weights: Optional[str] = None) -> Optional[str]:
+def loaded_checkpoint(spec: TrackerSpec, weights: str | None = None) -> str | None:
     """The checkpoint file `build(spec.name, weights)` actually reads: the one given, else the one
     found in the model folders, else the built-in weights; None for a tracker without any."""
     if spec.needs_weights:
@@ -261,7 +278,7 @@ def loaded_checkpoint(spec: TrackerSpec, weights: Optional[str] = None) -> Optio
     return weights or spec.builtin_weights or None
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu", engine: Optional[str] = None) -> Tracker:
+def build(name: str, weights: str | None = None, device: str = "cpu", engine: str | None = None) -> Tracker:
     """Build a tracker by name; weights default to the file found in the model folders. `engine`
     ("auto", "torch", "onnxruntime"; trackers/core/engines.py) picks what runs the per-frame network;
     None keeps the tracker's own default."""
@@ -270,9 +287,11 @@ def build(name: str, weights: Optional[str] = None, device: str = "cpu", engine:
         weights = find_weights(spec)
         if weights is None:
             from models.checkpoint import CheckpointError
+
             raise CheckpointError(
                 f"tracker {name!r} needs its checkpoint {spec.weights_file!r}: pass --weights FILE, or put "
-                f"the file in {user_models_dir()} or a folder named by SIAMSCOPE_MODELS")
+                f"the file in {user_models_dir()} or a folder named by SIAMSCOPE_MODELS"
+            )
     tracker = spec.build(weights, device)
     engine = engine or spec.default_engine
     if engine is not None:

@@ -5,11 +5,13 @@ outputs become candidate boxes (anchors vs points); the loop, penalty, window an
 the same (see `trackers/core/decode.py`). Each stage is a separate method so it can be called and
 tested on its own (`crop_search`, `run_network`, `decode`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,8 +19,7 @@ import torch
 from models.device import check_device, check_finite
 
 from . import decode as D
-from .base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, param, validate_box)
+from .base import Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, param, validate_box
 from .crop import channel_average, crop_window, get_subwindow, to_tensor_layout
 from .engines import EngineMixin
 
@@ -27,17 +28,18 @@ from .engines import EngineMixin
 class RPNParams:
     """Hyper-parameters of the RPN-family loop (defaults: pysot SiamRPN++ R50)."""
 
-    penalty_k: float = param(0.05, "scale/aspect change penalty: higher keeps the box size steadier",
-                             range=(0.0, 1.0))
-    window_influence: float = param(0.42, "weight of the cosine window: higher prefers positions near the "
-                                          "last centre", range=(0.0, 1.0))
-    lr: float = param(0.38, "size learning rate: how fast the box size follows the network's estimate",
-                      range=(0.0, 1.0))
+    penalty_k: float = param(0.05, "scale/aspect change penalty: higher keeps the box size steadier", range=(0.0, 1.0))
+    window_influence: float = param(
+        0.42, "weight of the cosine window: higher prefers positions near the last centre", range=(0.0, 1.0)
+    )
+    lr: float = param(
+        0.38, "size learning rate: how fast the box size follows the network's estimate", range=(0.0, 1.0)
+    )
     exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
-    instance_size: int = param(255, "search crop side in pixels: larger searches farther, slower",
-                               range=(127, 1023))
-    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
-                                       "(w + h)", range=(0.0, 2.0))
+    instance_size: int = param(255, "search crop side in pixels: larger searches farther, slower", range=(127, 1023))
+    context_amount: float = param(
+        0.5, "context added around the box for the crops, as a fraction of (w + h)", range=(0.0, 2.0)
+    )
 
 
 class AnchorDecoder:
@@ -103,40 +105,40 @@ class PointDecoder:
 class Decoded:
     """Everything one decode step produced (the parity tests compare each field)."""
 
-    score: np.ndarray       # (N,) foreground probability
-    pred_bbox: np.ndarray   # (4, N) cx, cy, w, h, crop pixels relative to the crop centre
-    penalty: np.ndarray     # (N,)
-    pscore: np.ndarray      # (N,) after penalty and window
+    score: np.ndarray  # (N,) foreground probability
+    pred_bbox: np.ndarray  # (4, N) cx, cy, w, h, crop pixels relative to the crop centre
+    penalty: np.ndarray  # (N,)
+    pscore: np.ndarray  # (N,) after penalty and window
     best: int
     lr: float
     bbox_delta: np.ndarray  # (4,) pred_bbox[:, best] / scale_z
-    center: tuple[float, float]   # state after the step
+    center: tuple[float, float]  # state after the step
     size: tuple[float, float]
-    box: Box                # returned box (x, y, w, h)
+    box: Box  # returned box (x, y, w, h)
 
 
 class Candidates(NamedTuple):
     """Every cell's candidate of one frame, scored (SiameseRPNTracker.candidates)."""
 
-    score: np.ndarray       # (N,) foreground probability, as the decoder gives it
-    pred_bbox: np.ndarray   # (4, N) cx, cy, w, h, crop pixels relative to the crop centre
-    best: int               # the chosen cell
-    penalty: np.ndarray     # (N,) size / aspect change penalty
-    pscore: np.ndarray      # (N,) the ranked score after penalty and window
+    score: np.ndarray  # (N,) foreground probability, as the decoder gives it
+    pred_bbox: np.ndarray  # (4, N) cx, cy, w, h, crop pixels relative to the crop centre
+    best: int  # the chosen cell
+    penalty: np.ndarray  # (N,) size / aspect change penalty
+    pscore: np.ndarray  # (N,) the ranked score after penalty and window
 
 
 @dataclasses.dataclass
 class SearchContext:
     """One frame's search, as the template's hooks see it."""
 
-    out: dict                    # the network's outputs (tensors, correlation maps)
-    scale_z: float               # crop pixels per frame pixel
-    s_x: int                     # search crop side in frame pixels
-    center_before: np.ndarray    # the state's centre before this frame
-    instance_size: int           # search crop side in crop pixels
+    out: dict  # the network's outputs (tensors, correlation maps)
+    scale_z: float  # crop pixels per frame pixel
+    s_x: int  # search crop side in frame pixels
+    center_before: np.ndarray  # the state's centre before this frame
+    instance_size: int  # search crop side in crop pixels
     frame_shape: tuple
-    notes: dict = dataclasses.field(default_factory=dict)   # what a variant's hooks hand each other
-    frame: Optional[np.ndarray] = None   # the frame itself (the guard verifies candidates on it)
+    notes: dict = dataclasses.field(default_factory=dict)  # what a variant's hooks hand each other
+    frame: np.ndarray | None = None  # the frame itself (the guard verifies candidates on it)
 
 
 class SiameseRPNTracker(EngineMixin, Tracker):
@@ -147,12 +149,13 @@ class SiameseRPNTracker(EngineMixin, Tracker):
     depth-wise correlation responses, shown in the GUI's channel grid.
     """
 
-    dtype = torch.float32   # of the network's weights and inputs (set_precision)
-    extra_keys = {"best_index": "index of the chosen candidate in the flattened score",
-                  "pscore": "the chosen candidate's score after penalty and window"}
+    dtype = torch.float32  # of the network's weights and inputs (set_precision)
+    extra_keys = {
+        "best_index": "index of the chosen candidate in the flattened score",
+        "pscore": "the chosen candidate's score after penalty and window",
+    }
 
-    def __init__(self, network: torch.nn.Module, decoder, params: RPNParams, name: str = "",
-                 device: str = "cpu"):
+    def __init__(self, network: torch.nn.Module, decoder, params: RPNParams, name: str = "", device: str = "cpu"):
         self.network = network.eval()
         self.decoder = decoder
         self.params = params
@@ -164,7 +167,6 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         self.size = np.zeros(2)
         self.channel_average = np.zeros(3)
 
-
     # -- stages -------------------------------------------------------------------------------
     def context_size(self) -> float:
         """Side of the exemplar context window s_z = sqrt((w + p)(h + p)), p = context * (w + h)."""
@@ -174,10 +176,11 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         return math.sqrt(w_z * h_z)
 
     def crop_exemplar(self, frame: np.ndarray) -> np.ndarray:
-        return get_subwindow(frame, self.center, self.params.exemplar_size, round(self.context_size()),
-                             self.channel_average)
+        return get_subwindow(
+            frame, self.center, self.params.exemplar_size, round(self.context_size()), self.channel_average
+        )
 
-    def crop_search(self, frame: np.ndarray, instance_size: Optional[int] = None):
+    def crop_search(self, frame: np.ndarray, instance_size: int | None = None):
         """Search crop around the current centre. Returns (patch, scale_z, crop side in frame px)."""
         p = self.params
         instance_size = instance_size or p.instance_size
@@ -193,9 +196,14 @@ class SiameseRPNTracker(EngineMixin, Tracker):
     def run_network(self, patch: np.ndarray) -> dict:
         return self.network_track(self._tensor(patch))
 
-    def candidates(self, cls: np.ndarray, loc: np.ndarray, scale_z: float,
-                   window_influence: Optional[float] = None,
-                   rescore: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Candidates:
+    def candidates(
+        self,
+        cls: np.ndarray,
+        loc: np.ndarray,
+        scale_z: float,
+        window_influence: float | None = None,
+        rescore: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Candidates:
         """The one candidate scoring of every RPN-type decode: each cell's foreground score and box
         from the decoder, then the size / aspect change penalty against the current size, the
         cosine window, and the best cell. `window_influence` replaces the params' (a lost
@@ -206,8 +214,13 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         pred_bbox = self.decoder.boxes(loc)
         ranked = score if rescore is None else rescore(score)
         best, penalty, pscore = D.pick_best(
-            ranked, pred_bbox, self.size * scale_z, p.penalty_k, self._window(cls.shape[-1]),
-            p.window_influence if window_influence is None else window_influence)
+            ranked,
+            pred_bbox,
+            self.size * scale_z,
+            p.penalty_k,
+            self._window(cls.shape[-1]),
+            p.window_influence if window_influence is None else window_influence,
+        )
         return Candidates(score, pred_bbox, best, penalty, pscore)
 
     def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
@@ -216,8 +229,18 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         lr = c.penalty[c.best] * c.score[c.best] * self.params.lr
         cx, cy, w, h = D.smooth_update(self.center, self.size, bbox_delta, lr)
         cx, cy, w, h = D.clip_box(cx, cy, w, h, frame_shape)
-        return Decoded(c.score, c.pred_bbox, c.penalty, c.pscore, c.best, float(lr), bbox_delta,
-                       (cx, cy), (w, h), (cx - w / 2, cy - h / 2, w, h))
+        return Decoded(
+            c.score,
+            c.pred_bbox,
+            c.penalty,
+            c.pscore,
+            c.best,
+            float(lr),
+            bbox_delta,
+            (cx, cy),
+            (w, h),
+            (cx - w / 2, cy - h / 2, w, h),
+        )
 
     def _window(self, score_size: int) -> np.ndarray:
         cache = self.__dict__.setdefault("_windows", {})
@@ -234,7 +257,7 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         self.channel_average = channel_average(frame)
         self.network.template(self._tensor(self.crop_exemplar(frame)))
 
-    def search_and_score(self, frame: np.ndarray, timer: StageTimer, instance_size: Optional[int] = None):
+    def search_and_score(self, frame: np.ndarray, timer: StageTimer, instance_size: int | None = None):
         """The crop and network stages of a frame, timed: (outputs, cls, loc, scale_z, crop side).
 
         cls / loc come back as numpy arrays for the decoders; `outputs` keeps the tensors (and the
@@ -261,8 +284,17 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         out, cls, loc, scale_z, s_x = self.search_and_score(frame, timer, instance_size)
         return self.track_outputs(frame, out, cls, loc, scale_z, s_x, instance_size, timer)
 
-    def track_outputs(self, frame: np.ndarray, out: dict, cls: np.ndarray, loc: np.ndarray, scale_z: float,
-                      s_x: int, instance_size: int, timer: StageTimer) -> TrackResult:
+    def track_outputs(
+        self,
+        frame: np.ndarray,
+        out: dict,
+        cls: np.ndarray,
+        loc: np.ndarray,
+        scale_z: float,
+        s_x: int,
+        instance_size: int,
+        timer: StageTimer,
+    ) -> TrackResult:
         """The frame after its network call: decode -> refine -> state update -> result. track()
         runs it on its own call; the batched step (core/batching.py) on this target's share of a
         batch."""
@@ -292,27 +324,30 @@ class SiameseRPNTracker(EngineMixin, Tracker):
         """Whether the state (centre, size) takes the step (DaSiamRPN holds it while lost)."""
         return True
 
-    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
-                      timer: StageTimer) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext, timer: StageTimer) -> TrackResult:
         """Add what the variant shows beyond the box and score map (mask, state, distractors)."""
         return result
 
-    def make_result(self, step: Decoded, out: dict, center_before, scale_z: float, s_x: int,
-                    timer: StageTimer) -> TrackResult:
+    def make_result(
+        self, step: Decoded, out: dict, center_before, scale_z: float, s_x: int, timer: StageTimer
+    ) -> TrackResult:
         S = int(round(math.sqrt(step.pscore.size / self.decoder.anchor_num)))
         score_map = step.pscore.reshape(self.decoder.anchor_num, S, S).max(0).astype(np.float32)
         return TrackResult(
-            box=step.box, score=float(step.score[step.best]), state=TrackingState.TRACKING,
+            box=step.box,
+            score=float(step.score[step.best]),
+            state=TrackingState.TRACKING,
             score_map=score_map,
             search_region=search_region(center_before, s_x, scale_z, self.decoder.stride, S),
-            channels=self.channel_maps(out), timings=timer.ms,
-            extra={"best_index": step.best, "pscore": float(step.pscore[step.best])})
+            channels=self.channel_maps(out),
+            timings=timer.ms,
+            extra={"best_index": step.best, "pscore": float(step.pscore[step.best])},
+        )
 
     def channel_maps(self, out: dict) -> list[ChannelMaps]:
         if not self.collect_channels:
             return []
-        return [ChannelMaps(level, branch, t[0].float().cpu().numpy())
-                for level, branch, t in out.get("xcorr", [])]
+        return [ChannelMaps(level, branch, t[0].float().cpu().numpy()) for level, branch, t in out.get("xcorr", [])]
 
 
 def search_region(center, s_x: float, scale_z: float, stride: int, score_size: int) -> SearchRegion:

@@ -9,6 +9,7 @@ the first time the registry is asked, so importing the package is cheap. Whoever
 catalogue (the command line, the app, training, the tests) imports this package; third-party
 trackers come in through the `siamscope.trackers` entry-point group (docs/plugins.md).
 """
+
 from __future__ import annotations
 
 from ..core import registry
@@ -17,10 +18,21 @@ from ..core import registry
 def family_modules() -> list:
     """THE list of the project's tracker families, in the order the picker shows them. A new family:
     one module with a `TRACKERS` list, and its name here (docs/plugins.md)."""
-    from . import (dasiamrpn, default, effnet, floor, nanotrack, opencv_trackers, siamattn, siamdw, siamfc,
-                   siammask, siamrpn)
-    return [nanotrack, siamrpn, siamfc, siamdw, dasiamrpn, siammask, siamattn, floor, effnet, default,
-            opencv_trackers]
+    from . import (
+        dasiamrpn,
+        default,
+        effnet,
+        floor,
+        nanotrack,
+        opencv_trackers,
+        siamattn,
+        siamdw,
+        siamfc,
+        siammask,
+        siamrpn,
+    )
+
+    return [nanotrack, siamrpn, siamfc, siamdw, dasiamrpn, siammask, siamattn, floor, effnet, default, opencv_trackers]
 
 
 def builtin_trackers() -> list[registry.TrackerSpec]:

@@ -29,10 +29,10 @@ Distractor-aware part (`distractor_aware=True`, the default; the paper's Sec. 4.
   `max_search_steps`; a candidate scoring `recover_score` or more is taken and the region
   shrinks back to the normal size.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import torch
@@ -60,43 +60,52 @@ class DaSiamRPNParams(RPNParams):
     instance_size: int = 271
     context_amount: float = 0.5
     total_stride: int = param(8, "score-grid cell size in search-crop pixels (fixed by the network)", live=False)
-    adaptive: bool = param(True, "adaptive search region: objects smaller than small_object_area of the "
-                                 "frame get the larger crop")
-    small_object_area: float = param(0.004, "box area / frame area below which the larger crop is used",
-                                     range=(0.0, 1.0))
+    adaptive: bool = param(
+        True, "adaptive search region: objects smaller than small_object_area of the frame get the larger crop"
+    )
+    small_object_area: float = param(
+        0.004, "box area / frame area below which the larger crop is used", range=(0.0, 1.0)
+    )
     small_object_instance_size: int = param(287, "search crop side for small objects", range=(127, 1023))
     # -- the distractor-aware part; off = the reference tracker exactly ----------------------
-    distractor_aware: bool = param(True, "distractor-aware re-ranking and growing search on loss "
-                                         "(off: the reference tracker exactly)")
-    distractor_threshold: float = param(0.8, "fg probability above which another proposal is a distractor",
-                                        range=(0.0, 1.0))
-    distractor_iou: float = param(0.2, "proposals overlapping the chosen box more than this are the target",
-                                  range=(0.0, 1.0))
+    distractor_aware: bool = param(
+        True, "distractor-aware re-ranking and growing search on loss (off: the reference tracker exactly)"
+    )
+    distractor_threshold: float = param(
+        0.8, "fg probability above which another proposal is a distractor", range=(0.0, 1.0)
+    )
+    distractor_iou: float = param(
+        0.2, "proposals overlapping the chosen box more than this are the target", range=(0.0, 1.0)
+    )
     distractor_max: int = param(4, "new distractors kept per frame", range=(0, 64))
     distractor_memory: int = param(8, "distractors remembered in all", range=(0, 256))
-    distractor_decay: float = param(0.8, "per-frame factor on the remembered distractor weights",
-                                    range=(0.0, 1.0))
-    distractor_weight: float = param(0.5, "alpha-hat: how much distractor similarity lowers a score",
-                                     range=(0.0, 10.0))
+    distractor_decay: float = param(0.8, "per-frame factor on the remembered distractor weights", range=(0.0, 1.0))
+    distractor_weight: float = param(0.5, "alpha-hat: how much distractor similarity lowers a score", range=(0.0, 10.0))
     lost_score: float = param(0.3, "best score below this: the target is lost", range=(0.0, 1.0))
     recover_score: float = param(0.6, "while lost, a candidate at least this good is taken", range=(0.0, 1.0))
-    search_step: int = param(64, "search-crop growth per lost frame (a multiple of the stride)",
-                             range=(0, 512))
+    search_step: int = param(64, "search-crop growth per lost frame (a multiple of the stride)", range=(0, 512))
     max_search_steps: int = param(4, "how many times the search crop grows while lost", range=(0, 32))
-    lost_window_influence: float = param(0.001, "cosine window while re-detecting (almost uniform)",
-                                         range=(0.0, 1.0))
+    lost_window_influence: float = param(0.001, "cosine window while re-detecting (almost uniform)", range=(0.0, 1.0))
 
 
 #: the variants: run_SiamRPN.py's TrackerConfig as each released model's test set it (`network`: the
 #: models/dasiamrpn.py variant); DaSiamRPNParams' defaults are SiamRPNBIG's
 VARIANTS = (
     Variant("dasiamrpn-big", "DaSiamRPN (SiamRPNBIG)", {}, NETWORKS["big"].weights_file, network="big"),
-    Variant("dasiamrpn-vot", "DaSiamRPN (SiamRPNvot)", dict(lr=0.45, window_influence=0.44, penalty_k=0.04,
-                                                            adaptive=False),
-            NETWORKS["vot"].weights_file, network="vot"),
-    Variant("dasiamrpn-otb", "DaSiamRPN (SiamRPNotb)", dict(lr=0.30, window_influence=0.40, penalty_k=0.22,
-                                                            adaptive=False),
-            NETWORKS["otb"].weights_file, network="otb"),
+    Variant(
+        "dasiamrpn-vot",
+        "DaSiamRPN (SiamRPNvot)",
+        dict(lr=0.45, window_influence=0.44, penalty_k=0.04, adaptive=False),
+        NETWORKS["vot"].weights_file,
+        network="vot",
+    ),
+    Variant(
+        "dasiamrpn-otb",
+        "DaSiamRPN (SiamRPNotb)",
+        dict(lr=0.30, window_influence=0.40, penalty_k=0.22, adaptive=False),
+        NETWORKS["otb"].weights_file,
+        network="otb",
+    ),
 )
 VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -133,7 +142,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         self.lost_steps = 0
         self.kernel_size = 4
         # distractor memory: (n, C, k, k) features and their weights alpha_i
-        self.bank_features: Optional[torch.Tensor] = None
+        self.bank_features: torch.Tensor | None = None
         self.bank_weights = np.zeros(0)
 
     # -- init -----------------------------------------------------------------------------------
@@ -160,8 +169,9 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         self.bank_weights = np.zeros(0)
 
     def crop_exemplar(self, frame: np.ndarray) -> np.ndarray:
-        return crop_py2(frame, self.center, self.params.exemplar_size, py2_round(self.context_size()),
-                        self.channel_average)
+        return crop_py2(
+            frame, self.center, self.params.exemplar_size, py2_round(self.context_size()), self.channel_average
+        )
 
     # -- stages -----------------------------------------------------------------------------------
     @property
@@ -170,7 +180,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         steps = min(self.lost_steps, self.params.max_search_steps) if self.params.distractor_aware else 0
         return self.base_instance_size + steps * self.params.search_step
 
-    def crop_search(self, frame: np.ndarray, instance_size: Optional[int] = None):
+    def crop_search(self, frame: np.ndarray, instance_size: int | None = None):
         """Returns (patch, scale_z, rounded crop side in frame px), as SiamRPN_track computes them."""
         p = self.params
         instance_size = instance_size or self.instance_size
@@ -180,29 +190,49 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         s_x = py2_round(s_z + 2 * pad)
         return crop_py2(frame, self.center, instance_size, s_x, self.channel_average), scale_z, s_x
 
-    def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape,
-               distractor_term: Optional[np.ndarray] = None,
-               window_influence: Optional[float] = None) -> Decoded:
+    def decode(
+        self,
+        cls: np.ndarray,
+        loc: np.ndarray,
+        scale_z: float,
+        frame_shape,
+        distractor_term: np.ndarray | None = None,
+        window_influence: float | None = None,
+    ) -> Decoded:
         """tracker_eval + the clamp of SiamRPN_track. `distractor_term` (N,) is subtracted (times
         alpha_hat) from the score before penalty and window; None = the reference."""
         p = self.params
         score, pred_bbox, best, penalty, pscore = self.candidates(
-            cls, loc, scale_z, window_influence,
-            rescore=None if distractor_term is None else (lambda s: s - p.distractor_weight * distractor_term))
+            cls,
+            loc,
+            scale_z,
+            window_influence,
+            rescore=None if distractor_term is None else (lambda s: s - p.distractor_weight * distractor_term),
+        )
         bbox_delta = pred_bbox[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
         # the reference smooths the size it scaled by scale_z and divides back
         cx, cy, w, h = D.smooth_update(self.center, self.size * scale_z / scale_z, bbox_delta, lr)
         cx, cy, w, h = D.clip_box(cx, cy, w, h, frame_shape)
-        return Decoded(score, pred_bbox, penalty, pscore, best, float(lr), bbox_delta,
-                       (cx, cy), (w, h), (cx - w / 2, cy - h / 2, w, h))
+        return Decoded(
+            score,
+            pred_bbox,
+            penalty,
+            pscore,
+            best,
+            float(lr),
+            bbox_delta,
+            (cx, cy),
+            (w, h),
+            (cx - w / 2, cy - h / 2, w, h),
+        )
 
     # -- distractors ----------------------------------------------------------------------------
     def _cell_features(self, cls_feature: torch.Tensor, cells) -> torch.Tensor:
         k = self.kernel_size
-        return torch.stack([cls_feature[0, :, r:r + k, c:c + k] for r, c in cells])
+        return torch.stack([cls_feature[0, :, r : r + k, c : c + k] for r, c in cells])
 
-    def distractor_similarity(self, cls_feature: torch.Tensor) -> Optional[np.ndarray]:
+    def distractor_similarity(self, cls_feature: torch.Tensor) -> np.ndarray | None:
         """sum_i alpha_i f(d_i, p) / sum_i alpha_i over the score grid, tiled over anchors (N,)."""
         if self.bank_features is None or len(self.bank_weights) == 0:
             return None
@@ -211,13 +241,13 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         # patch overflow half precision's 65504
         cls_feature = cls_feature.float()
         bank = self.bank_features.float()
-        dots = F.conv2d(cls_feature, bank)[0]                                   # (n, S, S)
+        dots = F.conv2d(cls_feature, bank)[0]  # (n, S, S)
         ones = torch.ones((1, cls_feature.shape[1], k, k), dtype=cls_feature.dtype, device=cls_feature.device)
         patch_norm = F.conv2d(cls_feature * cls_feature, ones)[0, 0].clamp_min(1e-12).sqrt()
         bank_norm = bank.flatten(1).norm(dim=1).clamp_min(1e-12)
         sim = (dots / patch_norm / bank_norm[:, None, None]).clamp_min(0).cpu().numpy()
         alpha = self.bank_weights
-        term = np.tensordot(alpha, sim, axes=1) / alpha.sum()                   # (S, S)
+        term = np.tensordot(alpha, sim, axes=1) / alpha.sum()  # (S, S)
         return np.tile(term.reshape(-1), self.decoder.anchor_num)
 
     def find_distractors(self, step: Decoded) -> list[int]:
@@ -253,7 +283,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
                 self.bank_features = torch.cat([self.bank_features, feats])
                 self.bank_weights = np.concatenate([self.bank_weights, w])
         if self.bank_features is not None and len(self.bank_weights) > p.distractor_memory:
-            keep = np.sort(np.argsort(-self.bank_weights)[:p.distractor_memory])
+            keep = np.sort(np.argsort(-self.bank_weights)[: p.distractor_memory])
             self.bank_features = self.bank_features[torch.from_numpy(keep).to(self.bank_features.device)]
             self.bank_weights = self.bank_weights[keep]
 
@@ -273,8 +303,14 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         searching = self.lost_steps > 0
         out = ctx.out
         term = self.distractor_similarity(out["cls_feature"])
-        step = self.decode(cls, loc, ctx.scale_z, ctx.frame_shape, distractor_term=term,
-                           window_influence=p.lost_window_influence if searching else None)
+        step = self.decode(
+            cls,
+            loc,
+            ctx.scale_z,
+            ctx.frame_shape,
+            distractor_term=term,
+            window_influence=p.lost_window_influence if searching else None,
+        )
         best_score = float(step.score[step.best])
         accept = best_score >= (p.recover_score if searching else p.lost_score)
         if accept:
@@ -291,14 +327,14 @@ class DaSiamRPNTracker(SiameseRPNTracker):
     def accept_step(self, step: Decoded, ctx: SearchContext) -> bool:
         return ctx.notes["accept"]
 
-    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
-                      timer: StageTimer) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext, timer: StageTimer) -> TrackResult:
         result.state = ctx.notes["state"]
         if not ctx.notes["accept"]:  # the state was kept: report it, not the rejected candidate
             w, h = self.size
             result.box = (self.center[0] - w / 2, self.center[1] - h / 2, w, h)
-        result.distractors = [self._frame_box(step.pred_bbox[:, i], ctx.center_before, ctx.scale_z)
-                              for i in ctx.notes["distractor_idx"]]
+        result.distractors = [
+            self._frame_box(step.pred_bbox[:, i], ctx.center_before, ctx.scale_z) for i in ctx.notes["distractor_idx"]
+        ]
         result.extra["instance_size"] = int(ctx.instance_size)
         return result
 
@@ -310,7 +346,7 @@ class DaSiamRPNTracker(SiameseRPNTracker):
         return (cx - w / 2, cy - h / 2, w, h)
 
 
-def detect_variant(state: dict) -> Optional[str]:
+def detect_variant(state: dict) -> str | None:
     """'big' or 'vot/otb' from the key names and the kernel layer's width; None if not DaSiamRPN."""
     w = state.get("conv_r1.weight")
     if w is None or "featureExtract.0.weight" not in state:
@@ -328,7 +364,7 @@ def load_dasiamrpn(variant: str, weights: str) -> DaSiamRPN:
     return net.eval()
 
 
-def build(name: str, weights: Optional[str], device: str = "cpu") -> DaSiamRPNTracker:
+def build(name: str, weights: str | None, device: str = "cpu") -> DaSiamRPNTracker:
     v = VARIANT_BY_NAME[name]
     if weights is None:
         raise CheckpointError(f"{name} needs its checkpoint {v.weights}")
@@ -336,6 +372,10 @@ def build(name: str, weights: Optional[str], device: str = "cpu") -> DaSiamRPNTr
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="DaSiamRPN", params_type=DaSiamRPNParams, build=build,
+    VARIANTS,
+    family="DaSiamRPN",
+    params_type=DaSiamRPNParams,
+    build=build,
     description="SiamRPN with up-channel cross-correlation, distractor-aware re-ranking and "
-                "local-to-global search on loss (foolwood/DaSiamRPN)")
+    "local-to-global search on loss (foolwood/DaSiamRPN)",
+)

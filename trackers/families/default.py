@@ -10,11 +10,11 @@ against NanoTrack v2 on several sequences: a box drawn slightly off the target m
 doubt the target, hold the box and go LOST (bag from 297,133,136,122: LOST on 177 of 196 frames).
 The guard stays available as its own tracker.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -46,15 +46,18 @@ class DefaultParams(GuardParams, NanoTrackParams):
     lost_window_influence: float = 0.25
 
 
-class DefaultTracker(LongTermGuard, NanoTracker):        # registered as siamscope-guard
+class DefaultTracker(LongTermGuard, NanoTracker):  # registered as siamscope-guard
     """NanoTrack v2 (Apache-2.0 weights, ../shared/models/nanotrack or the model zoo) as the
     localiser, under the long-term guard; the verifier is a frozen ImageNet EfficientNet-Lite0 of
     its own (stride 8 and 16); the presence score uses the stride-8 figure alone (calibration:
     the stride-16 one added nothing), the stride-16 cosine is reported as `appearance`."""
 
-    extra_keys = {**SiameseRPNTracker.extra_keys, **LongTermGuard.extra_keys,
-                  "head_score": "NanoTrack v2's own score at the chosen cell",
-                  "appearance": "stride-16 cosine of the first frame's target with the candidate (not in the score)"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        **LongTermGuard.extra_keys,
+        "head_score": "NanoTrack v2's own score at the chosen cell",
+        "appearance": "stride-16 cosine of the first frame's target with the candidate (not in the score)",
+    }
 
     def __init__(self, network, params: DefaultParams, name: str, device: str = "cpu", engine: str = "auto"):
         # before the localiser's set_engine, which exports the verification module with its graph
@@ -62,11 +65,10 @@ class DefaultTracker(LongTermGuard, NanoTracker):        # registered as siamsco
         super().__init__(network, params, name=name, device=device, engine=engine)
         self._verify_trunk.to(self.device)
 
-
     def verify_backbone(self):
         return self._verify_trunk
 
-    def to(self, device: str) -> "DefaultTracker":
+    def to(self, device: str) -> DefaultTracker:
         super().to(device)
         self._verify_trunk.to(self.device)
         return self
@@ -108,12 +110,14 @@ class CalibratedNanoTracker(NanoTracker):
     row below `lost_score`, TRACKING again at `found_score`. The box is never changed by either:
     `track` returns NanoTrack's box bit for bit (tests/test_default_tracker.py)."""
 
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "head_score": "NanoTrack v2's own score at its box",
-                  "verify_fine": "stride-8 cosine of the first frame's target with the box",
-                  "verify_coarse": "the same at stride 16",
-                  "appearance": "the same as verify_coarse (the calibration's name for it)",
-                  "colour": "hue-saturation histogram similarity of the box with the first box"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        "head_score": "NanoTrack v2's own score at its box",
+        "verify_fine": "stride-8 cosine of the first frame's target with the box",
+        "verify_coarse": "the same at stride 16",
+        "appearance": "the same as verify_coarse (the calibration's name for it)",
+        "colour": "hue-saturation histogram similarity of the box with the first box",
+    }
 
     def __init__(self, network, params: CalibratedParams, name: str, device: str = "cpu", engine: str = "auto"):
         self._verify_trunk = efficientnet_lite0((VERIFY_STAGE, BACKBONE_STAGE)).eval()
@@ -129,7 +133,7 @@ class CalibratedNanoTracker(NanoTracker):
     engine_modules = LongTermGuard.engine_modules
     _verify_features = LongTermGuard._verify_features
 
-    def to(self, device: str) -> "CalibratedNanoTracker":
+    def to(self, device: str) -> CalibratedNanoTracker:
         super().to(device)
         self._verify_trunk.to(self.device)
         return self
@@ -171,26 +175,38 @@ class CalibratedNanoTracker(NanoTracker):
 
 
 VARIANTS = (
-    Variant("siamscope-default", "SiamScope default (NanoTrack v2 + calibrated score and LOST state)", {},
-            "nanotrackv2.pth", params_type=CalibratedParams,
-            description="NanoTrack v2 (Apache-2.0 weights) moves the box exactly as nanotrack-v2 does; a frozen "
-                        "ImageNet EfficientNet-Lite0 compares the box with the first frame's target, and a score "
-                        "calibrated on the validation set (held out by video) gives the confidence and a LOST "
-                        "state, neither of which moves the box. Chosen on the SRE validation table "
-                        "(docs/validation.md)."),
-    Variant("siamscope-guard", "SiamScope guard (NanoTrack v2 + long-term guard)", {}, "nanotrackv2.pth",
-            params_type=DefaultParams,
-            description="NanoTrack v2 (Apache-2.0 weights) localises; a frozen ImageNet EfficientNet-Lite0 checks "
-                        "the candidate against the first frame; calibrated target-present score, a box that changes "
-                        "size only as far as that score supports, LOST and re-detection. The default until "
-                        "2026-12-03; it cost AUC from hand-drawn-like (SRE) starts (docs/validation.md)."),
+    Variant(
+        "siamscope-default",
+        "SiamScope default (NanoTrack v2 + calibrated score and LOST state)",
+        {},
+        "nanotrackv2.pth",
+        params_type=CalibratedParams,
+        description="NanoTrack v2 (Apache-2.0 weights) moves the box exactly as nanotrack-v2 does; a frozen "
+        "ImageNet EfficientNet-Lite0 compares the box with the first frame's target, and a score "
+        "calibrated on the validation set (held out by video) gives the confidence and a LOST "
+        "state, neither of which moves the box. Chosen on the SRE validation table "
+        "(docs/validation.md).",
+    ),
+    Variant(
+        "siamscope-guard",
+        "SiamScope guard (NanoTrack v2 + long-term guard)",
+        {},
+        "nanotrackv2.pth",
+        params_type=DefaultParams,
+        description="NanoTrack v2 (Apache-2.0 weights) localises; a frozen ImageNet EfficientNet-Lite0 checks "
+        "the candidate against the first frame; calibrated target-present score, a box that changes "
+        "size only as far as that score supports, LOST and re-detection. The default until "
+        "2026-12-03; it cost AUC from hand-drawn-like (SRE) starts (docs/validation.md).",
+    ),
 )
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu"):
+def build(name: str, weights: str | None = None, device: str = "cpu"):
     if weights is None:
-        raise CheckpointError(f"{name} needs NanoTrack v2's checkpoint (nanotrackv2.pth: "
-                              "python main.py download nanotrack-v2, or ../shared/models/nanotrack)")
+        raise CheckpointError(
+            f"{name} needs NanoTrack v2's checkpoint (nanotrackv2.pth: "
+            "python main.py download nanotrack-v2, or ../shared/models/nanotrack)"
+        )
     if name == "siamscope-guard":
         return DefaultTracker(load_nanotrack("v2", weights), DefaultParams(), name=name, device=device)
     return CalibratedNanoTracker(load_nanotrack("v2", weights), CalibratedParams(), name=name, device=device)

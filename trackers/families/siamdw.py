@@ -10,14 +10,13 @@ here (reference: researchmm/SiamDW lib/tracker/siamrpn.py):
 * a box's centre is x + w / 2 (SiamDW's `cxy_wh_2_rect`), not pysot's x + (w - 1) / 2.
 The SiamFC+ models of SiamDW are in trackers/families/siamfc.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
-from ..core import decode as D
 from ..core.base import Box, validate_box
 from ..core.crop import channel_average, get_subwindow, py2_round
 from ..core.registry import Variant, variant_specs
@@ -45,10 +44,16 @@ class SigmoidAnchorDecoder(AnchorDecoder):
 
 
 class SiamRPNPlusTracker(SiameseRPNTracker):
-    def __init__(self, network, params: Optional[SiamRPNPlusParams] = None, name: str = "siamrpn-res22",
-                 device: str = "cpu"):
-        super().__init__(network, SigmoidAnchorDecoder(stride=8, ratios=(0.33, 0.5, 1, 2, 3), scales=(8,)),
-                         params or SiamRPNPlusParams(), name, device)
+    def __init__(
+        self, network, params: SiamRPNPlusParams | None = None, name: str = "siamrpn-res22", device: str = "cpu"
+    ):
+        super().__init__(
+            network,
+            SigmoidAnchorDecoder(stride=8, ratios=(0.33, 0.5, 1, 2, 3), scales=(8,)),
+            params or SiamRPNPlusParams(),
+            name,
+            device,
+        )
 
     def crop_at(self, frame: np.ndarray, side: float, out_size: int) -> np.ndarray:
         c = (side + 1) / 2
@@ -58,7 +63,7 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
     def crop_exemplar(self, frame: np.ndarray) -> np.ndarray:
         return self.crop_at(frame, py2_round(self.context_size()), self.params.exemplar_size)
 
-    def crop_search(self, frame: np.ndarray, instance_size: Optional[int] = None):
+    def crop_search(self, frame: np.ndarray, instance_size: int | None = None):
         p = self.params
         instance_size = instance_size or p.instance_size
         s_z = self.context_size()
@@ -70,6 +75,7 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
     def start(self, frame: np.ndarray, center_xy, size_wh) -> None:
         """Initialise from a centre and size (frame pixels), as SiamDW's `init(im, pos, sz)`."""
         import torch
+
         self.center = np.array(center_xy, np.float64)
         self.size = np.array(size_wh, np.float64)
         self.channel_average = channel_average(frame)
@@ -90,9 +96,10 @@ class SiamRPNPlusTracker(SiameseRPNTracker):
 VARIANTS = (Variant("siamrpn-res22", "SiamRPN+ CIResNet-22 (SiamDW)", {}, "CIResNet22_RPN.pth"),)
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> SiamRPNPlusTracker:
+def build(name: str, weights: str | None = None, device: str = "cpu") -> SiamRPNPlusTracker:
     from models.checkpoint import load_checkpoint
     from models.cir import siamrpn_res22
+
     net = siamrpn_res22()
     if weights is not None:
         load_checkpoint(net, weights, "SiamDW")
@@ -100,5 +107,9 @@ def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> Siam
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="SiamDW", params_type=SiamRPNPlusParams, build=build,
-    description="SiamRPN with a cropping-inside residual backbone, up-channel RPN, sigmoid anchors.")
+    VARIANTS,
+    family="SiamDW",
+    params_type=SiamRPNPlusParams,
+    build=build,
+    description="SiamRPN with a cropping-inside residual backbone, up-channel RPN, sigmoid anchors.",
+)

@@ -17,11 +17,12 @@ Confidence (`TrackResult.score`): both networks are trained with a logistic loss
 response, so sigmoid(peak of the chosen scale's raw 17x17 response) is the probability the
 network gives to "the target is here"; it lies in [0, 1] (random weights saturate it at 1).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -29,8 +30,17 @@ import torch
 
 from models.device import check_device, check_finite
 
-from ..core.base import (Box, ChannelMaps, SearchRegion, StageTimer, Tracker, TrackingState,
-                   TrackResult, param, validate_box)
+from ..core.base import (
+    Box,
+    ChannelMaps,
+    SearchRegion,
+    StageTimer,
+    Tracker,
+    TrackingState,
+    TrackResult,
+    param,
+    validate_box,
+)
 from ..core.crop import get_subwindow, to_tensor_layout
 from ..core.engines import EngineMixin
 from ..core.registry import Variant, variant_specs
@@ -41,17 +51,19 @@ class SiamFCParams:
     """Hyper-parameters (defaults: siamfc-pytorch `TrackerSiamFC.parse_args`)."""
 
     exemplar_size: int = param(127, "template crop side in pixels (fixed by the network)", live=False)
-    instance_size: int = param(255, "search crop side in pixels (the response size follows from it)",
-                               live=False)
-    context_amount: float = param(0.5, "context added around the box for the crops, as a fraction of "
-                                       "(w + h)", range=(0.0, 2.0))
+    instance_size: int = param(255, "search crop side in pixels (the response size follows from it)", live=False)
+    context_amount: float = param(
+        0.5, "context added around the box for the crops, as a fraction of (w + h)", range=(0.0, 2.0)
+    )
     scale_num: int = param(3, "search scales tried per frame", range=(1, 9))
     scale_step: float = param(1.0375, "ratio between neighbouring search scales", range=(1.0, 2.0))
     scale_lr: float = param(0.59, "how fast the box size follows the best scale", range=(0.0, 1.0))
-    scale_penalty: float = param(0.9745, "factor on the peaks of the scales other than the current one",
-                                 range=(0.0, 1.0))
-    window_influence: float = param(0.176, "weight of the cosine window: higher prefers positions near "
-                                           "the last centre", range=(0.0, 1.0))
+    scale_penalty: float = param(
+        0.9745, "factor on the peaks of the scales other than the current one", range=(0.0, 1.0)
+    )
+    window_influence: float = param(
+        0.176, "weight of the cosine window: higher prefers positions near the last centre", range=(0.0, 1.0)
+    )
     response_size: int = param(17, "side of the network's response map (fixed by the crop sizes)", live=False)
     response_up: int = param(16, "upsampling of the response before the peak is taken", range=(1, 32))
     total_stride: int = param(8, "response cell size in search-crop pixels (fixed by the network)", live=False)
@@ -66,26 +78,24 @@ class SiamFCPlusParams(SiamFCParams):
     scale_lr: float = 0.2226
     scale_penalty: float = 0.937
     window_influence: float = 0.2897
-    min_search_ratio: float = param(0.2, "search side kept at least this times its initial value",
-                                    range=(0.01, 1.0))
-    max_search_ratio: float = param(5.0, "search side kept at most this times its initial value",
-                                    range=(1.0, 100.0))
+    min_search_ratio: float = param(0.2, "search side kept at least this times its initial value", range=(0.01, 1.0))
+    max_search_ratio: float = param(5.0, "search side kept at most this times its initial value", range=(1.0, 100.0))
 
 
 @dataclasses.dataclass
 class FCStep:
     """What one scoring step produced (the parity tests compare each field)."""
 
-    raw: np.ndarray             # (n, 17, 17) float32 network responses, scale order small..large
-    up_max: np.ndarray          # (n,) max of each upsampled map
+    raw: np.ndarray  # (n, 17, 17) float32 network responses, scale order small..large
+    up_max: np.ndarray  # (n,) max of each upsampled map
     up_max_penalized: np.ndarray
     best_scale: int
-    chosen_up: np.ndarray       # (U, U) float32 upsampled map of the chosen scale
+    chosen_up: np.ndarray  # (U, U) float32 upsampled map of the chosen scale
     chosen_min: float
-    chosen_sum: float           # sum after subtracting the min (the divisor)
-    final: np.ndarray           # (U, U) float64 (1 - w) * normalised + w * window
+    chosen_sum: float  # sum after subtracting the min (the divisor)
+    final: np.ndarray  # (U, U) float64 (1 - w) * normalised + w * window
     peak_rc: tuple[int, int]
-    disp_response: np.ndarray   # (dx, dy) in upsampled-map pixels from the map centre
+    disp_response: np.ndarray  # (dx, dy) in upsampled-map pixels from the map centre
 
 
 def penalize_scales(up_max: np.ndarray, scale_penalty: float) -> np.ndarray:
@@ -93,8 +103,8 @@ def penalize_scales(up_max: np.ndarray, scale_penalty: float) -> np.ndarray:
     siamfc-pytorch multiplies them)."""
     out = up_max.copy()
     n = len(out)
-    out[:n // 2] *= scale_penalty
-    out[n // 2 + 1:] *= scale_penalty
+    out[: n // 2] *= scale_penalty
+    out[n // 2 + 1 :] *= scale_penalty
     return out
 
 
@@ -104,8 +114,14 @@ def hann_window(size: int) -> np.ndarray:
     return w / w.sum()
 
 
-def score_responses(raw: np.ndarray, up_size: int, window: np.ndarray, window_influence: float,
-                    penalize: Callable[[np.ndarray], np.ndarray], peak_origin: float) -> FCStep:
+def score_responses(
+    raw: np.ndarray,
+    up_size: int,
+    window: np.ndarray,
+    window_influence: float,
+    penalize: Callable[[np.ndarray], np.ndarray],
+    peak_origin: float,
+) -> FCStep:
     """SiamFC's scoring of per-scale responses (n, S, S): upsample to up_size, choose the scale
     (penalised peaks), normalise, window, argmax, in both references' order. The floor tracker
     (trackers/families/floor.py) scores its cosine maps with it too."""
@@ -129,14 +145,18 @@ def score_responses(raw: np.ndarray, up_size: int, window: np.ndarray, window_in
 class SiamFCTracker(EngineMixin, Tracker):
     """siamfc-pytorch's TrackerSiamFC. `network` is a models.siamfc.SiamFCBase."""
 
-    extra_keys = {"scale": "index of the best search scale", "peak_rc": "row, column of the response peak",
-                  "raw_peak": "the raw response at the peak (the score is its sigmoid)"}
+    extra_keys = {
+        "scale": "index of the best search scale",
+        "peak_rc": "row, column of the response peak",
+        "raw_peak": "the raw response at the peak (the score is its sigmoid)",
+    }
 
     rgb_input = True
-    dtype = torch.float32   # of the network's weights and inputs (set_precision)
+    dtype = torch.float32  # of the network's weights and inputs (set_precision)
 
-    def __init__(self, network: torch.nn.Module, params: Optional[SiamFCParams] = None, name: str = "siamfc",
-                 device: str = "cpu"):
+    def __init__(
+        self, network: torch.nn.Module, params: SiamFCParams | None = None, name: str = "siamfc", device: str = "cpu"
+    ):
         self.network = network.eval()
         self.params = params or SiamFCParams()
         self.name = name
@@ -177,16 +197,17 @@ class SiamFCTracker(EngineMixin, Tracker):
         return self.network_track(self._batch(patches), with_channels=self.collect_channels)
 
     def engine_shapes(self) -> tuple[tuple, tuple]:
-        p = self.params   # one exemplar; the search is a batch of one crop per scale
+        p = self.params  # one exemplar; the search is a batch of one crop per scale
         return (1, 3, p.exemplar_size, p.exemplar_size), (p.scale_num, 3, p.instance_size, p.instance_size)
 
     def engine_track_kwargs(self) -> dict:
-        return {"with_channels": True}   # exported with the channel maps; fetched only when shown
+        return {"with_channels": True}  # exported with the channel maps; fetched only when shown
 
     def score(self, raw: np.ndarray) -> FCStep:
         """Upsample, choose the scale, normalise, window, argmax (both references' order)."""
-        return score_responses(raw, self.upscale_size(), self.window(), self.params.window_influence,
-                               self.penalize, self.peak_origin())
+        return score_responses(
+            raw, self.upscale_size(), self.window(), self.params.window_influence, self.penalize, self.peak_origin()
+        )
 
     # -- siamfc-pytorch specifics -------------------------------------------------------------
     def start(self, frame: np.ndarray, center_xy, size_wh) -> None:
@@ -286,13 +307,19 @@ class SiamFCTracker(EngineMixin, Tracker):
         confidence = 1.0 / (1.0 + math.exp(-peak)) if peak > -700 else 0.0
         channels = []
         if self.collect_channels:
-            channels = [ChannelMaps(level, branch, t[0].float().cpu().numpy())
-                        for level, branch, t in out.get("xcorr", [])]
-        return TrackResult(box=self.box(), score=confidence, state=TrackingState.TRACKING,
-                           score_map=step.final.astype(np.float32), search_region=region,
-                           channels=channels, timings=timer.ms,
-                           extra={"scale": step.best_scale, "peak_rc": step.peak_rc,
-                                  "raw_peak": peak})
+            channels = [
+                ChannelMaps(level, branch, t[0].float().cpu().numpy()) for level, branch, t in out.get("xcorr", [])
+            ]
+        return TrackResult(
+            box=self.box(),
+            score=confidence,
+            state=TrackingState.TRACKING,
+            score_map=step.final.astype(np.float32),
+            search_region=region,
+            channels=channels,
+            timings=timer.ms,
+            extra={"scale": step.best_scale, "peak_rc": step.peak_rc, "raw_peak": peak},
+        )
 
 
 class SiamFCPlusTracker(SiamFCTracker):
@@ -300,8 +327,9 @@ class SiamFCPlusTracker(SiamFCTracker):
 
     rgb_input = False
 
-    def __init__(self, network, params: Optional[SiamFCPlusParams] = None, name: str = "siamfc-res22",
-                 device: str = "cpu"):
+    def __init__(
+        self, network, params: SiamFCPlusParams | None = None, name: str = "siamfc-res22", device: str = "cpu"
+    ):
         super().__init__(network, params or SiamFCPlusParams(), name, device)
 
     def scale_factors(self) -> np.ndarray:
@@ -396,16 +424,44 @@ class SiamFCPlusTracker(SiamFCTracker):
 #: SiamFCPlusParams' (SiamFCRes22.yaml's): the CIResInception/CIResNeXt configs search 263 px, so
 #: their exemplar is 263 - 128 = 135
 VARIANTS = (
-    Variant("siamfc", "SiamFC AlexNet (siamfc-pytorch)", {}, "siamfc_alexnet_e50.pth", family="SiamFC",
-            params_type=SiamFCParams,
-            description="Fully-convolutional Siamese tracker, 3-scale search, AlexNet with batch norm."),
+    Variant(
+        "siamfc",
+        "SiamFC AlexNet (siamfc-pytorch)",
+        {},
+        "siamfc_alexnet_e50.pth",
+        family="SiamFC",
+        params_type=SiamFCParams,
+        description="Fully-convolutional Siamese tracker, 3-scale search, AlexNet with batch norm.",
+    ),
     Variant("siamfc-res22", "SiamFC+ CIResNet-22 (SiamDW)", {}, "CIResNet22.pth", network="siamfc_res22"),
-    Variant("siamfc-incep22", "SiamFC+ CIResInception-22 (SiamDW)",
-            dict(exemplar_size=135, instance_size=263, scale_step=1.1832, scale_lr=0.3035, scale_penalty=0.9453,
-                 window_influence=0.2496), "CIResIncep22.pth", network="siamfc_incep22"),
-    Variant("siamfc-next22", "SiamFC+ CIResNeXt-22 (SiamDW)",
-            dict(exemplar_size=135, instance_size=263, scale_step=1.139, scale_lr=0.1775, scale_penalty=0.9593,
-                 window_influence=0.2094), "CIResNeXt22.pth", network="siamfc_next22"),
+    Variant(
+        "siamfc-incep22",
+        "SiamFC+ CIResInception-22 (SiamDW)",
+        dict(
+            exemplar_size=135,
+            instance_size=263,
+            scale_step=1.1832,
+            scale_lr=0.3035,
+            scale_penalty=0.9453,
+            window_influence=0.2496,
+        ),
+        "CIResIncep22.pth",
+        network="siamfc_incep22",
+    ),
+    Variant(
+        "siamfc-next22",
+        "SiamFC+ CIResNeXt-22 (SiamDW)",
+        dict(
+            exemplar_size=135,
+            instance_size=263,
+            scale_step=1.139,
+            scale_lr=0.1775,
+            scale_penalty=0.9593,
+            window_influence=0.2094,
+        ),
+        "CIResNeXt22.pth",
+        network="siamfc_next22",
+    ),
 )
 VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -414,19 +470,27 @@ def default_params(name: str) -> SiamFCParams:
     return VARIANT_BY_NAME[name].make_params(SiamFCPlusParams)
 
 
-def build(name: str, weights: Optional[str] = None, device: str = "cpu") -> SiamFCTracker:
+def build(name: str, weights: str | None = None, device: str = "cpu") -> SiamFCTracker:
     from models.checkpoint import load_checkpoint
+
     v = VARIANT_BY_NAME[name]
     if v.network:
         from models import cir
+
         net, fmt, tracker_type = getattr(cir, v.network)(), "SiamDW", SiamFCPlusTracker
     else:
         from models.siamfc import SiamFCAlexNet
+
         net, fmt, tracker_type = SiamFCAlexNet(), "siamfc-pytorch", SiamFCTracker
     if weights is not None:
         load_checkpoint(net, weights, fmt)
     return tracker_type(net.eval(), default_params(name), name, device)
 
 
-TRACKERS = variant_specs(VARIANTS, family="SiamDW", params_type=SiamFCPlusParams, build=build,
-                         description="SiamFC+ on a cropping-inside residual backbone, 3-scale pyramid search.")
+TRACKERS = variant_specs(
+    VARIANTS,
+    family="SiamDW",
+    params_type=SiamFCPlusParams,
+    build=build,
+    description="SiamFC+ on a cropping-inside residual backbone, 3-scale pyramid search.",
+)

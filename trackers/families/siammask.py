@@ -12,10 +12,10 @@ corners. The returned box is pysot's RPN box, or with `box_from_mask` the axis-a
 the mask's rotated rectangle (the polygon's bounds). The tracker state always follows the RPN box,
 as in pysot.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ from ..core.base import StageTimer, TrackResult, param
 from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
+
 @dataclasses.dataclass
 class SiamMaskParams(RPNParams):
     """experiments/siammask_r50_l3/config.yaml TRACK section."""
@@ -38,13 +39,14 @@ class SiamMaskParams(RPNParams):
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    base_size: int = param(8, "TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25 (fixed by the "
-                              "network)", live=False)
+    base_size: int = param(
+        8, "TRACK.BASE_SIZE: score grid = (255-127)/8 + 1 + 8 = 25 (fixed by the network)", live=False
+    )
     anchor_stride: int = param(8, "anchor spacing in search-crop pixels (fixed by the network)", live=False)
-    mask_threshold: float = param(0.15, "mask probability above which a pixel is the target "
-                                        "(TRACK.MASK_THERSHOLD)", range=(0.0, 1.0))
-    min_contour_area: float = param(100.0, "mask area (px) below which the mask is taken as empty",
-                                    range=(0.0, 1e6))
+    mask_threshold: float = param(
+        0.15, "mask probability above which a pixel is the target (TRACK.MASK_THERSHOLD)", range=(0.0, 1.0)
+    )
+    min_contour_area: float = param(100.0, "mask area (px) below which the mask is taken as empty", range=(0.0, 1e6))
     box_from_mask: bool = param(False, "return the mask's axis-aligned extent instead of the RPN box")
 
 
@@ -58,8 +60,7 @@ def mask_to_frame(mask: np.ndarray, sub_box, frame_shape) -> np.ndarray:
     a = (W - 1) / back[2]
     b = (H - 1) / back[3]
     mapping = np.array([[a, 0, -a * back[0]], [0, b, -b * back[1]]], dtype=np.float64)
-    return cv2.warpAffine(mask, mapping, (W, H), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(mask, mapping, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def mask_polygon(mask_in_img: np.ndarray, threshold: float, min_area: float):
@@ -77,10 +78,12 @@ def mask_polygon(mask_in_img: np.ndarray, threshold: float, min_area: float):
 
 
 class SiamMaskTracker(SiameseRPNTracker):
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "mask_cell": "the score cell whose mask was refined",
-                  "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
-                  "mask_crop": "the refined 127x127 mask before the paste-back"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        "mask_cell": "the score cell whose mask was refined",
+        "sub_box": "the frame box (x, y, w, h) the 127x127 mask covers",
+        "mask_crop": "the refined 127x127 mask before the paste-back",
+    }
 
     def __init__(self, network: SiamMaskNet, params: SiamMaskParams, name: str = "", device: str = "cpu"):
         super().__init__(network, AnchorDecoder(params.anchor_stride), params, name=name, device=device)
@@ -96,9 +99,12 @@ class SiamMaskTracker(SiameseRPNTracker):
         # the exemplar-sized window of the search crop centred on the chosen cell, in frame px
         s = s_x / p.instance_size
         crop_x, crop_y = center_before[0] - s_x / 2, center_before[1] - s_x / 2
-        sub_box = (crop_x + (dx - p.base_size / 2) * p.anchor_stride * s,
-                   crop_y + (dy - p.base_size / 2) * p.anchor_stride * s,
-                   s * p.exemplar_size, s * p.exemplar_size)
+        sub_box = (
+            crop_x + (dx - p.base_size / 2) * p.anchor_stride * s,
+            crop_y + (dy - p.base_size / 2) * p.anchor_stride * s,
+            s * p.exemplar_size,
+            s * p.exemplar_size,
+        )
         mask_in_img = mask_to_frame(mask, sub_box, frame_shape)
         polygon = mask_polygon(mask_in_img, p.mask_threshold, p.min_contour_area)
         if polygon is None:  # empty mask: the RPN box's corners
@@ -106,12 +112,12 @@ class SiamMaskTracker(SiameseRPNTracker):
             polygon = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
         return mask, sub_box, mask_in_img, np.asarray(polygon, np.float64), (int(dy), int(dx))
 
-    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
-                      timer: StageTimer) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext, timer: StageTimer) -> TrackResult:
         p = self.params
         with timer.stage("mask"):
-            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(step, ctx.center_before, ctx.s_x,
-                                                                       ctx.frame_shape)
+            mask, sub_box, mask_in_img, polygon, cell = self.mask_step(
+                step, ctx.center_before, ctx.s_x, ctx.frame_shape
+            )
         result.mask = mask_in_img.astype(np.float32, copy=False)
         result.mask_threshold = p.mask_threshold
         result.polygon = polygon
@@ -133,13 +139,17 @@ def load_siammask(weights: str) -> SiamMaskNet:
 VARIANTS = (Variant("siammask-r50", "SiamMask (ResNet-50)", {}, "siammask_r50_l3/model.pth"),)
 
 
-def build(name: str, weights: Optional[str], device: str = "cpu") -> SiamMaskTracker:
+def build(name: str, weights: str | None, device: str = "cpu") -> SiamMaskTracker:
     if weights is None:
         raise CheckpointError(f"{name} needs its checkpoint siammask_r50_l3/model.pth")
     return SiamMaskTracker(load_siammask(weights), SiamMaskParams(), name=name, device=device)
 
 
 TRACKERS = variant_specs(
-    VARIANTS, family="SiamMask", params_type=SiamMaskParams, build=build,
+    VARIANTS,
+    family="SiamMask",
+    params_type=SiamMaskParams,
+    build=build,
     description="SiamRPN++ box branch plus a refined segmentation mask and its rotated rectangle "
-                "(pysot siammask_r50_l3)")
+    "(pysot siammask_r50_l3)",
+)

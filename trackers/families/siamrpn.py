@@ -11,10 +11,10 @@ put the experiment folder (or just its `model.pth` in a folder of that name) int
 and the tracker finds it. Plain state_dicts, `{'state_dict': ..., 'epoch': ...}` training
 snapshots and `module.`-prefixed keys all load.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from models.pysot import PYSOT_RPN_MODELS
 
 from ..core import decode as D
-from ..core.base import StageTimer, TrackResult, TrackingState, param
+from ..core.base import StageTimer, TrackingState, TrackResult, param
 from ..core.registry import Variant, variant_specs
 from ..core.siamese import AnchorDecoder, Decoded, RPNParams, SearchContext, SiameseRPNTracker
 
@@ -46,8 +46,9 @@ class SiamRPNppLTParams(RPNParams):
     window_influence: float = 0.28
     lr: float = 0.22
     lost_instance_size: int = param(831, "search crop side while the target is lost", range=(127, 2047))
-    lost_window_influence: float = param(0.001, "cosine window while the target is lost (almost uniform)",
-                                         range=(0.0, 1.0))
+    lost_window_influence: float = param(
+        0.001, "cosine window while the target is lost (almost uniform)", range=(0.0, 1.0)
+    )
     confidence_low: float = param(0.8, "score below which the target counts as lost", range=(0.0, 1.0))
     confidence_high: float = param(0.998, "score above which the normal search resumes", range=(0.0, 1.0))
 
@@ -68,10 +69,12 @@ class SiamRPNLTTracker(SiameseRPNTracker):
     enough match in the wide search, not yet > confidence_high); TRACKING otherwise.
     """
 
-    extra_keys = {**SiameseRPNTracker.extra_keys,
-                  "longterm_before": "the frame was searched in long-term (lost) mode",
-                  "longterm": "the next frame is searched in long-term mode",
-                  "instance_size": "search crop side used on this frame"}
+    extra_keys = {
+        **SiameseRPNTracker.extra_keys,
+        "longterm_before": "the frame was searched in long-term (lost) mode",
+        "longterm": "the next frame is searched in long-term mode",
+        "instance_size": "search crop side used on this frame",
+    }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,7 +87,8 @@ class SiamRPNLTTracker(SiameseRPNTracker):
     def decode(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, frame_shape) -> Decoded:
         p = self.params
         score, pred_bbox, best, penalty, pscore = self.candidates(
-            cls, loc, scale_z, window_influence=p.lost_window_influence if self.longterm else p.window_influence)
+            cls, loc, scale_z, window_influence=p.lost_window_influence if self.longterm else p.window_influence
+        )
         bbox_delta = pred_bbox[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
         if score[best] >= p.confidence_low:
@@ -93,9 +97,18 @@ class SiamRPNLTTracker(SiameseRPNTracker):
             (cx, cy), (w, h) = self.center, self.size
         # stored state unclipped (pysot keeps it so), returned box clipped
         ccx, ccy, cw, ch = D.clip_box(cx, cy, w, h, frame_shape)
-        return Decoded(score, pred_bbox, penalty, pscore, best, float(lr), bbox_delta,
-                       (float(cx), float(cy)), (float(w), float(h)),
-                       (ccx - cw / 2, ccy - ch / 2, cw, ch))
+        return Decoded(
+            score,
+            pred_bbox,
+            penalty,
+            pscore,
+            best,
+            float(lr),
+            bbox_delta,
+            (float(cx), float(cy)),
+            (float(w), float(h)),
+            (ccx - cw / 2, ccy - ch / 2, cw, ch),
+        )
 
     def search_size(self) -> int:
         p = self.params
@@ -104,8 +117,7 @@ class SiamRPNLTTracker(SiameseRPNTracker):
     def engine_search_sizes(self) -> list:
         return [self.params.lost_instance_size]
 
-    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext,
-                      timer: StageTimer) -> TrackResult:
+    def finish_result(self, result: TrackResult, step: Decoded, ctx: SearchContext, timer: StageTimer) -> TrackResult:
         p = self.params
         longterm_before = self.longterm
         best_score = float(step.score[step.best])
@@ -117,38 +129,53 @@ class SiamRPNLTTracker(SiameseRPNTracker):
             result.state = TrackingState.LOST
         elif self.longterm:
             result.state = TrackingState.REDETECTING
-        result.extra.update(longterm_before=longterm_before, longterm=self.longterm,
-                            instance_size=ctx.instance_size)
+        result.extra.update(longterm_before=longterm_before, longterm=self.longterm, instance_size=ctx.instance_size)
         return result
 
 
 #: the variants: each pysot experiment's TRACK values (experiments/<network>/config.yaml) where they are
 #: not RPNParams' defaults; `network` is the experiment (models/pysot.py builds its network)
 VARIANTS = (
-    Variant("siamrpn-alex", "SiamRPN (AlexNet, DW-XCorr)",
-            dict(penalty_k=0.16, window_influence=0.4, lr=0.3, instance_size=287),
-            "siamrpn_alex_dwxcorr/model.pth", network="siamrpn_alex_dwxcorr", family="SiamRPN",
-            description="pysot SiamRPN on the legacy AlexNet with a depth-wise correlation RPN; 287 search, "
-                        "21x21 grid."),
-    Variant("siamrpnpp-r50", "SiamRPN++ (ResNet-50, layers 2-4)",
-            dict(penalty_k=0.05, window_influence=0.42, lr=0.38),
-            "siamrpn_r50_l234_dwxcorr/model.pth", network="siamrpn_r50_l234_dwxcorr",
-            description="SiamRPN++: stride-8 ResNet-50 layers 2-4, DW-XCorr RPN per level, softmax-weighted "
-                        "fusion."),
-    Variant("siamrpnpp-mobilev2", "SiamRPN++ (MobileNetV2, layers 3/5/7)",
-            dict(penalty_k=0.04, window_influence=0.4, lr=0.5),
-            "siamrpn_mobilev2_l234_dwxcorr/model.pth", network="siamrpn_mobilev2_l234_dwxcorr",
-            description="SiamRPN++ on MobileNetV2 x1.4 levels 3/5/7, DW-XCorr RPN per level, averaged."),
-    Variant("siamrpnpp-r50-lt", "SiamRPN++ long-term (ResNet-50)", {},
-            "siamrpn_r50_l234_dwxcorr_lt/model.pth", network="siamrpn_r50_l234_dwxcorr_lt",
-            params_type=SiamRPNppLTParams,
-            description="SiamRPN++ R50 with a lost / re-detect switch: below the confidence threshold the state "
-                        "is held and an 831-px search looks for the target."),
+    Variant(
+        "siamrpn-alex",
+        "SiamRPN (AlexNet, DW-XCorr)",
+        dict(penalty_k=0.16, window_influence=0.4, lr=0.3, instance_size=287),
+        "siamrpn_alex_dwxcorr/model.pth",
+        network="siamrpn_alex_dwxcorr",
+        family="SiamRPN",
+        description="pysot SiamRPN on the legacy AlexNet with a depth-wise correlation RPN; 287 search, 21x21 grid.",
+    ),
+    Variant(
+        "siamrpnpp-r50",
+        "SiamRPN++ (ResNet-50, layers 2-4)",
+        dict(penalty_k=0.05, window_influence=0.42, lr=0.38),
+        "siamrpn_r50_l234_dwxcorr/model.pth",
+        network="siamrpn_r50_l234_dwxcorr",
+        description="SiamRPN++: stride-8 ResNet-50 layers 2-4, DW-XCorr RPN per level, softmax-weighted fusion.",
+    ),
+    Variant(
+        "siamrpnpp-mobilev2",
+        "SiamRPN++ (MobileNetV2, layers 3/5/7)",
+        dict(penalty_k=0.04, window_influence=0.4, lr=0.5),
+        "siamrpn_mobilev2_l234_dwxcorr/model.pth",
+        network="siamrpn_mobilev2_l234_dwxcorr",
+        description="SiamRPN++ on MobileNetV2 x1.4 levels 3/5/7, DW-XCorr RPN per level, averaged.",
+    ),
+    Variant(
+        "siamrpnpp-r50-lt",
+        "SiamRPN++ long-term (ResNet-50)",
+        {},
+        "siamrpn_r50_l234_dwxcorr_lt/model.pth",
+        network="siamrpn_r50_l234_dwxcorr_lt",
+        params_type=SiamRPNppLTParams,
+        description="SiamRPN++ R50 with a lost / re-detect switch: below the confidence threshold the state "
+        "is held and an 831-px search looks for the target.",
+    ),
 )
 VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 
 
-def build_network(experiment: str, weights: Optional[str] = None) -> torch.nn.Module:
+def build_network(experiment: str, weights: str | None = None) -> torch.nn.Module:
     """The pysot network of an experiment, with its checkpoint loaded (strictly) when given."""
     net = PYSOT_RPN_MODELS[experiment]()
     if weights is not None:
@@ -163,7 +190,7 @@ def make_tracker(v: Variant, network: torch.nn.Module, params=None, device: str 
     return tracker_type(network, decoder, params or v.make_params(RPNParams), name=v.name, device=device)
 
 
-def build(name: str, weights: Optional[str], device: str = "cpu") -> SiameseRPNTracker:
+def build(name: str, weights: str | None, device: str = "cpu") -> SiameseRPNTracker:
     v = VARIANT_BY_NAME[name]
     if weights is None:
         raise CheckpointError(f"{name} needs a checkpoint (pysot model zoo {v.weights})")

@@ -1,14 +1,13 @@
 """Drawing a TrackResult onto a frame (CLI --video-out and the GUI's export share this)."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from ..core.base import TrackResult
 
-BOX_COLOUR = (0, 255, 0)        # BGR
+BOX_COLOUR = (0, 255, 0)  # BGR
 LOST_COLOUR = (0, 0, 255)
 MASK_COLOUR = np.array([255, 80, 0], np.float32)
 
@@ -34,20 +33,25 @@ def heatmap_overlay(frame: np.ndarray, result: TrackResult, alpha: float = HEAT_
     sm = (sm - sm.min()) / max(float(sm.max() - sm.min()), 1e-9)
     sm = cv2.resize(sm, (ix1 - ix0, iy1 - iy0), interpolation=cv2.INTER_NEAREST)
     heat = cv2.applyColorMap((sm * 255).astype(np.uint8), cv2.COLORMAP_INFERNO).astype(np.float32)
-    opacity = (sm ** HEAT_OPACITY_GAMMA * alpha)[..., None]
+    opacity = (sm**HEAT_OPACITY_GAMMA * alpha)[..., None]
     cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, W), min(iy1, H)
     if cx1 <= cx0 or cy1 <= cy0:
         return frame
     out = frame.copy()
     region = out[cy0:cy1, cx0:cx1].astype(np.float32)
-    patch = heat[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
-    a = opacity[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
+    patch = heat[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0]
+    a = opacity[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0]
     out[cy0:cy1, cx0:cx1] = np.clip(region * (1 - a) + patch * a + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
-def draw_result(frame: np.ndarray, result: Optional[TrackResult], frame_index: Optional[int] = None,
-                heatmap: bool = False, thickness: int = 2) -> np.ndarray:
+def draw_result(
+    frame: np.ndarray,
+    result: TrackResult | None,
+    frame_index: int | None = None,
+    heatmap: bool = False,
+    thickness: int = 2,
+) -> np.ndarray:
     """Return a copy of `frame` with the box, mask, polygon, distractors and score drawn."""
     out = heatmap_overlay(frame, result) if (heatmap and result is not None) else frame.copy()
     if result is None:
@@ -77,11 +81,11 @@ def draw_result(frame: np.ndarray, result: Optional[TrackResult], frame_index: O
 JPEG_QUALITY = 92
 
 
-def encode_jpeg(frame: np.ndarray) -> Optional[bytes]:
+def encode_jpeg(frame: np.ndarray) -> bytes | None:
     """A frame as JPEG bytes, or None when OpenCV cannot encode it."""
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return buf.tobytes() if ok else None
 
 
-def decode_jpeg(data: bytes) -> Optional[np.ndarray]:
+def decode_jpeg(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

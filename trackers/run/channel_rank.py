@@ -18,26 +18,27 @@ NanoTrack heads), so cell (i, j) of an h x w map centres at x0 + (j + 0.5) * (x1
 cells whose centres fall inside the tracked box are the target's (at least the one nearest its
 centre).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..core.base import ChannelMaps, SearchRegion
 
 #: ranking names as the app offers them
-TARGET = "target"     # target contrast (the default)
-PEAK = "peak"         # maximum response over the interior
+TARGET = "target"  # target contrast (the default)
+PEAK = "peak"  # maximum response over the interior
 RANKINGS = (TARGET, PEAK)
 
 
 @dataclasses.dataclass
 class RankedChannel:
-    key: tuple             # (level, branch, channel index)
-    data: np.ndarray       # (h, w) response
-    value: float           # the ranking value (target contrast or peak); NaN where it cannot be had
+    key: tuple  # (level, branch, channel index)
+    data: np.ndarray  # (h, w) response
+    value: float  # the ranking value (target contrast or peak); NaN where it cannot be had
 
 
 def border_cells(side: int) -> int:
@@ -52,11 +53,11 @@ def interior_mask(shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     m = np.zeros((h, w), bool)
     bh, bw = border_cells(h), border_cells(w)
-    m[bh:h - bh, bw:w - bw] = True
+    m[bh : h - bh, bw : w - bw] = True
     return m
 
 
-def target_mask(shape: tuple[int, int], box: Sequence[float], region: Optional[SearchRegion]) -> np.ndarray:
+def target_mask(shape: tuple[int, int], box: Sequence[float], region: SearchRegion | None) -> np.ndarray:
     """The cells of an h x w map whose centres fall inside `box` (x, y, w, h frame pixels), or the
     one nearest the box's centre; without a search region the map's centre cell (the crop is
     centred on the target)."""
@@ -83,9 +84,9 @@ def target_contrast(maps: np.ndarray, target: np.ndarray) -> np.ndarray:
     inner = interior_mask(maps.shape[1:])
     on = target & inner
     off = inner & ~target
-    if not on.any():      # the target lies in the border: judge it where it is
+    if not on.any():  # the target lies in the border: judge it where it is
         on = target
-    if not off.any():     # the target fills the interior: compare with the whole rest
+    if not off.any():  # the target fills the interior: compare with the whole rest
         off = ~target
     if not off.any():
         return np.zeros(len(maps))
@@ -104,8 +105,12 @@ def peak_response(maps: np.ndarray) -> np.ndarray:
     return maps[:, interior_mask(maps.shape[1:])].max(1).astype(np.float64)
 
 
-def channel_values(channels: Sequence[ChannelMaps], by: str = TARGET, box: Optional[Sequence[float]] = None,
-                   region: Optional[SearchRegion] = None) -> dict[tuple, np.ndarray]:
+def channel_values(
+    channels: Sequence[ChannelMaps],
+    by: str = TARGET,
+    box: Sequence[float] | None = None,
+    region: SearchRegion | None = None,
+) -> dict[tuple, np.ndarray]:
     """{(level, branch): (C,) ranking values} for every layer."""
     if by not in RANKINGS:
         raise ValueError(f"unknown channel ranking {by!r}; choose one of {', '.join(RANKINGS)}")
@@ -118,8 +123,14 @@ def channel_values(channels: Sequence[ChannelMaps], by: str = TARGET, box: Optio
     return out
 
 
-def rank_channels(channels: Sequence[ChannelMaps], k: int, pinned: Sequence[tuple] = (), by: str = TARGET,
-                  box: Optional[Sequence[float]] = None, region: Optional[SearchRegion] = None) -> list[RankedChannel]:
+def rank_channels(
+    channels: Sequence[ChannelMaps],
+    k: int,
+    pinned: Sequence[tuple] = (),
+    by: str = TARGET,
+    box: Sequence[float] | None = None,
+    region: SearchRegion | None = None,
+) -> list[RankedChannel]:
     """The pinned channels (in pin order), then the others from the highest ranking value down, k in
     all (or more when more are pinned). Ties keep layer and channel order. Without a box (nothing
     tracked yet) the target ranking has no target: channels then come in peak order, valued NaN."""
@@ -151,6 +162,7 @@ def rank_channels(channels: Sequence[ChannelMaps], k: int, pinned: Sequence[tupl
 def border_peak_counts(channels: Sequence[ChannelMaps], k: int, box, region) -> dict[str, int]:
     """How many of the top-k channels by each ranking (and by the plain maximum over the whole map,
     the old ranking) have their maximum on the padding border."""
+
     def on_border(data: np.ndarray) -> bool:
         return not interior_mask(data.shape)[np.unravel_index(int(np.argmax(data)), data.shape)]
 
@@ -171,6 +183,7 @@ def main(argv=None) -> int:
     from ..core import registry
     from .session import SessionError, TrackingSession
     from .sources import SourceError
+
     p = argparse.ArgumentParser(prog="python -m trackers.run.channel_rank", description=main.__doc__.splitlines()[0])
     p.add_argument("video")
     p.add_argument("--tracker", default="nanotrack-v2")
@@ -194,8 +207,10 @@ def main(argv=None) -> int:
             for name, n in border_peak_counts(r.channels, args.k, r.box, r.search_region).items():
                 totals.setdefault(name, []).append(n)
     for name, ns in totals.items():
-        print(f"{name:>24}: {np.mean(ns):5.2f} of the top {args.k} channels peak on the border "
-              f"(mean over {len(ns)} frames)")
+        print(
+            f"{name:>24}: {np.mean(ns):5.2f} of the top {args.k} channels peak on the border "
+            f"(mean over {len(ns)} frames)"
+        )
     return 0
 
 
@@ -203,4 +218,5 @@ if __name__ == "__main__":
     # run as a command (README), it names trackers: the project's catalogue (the one import of
     # trackers.families from run/, pyproject.toml's layers contract lists it)
     import trackers.families  # noqa: F401
+
     raise SystemExit(main())

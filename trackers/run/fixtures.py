@@ -7,6 +7,7 @@ The weights are regenerated from each fixture's manifest (models/seeded.py) by t
 implementation's recording used, so they are the same bit for bit as the ones the fixture's numbers
 came from.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,14 @@ def seeded_state_dict_of(manifest: dict) -> dict:
     """The fixture's seeded weights as a state_dict: pysot / NanoTrack manifests carry `seeded_rule`
     (a NumPy rule), the classic ones a torch.Generator rule."""
     from models.seeded import seeded_state_dict, seeded_state_dict_torch
+
     return seeded_state_dict(manifest) if "seeded_rule" in manifest else seeded_state_dict_torch(manifest)
 
 
 def seeded_checkpoint(fixture_dir: str, out_dir: str) -> str:
     """Write the fixture's seeded weights as a plain state_dict checkpoint; return its path."""
     import torch
+
     state = seeded_state_dict_of(read_manifest(fixture_dir))
     path = os.path.join(out_dir, os.path.basename(fixture_dir) + ".pth")
     torch.save(state, path)

@@ -3,7 +3,8 @@ tracker's box and scores the run against them as it goes).
 
 The dataset loaders (trackers/tools/datasets.py) read whole benchmarks for `eval`; this module reads
 the one file a person attaches to a video or finds beside a sequence folder, and its polygon and
-flag readers are theirs too (here, below the tools, so the app needs nothing from `eval`). One difference on purpose: an empty line here is a frame without a box (rows stay
+flag readers are theirs too (here, below the tools, so the app needs nothing from `eval`). One
+difference on purpose: an empty line here is a frame without a box (rows stay
 aligned with frame numbers, which is what drawing per frame needs), where the loaders skip it.
 
 Layouts read:
@@ -21,12 +22,12 @@ end, or one marked absent -- has no ground truth, and is left out of IoU and AUC
 `trackers.run.metrics`). A line that is not numbers, or a box with a negative width or height (not
 "no box": a damaged file would score a perfect run), is an error naming the file and line.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -43,14 +44,14 @@ class GroundTruthError(ValueError):
 
 @dataclasses.dataclass
 class GroundTruth:
-    boxes: np.ndarray          # (N, 4) x, y, w, h; NaN rows where the target has no box
+    boxes: np.ndarray  # (N, 4) x, y, w, h; NaN rows where the target has no box
     path: str
-    layout: str                # "OTB", "GOT-10k", "LaSOT", "VOT polygon"
+    layout: str  # "OTB", "GOT-10k", "LaSOT", "VOT polygon"
 
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def box(self, frame: int) -> Optional[tuple[float, float, float, float]]:
+    def box(self, frame: int) -> tuple[float, float, float, float] | None:
         """The box of a frame, or None where there is none (absent, or past the file's end)."""
         if frame < 0 or frame >= len(self.boxes):
             return None
@@ -86,27 +87,31 @@ def _parse_line(line: str, path: str, number: int) -> np.ndarray:
     if not text:
         return np.full(4, np.nan)
     if text.startswith("m"):
-        raise GroundTruthError(f"{path}, line {number}: a VOT segmentation mask; only boxes and polygons "
-                               "can be drawn and scored")
+        raise GroundTruthError(
+            f"{path}, line {number}: a VOT segmentation mask; only boxes and polygons can be drawn and scored"
+        )
     parts = [p for p in _SPLIT.split(text) if p]
     try:
         values = np.array([float(p) for p in parts], np.float64)
     except ValueError:
         raise GroundTruthError(f"{path}, line {number}: expected x,y,w,h numbers, got {text[:60]!r}") from None
     if len(values) == 4:
-        if values[2] < 0 or values[3] < 0:      # NaN compares False: an absent row stays absent
-            raise GroundTruthError(f"{path}, line {number}: a box with a negative width or height "
-                                   f"({text[:60]}); a box is x,y,w,h with w, h >= 0")
+        if values[2] < 0 or values[3] < 0:  # NaN compares False: an absent row stays absent
+            raise GroundTruthError(
+                f"{path}, line {number}: a box with a negative width or height "
+                f"({text[:60]}); a box is x,y,w,h with w, h >= 0"
+            )
         return values
-    if len(values) >= 6 and len(values) % 2 == 0:    # VOT polygon x1,y1,...: its bounding box
+    if len(values) >= 6 and len(values) % 2 == 0:  # VOT polygon x1,y1,...: its bounding box
         return np.array(polygon_to_rect(list(values)), np.float64)
-    if len(values) == 1 and np.isnan(values[0]):      # a lone 'nan': absent
+    if len(values) == 1 and np.isnan(values[0]):  # a lone 'nan': absent
         return np.full(4, np.nan)
-    raise GroundTruthError(f"{path}, line {number}: expected 4 numbers (x,y,w,h) or a polygon (x1,y1,...), "
-                           f"got {len(values)}")
+    raise GroundTruthError(
+        f"{path}, line {number}: expected 4 numbers (x,y,w,h) or a polygon (x1,y1,...), got {len(values)}"
+    )
 
 
-def _flags(path: str, n: int, absent_when: int) -> Optional[np.ndarray]:
+def _flags(path: str, n: int, absent_when: int) -> np.ndarray | None:
     """(n,) bool: the frames a 0/1 label file marks absent (GOT-10k one a line, LaSOT one line)."""
     if not os.path.isfile(path):
         return None
@@ -142,20 +147,27 @@ def read_groundtruth(path: str) -> GroundTruth:
     layout = "VOT polygon" if polygon else "OTB"
     absent = np.zeros(len(boxes), bool)
     # as trackers/tools/datasets.py reads them: LaSOT 1 = occluded / out of view; GOT-10k absence 1, cover 0
-    for name, lay, absent_when in (("full_occlusion.txt", "LaSOT", 1), ("out_of_view.txt", "LaSOT", 1),
-                                   ("absence.label", "GOT-10k", 1), ("cover.label", "GOT-10k", 0)):
+    for name, lay, absent_when in (
+        ("full_occlusion.txt", "LaSOT", 1),
+        ("out_of_view.txt", "LaSOT", 1),
+        ("absence.label", "GOT-10k", 1),
+        ("cover.label", "GOT-10k", 0),
+    ):
         flags = _flags(os.path.join(folder, name), len(boxes), absent_when)
         if flags is not None:
             absent |= flags
             layout = lay
-    if layout == "OTB" and os.path.basename(path) == "groundtruth.txt" and \
-            os.path.isfile(os.path.join(folder, "meta_info.ini")):
+    if (
+        layout == "OTB"
+        and os.path.basename(path) == "groundtruth.txt"
+        and os.path.isfile(os.path.join(folder, "meta_info.ini"))
+    ):
         layout = "GOT-10k"
     boxes[absent] = np.nan
     return GroundTruth(boxes, os.path.abspath(path), layout)
 
 
-def find_groundtruth(source: str) -> Optional[str]:
+def find_groundtruth(source: str) -> str | None:
     """The ground-truth file that belongs to a sequence: in the folder itself or, for an `img/`
     folder (OTB, LaSOT), in its parent; for a video file, `<name>.txt` or a ground-truth file
     beside it. None when there is none."""
@@ -170,8 +182,15 @@ def find_groundtruth(source: str) -> Optional[str]:
 
 
 #: the label files read beside a sequence's boxes (GOT-10k, LaSOT, VOT): inputs too
-LABEL_NAMES = ("absence.label", "cover.label", "full_occlusion.txt", "out_of_view.txt", "meta_info.ini",
-               "sequence", "list.txt")
+LABEL_NAMES = (
+    "absence.label",
+    "cover.label",
+    "full_occlusion.txt",
+    "out_of_view.txt",
+    "meta_info.ini",
+    "sequence",
+    "list.txt",
+)
 
 
 def annotation_names(source: str) -> list[str]:
@@ -203,12 +222,12 @@ def iou_by_frame(pred: dict[int, tuple], gt: GroundTruth) -> dict[int, float]:
 
 @dataclasses.dataclass
 class RunningScore:
-    frames: int            # frames scored (tracked, with a ground-truth box)
+    frames: int  # frames scored (tracked, with a ground-truth box)
     mean_iou: float
-    auc: float             # OTB success AUC over those frames (trackers.run.metrics)
+    auc: float  # OTB success AUC over those frames (trackers.run.metrics)
 
 
-def score_so_far(pred: dict[int, tuple], gt: GroundTruth) -> Optional[RunningScore]:
+def score_so_far(pred: dict[int, tuple], gt: GroundTruth) -> RunningScore | None:
     """Mean IoU and success AUC over the frames tracked so far that have a ground-truth box."""
     frames = [f for f in sorted(pred) if gt.box(f) is not None]
     if not frames:

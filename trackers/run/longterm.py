@@ -17,10 +17,10 @@ frame:
 Thresholds: the distinct confidences the tracker gave (at most 100, evenly spaced quantiles of
 them where there are more), so the result does not depend on a chosen grid.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
@@ -48,12 +48,12 @@ def thresholds(confidences: np.ndarray) -> np.ndarray:
 def sequence_curves(pred, gt, present, confidence, taus, start: int = 0):
     """(precision, recall) over taus for one sequence; precision NaN where nothing is claimed.
     present: (N,) bool, the target is in view; frames up to `start` (the init frame) are left out."""
-    p, g = M._as_boxes(pred)[start + 1:], M._as_boxes(gt)[start + 1:]
-    present = np.asarray(present, dtype=bool)[start + 1:]
-    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64)[start + 1:], nan=-np.inf)
+    p, g = M._as_boxes(pred)[start + 1 :], M._as_boxes(gt)[start + 1 :]
+    present = np.asarray(present, dtype=bool)[start + 1 :]
+    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64)[start + 1 :], nan=-np.inf)
     overlap = np.where(present, M.iou(p, g), 0.0)
     overlap = np.where(np.all(np.isfinite(p), axis=1), overlap, 0.0)
-    claimed = conf[None, :] >= np.asarray(taus)[:, None]           # (T, N)
+    claimed = conf[None, :] >= np.asarray(taus)[:, None]  # (T, N)
     n_claimed = claimed.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_claimed > 0, (claimed * overlap).sum(axis=1) / n_claimed, np.nan)
@@ -62,12 +62,12 @@ def sequence_curves(pred, gt, present, confidence, taus, start: int = 0):
     return precision, recall
 
 
-def long_term_score(items) -> Optional[LongTermScore]:
+def long_term_score(items) -> LongTermScore | None:
     """items: (pred, gt, present, confidence, start) per sequence. None when there is none."""
     items = list(items)
     if not items:
         return None
-    taus = thresholds(np.concatenate([np.asarray(c, dtype=np.float64)[s + 1:] for _, _, _, c, s in items]))
+    taus = thresholds(np.concatenate([np.asarray(c, dtype=np.float64)[s + 1 :] for _, _, _, c, s in items]))
     if len(taus) == 0:
         return None
     curves = [sequence_curves(p, g, pr, c, taus, s) for p, g, pr, c, s in items]
@@ -86,6 +86,7 @@ class _quiet:
 
     def __enter__(self):
         import warnings
+
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -14,6 +14,7 @@ row that is NaN (the tracker reported nothing) counts as a miss: IoU 0, infinite
 - normalised precision: centre error with each axis divided by the ground-truth box size,
   fraction <= r for r = 0, 0.01, ..., 0.5; reported at r = 0.2 (as pysot and pytracking do).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,10 +79,10 @@ def valid_frames(gt) -> np.ndarray:
 class SequenceScore:
     """The OPE curves of one tracker on one sequence, and the figures read off them."""
 
-    success_curve: np.ndarray          # (21,) over SUCCESS_THRESHOLDS
-    precision_curve: np.ndarray        # (51,) over PRECISION_THRESHOLDS
-    norm_precision_curve: np.ndarray   # (51,) over NORM_PRECISION_THRESHOLDS
-    frames: int                        # frames scored (target present)
+    success_curve: np.ndarray  # (21,) over SUCCESS_THRESHOLDS
+    precision_curve: np.ndarray  # (51,) over PRECISION_THRESHOLDS
+    norm_precision_curve: np.ndarray  # (51,) over NORM_PRECISION_THRESHOLDS
+    frames: int  # frames scored (target present)
 
     @property
     def auc(self) -> float:
@@ -121,10 +122,12 @@ def mean_score(scores: list[SequenceScore]) -> SequenceScore:
     averages per sequence, so a long sequence does not outweigh a short one)."""
     if not scores:
         raise ValueError("no sequences to average")
-    return SequenceScore(np.mean([s.success_curve for s in scores], axis=0),
-                         np.mean([s.precision_curve for s in scores], axis=0),
-                         np.mean([s.norm_precision_curve for s in scores], axis=0),
-                         int(sum(s.frames for s in scores)))
+    return SequenceScore(
+        np.mean([s.success_curve for s in scores], axis=0),
+        np.mean([s.precision_curve for s in scores], axis=0),
+        np.mean([s.norm_precision_curve for s in scores], axis=0),
+        int(sum(s.frames for s in scores)),
+    )
 
 
 # -- confidence ----------------------------------------------------------------------------------
@@ -135,10 +138,14 @@ def presence_rates(confidence, present, threshold: float = 0.5) -> dict:
     conf = np.asarray(confidence, dtype=np.float64)
     present = np.asarray(present, dtype=bool)
     high = conf > threshold
-    return {"threshold": threshold,
-            "present_given_high": float(present[high].mean()) if high.any() else float("nan"),
-            "absent_given_low": float((~present[~high]).mean()) if (~high).any() else float("nan"),
-            "high_frames": int(high.sum()), "low_frames": int((~high).sum()),
-            "present_frames": int(present.sum()), "absent_frames": int((~present).sum()),
-            "present_scored_high": float(high[present].mean()) if present.any() else float("nan"),
-            "absent_scored_low": float((~high[~present]).mean()) if (~present).any() else float("nan")}
+    return {
+        "threshold": threshold,
+        "present_given_high": float(present[high].mean()) if high.any() else float("nan"),
+        "absent_given_low": float((~present[~high]).mean()) if (~high).any() else float("nan"),
+        "high_frames": int(high.sum()),
+        "low_frames": int((~high).sum()),
+        "present_frames": int(present.sum()),
+        "absent_frames": int((~present).sum()),
+        "present_scored_high": float(high[present].mean()) if present.any() else float("nan"),
+        "absent_scored_low": float((~high[~present]).mean()) if (~present).any() else float("nan"),
+    }

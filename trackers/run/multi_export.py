@@ -5,12 +5,13 @@ Every file goes through trackers/run/safe_output.py (checked before work, writte
 file and renamed). MOTChallenge lines are `frame,id,x,y,w,h,conf,-1,-1,-1` with frames 1-based, as
 that format says (the JSON and the OTB files keep the run's 0-based frame indices).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -73,13 +74,26 @@ def write_track_files(paths: list[str], tracks) -> None:
         write_otb(path, list(t.boxes.values()))
 
 
-def write_multi_json(path: str, tracks, source: str = "", extra: Optional[dict] = None) -> None:
+def write_multi_json(path: str, tracks, source: str = "", extra: dict | None = None) -> None:
     data = dict(source=source, format="siamscope-tracks-1", **(extra or {}))
-    data["tracks"] = [dict(id=t.id, name=t.name, tracker=t.tracker_name, colour_bgr=list(t.colour), start=t.start,
-                           params=t.record.params, reinitialisations=t.reinitialisations,
-                           frames=[dict(frame=r.frame, box=[round(v, 4) for v in r.box], score=round(r.score, 6),
-                                        state=r.state, init=r.init) for r in t.record.rows.values()])
-                      for t in tracks]
+    data["tracks"] = [
+        dict(
+            id=t.id,
+            name=t.name,
+            tracker=t.tracker_name,
+            colour_bgr=list(t.colour),
+            start=t.start,
+            params=t.record.params,
+            reinitialisations=t.reinitialisations,
+            frames=[
+                dict(
+                    frame=r.frame, box=[round(v, 4) for v in r.box], score=round(r.score, 6), state=r.state, init=r.init
+                )
+                for r in t.record.rows.values()
+            ],
+        )
+        for t in tracks
+    ]
     with atomic_write(path) as f:
         json.dump(data, f, indent=1)
 
@@ -95,8 +109,9 @@ def _dashed_rect(img: np.ndarray, p0, p1, colour, thickness: int, dash: int = 8)
             cv2.line(img, pa, pb, colour, thickness, cv2.LINE_AA)
 
 
-def draw_tracks(frame: np.ndarray, tracks, results: dict[int, TrackResult], frame_index: Optional[int] = None,
-                thickness: int = 2) -> np.ndarray:
+def draw_tracks(
+    frame: np.ndarray, tracks, results: dict[int, TrackResult], frame_index: int | None = None, thickness: int = 2
+) -> np.ndarray:
     """A copy of `frame` with each track's box in its colour (dashed for an A/B pair's B), labelled
     with its id and name, its score, and LOST where the tracker says so."""
     out = frame.copy()

@@ -4,6 +4,7 @@ The run record carries what produced it (tracker, hyper-parameters, checkpoint a
 source, re-initialisations) so an exported file can be traced back. Export works on a finished
 run without re-tracking.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ from ..core.base import Box, TrackResult
 from .safe_output import RESULT_EXTS, atomic_write, check_output
 
 
-def file_sha256(path: Optional[str]) -> Optional[str]:
+def file_sha256(path: str | None) -> str | None:
     if not path or not os.path.isfile(path):
         return None
     h = hashlib.sha256()
@@ -53,21 +53,22 @@ class FrameRecord:
     score: float
     state: str
     timings: dict
-    init: bool = False   # this frame (re-)initialised the tracker with a user box
+    init: bool = False  # this frame (re-)initialised the tracker with a user box
 
 
 @dataclasses.dataclass
 class RunRecord:
     tracker: str = ""
     params: dict = dataclasses.field(default_factory=dict)
-    checkpoint: Optional[str] = None
-    checkpoint_sha256: Optional[str] = None
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
     source: str = ""
-    rows: FrameLog = dataclasses.field(default_factory=FrameLog)   # frame index -> FrameRecord
+    rows: FrameLog = dataclasses.field(default_factory=FrameLog)  # frame index -> FrameRecord
 
     @property
     def frames(self) -> list[FrameRecord]:
         return list(self.rows.values())
+
     # how the run was computed: the compute policy's thread pools (trackers/core/compute.py) and the engine
     compute: dict = dataclasses.field(default_factory=dict)
 
@@ -75,22 +76,36 @@ class RunRecord:
         self.rows.put(frame_index, FrameRecord(frame_index, tuple(float(v) for v in box), 1.0, "init", {}, True))
 
     def add(self, frame_index: int, result: TrackResult) -> None:
-        self.rows.put(frame_index, FrameRecord(frame_index, tuple(float(v) for v in result.box), float(result.score),
-                                               result.state.value,
-                                               {k: round(v, 3) for k, v in result.timings.items()}))
+        self.rows.put(
+            frame_index,
+            FrameRecord(
+                frame_index,
+                tuple(float(v) for v in result.box),
+                float(result.score),
+                result.state.value,
+                {k: round(v, 3) for k, v in result.timings.items()},
+            ),
+        )
 
     @property
     def reinitialisations(self) -> list[dict]:
         return [{"frame": f.frame, "box": list(f.box)} for f in self.frames if f.init]
 
-    def set_checkpoint(self, path: Optional[str]) -> None:
+    def set_checkpoint(self, path: str | None) -> None:
         self.checkpoint = os.path.abspath(path) if path else None
         self.checkpoint_sha256 = file_sha256(path)
 
     def metadata(self) -> dict:
-        return {"tracker": self.tracker, "params": self.params, "checkpoint": self.checkpoint,
-                "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
-                "reinitialisations": self.reinitialisations, "frames": len(self.frames), "compute": self.compute}
+        return {
+            "tracker": self.tracker,
+            "params": self.params,
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "source": self.source,
+            "reinitialisations": self.reinitialisations,
+            "frames": len(self.frames),
+            "compute": self.compute,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,17 +117,17 @@ class PackedMask:
     shape: tuple[int, int]
     x: int = 0
     y: int = 0
-    png: Optional[bytes] = None        # None: nothing above the threshold
+    png: bytes | None = None  # None: nothing above the threshold
 
     @classmethod
-    def pack(cls, mask: np.ndarray, threshold: float) -> "PackedMask":
+    def pack(cls, mask: np.ndarray, threshold: float) -> PackedMask:
         cut = np.asarray(mask) > threshold
         shape = cut.shape[:2]
         ys, xs = np.nonzero(cut)
         if len(xs) == 0:
             return cls(shape)
         x0, y0 = int(xs.min()), int(ys.min())
-        crop = cut[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1].astype(np.uint8) * 255
+        crop = cut[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1].astype(np.uint8) * 255
         ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise ValueError("cannot encode a mask")
@@ -123,7 +138,7 @@ class PackedMask:
         out = np.zeros(self.shape, bool)
         if self.png is not None:
             crop = cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
-            out[self.y:self.y + crop.shape[0], self.x:self.x + crop.shape[1]] = crop
+            out[self.y : self.y + crop.shape[0], self.x : self.x + crop.shape[1]] = crop
         return out
 
     @property
@@ -135,7 +150,7 @@ class PackedMask:
 KEPT_SCORE_MAP_SIDE = 64
 
 
-def slim(result: TrackResult) -> tuple[TrackResult, Optional[PackedMask]]:
+def slim(result: TrackResult) -> tuple[TrackResult, PackedMask | None]:
     """The parts of a result an export or a redraw needs, kept per frame for a run: no channel
     maps, no intermediate arrays; the mask packed (see PackedMask)."""
     packed = None if result.mask is None else PackedMask.pack(result.mask, result.mask_threshold)
@@ -147,12 +162,15 @@ def slim(result: TrackResult) -> tuple[TrackResult, Optional[PackedMask]]:
         # copy draws over the same score extent (the overlays place a map by its extent, not its size)
         h, w = score_map.shape[:2]
         f = KEPT_SCORE_MAP_SIDE / max(h, w)
-        score_map = cv2.resize(np.asarray(score_map, np.float32), (max(1, round(w * f)), max(1, round(h * f))),
-                               interpolation=cv2.INTER_AREA)
+        score_map = cv2.resize(
+            np.asarray(score_map, np.float32),
+            (max(1, round(w * f)), max(1, round(h * f))),
+            interpolation=cv2.INTER_AREA,
+        )
     return dataclasses.replace(result, channels=[], mask=None, extra=extra, score_map=score_map), packed
 
 
-def with_mask(result: Optional[TrackResult], packed: Optional[PackedMask]) -> Optional[TrackResult]:
+def with_mask(result: TrackResult | None, packed: PackedMask | None) -> TrackResult | None:
     """A kept result with its mask unpacked again (booleans: drawn where > 0.5)."""
     if result is None or packed is None:
         return result
@@ -165,13 +183,18 @@ def write_otb(path: str, boxes) -> None:
     with atomic_write(path) as f:
         for b in boxes:
             # NaN (no box: target absent / tracker not started) is written as 'nan', as OTB/GOT files do
-            f.write(",".join("nan" if v != v else f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
-                             for v in b) + "\n")
+            f.write(
+                ",".join(
+                    "nan" if v != v else f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v)) for v in b
+                )
+                + "\n"
+            )
 
 
 def read_boxes(path: str):
     """Read 'x,y,w,h' lines (commas, tabs or spaces); 'nan' lines are kept as NaN."""
     import numpy as np
+
     rows = []
     with open(path) as f:
         for line in f:
@@ -187,8 +210,10 @@ def write_csv(path: str, run: RunRecord) -> None:
         w = csv.writer(f)
         w.writerow(["frame", "x", "y", "w", "h", "score", "state", "init"] + [f"{s}_ms" for s in stages])
         for r in run.frames:
-            w.writerow([r.frame, *(f"{v:.4f}" for v in r.box), f"{r.score:.6f}", r.state, int(r.init)]
-                       + [r.timings.get(s, "") for s in stages])
+            w.writerow(
+                [r.frame, *(f"{v:.4f}" for v in r.box), f"{r.score:.6f}", r.state, int(r.init)]
+                + [r.timings.get(s, "") for s in stages]
+            )
 
 
 def _paths_both_ways(path: str, data: dict) -> None:
@@ -202,7 +227,7 @@ def _paths_both_ways(path: str, data: dict) -> None:
             data[key] = os.path.abspath(value)
             try:
                 relative[key] = os.path.relpath(data[key], base)
-            except ValueError:     # another drive (Windows): no relative path
+            except ValueError:  # another drive (Windows): no relative path
                 pass
     data["relative_to_this_file"] = relative
 
@@ -221,8 +246,13 @@ def export_results(path: str, run: RunRecord, inputs=()) -> None:
     -- the files found beside the source and any in `inputs` --, never a device) and on a failed
     write, which leaves whatever was at `path` untouched."""
     from .groundtruth import annotation_inputs
-    check_output(path, RESULT_EXTS, inputs=(run.source, run.checkpoint, *annotation_inputs(run.source), *inputs),
-                 what="results file")
+
+    check_output(
+        path,
+        RESULT_EXTS,
+        inputs=(run.source, run.checkpoint, *annotation_inputs(run.source), *inputs),
+        what="results file",
+    )
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         write_csv(path, run)

@@ -7,10 +7,10 @@ re-read, so its frames are kept JPEG-encoded while tracking. Results files are w
 `trackers.run.results.export_results` (OTB txt / CSV / JSON by extension). `bench --soak` keeps the
 same per frame, to measure what a long run costs in memory.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -27,20 +27,29 @@ class RunStore:
     per-frame results for drawing."""
 
     def __init__(self):
-        self.record: Optional[RunRecord] = None
-        self.results: FrameLog = FrameLog()        # frame index -> slim TrackResult
-        self.masks: FrameLog = FrameLog()          # frame index -> PackedMask (trackers that give one)
-        self.live_frames: FrameLog = FrameLog()    # frame index -> JPEG bytes (a camera's frames)
+        self.record: RunRecord | None = None
+        self.results: FrameLog = FrameLog()  # frame index -> slim TrackResult
+        self.masks: FrameLog = FrameLog()  # frame index -> PackedMask (trackers that give one)
+        self.live_frames: FrameLog = FrameLog()  # frame index -> JPEG bytes (a camera's frames)
         self.source_spec = None
         self.source_fps = 25.0
         self.is_live = False
-        self.version = 0          # bumps on every change (the timeline redraws when it moves)
+        self.version = 0  # bumps on every change (the timeline redraws when it moves)
 
-    def start(self, tracker: str, params: dict, checkpoint: Optional[str], source_spec, source_name: str,
-              fps: float, is_live: bool, checkpoint_sha256: Optional[str] = None,
-              compute: Optional[dict] = None) -> None:
+    def start(
+        self,
+        tracker: str,
+        params: dict,
+        checkpoint: str | None,
+        source_spec,
+        source_name: str,
+        fps: float,
+        is_live: bool,
+        checkpoint_sha256: str | None = None,
+        compute: dict | None = None,
+    ) -> None:
         self.record = RunRecord(tracker=tracker, params=dict(params), source=source_name, compute=dict(compute or {}))
-        if checkpoint_sha256 is not None:    # hashed already where it was loaded (off the GUI thread)
+        if checkpoint_sha256 is not None:  # hashed already where it was loaded (off the GUI thread)
             self.record.checkpoint = os.path.abspath(checkpoint) if checkpoint else None
             self.record.checkpoint_sha256 = checkpoint_sha256
         else:
@@ -51,8 +60,7 @@ class RunStore:
         self.source_spec, self.source_fps, self.is_live = source_spec, fps, is_live
         self.version += 1
 
-    def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool,
-            jpeg: Optional[bytes] = None) -> None:
+    def add(self, index: int, frame: np.ndarray, result: TrackResult, init: bool, jpeg: bytes | None = None) -> None:
         if self.record is None:
             return
         if init:
@@ -60,7 +68,7 @@ class RunStore:
         else:
             self.record.add(index, result)
         kept, packed = slim(result)
-        self.results.put(index, kept)               # re-tracking replaces what followed
+        self.results.put(index, kept)  # re-tracking replaces what followed
         self.masks.drop_after(index)
         if packed is not None:
             self.masks[index] = packed
@@ -73,7 +81,7 @@ class RunStore:
                 self.live_frames[index] = jpeg
         self.version += 1
 
-    def result(self, index: int) -> Optional[TrackResult]:
+    def result(self, index: int) -> TrackResult | None:
         """The kept result of frame `index` (mask unpacked), or None."""
         return with_mask(self.results.get(index), self.masks.get(index))
 
@@ -81,7 +89,7 @@ class RunStore:
         if self.record is not None:
             self.record.params = dict(params)
 
-    def frame_range(self) -> Optional[tuple[int, int]]:
+    def frame_range(self) -> tuple[int, int] | None:
         if not self.results:
             return None
         return min(self.results), max(self.results)

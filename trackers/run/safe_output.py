@@ -22,6 +22,7 @@ relative path whose every component is an ordinary name (no `..`, no absolute pa
 backslash, no control character) and, when `folder` is given, one that still resolves inside
 `folder` with links followed. Anything else is refused with one line naming the field.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,8 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Iterable, Optional
-
 
 RESULT_EXTS = (".txt", ".csv", ".json")
 VIDEO_EXTS = (".mp4", ".avi")
@@ -56,7 +56,7 @@ class UnsafePathError(ValueError):
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def safe_relpath(name, field: str, folder: Optional[str] = None) -> str:
+def safe_relpath(name, field: str, folder: str | None = None) -> str:
     """`name` (read from a file, so untrusted) as a relative path that stays inside its folder.
 
     Accepted: one or more ordinary name components joined by '/' ('seq', 'sub/model.pth').
@@ -64,10 +64,13 @@ def safe_relpath(name, field: str, folder: Optional[str] = None) -> str:
     ('C:'), a backslash, a '..' or '.' component, a control character, a component longer than
     255 bytes; and, when `folder` is given, a name that leads outside `folder` once the links
     already there are followed (a planted symlink). Returns the name, normalised ('a//b' -> 'a/b')."""
+
     def refuse(why: str):
         shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise UnsafePathError(f"{field} {shown} {why}; only a plain name or a relative path inside "
-                              f"its folder is accepted")
+        raise UnsafePathError(
+            f"{field} {shown} {why}; only a plain name or a relative path inside its folder is accepted"
+        )
+
     if not isinstance(name, str):
         refuse(f"is of type {type(name).__name__}, not a file name")
     if not name.strip():
@@ -106,19 +109,19 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _input_stats(inputs: Iterable[Optional[str]]):
+def _input_stats(inputs: Iterable[str | None]):
     out = []
     for p in inputs:
         if not p or not isinstance(p, (str, os.PathLike)):
             continue
         try:
-            out.append((str(p), os.stat(p)))        # follows symlinks: the file the input really is
+            out.append((str(p), os.stat(p)))  # follows symlinks: the file the input really is
         except OSError:
             continue
     return out
 
 
-def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = (), what: str = "output") -> str:
+def check_output(path, exts: Iterable[str], inputs: Iterable[str | None] = (), what: str = "output") -> str:
     """Raise OutputError unless `path` can be written without destroying anything; return it
     as an absolute path. `inputs` are the files the run reads (video, weights...)."""
     path = os.fspath(path)
@@ -130,7 +133,7 @@ def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = ()
     try:
         st = os.stat(target)
     except (FileNotFoundError, NotADirectoryError):
-        st = None            # a new file (or a folder that is not one: reported below)
+        st = None  # a new file (or a folder that is not one: reported below)
     except OSError as e:
         raise OutputError(f"{what} {path!r} cannot be checked: {e.strerror or e}") from None
     if st is not None:
@@ -140,20 +143,25 @@ def check_output(path, exts: Iterable[str], inputs: Iterable[Optional[str]] = ()
             raise OutputError(f"{what} {path!r} is a device or special file, not a regular file; it is left alone")
         for name, ist in _input_stats(inputs):
             if _same_file(st, ist):
-                raise OutputError(f"{what} {path!r} is the input {name!r}: writing it would destroy the input; "
-                                  "choose another file name")
+                raise OutputError(
+                    f"{what} {path!r} is the input {name!r}: writing it would destroy the input; "
+                    "choose another file name"
+                )
         if not os.access(target, os.W_OK):
             raise OutputError(f"{what} {path!r} exists and is read-only; it is left alone")
     folder = os.path.dirname(os.path.realpath(target))
     if not os.path.isdir(folder):
-        raise OutputError(f"cannot write {what} {path!r}: folder {folder!r} does not exist"
-                          + (" (it is a file)" if os.path.exists(folder) else ""))
+        raise OutputError(
+            f"cannot write {what} {path!r}: folder {folder!r} does not exist"
+            + (" (it is a file)" if os.path.exists(folder) else "")
+        )
     # the one sure test (root passes os.access everywhere, /proc refuses even root): make a file
     try:
         discard(temp_path_for(os.path.join(folder, os.path.basename(target))))
     except OSError as e:
-        raise OutputError(f"cannot write {what} {path!r}: folder {folder!r} is not writable "
-                          f"({e.strerror or e})") from None
+        raise OutputError(
+            f"cannot write {what} {path!r}: folder {folder!r} is not writable ({e.strerror or e})"
+        ) from None
     return target
 
 
@@ -178,7 +186,7 @@ def check_output_folder(path, what: str = "output folder") -> str:
     return target
 
 
-def check_outputs_distinct(*paths: Optional[str]) -> None:
+def check_outputs_distinct(*paths: str | None) -> None:
     """Two outputs of one run must not be the same file (the second would replace the first)."""
     seen = {}
     for p in paths:
@@ -219,7 +227,7 @@ def _part_pattern(base: str, ext: str) -> re.Pattern:
     return re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}" + re.escape(f".part{ext}") + r"$")
 
 
-def clean_stale_parts(dest: str, suffix: Optional[str] = None, max_age: float = STALE_PART_SECONDS) -> list[str]:
+def clean_stale_parts(dest: str, suffix: str | None = None, max_age: float = STALE_PART_SECONDS) -> list[str]:
     """Remove the temporary files of earlier writes to `dest` that a killed process left behind:
     ours by name (`.<name>.XXXXXXXX.part<ext>`), regular files (not links) owned by this user,
     unmodified for `max_age` seconds (a live writer touches its file at every frame). Returns
@@ -252,7 +260,7 @@ def clean_stale_parts(dest: str, suffix: Optional[str] = None, max_age: float = 
     return removed
 
 
-def temp_path_for(dest: str, suffix: Optional[str] = None) -> str:
+def temp_path_for(dest: str, suffix: str | None = None) -> str:
     """A new, empty temporary file in the folder of the file dest names (links followed) whose name
     ends in dest's extension (OpenCV picks a video's container by its extension); stale ones of
     ours left there by a killed process go first."""
@@ -275,11 +283,11 @@ def commit(tmp: str, dest: str) -> None:
 def write_failed(dest: str, error: OSError) -> OutputError:
     """A failed write (ENOSPC, EIO, EFBIG...) as one line naming the file, e.g. for a full disk."""
     failed = OutputError(f"cannot write {dest!r}: {error.strerror or error}; the previous file (if any) is unchanged")
-    failed.errno = error.errno           # ENOSPC stays ENOSPC for a caller that asks
+    failed.errno = error.errno  # ENOSPC stays ENOSPC for a caller that asks
     return failed
 
 
-def discard(tmp: Optional[str]) -> None:
+def discard(tmp: str | None) -> None:
     if tmp:
         try:
             os.unlink(tmp)

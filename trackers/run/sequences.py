@@ -1,13 +1,14 @@
 """Benchmark sequences as folders on disk: FOLDER/<seq>/img/*.jpg with FOLDER/<seq>/groundtruth.txt,
 one 'x,y,w,h' line per frame, NaN where the target is absent. The frames are listed and read as the
 app reads them (ImageFolderSource), so `eval`, training's calibration and the app play the same
-frames in the same order. The dataset layouts `eval` also reads are trackers/tools/datasets.py's. `write_sequence` writes one
+frames in the same order. The dataset layouts `eval` also reads are trackers/tools/datasets.py's.
+`write_sequence` writes one
 (training's synthetic and leave-one-video-out sequences)."""
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -23,8 +24,8 @@ class EvalError(Exception):
 @dataclasses.dataclass
 class Sequence:
     name: str
-    frames: list[str]          # image paths, in the order the app plays them (natural sort)
-    gt: np.ndarray             # (N, 4) x,y,w,h, NaN rows where the target is absent
+    frames: list[str]  # image paths, in the order the app plays them (natural sort)
+    gt: np.ndarray  # (N, 4) x,y,w,h, NaN rows where the target is absent
 
     def source(self) -> FrameSource:
         """The frames as the app reads them (ImageFolderSource), in this sequence's order."""
@@ -35,9 +36,9 @@ def _is_sequence(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "img")) and os.path.isfile(os.path.join(path, "groundtruth.txt"))
 
 
-def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
+def load_sequence(path: str, max_frames: int | None = None) -> Sequence:
     try:
-        frames = ImageFolderSource(path).files    # the app's frame order, so eval and the app agree
+        frames = ImageFolderSource(path).files  # the app's frame order, so eval and the app agree
     except SourceError as e:
         raise EvalError(str(e)) from None
     gt = read_boxes(os.path.join(path, "groundtruth.txt"))
@@ -51,7 +52,7 @@ def load_sequence(path: str, max_frames: Optional[int] = None) -> Sequence:
     return Sequence(name, frames, gt)
 
 
-def find_sequences(folder: str, max_frames: Optional[int] = None) -> list[Sequence]:
+def find_sequences(folder: str, max_frames: int | None = None) -> list[Sequence]:
     """The sequences in `folder` (or `folder` itself when it is one sequence), sorted by name."""
     if not os.path.isdir(folder):
         raise EvalError(f"benchmark folder {folder!r} does not exist")
@@ -67,6 +68,7 @@ def write_sequence(folder: str, frames, gt, jpeg_quality: int = 95) -> None:
     """`frames` as folder/img/00001.jpg... and `gt` ((N, 4) x, y, w, h) as folder/groundtruth.txt,
     NaN where the target is absent: the layout `load_sequence` reads."""
     import cv2
+
     os.makedirs(os.path.join(folder, "img"), exist_ok=True)
     for t, f in enumerate(frames):
         cv2.imwrite(os.path.join(folder, "img", f"{t + 1:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])

@@ -37,15 +37,16 @@ was tracked is kept); a tracker that raises on a frame raises TrackingFailed, wi
 current and the tracker marked as having seen it, so playing on after a fix continues from there.
 Pacing, threads and drawing are the caller's business.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..core.base import ChannelMaps, TrackResult, Tracker, TrackingState, validate_box
+from ..core.base import ChannelMaps, Tracker, TrackingState, TrackResult, validate_box
 from .results import FrameLog
 from .sources import FrameSource, open_source
 
@@ -57,22 +58,22 @@ class Step:
     result; they are None on a 'frame' step."""
 
     index: int
-    frame: np.ndarray            # BGR, as decoded
-    result: Optional[TrackResult]
+    frame: np.ndarray  # BGR, as decoded
+    result: TrackResult | None
     kind: str = "frame"
-    track_ms: float = 0.0        # wall time of tracker.track() (or init)
-    target_id: int = 0           # the track that made it (Track.target_id)
+    track_ms: float = 0.0  # wall time of tracker.track() (or init)
+    target_id: int = 0  # the track that made it (Track.target_id)
 
     @property
-    def box(self) -> Optional[tuple]:
+    def box(self) -> tuple | None:
         return None if self.result is None else tuple(self.result.box)
 
     @property
-    def score(self) -> Optional[float]:
+    def score(self) -> float | None:
         return None if self.result is None else float(self.result.score)
 
     @property
-    def state(self) -> Optional[TrackingState]:
+    def state(self) -> TrackingState | None:
         return None if self.result is None else self.result.state
 
     @property
@@ -85,7 +86,7 @@ class Step:
         return {} if self.result is None else self.result.timings
 
     @property
-    def score_map(self) -> Optional[np.ndarray]:
+    def score_map(self) -> np.ndarray | None:
         return None if self.result is None else self.result.score_map
 
     @property
@@ -111,17 +112,17 @@ class Track:
     """A target and the tracker that follows it: every piece of per-tracker run state lives here,
     so a session (or a caller with several targets) holds one of these per target."""
 
-    def __init__(self, tracker: Optional[Tracker] = None, target_id: int = 0):
-        self.tracker: Optional[Tracker] = tracker
+    def __init__(self, tracker: Tracker | None = None, target_id: int = 0):
+        self.tracker: Tracker | None = tracker
         self.target_id = target_id
         self.tracking = False
         # A file can be seeked while a run is paused: the tracker's state then belongs to another
         # frame. `tracker_at` is the frame whose state the tracker holds.
         self.tracker_at = -1
-        self.boxes: FrameLog = FrameLog()       # frame index -> the box this run gave it
-        self.reinitialisations: FrameLog = FrameLog()   # frame index -> the box it was (re-)initialised with
-        self.tracked_frames = 0                 # frames passed to track() ...
-        self.tracked_seconds = 0.0              # ... and the time spent in it
+        self.boxes: FrameLog = FrameLog()  # frame index -> the box this run gave it
+        self.reinitialisations: FrameLog = FrameLog()  # frame index -> the box it was (re-)initialised with
+        self.tracked_frames = 0  # frames passed to track() ...
+        self.tracked_seconds = 0.0  # ... and the time spent in it
 
     @property
     def maps(self) -> bool:
@@ -164,12 +165,11 @@ class Track:
         try:
             result = self.tracker.track(frame)
         except Exception as e:  # noqa: BLE001 - e.g. a hyper-parameter the network cannot take
-            self.tracker_at = index    # play on from here (after a fix) with the state it has
+            self.tracker_at = index  # play on from here (after a fix) with the state it has
             raise TrackingFailed(Step(index, frame, None, "frame", 0.0, self.target_id), e) from e
         return self.took(frame, index, result, time.perf_counter() - t0, keep_box)
 
-    def took(self, frame: np.ndarray, index: int, result: TrackResult, seconds: float,
-             keep_box: bool = True) -> Step:
+    def took(self, frame: np.ndarray, index: int, result: TrackResult, seconds: float, keep_box: bool = True) -> Step:
         """Record a frame this track's tracker was stepped on: by step(), or by the batched step
         (trackers/core/batching.py: its share of one network call for several targets)."""
         self.tracked_frames += 1
@@ -187,11 +187,13 @@ class Track:
 
 def _of_track(name: str, doc: str) -> property:
     """A session attribute that is its track's (the session's run state is the track's)."""
+
     def get(self):
         return getattr(self.track, name)
 
     def put(self, value):
         setattr(self.track, name, value)
+
     return property(get, put, doc=doc)
 
 
@@ -204,16 +206,16 @@ class TrackingSession:
     tracked_frames = _of_track("tracked_frames", "Frames passed to track().")
     tracked_seconds = _of_track("tracked_seconds", "Seconds spent in track().")
 
-    def __init__(self, source: Optional[FrameSource] = None, tracker: Optional[Tracker] = None):
-        self.source: Optional[FrameSource] = source
+    def __init__(self, source: FrameSource | None = None, tracker: Tracker | None = None):
+        self.source: FrameSource | None = source
         self.track = Track(tracker)
-        self.frame: Optional[np.ndarray] = None   # the current frame (the one on screen)
+        self.frame: np.ndarray | None = None  # the current frame (the one on screen)
         self.index = -1
-        self.source_ended = False                 # advance() found the end of the source
+        self.source_ended = False  # advance() found the end of the source
 
     # -- source ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, spec, tracker: Optional[Tracker] = None) -> "TrackingSession":
+    def open(cls, spec, tracker: Tracker | None = None) -> TrackingSession:
         """A session on `spec` (a path, a camera, or a FrameSource) with its first frame current."""
         source = spec if isinstance(spec, FrameSource) else open_source(spec)
         session = cls(source, tracker)
@@ -229,14 +231,14 @@ class TrackingSession:
     def is_live(self) -> bool:
         return self.source is not None and self.source.is_live
 
-    def read(self) -> Optional[tuple[np.ndarray, int]]:
+    def read(self) -> tuple[np.ndarray, int] | None:
         """The next frame of the source and its index, or None at the end (nothing is tracked)."""
         frame = self.source.read()
         if frame is None:
             return None
         return frame, self.source.position - 1
 
-    def seek(self, index: int) -> Optional[Step]:
+    def seek(self, index: int) -> Step | None:
         """Make frame `index` (clamped to the file) current; None when it cannot be read. The tracker
         is not touched: `resync()` restarts it there when playing on."""
         count = self.source.frame_count
@@ -261,7 +263,7 @@ class TrackingSession:
         self.close()
 
     # -- tracker ---------------------------------------------------------------------------------
-    def set_tracker(self, tracker: Optional[Tracker]) -> None:
+    def set_tracker(self, tracker: Tracker | None) -> None:
         """Use another tracker; the run so far ends (a new one starts at the next init)."""
         self.stop()
         self.track.tracker = tracker
@@ -276,7 +278,7 @@ class TrackingSession:
             raise SessionError("Open a video, folder or camera first")
         return self.track.init(self.frame, self.index, box)
 
-    def resync(self) -> Optional[Step]:
+    def resync(self) -> Step | None:
         """Before tracking the frame after the current one: if the tracker last saw another frame
         (the user seeked), restart it on the current frame from this run's box for it. Returns that
         re-initialisation, None when nothing was needed; SessionError when the run has no box here."""
@@ -286,12 +288,12 @@ class TrackingSession:
         if box is None:
             raise SessionError(
                 f"The tracker last saw frame {self.tracker_at}; this run has no box for frame "
-                f"{self.index}. Draw a box here to restart it, or go back to frame {self.tracker_at}.")
+                f"{self.index}. Draw a box here to restart it, or go back to frame {self.tracker_at}."
+            )
         return self.init(box)
 
     # -- frames ----------------------------------------------------------------------------------
-    def run(self, box, start: Optional[int] = None, stop: Optional[int] = None,
-            maps: Optional[bool] = None) -> Iterator[Step]:
+    def run(self, box, start: int | None = None, stop: int | None = None, maps: bool | None = None) -> Iterator[Step]:
         """Run this source from this box: initialise on frame `start` (default: the current one),
         yield that init step, then track each following frame and yield its step, up to (not
         including) frame `stop` or the end of the source (then `source_ended` is set). `maps`
@@ -311,7 +313,7 @@ class TrackingSession:
                 return
             yield step
 
-    def advance(self) -> Optional[Step]:
+    def advance(self) -> Step | None:
         """Read the next frame and track it (when tracking); None at the end of the source."""
         got = self.read()
         if got is None:
@@ -328,7 +330,7 @@ class TrackingSession:
             return Step(index, frame, None, "frame")
         try:
             return self.track.step(frame, index, keep_box=not self.is_live)
-        finally:    # tracked or failed, this frame is now the current one
+        finally:  # tracked or failed, this frame is now the current one
             self.frame, self.index = frame, index
 
     @property

@@ -3,13 +3,13 @@
 One interface, so the rest of the program does not care which: `read()` gives the next BGR
 frame or None at the end; files also `seek()`. Problems raise SourceError with a clear message.
 """
+
 from __future__ import annotations
 
 import os
 import queue
 import re
 import threading
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -26,24 +26,26 @@ class SourceError(Exception):
 
 class FrameSource:
     name: str = ""
-    is_live: bool = False            # a camera: frames come in real time, no seeking
-    frame_count: Optional[int] = None
+    is_live: bool = False  # a camera: frames come in real time, no seeking
+    frame_count: int | None = None
     fps: float = 25.0
-    position: int = 0                # index of the frame the next read() returns
+    position: int = 0  # index of the frame the next read() returns
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
     def seek(self, index: int) -> None:
         raise SourceError(f"{self.name} cannot seek")
 
-    def shortfall(self) -> Optional[str]:
+    def shortfall(self) -> str | None:
         """At the end of a file: a message with both numbers when fewer frames were decoded than
         the container announces (a truncated or damaged file), else None."""
         if self.is_live or not self.frame_count or self.position >= self.frame_count - SHORT_TOLERANCE:
             return None
-        return (f"{self.name} ended after {self.position} of the {self.frame_count} frames its container "
-                "announces (truncated or damaged file?)")
+        return (
+            f"{self.name} ended after {self.position} of the {self.frame_count} frames its container "
+            "announces (truncated or damaged file?)"
+        )
 
     def close(self) -> None:
         pass
@@ -111,7 +113,7 @@ class ImageFolderSource(FrameSource):
     `files`: play these image files in this order instead of listing the folder (a dataset whose
     annotation names its frames)."""
 
-    def __init__(self, folder: str, fps: float = 25.0, files: Optional[list] = None):
+    def __init__(self, folder: str, fps: float = 25.0, files: list | None = None):
         self.name = folder
         if files is not None:
             self.files = list(files)
@@ -120,13 +122,15 @@ class ImageFolderSource(FrameSource):
                 folder = os.path.join(folder, "img")
             if not os.path.isdir(folder):
                 raise SourceError(f"folder {folder!r} does not exist")
-            self.files = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS)),
-                                key=lambda p: natural_key(os.path.basename(p)))
+            self.files = sorted(
+                (os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS)),
+                key=lambda p: natural_key(os.path.basename(p)),
+            )
         if not self.files:
             raise SourceError(f"folder {folder!r} holds no JPEG/PNG images")
         self.frame_count = len(self.files)
         self.fps = fps
-        self.size: Optional[tuple[int, int, str]] = None    # (w, h, file) of the first image read
+        self.size: tuple[int, int, str] | None = None  # (w, h, file) of the first image read
 
     def read(self):
         if self.position >= len(self.files):
@@ -141,9 +145,11 @@ class ImageFolderSource(FrameSource):
         if self.size is None:
             self.size = (w, h, path)
         elif (w, h) != self.size[:2]:
-            raise SourceError(f"image {path!r} is {w}x{h}, but {self.size[2]!r} is {self.size[0]}x{self.size[1]}: "
-                              "a sequence's images must all have one size (boxes would be in different "
-                              "coordinate systems)")
+            raise SourceError(
+                f"image {path!r} is {w}x{h}, but {self.size[2]!r} is {self.size[0]}x{self.size[1]}: "
+                "a sequence's images must all have one size (boxes would be in different "
+                "coordinate systems)"
+            )
         self.position += 1
         return frame
 
@@ -208,17 +214,18 @@ class ReadAheadSource(FrameSource):
         self.name, self.frame_count, self.fps = source.name, source.frame_count, source.fps
         self.position = source.position
         self._depth = depth
-        self._queue: Optional["queue.Queue"] = None
-        self._stop: Optional[threading.Event] = None
-        self._thread: Optional[threading.Thread] = None
+        self._queue: queue.Queue | None = None
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
 
     def _start(self) -> None:
         self._queue, self._stop = queue.Queue(self._depth), threading.Event()
-        self._thread = threading.Thread(target=self._read_ahead, args=(self._queue, self._stop),
-                                        name="read-ahead", daemon=True)
+        self._thread = threading.Thread(
+            target=self._read_ahead, args=(self._queue, self._stop), name="read-ahead", daemon=True
+        )
         self._thread.start()
 
-    def _read_ahead(self, out: "queue.Queue", stop: threading.Event) -> None:
+    def _read_ahead(self, out: queue.Queue, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 item = (self.source.read(), None)
@@ -230,7 +237,7 @@ class ReadAheadSource(FrameSource):
                     break
                 except queue.Full:
                     continue
-            if item[0] is None:          # the end, or an error: nothing more to read ahead
+            if item[0] is None:  # the end, or an error: nothing more to read ahead
                 return
 
     def _halt(self) -> None:

@@ -13,12 +13,13 @@ The GUI thread only posts requests and reads `snapshot` (replaced whole after ev
 reader never sees it half-made); the worker thread that runs `init` / `track` applies them. With
 one track and no request a TrackSet gives exactly its tracker's results.
 """
+
 from __future__ import annotations
 
 import collections
 import dataclasses
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,9 +41,9 @@ class TrackView:
     name: str
     tracker_name: str
     colour: tuple
-    style: str                          # "solid" | "dashed" (B of an A/B pair)
-    result: Optional[TrackResult]
-    ms: float = 0.0                     # its share of the frame's tracking time
+    style: str  # "solid" | "dashed" (B of an A/B pair)
+    result: TrackResult | None
+    ms: float = 0.0  # its share of the frame's tracking time
 
 
 @dataclasses.dataclass
@@ -53,29 +54,35 @@ class _Member:
     tracker: Tracker
     style: str = "solid"
     started: bool = False
-    result: Optional[TrackResult] = None
+    result: TrackResult | None = None
     ms: float = 0.0
-    run: Optional[RunTrack] = None          # the session's per-target run state and step
+    run: RunTrack | None = None  # the session's per-target run state and step
 
     def __post_init__(self):
         self.run = RunTrack(self.tracker, self.id)
 
 
 class TrackSet(Tracker):
-    def __init__(self, primary: Tracker, tracker_name: str, build: Callable[[str, Optional[str]], Tracker],
-                 weights: Optional[str] = None, max_tracks: int = MAX_TRACKS):
-        self.build = build                      # (tracker name, weights) -> a new tracker (worker thread)
+    def __init__(
+        self,
+        primary: Tracker,
+        tracker_name: str,
+        build: Callable[[str, str | None], Tracker],
+        weights: str | None = None,
+        max_tracks: int = MAX_TRACKS,
+    ):
+        self.build = build  # (tracker name, weights) -> a new tracker (worker thread)
         self.weights = weights
         self.max_tracks = max_tracks
         self.members: list[_Member] = [_Member(1, "1", tracker_name, primary)]
         self.selected = 1
-        self.compare: Optional[str] = None      # B's tracker name while comparing
+        self.compare: str | None = None  # B's tracker name while comparing
         self.runner = BatchRunner()
-        self._requests: "collections.deque" = collections.deque()
+        self._requests: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._collect = True
         self.snapshot: tuple[TrackView, ...] = ()
-        self._frame = 0                         # frames this set was stepped on (the members' run index)
+        self._frame = 0  # frames this set was stepped on (the members' run index)
         self._next_id = 2
 
     def __getattr__(self, name):
@@ -147,7 +154,7 @@ class TrackSet(Tracker):
     def request_reinit(self, track_id: int) -> None:
         self._requests.append(("reinit", int(track_id)))
 
-    def request_compare(self, tracker_name: Optional[str], weights: Optional[str] = None) -> None:
+    def request_compare(self, tracker_name: str | None, weights: str | None = None) -> None:
         """The next init starts A (track 1) and B (`tracker_name`) from its box; None ends A/B."""
         self._requests.append(("compare", tracker_name, weights))
 
@@ -171,7 +178,7 @@ class TrackSet(Tracker):
         return len(self.members)
 
     # -- worker thread ---------------------------------------------------------------------------
-    def _apply_requests(self, frame, box) -> Optional[TrackResult]:
+    def _apply_requests(self, frame, box) -> TrackResult | None:
         """Apply what the GUI asked; the result of an init it did, else None."""
         done = None
         while self._requests:
@@ -187,13 +194,15 @@ class TrackSet(Tracker):
                         m.name = req[2]
             elif kind == "add" and box is not None:
                 if len(self.members) >= self.max_tracks:
-                    raise TrackSetFull(f"at most {self.max_tracks} targets at once: each adds a search crop and a "
-                                          "network call to every frame, and past that the boxes and the list are "
-                                          "unreadable; remove a target first")
+                    raise TrackSetFull(
+                        f"at most {self.max_tracks} targets at once: each adds a search crop and a "
+                        "network call to every frame, and past that the boxes and the list are "
+                        "unreadable; remove a target first"
+                    )
                 tracker = self.build(self.members[0].tracker_name, self.weights)
                 # one params object for every target of this tracker: the panel's live edits apply to all
                 tracker.params = self.primary.params
-                new_id = self._next_id          # ids are never reused: a removed target's stays its own
+                new_id = self._next_id  # ids are never reused: a removed target's stays its own
                 self._next_id += 1
                 m = _Member(new_id, str(new_id), self.members[0].tracker_name, tracker)
                 self.members.append(m)
@@ -251,45 +260,61 @@ class TrackSet(Tracker):
 
     def track(self, frame: np.ndarray) -> TrackResult:
         import time
+
         with self._lock:
             self._apply_requests(frame, None)
             running = [m for m in self.members if m.started]
             t0 = time.perf_counter()
             self._frame += 1
-            results = track_batched(self.runner, [m.tracker for m in running], frame,
-                                    lambda i: running[i].run.step(frame, self._frame, keep_box=False).result)
+            results = track_batched(
+                self.runner,
+                [m.tracker for m in running],
+                frame,
+                lambda i: running[i].run.step(frame, self._frame, keep_box=False).result,
+            )
             share = (time.perf_counter() - t0) * 1e3 / max(len(running), 1)
             for m, r in zip(running, results):
                 m.result = r
                 m.ms = sum(r.timings.values()) or share
-                if "batch" in r.extra:          # stepped as part of a batch: recorded as step() records
+                if "batch" in r.extra:  # stepped as part of a batch: recorded as step() records
                     m.run.took(frame, self._frame, r, m.ms / 1e3, keep_box=False)
             views = self._publish()
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:
-                return chosen.result            # one track: exactly its tracker's result
+                return chosen.result  # one track: exactly its tracker's result
             # every track's box, score and state ride along, kept per frame by the run's store (the
             # run's boxes live there: the members keep none, so a camera run does not grow them);
             # the score maps only in A/B, whose view shows both of a frame seen again; never the
             # channel maps or masks, which only the frame on screen needs (the snapshot has them)
             keep_map = self.compare is not None
-            light = tuple(dataclasses.replace(v, result=dataclasses.replace(
-                v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None))
-                for v in views)
-            return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light,
-                                                                 selected=chosen.id))
+            light = tuple(
+                dataclasses.replace(
+                    v,
+                    result=dataclasses.replace(
+                        v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None
+                    ),
+                )
+                for v in views
+            )
+            return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light, selected=chosen.id))
 
     def _publish(self) -> tuple:
-        self.snapshot = tuple(TrackView(m.id, m.name, m.tracker_name, colour_of(m.id), m.style, m.result, m.ms)
-                              for m in self.members if m.started)
+        self.snapshot = tuple(
+            TrackView(m.id, m.name, m.tracker_name, colour_of(m.id), m.style, m.result, m.ms)
+            for m in self.members
+            if m.started
+        )
         return self.snapshot
 
 
 def track_set_factory(build: Callable[..., Tracker]) -> Callable[..., Tracker]:
     """The window's tracker factory, each tracker wrapped in a TrackSet whose further tracks are built
     the same way (same device and engine)."""
-    def make(name: str, weights: Optional[str], device: str, engine: str = "auto") -> TrackSet:
+
+    def make(name: str, weights: str | None, device: str, engine: str = "auto") -> TrackSet:
         primary = build(name, weights, device, engine)
-        return TrackSet(primary, name, lambda n, w: build(n, w if n != name else weights, device, engine),
-                        weights=weights)
+        return TrackSet(
+            primary, name, lambda n, w: build(n, w if n != name else weights, device, engine), weights=weights
+        )
+
     return make

@@ -15,26 +15,43 @@ the frames the session reads, in one loop.
 Each track keeps its rows in a `RunRecord` (trackers/run/results.py): a re-run from an earlier
 frame replaces what followed, as in a single-target run.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..core.base import Box, Tracker, TrackResult, TrackingState, validate_box
+from ..core.base import Box, Tracker, TrackingState, TrackResult, validate_box
 from ..core.batching import BatchRunner, track_batched
 from .results import RunRecord
-from .session import SessionError, Track as RunTrack, TrackingSession
+from .session import SessionError, TrackingSession
+from .session import Track as RunTrack
 
 #: the most tracks the window shows at once (see TrackLimitError)
 MAX_TRACKS = 16
 
 #: BGR colours of tracks 1, 2, ... (distinct on video and on a white list; repeats after 16)
-PALETTE = [(60, 200, 60), (50, 120, 255), (255, 140, 40), (200, 60, 220), (40, 220, 240), (240, 200, 60),
-           (120, 60, 255), (160, 255, 120), (90, 90, 220), (255, 90, 150), (30, 160, 160), (200, 200, 200),
-           (140, 40, 140), (0, 110, 255), (200, 120, 0), (80, 180, 255)]
+PALETTE = [
+    (60, 200, 60),
+    (50, 120, 255),
+    (255, 140, 40),
+    (200, 60, 220),
+    (40, 220, 240),
+    (240, 200, 60),
+    (120, 60, 255),
+    (160, 255, 120),
+    (90, 90, 220),
+    (255, 90, 150),
+    (30, 160, 160),
+    (200, 200, 200),
+    (140, 40, 140),
+    (0, 110, 255),
+    (200, 120, 0),
+    (80, 180, 255),
+]
 
 
 class TrackLimitError(SessionError):
@@ -57,10 +74,10 @@ class Track:
     colour: tuple[int, int, int]
     record: RunRecord
     started: bool = False
-    at: int = -1                               # the frame whose state the tracker holds
-    result: Optional[TrackResult] = None       # its result on the current frame (None before its start)
-    style: str = "solid"                       # how the box is drawn: "solid", or "dashed" (B of an A/B pair)
-    run: Optional[RunTrack] = None             # the session's per-target run state and per-frame step
+    at: int = -1  # the frame whose state the tracker holds
+    result: TrackResult | None = None  # its result on the current frame (None before its start)
+    style: str = "solid"  # how the box is drawn: "solid", or "dashed" (B of an A/B pair)
+    run: RunTrack | None = None  # the session's per-target run state and per-frame step
 
     def __post_init__(self):
         if self.run is None and self.tracker is not None:
@@ -97,12 +114,17 @@ class MultiStep:
     frame: np.ndarray
     results: dict[int, TrackResult]
     kinds: dict[int, str]
-    track_ms: float = 0.0     # wall time of the frame's inits and tracking, all tracks together
+    track_ms: float = 0.0  # wall time of the frame's inits and tracking, all tracks together
 
 
 class MultiTrackSession:
-    def __init__(self, frames: TrackingSession, batch: bool = True, max_tracks: int = MAX_TRACKS,
-                 runner: Optional[BatchRunner] = None):
+    def __init__(
+        self,
+        frames: TrackingSession,
+        batch: bool = True,
+        max_tracks: int = MAX_TRACKS,
+        runner: BatchRunner | None = None,
+    ):
         if frames.tracker is not None:
             raise SessionError("a multi-track session reads frames through a session without a tracker")
         self.frames = frames
@@ -115,7 +137,7 @@ class MultiTrackSession:
         self._next_id = 1
 
     @classmethod
-    def open(cls, spec, **kwargs) -> "MultiTrackSession":
+    def open(cls, spec, **kwargs) -> MultiTrackSession:
         return cls(TrackingSession.open(spec), **kwargs)
 
     def close(self) -> None:
@@ -132,19 +154,29 @@ class MultiTrackSession:
         return self.frames.index
 
     @property
-    def frame(self) -> Optional[np.ndarray]:
+    def frame(self) -> np.ndarray | None:
         return self.frames.frame
 
     # -- tracks ----------------------------------------------------------------------------------
-    def add(self, tracker: Tracker, box, *, tracker_name: str = "", name: str = "", start: Optional[int] = None,
-            track_id: Optional[int] = None, style: str = "solid") -> Track:
+    def add(
+        self,
+        tracker: Tracker,
+        box,
+        *,
+        tracker_name: str = "",
+        name: str = "",
+        start: int | None = None,
+        track_id: int | None = None,
+        style: str = "solid",
+    ) -> Track:
         """A new track whose box is for frame `start` (default: the current frame); it starts when
         the session reaches that frame (at once, at the next `step` of the current frame)."""
         if len(self.tracks) >= self.max_tracks:
             raise TrackLimitError(
                 f"at most {self.max_tracks} tracks at once: every track adds a search crop and a network "
                 f"call to each frame, and past {self.max_tracks} the boxes and the list are unreadable; "
-                "remove a track first")
+                "remove a track first"
+            )
         if track_id is None:
             track_id = self._next_id
         if any(t.id == track_id for t in self.tracks):
@@ -157,8 +189,16 @@ class MultiTrackSession:
         if start == self.index and self.frame is not None:
             box = getattr(tracker, "validate_box", validate_box)(box, self.frame.shape)
         tracker_name = tracker_name or getattr(tracker, "name", "") or type(tracker).__name__
-        track = Track(track_id, name or f"{track_id}", tracker, box, start, colour_of(track_id),
-                      RunRecord(tracker=tracker_name, params=_params_dict(tracker)), style=style)
+        track = Track(
+            track_id,
+            name or f"{track_id}",
+            tracker,
+            box,
+            start,
+            colour_of(track_id),
+            RunRecord(tracker=tracker_name, params=_params_dict(tracker)),
+            style=style,
+        )
         self.tracks.append(track)
         return track
 
@@ -208,8 +248,11 @@ class MultiTrackSession:
         if running:
             trackers = [t.tracker for t in running]
             # each target through the session's per-frame step, or its share of a batched call
-            got = (track_batched(self.runner, trackers, frame, lambda i: running[i].run.step(frame, index, keep).result)
-                   if self.batch else [t.run.step(frame, index, keep).result for t in running])
+            got = (
+                track_batched(self.runner, trackers, frame, lambda i: running[i].run.step(frame, index, keep).result)
+                if self.batch
+                else [t.run.step(frame, index, keep).result for t in running]
+            )
             for track, result in zip(running, got):
                 if "batch" in result.extra:
                     track.run.took(frame, index, result, sum(result.timings.values()) / 1e3, keep)
@@ -227,7 +270,7 @@ class MultiTrackSession:
                 results[track.id] = track.result
         return MultiStep(index, frame, results, kinds, seconds * 1e3)
 
-    def advance(self) -> Optional[MultiStep]:
+    def advance(self) -> MultiStep | None:
         """Read the next frame and step it; None at the end of the source."""
         if self.frames.advance() is None:
             return None
@@ -250,7 +293,7 @@ class MultiTrackSession:
                 track.started, track.start, track.at, track.result = False, -1, -1, None
         return True
 
-    def run(self, end: Optional[int] = None, stop: Callable[[], bool] = lambda: False) -> Iterator[MultiStep]:
+    def run(self, end: int | None = None, stop: Callable[[], bool] = lambda: False) -> Iterator[MultiStep]:
         """Step the current frame, then every next one until `end` (exclusive), the source's end or
         `stop()`."""
         yield self.step()
@@ -274,6 +317,7 @@ def _params_dict(tracker: Tracker) -> dict:
 def pair_iou(a: Track, b: Track) -> dict[int, float]:
     """Per frame both tracks have a box: the IoU between them (run/metrics.py's, as eval scores)."""
     from .metrics import iou
+
     frames = [i for i in a.record.rows if i in b.record.rows]
     if not frames:
         return {}
@@ -281,5 +325,5 @@ def pair_iou(a: Track, b: Track) -> dict[int, float]:
     return dict(zip(frames, (float(v) for v in values)))
 
 
-def is_lost(result: Optional[TrackResult]) -> bool:
+def is_lost(result: TrackResult | None) -> bool:
     return result is not None and result.state == TrackingState.LOST

@@ -2,10 +2,10 @@
 to a temporary file beside the destination (trackers/run/safe_output.py's rules); the file is read
 back whole before it is renamed into place, since OpenCV's writer reports no failed write. Reading
 videos is trackers/run/sources.py's."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import cv2
 
@@ -25,7 +25,7 @@ class AtomicVideoWriter:
             raise OutputError(f"cannot write {path!r}: folder {folder!r} is missing or not writable")
         try:
             self.tmp = temp_path_for(path)
-        except OSError as e:          # a full disk cannot even take the empty temporary file
+        except OSError as e:  # a full disk cannot even take the empty temporary file
             raise write_failed(path, e) from None
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.lower().endswith(".mp4") else "MJPG"))
         self.writer = cv2.VideoWriter(self.tmp, fourcc, fps or 25.0, tuple(size))
@@ -38,8 +38,10 @@ class AtomicVideoWriter:
         h, w = frame.shape[:2]
         if (w, h) != tuple(self.size):
             # OpenCV's writer drops such a frame without a word; say it here instead
-            raise OutputError(f"cannot write video {self.path!r}: frame {self.frames} is {w}x{h}, the video "
-                              f"{self.size[0]}x{self.size[1]}; nothing was put in its place")
+            raise OutputError(
+                f"cannot write video {self.path!r}: frame {self.frames} is {w}x{h}, the video "
+                f"{self.size[0]}x{self.size[1]}; nothing was put in its place"
+            )
         self.writer.write(frame)
         self.frames += 1
 
@@ -64,7 +66,7 @@ class AtomicVideoWriter:
         discard(self.tmp)
 
 
-def check_written_video(path: str, frames_written: int, shown_as: Optional[str] = None) -> None:
+def check_written_video(path: str, frames_written: int, shown_as: str | None = None) -> None:
     """Read the finished file back and raise OSError when fewer frames come out than went in.
 
     OpenCV's VideoWriter.write() reports nothing (a full disk only prints FFmpeg warnings), so
@@ -77,13 +79,16 @@ def check_written_video(path: str, frames_written: int, shown_as: Optional[str] 
     finally:
         cap.release()
     if readable < frames_written:
-        raise OSError(f"{shown_as or path} holds only {readable} of the {frames_written} frames written "
-                      f"({_why_short(path)}); nothing was put in its place")
+        raise OSError(
+            f"{shown_as or path} holds only {readable} of the {frames_written} frames written "
+            f"({_why_short(path)}); nothing was put in its place"
+        )
 
 
 def _why_short(path: str) -> str:
     """The likely cause of a short video, said only where it is true: a full disk is named as such."""
     import shutil
+
     try:
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
     except OSError:

@@ -18,6 +18,7 @@ redirects must be http(s), and a manifest that is not JSON or has a missing or m
 one line (ManifestError) naming the entry and field. The commands `download` and `zoo` that print
 all this are trackers/tools/zoo.py's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..core import registry
 from ..core.paths import RESOURCES_DIR
@@ -39,7 +40,7 @@ MANIFEST = os.path.join(RESOURCES_DIR, "model_zoo.json")
 CHUNK = 256 * 1024
 MANIFEST_ENV = "SIAMSCOPE_ZOO_MANIFEST"
 #: a body of unknown size is cut off here: every published checkpoint is far smaller
-MAX_UNKNOWN_SIZE = 2 * 1024 ** 3
+MAX_UNKNOWN_SIZE = 2 * 1024**3
 
 
 class DownloadError(OSError):
@@ -52,20 +53,20 @@ class DownloadCancelled(DownloadError):
 
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
-    name: str                 # the checkpoint's published name
-    tracker: str              # the registry name of the tracker that loads it
-    file: str                 # path inside a model folder, as the tracker looks it up
-    url: Optional[str]        # direct download; None where only a cloud-drive folder/page exists
-    page: str                 # where a person downloads it by hand
-    source: str               # the document that publishes it
+    name: str  # the checkpoint's published name
+    tracker: str  # the registry name of the tracker that loads it
+    file: str  # path inside a model folder, as the tracker looks it up
+    url: str | None  # direct download; None where only a cloud-drive folder/page exists
+    page: str  # where a person downloads it by hand
+    source: str  # the document that publishes it
     licence: str
-    sha256: Optional[str] = None
-    size: Optional[int] = None
+    sha256: str | None = None
+    size: int | None = None
     note: str = ""
     #: shipped with SiamScope: True (resources/<file's name>) or the file's name in resources/
     bundled: object = False
 
-    def installed(self) -> Optional[str]:
+    def installed(self) -> str | None:
         """Path of the file in $SIAMSCOPE_MODELS or the user models folder, else the copy shipped in
         resources/ for a bundled entry, else None."""
         found = registry.find_file(self.file)
@@ -73,11 +74,14 @@ class ZooEntry:
             found = shipped(self.bundled if isinstance(self.bundled, str) else self.file)
         return found
 
-    def manual_hint(self, dest_dir: Optional[str] = None) -> str:
+    def manual_hint(self, dest_dir: str | None = None) -> str:
         where = os.path.join(dest_dir or registry.user_models_dir(), self.file)
         get = self.url or self.page
-        return f"download it by hand from {get}" + (f" ({self.page})" if self.url and self.page else "") + \
-               f" and put it at {where} (or in a folder named by SIAMSCOPE_MODELS)"
+        return (
+            f"download it by hand from {get}"
+            + (f" ({self.page})" if self.url and self.page else "")
+            + f" and put it at {where} (or in a folder named by SIAMSCOPE_MODELS)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Unpublished:
     note: str = ""
 
 
-def manifest_path(path: Optional[str] = None) -> str:
+def manifest_path(path: str | None = None) -> str:
     """The manifest in use: `path`, else $SIAMSCOPE_ZOO_MANIFEST, else the project's."""
     return path or os.environ.get(MANIFEST_ENV) or MANIFEST
 
@@ -109,19 +113,19 @@ def check_url(url: str, field: str = "url") -> str:
     return url
 
 
-def _read_manifest(path: Optional[str]) -> tuple[str, dict]:
+def _read_manifest(path: str | None) -> tuple[str, dict]:
     where = manifest_path(path)
     try:
         with open(where, encoding="utf-8") as f:
             data = json.load(f)
     except OSError as e:
         raise ManifestError(f"cannot read the model-zoo manifest {where!r}: {e.strerror or e}") from None
-    except (ValueError, RecursionError) as e:      # JSONDecodeError, UnicodeDecodeError, nesting too deep
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
         raise ManifestError(f"model-zoo manifest {where!r} is not JSON ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
-        raise ManifestError(f"model-zoo manifest {where!r} has no \"checkpoints\" list")
+        raise ManifestError(f'model-zoo manifest {where!r} has no "checkpoints" list')
     if not isinstance(data.get("unpublished", []), list):
-        raise ManifestError(f"model-zoo manifest {where!r}: \"unpublished\" is not a list")
+        raise ManifestError(f'model-zoo manifest {where!r}: "unpublished" is not a list')
     return where, data
 
 
@@ -159,37 +163,48 @@ def _fields(where: str, section: str, i: int, e, required: dict, optional: dict)
 
 
 _STR, _OPT_STR = (str,), (str, type(None))
-_ENTRY_REQUIRED = {"name": _STR, "tracker": _STR, "file": _STR, "url": _OPT_STR, "page": _STR, "source": _STR,
-                   "licence": _STR}
+_ENTRY_REQUIRED = {
+    "name": _STR,
+    "tracker": _STR,
+    "file": _STR,
+    "url": _OPT_STR,
+    "page": _STR,
+    "source": _STR,
+    "licence": _STR,
+}
 _ENTRY_OPTIONAL = {"sha256": _OPT_STR, "size": (int, type(None)), "note": _STR, "bundled": (bool, str)}
 
 
-def load_manifest(path: Optional[str] = None) -> list[ZooEntry]:
+def load_manifest(path: str | None = None) -> list[ZooEntry]:
     """The manifest's checkpoints; ManifestError (one line naming the entry and field) when it is
     not JSON, lacks a field, has one of the wrong type, a `file` that is not a relative path inside
     the models folder, or a URL that is not http(s)."""
     where, data = _read_manifest(path)
-    _unpublished(where, data)                  # the whole manifest is checked, whichever part is used
-    return [ZooEntry(**_fields(where, "checkpoints", i, e, _ENTRY_REQUIRED, _ENTRY_OPTIONAL))
-            for i, e in enumerate(data["checkpoints"])]
+    _unpublished(where, data)  # the whole manifest is checked, whichever part is used
+    return [
+        ZooEntry(**_fields(where, "checkpoints", i, e, _ENTRY_REQUIRED, _ENTRY_OPTIONAL))
+        for i, e in enumerate(data["checkpoints"])
+    ]
 
 
 def _unpublished(where: str, data: dict) -> list[Unpublished]:
-    return [Unpublished(**_fields(where, "unpublished", i, e, {"tracker": _STR, "file": _STR}, {"note": _STR}))
-            for i, e in enumerate(data.get("unpublished", []))]
+    return [
+        Unpublished(**_fields(where, "unpublished", i, e, {"tracker": _STR, "file": _STR}, {"note": _STR}))
+        for i, e in enumerate(data.get("unpublished", []))
+    ]
 
 
-def load_unpublished(path: Optional[str] = None) -> list[Unpublished]:
+def load_unpublished(path: str | None = None) -> list[Unpublished]:
     return _unpublished(*_read_manifest(path))
 
 
-def shipped(file: str) -> Optional[str]:
+def shipped(file: str) -> str | None:
     """The copy of `file` shipped in the project's resources/ folder (by its base name), else None."""
     p = os.path.join(RESOURCES_DIR, os.path.basename(file))
     return p if os.path.isfile(p) else None
 
 
-def find(name: str, entries: Optional[list[ZooEntry]] = None) -> list[ZooEntry]:
+def find(name: str, entries: list[ZooEntry] | None = None) -> list[ZooEntry]:
     """Entries by checkpoint name, tracker name or file name (a tracker may need several files)."""
     entries = load_manifest() if entries is None else entries
     hits = [e for e in entries if name in (e.name, e.tracker, e.file)]
@@ -203,7 +218,7 @@ def recorded_sha256_path(path: str) -> str:
     return path + ".sha256"
 
 
-def read_recorded_sha256(path: str) -> Optional[str]:
+def read_recorded_sha256(path: str) -> str | None:
     try:
         with open(recorded_sha256_path(path)) as f:
             return f.read().split()[0]
@@ -211,9 +226,14 @@ def read_recorded_sha256(path: str) -> Optional[str]:
         return None
 
 
-def download(entry: ZooEntry, dest_dir: Optional[str] = None,
-             progress: Optional[Callable[[int, Optional[int]], None]] = None,
-             cancelled: Optional[Callable[[], bool]] = None, timeout: float = 15.0, force: bool = False) -> str:
+def download(
+    entry: ZooEntry,
+    dest_dir: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    timeout: float = 15.0,
+    force: bool = False,
+) -> str:
     """Fetch one checkpoint into dest_dir (default: the user models folder); returns its path.
 
     progress(done_bytes, total_bytes or None) is called after every chunk; cancelled() -> True
@@ -237,17 +257,22 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
     try:
         response = _opener().open(request, timeout=timeout)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else (getattr(e, "reason", None) or e)
-        raise DownloadError(f"cannot download {entry.name} from {entry.url} ({reason}); "
-                            f"{entry.manual_hint(dest_dir)}") from None
+        reason = (
+            f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else (getattr(e, "reason", None) or e)
+        )
+        raise DownloadError(
+            f"cannot download {entry.name} from {entry.url} ({reason}); {entry.manual_hint(dest_dir)}"
+        ) from None
     hint = entry.manual_hint(dest_dir)
     try:
         _check_not_a_web_page(entry, response, dest_dir)
         announced = response.headers.get("Content-Length")
         announced = int(announced) if announced and announced.strip().isdigit() else None
         if entry.size is not None and announced is not None and announced != entry.size:
-            raise DownloadError(f"{entry.name}: {entry.url} announces {announced} bytes, the manifest "
-                                f"{entry.size}; nothing was downloaded; {hint}")
+            raise DownloadError(
+                f"{entry.name}: {entry.url} announces {announced} bytes, the manifest "
+                f"{entry.size}; nothing was downloaded; {hint}"
+            )
     except BaseException:
         response.close()
         raise
@@ -258,7 +283,7 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
         # the folder made, the names are checked again: a link planted as a sub-folder is seen now
         dest = inside(dest_dir, entry.file, f"{entry.name}: manifest field 'file'")
         record = inside(dest_dir, recorded_sha256_path(entry.file), f"{entry.name}: its sha256 record")
-        tmp = temp_path_for(dest, suffix="")      # .<file>.XXXXXXXX.part; stale ones of ours go first
+        tmp = temp_path_for(dest, suffix="")  # .<file>.XXXXXXXX.part; stale ones of ours go first
         fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
     except UnsafePathError as e:
         response.close()
@@ -267,7 +292,9 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
     except OSError as e:
         response.close()
         discard(tmp)
-        raise DownloadError(f"cannot write into {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}") from None
+        raise DownloadError(
+            f"cannot write into {os.path.dirname(dest)!r} for {entry.name}: {e.strerror or e}"
+        ) from None
     try:
         with response, os.fdopen(fd, "wb") as out:
             limit = expected if expected is not None else MAX_UNKNOWN_SIZE
@@ -282,40 +309,49 @@ def download(entry: ZooEntry, dest_dir: Optional[str] = None,
                     # never ask for more than one byte past the limit: an endless body stops here
                     chunk = response.read(min(CHUNK, limit + 1 - done))
                 except (OSError, http.client.HTTPException) as e:
-                    raise DownloadError(f"download of {entry.name} from {entry.url} broke off after {done} bytes "
-                                        f"({type(e).__name__}: {e}); nothing was kept; {hint}") from None
+                    raise DownloadError(
+                        f"download of {entry.name} from {entry.url} broke off after {done} bytes "
+                        f"({type(e).__name__}: {e}); nothing was kept; {hint}"
+                    ) from None
                 if not chunk:
                     break
                 if done + len(chunk) > limit:
-                    raise DownloadError(f"{entry.name}: {entry.url} sent more than the {limit} bytes expected; "
-                                        f"stopped, nothing was kept; {hint}")
+                    raise DownloadError(
+                        f"{entry.name}: {entry.url} sent more than the {limit} bytes expected; "
+                        f"stopped, nothing was kept; {hint}"
+                    )
                 try:
                     out.write(chunk)
-                except OSError as e:      # a full disk: named, as every failed write is
-                    raise DownloadError(f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; "
-                                        "nothing was kept") from None
+                except OSError as e:  # a full disk: named, as every failed write is
+                    raise DownloadError(
+                        f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; nothing was kept"
+                    ) from None
                 digest.update(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, expected)
         if expected is not None and done != expected:
-            raise DownloadError(f"{entry.name}: got {done} bytes from {entry.url}, expected {expected}; "
-                                f"nothing was kept; {hint}")
+            raise DownloadError(
+                f"{entry.name}: got {done} bytes from {entry.url}, expected {expected}; nothing was kept; {hint}"
+            )
         if entry.sha256 is not None and digest.hexdigest() != entry.sha256:
-            raise DownloadError(f"{entry.name}: checksum mismatch (sha256 {digest.hexdigest()}, expected "
-                                f"{entry.sha256}); nothing was kept; {hint}")
+            raise DownloadError(
+                f"{entry.name}: checksum mismatch (sha256 {digest.hexdigest()}, expected "
+                f"{entry.sha256}); nothing was kept; {hint}"
+            )
         if entry.sha256 is None:
             # nothing to verify against: record what was fetched, so a later change to the file shows
             with atomic_write(record) as f:
                 f.write(f"{digest.hexdigest()}  {os.path.basename(dest)}\n")
-        commit(tmp, dest)      # normal permissions (not mkstemp's 0600), then the atomic rename
+        commit(tmp, dest)  # normal permissions (not mkstemp's 0600), then the atomic rename
         return dest
     except BaseException as e:
         # failed, cancelled or interrupted: the temporary file goes, the destination is untouched
         discard(tmp)
-        if isinstance(e, OSError) and not isinstance(e, DownloadError):      # a disk error, named
-            raise DownloadError(f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; "
-                                "nothing was kept") from None
+        if isinstance(e, OSError) and not isinstance(e, DownloadError):  # a disk error, named
+            raise DownloadError(
+                f"cannot write {dest!r} for {entry.name}: {e.strerror or e}; nothing was kept"
+            ) from None
         raise
 
 
@@ -328,8 +364,9 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
             target = urllib.parse.urljoin(req.full_url, location)
             if urllib.parse.urlsplit(target).scheme.lower() not in URL_SCHEMES:
                 fp.close()
-                raise urllib.error.URLError(f"redirected to {target[:200]!r}, which is not an http(s) URL; "
-                                            "not followed")
+                raise urllib.error.URLError(
+                    f"redirected to {target[:200]!r}, which is not an http(s) URL; not followed"
+                )
         return super().http_error_302(req, fp, code, msg, headers)
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
@@ -338,9 +375,15 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 def _opener() -> urllib.request.OpenerDirector:
     """An opener that speaks http and https only: no file:, data: or ftp: handler at all."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), _HttpOnlyRedirects(),
-                    urllib.request.HTTPErrorProcessor()):
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _HttpOnlyRedirects(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
         opener.add_handler(handler)
     return opener
 
@@ -359,8 +402,10 @@ def _check_not_a_web_page(entry: ZooEntry, response, dest_dir) -> None:
     # Cloud drives answer large files with an HTML confirmation page; a checkpoint is never HTML.
     ctype = (response.headers.get("Content-Type") or "").lower()
     if ctype.startswith("text/html"):
-        raise DownloadError(f"{entry.url} answered with a web page, not {entry.file} (a cloud drive's "
-                            f"confirmation page?); {entry.manual_hint(dest_dir)}")
+        raise DownloadError(
+            f"{entry.url} answered with a web page, not {entry.file} (a cloud drive's "
+            f"confirmation page?); {entry.manual_hint(dest_dir)}"
+        )
 
 
 def _sha256(path: str) -> str:

@@ -1,11 +1,11 @@
 """`bench --gui`: the app against `track` on the same clip, same engine, same thread count, each run
 in a child process (`python main.py track`, `python -m scripts.gui_bench`); with `--load`, the app idle
 and with one busy core."""
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import cv2
 
@@ -39,16 +39,26 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 class _Child:
     """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
 
-    def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: Optional[str]):
+    def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: str | None):
         import sys
+
         self.python = sys.executable
         self.clip = clip
-        self.args = ["--tracker", name, "--box", ",".join(f"{v:g}" for v in box), "--engine", engine,
-                     "--threads", str(threads)] + (["--weights", weights] if weights else [])
+        self.args = [
+            "--tracker",
+            name,
+            "--box",
+            ",".join(f"{v:g}" for v in box),
+            "--engine",
+            engine,
+            "--threads",
+            str(threads),
+        ] + (["--weights", weights] if weights else [])
         self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
 
     def _run(self, argv: list) -> str:
         import subprocess
+
         done = subprocess.run([self.python, *argv], env=self.env, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0 or not done.stdout.strip():
             raise BenchError(" ".join((done.stderr or done.stdout).strip().splitlines()[-1:]) or "no output")
@@ -62,8 +72,18 @@ class _Child:
         return json.loads(self._run(["-m", "scripts.gui_bench", self.clip, *self.args]))
 
 
-def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optional[int], nano_dir: str,
-              fixtures_dir: str, rounds: int = 3, load: bool = False) -> list:
+def bench_gui(
+    video: str,
+    box,
+    names,
+    engine: str,
+    threads: int,
+    n_frames: int | None,
+    nano_dir: str,
+    fixtures_dir: str,
+    rounds: int = 3,
+    load: bool = False,
+) -> list:
     """The app against `track`, same clip, same engine, same thread count (the app's: its policy
     keeps a core for the Qt thread), `rounds` alternating runs of each, best of each kept.
 
@@ -75,19 +95,25 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
     With `load`: the app's wall fps idle and with one busy core, alternating (median of each).
     Returns [(name, idle wall fps, loaded wall fps)]."""
     import tempfile
+
     from ..core import compute, registry
+
     n_frames = n_frames or GUI_CLIP_FRAMES
     app_threads = compute.decide(threads, gui=True).threads
     if load:
-        print(f"GUI under load: the app (offscreen, speed max, heatmap + channel grid) on {n_frames} frames of "
-              f"{os.path.basename(video)} (back and forth), {rounds} idle and {rounds} loaded runs alternating, "
-              f"median wall fps (tracked frames per wall second) of each; {app_threads} compute thread(s); "
-              f"target >= {TARGET_LOADED}x")
+        print(
+            f"GUI under load: the app (offscreen, speed max, heatmap + channel grid) on {n_frames} frames of "
+            f"{os.path.basename(video)} (back and forth), {rounds} idle and {rounds} loaded runs alternating, "
+            f"median wall fps (tracked frames per wall second) of each; {app_threads} compute thread(s); "
+            f"target >= {TARGET_LOADED}x"
+        )
     else:
-        print(f"GUI vs headless on {n_frames} frames of {os.path.basename(video)} (back and forth), {app_threads} "
-              f"compute thread(s) in both (the app's policy), best of {rounds} alternating runs each: fps = frames / "
-              f"time in tracker.track(); GUI wall = tracked frames per wall second in the app (offscreen, speed max, "
-              f"heatmap + channel grid shown), the figure that counts; target GUI wall >= {TARGET_GUI}x `track`")
+        print(
+            f"GUI vs headless on {n_frames} frames of {os.path.basename(video)} (back and forth), {app_threads} "
+            f"compute thread(s) in both (the app's policy), best of {rounds} alternating runs each: fps = frames / "
+            f"time in tracker.track(); GUI wall = tracked frames per wall second in the app (offscreen, speed max, "
+            f"heatmap + channel grid shown), the figure that counts; target GUI wall >= {TARGET_GUI}x `track`"
+        )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(video, tmp, n_frames)
@@ -99,11 +125,12 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
                 try:
                     weights, how = bench_weights(registry.get(name), fixtures_dir, nano_dir, tmp)
                     child = _Child(clip, name, box, engine, app_threads, weights)
-                    runs = []           # the app's JSON of every run
+                    runs = []  # the app's JSON of every run
 
                     def gui_wall() -> float:
                         runs.append(child.gui())
                         return runs[-1]["wall_fps"]
+
                     if load:
                         figures = alternate_rounds(rounds, busy, gui_wall)
                     else:
@@ -115,20 +142,28 @@ def bench_gui(video: str, box, names, engine: str, threads: int, n_frames: Optio
                     print(f"  {name:22s} failed: {e}", flush=True)
                     continue
                 last = runs[-1]
-                details = (f"{last['frames']} frames, {last['drawn']} drawn, engine {last['engine']}, "
-                           f"{last['threads']} thread(s); {how}")
+                details = (
+                    f"{last['frames']} frames, {last['drawn']} drawn, engine {last['engine']}, "
+                    f"{last['threads']} thread(s); {how}"
+                )
                 if load:
                     idle, loaded = median(figures["idle"]), median(figures["loaded"])
                     rows.append((name, idle, loaded))
-                    print(f"  {name:22s} GUI wall idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
-                          f"ratio {loaded / idle:.2f}   ({details})", flush=True)
+                    print(
+                        f"  {name:22s} GUI wall idle {idle:7.1f} fps   one busy core {loaded:7.1f} fps   "
+                        f"ratio {loaded / idle:.2f}   ({details})",
+                        flush=True,
+                    )
                     continue
                 cli_fps = max(cli_runs)
                 gui_fps = max(r["fps"] for r in runs)
                 wall = max(r["wall_fps"] for r in runs)
                 rows.append((name, cli_fps, gui_fps, wall))
-                print(f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps ({gui_fps / cli_fps:.2f}x)   "
-                      f"GUI wall {wall:7.1f} fps = {wall / cli_fps:.2f}x   ({details})", flush=True)
+                print(
+                    f"  {name:22s} track {cli_fps:7.1f} fps   GUI {gui_fps:7.1f} fps ({gui_fps / cli_fps:.2f}x)   "
+                    f"GUI wall {wall:7.1f} fps = {wall / cli_fps:.2f}x   ({details})",
+                    flush=True,
+                )
         finally:
             if busy is not None:
                 busy.__exit__(None, None, None)

@@ -9,7 +9,8 @@ frames, then times `frames` more and prints the mean milliseconds per frame of e
 - network, split into the network's top-level modules (backbone, neck, rpn_head / head, the
   mask branch ...): in torch by forward hooks on those modules and every module under them; in
   ONNX Runtime by the session's own profiler (a second session on the same exported graph and
-  options, with profiling on), whose node names carry the module path they were exported from ("/net/backbone/..."); a node
+  options, with profiling on), whose node names carry the module path they were exported from
+  ("/net/backbone/..."); a node
   no module name can be read from (the depth-wise correlation outside any module, reorders
   ONNX Runtime added) counts as "other".
   "network: other" is the network stage less those modules (the engine's feeds and fetches, the
@@ -18,6 +19,7 @@ frames, then times `frames` more and prints the mean milliseconds per frame of e
 Only means, one process, no reference side: the figures are for finding the big stage, not for
 ratios (`bench --reference` gives those).
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,7 +27,6 @@ import json
 import os
 import tempfile
 import time
-from typing import Optional
 
 DEFAULT_TRACKERS = ("siamrpn-alex", "siamrpnpp-r50", "siammask-r50", "nanotrack-v2")
 ENGINES = ("torch", "onnxruntime")
@@ -58,6 +59,7 @@ class _TorchModuleTimer:
             if self._depth[name] == 0:
                 self._start[name] = time.perf_counter()
             self._depth[name] += 1
+
         return hook
 
     def _post(self, name):
@@ -65,6 +67,7 @@ class _TorchModuleTimer:
             self._depth[name] -= 1
             if self._depth[name] == 0:
                 self.ms[name] += (time.perf_counter() - self._start.pop(name)) * 1e3
+
         return hook
 
     def close(self):
@@ -103,13 +106,14 @@ class _OrtProfiler:
     def __init__(self, engine, modules, tmp: str):
         from ..core import compute
         from ..core.engines import cpu_session, read_cached_graph
+
         self.engine, self.modules = engine, modules
         opts = compute.ort_session_options(engine.policy)
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
         # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
         graph = read_cached_graph(engine.path)
-        if graph is None:                       # a cache that could not be written: nothing to reopen
+        if graph is None:  # a cache that could not be written: nothing to reopen
             raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
         self.saved = engine.session
         engine.session = cpu_session(graph, options=opts)
@@ -132,12 +136,15 @@ class _OrtProfiler:
         return dict(ms), len(runs) - skip_runs
 
 
-def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str, nano_dir: str,
-                    n_frames: int = DEFAULT_FRAMES) -> Optional[dict]:
+def profile_tracker(
+    name: str, engine: str, frames: list, box, fixtures_dir: str, nano_dir: str, n_frames: int = DEFAULT_FRAMES
+) -> dict | None:
     """{stage: mean ms per frame} for one tracker in one engine (None where it cannot be built)."""
     import torch
+
     from ..run.session import Track
     from .bench_timing import BenchError, build_for_bench
+
     with tempfile.TemporaryDirectory() as tmp:
         try:
             tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
@@ -149,9 +156,9 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
             return None
         net = tracker.network
         modules = _module_index(net)
-        timed = frames[1: 1 + WARMUP + n_frames]
+        timed = frames[1 : 1 + WARMUP + n_frames]
         stages = collections.Counter()
-        track = Track(tracker)          # the session's per-frame step, as every run drives a tracker
+        track = Track(tracker)  # the session's per-frame step, as every run drives a tracker
         with torch.no_grad():
             track.init(frames[0], 0, box)
             if engine == "torch":
@@ -185,21 +192,27 @@ def profile_tracker(name: str, engine: str, frames: list, box, fixtures_dir: str
     return row
 
 
-def bench_profile(names, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int,
-                  n_frames: int = DEFAULT_FRAMES) -> list:
+def bench_profile(
+    names, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int, n_frames: int = DEFAULT_FRAMES
+) -> list:
     """Print one table per tracker: stage -> ms per frame in torch and onnxruntime; return rows."""
     import datetime
+
     from .bench_reference import load_average
+
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"per-stage profile, {now}, {load_average()} on {os.cpu_count()} cores, {threads} thread(s): mean ms per "
-          f"frame over {n_frames} frames after {WARMUP} warm-up frames (means, one process: for finding the big "
-          f"stage, not for ratios)", flush=True)
+    print(
+        f"per-stage profile, {now}, {load_average()} on {os.cpu_count()} cores, {threads} thread(s): mean ms per "
+        f"frame over {n_frames} frames after {WARMUP} warm-up frames (means, one process: for finding the big "
+        f"stage, not for ratios)",
+        flush=True,
+    )
     out = []
     for name in names:
         rows = {e: profile_tracker(name, e, frames, box, fixtures_dir, nano_dir, n_frames) for e in ENGINES}
         keys = []
         for r in rows.values():
-            for k in (r or {}):
+            for k in r or {}:
                 if k not in keys and k != "total":
                     keys.append(k)
         keys.append("total")
@@ -214,7 +227,9 @@ def bench_profile(names, frames: list, box, fixtures_dir: str, nano_dir: str, th
 
 def cmd_bench_profile(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --profile` (the bench CLI's --trackers, --frames, --threads)."""
-    from .bench_timing import read_frames, tracker_names as _names
+    from .bench_timing import read_frames
+    from .bench_timing import tracker_names as _names
+
     names = _names(args.trackers, DEFAULT_TRACKERS)
     n = args.frames or DEFAULT_FRAMES
     frames = read_frames(video, n + WARMUP + 1)

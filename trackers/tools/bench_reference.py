@@ -15,6 +15,7 @@ Each side keeps its fastest round, so a burst of load from another process hurts
 instead of deciding the ratio. The header prints the date and the machine's load average: a
 figure measured under load says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import os
 import subprocess
 import sys
 import time
-from typing import Optional
 
 #: our tracker -> (pysot experiment folder under DIR/pysot/experiments, fixture with its seeded weights)
 PYSOT_EXPERIMENT = {
@@ -43,9 +43,10 @@ DEFAULT_FRAMES = 30
 TARGET = 1.5
 
 
-def default_reference_dir() -> Optional[str]:
+def default_reference_dir() -> str | None:
     """../shared/refcode where the shared folder has it, else None."""
     from ..core.paths import shared_path
+
     path = shared_path("refcode")
     return path if path and os.path.isdir(path) else None
 
@@ -59,9 +60,11 @@ def load_average() -> str:
 
 # --- the child process: one side, one tracker, prints its fps ---------------------------------------
 
+
 def _shim_numpy() -> None:
     """NumPy 2 removed the aliases the reference code uses (np.float, np.int)."""
     import numpy as np
+
     for alias, builtin in (("float", float), ("int", int), ("bool", bool)):
         if alias not in np.__dict__:
             setattr(np, alias, builtin)
@@ -74,6 +77,7 @@ def _shim_opencv_version() -> None:
     to one that passes it (in the reference's child process only)."""
     import cv2
     import numpy as np
+
     two_values = len(cv2.findContours(np.zeros((4, 4), np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)) == 2
     if two_values and cv2.__version__[-5:-4] != "4":
         cv2.__version__ = "4.5.0"
@@ -83,12 +87,14 @@ def _register_nanotrack_v2_head() -> None:
     """NanoTrack v2's config names heads that only ban_v2 defines; register them under those names."""
     import nanotrack.models.head as heads
     import nanotrack.models.head.ban_v2 as ban_v2
+
     heads.BANS.update(UPChannelBAN=ban_v2.UPChannelBAN, DepthwiseBAN=ban_v2.DepthwiseBAN)
 
 
 def read_video_frames(video: str, n: int) -> list:
     """The first n + 1 frames of `video` (init frame + n tracked), decoded with OpenCV on both sides."""
     import cv2
+
     cap = cv2.VideoCapture(video)
     frames = []
     while len(frames) < n + 1:
@@ -104,7 +110,9 @@ def read_video_frames(video: str, n: int) -> list:
 
 def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
     import json
+
     import torch
+
     _shim_numpy()
     if name in PYSOT_EXPERIMENT:
         sys.path.insert(0, os.path.join(refs, "pysot"))
@@ -112,7 +120,9 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
         from pysot.core.config import cfg
         from pysot.models.model_builder import ModelBuilder
         from pysot.tracker.tracker_builder import build_tracker
+
         from models.seeded import seeded_state_dict
+
         experiment, fixture = PYSOT_EXPERIMENT[name]
         cfg.merge_from_file(os.path.join(refs, "pysot", "experiments", experiment, "config.yaml"))
         cfg.CUDA = False
@@ -126,6 +136,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
     from nanotrack.core.config import cfg
     from nanotrack.models.model_builder import ModelBuilder
     from nanotrack.tracker.tracker_builder import build_tracker
+
     cfg.merge_from_file(os.path.join(refs, "NanoTrack", "models", "config", config))
     cfg.CUDA = False
     model = ModelBuilder()
@@ -136,6 +147,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
 
 def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
     from .bench_timing import build_for_bench
+
     tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
     return tracker
 
@@ -143,6 +155,7 @@ def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: 
 def child_main(argv: list) -> int:
     """One timing run: `python -m trackers.tools.bench_reference SIDE NAME ...`; prints fps and engine."""
     import tempfile
+
     ap = argparse.ArgumentParser()
     ap.add_argument("side", choices=["ref", "ours"])
     ap.add_argument("name")
@@ -156,8 +169,10 @@ def child_main(argv: list) -> int:
     ap.add_argument("--box", required=True)
     a = ap.parse_args(argv)
     import torch
+
     from ..core import compute
-    compute.apply(compute.decide(a.threads))          # the same pools on both sides
+
+    compute.apply(compute.decide(a.threads))  # the same pools on both sides
     box = tuple(float(v) for v in a.box.split(","))
     frames = read_video_frames(a.video, a.frames)
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,6 +188,7 @@ def child_main(argv: list) -> int:
         else:
             # ours through the session's per-frame step, as `track` runs it (keeps no boxes: nothing seeks)
             from ..run.session import Track
+
             tracker = _our_tracker(a.name, a.engine, a.fixtures, a.nanotrack_dir, tmp)
             engine = tracker.engine_name
             track = Track(tracker)
@@ -188,6 +204,7 @@ def child_main(argv: list) -> int:
 
 # --- the parent: alternate the sides, print one line per tracker -----------------------------------
 
+
 def _run_child(side: str, name: str, common: list) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "trackers.tools.bench_reference", side, name, *common]
     # the folder that holds this checkout's (or install's) trackers/ and models/ packages comes first
@@ -202,8 +219,18 @@ def _run_child(side: str, name: str, common: list) -> tuple[float, str]:
     return float(fps), engine
 
 
-def bench_reference(refs: str, names, video: str, box, fixtures_dir: str, nano_dir: str, threads: int,
-                    engine: str = "auto", frames: int = DEFAULT_FRAMES, rounds: int = 2) -> list:
+def bench_reference(
+    refs: str,
+    names,
+    video: str,
+    box,
+    fixtures_dir: str,
+    nano_dir: str,
+    threads: int,
+    engine: str = "auto",
+    frames: int = DEFAULT_FRAMES,
+    rounds: int = 2,
+) -> list:
     """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails prints why."""
     for sub in ("pysot", "NanoTrack"):
         if not os.path.isdir(os.path.join(refs, sub)):
@@ -211,16 +238,35 @@ def bench_reference(refs: str, names, video: str, box, fixtures_dir: str, nano_d
     try:
         import yacs  # noqa: F401  (the reference code's config system)
     except ImportError:
-        raise ImportError("the reference code needs yacs: pip install 'siamscope[bench]' (or pip install yacs)") \
-            from None
+        raise ImportError(
+            "the reference code needs yacs: pip install 'siamscope[bench]' (or pip install yacs)"
+        ) from None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"reference vs ours, {now}, {load_average()} on {os.cpu_count()} cores: {os.path.basename(video)}, "
-          f"{frames} tracked frames, {threads} thread(s) on both sides, engine {engine} for ours, "
-          f"alternating processes, best of {rounds} round(s) each; only track() timed; target >= {TARGET}x "
-          f"(pysot networks)", flush=True)
-    common = ["--refs", refs, "--video", video, "--fixtures", fixtures_dir, "--nanotrack-dir", nano_dir,
-              "--frames", str(frames), "--threads", str(threads), "--engine", engine,
-              "--box", ",".join(f"{v:g}" for v in box)]
+    print(
+        f"reference vs ours, {now}, {load_average()} on {os.cpu_count()} cores: {os.path.basename(video)}, "
+        f"{frames} tracked frames, {threads} thread(s) on both sides, engine {engine} for ours, "
+        f"alternating processes, best of {rounds} round(s) each; only track() timed; target >= {TARGET}x "
+        f"(pysot networks)",
+        flush=True,
+    )
+    common = [
+        "--refs",
+        refs,
+        "--video",
+        video,
+        "--fixtures",
+        fixtures_dir,
+        "--nanotrack-dir",
+        nano_dir,
+        "--frames",
+        str(frames),
+        "--threads",
+        str(threads),
+        "--engine",
+        engine,
+        "--box",
+        ",".join(f"{v:g}" for v in box),
+    ]
     rows = []
     for name in names:
         best = {"ref": 0.0, "ours": 0.0}
@@ -228,7 +274,7 @@ def bench_reference(refs: str, names, video: str, box, fixtures_dir: str, nano_d
         try:
             for r in range(rounds):
                 # who goes first alternates too, so a drift in the machine's load falls on both alike
-                for side in (("ref", "ours") if r % 2 == 0 else ("ours", "ref")):
+                for side in ("ref", "ours") if r % 2 == 0 else ("ours", "ref"):
                     fps, eng = _run_child(side, name, common)
                     best[side] = max(best[side], fps)
                     if side == "ours":
@@ -238,8 +284,11 @@ def bench_reference(refs: str, names, video: str, box, fixtures_dir: str, nano_d
             continue
         ratio = best["ours"] / best["ref"]
         rows.append((name, best["ref"], best["ours"], ratio))
-        print(f"  {name:20s} reference {best['ref']:8.2f} fps   ours ({our_engine}) {best['ours']:8.2f} fps   "
-              f"ratio {ratio:.2f}", flush=True)
+        print(
+            f"  {name:20s} reference {best['ref']:8.2f} fps   ours ({our_engine}) {best['ours']:8.2f} fps   "
+            f"ratio {ratio:.2f}",
+            flush=True,
+        )
     return rows
 
 
@@ -253,14 +302,25 @@ def check_names(names) -> list:
 def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_dir: str) -> int:
     """`bench --reference [DIR]` (the bench CLI's arguments: --trackers, --frames, --rounds, --threads, --engine)."""
     from .bench_timing import BenchError
+
     refs = args.reference or default_reference_dir()
     if not refs:
         raise BenchError("no reference code: ../shared/refcode is absent (pass --reference DIR)")
     names = [n.strip() for n in args.trackers.split(",") if n.strip()] if args.trackers else list(DEFAULT_TRACKERS)
     try:
         names = check_names(names)
-        rows = bench_reference(refs, names, video, box, fixtures_dir, nano_dir, policy.threads, args.engine,
-                               args.frames or DEFAULT_FRAMES, args.rounds)
+        rows = bench_reference(
+            refs,
+            names,
+            video,
+            box,
+            fixtures_dir,
+            nano_dir,
+            policy.threads,
+            args.engine,
+            args.frames or DEFAULT_FRAMES,
+            args.rounds,
+        )
     except (ValueError, ImportError, FileNotFoundError) as e:
         raise BenchError(str(e)) from None
     return 0 if len(rows) == len(names) else 1

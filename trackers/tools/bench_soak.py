@@ -2,6 +2,7 @@
 per frame what the app keeps for a run (trackers/run/run_store.py: the RunRecord row, the slim
 result, the mask packed), with the channel maps computed as the app has them; RSS is printed after a
 warm-up and after the N frames, so growth per frame shows."""
+
 from __future__ import annotations
 
 import itertools
@@ -51,15 +52,19 @@ def soak(video: str, box, n_frames: int, fixtures_dir: str, nano_dir: str, names
     """Prints and returns [(tracker, RSS at the start, RSS at the end)] in MB."""
     import gc
     import tempfile
+
     from ..core import registry
+
     rows = []
-    print(f"soak: {n_frames} frames per tracker on {os.path.basename(video)} (looped) after {SOAK_WARMUP} "
-          "warm-up frames, keeping what the app keeps per frame; RSS in MB")
+    print(
+        f"soak: {n_frames} frames per tracker on {os.path.basename(video)} (looped) after {SOAK_WARMUP} "
+        "warm-up frames, keeping what the app keeps per frame; RSS in MB"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for spec in registry.all_trackers():
             if names and spec.name not in names:
                 continue
-            try:      # with the channel maps, as the app computes them while its grid is shown
+            try:  # with the channel maps, as the app computes them while its grid is shown
                 tracker, how = build_for_bench(spec.name, None, fixtures_dir, nano_dir, tmp, maps=True)
             except BenchError as e:
                 print(f"  {spec.name:22s} skipped: {e}")
@@ -81,9 +86,12 @@ def soak(video: str, box, n_frames: int, fixtures_dir: str, nano_dir: str, names
             gc.collect()
             end = rss_mb()
             per_frame = (end - start) * 1024 / n_frames
-            print(f"  {spec.name:22s} start {start:7.1f}  end {end:7.1f}  ({end - start:+7.1f} MB, "
-                  f"{per_frame:+6.1f} kB/frame; {how} weights)", flush=True)
+            print(
+                f"  {spec.name:22s} start {start:7.1f}  end {end:7.1f}  ({end - start:+7.1f} MB, "
+                f"{per_frame:+6.1f} kB/frame; {how} weights)",
+                flush=True,
+            )
             rows.append((spec.name, start, end))
-            tracker = session = steps = store = None   # freed before the next tracker is measured
+            tracker = session = steps = store = None  # freed before the next tracker is measured
             gc.collect()
     return rows

@@ -8,6 +8,7 @@ batched / one by one (the anchor: measured in the same run), and where the batch
 (crop, network, decode per frame), which is what limits it, and the parity: the largest difference
 between a target's box batched and its box from a call of its own, over every frame and target.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ DEFAULT_FRAMES = 31
 
 def parse_counts(text: str) -> list[int]:
     from .usage import UsageError
+
     try:
         counts = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -54,6 +56,7 @@ def _run(trackers, boxes, frames, batched: bool, runner) -> tuple[float, dict, l
     and every result's box (frame by frame, target by target)."""
     from ..core.batching import track_batched
     from ..run.session import Track
+
     tracks = [Track(t, target_id=i) for i, t in enumerate(trackers)]
     for track, b in zip(tracks, boxes):
         track.init(frames[0], 0, b)
@@ -74,12 +77,14 @@ def _run(trackers, boxes, frames, batched: bool, runner) -> tuple[float, dict, l
     return time.perf_counter() - t0, stages, out
 
 
-def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures_dir: str, nano_dir: str,
-                  bench_weights) -> list:
+def bench_targets(
+    frames, box, names, counts, engine: str, rounds: int, fixtures_dir: str, nano_dir: str, bench_weights
+) -> list:
     """`bench_weights(spec, fixtures_dir, nano_dir, tmp)` -> (weights, how): bench.py's (passed in, so
     this module does not import bench.py back)."""
     from ..core import registry
     from ..core.batching import BatchRunner, group_key
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -88,18 +93,22 @@ def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures
             trackers = []
             for _ in range(max(counts)):
                 t = registry.build(name, weights, engine=engine) if engine != "auto" else registry.build(name, weights)
-                t.collect_channels = False      # nothing draws the channel maps here
+                t.collect_channels = False  # nothing draws the channel maps here
                 trackers.append(t)
             batchable = group_key(trackers[0]) is not None
             n_frames = len(frames) - 1
-            print(f"{name} ({trackers[0].engine_name}, {how}): {n_frames} frames, best of {rounds} rounds"
-                  + ("" if batchable else "; not batchable: both columns run one by one"))
-            print(f"  {'targets':>7} {'one-by-one fps':>15} {'batched fps':>12} {'target-fps':>11} "
-                  f"{'ratio':>6}   batched ms/frame: crop network decode   parity: max |box diff| px")
+            print(
+                f"{name} ({trackers[0].engine_name}, {how}): {n_frames} frames, best of {rounds} rounds"
+                + ("" if batchable else "; not batchable: both columns run one by one")
+            )
+            print(
+                f"  {'targets':>7} {'one-by-one fps':>15} {'batched fps':>12} {'target-fps':>11} "
+                f"{'ratio':>6}   batched ms/frame: crop network decode   parity: max |box diff| px"
+            )
             for n in counts:
                 group, boxes = trackers[:n], target_boxes(box, frames[0].shape, n)
                 runner = BatchRunner()
-                _run(group, boxes, frames[:3], True, runner)     # warm-up: graphs exported, sessions built
+                _run(group, boxes, frames[:3], True, runner)  # warm-up: graphs exported, sessions built
                 best = {True: float("inf"), False: float("inf")}
                 best_stages: dict = {}
                 got: dict = {}
@@ -115,19 +124,33 @@ def bench_targets(frames, box, names, counts, engine: str, rounds: int, fixtures
                 fps = {k: n_frames / v for k, v in best.items()}
                 per = {k: best_stages.get(k, 0.0) / n_frames for k in ("crop", "network", "decode")}
                 ratio = fps[True] / fps[False]
-                print(f"  {n:>7} {fps[False]:>15.1f} {fps[True]:>12.1f} {fps[True] * n:>11.1f} {ratio:>6.2f}"
-                      f"   {per['crop']:.2f} {per['network']:.2f} {per['decode']:.2f}"
-                      f"   {diff:.2g}")
-                rows.append(dict(tracker=name, targets=n, single_fps=fps[False], batched_fps=fps[True],
-                                 ratio=ratio, box_diff=diff, **{f"{k}_ms": v for k, v in per.items()}))
+                print(
+                    f"  {n:>7} {fps[False]:>15.1f} {fps[True]:>12.1f} {fps[True] * n:>11.1f} {ratio:>6.2f}"
+                    f"   {per['crop']:.2f} {per['network']:.2f} {per['decode']:.2f}"
+                    f"   {diff:.2g}"
+                )
+                rows.append(
+                    dict(
+                        tracker=name,
+                        targets=n,
+                        single_fps=fps[False],
+                        batched_fps=fps[True],
+                        ratio=ratio,
+                        box_diff=diff,
+                        **{f"{k}_ms": v for k, v in per.items()},
+                    )
+                )
     return rows
 
 
-def cmd_bench_targets(args, video: str, frames: list, box, names: list, fixtures_dir: str, nano_dir: str,
-                      bench_weights) -> int:
+def cmd_bench_targets(
+    args, video: str, frames: list, box, names: list, fixtures_dir: str, nano_dir: str, bench_weights
+) -> int:
     """`bench --targets`, on what bench.py read and decided (its frames, its tracker names)."""
     counts = parse_counts(args.targets)
-    print(f"video {os.path.basename(video)}; step = every target's crop, network and decode for one frame "
-          f"(figures are this machine's now: other processes' load counts)")
+    print(
+        f"video {os.path.basename(video)}; step = every target's crop, network and decode for one frame "
+        f"(figures are this machine's now: other processes' load counts)"
+    )
     bench_targets(frames, box, names, counts, args.engine, args.rounds, fixtures_dir, nano_dir, bench_weights)
     return 0

@@ -2,10 +2,10 @@
 timing), the timed loop (the session's, so a figure is the time inside the tracker's per-frame
 step: crop + network + decode, never decoding or init) and the weights a tracker is timed with.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ..core.base import Tracker
 from ..core.paths import REPO_ROOT
@@ -24,8 +24,9 @@ class BenchError(OSError):
     """Missing input for the benchmark (reported as one line by the CLI)."""
 
 
-def read_frames(path: str, limit: Optional[int] = None) -> list:
+def read_frames(path: str, limit: int | None = None) -> list:
     from ..run.sources import open_source
+
     source = open_source(path)
     frames = []
     try:
@@ -43,8 +44,9 @@ def time_tracker(tracker: Tracker, frames: list, box) -> float:
     return time_tracker_within(tracker, frames, box)[0]
 
 
-def time_tracker_within(tracker: Tracker, frames: list, box, budget_s: Optional[float] = None,
-                        min_frames: int = 3) -> tuple[float, int]:
+def time_tracker_within(
+    tracker: Tracker, frames: list, box, budget_s: float | None = None, min_frames: int = 3
+) -> tuple[float, int]:
     """(seconds in track(), frames tracked) over frames[1:]; with `budget_s`, stops once that much
     tracking time is spent and at least `min_frames` are tracked."""
     session = TrackingSession.open(FrameListSource(frames), tracker)
@@ -65,16 +67,18 @@ def best_fps(trackers: dict, frames: list, box, rounds: int) -> dict:
             best[name] = min(best[name], time_tracker(tracker, frames, box))
     return {name: (len(frames) - 1) / t for name, t in best.items()}
 
+
 def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
     """(weights, how) for timing a registered tracker: the fixture's seeded weights where the
     published ones are not on this machine (same network, same cost per frame), else the real ones."""
     from ..core import registry
+
     if spec.name in SEEDED_FIXTURE:
         fixture = os.path.join(fixtures_dir, SEEDED_FIXTURE[spec.name])
         if not os.path.isdir(fixture):
             raise BenchError(f"{fixture} is absent")
         return seeded_checkpoint(fixture, tmp), "seeded weights"
-    if spec.weights_file.startswith("nanotrack"):     # NanoTrack v1-v3, OpenCV's, and the default (v2's)
+    if spec.weights_file.startswith("nanotrack"):  # NanoTrack v1-v3, OpenCV's, and the default (v2's)
         return os.path.join(nano_dir, spec.weights_file), "real weights"
     if spec.needs_weights:
         found = registry.find_weights(spec)
@@ -84,12 +88,14 @@ def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
     return None, "no checkpoint"
 
 
-def build_for_bench(name: str, engine: Optional[str], fixtures_dir: str, nano_dir: str, tmp: str, maps: bool = False):
+def build_for_bench(name: str, engine: str | None, fixtures_dir: str, nano_dir: str, tmp: str, maps: bool = False):
     """(tracker, how) with channel maps off unless `maps` (nothing draws them for a speed figure);
     raises BenchError when it cannot be built. `engine` None: the tracker's own default."""
+    from models.checkpoint import CheckpointError
+
     from ..core import registry
     from ..core.base import EngineError
-    from models.checkpoint import CheckpointError
+
     spec = registry.get(name)
     weights, how = bench_weights(spec, fixtures_dir, nano_dir, tmp)
     try:
@@ -99,6 +105,7 @@ def build_for_bench(name: str, engine: Optional[str], fixtures_dir: str, nano_di
     if hasattr(tracker, "collect_channels"):
         tracker.collect_channels = maps
     return tracker, how
+
 
 def ping_pong(frames: list, count: int) -> list:
     """`count` frames: the video forwards, backwards, forwards... (a longer run on the same frames; the
@@ -111,19 +118,21 @@ def ping_pong(frames: list, count: int) -> list:
 
 def median(values) -> float:
     import statistics
+
     return float(statistics.median(values))
 
 
-def tracker_names(text: Optional[str], default) -> list:
+def tracker_names(text: str | None, default) -> list:
     """`--trackers`: comma-separated registry names, 'all', or `default` when not given."""
     from ..core import registry
+
     if not text:
         return list(default)
     if text == "all":
         return [s.name for s in registry.all_trackers()]
     names = [n.strip() for n in text.split(",") if n.strip()]
     for n in names:
-        registry.get(n)      # an unknown name fails before anything runs
+        registry.get(n)  # an unknown name fails before anything runs
     return names
 
 

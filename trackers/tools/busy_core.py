@@ -2,6 +2,7 @@
 one extra process spinning a core, as a desktop's other work does, switched on for the loaded rounds
 and off for the idle ones, which alternate so a drift in the machine's own load falls on both alike.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,13 @@ def start_busy_process():
     """One process that keeps a core busy (`while True: pass`), as a desktop's other work does."""
     import subprocess
     import sys
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 class BusyCore:
@@ -33,23 +39,26 @@ class BusyCore:
 
     def on(self) -> None:
         import signal
+
         self._signal(signal.SIGCONT, os.WCONTINUED)
 
     def off(self) -> None:
         import signal
+
         self._signal(signal.SIGSTOP, os.WUNTRACED)
 
     def __exit__(self, *exc):
         self.process.kill()
         self.process.wait()
 
-def alternate_rounds(rounds: int, busy: "BusyCore", run) -> dict:
+
+def alternate_rounds(rounds: int, busy: BusyCore, run) -> dict:
     """`run()` -> fps, `rounds` times idle and `rounds` times with the busy core on, alternating
     (idle first in even rounds, loaded first in odd ones, so a drift in the machine's own load
     over the run falls on both alike). Returns {"idle": [fps...], "loaded": [fps...]}."""
     figures = {"idle": [], "loaded": []}
     for r in range(rounds):
-        for condition in (("idle", "loaded") if r % 2 == 0 else ("loaded", "idle")):
+        for condition in ("idle", "loaded") if r % 2 == 0 else ("loaded", "idle"):
             if condition == "idle":
                 figures[condition].append(run())
                 continue

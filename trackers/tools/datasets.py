@@ -35,13 +35,13 @@ sequence name; trackers/run/safe_output.py's `safe_relpath`), else one EvalError
 and field. list.txt naming a sequence twice or none is an error; so is a box with a negative width
 or height (it would otherwise count as "no ground truth" and be left out of the score).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -57,8 +57,8 @@ LAYOUTS = ("otb", "got10k", "lasot", "trackingnet", "vot", "pysot-json")
 @dataclasses.dataclass
 class DatasetSequence(Sequence):
     layout: str = "otb"
-    absent: Optional[np.ndarray] = None   # (N,) bool where the dataset labels the target absent
-    scored: bool = True                   # False: ground truth for the first frame only (a test split)
+    absent: np.ndarray | None = None  # (N,) bool where the dataset labels the target absent
+    scored: bool = True  # False: ground truth for the first frame only (a test split)
 
 
 # -- annotation files ----------------------------------------------------------------------------
@@ -75,8 +75,9 @@ def read_annotation(path: str) -> np.ndarray:
             if not line.strip():
                 continue
             if line.lstrip().startswith("m"):
-                raise EvalError(f"{path}:{lineno}: a VOT segmentation mask; only rectangles and polygons "
-                                f"can be scored as boxes")
+                raise EvalError(
+                    f"{path}:{lineno}: a VOT segmentation mask; only rectangles and polygons can be scored as boxes"
+                )
             try:
                 vals = _numbers(line)
             except ValueError:
@@ -87,12 +88,12 @@ def read_annotation(path: str) -> np.ndarray:
 
 def _as_rect(vals, where: str) -> tuple:
     if len(vals) == 4:
-        if vals[2] < 0 or vals[3] < 0:        # NaN compares False: an absent frame stays absent
+        if vals[2] < 0 or vals[3] < 0:  # NaN compares False: an absent frame stays absent
             raise EvalError(f"{where}: a box with a negative width or height ({', '.join(f'{v:g}' for v in vals)})")
         return tuple(vals)
     if len(vals) >= 6 and len(vals) % 2 == 0:
         return polygon_to_rect(vals)
-    if len(vals) == 1 and vals[0] != vals[0]:   # a lone 'nan' (target absent)
+    if len(vals) == 1 and vals[0] != vals[0]:  # a lone 'nan' (target absent)
         return (np.nan,) * 4
     raise EvalError(f"{where}: expected x,y,w,h or a polygon, got {len(vals)} numbers")
 
@@ -136,8 +137,10 @@ def _read_list(path: str) -> list[str]:
             continue
         name = sequence_name(line.strip(), f"{path}, line {number}")
         if name in seen:
-            raise EvalError(f"{path}: sequence {name!r} is listed twice (lines {seen[name]} and {number}); "
-                            "each sequence would be run and scored twice")
+            raise EvalError(
+                f"{path}: sequence {name!r} is listed twice (lines {seen[name]} and {number}); "
+                "each sequence would be run and scored twice"
+            )
         seen[name] = number
         names.append(name)
     if not names:
@@ -146,8 +149,14 @@ def _read_list(path: str) -> list[str]:
 
 
 # -- one sequence ---------------------------------------------------------------------------------
-def make_sequence(name: str, frames: list[str], gt: np.ndarray, layout: str,
-                  absent: Optional[np.ndarray] = None, max_frames: Optional[int] = None) -> DatasetSequence:
+def make_sequence(
+    name: str,
+    frames: list[str],
+    gt: np.ndarray,
+    layout: str,
+    absent: np.ndarray | None = None,
+    max_frames: int | None = None,
+) -> DatasetSequence:
     """Check frames against ground truth, blank the frames labelled absent, truncate."""
     if not frames:
         raise EvalError(f"sequence {name!r}: no images")
@@ -157,8 +166,12 @@ def make_sequence(name: str, frames: list[str], gt: np.ndarray, layout: str,
         gt = np.vstack([gt, np.full((len(frames) - 1, 4), np.nan)])
         scored = False
     if len(frames) != len(gt):
-        hint = (" (OTB sequences whose annotation starts later than img/, such as David or BlurCar1, are read "
-                "with pysot's OTB100.json, which lists each one's frames)" if layout == "otb" else "")
+        hint = (
+            " (OTB sequences whose annotation starts later than img/, such as David or BlurCar1, are read "
+            "with pysot's OTB100.json, which lists each one's frames)"
+            if layout == "otb"
+            else ""
+        )
         raise EvalError(f"sequence {name!r}: {len(frames)} images but {len(gt)} ground-truth lines{hint}")
     if absent is not None:
         if len(absent) != len(frames):
@@ -170,6 +183,7 @@ def make_sequence(name: str, frames: list[str], gt: np.ndarray, layout: str,
         frames, gt = frames[:max_frames], gt[:max_frames]
         absent = absent[:max_frames] if absent is not None else None
     from ..run import metrics as M
+
     if not M.valid_frames(gt).any():
         raise EvalError(f"sequence {name!r} has no frame with a ground-truth box")
     return DatasetSequence(name, frames, gt, layout=layout, absent=absent, scored=scored)
@@ -182,7 +196,7 @@ def _otb_gt_files(path: str) -> list[str]:
     return [os.path.join(path, n) for n in names]
 
 
-def _kind(path: str) -> Optional[str]:
+def _kind(path: str) -> str | None:
     """Which layout the folder `path` is one sequence of, or None."""
     if not os.path.isdir(path):
         return None
@@ -206,7 +220,7 @@ def _load_otb(path: str, max_frames) -> list[DatasetSequence]:
     out = []
     for gt_file in files:
         m = re.fullmatch(r"groundtruth_rect\.(\d+)\.txt", os.path.basename(gt_file))
-        name = f"{base}.{m.group(1)}" if m and len(files) > 1 else base     # the OTB toolkit's Jogging.1
+        name = f"{base}.{m.group(1)}" if m and len(files) > 1 else base  # the OTB toolkit's Jogging.1
         out.append(make_sequence(name, frames, read_annotation(gt_file), "otb", max_frames=max_frames))
     return out
 
@@ -216,7 +230,7 @@ def _load_got10k(path: str, max_frames) -> DatasetSequence:
     gt = read_annotation(os.path.join(path, "groundtruth.txt"))
     frames = _images(path)
     absent = None
-    for label, absent_when in (("absence.label", 1), ("cover.label", 0)):   # cover 0: fully covered
+    for label, absent_when in (("absence.label", 1), ("cover.label", 0)):  # cover 0: fully covered
         p = os.path.join(path, label)
         if os.path.isfile(p):
             flags = read_flags(p)
@@ -235,8 +249,9 @@ def _load_lasot(path: str, max_frames) -> DatasetSequence:
         if os.path.isfile(p):
             flags = read_flags(p)
             if len(flags) != len(frames):
-                raise EvalError(f"sequence {os.path.basename(path)!r}: {len(flags)} flags in {label} "
-                                f"for {len(frames)} frames")
+                raise EvalError(
+                    f"sequence {os.path.basename(path)!r}: {len(flags)} flags in {label} for {len(frames)} frames"
+                )
             absent |= flags == 1
     return make_sequence(os.path.basename(os.path.normpath(path)), frames, gt, "lasot", absent, max_frames)
 
@@ -283,6 +298,7 @@ def _load_dir(path: str, kind: str, max_frames) -> list[DatasetSequence]:
 def _trackingnet_chunks(path: str) -> list[str]:
     def is_chunk(p):
         return os.path.isdir(os.path.join(p, "frames")) and os.path.isdir(os.path.join(p, "anno"))
+
     if is_chunk(path):
         return [path]
     try:
@@ -301,12 +317,15 @@ def _load_trackingnet(chunks: list[str], max_frames) -> list[DatasetSequence]:
                 continue
             name = sequence_name(f[:-4], anno)
             frames = _images(os.path.join(chunk, "frames", name))
-            out.append(make_sequence(name, frames, read_annotation(os.path.join(anno, f)), "trackingnet",
-                                     max_frames=max_frames))
+            out.append(
+                make_sequence(
+                    name, frames, read_annotation(os.path.join(anno, f)), "trackingnet", max_frames=max_frames
+                )
+            )
     return out
 
 
-def load_pysot_json(path: str, max_frames: Optional[int] = None) -> list[DatasetSequence]:
+def load_pysot_json(path: str, max_frames: int | None = None) -> list[DatasetSequence]:
     """pysot's annotation file: {seq: {"img_names": [...], "gt_rect": [[...], ...], "absent": [...]}}
     with image paths relative to the JSON's folder."""
     root = os.path.dirname(os.path.abspath(path))
@@ -324,21 +343,26 @@ def load_pysot_json(path: str, max_frames: Optional[int] = None) -> list[Dataset
         where = f"{path!r}: sequence {name!r}"
         if "img_names" not in entry or "gt_rect" not in entry:
             raise EvalError(f"{where} lacks img_names or gt_rect")
-        frames = [os.path.join(root, _image_name(p, f"{where}: img_names[{i}]"))
-                  for i, p in enumerate(_json_list(entry["img_names"], f"{where}: img_names"))]
+        frames = [
+            os.path.join(root, _image_name(p, f"{where}: img_names[{i}]"))
+            for i, p in enumerate(_json_list(entry["img_names"], f"{where}: img_names"))
+        ]
         missing = next((p for p in frames if not os.path.isfile(p)), None)
         if missing:
-            raise EvalError(f"{where}: image {missing!r} does not exist "
-                            f"(image paths are read relative to the JSON's folder)")
-        rects = [_json_rect(r, f"{where}: gt_rect[{i}]")
-                 for i, r in enumerate(_json_list(entry["gt_rect"], f"{where}: gt_rect"))]
+            raise EvalError(
+                f"{where}: image {missing!r} does not exist (image paths are read relative to the JSON's folder)"
+            )
+        rects = [
+            _json_rect(r, f"{where}: gt_rect[{i}]")
+            for i, r in enumerate(_json_list(entry["gt_rect"], f"{where}: gt_rect"))
+        ]
         gt = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         absent = None
         if entry.get("absent"):
             flags = _json_list(entry["absent"], f"{where}: absent")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flags):
                 raise EvalError(f"{where}: absent must be a list of 0/1 numbers")
-            absent = np.asarray(flags, dtype=np.float64) == 0   # pysot: 1 = visible
+            absent = np.asarray(flags, dtype=np.float64) == 0  # pysot: 1 = visible
         out.append(make_sequence(name, frames, gt, "pysot-json", absent, max_frames))
     return out
 
@@ -367,7 +391,7 @@ def _json_rect(r, where: str) -> tuple:
 
 
 # -- a dataset ------------------------------------------------------------------------------------
-def load_dataset(path: str, max_frames: Optional[int] = None) -> list[DatasetSequence]:
+def load_dataset(path: str, max_frames: int | None = None) -> list[DatasetSequence]:
     """Every sequence under `path` (see the module docstring for the layouts read)."""
     if os.path.isfile(path) and path.lower().endswith(".json"):
         return load_pysot_json(path, max_frames)
@@ -400,8 +424,10 @@ def load_dataset(path: str, max_frames: Optional[int] = None) -> list[DatasetSeq
                 if kind:
                     out += _load_dir(os.path.join(sub, dd), kind, max_frames)
     if not out:
-        raise EvalError(f"no sequences in {path!r} (expected an OTB, GOT-10k, LaSOT, TrackingNet or VOT layout, "
-                        f"or a pysot JSON annotation file)")
+        raise EvalError(
+            f"no sequences in {path!r} (expected an OTB, GOT-10k, LaSOT, TrackingNet or VOT layout, "
+            f"or a pysot JSON annotation file)"
+        )
     names = [s.name for s in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:

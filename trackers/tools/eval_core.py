@@ -1,6 +1,7 @@
 """One-pass evaluation (OPE), the part every evaluation path shares: the OPE run of one tracker over
-one sequence (the sequences themselves: trackers/run/sequences.py) (driven through trackers/run/session.py, frames read as the app reads them),
-the per-tracker results, the table and the plots. `python main.py eval` (trackers/tools/evaluate.py), the
+one sequence (the sequences themselves: trackers/run/sequences.py) (driven through
+trackers/run/session.py, frames read as the app reads them), the per-tracker results, the table
+and the plots. `python main.py eval` (trackers/tools/evaluate.py), the
 job runners (eval_jobs.py, eval_run.py, ray_eval.py), the dataset layouts (datasets.py) and the
 reports (eval_report.py) build on it; it imports none of them, so there is no import cycle.
 
@@ -11,19 +12,20 @@ sequence and overall success AUC, precision at 20 px, normalised precision at 0.
 (frames / seconds spent in track(), image decoding excluded), trackers side by side. Metrics:
 trackers/run/metrics.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from ..core.paths import shared_path
 from ..run import metrics as M
-from ..run.session import SessionError, TrackingSession
 from ..run.sequences import EvalError, Sequence
+from ..run.session import SessionError, TrackingSession
 
 #: ../shared/bench beside the checkout (or $SIAMSCOPE_SHARED/bench); None for an installed package,
 #: where the command asks for the folder (no guess from the current folder)
@@ -32,12 +34,12 @@ DEFAULT_FOLDER = shared_path("bench")
 
 @dataclasses.dataclass
 class SequenceRun:
-    boxes: np.ndarray          # (N, 4), the first valid frame holds the init box
-    seconds: float             # time spent in track()
-    tracked: int               # frames passed to track()
+    boxes: np.ndarray  # (N, 4), the first valid frame holds the init box
+    seconds: float  # time spent in track()
+    tracked: int  # frames passed to track()
     score: M.SequenceScore
-    scores: Optional[np.ndarray] = None   # (N,) the tracker's confidence (1 at init), NaN where it did not run
-    times: Optional[np.ndarray] = None    # (N,) seconds in init() / track(), NaN where neither ran
+    scores: np.ndarray | None = None  # (N,) the tracker's confidence (1 at init), NaN where it did not run
+    times: np.ndarray | None = None  # (N,) seconds in init() / track(), NaN where neither ran
 
     @property
     def fps(self) -> float:
@@ -62,8 +64,9 @@ def run_sequence(tracker, seq: Sequence) -> SequenceRun:
             raise EvalError(f"sequence {seq.name!r}: cannot read frame {start}") from None
         for i, box in session.boxes.items():
             boxes[i] = box
-    return SequenceRun(boxes, session.tracked_seconds, session.tracked_frames, M.score_sequence(boxes, seq.gt),
-                       scores, times)
+    return SequenceRun(
+        boxes, session.tracked_seconds, session.tracked_frames, M.score_sequence(boxes, seq.gt), scores, times
+    )
 
 
 @dataclasses.dataclass
@@ -81,8 +84,11 @@ class TrackerRuns:
         return sum(r.tracked for r in self.runs.values()) / s if s > 0 else 0.0
 
 
-def evaluate(builders: dict[str, Callable[[], object]], sequences: list[Sequence],
-             progress: Optional[Callable[[str], None]] = None) -> list[TrackerRuns]:
+def evaluate(
+    builders: dict[str, Callable[[], object]],
+    sequences: list[Sequence],
+    progress: Callable[[str], None] | None = None,
+) -> list[TrackerRuns]:
     """Run each tracker (built fresh per sequence by its builder) over every sequence."""
     out = []
     for name, build in builders.items():
@@ -107,25 +113,45 @@ def format_table(results: list[TrackerRuns], sequences: list[Sequence]) -> str:
     lines = [head1, head2, "-" * len(head2)]
 
     def row(label, n, scores_fps):
-        cells = [cell.format(f"{s.auc:.3f}", f"{s.precision:.3f}", f"{s.norm_precision:.3f}", f"{fps:.1f}")
-                 for s, fps in scores_fps]
+        cells = [
+            cell.format(f"{s.auc:.3f}", f"{s.precision:.3f}", f"{s.norm_precision:.3f}", f"{fps:.1f}")
+            for s, fps in scores_fps
+        ]
         return f"{label:{name_w}s} {n:>6d} | " + " | ".join(cells)
 
     for seq in sequences:
         lines.append(row(seq.name, len(seq.frames), [(r.runs[seq.name].score, r.runs[seq.name].fps) for r in results]))
     lines.append("-" * len(head2))
     lines.append(row("overall", sum(len(s.frames) for s in sequences), [(r.overall, r.fps) for r in results]))
-    lines.append("AUC: success AUC (IoU > t, t = 0:0.05:1; perfect = 0.952), P@20: precision at 20 px, "
-                 "NP: normalised precision at 0.2, fps: frames / time in track(); overall = mean over sequences")
+    lines.append(
+        "AUC: success AUC (IoU > t, t = 0:0.05:1; perfect = 0.952), P@20: precision at 20 px, "
+        "NP: normalised precision at 0.2, fps: frames / time in track(); overall = mean over sequences"
+    )
     return "\n".join(lines)
 
 
-_COLOURS = [(200, 80, 20), (30, 30, 220), (40, 160, 40), (20, 140, 230), (160, 40, 160), (120, 120, 0),
-            (0, 0, 0), (90, 90, 200)]
+_COLOURS = [
+    (200, 80, 20),
+    (30, 30, 220),
+    (40, 160, 40),
+    (20, 140, 230),
+    (160, 40, 160),
+    (120, 120, 0),
+    (0, 0, 0),
+    (90, 90, 200),
+]
 
 
-def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
-              curves: list[tuple[str, np.ndarray]], xticks, size=(720, 540)) -> None:
+def draw_plot(
+    path: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    x: np.ndarray,
+    curves: list[tuple[str, np.ndarray]],
+    xticks,
+    size=(720, 540),
+) -> None:
     """A line plot drawn with OpenCV (no plotting library is a dependency): curves over x in
     [x[0], x[-1]], y in [0, 1], legend in the lower corner the curves leave free."""
     W, H = size
@@ -138,7 +164,7 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
         return (int(round(left + (xv - x0) / (x1 - x0) * pw)), int(round(top + (1 - yv) * ph)))
 
     font = cv2.FONT_HERSHEY_SIMPLEX
-    for k in range(11):                                   # grid and y ticks
+    for k in range(11):  # grid and y ticks
         yv = k / 10
         cv2.line(img, px(x0, yv), px(x1, yv), (225, 225, 225), 1)
         cv2.putText(img, f"{yv:.1f}", (left - 40, px(x0, yv)[1] + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
@@ -157,7 +183,7 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
     y_at = max(0, top + ph // 2 - ylab.shape[0] // 2)
     h = min(ylab.shape[0], H - y_at)
-    img[y_at:y_at + h, 2:2 + ylab.shape[1]] = ylab[:h]
+    img[y_at : y_at + h, 2 : 2 + ylab.shape[1]] = ylab[:h]
     # legend: lower left for falling curves (success), lower right for rising ones (precision)
     rising = np.mean([c[-1] - c[0] for _, c in curves]) > 0 if curves else False
     lw = max(len(name) for name, _ in curves) * 9 + 50 if curves else 0
@@ -170,7 +196,8 @@ def draw_plot(path: str, title: str, xlabel: str, ylabel: str, x: np.ndarray,
         cv2.line(img, (lx, yy), (lx + 28, yy), _COLOURS[i % len(_COLOURS)], 3, cv2.LINE_AA)
         cv2.putText(img, name, (lx + 36, yy + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     from ..run.safe_output import commit, discard, temp_path_for
-    tmp = temp_path_for(path)          # a temporary .png beside it, renamed over it once written
+
+    tmp = temp_path_for(path)  # a temporary .png beside it, renamed over it once written
     try:
         if not cv2.imwrite(tmp, img):
             raise OSError(f"cannot write plot {path!r}")
@@ -188,11 +215,22 @@ def write_plots(outdir: str, results: list[TrackerRuns], title: str = "", protoc
     success = os.path.join(outdir, "success.png")
     precision = os.path.join(outdir, "precision.png")
     suffix = f" - {title}" if title else ""
-    draw_plot(success, f"Success plot of {protocol}" + suffix, "overlap threshold", "success rate",
-              M.SUCCESS_THRESHOLDS, [(f"{r.name} [{r.overall.auc:.3f}]", r.overall.success_curve) for r in ranked_s],
-              xticks=np.linspace(0, 1, 11))
-    draw_plot(precision, f"Precision plot of {protocol}" + suffix, "location error threshold (px)", "precision",
-              M.PRECISION_THRESHOLDS, [(f"{r.name} [{r.overall.precision:.3f}]", r.overall.precision_curve)
-                                       for r in ranked_p],
-              xticks=range(0, 51, 5))
+    draw_plot(
+        success,
+        f"Success plot of {protocol}" + suffix,
+        "overlap threshold",
+        "success rate",
+        M.SUCCESS_THRESHOLDS,
+        [(f"{r.name} [{r.overall.auc:.3f}]", r.overall.success_curve) for r in ranked_s],
+        xticks=np.linspace(0, 1, 11),
+    )
+    draw_plot(
+        precision,
+        f"Precision plot of {protocol}" + suffix,
+        "location error threshold (px)",
+        "precision",
+        M.PRECISION_THRESHOLDS,
+        [(f"{r.name} [{r.overall.precision:.3f}]", r.overall.precision_curve) for r in ranked_p],
+        xticks=range(0, 51, 5),
+    )
     return [success, precision]

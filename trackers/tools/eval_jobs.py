@@ -15,6 +15,7 @@ Executors:
 Each job runs its tracker with `threads` torch / OpenCV threads (1 unless told), in whichever
 executor, so the boxes are the same bit for bit wherever the job ran.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -26,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,11 +39,11 @@ MAX_ATTEMPTS = 3
 @dataclasses.dataclass
 class EvalJob:
     tracker: str
-    weights: Optional[str]
+    weights: str | None
     device: str
     threads: int
     sequence: Sequence
-    engine: str = "auto"          # what runs the network (trackers/core/engines.py)
+    engine: str = "auto"  # what runs the network (trackers/core/engines.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -53,10 +54,10 @@ class EvalJob:
 class JobResult:
     tracker: str
     sequence: str
-    boxes: np.ndarray        # (N, 4), NaN before the first annotated frame
-    scores: np.ndarray       # (N,) the tracker's confidence, NaN where it did not track
-    times: np.ndarray        # (N,) seconds in init() / track(), NaN where neither ran
-    start: int = 0           # the init frame
+    boxes: np.ndarray  # (N, 4), NaN before the first annotated frame
+    scores: np.ndarray  # (N,) the tracker's confidence, NaN where it did not track
+    times: np.ndarray  # (N,) seconds in init() / track(), NaN where neither ran
+    start: int = 0  # the init frame
 
     @property
     def key(self) -> tuple[str, str]:
@@ -64,24 +65,26 @@ class JobResult:
 
     @property
     def tracked(self) -> int:
-        return int(np.isfinite(self.times[self.start + 1:]).sum())
+        return int(np.isfinite(self.times[self.start + 1 :]).sum())
 
     @property
     def seconds(self) -> float:
-        t = self.times[self.start + 1:]
+        t = self.times[self.start + 1 :]
         return float(np.nansum(t)) if np.isfinite(t).any() else 0.0
 
 
 def set_threads(n: int) -> None:
     """The job's compute policy (trackers/core/compute.py): n threads for torch, ONNX Runtime and OpenCV."""
     from trackers.core import compute
+
     compute.apply(compute.decide(max(1, n)))
 
 
 def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
     """Build the tracker and run one OPE pass over the sequence."""
-    from trackers.run import metrics as M
     from trackers.core import registry
+    from trackers.run import metrics as M
+
     if set_thread_count:
         set_threads(job.threads)
     seq = job.sequence
@@ -106,12 +109,14 @@ class ProgressBar:
         self.t0 = time.monotonic()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
-    def line(self, now: Optional[float] = None) -> str:
+    def line(self, now: float | None = None) -> str:
         elapsed = (now if now is not None else time.monotonic()) - self.t0
         filled = int(self.width * self.done / self.total) if self.total else self.width
         eta = elapsed / self.done * (self.total - self.done) if self.done else None
-        return (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} jobs  "
-                f"{_clock(elapsed)} elapsed  ETA {_clock(eta) if eta is not None else '?'}")
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} jobs  "
+            f"{_clock(elapsed)} elapsed  ETA {_clock(eta) if eta is not None else '?'}"
+        )
 
     def advance(self, note: str = "") -> None:
         self.done += 1
@@ -148,7 +153,7 @@ class SignalStop:
     while stopping are not acted on twice."""
 
     def __init__(self):
-        self.signum: Optional[int] = None
+        self.signum: int | None = None
         self._raised = False
         self._held = 0
         self._old: dict = {}
@@ -189,7 +194,7 @@ class SignalStop:
             raise Interrupted(self.signum)
 
 
-_active: Optional[SignalStop] = None
+_active: SignalStop | None = None
 
 
 def deliver(on_result: Callable[[JobResult], None], result: JobResult) -> None:
@@ -212,8 +217,9 @@ def _worker_start() -> None:
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
     # spawn, not fork: torch's and OpenCV's thread pools do not survive a fork
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_worker_start)
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+    )
 
 
 def stop_pool(pool: cf.ProcessPoolExecutor, grace: float = 5.0) -> None:
@@ -233,8 +239,12 @@ def stop_pool(pool: cf.ProcessPoolExecutor, grace: float = 5.0) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_processes(jobs: list[EvalJob], on_result: Callable[[JobResult], None], workers: int,
-                  note: Callable[[str], None] = lambda m: None) -> None:
+def run_processes(
+    jobs: list[EvalJob],
+    on_result: Callable[[JobResult], None],
+    workers: int,
+    note: Callable[[str], None] = lambda m: None,
+) -> None:
     """Jobs in a pool of local processes. A worker that dies breaks the whole pool: the pool is
     rebuilt and the jobs it had not finished are submitted again (at most MAX_ATTEMPTS times)."""
     attempts = {job.key: 0 for job in jobs}
@@ -256,13 +266,14 @@ def run_processes(jobs: list[EvalJob], on_result: Callable[[JobResult], None], w
                         continue
                     deliver(on_result, result)
             except BaseException:
-                stop_pool(pool)     # an interrupt (or an error writing a result): no worker is left running
+                stop_pool(pool)  # an interrupt (or an error writing a result): no worker is left running
                 raise
         pending = []
         for job in broken:
             if attempts[job.key] >= MAX_ATTEMPTS:
-                raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker process died "
-                                f"{MAX_ATTEMPTS} times")
+                raise EvalError(
+                    f"job {job.tracker} x {job.sequence.name}: its worker process died {MAX_ATTEMPTS} times"
+                )
             pending.append(job)
         if pending:
             note(f"a worker process died: {len(pending)} unfinished job(s) submitted again")

@@ -28,10 +28,10 @@ whole box (by 10% in x and in y) rather than one corner, as the paper describes 
 by 10% of the target size"), and boxes are kept in continuous coordinates (no rounding), clipped
 to the frame as the toolkit clips them.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
@@ -40,25 +40,34 @@ from ..run.sequences import EvalError, Sequence
 
 PROTOCOLS = ("ope", "sre", "tre")
 TRE_SEGMENTS = 20
-TRE_MIN_FRAMES = 20          # the toolkit's minNum: the last start leaves at least this many frames
+TRE_MIN_FRAMES = 20  # the toolkit's minNum: the last start leaves at least this many frames
 
 # (toolkit name, dx, dy in units of w / h, scale)
-SRE_STARTS = (("left", -0.1, 0.0, 1.0), ("right", 0.1, 0.0, 1.0), ("up", 0.0, -0.1, 1.0),
-              ("down", 0.0, 0.1, 1.0), ("topLeft", -0.1, -0.1, 1.0), ("topRight", 0.1, -0.1, 1.0),
-              ("bottomLeft", -0.1, 0.1, 1.0), ("bottomRight", 0.1, 0.1, 1.0),
-              ("scale_8", 0.0, 0.0, 0.8), ("scale_9", 0.0, 0.0, 0.9), ("scale_11", 0.0, 0.0, 1.1),
-              ("scale_12", 0.0, 0.0, 1.2))
+SRE_STARTS = (
+    ("left", -0.1, 0.0, 1.0),
+    ("right", 0.1, 0.0, 1.0),
+    ("up", 0.0, -0.1, 1.0),
+    ("down", 0.0, 0.1, 1.0),
+    ("topLeft", -0.1, -0.1, 1.0),
+    ("topRight", 0.1, -0.1, 1.0),
+    ("bottomLeft", -0.1, 0.1, 1.0),
+    ("bottomRight", 0.1, 0.1, 1.0),
+    ("scale_8", 0.0, 0.0, 0.8),
+    ("scale_9", 0.0, 0.0, 0.9),
+    ("scale_11", 0.0, 0.0, 1.1),
+    ("scale_12", 0.0, 0.0, 1.2),
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Start:
-    index: int               # 1-based, the toolkit's idx
-    label: str               # 'left' ... 'scale_12' (SRE), 'frame 57' (TRE), 'first frame' (OPE)
-    frame: int               # the init frame in the original sequence
-    box: tuple               # the init box (x, y, w, h)
+    index: int  # 1-based, the toolkit's idx
+    label: str  # 'left' ... 'scale_12' (SRE), 'frame 57' (TRE), 'first frame' (OPE)
+    frame: int  # the init frame in the original sequence
+    box: tuple  # the init box (x, y, w, h)
 
 
-def perturb_box(box, dx: float, dy: float, scale: float, frame_size: Optional[tuple] = None) -> tuple:
+def perturb_box(box, dx: float, dy: float, scale: float, frame_size: tuple | None = None) -> tuple:
     """The SRE start: `box` moved by (dx * w, dy * h) and scaled by `scale` about its centre, then
     clipped to the frame (width, height) where it is given."""
     x, y, w, h = (float(v) for v in box)
@@ -85,7 +94,7 @@ def tre_start_frames(gt: np.ndarray, segments: int = TRE_SEGMENTS, min_frames: i
     grid = np.linspace(int(present[0]), int(usable[-1]), segments)
     out: list[int] = []
     for f in grid:
-        k = int(np.searchsorted(present, int(np.floor(f))))     # the next present frame at or after f
+        k = int(np.searchsorted(present, int(np.floor(f))))  # the next present frame at or after f
         while k < len(present) and out and present[k] <= out[-1]:
             k += 1
         if k < len(present):
@@ -93,7 +102,7 @@ def tre_start_frames(gt: np.ndarray, segments: int = TRE_SEGMENTS, min_frames: i
     return out
 
 
-def starts(seq: Sequence, protocol: str, frame_size: Optional[tuple] = None) -> list[Start]:
+def starts(seq: Sequence, protocol: str, frame_size: tuple | None = None) -> list[Start]:
     protocol = protocol.lower()
     valid = M.valid_frames(seq.gt)
     if not valid.any():
@@ -102,16 +111,21 @@ def starts(seq: Sequence, protocol: str, frame_size: Optional[tuple] = None) -> 
     if protocol == "ope":
         return [Start(1, "first frame", first, tuple(float(v) for v in seq.gt[first]))]
     if protocol == "sre":
-        return [Start(i + 1, name, first, perturb_box(seq.gt[first], dx, dy, s, frame_size))
-                for i, (name, dx, dy, s) in enumerate(SRE_STARTS)]
+        return [
+            Start(i + 1, name, first, perturb_box(seq.gt[first], dx, dy, s, frame_size))
+            for i, (name, dx, dy, s) in enumerate(SRE_STARTS)
+        ]
     if protocol == "tre":
-        return [Start(i + 1, f"frame {f}", f, tuple(float(v) for v in seq.gt[f]))
-                for i, f in enumerate(tre_start_frames(seq.gt))]
+        return [
+            Start(i + 1, f"frame {f}", f, tuple(float(v) for v in seq.gt[f]))
+            for i, f in enumerate(tre_start_frames(seq.gt))
+        ]
     raise EvalError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
 
 
-def frame_size(seq: Sequence) -> Optional[tuple]:
+def frame_size(seq: Sequence) -> tuple | None:
     import cv2
+
     img = cv2.imread(seq.frames[0], cv2.IMREAD_UNCHANGED) if seq.frames else None
     return (img.shape[1], img.shape[0]) if img is not None else None
 
@@ -124,9 +138,9 @@ def start_sequence(seq: Sequence, start: Start, protocol: str) -> Sequence:
     process: instance attributes go with it)."""
     per_frame = {}
     if protocol == "tre" and start.frame:
-        per_frame = {"frames": seq.frames[start.frame:], "gt": seq.gt[start.frame:]}
+        per_frame = {"frames": seq.frames[start.frame :], "gt": seq.gt[start.frame :]}
         if getattr(seq, "absent", None) is not None:
-            per_frame["absent"] = seq.absent[start.frame:]
+            per_frame["absent"] = seq.absent[start.frame :]
     out = dataclasses.replace(seq, name=f"{seq.name}_{start.index}", **per_frame)
     out.base_name = seq.name
     out.start = start
@@ -154,6 +168,7 @@ def aggregate(results, sequences: list[Sequence], expanded: list[Sequence]):
     per-sequence average over its 12 / 20 runs), its time and frames the sum. The overall figure
     (TrackerRuns.overall) is then the mean over sequences, as for OPE."""
     from .eval_core import SequenceRun, TrackerRuns
+
     by_base: dict[str, list[str]] = {}
     for s in expanded:
         by_base.setdefault(getattr(s, "base_name", s.name), []).append(s.name)
@@ -164,8 +179,12 @@ def aggregate(results, sequences: list[Sequence], expanded: list[Sequence]):
             parts = [r.runs[n] for n in by_base.get(seq.name, []) if n in r.runs]
             if not parts:
                 continue
-            runs[seq.name] = SequenceRun(np.empty((0, 4)), sum(p.seconds for p in parts),
-                                         sum(p.tracked for p in parts), M.mean_score([p.score for p in parts]))
+            runs[seq.name] = SequenceRun(
+                np.empty((0, 4)),
+                sum(p.seconds for p in parts),
+                sum(p.tracked for p in parts),
+                M.mean_score([p.score for p in parts]),
+            )
         out.append(TrackerRuns(r.name, runs))
     return out
 
@@ -205,8 +224,10 @@ def per_run_rows(results, expanded: list[Sequence]) -> tuple[list[str], list[lis
 def format_rows(head: list[str], rows: list[list[str]]) -> str:
     """A plain-text table for the terminal."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    line = lambda cells: "  ".join(
+        c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
+        for i, (c, w) in enumerate(zip(cells, widths))
+    )
     return "\n".join([line(head), "-" * len(line(head))] + [line(r) for r in rows])
 
 
@@ -214,6 +235,7 @@ def long_term_per_sequence(results, sequences: list[Sequence], expanded: list[Se
     """{sequence: [(tracker, LongTermScore)]} for each scored sequence with absent frames, over all
     of its starts (VOT-LT precision / recall / F kept under every protocol)."""
     from .eval_report import long_term_rows
+
     out = {}
     for seq in sequences:
         mine = [s for s in expanded if getattr(s, "base_name", s.name) == seq.name]
@@ -225,24 +247,38 @@ def long_term_per_sequence(results, sequences: list[Sequence], expanded: list[Se
 
 @dataclasses.dataclass
 class ProtocolSummary:
-    name: str                        # "sre" / "tre"
-    results: list                    # TrackerRuns per original sequence (means over its starts)
-    tables: dict                     # {title: (head, rows)}: per start, per run, long-term per sequence
-    long_term: list                  # [(tracker, LongTermScore)] over every start of every sequence
-    long_term_by_sequence: dict      # {sequence: [(tracker, LongTermScore)]}
+    name: str  # "sre" / "tre"
+    results: list  # TrackerRuns per original sequence (means over its starts)
+    tables: dict  # {title: (head, rows)}: per start, per run, long-term per sequence
+    long_term: list  # [(tracker, LongTermScore)] over every start of every sequence
+    long_term_by_sequence: dict  # {sequence: [(tracker, LongTermScore)]}
 
 
-def summarise(protocol: str, results, sequences: list[Sequence], expanded: list[Sequence], job_results) -> ProtocolSummary:
+def summarise(
+    protocol: str, results, sequences: list[Sequence], expanded: list[Sequence], job_results
+) -> ProtocolSummary:
     from .eval_report import long_term_rows
+
     scored = [s for s in sequences if getattr(s, "scored", True)]
     scored_runs = [s for s in expanded if getattr(s, "scored", True)]
     by_seq = long_term_per_sequence(results, scored, scored_runs, job_results)
-    tables = {f"{protocol.upper()} per start (mean AUC over sequences)": per_start_rows(results, scored_runs),
-              f"{protocol.upper()} per run": per_run_rows(results, scored_runs)}
+    tables = {
+        f"{protocol.upper()} per start (mean AUC over sequences)": per_start_rows(results, scored_runs),
+        f"{protocol.upper()} per run": per_run_rows(results, scored_runs),
+    }
     if by_seq:
         tables["long-term per sequence (over its starts)"] = (
             ["sequence", "tracker", "precision", "recall", "F-score"],
-            [[seq, n, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f_score:.3f}"]
-             for seq, rows in by_seq.items() for n, s in rows])
-    return ProtocolSummary(protocol, aggregate(results, scored, scored_runs), tables,
-                           long_term_rows(results, expanded, job_results), by_seq)
+            [
+                [seq, n, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f_score:.3f}"]
+                for seq, rows in by_seq.items()
+                for n, s in rows
+            ],
+        )
+    return ProtocolSummary(
+        protocol,
+        aggregate(results, scored, scored_runs),
+        tables,
+        long_term_rows(results, expanded, job_results),
+        by_seq,
+    )

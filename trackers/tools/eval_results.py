@@ -20,17 +20,17 @@ one EvalError before anything is tracked or written. Every file is written to a 
 and moved into place with os.replace, boxes last, so an interrupted run never leaves a
 half-written file and never a box file without its companions.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
-from .eval_jobs import JobResult
 from ..run.results import read_boxes, write_otb
 from ..run.safe_output import UnsafePathError, commit, discard, safe_relpath, temp_path_for
 from ..run.sequences import EvalError
+from .eval_jobs import JobResult
 
 FORMATS = ("otb", "got10k")
 
@@ -38,18 +38,25 @@ FORMATS = ("otb", "got10k")
 def paths(root: str, fmt: str, tracker: str, seq: str) -> dict[str, str]:
     """The result files of (tracker, seq) under root; EvalError when a name would lead out of root."""
     if fmt == "got10k":
-        rel = {"boxes": f"{tracker}/{seq}/{seq}_001.txt", "time": f"{tracker}/{seq}/{seq}_time.txt",
-               "confidence": f"{tracker}/{seq}/{seq}_confidence.value"}
+        rel = {
+            "boxes": f"{tracker}/{seq}/{seq}_001.txt",
+            "time": f"{tracker}/{seq}/{seq}_time.txt",
+            "confidence": f"{tracker}/{seq}/{seq}_confidence.value",
+        }
     elif fmt == "otb":
-        rel = {"boxes": f"{tracker}/{seq}.txt", "time": f"{tracker}/{seq}_time.txt",
-               "confidence": f"{tracker}/{seq}_confidence.value"}
+        rel = {
+            "boxes": f"{tracker}/{seq}.txt",
+            "time": f"{tracker}/{seq}_time.txt",
+            "confidence": f"{tracker}/{seq}_confidence.value",
+        }
     else:
         raise ValueError(f"unknown result format {fmt!r} (one of {', '.join(FORMATS)})")
     try:
         safe_relpath(tracker, "tracker name")
         safe_relpath(seq, "sequence name")
-        return {k: os.path.join(root, safe_relpath(v, f"result file of {tracker} x {seq}", root))
-                for k, v in rel.items()}
+        return {
+            k: os.path.join(root, safe_relpath(v, f"result file of {tracker} x {seq}", root)) for k, v in rel.items()
+        }
     except UnsafePathError as e:
         raise EvalError(str(e)) from None
 
@@ -66,6 +73,7 @@ def atomic_write(path: str, write) -> None:
             commit(tmp, path)
         except OSError as e:
             from ..run.safe_output import OutputError, write_failed
+
             raise (e if isinstance(e, OutputError) else write_failed(path, e)) from None
     except BaseException:
         discard(tmp)
@@ -87,7 +95,7 @@ def write_result(root: str, fmt: str, result: JobResult) -> str:
     p = paths(root, fmt, result.tracker, result.sequence)
     atomic_write(p["time"], lambda t: _write_values(t, result.times))
     atomic_write(p["confidence"], lambda t: _write_values(t, result.scores))
-    atomic_write(p["boxes"], lambda t: write_otb(t, result.boxes))   # last: its presence means finished
+    atomic_write(p["boxes"], lambda t: write_otb(t, result.boxes))  # last: its presence means finished
     return p["boxes"]
 
 
@@ -96,15 +104,16 @@ def finished(boxes: np.ndarray, n_frames: int, start: int, init_box=None) -> boo
     the init frame's box present (and equal to `init_box` where given, to within rounding)."""
     if boxes.shape != (n_frames, 4) or not 0 <= start < n_frames:
         return False
-    if np.isinf(boxes).any() or (boxes[:, 2:] < 0).any():     # NaN compares False: absent rows pass
+    if np.isinf(boxes).any() or (boxes[:, 2:] < 0).any():  # NaN compares False: absent rows pass
         return False
     if not np.isfinite(boxes[start]).all():
         return False
     return init_box is None or bool(np.allclose(boxes[start], np.asarray(init_box, np.float64), atol=0.01))
 
 
-def read_result(root: str, fmt: str, tracker: str, seq: str, n_frames: int, start: int,
-                init_box=None) -> Optional[JobResult]:
+def read_result(
+    root: str, fmt: str, tracker: str, seq: str, n_frames: int, start: int, init_box=None
+) -> JobResult | None:
     """The finished result of (tracker, seq) under `root`, or None when there is none to reuse (no box
     file, one of another length -- a run with another --max-frames --, or one damaged: see `finished`)."""
     p = paths(root, fmt, tracker, seq)
@@ -122,7 +131,7 @@ def read_result(root: str, fmt: str, tracker: str, seq: str, n_frames: int, star
         try:
             vals = _read_values(p[key])
         except (OSError, ValueError):
-            continue     # published results often come without them
+            continue  # published results often come without them
         if len(vals) == n_frames:
             arr[:] = vals
     return JobResult(tracker, seq, boxes, scores, times, start)

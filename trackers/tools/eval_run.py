@@ -4,43 +4,57 @@ executor (this process, local processes or Ray), each result written as it arriv
 The driver alone writes results (trackers/tools/eval_results.py), so whatever executor ran a job, the
 files and the scores are the same.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..run import metrics as M
 from . import eval_jobs as J
-from .eval_results import read_result, write_result
 from .eval_core import EvalError, SequenceRun, TrackerRuns
+from .eval_results import read_result, write_result
 
 
 @dataclasses.dataclass
 class RunInfo:
-    executor: str                 # "serial", "processes" or "ray"
-    workers: int                  # processes / Ray CPUs (1 for serial)
-    jobs: int                     # sequence x tracker pairs in the run
-    reused: int                   # of those, read back from an earlier run's results
-    wall_seconds: float           # running the jobs (reused ones excluded)
-    threads: Optional[int]        # torch / OpenCV threads per job (None: this process's default)
-    ray_address: Optional[str] = None
+    executor: str  # "serial", "processes" or "ray"
+    workers: int  # processes / Ray CPUs (1 for serial)
+    jobs: int  # sequence x tracker pairs in the run
+    reused: int  # of those, read back from an earlier run's results
+    wall_seconds: float  # running the jobs (reused ones excluded)
+    threads: int | None  # torch / OpenCV threads per job (None: this process's default)
+    ray_address: str | None = None
 
 
 def sequence_run(result: J.JobResult, seq) -> SequenceRun:
     return SequenceRun(result.boxes, result.seconds, result.tracked, M.score_sequence(result.boxes, seq.gt))
 
 
-def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = "cpu",
-                   threads: Optional[int] = None, executor: str = "serial", workers: int = 1,
-                   ray_address: Optional[str] = None, results_dir: Optional[str] = None,
-                   result_format: str = "otb", note: Callable[[str], None] = lambda m: None,
-                   progress_stream=None, show_progress: bool = True, engine: str = "auto"):
+def run_evaluation(
+    trackers: dict[str, str | None],
+    sequences,
+    device: str = "cpu",
+    threads: int | None = None,
+    executor: str = "serial",
+    workers: int = 1,
+    ray_address: str | None = None,
+    results_dir: str | None = None,
+    result_format: str = "otb",
+    note: Callable[[str], None] = lambda m: None,
+    progress_stream=None,
+    show_progress: bool = True,
+    engine: str = "auto",
+):
     """trackers: name -> checkpoint path (None where the tracker needs none). Returns
     (list[TrackerRuns] over the scored sequences, {(tracker, seq): JobResult}, RunInfo)."""
     by_name = {s.name: s for s in sequences}
-    jobs = [J.EvalJob(name, weights, device, threads or 1, seq, engine)
-            for name, weights in trackers.items() for seq in sequences]
+    jobs = [
+        J.EvalJob(name, weights, device, threads or 1, seq, engine)
+        for name, weights in trackers.items()
+        for seq in sequences
+    ]
     results: dict[tuple[str, str], J.JobResult] = {}
     if results_dir:
         for job in jobs:
@@ -48,13 +62,19 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
             start = int(M.valid_frames(seq.gt).argmax())
             # an SRE start (trackers/tools/eval_protocols.py) began from its perturbed box, not the ground truth
             init_box = getattr(seq, "init_box", None)
-            done = read_result(results_dir, result_format, job.tracker, seq.name, len(seq.frames), start,
-                               init_box=seq.gt[start] if init_box is None else init_box)
+            done = read_result(
+                results_dir,
+                result_format,
+                job.tracker,
+                seq.name,
+                len(seq.frames),
+                start,
+                init_box=seq.gt[start] if init_box is None else init_box,
+            )
             if done is not None:
                 results[job.key] = done
         if results:
-            note(f"{len(results)} of {len(jobs)} sequence x tracker results already in {results_dir}: "
-                 f"not run again")
+            note(f"{len(results)} of {len(jobs)} sequence x tracker results already in {results_dir}: not run again")
     todo = [j for j in jobs if j.key not in results]
     if executor != "serial":
         # longest sequences first: the last jobs to start are the short ones, so workers finish together
@@ -80,6 +100,7 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
             if todo:
                 if executor == "ray":
                     from .ray_eval import run_ray
+
                     used_workers = run_ray(todo, on_result, ray_address, note)
                 elif executor == "processes":
                     used_workers = min(workers, len(todo))
@@ -92,10 +113,16 @@ def run_evaluation(trackers: dict[str, Optional[str]], sequences, device: str = 
                     raise EvalError(f"unknown executor {executor!r}")
         except J.Interrupted as e:
             done = len(results) - reused
-            kept = (f", written to {results_dir} (the same command runs the rest)" if results_dir and done
-                    else "" if results_dir else " (no --results: nothing kept)")
-            raise J.Interrupted(e.signum, f"eval interrupted by {e.name}: {done} of {len(todo)} jobs "
-                                          f"finished{kept}") from None
+            kept = (
+                f", written to {results_dir} (the same command runs the rest)"
+                if results_dir and done
+                else ""
+                if results_dir
+                else " (no --results: nothing kept)"
+            )
+            raise J.Interrupted(
+                e.signum, f"eval interrupted by {e.name}: {done} of {len(todo)} jobs finished{kept}"
+            ) from None
     wall = time.perf_counter() - t0
 
     out = []
@@ -110,6 +137,7 @@ def load_published(folder: str, sequences):
     """Raw results someone else published (pysot / OTB one txt per sequence, or GOT-10k
     <seq>/<seq>_001.txt), scored beside ours: (TrackerRuns named after the folder, {key: JobResult})."""
     import os
+
     name = os.path.basename(os.path.normpath(folder))
     root = os.path.dirname(os.path.normpath(folder)) or "."
     found = {}
@@ -121,7 +149,9 @@ def load_published(folder: str, sequences):
                 found[(name, seq.name)] = r
                 break
         else:
-            raise EvalError(f"--compare {folder!r}: no result with {len(seq.frames)} boxes for sequence "
-                            f"{seq.name!r} ({seq.name}.txt or {seq.name}/{seq.name}_001.txt)")
+            raise EvalError(
+                f"--compare {folder!r}: no result with {len(seq.frames)} boxes for sequence "
+                f"{seq.name!r} ({seq.name}.txt or {seq.name}/{seq.name}_001.txt)"
+            )
     runs = {s.name: sequence_run(found[(name, s.name)], s) for s in sequences if getattr(s, "scored", True)}
     return TrackerRuns(name, runs), found

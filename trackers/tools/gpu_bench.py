@@ -17,18 +17,17 @@ frame and the largest distance between box centres, in frame pixels. The CPU and
 timed in the same process on the same frames, so the speed-up is a ratio measured in one run.
 Writes gpu_bench.json and gpu_bench.md into --out (never over an existing file of another name).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
 import tempfile
 import time
 import traceback
-from typing import Optional
 
 import numpy as np
 
@@ -42,15 +41,24 @@ def device_report() -> dict:
     """What this machine runs on: GPU name, torch / CUDA / cuDNN / ORT versions and providers."""
     import cv2
     import torch
-    info = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "opencv": cv2.__version__, "cpu_threads": torch.get_num_threads(), "cpu": platform.processor() or
-            platform.machine(), "cuda_available": torch.cuda.is_available(), "gpu": None}
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "opencv": cv2.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cuda_available": torch.cuda.is_available(),
+        "gpu": None,
+    }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         info.update(gpu=p.name, gpu_memory_mib=round(p.total_memory / 2**20), gpu_capability=f"{p.major}.{p.minor}")
     try:
         import onnxruntime as ort
+
         info.update(onnxruntime=ort.__version__, ort_providers=ort.get_available_providers())
     except ImportError:
         info.update(onnxruntime=None, ort_providers=[])
@@ -60,6 +68,7 @@ def device_report() -> dict:
 def box_parity(boxes: list, reference: list) -> dict:
     """Mean IoU and max centre distance (px) of two runs' boxes over the same frames."""
     from ..run.metrics import iou
+
     a, b = np.asarray(boxes, float), np.asarray(reference, float)
     n = min(len(a), len(b))
     if n == 0:
@@ -67,13 +76,17 @@ def box_parity(boxes: list, reference: list) -> dict:
     a, b = a[:n], b[:n]
     ious = iou(a, b)
     ca, cb = a[:, :2] + a[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2
-    return {"mean_iou": float(np.mean(ious)), "min_iou": float(np.min(ious)),
-            "max_center_px": float(np.linalg.norm(ca - cb, axis=1).max())}
+    return {
+        "mean_iou": float(np.mean(ious)),
+        "min_iou": float(np.min(ious)),
+        "max_center_px": float(np.linalg.norm(ca - cb, axis=1).max()),
+    }
 
 
 def run_one(tracker, frames: list, box, device: str) -> dict:
     """Init on frames[0], track the rest; fps over the frames after WARMUP, boxes of all."""
     import torch
+
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
@@ -85,12 +98,16 @@ def run_one(tracker, frames: list, box, device: str) -> dict:
         t0 = time.perf_counter()
         step = track.step(frame, i, keep_box=False)
         if cuda:
-            torch.cuda.synchronize()   # track() returns numpy, so this only closes the books
+            torch.cuda.synchronize()  # track() returns numpy, so this only closes the books
         times.append(time.perf_counter() - t0)
         boxes.append([float(v) for v in step.box])
     timed = times[WARMUP:] if len(times) > 2 * WARMUP else times
-    out = {"frames": len(timed), "fps": len(timed) / sum(timed), "ms_median": 1e3 * float(np.median(timed)),
-           "boxes": boxes}
+    out = {
+        "frames": len(timed),
+        "fps": len(timed) / sum(timed),
+        "ms_median": 1e3 * float(np.median(timed)),
+        "boxes": boxes,
+    }
     if cuda:
         out["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
@@ -111,32 +128,42 @@ def engine_name(tracker) -> str:
     return tracker.engine_name
 
 
-def build_for(name: str, weights: Optional[str], device: str, engine: str, precision: str):
+def build_for(name: str, weights: str | None, device: str, engine: str, precision: str):
     """The tracker for one run, or None where it has nothing to run on `device`."""
     from ..core import registry
+
     if engine == "onnxruntime" or (name.startswith("nanotrack-") and device != "cpu"):
         from ..families.nanotrack import build
+
         tracker = build(name, weights, device, engine="onnxruntime" if engine == "onnxruntime" else "torch")
     else:
         tracker = registry.build(name, weights, device)
     if device != "cpu" and not hasattr(tracker, "network") and not hasattr(tracker, "trunk"):
-        return None   # an OpenCV anchor: nothing of it runs on the GPU
+        return None  # an OpenCV anchor: nothing of it runs on the GPU
     if precision != "fp32":
         tracker.set_precision(precision)
     if hasattr(tracker, "collect_channels"):
-        tracker.collect_channels = False   # the tracking speed; the GUI check draws the channels
+        tracker.collect_channels = False  # the tracking speed; the GUI check draws the channels
     return tracker
 
 
-def bench_trackers(frames: list, box, names: Optional[list] = None, devices=("cpu", "cuda"), log=print,
-                   on_record=None, cpu_frames: Optional[int] = None) -> list:
+def bench_trackers(
+    frames: list,
+    box,
+    names: list | None = None,
+    devices=("cpu", "cuda"),
+    log=print,
+    on_record=None,
+    cpu_frames: int | None = None,
+) -> list:
     """The runs' records; `on_record(records)` after each (so a run cut short still leaves its results)."""
     import torch
 
     from models.checkpoint import CheckpointError
+    from models.device import DeviceError, check_device, ort_providers
 
     from ..core import registry
-    from models.device import DeviceError, check_device, ort_providers
+
     cuda = "cuda" in devices and torch.cuda.is_available()
     if "cuda" in devices and not cuda:
         log("no CUDA GPU here: CPU runs only")
@@ -212,36 +239,52 @@ def summary_line(rec: dict) -> str:
 
 def markdown_table(report: dict) -> str:
     dev = report["device"]
-    lines = [f"GPU: {dev.get('gpu') or 'none'}; CPU: {dev['cpu_threads']} torch threads; torch {dev['torch']} "
-             f"(CUDA {dev.get('torch_cuda')}, cuDNN {dev.get('cudnn')}); ONNX Runtime {dev.get('onnxruntime')}; "
-             f"{report['frames']} frames of {os.path.basename(report['video'])} ({report.get('cpu_frames', report['frames'])} "
-             f"on the CPU), first {WARMUP} untimed; IoU / centre difference over the frames both runs tracked.",
-             "",
-             "| tracker | device | engine | precision | fps | speed-up over CPU | GPU peak MiB | mean IoU vs CPU | max centre diff px |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"GPU: {dev.get('gpu') or 'none'}; CPU: {dev['cpu_threads']} torch threads; torch {dev['torch']} "
+        f"(CUDA {dev.get('torch_cuda')}, cuDNN {dev.get('cudnn')}); ONNX Runtime {dev.get('onnxruntime')}; "
+        f"{report['frames']} frames of {os.path.basename(report['video'])} "
+        f"({report.get('cpu_frames', report['frames'])} "
+        f"on the CPU), first {WARMUP} untimed; IoU / centre difference over the frames both runs tracked.",
+        "",
+        "| tracker | device | engine | precision | fps | speed-up over CPU | GPU peak MiB | mean IoU vs CPU "
+        "| max centre diff px |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in report["runs"]:
         if "fps" not in r:
             why = (r.get("skipped") or r.get("error") or "").replace("|", "/")
-            lines.append(f"| {r['tracker']} | {r.get('device', '')} | {r.get('engine', '')} | "
-                         f"{r.get('precision', '')} | - | - | - | - | {why[:90]} |")
+            lines.append(
+                f"| {r['tracker']} | {r.get('device', '')} | {r.get('engine', '')} | "
+                f"{r.get('precision', '')} | - | - | - | - | {why[:90]} |"
+            )
             continue
         vs = r.get("vs_cpu") or {}
-        lines.append(f"| {r['tracker']} | {r['device']} | {r['engine']} | {r['precision']} | {r['fps']:.1f} | "
-                     + (f"{r['speedup_over_cpu']:.1f}x" if "speedup_over_cpu" in r else "-") + " | "
-                     + (f"{r['gpu_peak_mib']:.0f}" if "gpu_peak_mib" in r else "-") + " | "
-                     + (f"{vs['mean_iou']:.4f}" if vs else "-") + " | "
-                     + (f"{vs['max_center_px']:.2f}" if vs else "-") + " |")
+        lines.append(
+            f"| {r['tracker']} | {r['device']} | {r['engine']} | {r['precision']} | {r['fps']:.1f} | "
+            + (f"{r['speedup_over_cpu']:.1f}x" if "speedup_over_cpu" in r else "-")
+            + " | "
+            + (f"{r['gpu_peak_mib']:.0f}" if "gpu_peak_mib" in r else "-")
+            + " | "
+            + (f"{vs['mean_iou']:.4f}" if vs else "-")
+            + " | "
+            + (f"{vs['max_center_px']:.2f}" if vs else "-")
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def junit_counts(path: str) -> dict:
     """tests / failures / errors / skipped of a pytest --junitxml file, and the failed tests' names."""
     import xml.etree.ElementTree as ET
+
     root = ET.parse(path).getroot()
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-    counts["failed"] = [f"{c.get('classname')}::{c.get('name')}" for c in suite.iter("testcase")
-                        if c.find("failure") is not None or c.find("error") is not None]
+    counts["failed"] = [
+        f"{c.get('classname')}::{c.get('name')}"
+        for c in suite.iter("testcase")
+        if c.find("failure") is not None or c.find("error") is not None
+    ]
     skips = {}
     for c in suite.iter("testcase"):
         sk = c.find("skipped")
@@ -271,17 +314,23 @@ def write_summary(out_dir: str) -> int:
     md = ["# GPU check", ""]
     t = summary.get("tests_cuda")
     if t:
-        md += [f"Tests with SIAMSCOPE_DEVICE=cuda: {t['tests']} run, {t['failures']} failed, {t['errors']} errors, "
-               f"{t['skipped']} skipped.", ""]
+        md += [
+            f"Tests with SIAMSCOPE_DEVICE=cuda: {t['tests']} run, {t['failures']} failed, {t['errors']} errors, "
+            f"{t['skipped']} skipped.",
+            "",
+        ]
         md += [f"- failed: {n}" for n in t["failed"]]
         md += [f"- skipped ({k}x): {why}" for why, k in t["skip_reasons"].items()]
         md.append("")
     g = summary.get("gui_cuda")
     if g:
-        md += [f"Main window on {g.get('tracker_device')} ({g.get('gpu')}), {g['tracker']}: {g['tracked_frames']} frames "
-               f"tracked, {g['packets_drawn']} drawn, heatmap {g['heatmap_results_drawn']} and channel grid "
-               f"{g['channel_grid_results_drawn']} redraws of network output ({g['channel_maps_per_frame']} maps a "
-               f"frame), window fps {g['window_fps']}, wall {g['wall_fps']} fps, GPU peak {g.get('gpu_peak_mib')} MiB.", ""]
+        md += [
+            f"Main window on {g.get('tracker_device')} ({g.get('gpu')}), {g['tracker']}: {g['tracked_frames']} frames "
+            f"tracked, {g['packets_drawn']} drawn, heatmap {g['heatmap_results_drawn']} and channel grid "
+            f"{g['channel_grid_results_drawn']} redraws of network output ({g['channel_maps_per_frame']} maps a "
+            f"frame), window fps {g['window_fps']}, wall {g['wall_fps']} fps, GPU peak {g.get('gpu_peak_mib')} MiB.",
+            "",
+        ]
     if "bench" in summary:
         md.append(markdown_table(summary["bench"]))
     with open(os.path.join(out_dir, "gpu_check.md"), "w") as f:
@@ -293,8 +342,11 @@ def write_summary(out_dir: str) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trackers.tools.gpu_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_bench.json and gpu_bench.md")
-    p.add_argument("--summary", metavar="DIR",
-                   help="instead: gpu_check.json / .md from the files .ci/gpu-check's steps left in DIR")
+    p.add_argument(
+        "--summary",
+        metavar="DIR",
+        help="instead: gpu_check.json / .md from the files .ci/gpu-check's steps left in DIR",
+    )
     p.add_argument("--video", default=DEFAULT_VIDEO)
     p.add_argument("--frames", type=int, default=100, help="tracked frames per run (default 100)")
     p.add_argument("--cpu-frames", type=int, help="tracked frames of the CPU runs (default: --frames)")
@@ -313,6 +365,7 @@ def main(argv=None) -> int:
     names = args.trackers.split(",") if args.trackers else None
     report = {"device": device_report(), "video": args.video, "frames": len(frames) - 1, "box": list(BAG_BOX)}
     print(json.dumps(report["device"]))
+
     def write(runs):
         report["runs"] = runs
         with open(os.path.join(args.out, "gpu_bench.json"), "w") as f:
@@ -321,8 +374,11 @@ def main(argv=None) -> int:
             f.write(markdown_table(report))
 
     report["cpu_frames"] = min(args.cpu_frames or report["frames"], report["frames"])
-    write(bench_trackers(frames, BAG_BOX, names, tuple(args.devices.split(",")), on_record=write,
-                         cpu_frames=args.cpu_frames))
+    write(
+        bench_trackers(
+            frames, BAG_BOX, names, tuple(args.devices.split(",")), on_record=write, cpu_frames=args.cpu_frames
+        )
+    )
     table = markdown_table(report)
     print(table)
     return 0

@@ -16,13 +16,13 @@ LOST rule (`LOST_RULES`: the state goes LOST after `frames` frames in a row scor
 `below`, and back to TRACKING at a frame scoring `found` or more), which is how both the default
 and the guard set it.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-from typing import Optional
 
 import numpy as np
 
@@ -38,7 +38,7 @@ REFIND_IOU = 0.5
 LOST_RULES = {"siamscope-default": (0.1, 10, 0.3), "siamscope-guard": (0.5, 5, 0.6)}
 
 
-def lost_states(confidence: np.ndarray, start: int, rule: Optional[tuple]) -> np.ndarray:
+def lost_states(confidence: np.ndarray, start: int, rule: tuple | None) -> np.ndarray:
     """(N,) bool: LOST per frame, replayed from the per-frame confidence (frames after `start`)."""
     lost = np.zeros(len(confidence), bool)
     if rule is None:
@@ -63,8 +63,14 @@ def comebacks(gt: np.ndarray) -> list[int]:
     return [i for i in range(1, len(v)) if v[i] and not v[i - 1]]
 
 
-def refound(boxes: np.ndarray, gt: np.ndarray, lost: np.ndarray, back: int,
-            frames: int = REFIND_FRAMES, min_iou: float = REFIND_IOU) -> bool:
+def refound(
+    boxes: np.ndarray,
+    gt: np.ndarray,
+    lost: np.ndarray,
+    back: int,
+    frames: int = REFIND_FRAMES,
+    min_iou: float = REFIND_IOU,
+) -> bool:
     """Whether the target coming back at `back` is found again within `frames` frames: a frame
     with IoU >= min_iou that is not LOST."""
     end = min(len(gt), back + frames)
@@ -75,6 +81,7 @@ def refound(boxes: np.ndarray, gt: np.ndarray, lost: np.ndarray, back: int,
 
 def _read(folder: str, tracker: str, run: str):
     from ..run.results import read_boxes
+
     d = os.path.join(folder, tracker)
     boxes = read_boxes(os.path.join(d, f"{run}.txt"))
     with open(os.path.join(d, f"{run}_confidence.value")) as f:
@@ -94,20 +101,27 @@ def sequence_figures(folder: str, tracker: str, seq, runs: list) -> dict:
         present = M.valid_frames(gt)
         items.append((boxes, gt, present, conf, start))
         lost = lost_states(conf, start, LOST_RULES.get(tracker))
-        lost_in_view += int((lost & present)[start + 1:].sum())
-        in_view += int(present[start + 1:].sum())
+        lost_in_view += int((lost & present)[start + 1 :].sum())
+        in_view += int(present[start + 1 :].sum())
         for b in comebacks(gt):
             backs += 1
             found += refound(boxes, gt, lost, b)
     lt = long_term_score(items) if not M.valid_frames(seq.gt).all() else None
-    return {"auc": float(np.mean(aucs)), "f": None if lt is None else lt.f_score,
-            "lost_in_view": lost_in_view, "in_view": in_view, "comebacks": backs, "refound": found}
+    return {
+        "auc": float(np.mean(aucs)),
+        "f": None if lt is None else lt.f_score,
+        "lost_in_view": lost_in_view,
+        "in_view": in_view,
+        "comebacks": backs,
+        "refound": found,
+    }
 
 
 def decide(val_dir: str, results: str, candidate: str, reference: str = "nanotrack-v2") -> dict:
     """Per sequence figures of both trackers and which rules the candidate breaks where."""
     from ..run.sequences import find_sequences
     from .eval_protocols import expand
+
     seqs = find_sequences(val_dir)
     runs = expand(seqs, "sre")
     table, broken = {}, []
@@ -130,21 +144,35 @@ def decide(val_dir: str, results: str, candidate: str, reference: str = "nanotra
         broken.append(f"LOST on {lost_share:.1%} of the frames in view (at most {MAX_LOST_IN_VIEW:.0%})")
     if found_total < backs_total:
         broken.append(f"re-found within {REFIND_FRAMES} frames after {found_total} of {backs_total} comebacks")
-    return {"candidate": candidate, "reference": reference, "per_sequence": table, "lost_in_view": lost_share,
-            "comebacks": backs_total, "refound": found_total, "broken": broken, "meets_all": not broken}
+    return {
+        "candidate": candidate,
+        "reference": reference,
+        "per_sequence": table,
+        "lost_in_view": lost_share,
+        "comebacks": backs_total,
+        "refound": found_total,
+        "broken": broken,
+        "meets_all": not broken,
+    }
 
 
 def format_decision(d: dict) -> str:
     c, r = d["candidate"], d["reference"]
-    lines = [f"{'sequence':28s} {c + ' AUC':>24s} {r + ' AUC':>18s} {'F':>6s} {'F ref':>6s} {'LOST/in view':>13s} "
-             f"{'re-found':>9s}"]
+    lines = [
+        f"{'sequence':28s} {c + ' AUC':>24s} {r + ' AUC':>18s} {'F':>6s} {'F ref':>6s} {'LOST/in view':>13s} "
+        f"{'re-found':>9s}"
+    ]
     for name, row in d["per_sequence"].items():
         a, b = row[c], row[r]
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        lines.append(f"{name:28s} {a['auc']:24.3f} {b['auc']:18.3f} {f(a['f']):>6s} {f(b['f']):>6s} "
-                     f"{a['lost_in_view']:>6d}/{a['in_view']:<6d} {a['refound']:>4d}/{a['comebacks']:<4d}")
-    lines.append(f"LOST on {d['lost_in_view']:.2%} of the frames in view; re-found after {d['refound']} of "
-                 f"{d['comebacks']} comebacks")
+        lines.append(
+            f"{name:28s} {a['auc']:24.3f} {b['auc']:18.3f} {f(a['f']):>6s} {f(b['f']):>6s} "
+            f"{a['lost_in_view']:>6d}/{a['in_view']:<6d} {a['refound']:>4d}/{a['comebacks']:<4d}"
+        )
+    lines.append(
+        f"LOST on {d['lost_in_view']:.2%} of the frames in view; re-found after {d['refound']} of "
+        f"{d['comebacks']} comebacks"
+    )
     lines.append("meets every rule" if d["meets_all"] else "breaks: " + "; ".join(d["broken"]))
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """The command the user typed, for usage lines and hints: `siamscope` for the installed console
 script, `python main.py` from a checkout (argparse would say `main.py`, which runs nothing)."""
+
 from __future__ import annotations
 
 import os

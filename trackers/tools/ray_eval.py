@@ -9,10 +9,11 @@ A task whose worker process dies (killed, out of memory, node lost) is run again
 (`max_retries`); a job that raises is not retried (the same input fails the same way) and its
 error is reported.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..core.paths import REPO_ROOT
 from .eval_core import EvalError
@@ -31,8 +32,12 @@ def _run_job_task(job: EvalJob) -> JobResult:
     return run_job(job)
 
 
-def run_ray(jobs: list[EvalJob], on_result: Callable[[JobResult], None], address: Optional[str] = None,
-            note: Callable[[str], None] = lambda m: None) -> int:
+def run_ray(
+    jobs: list[EvalJob],
+    on_result: Callable[[JobResult], None],
+    address: str | None = None,
+    note: Callable[[str], None] = lambda m: None,
+) -> int:
     """Run the jobs as Ray tasks; on_result is called in the driver as each one finishes. Returns the
     number of CPUs the cluster offered."""
     import ray
@@ -43,8 +48,9 @@ def run_ray(jobs: list[EvalJob], on_result: Callable[[JobResult], None], address
             env[var] = os.environ[var]
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs = dict(runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False,
-                      configure_logging=False)
+        kwargs = dict(
+            runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
         try:
             if address:
                 ray.init(address=address, **kwargs)
@@ -79,6 +85,7 @@ def run_ray(jobs: list[EvalJob], on_result: Callable[[JobResult], None], address
 def _collect(ray, pending: dict, on_result: Callable[[JobResult], None]) -> None:
     """Hand each finished task's result to on_result (through eval_jobs.deliver) as it arrives."""
     from .eval_jobs import deliver
+
     while pending:
         # a bounded wait: the driver returns to Python often enough for a signal to stop it
         done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -89,12 +96,12 @@ def _collect(ray, pending: dict, on_result: Callable[[JobResult], None]) -> None
         try:
             result = ray.get(ref)
         except ray.exceptions.WorkerCrashedError:
-            raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker died "
-                            f"{MAX_ATTEMPTS} times") from None
+            raise EvalError(f"job {job.tracker} x {job.sequence.name}: its worker died {MAX_ATTEMPTS} times") from None
         except ray.exceptions.RayTaskError as e:
             cause = e.cause if getattr(e, "cause", None) is not None else e
             if isinstance(cause, EvalError):
                 raise EvalError(str(cause)) from None
-            raise EvalError(f"job {job.tracker} x {job.sequence.name} failed: "
-                            f"{type(cause).__name__}: {cause}") from None
+            raise EvalError(
+                f"job {job.tracker} x {job.sequence.name} failed: {type(cause).__name__}: {cause}"
+            ) from None
         deliver(on_result, result)

@@ -5,12 +5,12 @@ Outputs, each checked before any work: `--out R.txt` one OTB file per track (`R.
 `R.<tracker>.txt` for an A/B pair), `--mot F.txt` MOTChallenge CSV, `--json F.json` every track's
 states and re-initialisations, `--video-out` the frames with every box, id and colour.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
-from typing import Optional
 
 from .usage import UsageError
 
@@ -18,7 +18,7 @@ from .usage import UsageError
 CLI_MAX_TRACKS = 64
 
 
-def parse_boxes_file(path: str) -> list[tuple[int, tuple, Optional[int]]]:
+def parse_boxes_file(path: str) -> list[tuple[int, tuple, int | None]]:
     """`id,x,y,w,h[,start]` per line (commas, tabs or spaces; '#' starts a comment) -> (id, box, start).
     The file is untrusted: every value is checked, and a bad line is named."""
     out = []
@@ -53,7 +53,7 @@ def parse_boxes_file(path: str) -> list[tuple[int, tuple, Optional[int]]]:
     return out
 
 
-def wanted_targets(args, parse_box) -> list[tuple[int, tuple, Optional[int]]]:
+def wanted_targets(args, parse_box) -> list[tuple[int, tuple, int | None]]:
     targets = parse_boxes_file(args.boxes) if args.boxes else []
     taken = {t[0] for t in targets}
     free = (i for i in range(1, 10 * CLI_MAX_TRACKS) if i not in taken)
@@ -71,16 +71,17 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
     """cli.py's `track` with several targets or --compare; cli.py hands over its helpers (so this
     module does not import cli.py back)."""
     from models.device import check_device, check_precision
+
     from ..core import registry
-    from .usage import apply_compute
     from ..core.base import validate_box
     from ..run.frame_range import parse_frame_range
     from ..run.multi_export import check_track_outputs, draw_tracks, write_mot, write_multi_json, write_track_files
-    from ..run.safe_output import RESULT_EXTS, VIDEO_EXTS, check_output, check_outputs_distinct
+    from ..run.safe_output import VIDEO_EXTS, check_output, check_outputs_distinct
     from ..run.session import SessionError
     from ..run.sources import SourceError
     from ..run.tracks import MultiTrackSession, pair_iou
     from ..run.video_io import AtomicVideoWriter
+    from .usage import apply_compute
 
     apply_compute(args)
     targets = wanted_targets(args, parse_box)
@@ -93,8 +94,10 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
         if len(targets) != 1:
             raise UsageError("--compare runs two trackers on one target: give one --box")
         if compare == name and not args.compare_weights:
-            raise UsageError(f"--compare {compare} is the tracker A already (give --compare-weights to compare "
-                             "two checkpoints of it)")
+            raise UsageError(
+                f"--compare {compare} is the tracker A already (give --compare-weights to compare "
+                "two checkpoints of it)"
+            )
     for tid, _, start in targets:
         if start is not None and start < first:
             raise UsageError(f"target {tid} starts at frame {start}, before --start {first}")
@@ -106,9 +109,15 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
     else:
         plan = [(tid, box, start, name, args.weights, "solid") for tid, box, start in targets]
         labels = [str(tid) for tid, *_ in targets]
-    from ..run.groundtruth import annotation_inputs      # the source's ground truth is an input too
-    inputs = (args.source, args.weights, getattr(args, "compare_weights", None), args.boxes,
-              *annotation_inputs(args.source))
+    from ..run.groundtruth import annotation_inputs  # the source's ground truth is an input too
+
+    inputs = (
+        args.source,
+        args.weights,
+        getattr(args, "compare_weights", None),
+        args.boxes,
+        *annotation_inputs(args.source),
+    )
     check_outputs_distinct(args.video_out, args.mot, args.json)
     out_paths = []
     try:
@@ -129,7 +138,7 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
         raise UsageError(f"{args.source!r} has no frames") from None
     writer = None
     stop = StopSignals()
-    failure: Optional[SourceError] = None
+    failure: SourceError | None = None
     try:
         with session, stop:
             if first:
@@ -138,15 +147,22 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
                 if not session.seek(first) or session.index != first:
                     raise UsageError(f"--start {first} is past the end of {args.source!r}")
             for _, box, *_ in plan:
-                validate_box(box, session.frame.shape)   # every box fails before a checkpoint is loaded
+                validate_box(box, session.frame.shape)  # every box fails before a checkpoint is loaded
             check_precision(args.precision, check_device(args.device))
             built: dict = {}
             for tid, box, start, tname, weights, style in plan:
                 tracker = registry.build(tname, weights, args.device, engine=args.engine)
                 if args.precision != "fp32":
                     tracker.set_precision(args.precision)
-                session.add(tracker, box, tracker_name=tname, name=tname if compare else str(tid),
-                            start=first if start is None else start, track_id=tid, style=style)
+                session.add(
+                    tracker,
+                    box,
+                    tracker_name=tname,
+                    name=tname if compare else str(tid),
+                    start=first if start is None else start,
+                    track_id=tid,
+                    style=style,
+                )
                 built[tid] = tracker
             ran_out = False
             try:
@@ -184,8 +200,10 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
     if failure is not None:
         raise SourceError(f"{failure} after {frames} frames; the tracks up to it were written")
     engines = sorted({t.tracker.engine_name for t in tracks})
-    print(f"tracked {session.tracked_frames} frames, {len(tracks)} tracks ({', '.join(engines)}"
-          f"{'' if args.no_batch else ', batched where they share a network'})")
+    print(
+        f"tracked {session.tracked_frames} frames, {len(tracks)} tracks ({', '.join(engines)}"
+        f"{'' if args.no_batch else ', batched where they share a network'})"
+    )
     print(f"{session.fps:.1f} fps (all tracks together)")
     if compare:
         ious = pair_iou(tracks[0], tracks[1])
@@ -194,20 +212,25 @@ def cmd_track_multi(args, parse_box, StopSignals, default_tracker_name) -> int:
         below = sum(v < 0.5 for v in tracked)
         print(f"IoU {name} vs {compare}: mean {mean:.3f} over {len(tracked)} frames; {below} frames below 0.5")
     if short:
-        print("warning: " + short + ("" if args.allow_short else "; pass --allow-short to accept it"),
-              file=sys.stderr)
+        print("warning: " + short + ("" if args.allow_short else "; pass --allow-short to accept it"), file=sys.stderr)
         return 0 if args.allow_short else 3
     return 0
 
 
 def _print_step(step, session, compare) -> None:
     from ..run.metrics import iou
+
     for t in session.tracks:
         r = step.results.get(t.id)
         if r is None:
             continue
-        print(f"{step.index} {t.id} " + ",".join(f"{v:.2f}" for v in r.box)
-              + f" {r.score:.4f} {r.state.value}" + (f" {t.tracker_name}" if compare else ""), flush=True)
+        print(
+            f"{step.index} {t.id} "
+            + ",".join(f"{v:.2f}" for v in r.box)
+            + f" {r.score:.4f} {r.state.value}"
+            + (f" {t.tracker_name}" if compare else ""),
+            flush=True,
+        )
     if compare:
         a, b = (step.results.get(t.id) for t in session.tracks[:2])
         if a is not None and b is not None:

@@ -21,12 +21,12 @@ The toolkit scores rectangles by rasterising them (coordinates rounded, pixels c
 the image), so `vot_overlaps` (continuous IoU of the rounded rectangles clipped to the image) is
 the same number, and `toolkit_accuracy` the same average accuracy, computed by us.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-from typing import Optional
 
 import numpy as np
 
@@ -39,6 +39,7 @@ TRACKER_PREFIX = "siamscope-"
 def toolkit_id(name: str) -> str:
     """The tracker's identifier in trackers.ini: siamscope-<name> (siamscope-default stays as it is)."""
     return name if name.startswith(TRACKER_PREFIX) else TRACKER_PREFIX + name
+
 
 STACK_YAML = """title: SiamScope one-pass stack (local sequences)
 experiments:
@@ -54,14 +55,14 @@ experiments:
 # -- the TraX server ------------------------------------------------------------------------------
 def _rect_of(region) -> tuple[float, float, float, float]:
     from trax.region import Polygon, Rectangle
+
     if isinstance(region, Rectangle):
         return tuple(float(v) for v in region.bounds())
     if isinstance(region, Polygon):
         pts = [region.get(i) for i in range(region.size())]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-    raise VotServeError(f"region of type {getattr(region, 'type', '?')} is not supported (rectangles and "
-                        f"polygons are)")
+    raise VotServeError(f"region of type {getattr(region, 'type', '?')} is not supported (rectangles and polygons are)")
 
 
 class VotServeError(Exception):
@@ -71,20 +72,23 @@ class VotServeError(Exception):
 def check_region(box) -> tuple[float, float, float, float]:
     """An INITIALIZE region as a rectangle of four finite numbers with a positive width and height."""
     import math
+
     try:
         vals = tuple(float(v) for v in box)
     except (TypeError, ValueError):
         vals = ()
     if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
         shown = ",".join(f"{v:g}" for v in vals) if vals else repr(box)[:80]
-        raise VotServeError(f"initialize region ({shown}) is not a rectangle of finite numbers with a "
-                            f"positive width and height")
+        raise VotServeError(
+            f"initialize region ({shown}) is not a rectangle of finite numbers with a positive width and height"
+        )
     return vals
 
 
 def read_frame(path) -> np.ndarray:
     """The colour image a request names (a path; anything else is refused)."""
     import cv2
+
     if not isinstance(path, str) or not path or "\0" in path:
         raise VotServeError(f"the request's image is not a file path: {str(path)[:80]!r}")
     frame = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -101,6 +105,7 @@ class TraxSteps:
 
     def __init__(self, tracker):
         from ..run.session import Track
+
         self.tracker = tracker
         # the toolkit pushes the frames: the session's per-frame step, numbered here, no source
         self.track = Track(tracker)
@@ -109,6 +114,7 @@ class TraxSteps:
 
     def initialize(self, path, region) -> tuple[tuple, float]:
         from ..core.base import BoxError
+
         box = check_region(region)
         frame = read_frame(path)
         try:
@@ -123,11 +129,11 @@ class TraxSteps:
         if not self.initialized:
             raise VotServeError("a frame came before initialize")
         self.index += 1
-        step = self.track.step(read_frame(path), self.index, keep_box=False)   # nothing seeks back
+        step = self.track.step(read_frame(path), self.index, keep_box=False)  # nothing seeks back
         return tuple(float(v) for v in step.box), step.score
 
 
-def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu", threads: int = 1) -> int:
+def serve(tracker_name: str, weights: str | None = None, device: str = "cpu", threads: int = 1) -> int:
     """The TraX loop: handshake, then INITIALIZE / FRAME requests until QUIT. Anything else (bytes
     that are not TraX, a NaN region, a frame before initialize, an unreadable image) ends the
     session with one line on stderr (stdout is the protocol's) and exit status 1, no traceback."""
@@ -136,6 +142,7 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
         from trax.server import Server
     except ImportError:
         from .usage import UsageError
+
         raise UsageError("vot-serve needs the trax package (PyPI vot-trax: pip install -e '.[vot]')") from None
 
     from ..core import registry
@@ -146,14 +153,20 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
     set_threads(threads)
     steps = TraxSteps(registry.build(tracker_name, weights, device))
     try:
-        with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name=toolkit_id(tracker_name),
-                    tracker_family="SiamScope") as server:
+        with Server(
+            [Region.RECTANGLE, Region.POLYGON],
+            [Image.PATH],
+            tracker_name=toolkit_id(tracker_name),
+            tracker_family="SiamScope",
+        ) as server:
             while True:
                 try:
                     request = server.wait()
                 except Exception as e:  # noqa: BLE001 - trax raises TraxException on bytes that are not TraX
-                    raise VotServeError(f"the client sent something that is not a TraX request "
-                                        f"({' '.join(str(e).split())[:120] or type(e).__name__})") from None
+                    raise VotServeError(
+                        f"the client sent something that is not a TraX request "
+                        f"({' '.join(str(e).split())[:120] or type(e).__name__})"
+                    ) from None
                 if request.type == TraxStatus.QUIT:
                     break
                 if request.type == TraxStatus.INITIALIZE:
@@ -166,13 +179,13 @@ def serve(tracker_name: str, weights: Optional[str] = None, device: str = "cpu",
                 else:
                     raise VotServeError(f"unexpected TraX request {request.type!r}")
                 from trax.region import Rectangle
+
                 server.status([(Rectangle.create(*box), {})], {"confidence": confidence})
     except VotServeError as e:
         print(f"error: vot-serve: {e}", file=sys.stderr, flush=True)
         return 1
     except Exception as e:  # noqa: BLE001 - the toolkit reads one line, not a traceback, whatever broke
-        print(f"error: vot-serve: {type(e).__name__}: {' '.join(str(e).split())[:200]}", file=sys.stderr,
-              flush=True)
+        print(f"error: vot-serve: {type(e).__name__}: {' '.join(str(e).split())[:200]}", file=sys.stderr, flush=True)
         return 1
     finally:
         sys.stdout = stdout
@@ -202,30 +215,39 @@ def _rect_line(box) -> str:
 
 def write_vot_sequence(seq, folder: str) -> None:
     from ..run.safe_output import atomic_write, inside
+
     color = os.path.join(folder, "color")
     os.makedirs(color, exist_ok=True)
     ext = os.path.splitext(seq.frames[0])[1].lower() or ".jpg"
     for i, src in enumerate(seq.frames, 1):
         dst = os.path.join(color, f"{i:08d}{ext}")
-        if not os.path.lexists(dst):    # a link already there (even a dangling one) is never written through
+        if not os.path.lexists(dst):  # a link already there (even a dangling one) is never written through
             _place(src, dst)
     import cv2
+
     h, w = cv2.imread(seq.frames[0], cv2.IMREAD_COLOR).shape[:2]
     # replaced, never written through an existing file: a hard link there is the dataset's own file
     with atomic_write(inside(folder, "sequence", "sequence file")) as f:
-        f.write(f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
-                f"width={w}\nheight={h}\nlength={len(seq.frames)}\n")
+        f.write(
+            f"channels.color=color/%08d{ext}\nformat=default\nfps=30\nname={seq.name}\n"
+            f"width={w}\nheight={h}\nlength={len(seq.frames)}\n"
+        )
     with atomic_write(inside(folder, "groundtruth.txt", "ground-truth file")) as f:
         f.writelines(_rect_line(b) + "\n" for b in seq.gt)
 
 
-def tracker_entry(name: str, weights: Optional[str], python: str = sys.executable) -> str:
+def tracker_entry(name: str, weights: str | None, python: str = sys.executable) -> str:
     cmd = f"{python} {os.path.join(REPO_ROOT, 'main.py')} vot-serve {name}"
     if weights:
         cmd += f" --weights {weights}"
     env = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    lines = [f"[{toolkit_id(name)}]", f"label = SiamScope {name}", "protocol = trax", f"command = {cmd}",
-             f"env_PYTHONPATH = {os.pathsep.join(env)}"]
+    lines = [
+        f"[{toolkit_id(name)}]",
+        f"label = SiamScope {name}",
+        "protocol = trax",
+        f"command = {cmd}",
+        f"env_PYTHONPATH = {os.pathsep.join(env)}",
+    ]
     if os.environ.get("SIAMSCOPE_MODELS"):
         lines.append(f"env_SIAMSCOPE_MODELS = {os.environ['SIAMSCOPE_MODELS']}")
     return "\n".join(lines) + "\n"
@@ -242,8 +264,9 @@ def check_workspace(workspace: str, read_from: str, sequences) -> None:
     sequences/ folder) is, holds or lies in the dataset folder or a sequence's frames folder (the
     toolkit's own layout, WS/sequences, is a dataset vot-setup would overwrite), or when a sequence
     name would lead out of WS/sequences."""
-    from .usage import UsageError
     from ..run.safe_output import UnsafePathError, safe_relpath
+    from .usage import UsageError
+
     dataset = read_from if os.path.isdir(read_from) else os.path.dirname(os.path.abspath(read_from))
     inputs = [dataset] + sorted({os.path.dirname(os.path.abspath(s.frames[0])) for s in sequences if s.frames})
     seq_root = os.path.join(workspace, "sequences")
@@ -251,24 +274,30 @@ def check_workspace(workspace: str, read_from: str, sequences) -> None:
         # WS/sequences is, holds or lies in it; or the workspace is it or lies in it (WS/*.yaml)
         ws, read = os.path.realpath(workspace), os.path.realpath(folder)
         if _overlaps(seq_root, folder) or os.path.commonpath([ws, read]) == read:
-            raise UsageError(f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
-                             f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
-                             f"{seq_root!r}); give a workspace outside the dataset")
+            raise UsageError(
+                f"the workspace must not be the sequences folder nor overlap it: vot-setup reads "
+                f"{folder!r} and would write into it (workspace {workspace!r}, sequences written to "
+                f"{seq_root!r}); give a workspace outside the dataset"
+            )
     # every file written, checked before the first is: a link planted in the workspace leads none out
     written = [(workspace, n) for n in ("config.yaml", "stack.yaml", "trackers.ini", "sequences/list.txt")]
     for seq in sequences:
         written += [(seq_root, seq.name)] + [(seq_root, f"{seq.name}/{n}") for n in ("sequence", "groundtruth.txt")]
     try:
         for folder, name in written:
-            safe_relpath(name, "sequence name" if name.count("/") == 0 and folder == seq_root
-                         else "workspace file", folder if os.path.isdir(folder) else None)
+            safe_relpath(
+                name,
+                "sequence name" if name.count("/") == 0 and folder == seq_root else "workspace file",
+                folder if os.path.isdir(folder) else None,
+            )
     except UnsafePathError as e:
         raise UsageError(str(e)) from None
 
 
-def setup_workspace(workspace: str, trackers: dict[str, Optional[str]], sequences) -> list[str]:
+def setup_workspace(workspace: str, trackers: dict[str, str | None], sequences) -> list[str]:
     """Write (or refresh) the workspace; returns the toolkit's tracker identifiers."""
     from ..run.safe_output import atomic_write, inside
+
     os.makedirs(workspace, exist_ok=True)
     # a link planted in a workspace (one made elsewhere, unpacked here) never leads a write out of it
     with atomic_write(inside(workspace, "config.yaml", "workspace file")) as f:
@@ -293,6 +322,7 @@ def read_vot_trajectory(path: str) -> list:
     Returns one entry per frame: an (x,y,w,h) tuple, or the special code as an int (1 init,
     2 failure, 0 unknown)."""
     import struct
+
     with open(path, "rb") as f:
         data = f.read()
     if path.endswith(".bin"):
@@ -350,7 +380,7 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
     total, frames = 0.0, 0
     for seq in sequences:
         traj = trajectories[seq.name]
-        keep = [i for i, r in enumerate(traj) if not isinstance(r, int) and M.valid_frames(seq.gt[i:i + 1])[0]]
+        keep = [i for i, r in enumerate(traj) if not isinstance(r, int) and M.valid_frames(seq.gt[i : i + 1])[0]]
         pred = np.array([traj[i] for i in keep], dtype=np.float64).reshape(-1, 4)
         acc = float(np.mean(vot_overlaps(pred, seq.gt[keep], sizes[seq.name]))) if keep else 0.0
         total += acc * len(seq.frames)
@@ -361,16 +391,17 @@ def toolkit_accuracy(trajectories: dict[str, list], sequences, sizes: dict[str, 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_vot_setup(args) -> int:
     from ..core import registry
-    from .usage import UsageError
     from .datasets import load_dataset
     from .evaluate import EvalError, parse_weights, require_dataset_folder
+    from .usage import UsageError
+
     require_dataset_folder(args.sequences, "vot-setup WORKSPACE --sequences DIR")
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     weights = parse_weights(args.weights)
     trackers = {}
     for n in names:
         spec = registry.get(n)
-        registry.build(n, weights.get(n), "cpu")   # a missing checkpoint is said now, not by the toolkit
+        registry.build(n, weights.get(n), "cpu")  # a missing checkpoint is said now, not by the toolkit
         trackers[n] = weights.get(n) or (registry.find_weights(spec) if spec.needs_weights else None)
     try:
         sequences = load_dataset(args.sequences, args.max_frames)
@@ -379,8 +410,10 @@ def cmd_vot_setup(args) -> int:
     check_workspace(args.workspace, args.sequences, sequences)
     ids = setup_workspace(args.workspace, trackers, sequences)
     print(f"VOT workspace {args.workspace}: {len(sequences)} sequences, trackers {', '.join(ids)}")
-    print(f"run: vot evaluate --workspace {args.workspace} {' '.join(ids)} && "
-          f"vot analysis --workspace {args.workspace} {' '.join(ids)}")
+    print(
+        f"run: vot evaluate --workspace {args.workspace} {' '.join(ids)} && "
+        f"vot analysis --workspace {args.workspace} {' '.join(ids)}"
+    )
     return 0
 
 
@@ -390,13 +423,19 @@ def cmd_vot_serve(args) -> int:
 
 def add_parser(subparsers) -> None:
     from .evaluate import DEFAULT_FOLDER
-    p = subparsers.add_parser("vot-setup", help="write a VOT toolkit workspace (one-pass stack, trackers.ini, "
-                                                "sequences converted from a local dataset)")
+
+    p = subparsers.add_parser(
+        "vot-setup",
+        help="write a VOT toolkit workspace (one-pass stack, trackers.ini, sequences converted from a local dataset)",
+    )
     p.add_argument("workspace", help="the workspace folder (created; refreshed when it exists)")
     p.add_argument("--trackers", default="siamscope-default", help="comma-separated tracker names")
     p.add_argument("--weights", action="append", metavar="NAME=PATH", help="checkpoint for one tracker (repeatable)")
-    p.add_argument("--sequences", default=DEFAULT_FOLDER,
-                   help=f"a dataset `eval` reads, converted to VOT's layout (default {DEFAULT_FOLDER})")
+    p.add_argument(
+        "--sequences",
+        default=DEFAULT_FOLDER,
+        help=f"a dataset `eval` reads, converted to VOT's layout (default {DEFAULT_FOLDER})",
+    )
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     p.set_defaults(func=cmd_vot_setup)
     s = subparsers.add_parser("vot-serve", help="a tracker as a TraX server (what the VOT toolkit runs)")

@@ -1,29 +1,40 @@
 """The `download` and `zoo` commands: the model zoo (trackers/run/zoo.py) at the terminal."""
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
 
 from ..core import registry
-from ..run.zoo import (MANIFEST_ENV, DownloadError, download, find, load_manifest, load_unpublished,
-                       read_recorded_sha256, recorded_sha256_path, shipped)
+from ..run.zoo import (
+    MANIFEST_ENV,
+    DownloadError,
+    download,
+    find,
+    load_manifest,
+    load_unpublished,
+    read_recorded_sha256,
+    recorded_sha256_path,
+    shipped,
+)
 
 
 def _terminal_progress(name: str):
     tty = sys.stderr.isatty()
 
-    def show(done: int, total: Optional[int]) -> None:
+    def show(done: int, total: int | None) -> None:
         if not tty:
             return
         mb = done / 1e6
         text = f"{name}: {mb:.1f} MB" + (f" / {total / 1e6:.1f} MB ({100 * done / total:.0f}%)" if total else "")
         print("\r" + text, end="", file=sys.stderr, flush=True)
+
     return show
 
 
 def cmd_download(args) -> int:
     from .usage import UsageError
+
     entries = load_manifest(args.manifest)
     if args.all:
         chosen = entries
@@ -53,8 +64,10 @@ def cmd_download(args) -> int:
         if entry.sha256:
             print(f"{entry.name}: saved to {path} (sha256 verified)")
         else:
-            print(f"{entry.name}: saved to {path} (NOT verified: no published sha256; its sha256 "
-                  f"{read_recorded_sha256(path)} is recorded in {recorded_sha256_path(path)})")
+            print(
+                f"{entry.name}: saved to {path} (NOT verified: no published sha256; its sha256 "
+                f"{read_recorded_sha256(path)} is recorded in {recorded_sha256_path(path)})"
+            )
     return 2 if failed else 0
 
 

@@ -21,12 +21,12 @@ the head from learning a centre bias) with scale jitter; blur and colour jitter 
 
 bag.avi and cup.mp4 are the benchmark sequences (../shared/bench) as videos: they are left out.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -48,22 +48,22 @@ class PairConfig:
     context_amount: float = 0.5
     template_shift: float = 4.0
     template_scale: float = 0.05
-    search_shift: float = 64.0       # spatial-aware sampling range, each axis
+    search_shift: float = 64.0  # spatial-aware sampling range, each axis
     search_scale: float = 0.18
-    blur: float = 0.2                # probability of blurring a crop
+    blur: float = 0.2  # probability of blurring a crop
     gray: float = 0.05
-    negative: float = 0.2            # fraction of negative pairs
-    still: float = 0.25              # fraction of still-image pairs among the positives
-    frame_gap: int = 30              # largest frame gap between template and search background (frames)
+    negative: float = 0.2  # fraction of negative pairs
+    still: float = 0.25  # fraction of still-image pairs among the positives
+    frame_gap: int = 30  # largest frame gap between template and search background (frames)
     max_distractors: int = 3
-    occlusion: float = 0.3           # probability of an occluder over the target in the search frame
+    occlusion: float = 0.3  # probability of an occluder over the target in the search frame
 
 
 @dataclasses.dataclass
 class Pair:
-    template: np.ndarray             # (127, 127, 3) uint8 BGR
-    search: np.ndarray               # (255, 255, 3) uint8 BGR
-    box: np.ndarray                  # (4,) cx, cy, w, h in search-crop pixels relative to its centre
+    template: np.ndarray  # (127, 127, 3) uint8 BGR
+    search: np.ndarray  # (255, 255, 3) uint8 BGR
+    box: np.ndarray  # (4,) cx, cy, w, h in search-crop pixels relative to its centre
     positive: bool
 
 
@@ -93,8 +93,7 @@ class Library:
             raise FileNotFoundError(f"training data needs videos ({', '.join(videos)}) and images in {data_dir}")
 
     def describe(self) -> dict:
-        return {"videos": {n: len(f) for n, f in zip(self.video_names, self.videos)},
-                "images": list(self.image_names)}
+        return {"videos": {n: len(f) for n, f in zip(self.video_names, self.videos)}, "images": list(self.image_names)}
 
 
 def read_frames(path: str, count: int) -> list[np.ndarray]:
@@ -133,7 +132,7 @@ def textured_box(rng: np.random.Generator, img: np.ndarray, min_frac=0.08, max_f
         h = int(np.clip(math.sqrt(area / aspect), 12, H - 2))
         x = int(rng.integers(0, W - w + 1))
         y = int(rng.integers(0, H - h + 1))
-        e = float(cv2.meanStdDev(gray[y:y + h, x:x + w])[1][0, 0])
+        e = float(cv2.meanStdDev(gray[y : y + h, x : x + w])[1][0, 0])
         if e > best_e:
             best, best_e = (x, y, w, h), e
     return best
@@ -159,9 +158,9 @@ def object_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Patch:
-    rgb: np.ndarray     # (h, w, 3) uint8
-    alpha: np.ndarray   # (h, w) float32
-    source: int         # index of the source image (for look-alike distractors), -1 for video frames
+    rgb: np.ndarray  # (h, w, 3) uint8
+    alpha: np.ndarray  # (h, w) float32
+    source: int  # index of the source image (for look-alike distractors), -1 for video frames
 
 
 class Sampler:
@@ -181,11 +180,11 @@ class Sampler:
         frames = self.lib.videos[int(self.rng.integers(len(self.lib.videos)))]
         return frames[int(self.rng.integers(len(frames)))], -1
 
-    def patch(self, image: Optional[np.ndarray] = None, source: int = -1) -> Patch:
+    def patch(self, image: np.ndarray | None = None, source: int = -1) -> Patch:
         if image is None:
             image, source = self._source_image()
         x, y, w, h = textured_box(self.rng, image)
-        return Patch(image[y:y + h, x:x + w].copy(), object_mask(self.rng, h, w), source)
+        return Patch(image[y : y + h, x : x + w].copy(), object_mask(self.rng, h, w), source)
 
     def _background_pair(self):
         """Two frames of one training video, up to frame_gap frames apart (real background change)."""
@@ -218,11 +217,11 @@ class Sampler:
         fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
         if fx1 <= fx0 or fy1 <= fy0:
             return None
-        a = alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0, None]
-        src = rgb[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0].astype(np.float32)
+        a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0, None]
+        src = rgb[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32)
         dst = frame[fy0:fy1, fx0:fx1].astype(np.float32)
         frame[fy0:fy1, fx0:fx1] = (a * src + (1 - a) * dst + 0.5).astype(np.uint8)
-        ys, xs = np.nonzero(alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] > 0.5)
+        ys, xs = np.nonzero(alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] > 0.5)
         if len(xs) == 0:
             return None
         return (fx0 + xs.min(), fy0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
@@ -281,14 +280,23 @@ class Sampler:
                 k = int(rng.integers(3, 9))
                 kernel = np.zeros((k, k), np.float32)
                 kernel[k // 2] = 1.0 / k
-                rgb = cv2.filter2D(rgb, -1, cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2, k / 2), rng.uniform(0, 180), 1), (k, k)))
+                rgb = cv2.filter2D(
+                    rgb,
+                    -1,
+                    cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2, k / 2), rng.uniform(0, 180), 1), (k, k)),
+                )
             box_s = self._paste(frame_s, rgb, alpha, mx, my)
             if box_s is not None and rng.random() < self.cfg.occlusion:
                 occ = self.patch()
                 ow, oh = size_s[0] * rng.uniform(0.2, 0.6), size_s[1] * rng.uniform(0.3, 1.0)
                 ox = mx + rng.choice([-1, 1]) * (size_s[0] / 2) * rng.uniform(0.3, 0.9)
-                self._paste(frame_s, self._relight(cv2.resize(occ.rgb, (max(4, int(ow)), max(4, int(oh))))),
-                            np.ones((max(4, int(oh)), max(4, int(ow))), np.float32), ox, my + rng.normal(0, 0.2) * size_s[1])
+                self._paste(
+                    frame_s,
+                    self._relight(cv2.resize(occ.rgb, (max(4, int(ow)), max(4, int(oh))))),
+                    np.ones((max(4, int(oh)), max(4, int(ow))), np.float32),
+                    ox,
+                    my + rng.normal(0, 0.2) * size_s[1],
+                )
         else:
             box_s = (mx - size_s[0] / 2, my - size_s[1] / 2, size_s[0], size_s[1])  # where the crop looks
         return frame_t, box_t, frame_s, box_s
@@ -327,7 +335,7 @@ class Sampler:
             crop = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         return crop
 
-    def sample(self) -> Optional[Pair]:
+    def sample(self) -> Pair | None:
         cfg, rng = self.cfg, self.rng
         negative = rng.random() < cfg.negative
         if rng.random() < cfg.still:
@@ -340,8 +348,10 @@ class Sampler:
         s_z = self._context_side(w, h)
         # exemplar: the tracker's crop, with a little jitter
         zs = s_z * math.exp(rng.uniform(-cfg.template_scale, cfg.template_scale))
-        zc = (x + w / 2 + rng.uniform(-1, 1) * cfg.template_shift * zs / cfg.exemplar_size,
-              y + h / 2 + rng.uniform(-1, 1) * cfg.template_shift * zs / cfg.exemplar_size)
+        zc = (
+            x + w / 2 + rng.uniform(-1, 1) * cfg.template_shift * zs / cfg.exemplar_size,
+            y + h / 2 + rng.uniform(-1, 1) * cfg.template_shift * zs / cfg.exemplar_size,
+        )
         avg = np.array(cv2.mean(frame_t)[:3])
         template = get_subwindow(frame_t, zc, cfg.exemplar_size, max(1, round(zs)), avg)
         # search: sized from the template box (the tracker's last estimate), centre shifted

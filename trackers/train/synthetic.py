@@ -7,6 +7,7 @@ Each sequence: consecutive frames of a real training video; a real object patch 
 changes lighting; two distractor patches (one cut from the same image, so it looks alike) wander
 nearby; an occluder crosses the target half-way. The box is the pasted mask's bounding box.
 """
+
 from __future__ import annotations
 
 import math

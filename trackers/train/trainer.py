@@ -18,6 +18,7 @@ Optimiser: pysot trains SGD (momentum 0.9, weight decay 1e-4) with a warm-up the
 decay; with only a few thousand steps on CPU, AdamW with the same warm-up-then-log-decay shape
 gets there in far fewer steps, so that is what is used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from .pairs import TRAIN_VIDEOS, Library, PairConfig, Sampler
 class TrainConfig:
     data_dir: str = os.path.join("..", "shared", "data")
     seed: int = 0
-    pairs: int = 48000            # held-out synthetic AUC with 12000 / 24000 / 48000 pairs: 0.727 / 0.745 / 0.786
+    pairs: int = 48000  # held-out synthetic AUC with 12000 / 24000 / 48000 pairs: 0.727 / 0.745 / 0.786
     val_fraction: float = 0.05
     epochs: int = 12
     batch_size: int = 64
@@ -55,10 +56,10 @@ class TrainConfig:
     cls_weight: float = 1.0
     loc_weight: float = 1.2
     channels: int = 48
-    threads: int = 1               # one thread: on a shared 2-core machine a second one spins more than it works
-    device: str = "auto"            # "auto": cuda where present, else cpu
+    threads: int = 1  # one thread: on a shared 2-core machine a second one spins more than it works
+    device: str = "auto"  # "auto": cuda where present, else cpu
     extract_batch: int = 16
-    keep_best: bool = True          # keep the epoch with the lowest validation loss (the cache is small: it overfits)
+    keep_best: bool = True  # keep the epoch with the lowest validation loss (the cache is small: it overfits)
     # videos of pairs.TRAIN_VIDEOS not used at all (no frame as background, patch or still pair): the
     # leave-one-video-out folds (trackers/train/lovo.py) train without the video they are scored on
     leave_out: tuple = ()
@@ -74,7 +75,7 @@ class FeatureExtractor:
     torch on CUDA."""
 
     def __init__(self, backbone: EfficientNetLite0, device: torch.device, threads: int):
-        self.backbone = backbone.to(device).eval()   # the torch path runs where the crops go
+        self.backbone = backbone.to(device).eval()  # the torch path runs where the crops go
         self.device = device
         self.graphs: dict[int, object] = {}
         self.use_ort = device.type == "cpu" and _has_ort()
@@ -84,8 +85,10 @@ class FeatureExtractor:
         if size not in self.graphs:
             from ..core import compute
             from ..core.engines import FeatureGraph
-            self.graphs[size] = FeatureGraph(_FirstMap(self.backbone), (1, 3, size, size), ["f"],
-                                             policy=compute.decide(self.threads))
+
+            self.graphs[size] = FeatureGraph(
+                _FirstMap(self.backbone), (1, 3, size, size), ["f"], policy=compute.decide(self.threads)
+            )
         return self.graphs[size]
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
@@ -109,6 +112,7 @@ class _FirstMap(torch.nn.Module):
 def _has_ort() -> bool:
     try:
         import onnxruntime  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -116,22 +120,29 @@ def _has_ort() -> bool:
 
 @dataclasses.dataclass
 class FeatureCache:
-    zf: np.ndarray          # (N, C, 8, 8) float16
-    xf: np.ndarray          # (N, C, 16, 16) float16
-    boxes: np.ndarray       # (N, 4) cx, cy, w, h, search-crop pixels from its centre
-    positive: np.ndarray    # (N,) bool
+    zf: np.ndarray  # (N, C, 8, 8) float16
+    xf: np.ndarray  # (N, C, 16, 16) float16
+    boxes: np.ndarray  # (N, 4) cx, cy, w, h, search-crop pixels from its centre
+    positive: np.ndarray  # (N,) bool
 
     def save(self, path: str) -> None:
         np.savez(path, zf=self.zf, xf=self.xf, boxes=self.boxes, positive=self.positive)
 
     @classmethod
-    def load(cls, path: str) -> "FeatureCache":
+    def load(cls, path: str) -> FeatureCache:
         d = np.load(path)
         return cls(d["zf"], d["xf"], d["boxes"], d["positive"])
 
 
-def build_cache(sampler: Sampler, extractor: FeatureExtractor, n: int, batch: int = 16,
-                log: Callable[[str], None] = print, workers: int = 1, seed: int = 0) -> FeatureCache:
+def build_cache(
+    sampler: Sampler,
+    extractor: FeatureExtractor,
+    n: int,
+    batch: int = 16,
+    log: Callable[[str], None] = print,
+    workers: int = 1,
+    seed: int = 0,
+) -> FeatureCache:
     zfs, xfs, boxes, pos = [], [], [], []
     t0 = time.perf_counter()
     gen = sampler.pairs(n) if workers <= 1 else parallel_pairs(sampler, n, workers, seed)
@@ -146,11 +157,12 @@ def build_cache(sampler: Sampler, extractor: FeatureExtractor, n: int, batch: in
         if done % (batch * 50) == 0 or done == n:
             el = time.perf_counter() - t0
             log(f"  features {done}/{n}  {el:.0f} s  ({el / done * 1e3:.0f} ms/pair)")
-    return FeatureCache(np.concatenate(zfs), np.concatenate(xfs), np.stack(boxes).astype(np.float32),
-                        np.array(pos, bool))
+    return FeatureCache(
+        np.concatenate(zfs), np.concatenate(xfs), np.stack(boxes).astype(np.float32), np.array(pos, bool)
+    )
 
 
-_POOL_SAMPLER: Optional[Sampler] = None      # the forked workers' library (shared, copy-on-write)
+_POOL_SAMPLER: Sampler | None = None  # the forked workers' library (shared, copy-on-write)
 
 
 def _pairs_chunk(job: tuple) -> list:
@@ -166,6 +178,7 @@ def parallel_pairs(sampler: Sampler, n: int, workers: int, seed: int, chunk: int
     Cutting pairs is pure numpy/OpenCV work on one core (about 7 ms a pair), so on a many-core
     machine this, not the backbone, bounds the features' time."""
     import multiprocessing as mp
+
     global _POOL_SAMPLER
     _POOL_SAMPLER = sampler
     jobs = [(seed, i, min(chunk, n - i * chunk)) for i in range((n + chunk - 1) // chunk)]
@@ -181,7 +194,7 @@ def point_labels(boxes: torch.Tensor, positive: torch.Tensor, points: torch.Tens
     boxes (B, 4) cx, cy, w, h; positive (B,) bool; points (P, 2) -> (B, P), (B, 4, P), (B, P).
     """
     px, py = points[:, 0][None], points[:, 1][None]
-    cx, cy, w, h = (boxes[:, i:i + 1] for i in range(4))
+    cx, cy, w, h = (boxes[:, i : i + 1] for i in range(4))
     inner = ((px - cx) / (w / 4)) ** 2 + ((py - cy) / (h / 4)) ** 2 <= 1
     inscribed = ((px - cx) / (w / 2)) ** 2 + ((py - cy) / (h / 2)) ** 2 <= 1
     # the point nearest the centre is positive even for a small target that no grid point reaches
@@ -207,10 +220,11 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - giou
 
 
-def losses(cls: torch.Tensor, loc: torch.Tensor, label: torch.Tensor, ltrb: torch.Tensor,
-           reg_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def losses(
+    cls: torch.Tensor, loc: torch.Tensor, label: torch.Tensor, ltrb: torch.Tensor, reg_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cls (B, 2, S, S) logits, loc (B, 4, S, S) ltrb; labels from point_labels."""
-    logp = F.log_softmax(cls.flatten(2), 1)           # (B, 2, P)
+    logp = F.log_softmax(cls.flatten(2), 1)  # (B, 2, P)
     pos, neg = label == 1, label == 0
     pos_loss = -logp[:, 1][pos].mean() if pos.any() else cls.sum() * 0
     neg_loss = -logp[:, 0][neg].mean() if neg.any() else cls.sum() * 0
@@ -239,8 +253,9 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def reuse_or_build(cache_path: Optional[str], load: Callable[[str], object], build: Callable[[], object],
-                   log: Callable[[str], None]):
+def reuse_or_build(
+    cache_path: str | None, load: Callable[[str], object], build: Callable[[], object], log: Callable[[str], None]
+):
     """The feature cache at `cache_path` when that file exists; otherwise `build()` it and save it
     there (when a path is given), so a second run with other training settings skips the backbone."""
     if cache_path and os.path.isfile(cache_path):
@@ -252,8 +267,9 @@ def reuse_or_build(cache_path: Optional[str], load: Callable[[str], object], bui
     return cache
 
 
-def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device: torch.device,
-               log: Callable[[str], None] = print) -> dict:
+def train_head(
+    net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device: torch.device, log: Callable[[str], None] = print
+) -> dict:
     """Train neck + head on the cache; returns the history (per-epoch losses)."""
     g = torch.Generator().manual_seed(cfg.seed)
     n = len(cache.boxes)
@@ -293,7 +309,7 @@ def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device:
         perm = train_idx[torch.randperm(len(train_idx), generator=g)]
         sums = np.zeros(2)
         for b in range(steps_per_epoch):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg)
             c, l = batch_loss(idx)
@@ -308,22 +324,29 @@ def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device:
         with torch.no_grad():
             vc, vl = [], []
             for b in range(0, len(val_idx), 256):
-                c, l = batch_loss(val_idx[b:b + 256])
+                c, l = batch_loss(val_idx[b : b + 256])
                 vc.append(float(c))
                 vl.append(float(l))
-        rec = {"epoch": epoch + 1, "cls": sums[0] / steps_per_epoch, "loc": sums[1] / steps_per_epoch,
-               "val_cls": float(np.mean(vc)) if vc else None, "val_loc": float(np.mean(vl)) if vl else None,
-               "seconds": round(time.perf_counter() - t0, 1)}
+        rec = {
+            "epoch": epoch + 1,
+            "cls": sums[0] / steps_per_epoch,
+            "loc": sums[1] / steps_per_epoch,
+            "val_cls": float(np.mean(vc)) if vc else None,
+            "val_loc": float(np.mean(vl)) if vl else None,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         history.append(rec)
-        log(f"  epoch {epoch + 1}/{cfg.epochs}  cls {rec['cls']:.4f} loc {rec['loc']:.4f}  "
-            f"val cls {rec['val_cls']:.4f} loc {rec['val_loc']:.4f}  {rec['seconds']:.0f} s")
+        log(
+            f"  epoch {epoch + 1}/{cfg.epochs}  cls {rec['cls']:.4f} loc {rec['loc']:.4f}  "
+            f"val cls {rec['val_cls']:.4f} loc {rec['val_loc']:.4f}  {rec['seconds']:.0f} s"
+        )
         if vc:
             val_loss = cfg.cls_weight * rec["val_cls"] + cfg.loc_weight * rec["val_loc"]
             if val_loss < best_loss:
                 best_loss, best_epoch = val_loss, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in net.head_state_dict().items()}
     if cfg.keep_best and best_state is not None and best_epoch != cfg.epochs:
-        net.load_state_dict(best_state, strict=False)   # neck + head only; the backbone is frozen
+        net.load_state_dict(best_state, strict=False)  # neck + head only; the backbone is frozen
         log(f"  kept epoch {best_epoch} (lowest validation loss {best_loss:.4f})")
     net.eval()
     return {"history": history, "steps": step, "kept_epoch": best_epoch if cfg.keep_best else cfg.epochs}
@@ -331,14 +354,18 @@ def train_head(net: SiamScopeNet, cache: FeatureCache, cfg: TrainConfig, device:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
-          log: Callable[[str], None] = print) -> dict:
+def train(cfg: TrainConfig, out: str, cache_path: str | None = None, log: Callable[[str], None] = print) -> dict:
     """The whole pipeline: pairs -> cached features -> head training -> weights file + record."""
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -355,8 +382,15 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
         log(f"features: {cfg.pairs} pairs, backbone on {'onnxruntime' if extractor.use_ort else device}")
         # a GPU wants big batches; on the CPU 16 keeps the memory small and costs nothing
         batch = cfg.extract_batch if device.type == "cpu" else max(cfg.extract_batch, 256)
-        return build_cache(Sampler(lib, PairConfig(), seed=cfg.seed), extractor, cfg.pairs, batch, log,
-                           workers=cfg.workers, seed=cfg.seed)
+        return build_cache(
+            Sampler(lib, PairConfig(), seed=cfg.seed),
+            extractor,
+            cfg.pairs,
+            batch,
+            log,
+            workers=cfg.workers,
+            seed=cfg.seed,
+        )
 
     cache = reuse_or_build(cache_path, FeatureCache.load, build, log)
     t_feat = time.perf_counter() - t_start
@@ -368,15 +402,26 @@ def train(cfg: TrainConfig, out: str, cache_path: Optional[str] = None,
         "tracker": "siamscope-effnet",
         "config": dataclasses.asdict(cfg),
         "pair_config": dataclasses.asdict(PairConfig()),
-        "pairs": int(len(cache.boxes)), "negative_pairs": int((~cache.positive).sum()),
-        "feature_seconds": round(t_feat, 1), "train_seconds": round(t_total - t_feat, 1),
-        "total_seconds": round(t_total, 1), "device": str(device), "torch": torch.__version__,
-        "commit": git_commit(), "command": " ".join(["python", "main.py"] + sys.argv[1:]) if sys.argv else "",
-        **info, **result,
+        "pairs": int(len(cache.boxes)),
+        "negative_pairs": int((~cache.positive).sum()),
+        "feature_seconds": round(t_feat, 1),
+        "train_seconds": round(t_total - t_feat, 1),
+        "total_seconds": round(t_total, 1),
+        "device": str(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "command": " ".join(["python", "main.py"] + sys.argv[1:]) if sys.argv else "",
+        **info,
+        **result,
     }
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.save({"state_dict": net.head_state_dict(),
-                "meta": {"tracker": "siamscope-effnet", "channels": cfg.channels, "seed": cfg.seed}}, out)
+    torch.save(
+        {
+            "state_dict": net.head_state_dict(),
+            "meta": {"tracker": "siamscope-effnet", "channels": cfg.channels, "seed": cfg.seed},
+        },
+        out,
+    )
     with open(os.path.splitext(out)[0] + ".train.json", "w") as f:
         json.dump(record, f, indent=1)
     log(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB) in {t_total / 60:.1f} min")

@@ -22,19 +22,20 @@ background seen through a slowly panning window, a patch cut from another photog
 one sequence per difficulty: scale x4, shot cuts, absence then re-appearance elsewhere at 3x and at
 1/3 the size, look-alikes, motion blur, low light.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-from typing import Optional
 
 import cv2
 import numpy as np
 
-LABELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "tests", "data", "validation")
+LABELS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tests", "data", "validation"
+)
 DEFAULT_SHARED = os.path.join("..", "shared")
 
 
@@ -87,6 +88,7 @@ def read_video(path: str, last: int) -> list[np.ndarray]:
 def write_labelled(label: dict, shared: str, out: str) -> list[str]:
     """Each clip of one labelled target as OUT/<video>-<target>-<first>/ (img/ + groundtruth.txt)."""
     from trackers.run.sequences import write_sequence
+
     last = max(c[1] for c in label["clips"])
     frames = read_video(os.path.join(shared, "data", "videos", label["video"]), last)
     gt = interpolate(label["keyframes"], len(frames))
@@ -94,7 +96,7 @@ def write_labelled(label: dict, shared: str, out: str) -> list[str]:
     for first, end in label["clips"]:
         end = min(end, len(frames) - 1)
         name = f"{label['name']}-{first:03d}"
-        write_sequence(os.path.join(out, name), frames[first:end + 1], gt[first:end + 1])
+        write_sequence(os.path.join(out, name), frames[first : end + 1], gt[first : end + 1])
         names.append(name)
     return names
 
@@ -117,7 +119,7 @@ def _background(img: np.ndarray, t: int, n: int) -> np.ndarray:
     u = t / max(1, n - 1)
     x = int(round((big.shape[1] - W) * (0.5 + 0.5 * np.sin(2 * np.pi * u) * 0.8)))
     y = int(round((big.shape[0] - H) * u))
-    return big[y:y + H, x:x + W].copy()
+    return big[y : y + H, x : x + W].copy()
 
 
 def _paste(frame: np.ndarray, patch: np.ndarray, box) -> tuple:
@@ -129,19 +131,23 @@ def _paste(frame: np.ndarray, patch: np.ndarray, box) -> tuple:
     x0, y0, x1, y1 = max(0, x), max(0, y), min(frame.shape[1], x + w), min(frame.shape[0], y + h)
     if x1 <= x0 or y1 <= y0:
         return (np.nan,) * 4
-    frame[y0:y1, x0:x1] = p[y0 - y:y1 - y, x0 - x:x1 - x]
+    frame[y0:y1, x0:x1] = p[y0 - y : y1 - y, x0 - x : x1 - x]
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
 # (source image, crop x, y, w, h): the targets, cut from the OpenCV sample photographs
-TARGETS = {"butterfly": ("butterfly.jpg", 150, 70, 200, 200), "fish": ("HappyFish.jpg", 40, 30, 180, 130),
-           "orange": ("orange.jpg", 60, 60, 390, 390), "baboon": ("baboon.jpg", 100, 20, 310, 300),
-           "squirrel": ("squirrel_cls.jpg", 120, 60, 300, 330)}
+TARGETS = {
+    "butterfly": ("butterfly.jpg", 150, 70, 200, 200),
+    "fish": ("HappyFish.jpg", 40, 30, 180, 130),
+    "orange": ("orange.jpg", 60, 60, 390, 390),
+    "baboon": ("baboon.jpg", 100, 20, 310, 300),
+    "squirrel": ("squirrel_cls.jpg", 120, 60, 300, 330),
+}
 
 
 def _target(shared: str, key: str) -> np.ndarray:
     name, x, y, w, h = TARGETS[key]
-    return _image(shared, name)[y:y + h, x:x + w].copy()
+    return _image(shared, name)[y : y + h, x : x + w].copy()
 
 
 def _path(t: int, n: int, x0, y0, x1, y1, wobble=20.0) -> tuple:
@@ -180,7 +186,7 @@ def synth_shotcut(shared: str, n: int = 90):
     return frames, np.asarray(gt)
 
 
-REAPPEAR = (40, 60)          # synthetic re-appearance: absent from frame 40, back at 60
+REAPPEAR = (40, 60)  # synthetic re-appearance: absent from frame 40, back at 60
 
 
 def _reappear(shared: str, n: int, ratio: float, bg_name: str, key: str):
@@ -221,7 +227,7 @@ def synth_lookalike(shared: str, n: int = 90):
     for t in range(n):
         f = _background(bg, t, n)
         u = t / (n - 1)
-        for k, tw in enumerate(twins):             # the look-alikes first: the target passes over them
+        for k, tw in enumerate(twins):  # the look-alikes first: the target passes over them
             dx = 380 - 300 * u if k == 0 else 120 + 260 * u
             _paste(f, tw, (dx - 35, 90 + 150 * k + 25 * np.sin(6 * u + k) - 38, 70, 77))
         cx, cy = 100 + 280 * u, 180 + 60 * np.sin(3 * u)
@@ -243,19 +249,24 @@ def synth_blur(shared: str, n: int = 90):
         layer = np.zeros_like(f)
         mask = np.zeros(f.shape[:2], np.float32)
         b = _paste(layer, patch, box)
-        mask[int(b[1]):int(b[1] + b[3]), int(b[0]):int(b[0] + b[2])] = 1
+        mask[int(b[1]) : int(b[1] + b[3]), int(b[0]) : int(b[0] + b[2])] = 1
         layer = layer.astype(np.float32)
         if prev is not None:
             vx, vy = cx - prev[0], cy - prev[1]
             k = max(1, int(round(np.hypot(vx, vy))))
             kern = np.zeros((2 * k + 1, 2 * k + 1), np.float32)
-            cv2.line(kern, (k - int(round(vx / 2)), k - int(round(vy / 2))),
-                     (k + int(round(vx / 2)), k + int(round(vy / 2))), 1.0, 1)
+            cv2.line(
+                kern,
+                (k - int(round(vx / 2)), k - int(round(vy / 2))),
+                (k + int(round(vx / 2)), k + int(round(vy / 2))),
+                1.0,
+                1,
+            )
             kern /= kern.sum()
             layer = cv2.filter2D(layer, -1, kern)
             mask = cv2.filter2D(mask, -1, kern)
         m = mask[..., None]
-        f = f * (1 - m) + layer.astype(np.float32)       # the blurred layer is premultiplied by its mask
+        f = f * (1 - m) + layer.astype(np.float32)  # the blurred layer is premultiplied by its mask
         frames.append(np.clip(f, 0, 255).astype(np.uint8))
         gt.append(b)
         prev = (cx, cy)
@@ -278,13 +289,20 @@ def synth_lowlight(shared: str, n: int = 90):
     return frames, np.asarray(gt)
 
 
-SYNTHETIC = {"synth-scale4x": synth_scale, "synth-shotcut": synth_shotcut,
-             "synth-reappear-3x": synth_reappear_big, "synth-reappear-third": synth_reappear_small,
-             "synth-lookalike": synth_lookalike, "synth-blur": synth_blur, "synth-lowlight": synth_lowlight}
+SYNTHETIC = {
+    "synth-scale4x": synth_scale,
+    "synth-shotcut": synth_shotcut,
+    "synth-reappear-3x": synth_reappear_big,
+    "synth-reappear-third": synth_reappear_small,
+    "synth-lookalike": synth_lookalike,
+    "synth-blur": synth_blur,
+    "synth-lowlight": synth_lowlight,
+}
 
 
 def write_synthetic(name: str, shared: str, out: str) -> str:
     from trackers.run.sequences import write_sequence
+
     frames, gt = SYNTHETIC[name](shared)
     write_sequence(os.path.join(out, name), frames, gt)
     return name
@@ -295,6 +313,7 @@ def contact_sheet(folder: str, out_png: str, every: int = 10, cols: int = 5, wid
     """Every `every`-th frame of a written sequence with its ground-truth box drawn (green; 'absent'
     where NaN), tiled into one PNG, to look at."""
     from trackers.run.sequences import load_sequence
+
     seq = load_sequence(folder)
     tiles = []
     for i in range(0, len(seq.frames), every):
@@ -311,12 +330,13 @@ def contact_sheet(folder: str, out_png: str, every: int = 10, cols: int = 5, wid
     h = max(t.shape[0] for t in tiles)
     tiles = [cv2.copyMakeBorder(t, 0, h - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in tiles]
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
-    rows = [np.hstack(tiles[r:r + cols]) for r in range(0, len(tiles), cols)]
+    rows = [np.hstack(tiles[r : r + cols]) for r in range(0, len(tiles), cols)]
     cv2.imwrite(out_png, np.vstack(rows))
 
 
-def write_validation(out: str, shared: str = DEFAULT_SHARED, only: Optional[list[str]] = None,
-                     labels_dir: str = LABELS_DIR, log=print) -> list[str]:
+def write_validation(
+    out: str, shared: str = DEFAULT_SHARED, only: list[str] | None = None, labels_dir: str = LABELS_DIR, log=print
+) -> list[str]:
     if os.path.exists(out) and os.listdir(out):
         raise SystemExit(f"{out!r} exists and is not empty: give a new folder")
     names = []

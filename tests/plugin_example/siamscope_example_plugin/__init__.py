@@ -1,6 +1,7 @@
 """example-match: the target's first view found again in each frame by OpenCV's normalised
 cross-correlation, within a search window around its last place. No network, no checkpoint: a
 tracker in one file, registered through the `siamscope.trackers` entry-point group."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from trackers.core.base import Tracker, TrackResult, TrackingState, param, validate_box
+from trackers.core.base import Tracker, TrackingState, TrackResult, param, validate_box
 from trackers.core.registry import Variant, variant_specs
 
 
@@ -26,7 +27,7 @@ class MatchTracker(Tracker):
     def init(self, frame: np.ndarray, box) -> None:
         x, y, w, h = validate_box(box, frame.shape)
         x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
-        self.template = frame[y0:y0 + max(1, int(round(h))), x0:x0 + max(1, int(round(w)))].copy()
+        self.template = frame[y0 : y0 + max(1, int(round(h))), x0 : x0 + max(1, int(round(w)))].copy()
         self.box = (float(x0), float(y0), float(self.template.shape[1]), float(self.template.shape[0]))
 
     def track(self, frame: np.ndarray) -> TrackResult:
@@ -50,7 +51,17 @@ def build(name: str, weights=None, device: str = "cpu") -> MatchTracker:
 
 
 TRACKERS = variant_specs(
-    [Variant("example-match", "Template matching (example plugin)", experimental=True,
-             note="an example of a third-party tracker, not a serious one")],
-    family="Examples", params_type=MatchParams, build=build, needs_weights=False,
-    description="OpenCV normalised cross-correlation of the first view within a window around the last box.")
+    [
+        Variant(
+            "example-match",
+            "Template matching (example plugin)",
+            experimental=True,
+            note="an example of a third-party tracker, not a serious one",
+        )
+    ],
+    family="Examples",
+    params_type=MatchParams,
+    build=build,
+    needs_weights=False,
+    description="OpenCV normalised cross-correlation of the first view within a window around the last box.",
+)
