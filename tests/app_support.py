@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import box_iou as iou  # noqa: F401  (the app tests import it from here)
 from tests.conftest import shared_path
 
 TRACKER = "nanotrack-v2"
