@@ -100,16 +100,19 @@ def test_the_window_picker_offers_the_plugin(qtbot, tmp_path, plugin_site, monke
     from tests.app_support import make_window
     from trackers.core import registry
 
+    registry.all_trackers()  # the built-in catalogue read first, so the copies below hold it
     monkeypatch.syspath_prepend(plugin_site)
     importlib.invalidate_caches()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_read", set(registry._read))
     monkeypatch.setattr(registry, "IMPORT_ERRORS", dict(registry.IMPORT_ERRORS))
     monkeypatch.setattr(registry, "_plugins_read", False)
     window = make_window(qtbot, tmp_path)
     combo = window.tracker_bar.tracker_combo
     i = combo.findData("example-match")
     assert i >= 0, [combo.itemData(k) for k in range(combo.count())]
-    assert combo.itemText(i) == "Template matching (example plugin)"  # no checkpoint to ask for
+    # the example plugin declares itself experimental: the picker says so after its title
+    assert combo.itemText(i) == "Template matching (example plugin)  — experimental"  # no checkpoint to ask for
     assert combo.findData("nanotrack-v2") >= 0
     combo.setCurrentIndex(i)
     assert window.tracker_bar.tracker_name() == "example-match"

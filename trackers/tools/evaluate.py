@@ -9,9 +9,14 @@ import sys
 
 # the shared part, under the names callers have always used (trackers.tools.evaluate.run_sequence, ...)
 from ..run.sequences import EvalError, Sequence, find_sequences, load_sequence  # noqa: F401
-from .eval_core import (
+from .eval_core import (  # noqa: F401  (re-exported under the names callers use)
     DEFAULT_FOLDER,
-    format_table,  # noqa: F401
+    SequenceRun,
+    TrackerRuns,
+    draw_plot,
+    evaluate,
+    format_table,
+    run_sequence,
     write_plots,
 )
 from .usage import UsageError
