@@ -33,6 +33,10 @@ SIAMFC_BOX_ATOL = 1.5
 COSINE_ATOL = 1e-5
 OPEN_LOOP_FRAMES = 4 if os.environ.get("SIAMSCOPE_QUICK_PARITY") else 10
 BAG_BOX = (292.23, 128.36, 145.96, 132.47)
+# The long-term tracker's seeded weights lose the bag after frame 1, and from frame 2 on every frame
+# is a 831-px ResNet-50 search (about 12 s a frame per engine on one core here): two frames cover
+# both sizes, and test_lost_target_search_runs_in_the_engine checks the wide graph on its own.
+OPEN_LOOP_FRAMES_BY_NAME = {"siamrpnpp-r50-lt": 2}
 
 # trackers whose network is ours (OpenCV's trackers have no engine choice)
 NETWORK_TRACKERS = [
@@ -143,7 +147,7 @@ def test_onnx_engine_matches_torch(name, tmp_path_factory):
     # 2. open loop from the init box: the same boxes within BOX_ATOL
     ref.init(frames[0], BAG_BOX)
     ort.init(frames[0], BAG_BOX)
-    for i, frame in enumerate(frames[1:], 1):
+    for i, frame in enumerate(frames[1 : 1 + OPEN_LOOP_FRAMES_BY_NAME.get(name, OPEN_LOOP_FRAMES)], 1):
         a, b = ref.track(frame), ort.track(frame)
         atol = SIAMFC_BOX_ATOL if name.startswith("siamfc") else BOX_ATOL
         np.testing.assert_allclose(b.box, a.box, atol=atol, rtol=0, err_msg=f"{name} frame {i}")
