@@ -3,6 +3,9 @@ written on its own thread. The video re-reads the frames from the source and dra
 (`trackers.run.annotate.draw_result`); a camera cannot be re-read, so its frames were kept
 JPEG-encoded while tracking. Results files are written by `RunStore.export_results`
 (`trackers.run.results.export_results`: OTB txt / CSV / JSON by extension).
+
+A run that held several targets (or A/B) is drawn with every track on every frame: each box in its
+colour with its id and name, B dashed (`trackers.run.multi_export.draw_tracks`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import threading
 import cv2
 from PySide6.QtCore import QThread, Signal
 
-from trackers.run.annotate import decode_jpeg, draw_result
+from trackers.run.annotate import decode_jpeg, draw_result, heatmap_overlay
+from trackers.run.multi_export import draw_tracks, is_multi_track
 from trackers.run.results import with_mask
 from trackers.run.run_store import RunStore
 from trackers.run.safe_output import VIDEO_EXTS, check_output
 from trackers.run.sources import SourceError, open_source
+from trackers.run.track_set import TrackView
+from trackers.run.tracks import colour_of
 from trackers.run.video_io import AtomicVideoWriter
 
 
@@ -30,7 +36,7 @@ class VideoExportJob(QThread):
     progress = Signal(int, int)  # frames written, frames in all
     done = Signal(bool, str)  # ok, message
 
-    def __init__(self, store: RunStore, path: str, heatmap: bool = False, parent=None):
+    def __init__(self, store: RunStore, path: str, heatmap: bool = False, parent=None, inputs=()):
         super().__init__(parent)
         rng = store.frame_range()
         if rng is None:
@@ -42,6 +48,7 @@ class VideoExportJob(QThread):
             inputs=(
                 store.source_spec if isinstance(store.source_spec, str) else None,
                 record.checkpoint if record else None,
+                *inputs,  # the attached ground truth
             ),
             what="video",
         )
@@ -54,6 +61,9 @@ class VideoExportJob(QThread):
         self.source_spec = store.source_spec
         self.fps = store.source_fps
         self.is_live = store.is_live
+        # several targets on some frame: every frame is drawn with every track it has
+        self.multi = is_multi_track(self.results)
+        self.tracker_name = record.tracker if record is not None else ""
         self._cancel = threading.Event()
         self.written = 0
         # (ok, message) once the job has ended, set before `done` is emitted: whoever started the
@@ -81,6 +91,18 @@ class VideoExportJob(QThread):
         finally:
             source.close()
 
+    def annotate(self, frame, i: int):
+        result = with_mask(self.results.get(i), self.masks.get(i))
+        if not self.multi:
+            return draw_result(frame, result, i, heatmap=self.heatmap)
+        if result is None:
+            return draw_tracks(frame, (), {}, i)
+        views = result.extra.get("tracks") or (
+            TrackView(1, "1", self.tracker_name, colour_of(1), "solid", result),  # target 1 alone on this frame
+        )
+        base = heatmap_overlay(frame, result) if self.heatmap else frame  # the selected target's map
+        return draw_tracks(base, views, {v.id: v.result for v in views}, i)
+
     def run(self) -> None:
         total = len(self.live_frames) if self.is_live else self.last - self.first + 1
         writer: AtomicVideoWriter | None = None
@@ -91,9 +113,7 @@ class VideoExportJob(QThread):
                 if writer is None:
                     H, W = frame.shape[:2]
                     writer = AtomicVideoWriter(self.path, self.fps, (W, H))
-                writer.write(
-                    draw_result(frame, with_mask(self.results.get(i), self.masks.get(i)), i, heatmap=self.heatmap)
-                )
+                writer.write(self.annotate(frame, i))
                 self.written += 1
                 self.progress.emit(self.written, total)
             if self._cancel.is_set():

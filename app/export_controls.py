@@ -1,5 +1,9 @@
 """File ▸ Export: the annotated video (on its own thread, with a progress bar and Cancel in the
-status bar) and the results file. The run itself is the window's `RunStore` (app/export.py)."""
+status bar) and the results file. The run itself is the window's `RunStore` (app/export.py).
+
+A run that held several targets (or two trackers, A/B) exports every track: the video draws every
+box, and the results are one JSON with every track, or one OTB / CSV file per track named by its
+target's name (by tracker in A/B): `OUT.<name>.txt` (trackers/run/multi_export.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QSettings, QStandardPaths
 from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStatusBar, QWidget
 
+from trackers.run.groundtruth import annotation_inputs
+from trackers.run.multi_export import is_multi_track, tracks_from_results, write_tracks_results
 from trackers.run.run_store import RunStore
 
 from .export import VideoExportJob
@@ -83,7 +89,13 @@ class ExportControls(QObject):
             self.show_message("warning", "A video export is already running")
             return None
         try:
-            job = VideoExportJob(self._store(), path, self._heatmap() if heatmap is None else heatmap)
+            gt = getattr(self.window, "groundtruth", None)  # an input too
+            job = VideoExportJob(
+                self._store(),
+                path,
+                self._heatmap() if heatmap is None else heatmap,
+                inputs=(gt.path,) if gt is not None else (),
+            )
         except ValueError as e:
             self.show_message("warning", str(e))
             return None
@@ -131,16 +143,31 @@ class ExportControls(QObject):
 
     def export_results(self, path: str) -> bool:
         store = self._store()
+        gt = getattr(self.window, "groundtruth", None)  # the attached ground truth is an input
+        inputs = (gt.path,) if gt is not None else ()
         try:
-            gt = getattr(self.window, "groundtruth", None)  # the attached ground truth is an input
-            store.export_results(path, inputs=(gt.path,) if gt is not None else ())
+            if store.record is not None and is_multi_track(store.results):
+                written = self._export_tracks(store, path, inputs)
+            else:
+                store.export_results(path, inputs=inputs)
+                written = f"{len(store.record.frames)} frames' results to {path}"
         except (OSError, ValueError) as e:
             self.show_message("error", f"Cannot write {path}: {e} — the run's results are kept")
             return False
         self.exported = (id(store), store.version)
         self._remember_folder(path)
-        self.show_message("info", f"Wrote {len(store.record.frames)} frames' results to {path}")
+        self.show_message("info", f"Wrote {written}")
         return True
+
+    def _export_tracks(self, store: RunStore, path: str, inputs) -> str:
+        """Every track of a run that held several: checked whole before any file is written."""
+        record = store.record
+        spec = store.source_spec if isinstance(store.source_spec, str) else None
+        inputs = (*inputs, spec, record.checkpoint, *annotation_inputs(spec), *annotation_inputs(record.source))
+        tracks = tracks_from_results(store.results, record)
+        paths = write_tracks_results(path, tracks, record, inputs=tuple(p for p in inputs if p))
+        names = ", ".join(os.path.basename(p) for p in paths)
+        return f"{len(tracks)} tracks' results ({sum(len(t.record.rows) for t in tracks)} rows) to {names}"
 
     def unexported_run(self) -> bool:
         """A run with tracked frames that changed since its last export (results or video)."""

@@ -243,39 +243,19 @@ class TargetsPanel(QWidget):
 
     def export_tracks(self, path: str) -> bool:
         """Write every target of the run on record (the store keeps each frame's tracks); True when written."""
-        from trackers.run.multi_export import write_mot, write_multi_json
-        from trackers.run.results import RunRecord
+        from trackers.run.multi_export import is_multi_track, tracks_from_results, write_mot, write_multi_json
         from trackers.run.safe_output import OutputError, check_output
-        from trackers.run.tracks import Track
 
         store = self.window.store
-        tracks: dict[int, Track] = {}
-        for index in sorted(store.results):
-            result = store.results[index]
-            for v in (result.extra.get("tracks") or ()) if result is not None else ():
-                if v.result is None:
-                    continue
-                t = tracks.get(v.id)
-                if t is None:
-                    t = tracks[v.id] = Track(
-                        v.id,
-                        v.name,
-                        None,
-                        tuple(v.result.box),
-                        index,
-                        v.colour,
-                        RunRecord(tracker=v.tracker_name),
-                        style=v.style,
-                    )
-                t.name = v.name
-                t.record.add(index, v.result)
-        if not tracks:
+        if store.record is None or not is_multi_track(store.results):
             self.say("Nothing to export: the run has one target (File ▸ Export has its results)")
             return False
+        ordered = tracks_from_results(store.results, store.record)
+        gt = self.window.groundtruth
         try:
             source = self.window.source_info
-            check_output(path, (".json", ".txt", ".csv"), [getattr(source, "spec", None)], what="tracks file")
-            ordered = [tracks[k] for k in sorted(tracks)]
+            inputs = [getattr(source, "spec", None), gt.path if gt is not None else None]
+            check_output(path, (".json", ".txt", ".csv"), [p for p in inputs if p], what="tracks file")
             if path.lower().endswith(".json"):
                 names = [t.tracker_name for t in ordered] if self.comparing else None
                 write_multi_json(

@@ -540,6 +540,11 @@ class TrackingWorker(QThread):
 
     def _emit(self, step: Step) -> None:
         frame = step.frame
+        # an init of one of several targets (trackers/run/track_set.py): every target's box of this
+        # frame rides along, so the run's store keeps them all there (the export draws every track)
+        with_tracks = getattr(self.session.tracker, "init_result", None) if step.kind == "init" else None
+        if with_tracks is not None and step.result is not None:
+            step = dataclasses.replace(step, result=with_tracks(step.result))
         dropped = self._grabber.dropped if self._grabber is not None else 0
         # a camera frame cannot be read again: keep it (compressed) for exporting the run
         jpeg = encode_jpeg(frame) if self._grabber is not None and step.result is not None else None

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.app_support import drag_box, ground_truth, make_window, open_bag, require_nanotrack, wait_drawn_latest
+from tests.app_support import drag_box, ground_truth, iou, make_window, open_bag, require_nanotrack, wait_drawn_latest
 from tests.conftest import shared_path
 
 SECOND = (60.0, 60.0, 70.0, 90.0)  # a patch of the background, far from the bag
@@ -118,6 +118,11 @@ def test_compare_on_and_off(qtbot, tmp_path, monkeypatch):
     assert [t["tracker"] for t in data["tracks"]] == ["nanotrack-v2", "nanotrack-v1"]
     assert [t["name"] for t in data["tracks"]] == ["nanotrack-v2", "nanotrack-v1"]
     assert data["compare"] == ["nanotrack-v2", "nanotrack-v1"] and len(data["tracks"][1]["frames"]) >= 2
+    # File ▸ Export too: one results file per tracker, named by tracker
+    assert window.export_results(str(tmp_path / "ab.txt")), window.messages.text
+    a_boxes = (tmp_path / "ab.nanotrack-v2.txt").read_text().splitlines()
+    b_boxes = (tmp_path / "ab.nanotrack-v1.txt").read_text().splitlines()
+    assert len(a_boxes) == window.current_index + 1 and 2 <= len(b_boxes) < len(a_boxes)
     combo.activated.emit(combo.findText("Compare off"))
     step(qtbot, window)
     qtbot.waitUntil(lambda: ts.compare is None and ts.count == 1, timeout=10000)
@@ -140,3 +145,92 @@ def test_a_stopped_run_restarts_with_one_target(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not window.tracking and panel.table.rowCount() == 0 and not panel._boxes, timeout=10000)
     start_run(qtbot, window, tuple(gt[window.current_index]), window.current_index + 2)
     assert ts.count == 1 and "tracks" not in window.drawn_packet.result.extra
+
+
+def _edge_distance(frame, box, colour) -> float:
+    """How far the pixels on a box's top edge are from `colour` (BGR), at the best of the rows
+    around it (the video's compression blurs a 2-px line)."""
+    x, y, w, h = (int(round(v)) for v in box)
+    rows = [frame[r, x + 4 : x + w - 4].astype(float) for r in range(max(y - 1, 0), y + 2)]
+    return min(float(np.abs(r - np.array(colour, float)).mean()) for r in rows if r.size)
+
+
+def test_file_export_holds_every_track(qtbot, tmp_path):
+    """File ▸ Export of a run with two targets: the video draws both boxes in their colours, the
+    results are one file per target named by its name (OTB text, CSV) or one JSON with both; the
+    attached ground truth is never written over, checked before any file is."""
+    import csv
+    import json
+    import shutil
+
+    import cv2
+
+    from trackers.run.results import read_boxes
+    from trackers.run.tracks import colour_of
+
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    truth = tmp_path / "gt.1.txt"  # OTB's name for target 1's truth: a per-target export must not hit it
+    shutil.copy(shared_path("bench", "bag", "groundtruth.txt"), truth)
+    assert window.attach_groundtruth(str(truth))
+    start_run(qtbot, window, tuple(gt[0]), 3)
+    panel = window.targets
+    added_at = window.current_index
+    shift_drag(qtbot, window.video, SECOND)
+    ts = panel.track_set()
+    qtbot.waitUntil(lambda: ts.count == 2, timeout=20000)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=10000)
+    row = [i for i in range(2) if panel.table.item(i, 1).text() == "2"][0]
+    panel.table.item(row, 2).setText("bg")  # what an edit of the name cell does
+    step(qtbot, window)
+    step(qtbot, window)
+    last = window.current_index
+    assert [v.name for v in ts.snapshot] == ["1", "bg"]
+
+    # OTB text: one file per target, named by target
+    assert window.export_results(str(tmp_path / "run.txt")), window.messages.text
+    one, bg = read_boxes(str(tmp_path / "run.1.txt")), read_boxes(str(tmp_path / "run.bg.txt"))
+    assert not (tmp_path / "run.txt").exists()
+    assert len(one) == last + 1 and len(bg) == last - added_at + 1
+    np.testing.assert_allclose(one[0], gt[0], atol=1.0)
+    np.testing.assert_allclose(bg[0], SECOND, atol=2.0)
+    # on the frame target 2 was added, target 1 keeps its own tracked box (not the added one's)
+    assert iou(one[added_at], SECOND) < 0.1 and iou(one[added_at], gt[added_at]) > 0.5
+    # JSON: both tracks, their names, the added target's init marked
+    assert window.export_results(str(tmp_path / "run.json"))
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert [(t["id"], t["name"]) for t in data["tracks"]] == [(1, "1"), (2, "bg")]
+    assert data["tracks"][1]["start"] == added_at and data["tracks"][1]["frames"][0]["init"]
+    assert data["tracks"][1]["reinitialisations"][0]["frame"] == added_at
+    assert data["tracker"] == "nanotrack-v2" and len(data["tracks"][0]["frames"]) == last + 1
+    # CSV: one per target, the single-track CSV's columns
+    with open(tmp_path / "run.bg.csv" if window.export_results(str(tmp_path / "run.csv")) else "") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:8] == ["frame", "x", "y", "w", "h", "score", "state", "init"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(added_at, last + 1)) and rows[1][7] == "1"
+
+    # never over an input: target 1's file would be the attached ground truth -> nothing written
+    before = truth.read_bytes()
+    assert not window.export_results(str(tmp_path / "gt.txt"))
+    assert window.messages.level == "error" and "input" in window.messages.text
+    assert truth.read_bytes() == before and not (tmp_path / "gt.bg.txt").exists()
+
+    # the annotated video: every frame, both boxes in their colours on the frames both are tracked
+    job = window.export_video(str(tmp_path / "run.avi"), heatmap=False)
+    assert job is not None
+    qtbot.waitUntil(lambda: job.outcome is not None, timeout=60000)
+    assert job.outcome[0], job.outcome[1]
+    cap = cv2.VideoCapture(str(tmp_path / "run.avi"))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    assert len(frames) == last + 1
+    assert _edge_distance(frames[last], one[last], colour_of(1)) < 40
+    assert _edge_distance(frames[last], bg[-1], colour_of(2)) < 40
+    assert _edge_distance(frames[0], bg[-1], colour_of(2)) > 40, "target 2 is not drawn before it was added"

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import cv2
 import numpy as np
 
 from ..core.base import TrackResult
-from .results import write_otb
+from .results import RunRecord, write_csv, write_otb
 from .safe_output import RESULT_EXTS, atomic_write, check_output
+from .tracks import Track, colour_of
 
 
 def write_mot(path: str, tracks) -> None:
@@ -134,3 +135,98 @@ def draw_tracks(
         cv2.putText(out, f"#{frame_index}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, f"#{frame_index}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+# -- a window run's tracks (File ▸ Export) ------------------------------------------------------------
+def is_multi_track(results: Mapping[int, TrackResult | None]) -> bool:
+    """True when a window run held several tracks on some frame (its results carry `extra['tracks']`)."""
+    return any(r is not None and r.extra.get("tracks") for r in results.values())
+
+
+def tracks_from_results(results: Mapping[int, TrackResult | None], record: RunRecord) -> list[Track]:
+    """The tracks of a window run, rebuilt from its store's per-frame results (trackers/run/run_store.py).
+
+    A frame of several targets carries each one's view in `extra['tracks']` (trackers/run/track_set.py;
+    an init there is marked `extra['init']`); a frame of one target (before a second was added, after
+    the others were removed or A/B was turned off) is target 1's, whose re-initialisations `record`
+    marks. Each track's record carries the run's tracker, parameters and checkpoint when it is the
+    run's tracker (B of an A/B pair is another: only its name)."""
+    tracks: dict[int, Track] = {}
+
+    def add(tid, name, tracker, colour, style, index, result, init, rename=True):
+        t = tracks.get(tid)
+        if t is None:
+            own = tracker == record.tracker
+            rec = RunRecord(
+                tracker=tracker,
+                params=dict(record.params) if own else {},
+                checkpoint=record.checkpoint if own else None,
+                checkpoint_sha256=record.checkpoint_sha256 if own else None,
+                source=record.source,
+                compute=dict(record.compute),
+            )
+            t = tracks[tid] = Track(tid, name, None, tuple(result.box), index, colour, rec, style=style)
+        elif rename:
+            t.name = name  # the name it had last (a user may rename a target while it runs)
+        if init:
+            t.record.add_init(index, result.box)
+        else:
+            t.record.add(index, result)
+
+    for index in sorted(results):
+        r = results[index]
+        if r is None:
+            continue
+        views = r.extra.get("tracks")
+        if views:
+            for v in views:
+                if v.result is not None:
+                    init = bool(v.result.extra.get("init"))
+                    add(v.id, v.name, v.tracker_name, v.colour, v.style, index, v.result, init)
+        else:
+            row = record.rows.get(index)
+            add(1, "1", record.tracker, colour_of(1), "solid", index, r, row is not None and row.init, rename=False)
+    return [tracks[k] for k in sorted(tracks)]
+
+
+def track_labels(tracks) -> list[str]:
+    """What names each track's file: its name (the tracker's in A/B, the target's otherwise, `1`, `2`
+    ... unless renamed), with its id in front where two tracks share a name."""
+    names = [str(t.name) for t in tracks]
+    return [n if names.count(n) == 1 else f"{t.id}-{n}" for t, n in zip(tracks, names)]
+
+
+def check_tracks_results(path: str, tracks, inputs) -> list[str]:
+    """The files `write_tracks_results` will write, each checked before any work: `path` itself for
+    JSON (every track in one file), else one file per track (`OUT.<label>.txt` / `.csv`)."""
+    if os.path.splitext(path)[1].lower() == ".json":
+        check_output(path, RESULT_EXTS, inputs, what="results file")
+        return [path]
+    return check_track_outputs(path, track_labels(tracks), inputs, what="results file")
+
+
+def write_tracks_results(path: str, tracks, record: RunRecord, inputs=()) -> list[str]:
+    """Every track's per-frame results, by extension: `.json` one file with every track (named, with
+    the run's tracker, checkpoint and compute), `.txt` one OTB box file per track, `.csv` one CSV per
+    track (the single-track CSV's columns). Returns the files written; OSError before any write for
+    a path that must not be written (an input: the source, the checkpoint, the ground truth)."""
+    paths = check_tracks_results(path, tracks, inputs)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".json":
+        compare = [t.tracker_name for t in tracks] if any(t.style == "dashed" for t in tracks) else None
+        extra = dict(
+            tracker=record.tracker,
+            checkpoint=record.checkpoint,
+            checkpoint_sha256=record.checkpoint_sha256,
+            compute=record.compute,
+            labels=track_labels(tracks),
+        )
+        if compare:
+            extra["compare"] = compare
+        write_multi_json(path, tracks, source=record.source, extra=extra)
+    elif ext == ".csv":
+        for p, t in zip(paths, tracks):
+            write_csv(p, t.record)
+    else:
+        write_track_files(paths, tracks)
+    return paths

@@ -245,7 +245,8 @@ class TrackSet(Tracker):
     def _init_member(self, m: _Member, frame, box) -> TrackResult:
         m.run.init(frame, self._frame, box)
         m.started = True
-        m.result = TrackResult(box=tuple(float(v) for v in box), score=1.0)
+        # marked: an export tells this frame's re-initialisations from tracked frames
+        m.result = TrackResult(box=tuple(float(v) for v in box), score=1.0, extra=dict(init=True))
         m.ms = 0.0
         return m.result
 
@@ -282,21 +283,35 @@ class TrackSet(Tracker):
             chosen = next((m for m in running if m.id == self.selected), running[0])
             if len(self.members) == 1:
                 return chosen.result  # one track: exactly its tracker's result
-            # every track's box, score and state ride along, kept per frame by the run's store (the
-            # run's boxes live there: the members keep none, so a camera run does not grow them);
-            # the score maps only in A/B, whose view shows both of a frame seen again; never the
-            # channel maps or masks, which only the frame on screen needs (the snapshot has them)
-            keep_map = self.compare is not None
-            light = tuple(
-                dataclasses.replace(
-                    v,
-                    result=dataclasses.replace(
-                        v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None
-                    ),
-                )
-                for v in views
+            return self._with_tracks(chosen.result, views, chosen.id)
+
+    def init_result(self, result: TrackResult) -> TrackResult:
+        """The result the session recorded for an init (the box drawn), with every track's view of
+        that frame riding along when there are several: the run's store then keeps every target on
+        the frame where one was added or re-drawn, not only the one initialised."""
+        with self._lock:
+            views = self.snapshot
+            if len(self.members) == 1 or not views:
+                return result
+            return self._with_tracks(result, views, self.selected)
+
+    def _with_tracks(self, result: TrackResult, views, selected: int) -> TrackResult:
+        # every track's box, score and state ride along, kept per frame by the run's store (the
+        # run's boxes live there: the members keep none, so a camera run does not grow them);
+        # the score maps only in A/B, whose view shows both of a frame seen again; never the
+        # channel maps or masks, which only the frame on screen needs (the snapshot has them)
+        keep_map = self.compare is not None
+        light = tuple(
+            dataclasses.replace(
+                v,
+                result=dataclasses.replace(
+                    v.result, channels=[], mask=None, score_map=v.result.score_map if keep_map else None
+                ),
             )
-            return dataclasses.replace(chosen.result, extra=dict(chosen.result.extra, tracks=light, selected=chosen.id))
+            for v in views
+            if v.result is not None
+        )
+        return dataclasses.replace(result, extra=dict(result.extra, tracks=light, selected=selected))
 
     def _publish(self) -> tuple:
         self.snapshot = tuple(
