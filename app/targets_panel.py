@@ -10,6 +10,7 @@ without Shift re-initialises the selected target only (in A/B both trackers, fro
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsRectItem,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -27,11 +29,30 @@ from PySide6.QtWidgets import (
 )
 
 from trackers.run.metrics import iou
-from trackers.run.tracks import MAX_TRACKS
+from trackers.run.track_set import TrackView
+from trackers.run.tracks import MAX_TRACKS, colour_of
 
 from .worker_protocol import TrackingChanged
 
-COLUMNS = ("", "id", "name", "state", "conf", "IoU gt")
+#: short headers (the list is a tab about 500 px wide on a 1366x768 screen), each with its tooltip
+COLUMNS = ("", "id", "name", "state", "conf", "IoU")
+COLUMN_TIPS = (
+    "the target's colour (its box, its curves on the timeline)",
+    "the target's id (MOTChallenge export, file names)",
+    "the target's name: double-click to edit (names its results file)",
+    "tracking / LOST as its tracker says on the frame on screen",
+    "the tracker's confidence on the frame on screen",
+    "IoU of its box with the attached ground truth on the frame on screen",
+)
+#: how each column takes its width: the name takes what is left
+COLUMN_MODES = (
+    QHeaderView.Fixed,
+    QHeaderView.ResizeToContents,
+    QHeaderView.Stretch,
+    QHeaderView.ResizeToContents,
+    QHeaderView.ResizeToContents,
+    QHeaderView.ResizeToContents,
+)
 
 
 def qcolour(bgr) -> QColor:
@@ -51,14 +72,17 @@ class TargetsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(14)
+        for col, (tip, mode) in enumerate(zip(COLUMN_TIPS, COLUMN_MODES)):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
+            header.setSectionResizeMode(col, mode)
         self.table.setColumnWidth(0, 14)
-        for i, w in enumerate((28, 90, 64, 48, 52), 1):
-            self.table.setColumnWidth(i, w)
         self.add_button = QPushButton("Add target")
         self.add_button.setCheckable(True)
         self.add_button.setToolTip("then drag the new target's box (or drag with Shift held)")
         self.remove_button = QPushButton("Remove")
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(260)
         self.compare_combo = QComboBox()
         self.compare_combo.addItem("Compare with…")
         self.compare_combo.addItems(list(tracker_names))
@@ -85,8 +109,16 @@ class TargetsPanel(QWidget):
         self.removed: set[int] = set()  # removed here, gone from the worker's next frame
         self.history: dict[int, dict[int, float]] = {}  # id -> frame -> confidence
         self.ab_iou: dict[int, float] = {}
+        self.gt_iou: dict[int, dict[int, float]] = {}  # id -> frame -> IoU with the ground truth
+        self._filled: int | None = None  # the last frame taken into the curves (see _take_missed)
         self._boxes: dict[int, tuple] = {}  # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
+        self._gt_curves: dict[int, pg.PlotDataItem] = {}  # id -> its IoU with the truth (dotted)
+        # each target's mean IoU with the truth so far, over the plot under the timeline's own line
+        self.gt_label = QLabel("", window.timeline.plot)
+        self.gt_label.setStyleSheet("color:#e0e0e0; background: rgba(0, 0, 0, 170); padding: 1px 4px;")
+        self.gt_label.move(70, 26)
+        self.gt_label.hide()
         self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
         self._shown_set = None  # the TrackSet whose targets are shown
         self._press: QPointF | None = None
@@ -115,13 +147,20 @@ class TargetsPanel(QWidget):
     def _tracking_changed(self, event) -> None:
         """A stopped run: the next Start tracks target 1 alone, and the list starts afresh."""
         ts = self.track_set()
-        if not event.tracking and ts is not None and ts.count > 1:
-            ts.request_reset()
-            self.history.clear()
-            self.ab_iou.clear()
+        if not event.tracking and ts is not None:
+            if ts.count > 1:
+                ts.request_reset()
+            self._forget()
             self.views = ()
             self._draw((), self.window.current_index)
             self.window.compare_dock.hide()
+
+    def _forget(self) -> None:
+        """The curves' data of the run that ended (or of another run's tracker)."""
+        self.history.clear()
+        self.ab_iou.clear()
+        self.gt_iou.clear()
+        self._filled = None
 
     # -- adding, selecting, removing --------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:
@@ -149,6 +188,10 @@ class TargetsPanel(QWidget):
         self._shift = False
         self.add_button.setChecked(False)
         ts = self.track_set()
+        if not adding and ts is not None and not self.window.tracking:
+            # the one target, before Start: listed at once
+            first = ts.members[0]
+            self._fill_table((TrackView(1, first.name, first.tracker_name, colour_of(1), "solid", None),))
         if not adding or ts is None:
             return
         if not self.window.tracking:
@@ -286,29 +329,59 @@ class TargetsPanel(QWidget):
         result = self.window.display.result_for(packet) if packet is not None else None
         if result is not None:
             views = result.extra.get("tracks")  # this frame's, also when seen again (seek, step back)
+            if views is None and ts is not None and ts.count == 1:
+                views = (self._single_view(ts, result),)  # one target: listed too
         if views is None and ts is not None and ts.count > 1 and (packet is None or packet.kind != "frame"):
             views = ts.snapshot
         if ts is not self._shown_set:
             # another run's tracker (a new source, another tracker): its targets start afresh
             self._shown_set = ts
-            self.history.clear()
-            self.ab_iou.clear()
+            self._forget()
             self.removed.clear()
         live_ids = {m.id for m in ts.members} if ts is not None else set()
         self.removed &= live_ids  # once the worker has dropped a removed target, its id is free again
         views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
         self.views = views
-        for v in views:
-            if v.result is not None:
-                self.history.setdefault(v.id, {})[index] = float(v.result.score)
-        if len(views) == 2 and views[1].style == "dashed" and all(v.result is not None for v in views):
-            self.ab_iou[index] = float(iou([views[0].result.box], [views[1].result.box])[0])
+        if len(views) > 1:
+            self._take_missed(index)
+        self._take(index, views)
+        self._filled = index
         self._draw(views, index)
         if ts is not None and ts.compare is not None and len(views) == 2:
             self.window.compare_view.show_pair(views, index)
             if not self.window.compare_dock.isVisible():
                 self.window.compare_dock.show()
                 self.window.resizeDocks([self.window.compare_dock], [280], Qt.Vertical)
+
+    @staticmethod
+    def _single_view(ts, result) -> TrackView:
+        first = ts.members[0]
+        return TrackView(1, first.name, first.tracker_name, colour_of(1), "solid", result)
+
+    def _take(self, index: int, views) -> None:
+        """Frame `index`'s confidences, IoU between A and B, and IoUs with the truth into the curves."""
+        gt = self.window.groundtruth
+        truth = gt.box(index) if gt is not None else None
+        for v in views:
+            if v.result is None:
+                continue
+            self.history.setdefault(v.id, {})[index] = float(v.result.score)
+            if truth is not None:
+                self.gt_iou.setdefault(v.id, {})[index] = float(iou([v.result.box], [truth])[0])
+        if len(views) == 2 and views[1].style == "dashed" and all(v.result is not None for v in views):
+            self.ab_iou[index] = float(iou([views[0].result.box], [views[1].result.box])[0])
+
+    def _take_missed(self, index: int) -> None:
+        """The frames tracked since the last one drawn (playing fast, the window skips drawing some):
+        taken from the run's store, so every target's curves have every frame."""
+        if self._filled is None or not (self._filled < index - 1):
+            return
+        results = self.window.store.results
+        for i in range(max(self._filled + 1, index - 2000), index):
+            r = results.get(i)
+            views = r.extra.get("tracks") if r is not None else None
+            if views:
+                self._take(i, tuple(v for v in views if v.id not in self.removed))
 
     def _draw(self, views, index) -> None:
         vb = self.window.video.vb
@@ -364,7 +437,7 @@ class TargetsPanel(QWidget):
             self.table.setRowCount(len(views))
             for row, v in enumerate(views):
                 r = v.result
-                state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "—")
+                state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "ready")
                 cells = [
                     "",
                     str(v.id),
@@ -388,18 +461,46 @@ class TargetsPanel(QWidget):
             self._filling = False
 
     def _draw_timeline(self, views) -> None:
-        plot = self.window.timeline.plot
+        """Every target's confidence in its colour (B dashed); with ground truth each one's IoU with
+        it, dotted in its colour (the timeline's own magenta IoU, the selected target's, is hidden
+        then); in A/B the IoU between A and B (white dashed)."""
+        timeline = self.window.timeline
+        plot = timeline.plot
         wanted = {v.id: v for v in views} if len(views) > 1 else {}
-        for tid in list(self._curves):
-            if tid not in wanted:
-                plot.removeItem(self._curves.pop(tid))
+        with_truth = self.window.groundtruth is not None and bool(wanted)
+        for curves, keep in ((self._curves, wanted), (self._gt_curves, wanted if with_truth else {})):
+            for tid in list(curves):
+                if tid not in keep:
+                    plot.removeItem(curves.pop(tid))
+        means = []
         for tid, v in wanted.items():
+            colour = qcolour(v.colour)
             hist = self.history.get(tid, {})
             xs = sorted(hist)
             if tid not in self._curves:
-                pen = pg.mkPen(qcolour(v.colour), width=1.2, style=Qt.DashLine if v.style == "dashed" else Qt.SolidLine)
+                pen = pg.mkPen(colour, width=1.2, style=Qt.DashLine if v.style == "dashed" else Qt.SolidLine)
                 self._curves[tid] = plot.plot([], [], pen=pen, name=f"{v.id} {v.name}")
             self._curves[tid].setData(xs, [hist[x] for x in xs])
+            if with_truth:
+                ious = self.gt_iou.get(tid, {})
+                xs = sorted(ious)
+                if tid not in self._gt_curves:
+                    self._gt_curves[tid] = plot.plot(
+                        [], [], pen=pg.mkPen(colour, width=1.6, style=Qt.DotLine), name=f"{v.id} IoU"
+                    )
+                self._gt_curves[tid].setData(xs, [ious[x] for x in xs])
+                if ious:
+                    label = v.tracker_name if self.comparing else v.name
+                    mean = float(np.mean(list(ious.values())))
+                    means.append(f"<span style='color:{colour.name()}'>{label} {mean:.2f}</span>")
+        timeline.iou_curve.setVisible(not with_truth)
+        if means:
+            self.gt_label.setText("mean IoU with the truth (dotted): " + " · ".join(means))
+            self.gt_label.adjustSize()
+            self.gt_label.show()
+            self.gt_label.raise_()
+        else:
+            self.gt_label.hide()
         if self.comparing and self.ab_iou:
             xs = sorted(self.ab_iou)
             self._ab_curve.setData(xs, [self.ab_iou[x] for x in xs])

@@ -5,11 +5,14 @@ maps switch to it, remove it; compare mode on and off."""
 import os
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from app.targets_panel import COLUMNS, qcolour
 from tests.app_support import drag_box, ground_truth, iou, make_window, open_bag, require_nanotrack, wait_drawn_latest
 from tests.conftest import shared_path
+from trackers.run.tracks import colour_of
 
 SECOND = (60.0, 60.0, 70.0, 90.0)  # a patch of the background, far from the bag
 
@@ -25,7 +28,8 @@ def shift_drag(qtbot, view, box) -> None:
 
 
 def start_run(qtbot, window, box, frames: int):
-    drag_box(qtbot, window.video, box)
+    if box is not None:  # None: the box drawn already
+        drag_box(qtbot, window.video, box)
     window.speed_combo.setCurrentIndex(window.speed_combo.findData(0.0))
     window.start_button.click()
     qtbot.waitUntil(lambda: window.current_index >= frames, timeout=60000)
@@ -75,6 +79,11 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     step(qtbot, window)
     assert window.drawn_packet.result.extra["selected"] == 1
     assert len(panel.history[2]) >= 2, "the timeline keeps every target's confidence"
+    # ... each in its colour, over every frame since it was added
+    for tid in (1, 2):
+        assert panel._curves[tid].opts["pen"].color() == qcolour(colour_of(tid))
+        xs, ys = panel._curves[tid].getData()
+        assert xs[-1] == window.current_index and 0.0 <= ys[-1] <= 1.0
 
     # select 2 in the list, remove it: one target again
     panel.table.selectRow([i for i in range(2) if panel.table.item(i, 1).text() == "2"][0])
@@ -82,7 +91,7 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     panel.remove_button.click()
     step(qtbot, window)
     qtbot.waitUntil(lambda: ts.count == 1 and "tracks" not in window.drawn_packet.result.extra, timeout=10000)
-    assert panel.table.rowCount() == 0 and not panel._boxes
+    assert panel.table.rowCount() == 1 and panel.table.item(0, 1).text() == "1" and not panel._boxes
 
 
 def test_compare_on_and_off(qtbot, tmp_path, monkeypatch):
@@ -93,6 +102,7 @@ def test_compare_on_and_off(qtbot, tmp_path, monkeypatch):
     gt = ground_truth()
     window = make_window(qtbot, tmp_path)
     open_bag(qtbot, window, weights)
+    assert window.attach_groundtruth(shared_path("bench", "bag", "groundtruth.txt"))
     start_run(qtbot, window, tuple(gt[0]), 3)
     panel = window.targets
     combo = panel.compare_combo
@@ -110,6 +120,16 @@ def test_compare_on_and_off(qtbot, tmp_path, monkeypatch):
     np.testing.assert_array_equal(window.compare_view.maps[1].score_map, b.result.score_map)
     assert panel._boxes[2][0].pen().style() == Qt.DashLine
     assert window.current_index in panel.ab_iou and "fps" in window.compare_view.speeds.text()
+    # the timeline: both confidences, the IoU between A and B, and each one's IoU with the truth
+    here = window.current_index
+    assert set(panel._curves) == {1, 2} and panel._ab_curve.getData()[0][-1] == here
+    assert panel._ab_curve.getData()[1][-1] == pytest.approx(iou(a.result.box, b.result.box), abs=1e-6)
+    for v in (a, b):
+        xs, ys = panel._gt_curves[v.id].getData()
+        assert xs[-1] == here and ys[-1] == pytest.approx(iou(v.result.box, gt[here]), abs=1e-6)
+        assert panel._gt_curves[v.id].opts["pen"].style() == Qt.DotLine
+    assert not window.timeline.iou_curve.isVisible(), "the selected one's magenta IoU gives way to both"
+    assert "nanotrack-v2" in panel.gt_label.text() and "nanotrack-v1" in panel.gt_label.text()
     # the export holds both tracks, named by tracker
     import json
 
@@ -234,3 +254,33 @@ def test_file_export_holds_every_track(qtbot, tmp_path):
     assert _edge_distance(frames[last], one[last], colour_of(1)) < 40
     assert _edge_distance(frames[last], bg[-1], colour_of(2)) < 40
     assert _edge_distance(frames[0], bg[-1], colour_of(2)) > 40, "target 2 is not drawn before it was added"
+
+
+def test_one_target_listed_and_readable_at_1366x768(qtbot, tmp_path):
+    """On a laptop screen the Targets list is a narrow dock: every header reads whole, nothing
+    scrolls sideways; the one target is listed as soon as its box is drawn, then with its state,
+    confidence and IoU once tracking."""
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    window.resize(1366, 768)  # not compact (the inspect panels side by side): Targets is a ~290 px dock
+    qtbot.waitUntil(lambda: window.width() == 1366 and not window.compact, timeout=5000)
+    open_bag(qtbot, window, weights)
+    assert window.attach_groundtruth(shared_path("bench", "bag", "groundtruth.txt"))
+    panel = window.targets
+    qtbot.waitUntil(panel.table.isVisible, timeout=5000)
+    drag_box(qtbot, window.video, tuple(gt[0]))
+    assert panel.table.rowCount() == 1
+    assert [panel.table.item(0, c).text() for c in (1, 2, 3)] == ["1", "1", "ready"]
+    start_run(qtbot, window, None, 2)
+    here = window.current_index
+    cells = [panel.table.item(0, c).text() for c in range(len(COLUMNS))]
+    assert cells[1:4] == ["1", "1", "tracking"]
+    assert float(cells[4]) == pytest.approx(window.drawn_packet.result.score, abs=1e-3)
+    assert float(cells[5]) == pytest.approx(iou(window.drawn_packet.result.box, gt[here]), abs=0.01)
+    header = panel.table.horizontalHeader()
+    metrics = header.fontMetrics()
+    for col, text in enumerate(COLUMNS):
+        assert header.sectionSize(col) >= metrics.horizontalAdvance(text) + 6, f"header {text!r} is clipped"
+        assert panel.table.horizontalHeaderItem(col).toolTip()
+    assert header.length() <= panel.table.viewport().width(), "the list scrolls sideways"
