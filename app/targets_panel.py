@@ -10,6 +10,8 @@ without Shift re-initialises the selected target only (in A/B both trackers, fro
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
@@ -32,7 +34,8 @@ from trackers.run.metrics import iou
 from trackers.run.track_set import TrackView
 from trackers.run.tracks import MAX_TRACKS, colour_of
 
-from .worker_protocol import TrackingChanged
+from .frame_display import TIMELINE_INTERVAL_S
+from .worker_protocol import PlayingChanged, TrackingChanged
 
 #: short headers (the list is a tab about 500 px wide on a 1366x768 screen), each with its tooltip
 COLUMNS = ("", "id", "name", "state", "conf", "IoU")
@@ -111,6 +114,7 @@ class TargetsPanel(QWidget):
         self.ab_iou: dict[int, float] = {}
         self.gt_iou: dict[int, dict[int, float]] = {}  # id -> frame -> IoU with the ground truth
         self._filled: int | None = None  # the last frame taken into the curves (see _take_missed)
+        self._curves_drawn_at = 0.0
         self._boxes: dict[int, tuple] = {}  # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
         self._gt_curves: dict[int, pg.PlotDataItem] = {}  # id -> its IoU with the truth (dotted)
@@ -133,6 +137,8 @@ class TargetsPanel(QWidget):
         self.compare_combo.activated.connect(self._compare_chosen)
         self.export_button.clicked.connect(self._export_clicked)
         window.worker.on(TrackingChanged, self._tracking_changed)
+        # paused (the end of the video too): the curves as they stand, not as of the last redraw
+        window.worker.on(PlayingChanged, lambda e: None if e.playing else self._draw_timeline(self.live_views()))
 
     # -- the run's tracker ------------------------------------------------------------------------
     def track_set(self):
@@ -403,26 +409,33 @@ class TargetsPanel(QWidget):
                 self._boxes[v.id] = (rect, label)
             rect, label = self._boxes[v.id]
             colour = qcolour(v.colour)
-            pen = QPen(colour, 2.5 if v.id == self._selected_id() else 1.5)
-            pen.setCosmetic(True)
-            if v.style == "dashed":
-                pen.setStyle(Qt.DashLine)
-            rect.setPen(pen)
+            # only what changed is set again (a pen, a label's text re-lays its item out): eight
+            # targets are drawn every frame the window shows
+            width = 2.5 if v.id == self._selected_id() else 1.5
+            if rect.pen().color() != colour or rect.pen().widthF() != width:
+                pen = QPen(colour, width)
+                pen.setCosmetic(True)
+                if v.style == "dashed":
+                    pen.setStyle(Qt.DashLine)
+                rect.setPen(pen)
             x, y, w, h = v.result.box
             rect.setRect(QRectF(x, y, w, h))
             lost = v.result.state.value != "tracking"
-            label.setText(
-                f"{v.id} {v.name}" + (" LOST" if lost else "")
-                if v.name != str(v.id)
-                else f"{v.id}" + (" LOST" if lost else ""),
-                color=colour,
-            )
-            label.fill = QBrush(QColor(0, 0, 0, 140))
-            # B's name under its box: A/B boxes often coincide, and their names must not
-            label.setAnchor((0, 0) if v.style == "dashed" else (0, 1))
+            text = (f"{v.id} {v.name}" if v.name != str(v.id) else f"{v.id}") + (" LOST" if lost else "")
+            if getattr(label, "shown_text", None) != text:
+                label.setText(text, color=colour)
+                label.fill = QBrush(QColor(0, 0, 0, 140))
+                # B's name under its box: A/B boxes often coincide, and their names must not
+                label.setAnchor((0, 0) if v.style == "dashed" else (0, 1))
+                label.shown_text = text
             label.setPos(x, y + h if v.style == "dashed" else y)
         self._fill_table(views)
-        self._draw_timeline(views)
+        # the curves at the timeline's own pace while playing (app/frame_display.py redraws it at most
+        # every TIMELINE_INTERVAL_S): eight curves' setData cost more than the boxes and the list
+        now = time.perf_counter()
+        if not self.window.playing or now - self._curves_drawn_at >= TIMELINE_INTERVAL_S or len(views) < 2:
+            self._curves_drawn_at = now
+            self._draw_timeline(views)
 
     def _selected_id(self) -> int:
         ts = self.track_set()
@@ -433,8 +446,10 @@ class TargetsPanel(QWidget):
         index = self.window.current_index
         gt_box = gt.box(index) if gt is not None and index is not None else None
         self._filling = True
+        editing = self.table.state() == QAbstractItemView.EditingState
         try:
-            self.table.setRowCount(len(views))
+            if self.table.rowCount() != len(views):
+                self.table.setRowCount(len(views))
             for row, v in enumerate(views):
                 r = v.result
                 state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "ready")
@@ -446,16 +461,23 @@ class TargetsPanel(QWidget):
                     f"{r.score:.3f}" if r else "",
                     f"{float(iou([r.box], [gt_box])[0]):.2f}" if (r is not None and gt_box is not None) else "",
                 ]
+                # only what changed is set: each set item tells the view (a signal, a repaint), and
+                # eight targets' cells every draw cost ~24 ms of the GUI thread (bench --gui --targets 8)
                 for col, text in enumerate(cells):
                     item = self.table.item(row, col)
                     if item is None:
-                        item = QTableWidgetItem()
+                        item = QTableWidgetItem(text)
+                        item.setFlags(
+                            Qt.ItemIsSelectable | Qt.ItemIsEnabled | (Qt.ItemIsEditable if col == 2 else Qt.NoItemFlags)
+                        )
                         self.table.setItem(row, col, item)
-                    item.setText(text)
-                    flags = Qt.ItemIsSelectable | Qt.ItemIsEnabled | (Qt.ItemIsEditable if col == 2 else Qt.NoItemFlags)
-                    item.setFlags(flags)
-                self.table.item(row, 0).setBackground(qcolour(v.colour))
-                if v.id == self._selected_id():
+                    elif item.text() != text and not (col == 2 and editing):  # never under the user's typing
+                        item.setText(text)
+                colour = qcolour(v.colour)
+                swatch = self.table.item(row, 0)
+                if swatch.background().color() != colour:
+                    swatch.setBackground(colour)
+                if v.id == self._selected_id() and self.table.currentRow() != row:
                     self.table.selectRow(row)
         finally:
             self._filling = False

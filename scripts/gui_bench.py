@@ -6,6 +6,10 @@ first frame, sets speed "max", shows the heatmap on the video and the channel gr
 and waits for the end of the video. It prints one JSON line: tracked frames per second of wall time
 between the first and the last tracked frame the window received (what a user sees), how many of
 them were drawn, the engine and the thread count.
+
+`--boxes FILE` (`id,x,y,w,h` a line, as `track --boxes` reads it) instead of `--box`: every target
+is put on the first frame before playing (the first as the drawn box, the others as a user adds
+them: Shift+drag, trackers/run/track_set.py), so the window shows them all (boxes, list, curves).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def measure(
     heatmap: bool = True,
     channels: bool = True,
     timeout_s: float = 170.0,
+    more_boxes=(),
 ) -> dict:
     import pyqtgraph as pg
     from PySide6.QtCore import QSettings
@@ -94,7 +99,21 @@ def measure(
             window.heat_check.setChecked(heatmap)
             window.channels_action.setChecked(channels)
             window.video.set_user_box(tuple(box))
-            window.start_tracking()
+            if more_boxes:
+                # every target on the first frame, then play: the window shows them all from frame 1
+                window.worker.init_box(tuple(box), window.drawn_packet.index, play=False)
+                _wait(app, lambda: window.tracking, 30)
+                track_set = window.targets.track_set()
+                for k, extra in enumerate(more_boxes, 2):
+                    # what Shift+drag does: the request, then its box; one at a time, as a user adds them
+                    # (an init applies every request queued before it)
+                    track_set.request_add()
+                    window.worker.init_box(tuple(extra), window.drawn_packet.index, play=False)
+                    if not _wait(app, lambda k=k: track_set.count == k and len(track_set.snapshot) == k, 60):
+                        raise RuntimeError(f"the window took {track_set.count} of {k} targets")
+                window.set_playing(True)
+            else:
+                window.start_tracking()
             _wait(app, lambda: window.tracking, 30)
             # done: playback stopped at the end of the video, every packet drawn or superseded
             finished = _wait(
@@ -122,6 +141,7 @@ def measure(
                 "engine": window.tracker_info.engine,
                 "threads": window.compute_policy.threads,
                 "channels_in_results": bool(window.latest.result.channels),
+                "targets": len(window.targets.views) or 1,
             }
         finally:
             window.close()
@@ -131,14 +151,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.gui_bench", description=__doc__.splitlines()[0])
     p.add_argument("source")
     p.add_argument("--tracker", required=True)
-    p.add_argument("--box", required=True)
+    targets = p.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--box")
+    targets.add_argument("--boxes", help="several targets: id,x,y,w,h a line (as `track --boxes`)")
     p.add_argument("--weights")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-heatmap", action="store_true", help="leave the heatmap off the video (diagnosis)")
     p.add_argument("--no-channels", action="store_true", help="hide the channel grid (diagnosis)")
     args = p.parse_args(argv)
-    box = [float(v) for v in args.box.split(",")]
+    if args.boxes:
+        from trackers.tools.track_multi import parse_boxes_file
+
+        boxes = [b for _, b, _ in sorted(parse_boxes_file(args.boxes))]
+    else:
+        boxes = [[float(v) for v in args.box.split(",")]]
+    box, more = boxes[0], boxes[1:]
     try:
         result = measure(
             args.source,
@@ -149,6 +177,7 @@ def main(argv=None) -> int:
             args.threads,
             heatmap=not args.no_heatmap,
             channels=not args.no_channels,
+            more_boxes=more,
         )
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)

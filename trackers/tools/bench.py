@@ -209,6 +209,30 @@ def cmd_bench(args) -> int:
         from .bench_profile import cmd_bench_profile
 
         return cmd_bench_profile(args, policy, video, box, fixtures_dir, nano_dir)
+    if getattr(args, "targets", None) and args.gui:
+        # the window showing N targets against `track --boxes` (trackers/tools/bench_gui.py)
+        from . import bench_targets as bt
+        from .bench_gui import GUI_TARGETS_TRACKERS, bench_gui_targets
+
+        boxes = None
+        if getattr(args, "boxes", None):
+            from .track_multi import parse_boxes_file
+
+            boxes = [b for _, b, _ in sorted(parse_boxes_file(args.boxes))]
+        bench_gui_targets(
+            video,
+            box,
+            bt.parse_counts(args.targets),
+            tracker_names(args.trackers, GUI_TARGETS_TRACKERS),
+            args.engine,
+            args.threads,
+            args.frames,
+            nano_dir,
+            fixtures_dir,
+            args.rounds,
+            boxes=boxes,
+        )
+        return 0
     if getattr(args, "targets", None):
         from . import bench_targets as bt
 
@@ -331,6 +355,12 @@ def add_parser(subparsers) -> None:
         metavar="N,N,...",
         help="several targets of one tracker (--trackers; default nanotrack-v2): fps per target count, "
         "batched and one by one, in the same run (trackers/tools/bench_targets.py)",
+    )
+    p.add_argument(
+        "--boxes",
+        metavar="FILE",
+        help="--gui --targets: the targets' boxes, id,x,y,w,h a line (default: the bench box and the "
+        "others spread over the frame)",
     )
     p.add_argument(
         "--reference",

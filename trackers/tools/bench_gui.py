@@ -1,6 +1,7 @@
 """`bench --gui`: the app against `track` on the same clip, same engine, same thread count, each run
 in a child process (`python main.py track`, `python -m scripts.gui_bench`); with `--load`, the app idle
-and with one busy core."""
+and with one busy core; with `--targets N,...`, N targets in both (`track --boxes FILE` and the window
+showing every target), the same N boxes on the same frames (`bench_gui_targets`)."""
 
 from __future__ import annotations
 
@@ -37,18 +38,21 @@ def write_clip(video: str, out_dir: str, n_frames: int) -> str:
 
 
 class _Child:
-    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count."""
+    """`python main.py track` and `python -m scripts.gui_bench` on one tracker, clip and thread count;
+    `boxes_file`: the targets (`--boxes FILE`) instead of the one `box`."""
 
-    def __init__(self, clip: str, name: str, box, engine: str, threads: int, weights: str | None):
+    def __init__(
+        self, clip: str, name: str, box, engine: str, threads: int, weights: str | None, boxes_file: str | None = None
+    ):
         import sys
 
         self.python = sys.executable
         self.clip = clip
+        targets = ["--boxes", boxes_file] if boxes_file else ["--box", ",".join(f"{v:g}" for v in box)]
         self.args = [
             "--tracker",
             name,
-            "--box",
-            ",".join(f"{v:g}" for v in box),
+            *targets,
             "--engine",
             engine,
             "--threads",
@@ -167,4 +171,106 @@ def bench_gui(
         finally:
             if busy is not None:
                 busy.__exit__(None, None, None)
+    return rows
+
+
+#: `bench --gui --targets`: the tracker by default (the one the issue's window goal is about)
+GUI_TARGETS_TRACKERS = ("nanotrack-v2",)
+
+
+def spread_boxes(box, n: int, size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """`box` and n-1 more, each half its width and height, on a grid over the frame (`size` = W, H):
+    distinct patches, every one inside the frame, the same for every run."""
+    W, H = size
+    x, y, w, h = box
+    w2, h2 = max(16.0, w / 2), max(16.0, h / 2)
+    cols = max(1, int(W // (w2 * 1.25)))
+    rows = max(1, int(H // (h2 * 1.25)))
+    out = [tuple(float(v) for v in box)]
+    for k in range(n - 1):
+        c, r = k % cols, (k // cols) % rows
+        bx = min(W - w2 - 1, (c + 0.125) * W / cols)
+        by = min(H - h2 - 1, (r + 0.125) * H / rows)
+        out.append((round(bx, 2), round(by, 2), round(w2, 2), round(h2, 2)))
+    return out
+
+
+def write_boxes_file(path: str, boxes) -> str:
+    """`id,x,y,w,h` a line, ids from 1: what `track --boxes` and `scripts.gui_bench --boxes` read."""
+    with open(path, "w") as f:
+        for i, b in enumerate(boxes, 1):
+            f.write(f"{i}," + ",".join(f"{v:g}" for v in b) + "\n")
+    return path
+
+
+def bench_gui_targets(
+    video: str,
+    box,
+    counts,
+    names,
+    engine: str,
+    threads: int,
+    n_frames: int | None,
+    nano_dir: str,
+    fixtures_dir: str,
+    rounds: int = 3,
+    boxes=None,
+) -> list:
+    """N targets: `track --boxes FILE` against the window showing every target (its boxes, list and
+    timeline curves; offscreen, speed max, heatmap on the video, channel grid shown), the same N boxes
+    on the same frames, same engine and thread count, `rounds` runs of each alternating, best of each.
+    `boxes`: the targets (default: the bench box and N-1 spread over the frame, `spread_boxes`); N
+    takes the first N. Returns [(name, N, track fps, GUI wall fps)]; prints each with the ratio."""
+    import tempfile
+
+    from ..core import compute, registry
+
+    n_frames = n_frames or GUI_CLIP_FRAMES
+    app_threads = compute.decide(threads, gui=True).threads
+    print(
+        f"GUI vs headless with several targets, on {n_frames} frames of {os.path.basename(video)} (back and forth), "
+        f"{app_threads} compute thread(s) in both, the same boxes (`track --boxes FILE`; the window adds the "
+        f"targets on the first frame), best of {rounds} alternating runs each: track = frames / time tracking "
+        f"(all targets), GUI wall = tracked frames per wall second in the app showing every target; "
+        f"target GUI wall >= {TARGET_GUI}x `track`"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(video, tmp, n_frames)
+        cap = cv2.VideoCapture(clip)
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        cap.release()
+        every = list(boxes) if boxes else spread_boxes(box, max(counts), size)
+        for name in names:
+            try:
+                weights, how = bench_weights(registry.get(name), fixtures_dir, nano_dir, tmp)
+            except BenchError as e:
+                print(f"  {name:22s} failed: {e}", flush=True)
+                continue
+            for n in counts:
+                if n > len(every):
+                    print(f"  {name:22s} {n} targets: only {len(every)} boxes given", flush=True)
+                    continue
+                boxes_file = write_boxes_file(os.path.join(tmp, f"boxes{n}.txt"), every[:n])
+                child = _Child(clip, name, None, engine, app_threads, weights, boxes_file)
+                cli_runs, runs = [], []
+                try:
+                    for _ in range(rounds):
+                        cli_runs.append(child.track_fps())
+                        runs.append(child.gui())
+                except BenchError as e:
+                    print(f"  {name:22s} {n} targets failed: {e}", flush=True)
+                    continue
+                cli_fps, wall = max(cli_runs), max(r["wall_fps"] for r in runs)
+                walls = " ".join(f"{r['wall_fps']:.1f}" for r in runs)
+                last = runs[-1]
+                rows.append((name, n, cli_fps, wall))
+                print(
+                    f"  {name:22s} {n:2d} targets   track {cli_fps:7.1f} fps   GUI wall {wall:7.1f} fps = "
+                    f"{wall / cli_fps:.2f}x   (runs: track {' '.join(f'{v:.1f}' for v in cli_runs)}, GUI wall "
+                    f"{walls}; {last['frames']} frames, {last['drawn']} "
+                    f"drawn, {last['targets']} targets shown, engine {last['engine']}, {last['threads']} "
+                    f"thread(s); {how})",
+                    flush=True,
+                )
     return rows
