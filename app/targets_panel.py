@@ -115,13 +115,14 @@ class TargetsPanel(QWidget):
         self.gt_iou: dict[int, dict[int, float]] = {}  # id -> frame -> IoU with the ground truth
         self._filled: int | None = None  # the last frame taken into the curves (see _take_missed)
         self._curves_drawn_at = 0.0
+        self._timeline_taken = (False, False)  # (several targets, with truth): see _take_timeline
         self._boxes: dict[int, tuple] = {}  # id -> (rect item, label item)
         self._curves: dict[int, pg.PlotDataItem] = {}
         self._gt_curves: dict[int, pg.PlotDataItem] = {}  # id -> its IoU with the truth (dotted)
         # each target's mean IoU with the truth so far, over the plot under the timeline's own line
         self.gt_label = QLabel("", window.timeline.plot)
         self.gt_label.setStyleSheet("color:#e0e0e0; background: rgba(0, 0, 0, 170); padding: 1px 4px;")
-        self.gt_label.move(70, 26)
+        self.gt_label.move(70, 4)  # where the timeline's own summary is, hidden meanwhile
         self.gt_label.hide()
         self._ab_curve = window.timeline.plot.plot([], [], pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
         self._shown_set = None  # the TrackSet whose targets are shown
@@ -357,7 +358,9 @@ class TargetsPanel(QWidget):
             self.window.compare_view.show_pair(views, index)
             if not self.window.compare_dock.isVisible():
                 self.window.compare_dock.show()
-                self.window.resizeDocks([self.window.compare_dock], [280], Qt.Vertical)
+                # a quarter of the window at most: at 1366x768 the video and the timeline keep their room
+                height = min(280, self.window.height() // 4)
+                self.window.resizeDocks([self.window.compare_dock], [height], Qt.Vertical)
 
     @staticmethod
     def _single_view(ts, result) -> TrackView:
@@ -390,8 +393,13 @@ class TargetsPanel(QWidget):
                 self._take(i, tuple(v for v in views if v.id not in self.removed))
 
     def _draw(self, views, index) -> None:
-        vb = self.window.video.vb
+        video = self.window.video
+        vb = video.vb
         shown = {v.id for v in views} if len(views) > 1 else set()
+        if video.own_box == bool(shown):  # the selected box drawn once, by whoever draws them all
+            video.own_box = not shown
+            if shown:
+                video.result_box.setVisible(False)  # back to one target: its next result shows it
         for tid in list(self._boxes):
             if tid not in shown:
                 for item in self._boxes.pop(tid):
@@ -430,12 +438,29 @@ class TargetsPanel(QWidget):
                 label.shown_text = text
             label.setPos(x, y + h if v.style == "dashed" else y)
         self._fill_table(views)
+        self._take_timeline(len(views) > 1)
         # the curves at the timeline's own pace while playing (app/frame_display.py redraws it at most
         # every TIMELINE_INTERVAL_S): eight curves' setData cost more than the boxes and the list
         now = time.perf_counter()
         if not self.window.playing or now - self._curves_drawn_at >= TIMELINE_INTERVAL_S or len(views) < 2:
             self._curves_drawn_at = now
             self._draw_timeline(views)
+
+    def _take_timeline(self, multi: bool) -> None:
+        """With several targets the timeline's own single-run curve, IoU and summary line (the selected
+        target's, a mix of targets when the selection changed) give way to every target's curves and
+        the per-target means; they come back with one target."""
+        truth = multi and self.window.groundtruth is not None
+        state = (multi, truth)
+        if state == self._timeline_taken:
+            if truth and self.window.timeline.score_label.isVisible():
+                self.window.timeline.score_label.hide()  # the display re-shows it when its text changes
+            return
+        self._timeline_taken = state
+        timeline = self.window.timeline
+        timeline.curve.setVisible(not multi)
+        timeline.iou_curve.setVisible(not truth)
+        timeline.score_label.setVisible(not truth and bool(timeline.score_label.text()))
 
     def _selected_id(self) -> int:
         ts = self.track_set()
@@ -515,7 +540,6 @@ class TargetsPanel(QWidget):
                     label = v.tracker_name if self.comparing else v.name
                     mean = float(np.mean(list(ious.values())))
                     means.append(f"<span style='color:{colour.name()}'>{label} {mean:.2f}</span>")
-        timeline.iou_curve.setVisible(not with_truth)
         if means:
             self.gt_label.setText("mean IoU with the truth (dotted): " + " · ".join(means))
             self.gt_label.adjustSize()

@@ -70,6 +70,7 @@ class VideoView(pg.GraphicsView):
         self.result_box.setZValue(8)
         self.result_box.setVisible(False)
         self.vb.addItem(self.result_box)
+        self.own_box = True  # False while app/targets_panel.py draws every target's box
         self.gt_box = QGraphicsRectItem()
         self.gt_box.setPen(GT_PEN)
         self.gt_box.setZValue(7.5)
@@ -142,7 +143,8 @@ class VideoView(pg.GraphicsView):
         x, y, w, h = result.box
         self.result_box.setRect(QRectF(x, y, w, h))
         self.result_box.setPen(BOX_PEN if result.state == TrackingState.TRACKING else LOST_PEN)
-        self.result_box.setVisible(True)
+        # several targets: app/targets_panel.py draws every box, the selected one thicker, in its colour
+        self.result_box.setVisible(self.own_box)
         self._set_heat(result)
         if result.mask is not None:
             m = np.asarray(result.mask) > result.mask_threshold

@@ -65,8 +65,9 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     assert result.extra["selected"] == 2
     np.testing.assert_allclose(result.box, views[2].result.box)
     np.testing.assert_array_equal(window.heatmap.score_map, views[2].result.score_map)
-    # every target's box is drawn in its colour
-    assert set(panel._boxes) == {1, 2}
+    # every target's box is drawn in its colour, the selected one once (the video's own box gives way)
+    assert set(panel._boxes) == {1, 2} and not window.video.result_box.isVisible()
+    assert not window.timeline.curve.isVisible(), "the single-run curve gives way to every target's"
     np.testing.assert_allclose(panel._boxes[1][0].rect().getRect(), views[1].result.box, atol=1e-3)
 
     # click target 1's box: selected, the score map switches to it at once (paused)
@@ -92,6 +93,7 @@ def test_add_select_remove_a_second_target(qtbot, tmp_path):
     step(qtbot, window)
     qtbot.waitUntil(lambda: ts.count == 1 and "tracks" not in window.drawn_packet.result.extra, timeout=10000)
     assert panel.table.rowCount() == 1 and panel.table.item(0, 1).text() == "1" and not panel._boxes
+    assert window.video.result_box.isVisible() and window.timeline.curve.isVisible()
 
 
 def test_compare_on_and_off(qtbot, tmp_path, monkeypatch):
