@@ -37,7 +37,7 @@ from trackers.run.tracks import MAX_TRACKS, colour_of
 from .frame_display import TIMELINE_INTERVAL_S
 from .worker_protocol import PlayingChanged, TrackingChanged
 
-#: short headers (the list is a tab about 500 px wide on a 1366x768 screen), each with its tooltip
+#: short headers (at 1366x768 the list is a 290-px dock beside the video), each with its tooltip
 COLUMNS = ("", "id", "name", "state", "conf", "IoU")
 COLUMN_TIPS = (
     "the target's colour (its box, its curves on the timeline)",
