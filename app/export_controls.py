@@ -145,6 +145,9 @@ class ExportControls(QObject):
         store = self._store()
         gt = getattr(self.window, "groundtruth", None)  # the attached ground truth is an input
         inputs = (gt.path,) if gt is not None else ()
+        targets = getattr(self.window, "targets", None)
+        if targets is not None:  # and the other targets' ground truths it read (their OTB siblings)
+            inputs += tuple(targets.truth_paths())
         try:
             if store.record is not None and is_multi_track(store.results):
                 written = self._export_tracks(store, path, inputs)

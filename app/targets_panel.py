@@ -10,6 +10,8 @@ without Shift re-initialises the selected target only (in A/B both trackers, fro
 
 from __future__ import annotations
 
+import os
+import re
 import time
 
 import numpy as np
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from trackers.run.groundtruth import GroundTruthError, read_groundtruth
 from trackers.run.metrics import iou
 from trackers.run.track_set import TrackView
 from trackers.run.tracks import MAX_TRACKS, colour_of
@@ -113,6 +116,7 @@ class TargetsPanel(QWidget):
         self.history: dict[int, dict[int, float]] = {}  # id -> frame -> confidence
         self.ab_iou: dict[int, float] = {}
         self.gt_iou: dict[int, dict[int, float]] = {}  # id -> frame -> IoU with the ground truth
+        self._truths: dict[tuple, object] = {}  # (attached path, id) -> that target's GroundTruth or None
         self._filled: int | None = None  # the last frame taken into the curves (see _take_missed)
         self._curves_drawn_at = 0.0
         self._timeline_taken = (False, False)  # (several targets, with truth): see _take_timeline
@@ -138,6 +142,7 @@ class TargetsPanel(QWidget):
         self.compare_combo.activated.connect(self._compare_chosen)
         self.export_button.clicked.connect(self._export_clicked)
         window.worker.on(TrackingChanged, self._tracking_changed)
+        window.opener.groundtruthChanged.connect(self._truth_changed)
         # paused (the end of the video too): the curves as they stand, not as of the last redraw
         window.worker.on(PlayingChanged, lambda e: None if e.playing else self._draw_timeline(self.live_views()))
 
@@ -367,14 +372,51 @@ class TargetsPanel(QWidget):
         first = ts.members[0]
         return TrackView(1, first.name, first.tracker_name, colour_of(1), "solid", result)
 
+    def truth_of(self, tid: int):
+        """The ground truth of target `tid`: in A/B the attached one for both (they follow one
+        target); otherwise the attached one is target 1's, and target k's is its OTB sibling file
+        (`groundtruth_rect.1.txt` attached -> `groundtruth_rect.2.txt`) where there is one."""
+        gt = self.window.groundtruth
+        if gt is None or tid == 1 or self.comparing:
+            return gt
+        key = (gt.path, tid)
+        if key not in self._truths:
+            self._truths[key] = None
+            m = re.fullmatch(r"(.*)\.1(\.[A-Za-z]+)", os.path.basename(gt.path))
+            sibling = os.path.join(os.path.dirname(gt.path), f"{m.group(1)}.{tid}{m.group(2)}") if m else None
+            if sibling is not None and os.path.isfile(sibling):
+                try:
+                    self._truths[key] = read_groundtruth(sibling)
+                except (GroundTruthError, OSError):
+                    pass
+        return self._truths[key]
+
+    def truth_paths(self) -> list[str]:
+        """Every ground-truth file read for a target (inputs: never written over by an export)."""
+        return [t.path for t in self._truths.values() if t is not None]
+
+    def _truth_changed(self) -> None:
+        """Another ground truth attached (or none): every target's IoU with it, over the run so far."""
+        self.gt_iou.clear()
+        for i, r in self.window.store.results.items():
+            for v in (r.extra.get("tracks") or ()) if r is not None else ():
+                gt = self.truth_of(v.id) if v.id not in self.removed and v.result is not None else None
+                truth = gt.box(i) if gt is not None else None
+                if truth is not None:
+                    self.gt_iou.setdefault(v.id, {})[i] = float(iou([v.result.box], [truth])[0])
+        self._timeline_taken = None  # the timeline's own IoU line comes back or goes
+        self._take_timeline(len(self.views) > 1)
+        self._fill_table(self.views)
+        self._draw_timeline(self.views)
+
     def _take(self, index: int, views) -> None:
         """Frame `index`'s confidences, IoU between A and B, and IoUs with the truth into the curves."""
-        gt = self.window.groundtruth
-        truth = gt.box(index) if gt is not None else None
         for v in views:
             if v.result is None:
                 continue
             self.history.setdefault(v.id, {})[index] = float(v.result.score)
+            gt = self.truth_of(v.id)
+            truth = gt.box(index) if gt is not None else None
             if truth is not None:
                 self.gt_iou.setdefault(v.id, {})[index] = float(iou([v.result.box], [truth])[0])
         if len(views) == 2 and views[1].style == "dashed" and all(v.result is not None for v in views):
@@ -467,9 +509,7 @@ class TargetsPanel(QWidget):
         return ts.selected if ts is not None else 1
 
     def _fill_table(self, views) -> None:
-        gt = self.window.groundtruth
         index = self.window.current_index
-        gt_box = gt.box(index) if gt is not None and index is not None else None
         self._filling = True
         editing = self.table.state() == QAbstractItemView.EditingState
         try:
@@ -477,6 +517,8 @@ class TargetsPanel(QWidget):
                 self.table.setRowCount(len(views))
             for row, v in enumerate(views):
                 r = v.result
+                gt = self.truth_of(v.id)
+                gt_box = gt.box(index) if gt is not None and index is not None else None
                 state = "LOST" if r is not None and r.state.value == "lost" else (r.state.value if r else "ready")
                 cells = [
                     "",
@@ -515,7 +557,8 @@ class TargetsPanel(QWidget):
         plot = timeline.plot
         wanted = {v.id: v for v in views} if len(views) > 1 else {}
         with_truth = self.window.groundtruth is not None and bool(wanted)
-        for curves, keep in ((self._curves, wanted), (self._gt_curves, wanted if with_truth else {})):
+        truthful = {tid: v for tid, v in wanted.items() if with_truth and self.truth_of(tid) is not None}
+        for curves, keep in ((self._curves, wanted), (self._gt_curves, truthful)):
             for tid in list(curves):
                 if tid not in keep:
                     plot.removeItem(curves.pop(tid))
@@ -528,7 +571,7 @@ class TargetsPanel(QWidget):
                 pen = pg.mkPen(colour, width=1.2, style=Qt.DashLine if v.style == "dashed" else Qt.SolidLine)
                 self._curves[tid] = plot.plot([], [], pen=pen, name=f"{v.id} {v.name}")
             self._curves[tid].setData(xs, [hist[x] for x in xs])
-            if with_truth:
+            if tid in truthful:
                 ious = self.gt_iou.get(tid, {})
                 xs = sorted(ious)
                 if tid not in self._gt_curves:

@@ -196,6 +196,8 @@ def test_file_export_holds_every_track(qtbot, tmp_path):
     open_bag(qtbot, window, weights)
     truth = tmp_path / "gt.1.txt"  # OTB's name for target 1's truth: a per-target export must not hit it
     shutil.copy(shared_path("bench", "bag", "groundtruth.txt"), truth)
+    # target 2's truth beside it, as OTB's multi-target sequences have it: the background patch stays put
+    (tmp_path / "gt.2.txt").write_text("".join(",".join(f"{v:g}" for v in SECOND) + "\n" for _ in gt))
     assert window.attach_groundtruth(str(truth))
     start_run(qtbot, window, tuple(gt[0]), 3)
     panel = window.targets
@@ -210,6 +212,11 @@ def test_file_export_holds_every_track(qtbot, tmp_path):
     step(qtbot, window)
     last = window.current_index
     assert [v.name for v in ts.snapshot] == ["1", "bg"]
+    # each target against its own truth: target 1 the attached file's, target 2 its sibling gt.2.txt
+    views = {v.id: v for v in panel.views}
+    assert panel.gt_iou[1][last] == pytest.approx(iou(views[1].result.box, gt[last]), abs=1e-6)
+    assert panel.gt_iou[2][added_at] > 0.9 and set(panel._gt_curves) == {1, 2}
+    assert panel.gt_iou[2][last] == pytest.approx(iou(views[2].result.box, SECOND), abs=1e-6)
 
     # OTB text: one file per target, named by target
     assert window.export_results(str(tmp_path / "run.txt")), window.messages.text
