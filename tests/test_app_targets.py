@@ -293,3 +293,24 @@ def test_one_target_listed_and_readable_at_1366x768(qtbot, tmp_path):
         assert header.sectionSize(col) >= metrics.horizontalAdvance(text) + 6, f"header {text!r} is clipped"
         assert panel.table.horizontalHeaderItem(col).toolTip()
     assert header.length() <= panel.table.viewport().width(), "the list scrolls sideways"
+
+
+def test_exported_frames_draw_a_solid_and_b_dashed_with_names():
+    """What File ▸ Export's video draws of an A/B frame: A's box solid, B's dashed, each in its
+    colour, with its name written by it."""
+    from trackers.core.base import TrackResult
+    from trackers.run.multi_export import draw_tracks
+    from trackers.run.track_set import TrackView
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    a_name, b_name = "siamscope-default", "nanotrack-v2"
+    a = TrackView(1, a_name, a_name, colour_of(1), "solid", TrackResult((20, 40, 100, 80), 0.9))
+    b = TrackView(2, b_name, b_name, colour_of(2), "dashed", TrackResult((160, 40, 100, 80), 0.8))
+    out = draw_tracks(frame, (a, b), {1: a.result, 2: b.result}, 7)
+    for view, x0 in ((a, 20), (b, 160)):
+        edge = out[80, x0 - 1 : x0 + 2].max(axis=0)  # the left edge, 2 px wide
+        assert np.abs(edge.astype(int) - np.array(view.colour)).max() < 40
+        column = out[44:116, x0]
+        on = (np.abs(column.astype(int) - np.array(view.colour)).max(axis=1) < 60).mean()
+        assert (on > 0.95) if view.style == "solid" else (0.3 < on < 0.8), (view.style, on)
+        assert out[10:38, x0 : x0 + 100].any(), "its name is written above the box"
