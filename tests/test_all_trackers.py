@@ -19,6 +19,9 @@ from trackers.run.sources import open_source
 
 BOX = (292.23, 128.36, 145.96, 132.47)
 N_FRAMES = 3
+# the long-term tracker's seeded weights lose the bag at frame 1: frame 2 is its 831-px search, what
+# the GUI draws while it re-detects (each such frame is a ResNet-50 pass at 831 px: two frames do)
+FRAMES_BY_NAME = {"siamrpnpp-r50-lt": 2}
 # anchors from OpenCV have no score map or channels to show
 OPAQUE = {"csrt", "opencv-nanotrack"}
 
@@ -49,7 +52,7 @@ def test_tracker_fills_what_the_gui_draws(name, frames, tmp_path, device):
     assert tracker.params == spec.make_params()  # the registry's defaults are what it runs with
     tracker.init(frames[0], BOX)
     H, W = frames[0].shape[:2]
-    for frame in frames[1:]:
+    for frame in frames[1 : 1 + FRAMES_BY_NAME.get(name, N_FRAMES)]:
         r = tracker.track(frame)
         assert isinstance(r, TrackResult) and isinstance(r.state, TrackingState)
         x, y, w, h = r.box
