@@ -118,6 +118,7 @@ class TargetsPanel(QWidget):
         self.gt_iou: dict[int, dict[int, float]] = {}  # id -> frame -> IoU with the ground truth
         self._truths: dict[tuple, object] = {}  # (attached path, id) -> that target's GroundTruth or None
         self._filled: int | None = None  # the last frame taken into the curves (see _take_missed)
+        self._last_taken: int | None = None  # the latest frame in the curves (see _drop_discarded)
         self._curves_drawn_at = 0.0
         self._timeline_taken = (False, False)  # (several targets, with truth): see _take_timeline
         self._boxes: dict[int, tuple] = {}  # id -> (rect item, label item)
@@ -173,6 +174,7 @@ class TargetsPanel(QWidget):
         self.ab_iou.clear()
         self.gt_iou.clear()
         self._filled = None
+        self._last_taken = None
 
     # -- adding, selecting, removing --------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:
@@ -354,6 +356,7 @@ class TargetsPanel(QWidget):
         self.removed &= live_ids  # once the worker has dropped a removed target, its id is free again
         views = tuple(v for v in (views or ()) if v.id not in self.removed and (not live_ids or v.id in live_ids))
         self.views = views
+        self._drop_discarded(index)
         if len(views) > 1:
             self._take_missed(index)
         self._take(index, views)
@@ -421,6 +424,21 @@ class TargetsPanel(QWidget):
                 self.gt_iou.setdefault(v.id, {})[index] = float(iou([v.result.box], [truth])[0])
         if len(views) == 2 and views[1].style == "dashed" and all(v.result is not None for v in views):
             self.ab_iou[index] = float(iou([views[0].result.box], [views[1].result.box])[0])
+        if views and (self._last_taken is None or index > self._last_taken):
+            self._last_taken = index
+
+    def _drop_discarded(self, index: int) -> None:
+        """A run restarted at an earlier frame (a re-drawn box after a seek back, "Discard them and
+        restart here") throws its later frames away in the store: their curves go too. Seeing an
+        earlier frame again while the later ones are kept (browsing back) drops nothing."""
+        last = self._last_taken
+        if last is None or index >= last or self.window.store.results.get(last) is not None:
+            return
+        for curve in (*self.history.values(), *self.gt_iou.values(), self.ab_iou):
+            for k in [k for k in curve if k > index]:
+                del curve[k]
+        self._last_taken = index
+        self._curves_drawn_at = 0.0  # redraw at once
 
     def _take_missed(self, index: int) -> None:
         """The frames tracked since the last one drawn (playing fast, the window skips drawing some):

@@ -314,3 +314,35 @@ def test_exported_frames_draw_a_solid_and_b_dashed_with_names():
         on = (np.abs(column.astype(int) - np.array(view.colour)).max(axis=1) < 60).mean()
         assert (on > 0.95) if view.style == "solid" else (0.3 < on < 0.8), (view.style, on)
         assert out[10:38, x0 : x0 + 100].any(), "its name is written above the box"
+
+
+def test_restarting_earlier_drops_the_discarded_frames_curves(qtbot, tmp_path):
+    """Seek back, re-draw the box, "Discard them and restart here": the targets' curves lose the
+    discarded frames (the store did), while only browsing back keeps them."""
+    weights = require_nanotrack()
+    gt = ground_truth()
+    window = make_window(qtbot, tmp_path)
+    open_bag(qtbot, window, weights)
+    start_run(qtbot, window, tuple(gt[0]), 3)
+    panel = window.targets
+    shift_drag(qtbot, window.video, SECOND)
+    qtbot.waitUntil(lambda: panel.track_set() is not None and panel.track_set().count == 2, timeout=20000)
+    for _ in range(4):
+        step(qtbot, window)
+    last = window.current_index
+    assert max(panel.history[1]) == last and max(panel.history[2]) == last
+
+    window.seek(last - 3)  # browsing back: the run and its curves are kept
+    qtbot.waitUntil(lambda: window.current_index == last - 3, timeout=10000)
+    wait_drawn_latest(qtbot, window)
+    assert max(panel.history[1]) == last and max(window.store.results) == last
+
+    drag_box(qtbot, window.video, tuple(gt[last - 3]))
+    wait_drawn_latest(qtbot, window)
+    buttons = {b.text(): b for b in window.messages.action_buttons}
+    QTest.mouseClick(buttons["Discard them and restart here"], Qt.LeftButton)
+    qtbot.waitUntil(lambda: max(window.store.results) == last - 3, timeout=10000)
+    wait_drawn_latest(qtbot, window)
+    qtbot.waitUntil(lambda: all(max(h) <= last - 3 for h in panel.history.values() if h), timeout=10000)
+    step(qtbot, window)
+    assert max(panel.history[1]) == last - 2
