@@ -47,7 +47,7 @@ CALIBRATION = (
     ("vtest.avi", 0, (502.0, 157.0, 28.0, 76.0)),
 )
 #: frames tracked per video after the init frame, and every how many a calibration sample is kept
-CALIBRATION_FRAMES = 40
+CALIBRATION_FRAMES = 20
 CALIBRATION_STEP = 5
 
 
