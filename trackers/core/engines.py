@@ -763,7 +763,7 @@ def int8_engine(
                 _say(f"ONNX cache: cannot write {os.path.basename(path)}'s calibration record ({e.strerror or e})")
     fp32.graph = None
     engine = fp32  # same plan, inputs and outputs; only the session's graph differs
-    engine.session = make_session(data, policy)
+    engine.session = cpu_session(data, policy)  # int8 is a CPU precision, whatever GPU the machine has
     engine.provider, engine.device_type = engine.session.get_providers()[0], "cpu"
     engine.path, engine.precision, engine.calibration = path, "int8", record
     return engine
@@ -930,8 +930,9 @@ class EngineMixin:
         return "onnxruntime-int8" if engine.precision == "int8" else "onnxruntime"
 
     def _usable_engine(self) -> OnnxEngine | None:
-        """The ONNX engine where it can run this tracker's network now: fp32 only (the graph is
-        fp32), and not a CPU session for a network moved to the GPU since."""
+        """The ONNX engine where it can run this tracker's network now: the int8 graph's at int8
+        precision; else the fp32 graph's at fp32 only, and not a CPU session for a network moved to
+        the GPU since."""
         precision = getattr(self, "precision", "fp32")
         if precision == "int8":
             return self.onnx_int8_engine
