@@ -205,10 +205,11 @@ def cmd_bench(args) -> int:
         from .bench_reference import cmd_bench_reference
 
         return cmd_bench_reference(args, policy, video, box, fixtures_dir, nano_dir)
-    if args.precision != "fp32":
+    precision = getattr(args, "precision", "fp32")
+    if precision != "fp32":
         raise BenchError(
-            f"--precision {args.precision} is timed by bench --reference (the reference, ours fp32 and ours "
-            f"{args.precision} in one run)"
+            f"--precision {precision} is timed by bench --reference (the reference, ours fp32 and ours "
+            f"{precision} in one run)"
         )
     if getattr(args, "profile", False):
         from .bench_profile import cmd_bench_profile
