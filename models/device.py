@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("fp32", "fp16")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+PRECISIONS = ("fp32", "fp16", "int8")
+#: int8 is an ONNX Runtime graph (trackers/core/quantize.py): the torch module around it stays fp32
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.float32}
 
 
 class DeviceError(ValueError):
@@ -52,11 +53,13 @@ def strict_fp32(device: torch.device) -> None:
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     """The torch dtype for a precision on a device; fp16 only on CUDA (on the CPU it is slower
-    than fp32 and some kernels have no half version)."""
+    than fp32 and some kernels have no half version); int8 only on the CPU (its torch side is fp32)."""
     if precision not in DTYPES:
         raise DeviceError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise DeviceError("fp16 runs on CUDA only (on the CPU it is slower than fp32): use --device cuda")
+    if precision == "int8" and device.type != "cpu":
+        raise DeviceError("int8 runs on the CPU only (ONNX Runtime's int8 kernels): use --device cpu")
     return DTYPES[precision]
 
 

@@ -77,7 +77,7 @@ def test_fp16_is_refused_on_the_cpu_and_by_trackers_without_it():
     with pytest.raises(DeviceError, match="CUDA only"):
         check_precision("fp16", torch.device("cpu"))
     with pytest.raises(DeviceError, match="unknown precision"):
-        check_precision("int8", torch.device("cpu"))
+        check_precision("int4", torch.device("cpu"))
     tracker = nanotrack_v2()
     with pytest.raises(DeviceError, match="CUDA only"):
         tracker.set_precision("fp16")

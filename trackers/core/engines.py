@@ -606,6 +606,7 @@ class OnnxEngine:
         policy: compute.ComputePolicy | None = None,
         use_cache: bool = True,
         device: str | None = None,
+        keep_graph: bool = False,
     ):
         self.net = net
         self.x_shape = tuple(int(v) for v in x_shape)
@@ -650,6 +651,9 @@ class OnnxEngine:
             model = self._cached_export(net, x, flat_inputs, use_cache)
         finally:
             _restore(net, saved)
+        #: the fp32 ONNX bytes, kept only when asked (the int8 engine quantises them: core/quantize.py)
+        self.graph = model if keep_graph else None
+        self.precision = "fp32"
         self.session = self._session(model, device)
         self.provider = self.session.get_providers()[0]
         self.device_type = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
@@ -724,6 +728,55 @@ class OnnxEngine:
         for k, i, tree in state:
             setattr(self.net, k, torch.from_numpy(got[i]) if tree is None else _rebuild(got, *tree))
         return out
+
+
+def int8_engine(
+    tracker, policy: compute.ComputePolicy | None = None, plan: list | None = None, fmt: str | None = None
+) -> OnnxEngine:
+    """The tracker's main network as an int8 OnnxEngine on the CPU (core/quantize.py): the fp32
+    graph exported (or read from the cache), calibrated on real frames and quantised, or the cached
+    int8 graph. The engine's `calibration` is the record of which frames calibrated it."""
+    from . import quantize
+
+    policy = policy or compute.current()
+    fmt = fmt or quantize.DEFAULT_FORMAT
+    plan = quantize.calibration_plan() if plan is None else plan
+    z_shape, x_shape = tracker.engine_shapes()
+    fp32 = OnnxEngine(tracker.network, z_shape, x_shape, tracker.engine_track_kwargs(), policy, keep_graph=True)
+    # named by the fp32 graph's key, the calibration set, the hyper-parameters that cut the crops
+    # and the recipe; cached as the fp32 graph is (sha256 sidecar, atomic writes)
+    key = quantize.int8_key(fp32.key, plan, repr(getattr(tracker, "params", None)), fmt, True)
+    path = os.path.join(cache_dir(), f"{type(tracker.network).__name__}-{key[:20]}.int8.onnx")
+    use_cache = usable_cache_dir() is not None
+    data = read_cached_graph(path) if use_cache else None
+    if data is not None:
+        record = _read_record(quantize.record_path(path))
+    else:
+        feeds = quantize.record_feeds(tracker, fp32, plan)
+        data = quantize.quantize_graph(fp32.graph, feeds, fmt)
+        record = quantize.make_record(tracker, fp32.path, path, plan, len(feeds), fmt, True)
+        if use_cache:
+            write_cached_graph(path, data)
+            try:
+                _write_atomic(quantize.record_path(path), json.dumps(record, indent=1).encode())
+            except OSError as e:
+                _say(f"ONNX cache: cannot write {os.path.basename(path)}'s calibration record ({e.strerror or e})")
+    fp32.graph = None
+    engine = fp32  # same plan, inputs and outputs; only the session's graph differs
+    engine.session = cpu_session(data, policy)  # int8 is a CPU precision, whatever GPU the machine has
+    engine.provider, engine.device_type = engine.session.get_providers()[0], "cpu"
+    engine.path, engine.precision, engine.calibration = path, "int8", record
+    return engine
+
+
+def _read_record(path: str) -> dict:
+    """A calibration record ({} where absent, not a plain file or not a JSON object: it only informs)."""
+    try:
+        raw = _read_plain(path)
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _rebuild(got: list, spec, leaves: list):
@@ -811,6 +864,7 @@ class EngineMixin:
     onnx_wide_engines: dict = {}  # search input shape -> OnnxEngine, beside the main one
     engine_choice: str = "torch"
     engine_probe: dict | None = None
+    onnx_int8_engine: OnnxEngine | None = None  # set_precision("int8"); never chosen by `auto`
 
     def engine_shapes(self) -> tuple[tuple, tuple]:
         p = self.params
@@ -849,10 +903,19 @@ class EngineMixin:
         move_cached_tensors(self.network, self.device, self.dtype)
         return self
 
-    def set_precision(self, precision: str):
+    def set_precision(self, precision: str, policy: compute.ComputePolicy | None = None):
         """fp16 (CUDA only): the network's weights and inputs in half precision; its outputs are
-        turned back to float32 before decoding, so the decoders stay in float32 / float64."""
-        self.dtype = check_precision(precision, self.device)
+        turned back to float32 before decoding, so the decoders stay in float32 / float64.
+        int8 (CPU only): the main network in ONNX Runtime on a quantised graph (`int8_engine`); the
+        torch module stays fp32 (template, refinements and shapes not exported run there)."""
+        dtype = check_precision(precision, self.device)
+        if precision == "int8":
+            if self.engine_choice == "torch":
+                raise EngineError("int8 runs in ONNX Runtime: use --engine auto or onnxruntime, not torch")
+            self.onnx_int8_engine = int8_engine(self, policy)
+        else:
+            self.onnx_int8_engine = None
+        self.dtype = dtype
         self.precision = precision
         self.network.to(dtype=self.dtype)
         move_cached_tensors(self.network, self.device, self.dtype)
@@ -860,14 +923,21 @@ class EngineMixin:
 
     @property
     def engine_name(self) -> str:
-        """The engine the next frame runs in."""
-        return "onnxruntime" if self._usable_engine() is not None else "torch"
+        """The engine the next frame runs in ("onnxruntime-int8": the int8 graph, set_precision)."""
+        engine = self._usable_engine()
+        if engine is None:
+            return "torch"
+        return "onnxruntime-int8" if engine.precision == "int8" else "onnxruntime"
 
     def _usable_engine(self) -> OnnxEngine | None:
-        """The ONNX engine where it can run this tracker's network now: fp32 only (the graph is
-        fp32), and not a CPU session for a network moved to the GPU since."""
+        """The ONNX engine where it can run this tracker's network now: the int8 graph's at int8
+        precision; else the fp32 graph's at fp32 only, and not a CPU session for a network moved to
+        the GPU since."""
+        precision = getattr(self, "precision", "fp32")
+        if precision == "int8":
+            return self.onnx_int8_engine
         engine = self.onnx_engine
-        if engine is None or getattr(self, "precision", "fp32") != "fp32":
+        if engine is None or precision != "fp32":
             return None
         device = getattr(self, "device", None)
         if device is not None and device.type != "cpu" and engine.device_type != device.type:
@@ -877,6 +947,8 @@ class EngineMixin:
     def set_engine(self, choice: str, policy: compute.ComputePolicy | None = None) -> str:
         """Switch engines ("auto" measures both, see the module doc); returns the one in use."""
         check_choice(choice)
+        if choice == "torch" and getattr(self, "precision", "fp32") == "int8":
+            raise EngineError("int8 runs in ONNX Runtime: use --engine auto or onnxruntime, not torch")
         self.engine_choice = choice
         self.onnx_engine, self.engine_probe, self.onnx_modules, self.onnx_wide_engines = None, None, {}, {}
         if choice == "torch":
@@ -962,7 +1034,7 @@ class EngineMixin:
         """The network's per-frame call in the chosen engine (torch for a shape not exported)."""
         engine = self._usable_engine()
         if engine is not None and tuple(x.shape) != engine.x_shape:
-            engine = self.onnx_wide_engines.get(tuple(x.shape))
+            engine = self.onnx_wide_engines.get(tuple(x.shape))  # (fp32: int8 has the main size only)
         if engine is not None:
             return engine.track(x, with_channels=getattr(self, "collect_channels", True))
         return self.network.track(x, **kwargs)

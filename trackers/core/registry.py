@@ -278,10 +278,13 @@ def loaded_checkpoint(spec: TrackerSpec, weights: str | None = None) -> str | No
     return weights or spec.builtin_weights or None
 
 
-def build(name: str, weights: str | None = None, device: str = "cpu", engine: str | None = None) -> Tracker:
+def build(
+    name: str, weights: str | None = None, device: str = "cpu", engine: str | None = None, precision: str = "fp32"
+) -> Tracker:
     """Build a tracker by name; weights default to the file found in the model folders. `engine`
     ("auto", "torch", "onnxruntime"; trackers/core/engines.py) picks what runs the per-frame network;
-    None keeps the tracker's own default."""
+    None keeps the tracker's own default. `precision` other than fp32 (fp16 on CUDA, int8 on the
+    CPU: trackers/core/quantize.py) is set after the engine."""
     spec = get(name)
     if spec.needs_weights and weights is None:
         weights = find_weights(spec)
@@ -296,4 +299,6 @@ def build(name: str, weights: str | None = None, device: str = "cpu", engine: st
     engine = engine or spec.default_engine
     if engine is not None:
         tracker.set_engine(engine)
+    if precision != "fp32":
+        tracker.set_precision(precision)
     return tracker

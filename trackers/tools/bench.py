@@ -205,6 +205,12 @@ def cmd_bench(args) -> int:
         from .bench_reference import cmd_bench_reference
 
         return cmd_bench_reference(args, policy, video, box, fixtures_dir, nano_dir)
+    precision = getattr(args, "precision", "fp32")
+    if precision != "fp32":
+        raise BenchError(
+            f"--precision {precision} is timed by bench --reference (the reference, ours fp32 and ours "
+            f"{precision} in one run)"
+        )
     if getattr(args, "profile", False):
         from .bench_profile import cmd_bench_profile
 
@@ -308,7 +314,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
     from .usage import add_compute_arguments
 
-    add_compute_arguments(p)
+    add_compute_arguments(p, precision=True)
     p.add_argument(
         "--pysot-frames",
         type=int,

@@ -145,10 +145,10 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
     return build_tracker(model.eval())
 
 
-def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str):
+def _our_tracker(name: str, engine: str, fixtures_dir: str, nano_dir: str, tmp: str, precision: str = "fp32"):
     from .bench_timing import build_for_bench
 
-    tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
+    tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp, precision=precision)
     return tracker
 
 
@@ -167,6 +167,7 @@ def child_main(argv: list) -> int:
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--box", required=True)
+    ap.add_argument("--precision", default="fp32")
     a = ap.parse_args(argv)
     import torch
 
@@ -189,7 +190,7 @@ def child_main(argv: list) -> int:
             # ours through the session's per-frame step, as `track` runs it (keeps no boxes: nothing seeks)
             from ..run.session import Track
 
-            tracker = _our_tracker(a.name, a.engine, a.fixtures, a.nanotrack_dir, tmp)
+            tracker = _our_tracker(a.name, a.engine, a.fixtures, a.nanotrack_dir, tmp, a.precision)
             engine = tracker.engine_name
             track = Track(tracker)
             with torch.no_grad():
@@ -206,7 +207,9 @@ def child_main(argv: list) -> int:
 
 
 def _run_child(side: str, name: str, common: list) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "trackers.tools.bench_reference", side, name, *common]
+    # the "int8" side is ours with the quantised graph (--precision int8)
+    int8 = ["--precision", "int8"] if side == "int8" else []
+    cmd = [sys.executable, "-m", "trackers.tools.bench_reference", "ours" if int8 else side, name, *common, *int8]
     # the folder that holds this checkout's (or install's) trackers/ and models/ packages comes first
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
@@ -230,8 +233,11 @@ def bench_reference(
     engine: str = "auto",
     frames: int = DEFAULT_FRAMES,
     rounds: int = 2,
+    precision: str = "fp32",
 ) -> list:
-    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails prints why."""
+    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails prints why.
+    `precision` int8: ours runs twice per round, fp32 and int8 (a third alternating side), and each
+    row has the int8 fps and its ratios to the reference and to our fp32 appended."""
     for sub in ("pysot", "NanoTrack"):
         if not os.path.isdir(os.path.join(refs, sub)):
             raise FileNotFoundError(f"reference folder {refs!r} has no {sub}/ (pass --reference DIR)")
@@ -269,12 +275,13 @@ def bench_reference(
     ]
     rows = []
     for name in names:
-        best = {"ref": 0.0, "ours": 0.0}
+        sides = ("ref", "ours", "int8") if precision == "int8" else ("ref", "ours")
+        best = dict.fromkeys(sides, 0.0)
         our_engine = "?"
         try:
             for r in range(rounds):
                 # who goes first alternates too, so a drift in the machine's load falls on both alike
-                for side in ("ref", "ours") if r % 2 == 0 else ("ours", "ref"):
+                for side in sides if r % 2 == 0 else sides[::-1]:
                     fps, eng = _run_child(side, name, common)
                     best[side] = max(best[side], fps)
                     if side == "ours":
@@ -284,9 +291,15 @@ def bench_reference(
             continue
         ratio = best["ours"] / best["ref"]
         rows.append((name, best["ref"], best["ours"], ratio))
+        int8 = ""
+        if "int8" in best:
+            rows[-1] += (best["int8"], best["int8"] / best["ref"], best["int8"] / best["ours"])
+            int8 = (
+                f"   ours int8 {best['int8']:8.2f} fps   int8/reference {rows[-1][5]:.2f}   int8/fp32 {rows[-1][6]:.2f}"
+            )
         print(
             f"  {name:20s} reference {best['ref']:8.2f} fps   ours ({our_engine}) {best['ours']:8.2f} fps   "
-            f"ratio {ratio:.2f}",
+            f"ratio {ratio:.2f}{int8}",
             flush=True,
         )
     return rows
@@ -320,6 +333,7 @@ def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_d
             args.engine,
             args.frames or DEFAULT_FRAMES,
             args.rounds,
+            precision=getattr(args, "precision", "fp32"),
         )
     except (ValueError, ImportError, FileNotFoundError) as e:
         raise BenchError(str(e)) from None

@@ -88,10 +88,20 @@ def bench_weights(spec, fixtures_dir: str, nano_dir: str, tmp: str):
     return None, "no checkpoint"
 
 
-def build_for_bench(name: str, engine: str | None, fixtures_dir: str, nano_dir: str, tmp: str, maps: bool = False):
+def build_for_bench(
+    name: str,
+    engine: str | None,
+    fixtures_dir: str,
+    nano_dir: str,
+    tmp: str,
+    maps: bool = False,
+    precision: str = "fp32",
+):
     """(tracker, how) with channel maps off unless `maps` (nothing draws them for a speed figure);
-    raises BenchError when it cannot be built. `engine` None: the tracker's own default."""
+    raises BenchError when it cannot be built. `engine` None: the tracker's own default; `precision`
+    int8: the quantised graph (trackers/core/quantize.py)."""
     from models.checkpoint import CheckpointError
+    from models.device import DeviceError
 
     from ..core import registry
     from ..core.base import EngineError
@@ -99,8 +109,8 @@ def build_for_bench(name: str, engine: str | None, fixtures_dir: str, nano_dir: 
     spec = registry.get(name)
     weights, how = bench_weights(spec, fixtures_dir, nano_dir, tmp)
     try:
-        tracker = registry.build(name, weights, engine=engine)
-    except (CheckpointError, EngineError, OSError, KeyError) as e:
+        tracker = registry.build(name, weights, engine=engine, precision=precision)
+    except (CheckpointError, EngineError, DeviceError, OSError, KeyError) as e:
         raise BenchError(str(e).splitlines()[0]) from None
     if hasattr(tracker, "collect_channels"):
         tracker.collect_channels = maps

@@ -13,7 +13,7 @@ import sys
 from ..core.paths import REPO_ROOT
 from ..run.frame_range import add_frame_range_arguments, parse_frame_range
 from . import bench, evaluate, train_cli, vot_client, zoo
-from .usage import UsageError, add_compute_arguments, apply_compute
+from .usage import UsageError, add_compute_arguments, add_precision_argument, apply_compute
 
 #: the commands the other tool modules define, in the order `--help` lists them (after `track` and
 #: `trackers`, defined here): each module's add_parser(subparsers) adds the commands named beside it
@@ -316,12 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--video-out", help="write the annotated video (.mp4 or .avi)")
     add_frame_range_arguments(t, "initialise")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "fp16"],
-        help="the network's precision (fp16: CUDA only, faster for the larger networks)",
-    )
+    add_precision_argument(t)
     add_compute_arguments(t)
     t.add_argument(
         "-v",

@@ -44,6 +44,7 @@ class EvalJob:
     threads: int
     sequence: Sequence
     engine: str = "auto"  # what runs the network (trackers/core/engines.py)
+    precision: str = "fp32"  # int8: the quantised graph (trackers/core/quantize.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -89,7 +90,9 @@ def run_job(job: EvalJob, set_thread_count: bool = True) -> JobResult:
         set_threads(job.threads)
     seq = job.sequence
     start = int(np.argmax(M.valid_frames(seq.gt)))
-    run = run_sequence(registry.build(job.tracker, job.weights, job.device, engine=job.engine), seq)
+    run = run_sequence(
+        registry.build(job.tracker, job.weights, job.device, engine=job.engine, precision=job.precision), seq
+    )
     return JobResult(job.tracker, seq.name, run.boxes, run.scores, run.times, start)
 
 

@@ -46,12 +46,13 @@ def run_evaluation(
     progress_stream=None,
     show_progress: bool = True,
     engine: str = "auto",
+    precision: str = "fp32",
 ):
     """trackers: name -> checkpoint path (None where the tracker needs none). Returns
     (list[TrackerRuns] over the scored sequences, {(tracker, seq): JobResult}, RunInfo)."""
     by_name = {s.name: s for s in sequences}
     jobs = [
-        J.EvalJob(name, weights, device, threads or 1, seq, engine)
+        J.EvalJob(name, weights, device, threads or 1, seq, engine, precision)
         for name, weights in trackers.items()
         for seq in sequences
     ]

@@ -108,7 +108,7 @@ def cmd_eval(args) -> int:
     builders = {}
     for n in names:
         try:
-            registry.build(n, weights.get(n), args.device, engine=args.engine)  # fail now, not later
+            registry.build(n, weights.get(n), args.device, engine=args.engine, precision=args.precision)  # fail now
         except CheckpointError as e:
             if explicit:
                 raise
@@ -154,6 +154,7 @@ def cmd_eval(args) -> int:
             note,
             show_progress=not args.quiet,
             engine=args.engine,
+            precision=args.precision,
         )
         results += [p for p, _ in published]
         for _, jobs in published:
@@ -326,6 +327,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     from .usage import add_compute_arguments
 
-    add_compute_arguments(p)
+    add_compute_arguments(p, precision=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-sequence progress on stderr")
     p.set_defaults(func=cmd_eval)
