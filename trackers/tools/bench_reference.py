@@ -14,6 +14,10 @@ compute policy (torch, OpenCV and ONNX Runtime threads). Only `track()` is timed
 Each side keeps its fastest round, so a burst of load from another process hurts both alike
 instead of deciding the ratio. The header prints the date and the machine's load average: a
 figure measured under load says so.
+
+A child that does not finish within `child_timeout` seconds (`--child-timeout`, default
+CHILD_TIMEOUT_S) is killed with its whole process group; that tracker's line says which side timed
+out and the run goes on with the next tracker.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +46,14 @@ DEFAULT_TRACKERS = ("siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50", "siam
 DEFAULT_FRAMES = 30
 #: issue 26's target for the pysot networks at equal threads
 TARGET = 1.5
+#: seconds one child (one side, one tracker, one round) may take before it is killed: import,
+#: build and 30 frames of SiamRPN++ R50 take well under a minute on two loaded cores, the
+#: long-term tracker's 831-px search a few minutes
+CHILD_TIMEOUT_S = 600.0
+
+
+class ChildFailed(RuntimeError):
+    """One side's child process failed or was killed for taking too long (the message says which)."""
 
 
 def default_reference_dir() -> str | None:
@@ -205,17 +218,37 @@ def child_main(argv: list) -> int:
 # --- the parent: alternate the sides, print one line per tracker -----------------------------------
 
 
-def _run_child(side: str, name: str, common: list) -> tuple[float, str]:
+def run_child(cmd: list, env: dict, timeout: float) -> str:
+    """The child's stdout; ChildFailed when it exits non-zero or prints nothing, and when it runs
+    past `timeout` seconds, after killing it and anything it started (its own process group)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.communicate()  # reap it and close its pipes
+        raise ChildFailed(f"timed out after {timeout:g} s (killed)") from None
+    if proc.returncode != 0 or not out.strip():
+        tail = (err or out).strip().splitlines()[-1:] or ["no output"]
+        raise ChildFailed(tail[0])
+    return out
+
+
+def _run_child(side: str, name: str, common: list, timeout: float = CHILD_TIMEOUT_S) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "trackers.tools.bench_reference", side, name, *common]
     # the folder that holds this checkout's (or install's) trackers/ and models/ packages comes first
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{side} side failed: {tail[0]}")
-    fps, engine = lines[-1].split()
+    try:
+        out = run_child(cmd, env, timeout)
+    except ChildFailed as e:
+        raise ChildFailed(f"{'reference' if side == 'ref' else 'our'} side {e}") from None
+    fps, engine = out.strip().splitlines()[-1].split()
     return float(fps), engine
 
 
@@ -230,8 +263,10 @@ def bench_reference(
     engine: str = "auto",
     frames: int = DEFAULT_FRAMES,
     rounds: int = 2,
+    child_timeout: float = CHILD_TIMEOUT_S,
 ) -> list:
-    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails prints why."""
+    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails (or is
+    killed after `child_timeout` seconds) prints why, and the next tracker runs."""
     for sub in ("pysot", "NanoTrack"):
         if not os.path.isdir(os.path.join(refs, sub)):
             raise FileNotFoundError(f"reference folder {refs!r} has no {sub}/ (pass --reference DIR)")
@@ -245,8 +280,8 @@ def bench_reference(
     print(
         f"reference vs ours, {now}, {load_average()} on {os.cpu_count()} cores: {os.path.basename(video)}, "
         f"{frames} tracked frames, {threads} thread(s) on both sides, engine {engine} for ours, "
-        f"alternating processes, best of {rounds} round(s) each; only track() timed; target >= {TARGET}x "
-        f"(pysot networks)",
+        f"alternating processes, best of {rounds} round(s) each, a child killed after {child_timeout:g} s; "
+        f"only track() timed; target >= {TARGET}x (pysot networks)",
         flush=True,
     )
     common = [
@@ -275,11 +310,11 @@ def bench_reference(
             for r in range(rounds):
                 # who goes first alternates too, so a drift in the machine's load falls on both alike
                 for side in ("ref", "ours") if r % 2 == 0 else ("ours", "ref"):
-                    fps, eng = _run_child(side, name, common)
+                    fps, eng = _run_child(side, name, common, child_timeout)
                     best[side] = max(best[side], fps)
                     if side == "ours":
                         our_engine = eng
-        except RuntimeError as e:
+        except ChildFailed as e:
             print(f"  {name:20s} failed: {e}", flush=True)
             continue
         ratio = best["ours"] / best["ref"]
@@ -320,6 +355,7 @@ def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_d
             args.engine,
             args.frames or DEFAULT_FRAMES,
             args.rounds,
+            getattr(args, "child_timeout", None) or CHILD_TIMEOUT_S,
         )
     except (ValueError, ImportError, FileNotFoundError) as e:
         raise BenchError(str(e)) from None
