@@ -165,3 +165,28 @@ def test_a_failed_child_is_reported_and_the_run_goes_on(tmp_path, monkeypatch, c
         ("ours", "siamrpn-alex", 7),
         ("ref", "siamrpn-alex", 7),
     ]
+
+
+def test_keys_the_reference_cfg_refuses_are_left_out_of_its_config():
+    yacs_config = pytest.importorskip("yacs.config", reason="the reference code's config system")
+    from trackers.tools.bench_reference import known_keys_only
+
+    CN = yacs_config.CfgNode
+    known = CN()
+    known.BACKBONE = CN()
+    known.BACKBONE.TYPE = "res50"
+    known.BACKBONE.KWARGS = CN(new_allowed=True)
+    # pysot's long-term experiment, as its config.yaml has it
+    loaded = CN(
+        {
+            "BACKBONE": {
+                "TYPE": "resnet50",
+                "KWARGS": {"used_layers": [2, 3, 4]},
+                "CHANNELS": [512, 1024, 2048],
+            },
+            "ADJUST": {"ADJUST_CHANNEL": [128]},
+        }
+    )
+    assert known_keys_only(loaded, known) == ["BACKBONE.CHANNELS", "ADJUST"]
+    known.merge_from_other_cfg(loaded)  # what merge_from_file refused before
+    assert known.BACKBONE.TYPE == "resnet50" and known.BACKBONE.KWARGS.used_layers == [2, 3, 4]

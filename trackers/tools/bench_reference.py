@@ -3,8 +3,9 @@
 DIR (default ../shared/refcode) holds the reference implementations unchanged: pysot (`DIR/pysot`)
 and HonglinChu's NanoTrack (`DIR/NanoTrack`). They are never copied into the project: a child
 process puts DIR/pysot or DIR/NanoTrack on sys.path at run time and applies the three shims today's
-libraries need (`_shim_numpy`, `_shim_opencv_version`, `_register_nanotrack_v2_head`); `yacs`
-must be installed (the `bench` extra).
+libraries need (`_shim_numpy`, `_shim_opencv_version`, `_register_nanotrack_v2_head`), and leaves
+out of pysot's long-term config the two keys of an older format its cfg refuses (`known_keys_only`);
+`yacs` must be installed (the `bench` extra).
 
 Each side runs in its own process (the references keep a global cfg, and a fresh process per
 round keeps one side's allocator state out of the other's), alternating sides for `rounds` rounds;
@@ -96,6 +97,35 @@ def _shim_opencv_version() -> None:
         cv2.__version__ = "4.5.0"
 
 
+def known_keys_only(node, known) -> list:
+    """Drop from yacs CfgNode `node`, in place, the keys `known` (the reference's own cfg) does not
+    have, where that part of `known` takes no new keys; returns the dotted names dropped. pysot's
+    long-term config (siamrpn_r50_l234_dwxcorr_lt) still carries BACKBONE.CHANNELS and
+    ADJUST.ADJUST_CHANNEL from an older config format, which pysot's cfg refuses and its code never
+    reads (the network is built from the KWARGS beside them)."""
+    dropped = []
+
+    def walk(mine, theirs, prefix):
+        for key in list(mine):
+            if key not in theirs:
+                if not theirs.is_new_allowed():
+                    dropped.append(prefix + key)
+                    del mine[key]
+            elif isinstance(mine[key], dict) and isinstance(theirs[key], dict):
+                walk(mine[key], theirs[key], f"{prefix}{key}.")
+
+    walk(node, known, "")
+    return dropped
+
+
+def _merge_config(cfg, path: str) -> None:
+    """cfg.merge_from_file(path), less the keys the reference's cfg does not know (`known_keys_only`)."""
+    with open(path) as f:
+        loaded = cfg.load_cfg(f)
+    known_keys_only(loaded, cfg)
+    cfg.merge_from_other_cfg(loaded)
+
+
 def _register_nanotrack_v2_head() -> None:
     """NanoTrack v2's config names heads that only ban_v2 defines; register them under those names."""
     import nanotrack.models.head as heads
@@ -137,7 +167,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
         from models.seeded import seeded_state_dict
 
         experiment, fixture = PYSOT_EXPERIMENT[name]
-        cfg.merge_from_file(os.path.join(refs, "pysot", "experiments", experiment, "config.yaml"))
+        _merge_config(cfg, os.path.join(refs, "pysot", "experiments", experiment, "config.yaml"))
         cfg.CUDA = False
         model = ModelBuilder()
         with open(os.path.join(fixtures_dir, fixture, "manifest.json")) as f:
