@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import os
 import statistics
 import sys
@@ -266,7 +265,7 @@ def main(argv=None) -> int:
     from ..core import compute
 
     compute.prepare_environment()
-    from .bench_reference import load_average
+    from .bench_reference import when_and_load
     from .bench_timing import BAG_BOX, DEFAULT_NANO_DIR, DEFAULT_VIDEO, SHARED, read_frames
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -277,9 +276,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     compute.apply(compute.decide(a.threads))
     frames = read_frames(a.video, 2)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"engine options study, {now}, {load_average()} on {os.cpu_count()} cores, {a.threads} thread(s), "
+        f"engine options study, {when_and_load()}, {a.threads} thread(s), "
         f"{os.path.basename(a.video)} frame 1's search crop, {a.rounds} alternating rounds after a warm-up "
         f"call each; ratio = median over rounds of (ort ALL ms / variant ms), above 1 is faster",
         flush=True,

@@ -231,13 +231,10 @@ def bench_profile(
     names, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int, n_frames: int = DEFAULT_FRAMES
 ) -> list:
     """Print one table per tracker: stage -> ms per frame in torch and onnxruntime; return rows."""
-    import datetime
+    from .bench_reference import when_and_load
 
-    from .bench_reference import load_average
-
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"per-stage profile, {now}, {load_average()} on {os.cpu_count()} cores, {threads} thread(s): mean ms per "
+        f"per-stage profile, {when_and_load()}, {threads} thread(s): mean ms per "
         f"frame over {n_frames} frames after {WARMUP} warm-up frames (means, one process: for finding the big "
         f"stage, not for ratios)",
         flush=True,

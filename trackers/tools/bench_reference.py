@@ -72,6 +72,12 @@ def load_average() -> str:
         return "load average unknown"
 
 
+def when_and_load() -> str:
+    """'2026-12-03 11:30 UTC, load average 1.0 0.9 0.8 on 2 cores': what every figure is quoted with."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{now}, {load_average()} on {os.cpu_count()} cores"
+
+
 # --- the child process: one side, one tracker, prints its fps ---------------------------------------
 
 
@@ -306,9 +312,8 @@ def bench_reference(
         raise ImportError(
             "the reference code needs yacs: pip install 'siamscope[bench]' (or pip install yacs)"
         ) from None
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"reference vs ours, {now}, {load_average()} on {os.cpu_count()} cores: {os.path.basename(video)}, "
+        f"reference vs ours, {when_and_load()}: {os.path.basename(video)}, "
         f"{frames} tracked frames, {threads} thread(s) on both sides, engine {engine} for ours, "
         f"alternating processes, best of {rounds} round(s) each, a child killed after {child_timeout:g} s; "
         f"only track() timed; target >= {TARGET}x (pysot networks)",
