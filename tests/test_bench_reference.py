@@ -101,3 +101,92 @@ def test_the_shims_give_the_reference_what_it_reads():
         cv2.__version__ = saved
         for alias in {"float", "int", "bool"} - before:  # the shim's aliases leave with the test
             delattr(np, alias)
+
+
+def test_a_child_past_its_timeout_is_killed_with_what_it_started(tmp_path):
+    from trackers.tools import bench_reference
+
+    pid_file = tmp_path / "grandchild.pid"
+    # the child starts a grandchild that sleeps, says its pid, and then waits on it forever
+    script = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "p.wait()\n"
+    )
+    with pytest.raises(bench_reference.ChildFailed, match=r"timed out after 5 s \(killed\)"):
+        bench_reference.run_child([sys.executable, "-c", script], dict(os.environ), timeout=5)
+    pid = int(pid_file.read_text())
+    try:  # gone, or a zombie waiting for init to reap it: either way no longer running
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z", "X"), state
+
+
+def test_a_failed_child_is_reported_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("yacs", reason="bench_reference checks that the reference code's yacs is there")
+    from trackers.tools import bench_reference
+
+    for sub in ("pysot", "NanoTrack"):
+        (tmp_path / sub).mkdir()
+    calls = []
+
+    def fake_child(side, name, common, timeout):
+        calls.append((side, name, timeout))
+        if name == "siamrpnpp-r50":
+            raise bench_reference.ChildFailed(f"reference side timed out after {timeout:g} s (killed)")
+        return (10.0 if side == "ref" else 16.0), "onnxruntime"
+
+    monkeypatch.setattr(bench_reference, "_run_child", fake_child)
+    rows = bench_reference.bench_reference(
+        str(tmp_path),
+        ["siamrpnpp-r50", "siamrpn-alex"],
+        "bag.avi",
+        (1, 2, 3, 4),
+        "fx",
+        "nano",
+        2,
+        frames=3,
+        rounds=2,
+        child_timeout=7,
+    )
+    out = capsys.readouterr().out
+    assert "a child killed after 7 s" in out
+    assert re.search(r"^  siamrpnpp-r50 +failed: reference side timed out after 7 s \(killed\)$", out, re.M), out
+    assert re.search(
+        r"^  siamrpn-alex +reference +10\.00 fps +ours \(onnxruntime\) +16\.00 fps +ratio 1\.60$", out, re.M
+    )
+    assert rows == [("siamrpn-alex", 10.0, 16.0, 1.6)]
+    assert [c for c in calls if c[1] == "siamrpn-alex"] == [
+        ("ref", "siamrpn-alex", 7),
+        ("ours", "siamrpn-alex", 7),
+        ("ours", "siamrpn-alex", 7),
+        ("ref", "siamrpn-alex", 7),
+    ]
+
+
+def test_keys_the_reference_cfg_refuses_are_left_out_of_its_config():
+    yacs_config = pytest.importorskip("yacs.config", reason="the reference code's config system")
+    from trackers.tools.bench_reference import known_keys_only
+
+    CN = yacs_config.CfgNode
+    known = CN()
+    known.BACKBONE = CN()
+    known.BACKBONE.TYPE = "res50"
+    known.BACKBONE.KWARGS = CN(new_allowed=True)
+    # pysot's long-term experiment, as its config.yaml has it
+    loaded = CN(
+        {
+            "BACKBONE": {
+                "TYPE": "resnet50",
+                "KWARGS": {"used_layers": [2, 3, 4]},
+                "CHANNELS": [512, 1024, 2048],
+            },
+            "ADJUST": {"ADJUST_CHANNEL": [128]},
+        }
+    )
+    assert known_keys_only(loaded, known) == ["BACKBONE.CHANNELS", "ADJUST"]
+    known.merge_from_other_cfg(loaded)  # what merge_from_file refused before
+    assert known.BACKBONE.TYPE == "resnet50" and known.BACKBONE.KWARGS.used_layers == [2, 3, 4]

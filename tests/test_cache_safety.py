@@ -230,9 +230,7 @@ def _decision_key(tracker):
     from trackers.core import compute, engines
 
     z, x = tracker.engine_shapes()
-    return (
-        f"{engines.model_key(tracker.network, z, x, tracker.engine_track_kwargs())}|threads={compute.current().threads}"
-    )
+    return engines.decision_key(tracker.network, z, x, tracker.engine_track_kwargs(), compute.current())
 
 
 BAD_DECISIONS = {

@@ -179,6 +179,18 @@ def ort_session_options(policy: ComputePolicy | None = None):
     return opts
 
 
+def ort_options_signature(policy: ComputePolicy | None = None) -> str:
+    """The session options `ort_session_options` sets, as one short string (names `auto`'s cached
+    decisions: a change of options decides again)."""
+    policy = policy or current()
+    opts = ort_session_options(policy)
+    return (
+        f"opt={int(opts.graph_optimization_level)},intra={opts.intra_op_num_threads},"
+        f"inter={opts.inter_op_num_threads},mem_pattern={int(opts.enable_mem_pattern)},"
+        f"arena={int(opts.enable_cpu_mem_arena)},spin={int(policy.ort_allow_spinning)}"
+    )
+
+
 def ort_providers() -> list[str]:
     """ONNX Runtime providers to request: CUDA only where ORT has it AND torch sees a GPU."""
     import onnxruntime as ort

@@ -35,9 +35,16 @@ shapes (DaSiamRPN's growing search) run in torch. Further per-frame networks bes
 (`engine_modules()`: the default tracker's stride-8 verification crop) run as `OnnxModule`s in
 the same engine.
 
-`auto` picks what is measured fastest: both engines run the same dummy frame a few times on this
-machine, with the current thread count; the faster one is kept, and the decision is cached beside
-the graph (key + thread count), so the probe runs once per model and thread count.
+`auto` picks what is measured fastest: both engines run the same dummy frame on this machine, with
+the current thread count, one call each in turn for PROBE_RUNS rounds; each round gives the ratio
+torch ms / ONNX Runtime ms of two calls made back to back, and the median of those ratios decides
+(a burst of load from another process spoils a round or two, not the median). The decision is
+cached beside the graph (`decision_key`: the graph's key, the thread count, ONNX Runtime's version
+and the session options, so a change to any of them decides again), with the machine's load per
+core when it was taken: a decision taken on an oversubscribed machine (LOADED_PER_CORE) is
+provisional and is measured again by the first build that finds the machine quieter. Decisions
+of the earlier probe (fastest call of each engine, no load recorded: it cached `torch` for
+SiamMask under load) lack DECISION_METHOD and are measured again.
 """
 
 from __future__ import annotations
@@ -66,10 +73,16 @@ EXPORTER = "torch.onnx.export(dynamo=False)"
 #: bump when the exported graph's layout changes, so old cache files are not reused
 #: (2: the key hashes every source module, and graphs carry a sha256 sidecar)
 GRAPH_LAYOUT = 2
-#: timed runs per engine in the `auto` probe (alternating, after one warm-up run each); the fastest counts
-PROBE_RUNS = 5
+#: rounds of the `auto` probe (one call per engine each, alternating, after one warm-up call each);
+#: the median of the rounds' torch / ONNX Runtime ratios decides
+PROBE_RUNS = 7
 #: torch must be this much slower before `auto` leaves it (ties keep the eager reference engine)
 AUTO_MARGIN = 1.05
+#: what a cached decision must carry to be used: 2 = median of paired ratios, load recorded
+DECISION_METHOD = 2
+#: 1-minute load average per available core above which a decision is provisional (more runnable
+#: threads than cores: both engines' timings are the scheduler's as much as theirs)
+LOADED_PER_CORE = 1.0
 
 _MODULE_ATTRS = frozenset(vars(torch.nn.Module()))
 
@@ -830,9 +843,49 @@ def _write_decision(key: str, decision: dict) -> None:
         _say(f"ONNX cache: cannot write auto_engine.json ({e.strerror or e}): measured again next time")
 
 
+def decision_key(net: torch.nn.Module, z_shape, x_shape, track_kwargs: dict, policy: compute.ComputePolicy) -> str:
+    """What names an `auto` decision: the graph's key, the thread count, ONNX Runtime's version and
+    the session options it runs with (an option adopted later decides again)."""
+    import onnxruntime
+
+    return (
+        f"{model_key(net, z_shape, x_shape, track_kwargs)}|threads={policy.threads}"
+        f"|ort={onnxruntime.__version__}|{compute.ort_options_signature(policy)}"
+    )
+
+
+def load_per_core() -> float | None:
+    """The 1-minute load average per core this process may run on (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0] / compute.available_cores()
+    except (AttributeError, OSError):
+        return None
+
+
+def choose_engine(ratios: list) -> str:
+    """'onnxruntime' where the median of the rounds' torch ms / ONNX Runtime ms passes AUTO_MARGIN."""
+    ordered = sorted(ratios)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return "onnxruntime" if median > AUTO_MARGIN else "torch"
+
+
+def usable_decision(cached: dict | None, load: float | None) -> dict | None:
+    """The cached decision where it may be used now: taken by this probe method, and not a
+    provisional one (taken on an oversubscribed machine) while the machine is quieter now."""
+    if not cached or cached.get("method") != DECISION_METHOD:
+        return None
+    taken_under = cached.get("load_per_core")
+    provisional = isinstance(taken_under, (int, float)) and taken_under > LOADED_PER_CORE
+    if provisional and load is not None and load <= LOADED_PER_CORE:
+        return None
+    return cached
+
+
 def probe(engine: OnnxEngine, net: torch.nn.Module, runs: int = PROBE_RUNS) -> dict:
-    """Time one dummy frame in both engines, alternating them (a burst of load from another
-    process then hits both alike), after one warm-up call each; the fastest call of each counts."""
+    """Time one dummy frame in both engines, one call each in turn (who goes first alternates), after
+    one warm-up call each: the median ms of each and the median of the rounds' torch / ONNX Runtime
+    ratios (two calls back to back share whatever load the machine had then)."""
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(engine.x_shape, generator=gen) * 255
     kwargs = dict(engine.track_kwargs)
@@ -842,15 +895,19 @@ def probe(engine: OnnxEngine, net: torch.nn.Module, runs: int = PROBE_RUNS) -> d
             net.track(x, **kwargs)
 
     calls = {"torch_ms": run_torch, "onnxruntime_ms": lambda: engine.track(x, with_channels=False)}
-    best = {k: float("inf") for k in calls}
-    for k, fn in calls.items():
+    ms = {k: [] for k in calls}
+    for fn in calls.values():
         fn()
-    for _ in range(runs):
-        for k, fn in calls.items():
+    for r in range(runs):
+        for k in list(calls) if r % 2 == 0 else list(reversed(calls)):
             t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], (time.perf_counter() - t0) * 1e3)
-    return {k: round(v, 3) for k, v in best.items()}
+            calls[k]()
+            ms[k].append((time.perf_counter() - t0) * 1e3)
+    ratios = [t / o for t, o in zip(ms["torch_ms"], ms["onnxruntime_ms"])]
+    return {
+        **{k: round(sorted(v)[len(v) // 2], 3) for k, v in ms.items()},
+        "ratios": [round(r, 4) for r in ratios],
+    }
 
 
 class EngineMixin:
@@ -965,8 +1022,8 @@ class EngineMixin:
             return self.engine_name
         z_shape, x_shape = self.engine_shapes()
         if choice == "auto":
-            key = f"{model_key(self.network, z_shape, x_shape, self.engine_track_kwargs())}|threads={policy.threads}"
-            cached = _read_decisions().get(key)
+            key = decision_key(self.network, z_shape, x_shape, self.engine_track_kwargs(), policy)
+            cached = usable_decision(_read_decisions().get(key), load_per_core())
             if cached and cached["engine"] == "torch":
                 self.engine_probe = dict(cached, cached=True)
                 return self.engine_name
@@ -984,7 +1041,8 @@ class EngineMixin:
             _say(f"{why}: auto runs torch")  # not silently: a slower engine is news
             return self.engine_name
         if choice == "auto":
-            cached = _read_decisions().get(key)
+            load = load_per_core()
+            cached = usable_decision(_read_decisions().get(key), load)
             if cached and cached["engine"] == "onnxruntime":
                 self.engine_probe = dict(cached, cached=True)
             else:
@@ -995,8 +1053,14 @@ class EngineMixin:
                     timing = probe(engine, self.network)
                 finally:
                     _restore(self.network, saved)
-                faster = timing["torch_ms"] > AUTO_MARGIN * timing["onnxruntime_ms"]
-                decision = dict(timing, engine="onnxruntime" if faster else "torch", threads=policy.threads)
+                decision = dict(
+                    timing,
+                    engine=choose_engine(timing["ratios"]),
+                    threads=policy.threads,
+                    method=DECISION_METHOD,
+                    load_per_core=None if load is None else round(load, 2),
+                    decided_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                )
                 _write_decision(key, decision)
                 self.engine_probe = decision
             if self.engine_probe["engine"] == "torch":

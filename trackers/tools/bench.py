@@ -378,6 +378,12 @@ def add_parser(subparsers) -> None:
         "(trackers/tools/bench_reference.py)",
     )
     p.add_argument(
+        "--child-timeout",
+        type=float,
+        metavar="S",
+        help="--reference: seconds one side's child process may run before it is killed (default 600)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="where one frame's time goes: ms per stage (crop, network split by module, decode, "

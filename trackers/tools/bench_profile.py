@@ -99,41 +99,71 @@ def _ort_module_of(node_name: str, index: dict) -> str:
     return "other"
 
 
-class _OrtProfiler:
-    """Swaps the tracker's ONNX session for a profiling one on the same graph and options;
-    `module_ms()` reads the node times back, per top-level module."""
+class _CountingSession:
+    """An ONNX Runtime session that counts its runs (to leave the warm-up runs out of the split)."""
 
-    def __init__(self, engine, modules, tmp: str):
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+class _OrtProfiler:
+    """Swaps each of the tracker's ONNX sessions (the main search size and any wider one, SiamRPN++
+    LT's 831 px while the target is lost) for a profiling one on the same graph and options;
+    `mark_warm()` notes the runs so far, `module_ms()` reads the node times of the runs after it
+    back, per top-level module, over every session."""
+
+    def __init__(self, engines: list, modules, tmp: str):
         from ..core import compute
         from ..core.engines import cpu_session, read_cached_graph
 
-        self.engine, self.modules = engine, modules
-        opts = compute.ort_session_options(engine.policy)
-        opts.enable_profiling = True
-        opts.profile_file_prefix = os.path.join(tmp, "ort-profile")
-        # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
-        graph = read_cached_graph(engine.path)
-        if graph is None:  # a cache that could not be written: nothing to reopen
-            raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
-        self.saved = engine.session
-        engine.session = cpu_session(graph, options=opts)
+        self.modules, self.saved, self.skip = modules, [], {}
+        for i, engine in enumerate(engines):
+            opts = compute.ort_session_options(engine.policy)
+            opts.enable_profiling = True
+            opts.profile_file_prefix = os.path.join(tmp, f"ort-profile-{i}")
+            # the cached graph's bytes as the engine checks them (sha256), never the file reopened unchecked
+            graph = read_cached_graph(engine.path)
+            if graph is None:  # a cache that could not be written: nothing to reopen
+                self.restore()
+                raise FileNotFoundError(f"the exported graph {engine.path} is not in the cache")
+            self.saved.append((engine, engine.session))
+            engine.session = _CountingSession(cpu_session(graph, options=opts))
 
-    def module_ms(self, skip_runs: int) -> tuple[dict, int]:
-        """({module: total ms}, runs counted) over the runs after the first `skip_runs`."""
-        path = self.engine.session.end_profiling()
-        self.engine.session = self.saved
-        with open(path) as f:
-            events = json.load(f)
-        runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
-        if len(runs) <= skip_runs:
-            return {}, 0
-        since = runs[skip_runs]["ts"]
-        ms = collections.Counter()
-        for e in events:
-            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= since:
-                node = e["name"][: -len("_kernel_time")]
-                ms[_ort_module_of(node, self.modules)] += e["dur"] / 1e3
-        return dict(ms), len(runs) - skip_runs
+    def mark_warm(self) -> None:
+        self.skip = {id(engine): engine.session.runs for engine, _ in self.saved}
+
+    def restore(self) -> list:
+        profiled = []
+        for engine, session in self.saved:
+            profiled.append((engine.session, self.skip.get(id(engine), 0)))
+            engine.session = session
+        self.saved = []
+        return profiled
+
+    def module_ms(self) -> tuple[dict, int]:
+        """({module: total ms}, runs counted) over the runs after `mark_warm()`, every session."""
+        ms, counted = collections.Counter(), 0
+        for session, skip in self.restore():
+            path = session.end_profiling()
+            with open(path) as f:
+                events = json.load(f)
+            runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+            if len(runs) <= skip:
+                continue
+            since = runs[skip]["ts"]
+            counted += len(runs) - skip
+            for e in events:
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= since:
+                    node = e["name"][: -len("_kernel_time")]
+                    ms[_ort_module_of(node, self.modules)] += e["dur"] / 1e3
+        return dict(ms), counted
 
 
 def profile_tracker(
@@ -172,20 +202,25 @@ def profile_tracker(
                     hooks.close()
                 module_ms, runs = dict(hooks.ms), len(timed) - WARMUP
             else:
+                sessions = [tracker.onnx_engine, *tracker.onnx_wide_engines.values()]
                 try:
-                    profiler = _OrtProfiler(tracker.onnx_engine, modules, tmp)
+                    profiler = _OrtProfiler(sessions, modules, tmp)
                 except FileNotFoundError as e:
                     print(f"  {name:16s} {engine:11s} no module split: {e}", flush=True)
                     profiler = None
                 for i, f in enumerate(timed[:WARMUP], 1):
                     track.step(f, i, keep_box=False)
+                if profiler:
+                    profiler.mark_warm()
                 for i, f in enumerate(timed[WARMUP:], WARMUP + 1):
                     stages.update(track.step(f, i, keep_box=False).timings)
-                module_ms, runs = profiler.module_ms(WARMUP) if profiler else ({}, 0)
+                module_ms, runs = profiler.module_ms() if profiler else ({}, 0)
     n = len(timed) - WARMUP
     row = {k: v / n for k, v in stages.items()}
     if runs:
-        split = {f"network: {m}": v / runs for m, v in module_ms.items()}
+        # "other" is the network stage less the named modules: ORT's nodes no module name could be
+        # read from (SiamMask's two heads share their submodules' names) stay in it
+        split = {f"network: {m}": v / runs for m, v in module_ms.items() if m != "other"}
         split["network: other"] = max(0.0, row.get("network", 0.0) - sum(split.values()))
         row.update(split)
     row["total"] = sum(stages.values()) / n
@@ -196,13 +231,10 @@ def bench_profile(
     names, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int, n_frames: int = DEFAULT_FRAMES
 ) -> list:
     """Print one table per tracker: stage -> ms per frame in torch and onnxruntime; return rows."""
-    import datetime
+    from .bench_reference import when_and_load
 
-    from .bench_reference import load_average
-
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"per-stage profile, {now}, {load_average()} on {os.cpu_count()} cores, {threads} thread(s): mean ms per "
+        f"per-stage profile, {when_and_load()}, {threads} thread(s): mean ms per "
         f"frame over {n_frames} frames after {WARMUP} warm-up frames (means, one process: for finding the big "
         f"stage, not for ratios)",
         flush=True,

@@ -3,8 +3,9 @@
 DIR (default ../shared/refcode) holds the reference implementations unchanged: pysot (`DIR/pysot`)
 and HonglinChu's NanoTrack (`DIR/NanoTrack`). They are never copied into the project: a child
 process puts DIR/pysot or DIR/NanoTrack on sys.path at run time and applies the three shims today's
-libraries need (`_shim_numpy`, `_shim_opencv_version`, `_register_nanotrack_v2_head`); `yacs`
-must be installed (the `bench` extra).
+libraries need (`_shim_numpy`, `_shim_opencv_version`, `_register_nanotrack_v2_head`), and leaves
+out of pysot's long-term config the two keys of an older format its cfg refuses (`known_keys_only`);
+`yacs` must be installed (the `bench` extra).
 
 Each side runs in its own process (the references keep a global cfg, and a fresh process per
 round keeps one side's allocator state out of the other's), alternating sides for `rounds` rounds;
@@ -14,6 +15,10 @@ compute policy (torch, OpenCV and ONNX Runtime threads). Only `track()` is timed
 Each side keeps its fastest round, so a burst of load from another process hurts both alike
 instead of deciding the ratio. The header prints the date and the machine's load average: a
 figure measured under load says so.
+
+A child that does not finish within `child_timeout` seconds (`--child-timeout`, default
+CHILD_TIMEOUT_S) is killed with its whole process group; that tracker's line says which side timed
+out and the run goes on with the next tracker.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +47,14 @@ DEFAULT_TRACKERS = ("siamrpn-alex", "siamrpnpp-mobilev2", "siamrpnpp-r50", "siam
 DEFAULT_FRAMES = 30
 #: issue 26's target for the pysot networks at equal threads
 TARGET = 1.5
+#: seconds one child (one side, one tracker, one round) may take before it is killed: import,
+#: build and 30 frames of SiamRPN++ R50 take well under a minute on two loaded cores, the
+#: long-term tracker's 831-px search a few minutes
+CHILD_TIMEOUT_S = 600.0
+
+
+class ChildFailed(RuntimeError):
+    """One side's child process failed or was killed for taking too long (the message says which)."""
 
 
 def default_reference_dir() -> str | None:
@@ -56,6 +70,12 @@ def load_average() -> str:
         return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
     except OSError:
         return "load average unknown"
+
+
+def when_and_load() -> str:
+    """'2026-12-03 11:30 UTC, load average 1.0 0.9 0.8 on 2 cores': what every figure is quoted with."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{now}, {load_average()} on {os.cpu_count()} cores"
 
 
 # --- the child process: one side, one tracker, prints its fps ---------------------------------------
@@ -81,6 +101,35 @@ def _shim_opencv_version() -> None:
     two_values = len(cv2.findContours(np.zeros((4, 4), np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)) == 2
     if two_values and cv2.__version__[-5:-4] != "4":
         cv2.__version__ = "4.5.0"
+
+
+def known_keys_only(node, known) -> list:
+    """Drop from yacs CfgNode `node`, in place, the keys `known` (the reference's own cfg) does not
+    have, where that part of `known` takes no new keys; returns the dotted names dropped. pysot's
+    long-term config (siamrpn_r50_l234_dwxcorr_lt) still carries BACKBONE.CHANNELS and
+    ADJUST.ADJUST_CHANNEL from an older config format, which pysot's cfg refuses and its code never
+    reads (the network is built from the KWARGS beside them)."""
+    dropped = []
+
+    def walk(mine, theirs, prefix):
+        for key in list(mine):
+            if key not in theirs:
+                if not theirs.is_new_allowed():
+                    dropped.append(prefix + key)
+                    del mine[key]
+            elif isinstance(mine[key], dict) and isinstance(theirs[key], dict):
+                walk(mine[key], theirs[key], f"{prefix}{key}.")
+
+    walk(node, known, "")
+    return dropped
+
+
+def _merge_config(cfg, path: str) -> None:
+    """cfg.merge_from_file(path), less the keys the reference's cfg does not know (`known_keys_only`)."""
+    with open(path) as f:
+        loaded = cfg.load_cfg(f)
+    known_keys_only(loaded, cfg)
+    cfg.merge_from_other_cfg(loaded)
 
 
 def _register_nanotrack_v2_head() -> None:
@@ -124,7 +173,7 @@ def _reference_tracker(name: str, refs: str, fixtures_dir: str, nano_dir: str):
         from models.seeded import seeded_state_dict
 
         experiment, fixture = PYSOT_EXPERIMENT[name]
-        cfg.merge_from_file(os.path.join(refs, "pysot", "experiments", experiment, "config.yaml"))
+        _merge_config(cfg, os.path.join(refs, "pysot", "experiments", experiment, "config.yaml"))
         cfg.CUDA = False
         model = ModelBuilder()
         with open(os.path.join(fixtures_dir, fixture, "manifest.json")) as f:
@@ -206,19 +255,39 @@ def child_main(argv: list) -> int:
 # --- the parent: alternate the sides, print one line per tracker -----------------------------------
 
 
-def _run_child(side: str, name: str, common: list) -> tuple[float, str]:
+def run_child(cmd: list, env: dict, timeout: float) -> str:
+    """The child's stdout; ChildFailed when it exits non-zero or prints nothing, and when it runs
+    past `timeout` seconds, after killing it and anything it started (its own process group)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.communicate()  # reap it and close its pipes
+        raise ChildFailed(f"timed out after {timeout:g} s (killed)") from None
+    if proc.returncode != 0 or not out.strip():
+        tail = (err or out).strip().splitlines()[-1:] or ["no output"]
+        raise ChildFailed(tail[0])
+    return out
+
+
+def _run_child(side: str, name: str, common: list, timeout: float = CHILD_TIMEOUT_S) -> tuple[float, str]:
     # the "int8" side is ours with the quantised graph (--precision int8)
     int8 = ["--precision", "int8"] if side == "int8" else []
     cmd = [sys.executable, "-m", "trackers.tools.bench_reference", "ours" if int8 else side, name, *common, *int8]
     # the folder that holds this checkout's (or install's) trackers/ and models/ packages comes first
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{side} side failed: {tail[0]}")
-    fps, engine = lines[-1].split()
+    try:
+        out = run_child(cmd, env, timeout)
+    except ChildFailed as e:
+        raise ChildFailed(f"{'reference' if side == 'ref' else 'our'} side {e}") from None
+    fps, engine = out.strip().splitlines()[-1].split()
     return float(fps), engine
 
 
@@ -234,10 +303,12 @@ def bench_reference(
     frames: int = DEFAULT_FRAMES,
     rounds: int = 2,
     precision: str = "fp32",
+    child_timeout: float = CHILD_TIMEOUT_S,
 ) -> list:
-    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails prints why.
-    `precision` int8: ours runs twice per round, fp32 and int8 (a third alternating side), and each
-    row has the int8 fps and its ratios to the reference and to our fp32 appended."""
+    """Print and return [(name, reference fps, our fps, ratio)]; a tracker whose side fails (or is
+    killed after `child_timeout` seconds) prints why, and the next tracker runs. `precision` int8:
+    ours runs twice per round, fp32 and int8 (a third alternating side), and each row has the int8
+    fps and its ratios to the reference and to our fp32 appended."""
     for sub in ("pysot", "NanoTrack"):
         if not os.path.isdir(os.path.join(refs, sub)):
             raise FileNotFoundError(f"reference folder {refs!r} has no {sub}/ (pass --reference DIR)")
@@ -247,12 +318,11 @@ def bench_reference(
         raise ImportError(
             "the reference code needs yacs: pip install 'siamscope[bench]' (or pip install yacs)"
         ) from None
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"reference vs ours, {now}, {load_average()} on {os.cpu_count()} cores: {os.path.basename(video)}, "
+        f"reference vs ours, {when_and_load()}: {os.path.basename(video)}, "
         f"{frames} tracked frames, {threads} thread(s) on both sides, engine {engine} for ours, "
-        f"alternating processes, best of {rounds} round(s) each; only track() timed; target >= {TARGET}x "
-        f"(pysot networks)",
+        f"alternating processes, best of {rounds} round(s) each, a child killed after {child_timeout:g} s; "
+        f"only track() timed; target >= {TARGET}x (pysot networks)",
         flush=True,
     )
     common = [
@@ -282,11 +352,11 @@ def bench_reference(
             for r in range(rounds):
                 # who goes first alternates too, so a drift in the machine's load falls on both alike
                 for side in sides if r % 2 == 0 else sides[::-1]:
-                    fps, eng = _run_child(side, name, common)
+                    fps, eng = _run_child(side, name, common, child_timeout)
                     best[side] = max(best[side], fps)
                     if side == "ours":
                         our_engine = eng
-        except RuntimeError as e:
+        except ChildFailed as e:
             print(f"  {name:20s} failed: {e}", flush=True)
             continue
         ratio = best["ours"] / best["ref"]
@@ -334,6 +404,7 @@ def cmd_bench_reference(args, policy, video: str, box, fixtures_dir: str, nano_d
             args.frames or DEFAULT_FRAMES,
             args.rounds,
             precision=getattr(args, "precision", "fp32"),
+            child_timeout=getattr(args, "child_timeout", None) or CHILD_TIMEOUT_S,
         )
     except (ValueError, ImportError, FileNotFoundError) as e:
         raise BenchError(str(e)) from None
