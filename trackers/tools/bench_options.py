@@ -132,25 +132,25 @@ def _variants(tracker, patch, x, threads: int) -> dict:
     def torch_outputs(out: dict) -> list:
         return [out[k].numpy() for k in main_keys]
 
-    def eager(module, memory_format=None):
+    def eager(network, memory_format=None):
         def call():
             t = torch.from_numpy(to_tensor_layout(patch))
             if memory_format is not None:
                 t = t.contiguous(memory_format=memory_format)
             with torch.inference_mode():
-                return torch_outputs(module.track(t))
+                return torch_outputs(network.track(t))
 
         return call
 
     cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
 
     class Main(torch.nn.Module):
-        def __init__(self, inner):
+        def __init__(self, network):
             super().__init__()
-            self.inner = inner
+            self.network = network
 
         def forward(self, t):
-            out = self.inner.track(t)
+            out = self.network.track(t)
             return tuple(out[k] for k in main_keys)
 
     with torch.no_grad():
@@ -217,12 +217,14 @@ def _parity(outputs: list, reference: list) -> float:
 
 def study(name: str, frames: list, box, fixtures_dir: str, nano_dir: str, threads: int, rounds: int) -> list:
     """Print and return [(variant, median ms, median ratio vs `ort ALL`, parity measure)]."""
+    import torch
+
     from .bench_timing import build_for_bench
 
     with tempfile.TemporaryDirectory() as tmp:
         tracker, _how = build_for_bench(name, "onnxruntime", fixtures_dir, nano_dir, tmp)
         patch, x = _catch_crop(tracker, frames, box)
-        x = __import__("torch").from_numpy(x)
+        x = torch.from_numpy(x)
         variants = _variants(tracker, patch, x, threads)
         reference = variants["torch eager"]()
         flops = conv_flops(tracker.network, x)
