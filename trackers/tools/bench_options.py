@@ -95,7 +95,7 @@ def _variants(tracker, patch, x, threads: int) -> dict:
 
     from ..core import compute
     from ..core.crop import to_tensor_layout
-    from ..core.engines import read_cached_graph
+    from ..core.engines import cpu_session, read_cached_graph
 
     net = tracker.network
     engine = tracker.onnx_engine
@@ -108,7 +108,7 @@ def _variants(tracker, patch, x, threads: int) -> dict:
         opts = compute.ort_session_options(compute.decide(threads))
         if opts_change:
             opts_change(opts)
-        session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        session = cpu_session(model, options=opts)
         own = dict(feed)
 
         def call():
