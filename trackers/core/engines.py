@@ -49,6 +49,7 @@ SiamMask under load) lack DECISION_METHOD and are measured again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,6 +63,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
+from models import winograd
 from models.device import DeviceError, check_device, check_precision, move_cached_tensors
 
 from . import compute
@@ -412,6 +414,13 @@ def export_cached(
     return data
 
 
+def _cpu_graph(device: str | None) -> bool:
+    """Whether a graph for `device` (None: the compute policy's providers) runs on the CPU provider."""
+    if device is not None:
+        return torch.device(device).type == "cpu"
+    return compute.ort_providers()[0] == "CPUExecutionProvider"
+
+
 def make_session(model, policy: compute.ComputePolicy | None = None, device: str | None = None):
     """An ONNX Runtime session following the compute policy. `device` "cuda": ORT's CUDA provider,
     refused with the reason where it fell back to the CPU (models.device.ort_session); otherwise the
@@ -620,6 +629,7 @@ class OnnxEngine:
         use_cache: bool = True,
         device: str | None = None,
         keep_graph: bool = False,
+        fast_convolutions: bool = True,
     ):
         self.net = net
         self.x_shape = tuple(int(v) for v in x_shape)
@@ -657,8 +667,13 @@ class OnnxEngine:
             self.output_names = [f"out_{i}" for i in range(self.plan.n_all)]
             # the outputs' layout too: a graph cached for another layout is never reused
             layout = [(k, len(leaves)) for k, _, leaves in self.plan.outputs + self.plan.state]
+            # the big 3x3 convolutions as Winograd F(4, 3) in a graph for the CPU (models/winograd.py):
+            # not on the GPU (cuDNN picks its own algorithms), not for int8 (its convolutions are
+            # integer GEMMs already, and a Winograd transform would be quantised too)
+            self.winograd = fast_convolutions and _cpu_graph(device) and winograd.rewrites(net) > 0
+            rewrite = f"|winograd F({winograd.TILE},3) >={winograd.QUALIFYING_CHANNEL_PRODUCT}" if self.winograd else ""
             self.key = hashlib.sha256(
-                (model_key(net, z_shape, self.x_shape, self.track_kwargs) + repr(layout)).encode()
+                (model_key(net, z_shape, self.x_shape, self.track_kwargs) + repr(layout) + rewrite).encode()
             ).hexdigest()
             self.path = os.path.join(cache_dir(), f"{type(net).__name__}-{self.key[:20]}.onnx")
             model = self._cached_export(net, x, flat_inputs, use_cache)
@@ -707,7 +722,13 @@ class OnnxEngine:
 
     def _cached_export(self, net, x, flat_inputs, use_cache: bool):
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
-        return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache)
+        with self.export_rewrites(net):
+            return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache)
+
+    def export_rewrites(self, net):
+        """The context an export runs in: the network's big convolutions as Winograd ones where
+        `self.winograd` (put back afterwards), else nothing."""
+        return winograd.fast_convolutions(net) if self.winograd else contextlib.nullcontext()
 
     # -- per frame ------------------------------------------------------------------------------
     def _refresh_template(self) -> None:
@@ -755,7 +776,9 @@ def int8_engine(
     fmt = fmt or quantize.DEFAULT_FORMAT
     plan = quantize.calibration_plan() if plan is None else plan
     z_shape, x_shape = tracker.engine_shapes()
-    fp32 = OnnxEngine(tracker.network, z_shape, x_shape, tracker.engine_track_kwargs(), policy, keep_graph=True)
+    fp32 = OnnxEngine(
+        tracker.network, z_shape, x_shape, tracker.engine_track_kwargs(), policy, keep_graph=True, fast_convolutions=False
+    )
     # named by the fp32 graph's key, the calibration set, the hyper-parameters that cut the crops
     # and the recipe; cached as the fp32 graph is (sha256 sidecar, atomic writes)
     key = quantize.int8_key(fp32.key, plan, repr(getattr(tracker, "params", None)), fmt, True)
