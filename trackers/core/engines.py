@@ -776,9 +776,8 @@ def int8_engine(
     fmt = fmt or quantize.DEFAULT_FORMAT
     plan = quantize.calibration_plan() if plan is None else plan
     z_shape, x_shape = tracker.engine_shapes()
-    fp32 = OnnxEngine(
-        tracker.network, z_shape, x_shape, tracker.engine_track_kwargs(), policy, keep_graph=True, fast_convolutions=False
-    )
+    kwargs = tracker.engine_track_kwargs()
+    fp32 = OnnxEngine(tracker.network, z_shape, x_shape, kwargs, policy, keep_graph=True, fast_convolutions=False)
     # named by the fp32 graph's key, the calibration set, the hyper-parameters that cut the crops
     # and the recipe; cached as the fp32 graph is (sha256 sidecar, atomic writes)
     key = quantize.int8_key(fp32.key, plan, repr(getattr(tracker, "params", None)), fmt, True)

@@ -6,8 +6,11 @@ tracked frame feeds the network. Then every variant runs that same crop, with th
 state and the same thread count, one call each in turn for `rounds` rounds after a warm-up call
 each (a burst of load from another process falls on all of them alike):
 
-* `ort ALL` — what `auto` runs today: the exported graph, ORT_ENABLE_ALL (NCHWc layout transform
-  on x86), memory pattern and arena on, the crop's HWC uint8 -> NCHW float copy in NumPy;
+* `ort ALL` — what `auto` runs today: the exported graph (its big 3x3 convolutions as Winograd
+  F(4, 3), models/winograd.py), ORT_ENABLE_ALL (NCHWc layout transform on x86), memory pattern and
+  arena on, the crop's HWC uint8 -> NCHW float copy in NumPy;
+* `ort direct convs` — for a network with such convolutions, the same graph with all of them
+  direct (what `auto` ran before the Winograd rewrite);
 * `ort EXTENDED` / `ort BASIC` — lower graph optimisation levels (EXTENDED: no NCHWc transform);
 * `ort no mem pattern` / `ort no arena` — ORT's memory planning off;
 * `ort spinning` — intra-op threads spin-wait between ops (the compute policy turns it off);
@@ -88,7 +91,20 @@ def _uint8_hwc_graph(graph: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def _variants(tracker, patch, x, threads: int) -> dict:
+def _direct_graph(tracker) -> bytes | None:
+    """The tracker's graph with every convolution direct, where its engine's has Winograd ones (None
+    otherwise). Made before the tracker runs: a network that has tracked keeps per-frame state, and
+    an engine probed on it would take that state for template inputs."""
+    from ..core.engines import OnnxEngine
+
+    if not tracker.onnx_engine.winograd:
+        return None
+    z_shape, x_shape = tracker.engine_shapes()
+    kwargs = tracker.engine_track_kwargs()
+    return OnnxEngine(tracker.network, z_shape, x_shape, kwargs, keep_graph=True, fast_convolutions=False).graph
+
+
+def _variants(tracker, patch, x, threads: int, direct: bytes | None = None) -> dict:
     """name -> callable() returning the main outputs as NumPy arrays, in the graph's output order."""
     import onnxruntime as ort
     import torch
@@ -160,8 +176,11 @@ def _variants(tracker, patch, x, threads: int) -> dict:
         with torch.no_grad():
             return [t.numpy() for t in frozen(torch.from_numpy(to_tensor_layout(patch)))]
 
+    variants = {"ort ALL": ort_call()}
+    if direct is not None:
+        variants["ort direct convs"] = ort_call(model=direct)
     return {
-        "ort ALL": ort_call(),
+        **variants,
         "ort EXTENDED": ort_call(level("ORT_ENABLE_EXTENDED")),
         "ort BASIC": ort_call(level("ORT_ENABLE_BASIC")),
         "ort no mem pattern": ort_call(setattr_change("enable_mem_pattern", False)),
@@ -223,9 +242,10 @@ def study(name: str, frames: list, box, fixtures_dir: str, nano_dir: str, thread
 
     with tempfile.TemporaryDirectory() as tmp:
         tracker, _how = build_for_bench(name, "onnxruntime", fixtures_dir, nano_dir, tmp)
+        direct = _direct_graph(tracker)
         patch, x = _catch_crop(tracker, frames, box)
         x = torch.from_numpy(x)
-        variants = _variants(tracker, patch, x, threads)
+        variants = _variants(tracker, patch, x, threads, direct)
         reference = variants["torch eager"]()
         flops = conv_flops(tracker.network, x)
         sgemm, sgemm_flops = _sgemm()
