@@ -50,3 +50,12 @@ def test_parity_is_the_engine_tests_bound():
     bound = bench_options.NET_RTOL * 20 + bench_options.NET_ATOL
     assert bench_options._parity([np.array([10.0, -20.0])], ref) == 0
     assert bench_options._parity([ref[0] + [bound, 0]], ref) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_box_agreement_measures_the_difference():
+    a = np.array([[10.0, 10.0, 20.0, 20.0], [0.0, 0.0, 10.0, 10.0]])
+    b = a.copy()
+    assert bench_options.box_agreement(a, b) == (0.0, 0.0, 1.0)
+    b[1, 0] += 5.0  # half the second box's width: IoU 50 / 150
+    most, mean, low = bench_options.box_agreement(a, b)
+    assert most == 5.0 and mean == pytest.approx(5.0 / 8) and low == pytest.approx(1 / 3)

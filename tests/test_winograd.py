@@ -95,6 +95,19 @@ def test_light_backbones_are_left_alone():
     assert winograd.rewrites(AlexNetLegacy()) == 0
 
 
+class ShortcutNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(512, 1024, 3, padding=2, dilation=2, bias=False)
+        self.kernel = None
+
+    def template(self, z):
+        self.kernel = z.mean(dim=(2, 3), keepdim=True)
+
+    def track(self, x):
+        return {"cls": self.conv(x) * self.kernel.mean()}
+
+
 def test_engine_uses_it_in_cpu_fp32_graphs_only(tmp_path, monkeypatch):
     """A network with a qualifying convolution: the CPU fp32 engine's graph has no 3x3 Conv of that
     size and gives torch's output; the same engine asked without the rewrite (what int8 quantises)
@@ -105,20 +118,8 @@ def test_engine_uses_it_in_cpu_fp32_graphs_only(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SIAMSCOPE_CACHE", str(tmp_path))
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(512, 1024, 3, padding=2, dilation=2, bias=False)
-            self.kernel = None
-
-        def template(self, z):
-            self.kernel = z.mean(dim=(2, 3), keepdim=True)
-
-        def track(self, x):
-            return {"cls": self.conv(x) * self.kernel.mean()}
-
     torch.manual_seed(0)
-    net = Net().eval()
+    net = ShortcutNet().eval()
     fast = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False, keep_graph=True)
     plain = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False, fast_convolutions=False, keep_graph=True)
     assert fast.winograd and not plain.winograd and fast.key != plain.key
@@ -138,3 +139,15 @@ def test_engine_uses_it_in_cpu_fp32_graphs_only(tmp_path, monkeypatch):
     for engine in (fast, plain):
         got = engine.track(x)["cls"].numpy()
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max() + 1e-5
+
+
+def test_the_switch_turns_it_off(tmp_path, monkeypatch):
+    from trackers.core.engines import OnnxEngine
+
+    monkeypatch.setenv("SIAMSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setenv(winograd.ENV_SWITCH, "0")
+    assert not winograd.enabled()
+    engine = OnnxEngine(ShortcutNet().eval(), (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False)
+    assert not engine.winograd
+    monkeypatch.setenv(winograd.ENV_SWITCH, "1")
+    assert winograd.enabled()

@@ -670,7 +670,9 @@ class OnnxEngine:
             # the big 3x3 convolutions as Winograd F(4, 3) in a graph for the CPU (models/winograd.py):
             # not on the GPU (cuDNN picks its own algorithms), not for int8 (its convolutions are
             # integer GEMMs already, and a Winograd transform would be quantised too)
-            self.winograd = fast_convolutions and _cpu_graph(device) and winograd.rewrites(net) > 0
+            self.winograd = (
+                fast_convolutions and winograd.enabled() and _cpu_graph(device) and winograd.rewrites(net) > 0
+            )
             rewrite = f"|winograd F({winograd.TILE},3) >={winograd.QUALIFYING_CHANNEL_PRODUCT}" if self.winograd else ""
             self.key = hashlib.sha256(
                 (model_key(net, z_shape, self.x_shape, self.track_kwargs) + repr(layout) + rewrite).encode()

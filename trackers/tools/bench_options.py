@@ -283,6 +283,44 @@ def study(name: str, frames: list, box, fixtures_dir: str, nano_dir: str, thread
     return rows
 
 
+def closed_loop_boxes(name: str, frames: list, box, fixtures_dir: str, nano_dir: str) -> dict:
+    """variant -> (len(frames) - 1, 4) boxes, tracked closed loop from frames[0]'s box (each crop cut
+    around the last box, as a user's run): eager torch, ONNX Runtime as `auto` runs it, and ONNX
+    Runtime with every convolution direct (models/winograd.py's switch off)."""
+    from models import winograd
+
+    from ..run.session import Track
+    from .bench_timing import build_for_bench
+
+    def run(engine: str, direct: bool = False):
+        saved = os.environ.get(winograd.ENV_SWITCH)
+        os.environ[winograd.ENV_SWITCH] = "0" if direct else "1"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                tracker, _how = build_for_bench(name, engine, fixtures_dir, nano_dir, tmp)
+                track = Track(tracker)
+                track.init(frames[0], 0, box)
+                boxes = [track.step(f, i, keep_box=False).box for i, f in enumerate(frames[1:], 1)]
+        finally:
+            if saved is None:
+                os.environ.pop(winograd.ENV_SWITCH)
+            else:
+                os.environ[winograd.ENV_SWITCH] = saved
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+    return {"torch eager": run("torch"), "ort ALL": run("onnxruntime"), "ort direct convs": run("onnxruntime", True)}
+
+
+def box_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(largest |coordinate difference| px, mean |difference| px, smallest IoU) of two (N, 4) x,y,w,h
+    box arrays, frame by frame."""
+    from ..run.metrics import iou
+
+    diff = np.abs(a - b)
+    ious = iou(a, b) if len(a) else np.ones(1)
+    return float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0, float(np.min(ious))
+
+
 def main(argv=None) -> int:
     from ..core import compute
 
@@ -295,8 +333,18 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--video", default=DEFAULT_VIDEO)
+    ap.add_argument(
+        "--boxes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of timing: N frames tracked closed loop in eager torch, ONNX Runtime and ONNX "
+        "Runtime with every convolution direct; how far apart their boxes are",
+    )
     a = ap.parse_args(argv)
     compute.apply(compute.decide(a.threads))
+    if a.boxes:
+        return _print_boxes(a, read_frames(a.video, a.boxes + 1))
     frames = read_frames(a.video, 2)
     print(
         f"engine options study, {when_and_load()}, {a.threads} thread(s), "
@@ -306,6 +354,23 @@ def main(argv=None) -> int:
     )
     for name in [n.strip() for n in a.trackers.split(",") if n.strip()]:
         study(name, frames, BAG_BOX, os.path.join(SHARED, "fixtures"), DEFAULT_NANO_DIR, a.threads, a.rounds)
+    return 0
+
+
+def _print_boxes(a, frames: list) -> int:
+    from .bench_reference import when_and_load
+    from .bench_timing import BAG_BOX, DEFAULT_NANO_DIR, SHARED
+
+    print(
+        f"closed-loop boxes, {when_and_load()}, {os.path.basename(a.video)}, {len(frames) - 1} tracked frames "
+        f"from frame 0's box, {a.threads} thread(s)",
+        flush=True,
+    )
+    for name in [n.strip() for n in a.trackers.split(",") if n.strip()]:
+        runs = closed_loop_boxes(name, frames, BAG_BOX, os.path.join(SHARED, "fixtures"), DEFAULT_NANO_DIR)
+        for x, y in (("ort ALL", "torch eager"), ("ort direct convs", "torch eager"), ("ort ALL", "ort direct convs")):
+            most, mean, low = box_agreement(runs[x], runs[y])
+            print(f"  {name:20s} {x:17s} vs {y:17s} max |diff| {most:.4f} px  mean {mean:.5f} px  min IoU {low:.5f}")
     return 0
 
 
