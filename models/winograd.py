@@ -22,10 +22,13 @@ still holds for the whole network). Eager torch keeps the direct convolution (th
 arithmetic); only the exported CPU graph uses this (`fast_convolutions`, trackers/core/engines.py).
 
 Which convolutions: those whose weight has at least QUALIFYING_CHANNEL_PRODUCT input x output
-channels. Measured on this machine's 31x31 maps (ONNX Runtime, 2 threads; the study in
-docs/speed-profile.md), F(4, 3) runs layer4's 1024x2048 shortcut in 0.6x the direct convolution's
-time and layer3's 512x1024 one in 0.6x, while for 512x512 (layer4's 3x3s, dilation 4) and
-256x256 its layout copies cost more than the multiplications it saves.
+channels, on maps whose polyphase grids are at least MIN_PHASE_SIDE cells a side (checked per call:
+a smaller map runs the direct convolution). Measured one convolution at a time (ONNX Runtime, 2
+threads; the table in docs/speed-profile.md), F(4, 3) runs layer4's 1024x2048 shortcut in 0.6x the
+direct convolution's time, layer3's 512x1024 one in 0.6x, DaSiamRPN-big's 768x768 in 0.6x and
+AlexNet's 384x384 and 256x384 in 0.8x; for 512x512 at dilation 4 on 31x31 (grids of 8x8: layer4's
+3x3s) it is 1.45x slower, and for 256x256 the runs disagreed (0.8x-1.35x): the layout copies cost
+about what the multiplications save.
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ _AT = (
     (0, 1, 1, 4, 4, 0),
     (0, 1, -1, 8, -8, 1),
 )
-#: the smallest input x output channel product rewritten (see the module doc): 512 x 1024
-QUALIFYING_CHANNEL_PRODUCT = 512 * 1024
+#: the smallest input x output channel product rewritten (see the module doc): 256 x 384
+QUALIFYING_CHANNEL_PRODUCT = 256 * 384
+#: the smallest polyphase grid side (output side / dilation) computed by Winograd; below, direct
+#: (layer4's 3x3s at dilation 4 on 31x31 have grids of 8: slower; its shortcut's, 15.5: faster)
+MIN_PHASE_SIDE = 12
 #: set to 0 to export every convolution direct (smaller graphs: SiamRPN++ R50's is 493 MB with the
 #: rewrite, 215 MB without; the direct convolutions' rounding; about a fifth slower per R50 frame)
 ENV_SWITCH = "SIAMSCOPE_WINOGRAD"
@@ -124,12 +130,15 @@ class WinogradConv2d(nn.Module):
         out = torch.einsum("ix,jy->ijxy", at, at).reshape(m * m, n * n)
         self.register_buffer("output_transform", out.to(dtype=dtype, device=device))
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.direct = conv  # for maps too small to gain (MIN_PHASE_SIDE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, n, d, p = TILE, TILE + 2, self.dilation, self.padding
         c, k = self.in_channels, self.out_channels
         h, w = int(x.shape[2]), int(x.shape[3])
         ho, wo = h + 2 * p - 2 * d, w + 2 * p - 2 * d
+        if min(ho, wo) < MIN_PHASE_SIDE * d:
+            return self.direct(x)
         # per phase: ceil(out / d) outputs in tiles of m, each tile reading m + 2 phase rows
         th, tw = -(-(-(-ho // d)) // m), -(-(-(-wo // d)) // m)
         sh, sw = th * m + 2, tw * m + 2

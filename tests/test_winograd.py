@@ -35,7 +35,8 @@ REL_TOL = 3e-5
         (8, 16, 2, 2, 104, 104, 1, False),  # r50-lt's wide search map
     ],
 )
-def test_winograd_gives_the_direct_convolution(c, k, dilation, padding, h, w, batch, bias):
+def test_winograd_gives_the_direct_convolution(c, k, dilation, padding, h, w, batch, bias, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_PHASE_SIDE", 1)  # every map here by Winograd, the small ones too
     torch.manual_seed(0)
     conv = nn.Conv2d(c, k, 3, padding=padding, dilation=dilation, bias=bias).eval()
     x = torch.randn(batch, c, h, w) * 50
@@ -46,6 +47,19 @@ def test_winograd_gives_the_direct_convolution(c, k, dilation, padding, h, w, ba
     err = float((got - want).abs().max() / want.abs().max())
     assert err <= REL_TOL, err
     assert err > 0  # it did compute differently (the test would pass on the module itself otherwise)
+
+
+def test_small_maps_run_the_direct_convolution():
+    """Below MIN_PHASE_SIDE cells a polyphase grid side the module calls the convolution itself
+    (bit-identical); at the side, Winograd (not identical)."""
+    conv = nn.Conv2d(8, 8, 3, padding=4, dilation=4).eval()
+    module = WinogradConv2d(conv)
+    side = winograd.MIN_PHASE_SIDE * 4
+    with torch.no_grad():
+        small, large = torch.randn(1, 8, side - 1, side - 1), torch.randn(1, 8, side, side)
+        assert torch.equal(module(small), conv(small))
+        assert not torch.equal(module(large), conv(large))
+        assert torch.allclose(module(large), conv(large), rtol=0, atol=REL_TOL * float(conv(large).abs().max()))
 
 
 def test_only_plain_3x3_convolutions_are_taken():
@@ -63,16 +77,18 @@ def test_only_plain_3x3_convolutions_are_taken():
 def test_resnet50_rewrites_its_two_stage_shortcuts_and_gets_them_back():
     net = resnet50((2, 3, 4)).eval()
     shortcuts = [net.layer3[0].downsample[0], net.layer4[0].downsample[0]]
-    assert winograd.rewrites(net) == 2
+    # the two shortcuts and layer4's three 3x3s (512x512; at 255 px their dilation-4 grids are under
+    # MIN_PHASE_SIDE, so they run direct per call)
+    assert winograd.rewrites(net) == 5
     x = torch.rand(1, 3, 255, 255) * 255
     with torch.no_grad():
         want = net(x)
         with fast_convolutions(net) as n:
-            assert n == 2
+            assert n == 5
             assert isinstance(net.layer3[0].downsample[0], WinogradConv2d)
             assert isinstance(net.layer4[0].downsample[0], WinogradConv2d)
-            # the 3x3s of the blocks (512x512 at most) stay direct: no gain measured there
-            assert type(net.layer4[1].conv2) is nn.Conv2d
+            # layer3's block 3x3s (256x256) stay direct: no gain measured there
+            assert type(net.layer3[1].conv2) is nn.Conv2d
             got = net(x)
     assert [net.layer3[0].downsample[0], net.layer4[0].downsample[0]] == shortcuts
     for a, b in zip(got, want):
@@ -88,11 +104,13 @@ def test_the_modules_come_back_after_a_failed_export():
     assert net.layer3[0].downsample[0] is shortcut
 
 
-def test_light_backbones_are_left_alone():
+def test_which_backbone_convolutions_are_taken():
     from models.backbones import AlexNetLegacy, mobilenetv2
 
-    assert winograd.rewrites(mobilenetv2()) == 0
-    assert winograd.rewrites(AlexNetLegacy()) == 0
+    assert winograd.rewrites(mobilenetv2()) == 0  # no dense 3x3 of 256 x 384 channels or more
+    alex = AlexNetLegacy()
+    taken = [name for name, m in alex.named_modules() if winograd.qualifies(m)]
+    assert len(taken) == 3  # conv3, conv4, conv5 (256x384, 384x384, 384x256); not the 11x11 nor the 5x5
 
 
 class ShortcutNet(nn.Module):
@@ -120,8 +138,8 @@ def test_engine_uses_it_in_cpu_fp32_graphs_only(tmp_path, monkeypatch):
 
     torch.manual_seed(0)
     net = ShortcutNet().eval()
-    fast = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False, keep_graph=True)
-    plain = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False, fast_convolutions=False, keep_graph=True)
+    fast = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 31, 31), use_cache=False, keep_graph=True)
+    plain = OnnxEngine(net, (1, 512, 4, 4), (1, 512, 31, 31), use_cache=False, fast_convolutions=False, keep_graph=True)
     assert fast.winograd and not plain.winograd and fast.key != plain.key
     assert type(net.conv) is nn.Conv2d  # put back after the export
 
@@ -132,7 +150,7 @@ def test_engine_uses_it_in_cpu_fp32_graphs_only(tmp_path, monkeypatch):
     fast_convs = [n for n in onnx.load_from_string(fast.graph).graph.node if n.op_type == "Conv"]
     assert [a.i for n in fast_convs for a in n.attribute if a.name == "group"] == [512]
     assert ops(plain.graph).count("Conv") == 1 and "MatMul" not in ops(plain.graph)
-    z, x = torch.rand(1, 512, 4, 4), torch.rand(1, 512, 17, 17)
+    z, x = torch.rand(1, 512, 4, 4), torch.rand(1, 512, 31, 31)
     with torch.no_grad():
         net.template(z)
         want = net.track(x)["cls"].numpy()
@@ -147,7 +165,7 @@ def test_the_switch_turns_it_off(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMSCOPE_CACHE", str(tmp_path))
     monkeypatch.setenv(winograd.ENV_SWITCH, "0")
     assert not winograd.enabled()
-    engine = OnnxEngine(ShortcutNet().eval(), (1, 512, 4, 4), (1, 512, 17, 17), use_cache=False)
+    engine = OnnxEngine(ShortcutNet().eval(), (1, 512, 4, 4), (1, 512, 31, 31), use_cache=False)
     assert not engine.winograd
     monkeypatch.setenv(winograd.ENV_SWITCH, "1")
     assert winograd.enabled()
