@@ -63,7 +63,12 @@ def test_int8_graph_is_built_cached_and_its_calibration_recorded(tmp_path_factor
     assert [c["frames"] for c in record["calibration"]] == [[3, 5], [2, 4], [2, 4], [2, 4]]
     assert record["samples"] == 8
     assert record["calibration"][0]["box"] == [210.0, 162.0, 154.0, 154.0]
-    assert record["fp32_graph"] == os.path.basename(tracker.onnx_engine.path)
+    # quantised from the fp32 graph with every convolution direct (a Winograd transform would be
+    # quantised too: models/winograd.py), not from the fp32 engine's own graph, whose AlexNet conv3-5
+    # are Winograd ones
+    assert tracker.onnx_engine.winograd
+    assert record["fp32_graph"] != os.path.basename(tracker.onnx_engine.path)
+    assert os.path.isfile(os.path.join(engines.cache_dir(), record["fp32_graph"]))
 
     # a second tracker reads the cached graph: nothing is calibrated again
     def no_calibration(*a, **k):
