@@ -71,8 +71,8 @@ QUALIFYING_CHANNEL_PRODUCT = 256 * 384
 #: the smallest polyphase grid side (output side / dilation) computed by Winograd; below, direct
 #: (layer4's 3x3s at dilation 4 on 31x31 have grids of 8: slower; its shortcut's, 15.5: faster)
 MIN_PHASE_SIDE = 12
-#: set to 0 to export every convolution direct (smaller graphs: SiamRPN++ R50's is 493 MB with the
-#: rewrite, 215 MB without; the direct convolutions' rounding; about a fifth slower per R50 frame)
+#: set to 0 to export every convolution direct (smaller graphs: SiamRPN++ R50's is ~500 MB with the
+#: rewrite, ~200 MB without; the direct convolutions' rounding; about a fifth slower per R50 frame)
 ENV_SWITCH = "SIAMSCOPE_WINOGRAD"
 
 
