@@ -68,17 +68,43 @@ class Refine(nn.Module):
     def forward(self, features: Sequence[torch.Tensor], corr_feature: torch.Tensor, pos) -> torch.Tensor:
         """features = (stem 125x125, layer1 63x63, layer2 31x31) of the search crop; corr_feature the
         mask correlation (1, 256, S, S); pos = (y, x) cell. Returns (1, 127*127) logits."""
+        return self.decode(*self.windows(features, corr_feature, pos))
+
+    @staticmethod
+    def windows(features: Sequence[torch.Tensor], corr_feature: torch.Tensor, pos) -> tuple:
+        """The inputs of cell pos = (y, x): the stem, layer1 and layer2 windows centred on it and its
+        correlation vector, shaped REFINE_WINDOW_SHAPES (plain slicing: no weights)."""
         y, x = int(pos[0]), int(pos[1])
         # each level padded so that the window of cell (y, x) starts at stride * (y, x)
         p0 = F.pad(features[0], [16, 16, 16, 16])[:, :, 4 * y : 4 * y + 61, 4 * x : 4 * x + 61]
         p1 = F.pad(features[1], [8, 8, 8, 8])[:, :, 2 * y : 2 * y + 31, 2 * x : 2 * x + 31]
         p2 = F.pad(features[2], [4, 4, 4, 4])[:, :, y : y + 15, x : x + 15]
         p3 = corr_feature[:, :, y, x].reshape(-1, corr_feature.shape[1], 1, 1)
+        return p0, p1, p2, p3
+
+    def decode(self, p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, p3: torch.Tensor) -> torch.Tensor:
+        """The refinement's convolutions on windows(): (N, 127*127) logits."""
         out = self.deconv(p3)
         out = self.post0(F.interpolate(self.h2(out) + self.v2(p2), size=(31, 31), mode="nearest"))
         out = self.post1(F.interpolate(self.h1(out) + self.v1(p1), size=(61, 61), mode="nearest"))
         out = self.post2(F.interpolate(self.h0(out) + self.v0(p0), size=(REFINE_SIDE, REFINE_SIDE), mode="nearest"))
         return out.reshape(-1, REFINE_SIDE * REFINE_SIDE)
+
+
+#: the shapes of Refine.windows() for one cell: stem, layer1, layer2 windows and the correlation vector
+REFINE_WINDOW_SHAPES = ((1, 64, 61, 61), (1, 256, 31, 31), (1, 512, 15, 15), (1, 256, 1, 1))
+
+
+class RefineDecode(nn.Module):
+    """Refine.decode as a module of its own (the refinement's weighted part), so an engine can run it:
+    forward(p0, p1, p2, p3) -> logits."""
+
+    def __init__(self, refine: Refine):
+        super().__init__()
+        self.refine = refine
+
+    def forward(self, p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, p3: torch.Tensor) -> torch.Tensor:
+        return self.refine.decode(p0, p1, p2, p3)
 
 
 class SiamMaskNet(nn.Module):
@@ -127,6 +153,10 @@ class SiamMaskNet(nn.Module):
 
     def mask_refine(self, pos) -> torch.Tensor:
         """(1, 127*127) refined mask logits at score cell pos = (y, x) of the last track()."""
+        return self.refine_head.decode(*self.refine_windows(pos))
+
+    def refine_windows(self, pos) -> tuple:
+        """Refine.windows() of score cell pos = (y, x) of the last track()."""
         if self.mask_corr_feature is None:
             raise RuntimeError("SiamMaskNet.mask_refine called before track()")
-        return self.refine_head(self.refine_features, self.mask_corr_feature, pos)
+        return self.refine_head.windows(self.refine_features, self.mask_corr_feature, pos)

@@ -493,9 +493,10 @@ class FeatureGraph:
 
 
 class OnnxModule:
-    """A plain module's `forward(x)` (a tensor, or a tuple of tensors, out) on one input shape in
-    ONNX Runtime: a tracker's further per-frame calls beside its main network (the default
-    tracker's stride-8 verification crop), exported and cached as the main graph is."""
+    """A plain module's `forward(*inputs)` (a tensor, or a tuple of tensors, out) on fixed input
+    shapes in ONNX Runtime: a tracker's further per-frame calls beside its main network (the default
+    tracker's stride-8 verification crop, SiamMask's refinement), exported and cached as the main
+    graph is. `x_shape`: one input's shape, or a tuple of shapes for several inputs."""
 
     def __init__(
         self,
@@ -506,25 +507,35 @@ class OnnxModule:
         device: str | None = None,
     ):
         self.module = module.eval()
-        self.x_shape = tuple(int(v) for v in x_shape)
+        several = len(x_shape) > 0 and not isinstance(x_shape[0], int)
+        self.x_shapes = tuple(tuple(int(v) for v in shape) for shape in (x_shape if several else [x_shape]))
+        self.x_shape = self.x_shapes[0] if not several else None  # one input: its shape
+        self.input_names = ["x"] if not several else [f"x{i}" for i in range(len(self.x_shapes))]
         on = next(iter(module.parameters()), torch.empty(0)).device
-        x = (torch.rand(self.x_shape, generator=torch.Generator().manual_seed(0)) * 255).to(on)
+        gen = torch.Generator().manual_seed(0)
+        xs = tuple((torch.rand(shape, generator=gen) * 255).to(on) for shape in self.x_shapes)
         with torch.no_grad():
-            out = module(x)
+            out = module(*xs)
         self.single = isinstance(out, torch.Tensor)
         n = 1 if self.single else len(out)
         self.output_names = [f"out_{i}" for i in range(n)]
-        self.key = model_key(module, (), self.x_shape, {"outputs": n})
+        shape_key = self.x_shape if not several else [v for shape in self.x_shapes for v in (-1, *shape)]
+        self.key = model_key(module, (), shape_key, {"outputs": n})
         self.path = os.path.join(cache_dir(), f"{type(module).__name__}-{self.key[:20]}.onnx")
-        model = export_cached(module, (x,), ["x"], self.output_names, self.path, use_cache)
+        model = export_cached(module, xs, self.input_names, self.output_names, self.path, use_cache)
         self.session = make_session(model, policy, device)
         self.device_type = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._feed: dict = {}
 
-    def __call__(self, x):
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        self._feed["x"] = np.ascontiguousarray(x, dtype=np.float32)
+    def fits(self, xs) -> bool:
+        """Whether these inputs have the shapes the graph was exported for."""
+        return len(xs) == len(self.x_shapes) and all(tuple(x.shape) == s for x, s in zip(xs, self.x_shapes))
+
+    def __call__(self, *xs):
+        for name, x in zip(self.input_names, xs):
+            if isinstance(x, torch.Tensor):
+                x = x.detach().cpu().numpy()
+            self._feed[name] = np.ascontiguousarray(x, dtype=np.float32)
         got = self.session.run(self.output_names, self._feed)
         return torch.from_numpy(got[0]) if self.single else tuple(torch.from_numpy(a) for a in got)
 
@@ -967,12 +978,12 @@ class EngineMixin:
         engine (in `auto`, its measured decision)."""
         return {}
 
-    def run_module(self, name: str, x: torch.Tensor):
-        """engine_modules()[name] on x in the engine in use (torch for another shape)."""
+    def run_module(self, name: str, *xs: torch.Tensor):
+        """engine_modules()[name] on the inputs xs in the engine in use (torch for other shapes)."""
         onnx = self.onnx_modules.get(name) if self._usable_engine() is not None else None
-        if onnx is not None and tuple(x.shape) == onnx.x_shape:
-            return onnx(x)
-        return self.engine_modules()[name][0](x)
+        if onnx is not None and onnx.fits(xs):
+            return onnx(*xs)
+        return self.engine_modules()[name][0](*xs)
 
     # Device and precision of the torch network (`self.network`), shared by every tracker that
     # runs one: the cached template tensors move with it.
