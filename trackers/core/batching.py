@@ -134,10 +134,16 @@ class BatchedOnnxEngine(OnnxEngine):
         self.path = os.path.join(os.path.dirname(self.path), f"{type(net).__name__}-{self.key[:20]}-batch.onnx")
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
         axes = {name: {0: "batch"} for name in self.input_names + self.output_names}
-        with self.export_rewrites(net):
-            return export_cached(
-                graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache, dynamic_axes=axes
-            )
+        return export_cached(
+            graph,
+            (x, *flat_inputs),
+            self.input_names,
+            self.output_names,
+            self.path,
+            use_cache,
+            dynamic_axes=axes,
+            rewrites=self.export_rewrites(net),
+        )
 
     def set_state(self, state: dict) -> None:
         """Feed this stacked template state (attr -> tree of (N, ...) tensors) from the next call."""

@@ -381,12 +381,14 @@ def export_cached(
     path: str,
     use_cache: bool = True,
     dynamic_axes: dict | None = None,
+    rewrites=contextlib.nullcontext,
 ) -> bytes:
     """The ONNX graph of `module(*args)`, as bytes: the cached file at `path` where it is there and
     matches its sha256 (read_cached_graph), else exported (and, when `use_cache` and the cache
     folder is usable, written there with its sha256). The bytes checked are the bytes ONNX
     Runtime gets: the file is never reopened after its check. `dynamic_axes` (torch.onnx's) leaves
-    axes free: the batched graph's batch (core/batching.py)."""
+    axes free: the batched graph's batch (core/batching.py). `rewrites()`: the context the export
+    itself runs in (the Winograd rewrite), entered only when there is no cached graph."""
     if use_cache and os.path.dirname(os.path.abspath(path)) == os.path.abspath(cache_dir()):
         use_cache = usable_cache_dir() is not None  # (a caller's own folder is the caller's to check)
     if use_cache:
@@ -396,7 +398,7 @@ def export_cached(
     import io
 
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), rewrites():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
@@ -735,13 +737,23 @@ class OnnxEngine:
 
     def _cached_export(self, net, x, flat_inputs, use_cache: bool):
         graph = _TrackGraph(net, self.template_specs, self.track_kwargs, self.state_keys, self.plan).eval()
-        with self.export_rewrites(net):
-            return export_cached(graph, (x, *flat_inputs), self.input_names, self.output_names, self.path, use_cache)
+        return export_cached(
+            graph,
+            (x, *flat_inputs),
+            self.input_names,
+            self.output_names,
+            self.path,
+            use_cache,
+            rewrites=self.export_rewrites(net),
+        )
 
     def export_rewrites(self, net):
-        """The context an export runs in: the network's big convolutions as Winograd ones where
+        """What export_cached enters around an export (not on a cache hit: the transformed filters
+        take about 2 s for ResNet-50's two shortcuts): the network's big convolutions as Winograd ones where
         `self.winograd` (put back afterwards), else nothing."""
-        return winograd.fast_convolutions(net) if self.winograd else contextlib.nullcontext()
+        if not self.winograd:
+            return contextlib.nullcontext
+        return lambda: winograd.fast_convolutions(net)
 
     # -- per frame ------------------------------------------------------------------------------
     def _refresh_template(self) -> None:
